@@ -1,0 +1,50 @@
+#include "core/atomic_file.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace spinbayes {
+
+std::filesystem::path temporary_path_for(const std::filesystem::path& path) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  return tmp;
+}
+
+void commit_atomic(const std::filesystem::path& temporary, const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) {
+    std::filesystem::remove(temporary, ec);
+    throw Error(path.string() + ": cannot write (rename failed)");
+  }
+}
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
+  if (path.has_parent_path()) {
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+  }
+  const auto tmp = temporary_path_for(path);
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    throw Error(path.string() + ": cannot open for writing: " + std::strerror(errno));
+  }
+  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size() &&
+                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  const bool closed = std::fclose(f) == 0;
+  if (!ok || !closed) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw Error(path.string() + ": write failed");
+  }
+  commit_atomic(tmp, path);
+}
+
+}  // namespace spinbayes
