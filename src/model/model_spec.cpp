@@ -1,0 +1,171 @@
+#include "model/model_spec.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace spinbayes {
+
+DropoutKind parse_dropout_kind(const std::string& name) {
+  if (name == "none") return DropoutKind::none;
+  if (name == "element") return DropoutKind::element;
+  if (name == "spatial") return DropoutKind::spatial;
+  throw Error("dropout: unknown kind '" + name + "' (known: none, element, spatial)");
+}
+
+std::string to_string(DropoutKind kind) {
+  switch (kind) {
+    case DropoutKind::none: return "none";
+    case DropoutKind::element: return "element";
+    case DropoutKind::spatial: return "spatial";
+  }
+  return "none";
+}
+
+std::vector<std::string> architecture_names() { return {"mlp", "lenet", "vgg-small"}; }
+
+int default_width(const std::string& architecture) {
+  if (architecture == "mlp") return 512;  // hidden units
+  if (architecture == "lenet") return 32;  // channels of the first conv
+  return 32;                                // vgg-small: channels of the first stage
+}
+
+int ModelSpec::effective_width() const { return width > 0 ? width : default_width(architecture); }
+
+namespace {
+
+// Parses "last:N" into N; "all" gives -1.
+int parse_dropout_layers(const std::string& text) {
+  if (text == "all") return -1;
+  if (text.rfind("last:", 0) == 0) {
+    const std::string digits = text.substr(5);
+    if (!digits.empty() && digits.size() < 6 &&
+        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      const int n = std::stoi(digits);
+      if (n >= 1) return n;
+    }
+  }
+  throw Error("dropout-layers: expected 'all' or 'last:N' with N >= 1, got '" + text + "'");
+}
+
+}  // namespace
+
+void ModelSpec::validate() const {
+  const auto names = architecture_names();
+  if (std::find(names.begin(), names.end(), architecture) == names.end()) {
+    throw Error("model: unknown architecture '" + architecture + "' (known: mlp, lenet, vgg-small)");
+  }
+  if (width < 0 || width > 4096) throw Error("width: must be in 1..4096 (0 = default), got " + std::to_string(width));
+  if (!(p >= 0.0 && p < 1.0)) throw Error("p: dropout probability must be in [0, 1), got " + std::to_string(p));
+  parse_dropout_layers(dropout_layers);
+  if (channels < 1 || height < 8 || width_px < 8 || classes < 2) {
+    throw Error("input shape: need channels >= 1, height and width >= 8, classes >= 2");
+  }
+  if (!(input_std > 0.0f)) throw Error("input_std: must be positive");
+}
+
+std::int64_t LayerSpec::macs() const {
+  return static_cast<std::int64_t>(out_h) * out_w * out_channels * in_channels * kernel * kernel;
+}
+
+std::vector<LayerSpec> build_layers(const ModelSpec& spec) {
+  spec.validate();
+  const int w = spec.effective_width();
+  std::vector<LayerSpec> layers;
+  int c = spec.channels, h = spec.height, wd = spec.width_px;
+
+  auto conv = [&](int out, int k, int pad, bool pool) {
+    LayerSpec l;
+    l.kind = LayerSpec::Kind::conv;
+    l.in_channels = c;
+    l.out_channels = out;
+    l.kernel = k;
+    l.padding = pad;
+    l.in_h = h;
+    l.in_w = wd;
+    l.out_h = h + 2 * pad - k + 1;
+    l.out_w = wd + 2 * pad - k + 1;
+    if (l.out_h < 1 || l.out_w < 1 || (pool && (l.out_h < 2 || l.out_w < 2))) {
+      throw Error("input shape: " + std::to_string(spec.height) + "x" + std::to_string(spec.width_px) +
+                  " is too small for " + spec.architecture);
+    }
+    l.pool_after = pool;
+    layers.push_back(l);
+    c = out;
+    h = l.pooled_h();
+    wd = l.pooled_w();
+  };
+  auto linear = [&](int out) {
+    LayerSpec l;
+    l.kind = LayerSpec::Kind::linear;
+    l.in_channels = c * h * wd;  // flattened input
+    l.out_channels = out;
+    layers.push_back(l);
+    c = out;
+    h = wd = 1;
+  };
+
+  if (spec.architecture == "mlp") {
+    linear(w);
+    linear(w);
+    linear(spec.classes);
+  } else if (spec.architecture == "lenet") {
+    conv(w, 5, 0, true);
+    conv(2 * w, 5, 0, true);
+    linear(16 * w);
+    linear(spec.classes);
+  } else {  // vgg-small: three stages of two 3x3 convs and a max-pool, then a linear classifier
+    for (int stage = 0; stage < 3; ++stage) {
+      conv(w << stage, 3, 1, false);
+      conv(w << stage, 3, 1, true);
+    }
+    linear(spec.classes);
+  }
+  layers.front().real_input = true;
+  layers.back().output = true;
+
+  if (spec.dropout != DropoutKind::none) {
+    const int last_n = parse_dropout_layers(spec.dropout_layers);
+    const int count = static_cast<int>(layers.size());
+    // Dropout acts on binary inputs, so never on the first layer, whose input is the image.
+    const int first = last_n < 0 ? 1 : std::max(1, count - last_n);
+    for (int i = first; i < count; ++i) layers[i].dropout_before = true;
+  }
+  return layers;
+}
+
+void to_json(nlohmann::json& j, const ModelSpec& s) {
+  j = nlohmann::json{{"architecture", s.architecture}, {"width", s.effective_width()},
+                     {"dropout", to_string(s.dropout)}, {"p", s.p},
+                     {"dropout_layers", s.dropout_layers}, {"channels", s.channels},
+                     {"height", s.height}, {"width_px", s.width_px}, {"classes", s.classes},
+                     {"input_mean", s.input_mean}, {"input_std", s.input_std}};
+}
+
+void from_json(const nlohmann::json& j, ModelSpec& s) {
+  auto get = [&](const char* key, auto& value) {
+    if (!j.contains(key)) throw Error(std::string("model spec: missing key '") + key + "'");
+    try {
+      j.at(key).get_to(value);
+    } catch (const nlohmann::json::exception&) {
+      throw Error(std::string("model spec: key '") + key + "' has the wrong type");
+    }
+  };
+  std::string dropout;
+  get("architecture", s.architecture);
+  get("width", s.width);
+  get("dropout", dropout);
+  s.dropout = parse_dropout_kind(dropout);
+  get("p", s.p);
+  get("dropout_layers", s.dropout_layers);
+  get("channels", s.channels);
+  get("height", s.height);
+  get("width_px", s.width_px);
+  get("classes", s.classes);
+  get("input_mean", s.input_mean);
+  get("input_std", s.input_std);
+  s.validate();
+}
+
+}  // namespace spinbayes

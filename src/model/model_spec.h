@@ -1,0 +1,58 @@
+#pragma once
+// The architecture of a binary network, independent of any backend: which zoo model, its width,
+// where dropout sits and of which kind. The layer list derived from it is what the trainer, the
+// inference engine and the hardware cost model all walk.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace spinbayes {
+
+enum class DropoutKind { none, element, spatial };
+DropoutKind parse_dropout_kind(const std::string& name);  // throws Error for unknown names
+std::string to_string(DropoutKind kind);
+
+struct ModelSpec {
+  std::string architecture = "vgg-small";  // mlp | lenet | vgg-small
+  int width = 0;                           // 0 = the architecture's default (see default_width)
+  DropoutKind dropout = DropoutKind::spatial;
+  double p = 0.1;                          // drop probability, in [0, 1)
+  std::string dropout_layers = "all";      // all (every binary layer but the first) | last:N
+  int channels = 1, height = 28, width_px = 28, classes = 10;
+  float input_mean = 0.0f, input_std = 1.0f;  // input normalization, from the training set
+
+  int effective_width() const;
+  void validate() const;  // throws Error naming the field
+};
+
+std::vector<std::string> architecture_names();
+int default_width(const std::string& architecture);
+
+// One binary layer: a convolution (KxK, stride, padding) or a linear layer (kernel 1 on a 1x1 map),
+// followed by batch norm and, except for the output layer, sign and an optional 2x2 max-pool.
+struct LayerSpec {
+  enum class Kind { conv, linear };
+  Kind kind = Kind::conv;
+  int in_channels = 0, out_channels = 0;
+  int kernel = 1, stride = 1, padding = 0;
+  int in_h = 1, in_w = 1;    // input map size (1x1 for linear)
+  int out_h = 1, out_w = 1;  // output map size before pooling
+  bool pool_after = false;   // 2x2 max-pool, stride 2, floor
+  bool real_input = false;   // first layer: sees real-valued pixels
+  bool output = false;       // last layer: real logits (batch-norm scale and bias, no sign)
+  bool dropout_before = false;  // dropout on this layer's (binary) input
+
+  int pooled_h() const { return pool_after ? out_h / 2 : out_h; }
+  int pooled_w() const { return pool_after ? out_w / 2 : out_w; }
+  // Multiply-accumulates of one forward pass of one image through this layer.
+  std::int64_t macs() const;
+};
+
+std::vector<LayerSpec> build_layers(const ModelSpec& spec);
+
+void to_json(nlohmann::json& j, const ModelSpec& spec);
+void from_json(const nlohmann::json& j, ModelSpec& spec);  // validates; throws Error naming the key
+
+}  // namespace spinbayes

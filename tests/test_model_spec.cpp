@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "model/dropout_mask.h"
+#include "model/model_spec.h"
+
+using namespace spinbayes;
+
+TEST(ModelSpec, VggSmallLayersHaveTheDocumentedShapes) {
+  ModelSpec spec;
+  spec.architecture = "vgg-small";
+  spec.width = 32;
+  const auto layers = build_layers(spec);
+  ASSERT_EQ(layers.size(), 7u);
+  // 28 -> (conv, conv, pool) 14 -> 7 -> 3 (floor), then a linear classifier on 128 * 3 * 3 inputs.
+  EXPECT_EQ(layers[0].in_channels, 1);
+  EXPECT_EQ(layers[1].out_channels, 32);
+  EXPECT_TRUE(layers[1].pool_after);
+  EXPECT_EQ(layers[2].in_h, 14);
+  EXPECT_EQ(layers[5].out_channels, 128);
+  EXPECT_EQ(layers[5].pooled_h(), 3);
+  EXPECT_EQ(layers[6].kind, LayerSpec::Kind::linear);
+  EXPECT_EQ(layers[6].in_channels, 128 * 9);
+  EXPECT_TRUE(layers[0].real_input);
+  EXPECT_TRUE(layers[6].output);
+  // Layer 1: 28 * 28 windows x 32 outputs x 32 * 9 inputs.
+  EXPECT_EQ(layers[1].macs(), 28LL * 28 * 32 * 32 * 9);
+}
+
+TEST(ModelSpec, DropoutSitesSkipTheImageInput) {
+  ModelSpec spec;
+  spec.architecture = "lenet";
+  spec.dropout = DropoutKind::spatial;
+  auto layers = build_layers(spec);
+  ASSERT_EQ(layers.size(), 4u);
+  EXPECT_FALSE(layers[0].dropout_before);
+  for (std::size_t i = 1; i < layers.size(); ++i) EXPECT_TRUE(layers[i].dropout_before);
+
+  spec.dropout_layers = "last:2";
+  layers = build_layers(spec);
+  EXPECT_FALSE(layers[1].dropout_before);
+  EXPECT_TRUE(layers[2].dropout_before);
+  EXPECT_TRUE(layers[3].dropout_before);
+
+  spec.dropout_layers = "last:99";  // clamps at the first binary-input layer
+  layers = build_layers(spec);
+  EXPECT_FALSE(layers[0].dropout_before);
+  EXPECT_TRUE(layers[1].dropout_before);
+
+  spec.dropout = DropoutKind::none;
+  for (const auto& l : build_layers(spec)) EXPECT_FALSE(l.dropout_before);
+}
+
+TEST(ModelSpec, RejectsBadFieldsNamingThem) {
+  ModelSpec spec;
+  spec.p = 1.0;
+  EXPECT_THROW(
+      {
+        try {
+          spec.validate();
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("p:"), std::string::npos);
+          throw;
+        }
+      },
+      Error);
+  spec.p = -0.1;
+  EXPECT_THROW(spec.validate(), Error);
+  spec.p = 0.1;
+  spec.architecture = "resnet";
+  EXPECT_THROW(spec.validate(), Error);
+  spec.architecture = "mlp";
+  spec.dropout_layers = "last:0";
+  EXPECT_THROW(spec.validate(), Error);
+  spec.dropout_layers = "first:2";
+  EXPECT_THROW(spec.validate(), Error);
+  EXPECT_THROW(parse_dropout_kind("gaussian"), Error);
+}
+
+TEST(ModelSpec, JsonRoundTrip) {
+  ModelSpec spec;
+  spec.architecture = "mlp";
+  spec.width = 64;
+  spec.dropout = DropoutKind::element;
+  spec.p = 0.25;
+  spec.dropout_layers = "last:1";
+  spec.input_mean = 0.3f;
+  spec.input_std = 0.35f;
+  const nlohmann::json j = spec;
+  const auto back = j.get<ModelSpec>();
+  EXPECT_EQ(back.architecture, "mlp");
+  EXPECT_EQ(back.width, 64);
+  EXPECT_EQ(back.dropout, DropoutKind::element);
+  EXPECT_DOUBLE_EQ(back.p, 0.25);
+  EXPECT_EQ(back.dropout_layers, "last:1");
+  EXPECT_FLOAT_EQ(back.input_std, 0.35f);
+  nlohmann::json broken = j;
+  broken.erase("classes");
+  EXPECT_THROW(broken.get<ModelSpec>(), Error);
+}
+
+TEST(DropoutMask, IsAPureFunctionWithTheRequestedRate) {
+  // Same key, same bit; the keep rate over many units approaches 1 - p.
+  int kept = 0;
+  const int units = 200000;
+  for (int u = 0; u < units; ++u) {
+    const bool a = dropout_keeps(7, 3, 1, 2, static_cast<std::uint64_t>(u), 0.3);
+    EXPECT_EQ(a, dropout_keeps(7, 3, 1, 2, static_cast<std::uint64_t>(u), 0.3));
+    kept += a;
+  }
+  // Binomial standard deviation sqrt(n p (1-p)) ~ 205: allow 5 sigma.
+  EXPECT_NEAR(kept, 0.7 * units, 1025);
+  // Different samples give different masks.
+  int differ = 0;
+  for (int u = 0; u < 1000; ++u) {
+    differ += dropout_keeps(7, 3, 1, 2, static_cast<std::uint64_t>(u), 0.5) !=
+              dropout_keeps(7, 3, 2, 2, static_cast<std::uint64_t>(u), 0.5);
+  }
+  EXPECT_GT(differ, 400);
+  EXPECT_LT(differ, 600);
+}
