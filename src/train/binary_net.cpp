@@ -1,0 +1,115 @@
+#include "train/binary_net.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <string>
+
+#include "model/dropout_mask.h"
+
+namespace spinbayes {
+
+torch::Tensor binary_sign(const torch::Tensor& x) {
+  return torch::where(x >= 0, torch::ones_like(x), -torch::ones_like(x));
+}
+
+namespace {
+
+// Straight-through estimator for weights: forward sign(w), backward identity
+// (the clip to [-1, 1] after each step keeps the latent weights where the gradient is meaningful).
+torch::Tensor binarize_weights(const torch::Tensor& w) { return w + (binary_sign(w) - w).detach(); }
+
+// Straight-through estimator for activations: forward sign(x), backward 1{|x| <= 1}
+// (the gradient of hardtanh).
+torch::Tensor binarize_activations(const torch::Tensor& x) {
+  const auto clipped = torch::hardtanh(x);
+  return clipped + (binary_sign(x) - clipped).detach();
+}
+
+}  // namespace
+
+BinaryNetImpl::BinaryNetImpl(const ModelSpec& spec) : spec_(spec), layers_(build_layers(spec)) {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& l = layers_[i];
+    const std::string name = "layer" + std::to_string(i);
+    torch::Tensor w;
+    if (l.kind == LayerSpec::Kind::conv) {
+      w = torch::empty({l.out_channels, l.in_channels, l.kernel, l.kernel});
+      bn2d_.push_back(register_module(name + "_bn", torch::nn::BatchNorm2d(l.out_channels)));
+      bn1d_.emplace_back(nullptr);
+    } else {
+      w = torch::empty({l.out_channels, l.in_channels});
+      bn1d_.push_back(register_module(name + "_bn", torch::nn::BatchNorm1d(l.out_channels)));
+      bn2d_.emplace_back(nullptr);
+    }
+    // Latent weights start small and symmetric; their signs are what the network uses.
+    const double bound = 1.0 / std::sqrt(static_cast<double>(w.numel() / l.out_channels));
+    torch::nn::init::uniform_(w, -bound, bound);
+    weights_.push_back(register_parameter(name + "_weight", w));
+  }
+}
+
+int BinaryNetImpl::first_dropout_layer() const {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i].dropout_before) return static_cast<int>(i);
+  }
+  return static_cast<int>(layers_.size());
+}
+
+void BinaryNetImpl::clip_weights() {
+  torch::NoGradGuard no_grad;
+  for (auto& w : weights_) w.clamp_(-1.0, 1.0);
+}
+
+torch::Tensor BinaryNetImpl::dropout_mask(const torch::Tensor& input, int layer,
+                                          const MaskContext& masks) const {
+  const LayerSpec& l = layers_[static_cast<std::size_t>(layer)];
+  const double p = spec_.p;
+  const bool per_channel = spec_.dropout == DropoutKind::spatial && l.kind == LayerSpec::Kind::conv;
+  const std::int64_t n = input.size(0);
+  // Spatial: one draw per (image, channel), broadcast over H x W. Element (and every linear layer):
+  // one draw per input element.
+  const std::int64_t units = per_channel ? input.size(1) : input.numel() / n;
+  auto mask = torch::empty({n, units});
+  float* m = mask.data_ptr<float>();
+  const float keep_scale = static_cast<float>(1.0 / (1.0 - p));  // inverted dropout
+  at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const auto image = static_cast<std::uint64_t>(masks.image_ids[i]);
+      for (std::int64_t u = 0; u < units; ++u) {
+        m[i * units + u] = dropout_keeps(masks.seed, image, masks.sample, layer,
+                                         static_cast<std::uint64_t>(u), p)
+                               ? keep_scale
+                               : 0.0f;
+      }
+    }
+  });
+  if (per_channel) return mask.view({n, units, 1, 1});
+  return mask.view(input.sizes());
+}
+
+torch::Tensor BinaryNetImpl::forward(const torch::Tensor& x, const MaskContext& masks, int from, int to) {
+  const int count = static_cast<int>(layers_.size());
+  if (to < 0) to = count;
+  torch::Tensor h = x;
+  if (from == 0) h = (x - spec_.input_mean) / spec_.input_std;
+  for (int i = from; i < to; ++i) {
+    const LayerSpec& l = layers_[static_cast<std::size_t>(i)];
+    if (l.kind == LayerSpec::Kind::linear) h = h.flatten(1);
+    if (l.dropout_before && masks.active && spec_.p > 0.0) h = h * dropout_mask(h, i, masks);
+    const auto wb = binarize_weights(weights_[static_cast<std::size_t>(i)]);
+    if (l.kind == LayerSpec::Kind::conv) {
+      h = torch::conv2d(h, wb, {}, l.stride, l.padding);
+      h = bn2d_[static_cast<std::size_t>(i)]->forward(h);
+    } else {
+      h = torch::linear(h, wb);
+      h = bn1d_[static_cast<std::size_t>(i)]->forward(h);
+    }
+    if (l.output) break;
+    h = binarize_activations(h);
+    if (l.pool_after) h = torch::max_pool2d(h, 2, 2);
+  }
+  return h;
+}
+
+}  // namespace spinbayes

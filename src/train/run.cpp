@@ -1,0 +1,72 @@
+#include "train/run.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace spinbayes {
+
+void TrainOptions::validate() const {
+  spec.validate();
+  if (epochs < 1 || epochs > 100000) throw Error("epochs: must be >= 1, got " + std::to_string(epochs));
+  if (batch < 2 || batch > 65536) throw Error("batch: must be in 2..65536, got " + std::to_string(batch));
+  if (!(lr > 0.0 && lr < 10.0)) throw Error("lr: must be in (0, 10), got " + std::to_string(lr));
+  if (validation < 0) throw Error("validation: must be >= 0");
+  if (subset < 0) throw Error("subset: must be >= 0");
+  if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
+}
+
+void save_run_config(const TrainOptions& o) {
+  const nlohmann::json j = {
+      {"format", "spinbayes-run"},
+      {"version", 1},
+      {"model", o.spec},
+      {"training",
+       {{"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"seed", o.seed},
+        {"validation", o.validation}, {"subset", o.subset}, {"threads", o.threads}}}};
+  write_file_atomic(o.out / "config.json", j.dump(2) + "\n");
+}
+
+TrainOptions load_run_config(const std::filesystem::path& dir) {
+  const auto path = dir / "config.json";
+  std::ifstream in(path);
+  if (!in) throw Error(path.string() + ": not found (not a training run directory?)");
+  std::stringstream text;
+  text << in.rdbuf();
+  TrainOptions o;
+  try {
+    const auto j = nlohmann::json::parse(text.str());
+    if (j.value("format", "") != "spinbayes-run") throw Error("not a spinbayes run configuration");
+    if (j.value("version", 0) != 1) throw Error("unsupported version");
+    if (!j.contains("model") || !j.contains("training")) throw Error("missing 'model' or 'training'");
+    o.spec = j.at("model").get<ModelSpec>();
+    const auto& t = j.at("training");
+    o.epochs = t.at("epochs").get<int>();
+    o.batch = t.at("batch").get<int>();
+    o.lr = t.at("lr").get<double>();
+    o.seed = t.at("seed").get<std::uint64_t>();
+    o.validation = t.at("validation").get<int>();
+    o.subset = t.at("subset").get<int>();
+    o.threads = t.at("threads").get<int>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path.string() + ": corrupt configuration (" + std::string(e.what()).substr(0, 120) + ")");
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what());
+  }
+  o.out = dir;
+  o.validate();
+  return o;
+}
+
+TrainingSplit load_training_split(const DataPaths& paths, int validation, int subset, std::uint64_t seed) {
+  const ImageSet full = load_fashion_mnist(paths, "train");
+  if (validation >= full.n) throw Error("validation: must be smaller than the training set");
+  auto [train, val] = split_train_validation(full, validation, seed);
+  if (subset > 0) train = random_subset(train, subset, seed + 1);
+  return {std::move(train), std::move(val)};
+}
+
+}  // namespace spinbayes

@@ -1,0 +1,56 @@
+#pragma once
+// A training run: its options (saved as DIR/config.json), the data split it used, and the entry
+// points into the LibTorch trainer. This header is torch-free; the CLI and tests include it.
+#include <cstdint>
+#include <filesystem>
+
+#include "data/datasets.h"
+#include "data/image_set.h"
+#include "model/model_spec.h"
+
+namespace spinbayes {
+
+struct TrainOptions {
+  ModelSpec spec;
+  int epochs = 10;
+  int batch = 100;
+  double lr = 2e-3;  // Adam, cosine-annealed to 0 over the run
+  std::uint64_t seed = 1;
+  int validation = 5000;  // images held out of the training set (seeded split)
+  int subset = 0;         // train on this many images only (0 = all)
+  int threads = 2;        // LibTorch intra-op threads
+  // Not part of the saved configuration:
+  std::filesystem::path out;
+  bool resume = false;
+  bool quiet = false;
+  int stop_after_epochs = 0;  // end this invocation after so many completed epochs, as an interruption would
+  DataPaths paths = DataPaths::from_environment();
+
+  void validate() const;  // throws Error naming the field
+};
+
+// DIR/config.json: {"format": "spinbayes-run", "version": 1, "model": {...}, "training": {...}}.
+void save_run_config(const TrainOptions& options);
+TrainOptions load_run_config(const std::filesystem::path& dir);
+
+struct TrainingSplit {
+  ImageSet train, validation;
+};
+// Fashion-MNIST's training set split into (train, validation) by the run's seed, then the train part
+// cut to `subset` images when subset > 0.
+TrainingSplit load_training_split(const DataPaths& paths, int validation, int subset, std::uint64_t seed);
+
+struct TrainResult {
+  int epochs = 0;
+  double seconds = 0.0;
+  double validation_accuracy = 0.0;  // deterministic pass (dropout off)
+};
+
+// Trains (or resumes) the run described by `options`; writes config.json, checkpoint.pt and
+// train.jsonl into options.out, each atomically.
+TrainResult train_model(const TrainOptions& options);
+
+// Sets LibTorch's intra-op threads (and keeps BLAS single-threaded, so there is one pool).
+void configure_threads(int threads);
+
+}  // namespace spinbayes

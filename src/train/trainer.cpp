@@ -1,0 +1,259 @@
+// Training loop: Adam with a cosine learning-rate schedule, BinaryNet weight clipping, per-epoch
+// atomic checkpoints and a resumable history. Every random draw is keyed by the run's seed.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <numbers>
+
+#include "core/atomic_file.h"
+#include "core/counter_rng.h"
+#include "core/error.h"
+#include "model/dropout_mask.h"
+#include "train/binary_net.h"
+#include "train/run.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace spinbayes {
+
+void configure_threads(int threads) {
+  openblas_set_num_threads(1);
+  at::set_num_threads(threads);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long>(std::lround(std::max(0.0, seconds)));
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+// One progress line, redrawn in place on a terminal, printed every 25 % otherwise.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : quiet_(quiet), tty_(::isatty(STDERR_FILENO) != 0) {}
+  void update(int epoch, int epochs, double fraction, double loss, double acc, double eta_seconds) {
+    if (quiet_) return;
+    const auto now = Clock::now();
+    const int quarter = static_cast<int>(fraction * 4);
+    if (tty_ ? (now - last_ < std::chrono::milliseconds(250) && fraction < 1.0) : quarter == last_quarter_) return;
+    last_ = now;
+    last_quarter_ = quarter;
+    const int filled = static_cast<int>(fraction * 20);
+    const std::string bar = std::string(static_cast<std::size_t>(filled), '#') + std::string(20 - filled, '.');
+    std::fprintf(stderr, "%sepoch %d/%d [%s] %3.0f%%  loss %.4f  acc %5.2f%%  ETA %s%s", tty_ ? "\r" : "",
+                 epoch, epochs, bar.c_str(), 100.0 * fraction, loss, 100.0 * acc,
+                 format_duration(eta_seconds).c_str(), tty_ ? "   " : "\n");
+    std::fflush(stderr);
+  }
+  void line(const std::string& text) {
+    if (quiet_) return;
+    std::fprintf(stderr, "%s%s\n", tty_ ? "\r" : "", text.c_str());
+  }
+
+ private:
+  bool quiet_, tty_;
+  Clock::time_point last_{};
+  int last_quarter_ = -1;
+};
+
+torch::Tensor batch_tensor(const ImageSet& set, const std::vector<int>& order, int start, int count,
+                           std::vector<std::int64_t>& ids, torch::Tensor& labels) {
+  auto x = torch::empty({count, set.c, set.h, set.w});
+  labels = torch::empty({count}, torch::kInt64);
+  ids.resize(static_cast<std::size_t>(count));
+  float* dst = x.data_ptr<float>();
+  auto* lab = labels.data_ptr<std::int64_t>();
+  const std::size_t size = set.image_size();
+  for (int i = 0; i < count; ++i) {
+    const int index = order[static_cast<std::size_t>(start + i)];
+    std::copy_n(set.image(index), size, dst + static_cast<std::size_t>(i) * size);
+    lab[i] = set.labels[static_cast<std::size_t>(index)];
+    ids[static_cast<std::size_t>(i)] = index;
+  }
+  return x;
+}
+
+// Accuracy of a deterministic pass (dropout off, batch-norm running statistics).
+double evaluate_accuracy(BinaryNet& net, const ImageSet& set) {
+  if (set.n == 0) return 0.0;
+  torch::NoGradGuard no_grad;
+  net->eval();
+  std::int64_t correct = 0;
+  const int batch = 1000;
+  for (int start = 0; start < set.n; start += batch) {
+    const int count = std::min(batch, set.n - start);
+    auto x = torch::from_blob(const_cast<float*>(set.image(start)), {count, set.c, set.h, set.w}, torch::kFloat32);
+    const auto predicted = net->forward(x, MaskContext{}).argmax(1);
+    const auto* p = predicted.data_ptr<std::int64_t>();
+    for (int i = 0; i < count; ++i) correct += p[i] == set.labels[static_cast<std::size_t>(start + i)];
+  }
+  net->train();
+  return static_cast<double>(correct) / set.n;
+}
+
+// Pixel mean and standard deviation of a set, for input normalization.
+std::pair<float, float> pixel_statistics(const ImageSet& set) {
+  double sum = 0.0, sum_sq = 0.0;
+  for (float v : set.pixels) {
+    sum += v;
+    sum_sq += static_cast<double>(v) * v;
+  }
+  const double n = static_cast<double>(set.pixels.size());
+  const double mean = sum / n;
+  return {static_cast<float>(mean), static_cast<float>(std::sqrt(std::max(1e-12, sum_sq / n - mean * mean)))};
+}
+
+void save_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::optim::Adam& optimizer, int epoch,
+                     const nlohmann::json& history) {
+  torch::serialize::OutputArchive archive;
+  net->save(archive);
+  torch::serialize::OutputArchive optimizer_archive;
+  optimizer.save(optimizer_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("epoch", torch::tensor(static_cast<std::int64_t>(epoch)));
+  archive.write("history", c10::IValue(history.dump()));
+  const auto tmp = temporary_path_for(path);
+  try {
+    archive.save_to(tmp.string());
+  } catch (const c10::Error&) {
+    throw Error(path.string() + ": cannot write checkpoint");
+  }
+  commit_atomic(tmp, path);
+}
+
+int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::optim::Adam& optimizer,
+                    nlohmann::json& history) {
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path.string());
+    net->load(archive);
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+    torch::Tensor epoch;
+    archive.read("epoch", epoch);
+    c10::IValue text;
+    archive.read("history", text);
+    history = nlohmann::json::parse(text.toStringRef());
+    return static_cast<int>(epoch.item<std::int64_t>());
+  } catch (const c10::Error&) {
+    throw Error(path.string() + ": corrupt or incompatible checkpoint");
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path.string() + ": corrupt training history");
+  }
+}
+
+}  // namespace
+
+TrainResult train_model(const TrainOptions& input_options) {
+  TrainOptions options = input_options;
+  options.validate();
+  configure_threads(options.threads);
+  const auto checkpoint_path = options.out / "checkpoint.pt";
+  const bool resuming = options.resume && std::filesystem::exists(checkpoint_path);
+  if (!options.resume && std::filesystem::exists(checkpoint_path)) {
+    throw Error(options.out.string() + ": already holds a trained run (use --resume or another --out)");
+  }
+  std::filesystem::create_directories(options.out);
+
+  TrainingSplit data = load_training_split(options.paths, options.validation, options.subset, options.seed);
+  if (resuming) {
+    const TrainOptions saved = load_run_config(options.out);
+    options.spec = saved.spec;  // the architecture and normalization of the run being resumed
+  } else {
+    std::tie(options.spec.input_mean, options.spec.input_std) = pixel_statistics(data.train);
+    options.spec.channels = data.train.c;
+    options.spec.height = data.train.h;
+    options.spec.width_px = data.train.w;
+  }
+  save_run_config(options);
+
+  torch::manual_seed(options.seed);
+  BinaryNet net(options.spec);
+  torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.lr));
+  nlohmann::json history = nlohmann::json::array();
+  int first_epoch = 0;
+  if (resuming) first_epoch = load_checkpoint(checkpoint_path, net, optimizer, history);
+  net->train();
+
+  const ImageSet& train = data.train;
+  const int steps_per_epoch = std::max(1, train.n / options.batch);  // a last partial batch is dropped
+  const long total_steps = static_cast<long>(steps_per_epoch) * options.epochs;
+  const std::uint64_t mask_seed = stream_seed(options.seed, name_tag("train"));
+  Progress progress(options.quiet);
+  TrainResult result;
+  result.seconds = history.empty() ? 0.0 : history.back().value("seconds", 0.0);
+
+  for (int epoch = first_epoch; epoch < options.epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    // Fisher-Yates with a per-epoch stream: the order depends on (seed, epoch) only.
+    std::vector<int> order(static_cast<std::size_t>(train.n));
+    for (int i = 0; i < train.n; ++i) order[static_cast<std::size_t>(i)] = i;
+    SplitMix64 shuffle_rng(hash_key(options.seed, name_tag("shuffle"), static_cast<std::uint64_t>(epoch)));
+    for (int i = train.n - 1; i > 0; --i) {
+      const auto j = static_cast<int>(shuffle_rng() % static_cast<std::uint64_t>(i + 1));
+      std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+    }
+    double loss_sum = 0.0;
+    std::int64_t correct = 0, seen = 0;
+    std::vector<std::int64_t> ids;
+    for (int step = 0; step < steps_per_epoch; ++step) {
+      const long global_step = static_cast<long>(epoch) * steps_per_epoch + step;
+      const double lr = options.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * global_step / total_steps));
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      }
+      torch::Tensor labels;
+      const auto x = batch_tensor(train, order, step * options.batch, options.batch, ids, labels);
+      const MaskContext masks{true, mask_seed, static_cast<std::uint64_t>(epoch), ids.data()};
+      const auto logits = net->forward(x, masks);
+      const auto loss = torch::nn::functional::cross_entropy(logits, labels);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      net->clip_weights();
+
+      loss_sum += loss.item<double>() * options.batch;
+      correct += logits.argmax(1).eq(labels).sum().item<std::int64_t>();
+      seen += options.batch;
+      const double elapsed = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      const double per_step = elapsed / (step + 1);
+      const double eta = per_step * (static_cast<double>(total_steps) - global_step - 1);
+      progress.update(epoch + 1, options.epochs, (step + 1.0) / steps_per_epoch, loss_sum / seen,
+                      static_cast<double>(correct) / seen, eta);
+    }
+    const double validation_accuracy = evaluate_accuracy(net, data.validation);
+    result.seconds += std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    history.push_back({{"epoch", epoch + 1},
+                       {"loss", loss_sum / std::max<std::int64_t>(seen, 1)},
+                       {"train_accuracy", static_cast<double>(correct) / std::max<std::int64_t>(seen, 1)},
+                       {"validation_accuracy", validation_accuracy},
+                       {"lr_end", options.lr * 0.5 *
+                                      (1.0 + std::cos(std::numbers::pi * (epoch + 1.0) * steps_per_epoch /
+                                                      total_steps))},
+                       {"seconds", result.seconds}});
+    save_checkpoint(checkpoint_path, net, optimizer, epoch + 1, history);
+    std::string lines;
+    for (const auto& entry : history) lines += entry.dump() + "\n";
+    write_file_atomic(options.out / "train.jsonl", lines);
+    progress.line(fmt::format("epoch {}/{}: loss {:.4f}, train acc {:.2f}%, validation acc {:.2f}%, {}",
+                              epoch + 1, options.epochs, history.back()["loss"].get<double>(),
+                              100.0 * history.back()["train_accuracy"].get<double>(),
+                              100.0 * validation_accuracy, format_duration(result.seconds)));
+    if (options.stop_after_epochs > 0 && epoch + 1 - first_epoch >= options.stop_after_epochs) break;
+  }
+  result.epochs = history.empty() ? 0 : history.back()["epoch"].get<int>();
+  result.validation_accuracy = history.empty() ? 0.0 : history.back()["validation_accuracy"].get<double>();
+  return result;
+}
+
+}  // namespace spinbayes
