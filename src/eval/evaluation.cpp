@@ -1,0 +1,178 @@
+#include "eval/evaluation.h"
+
+#include <chrono>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "model/dropout_mask.h"
+#include "train/run.h"
+#include "train/torch_model.h"
+#include "uncertainty/metrics.h"
+
+namespace spinbayes {
+
+OodScore parse_ood_score(const std::string& name) {
+  if (name == "entropy") return OodScore::entropy;
+  if (name == "mi") return OodScore::mutual_information;
+  throw Error("score: unknown OOD score '" + name + "' (known: entropy, mi)");
+}
+
+void EvalOptions::validate() const {
+  if (samples < 1 || samples > 10000) throw Error("samples: must be in 1..10000, got " + std::to_string(samples));
+  if (test_count < 0) throw Error("test-count: must be >= 0");
+  if (ood_count < 0) throw Error("ood-count: must be >= 0");
+  if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
+  const auto known = ood_set_names();
+  for (const auto& name : ood) {
+    if (name.rfind("idx:", 0) == 0) {
+      if (name.size() == 4) throw Error("ood: 'idx:' needs a path, as in idx:/path/to/images-idx3-ubyte");
+      continue;
+    }
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      throw Error("ood: unknown OOD set '" + name + "' (known: mnist, gaussian, uniform, rotate90, invert, idx:PATH)");
+    }
+  }
+}
+
+namespace {
+
+const std::vector<double>& ood_scores(const PredictiveSummary& s, OodScore score) {
+  return score == OodScore::entropy ? s.entropy : s.mutual_information;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double sum = 0.0;
+  for (double x : v) sum += x;
+  return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+EvalReport evaluate(const EvalOptions& options) {
+  options.validate();
+  const auto start = std::chrono::steady_clock::now();
+  const TrainOptions run = load_run_config(options.model);
+  configure_threads(options.threads);
+  const TorchModel model = TorchModel::load(options.model);
+
+  ImageSet test = load_fashion_mnist(options.paths, "test");
+  if (options.test_count > 0 && options.test_count < test.n) {
+    std::vector<int> first(static_cast<std::size_t>(options.test_count));
+    for (int i = 0; i < options.test_count; ++i) first[static_cast<std::size_t>(i)] = i;
+    test = select_images(test, first);
+  }
+  // OOD sets are built before any inference so that a bad name or file fails fast.
+  const int ood_count = options.ood_count > 0 ? options.ood_count : test.n;
+  std::vector<ImageSet> ood_sets;
+  for (const auto& name : options.ood) {
+    ood_sets.push_back(make_ood_set(name, test, ood_count, options.paths, options.seed));
+  }
+  ImageSet validation;
+  if (run.validation > 0) {
+    validation = load_training_split(options.paths, run.validation, run.subset, run.seed).validation;
+  }
+
+  const bool dropout = !options.deterministic;
+  auto predict = [&](const ImageSet& set, const char* tag) {
+    return summarize(model.predict(set, options.samples, stream_seed(options.seed, name_tag(tag)), dropout));
+  };
+
+  EvalReport r;
+  r.spec = model.spec();
+  r.model_dir = options.model.string();
+  r.deterministic = options.deterministic;
+  r.score = options.score == OodScore::entropy ? "entropy" : "mi";
+  const PredictiveSummary s = predict(test, "test");
+  r.samples = dropout && r.spec.dropout != DropoutKind::none && r.spec.p > 0.0 ? options.samples : 1;
+  r.test_images = test.n;
+  r.accuracy = accuracy(s, test.labels);
+  r.nll = negative_log_likelihood(s, test.labels);
+  r.ece = expected_calibration_error(s, test.labels, r.spec.classes, 15);
+  r.brier = brier_score(s, test.labels, r.spec.classes);
+  r.mean_entropy = mean_of(s.entropy);
+  r.mean_mutual_information = mean_of(s.mutual_information);
+  r.mean_variance = mean_of(s.variance);
+
+  const auto& in_scores = ood_scores(s, options.score);
+  if (validation.n > 0) {
+    const PredictiveSummary v = predict(validation, "validation");
+    r.threshold = quantile_threshold(ood_scores(v, options.score), 0.95);
+    r.validation_images = validation.n;
+    r.threshold_source = "validation";
+  } else {
+    r.threshold = quantile_threshold(in_scores, 0.95);
+    r.threshold_source = "test";
+  }
+  for (std::size_t k = 0; k < ood_sets.size(); ++k) {
+    const ImageSet& set = ood_sets[k];
+    const PredictiveSummary o = predict(set, set.name.c_str());
+    const auto& out_scores = ood_scores(o, options.score);
+    OodResult result;
+    result.name = options.ood[k];
+    result.images = set.n;
+    result.auroc = auroc(in_scores, out_scores);
+    result.aupr = aupr(in_scores, out_scores);
+    result.fpr95 = fpr_at_95_tpr(in_scores, out_scores);
+    result.detected_pct = detected_percent(out_scores, r.threshold);
+    result.mean_score = mean_of(out_scores);
+    r.ood.push_back(result);
+  }
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+nlohmann::json report_json(const EvalReport& r) {
+  nlohmann::json ood = nlohmann::json::object();
+  for (const auto& o : r.ood) {
+    ood[o.name] = {{"images", o.images}, {"auroc", o.auroc}, {"aupr", o.aupr}, {"fpr95", o.fpr95},
+                   {"detected_pct", o.detected_pct}, {"mean_score", o.mean_score}};
+  }
+  return {{"model_dir", r.model_dir},
+          {"model", r.spec},
+          {"backend", "torch"},
+          {"deterministic", r.deterministic},
+          {"samples", r.samples},
+          {"test_images", r.test_images},
+          {"validation_images", r.validation_images},
+          {"accuracy", r.accuracy},
+          {"nll", r.nll},
+          {"ece", r.ece},
+          {"brier", r.brier},
+          {"mean_entropy", r.mean_entropy},
+          {"mean_mutual_information", r.mean_mutual_information},
+          {"mean_variance", r.mean_variance},
+          {"score", r.score},
+          {"ood_threshold", r.threshold},
+          {"ood_threshold_source", r.threshold_source},
+          {"seconds", r.seconds},
+          {"ood", ood}};
+}
+
+std::string report_table(const EvalReport& r) {
+  std::string out;
+  out += fmt::format("model     {} (width {}, dropout {} p={} on {}){}\n", r.spec.architecture,
+                     r.spec.effective_width(), to_string(r.spec.dropout), r.spec.p, r.spec.dropout_layers,
+                     r.deterministic ? ", evaluated deterministically" : "");
+  out += fmt::format("samples   T = {}   test images {}   {:.1f} s\n", r.samples, r.test_images, r.seconds);
+  out += fmt::format("  accuracy  {:7.2f} %\n", 100.0 * r.accuracy);
+  out += fmt::format("  NLL       {:7.4f}\n", r.nll);
+  out += fmt::format("  ECE       {:7.4f}   (15 bins)\n", r.ece);
+  out += fmt::format("  Brier     {:7.4f}\n", r.brier);
+  out += fmt::format("  entropy   {:7.4f}   mutual information {:.4f}   variance {:.5f}\n", r.mean_entropy,
+                     r.mean_mutual_information, r.mean_variance);
+  if (!r.ood.empty()) {
+    out += fmt::format("OOD detection by {} (threshold {:.4f} keeps 95 % of {} inputs below)\n", r.score,
+                       r.threshold, r.threshold_source);
+    out += fmt::format("  {:<12} {:>7} {:>7} {:>7} {:>7} {:>10}\n", "set", "images", "AUROC", "AUPR", "FPR95",
+                       "detected");
+    for (const auto& o : r.ood) {
+      out += fmt::format("  {:<12} {:>7} {:>7.4f} {:>7.4f} {:>7.4f} {:>9.2f}%\n",
+                         o.name.size() > 12 ? o.name.substr(0, 9) + "..." : o.name, o.images, o.auroc, o.aupr,
+                         o.fpr95, o.detected_pct);
+    }
+  }
+  return out;
+}
+
+}  // namespace spinbayes

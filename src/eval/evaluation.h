@@ -1,0 +1,58 @@
+#pragma once
+// Monte Carlo evaluation of a trained run: accuracy, calibration and uncertainty on the test set,
+// and out-of-distribution detection against named OOD / shifted sets.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "data/datasets.h"
+#include "model/model_spec.h"
+
+namespace spinbayes {
+
+enum class OodScore { entropy, mutual_information };
+OodScore parse_ood_score(const std::string& name);  // "entropy" | "mi"
+
+struct EvalOptions {
+  std::filesystem::path model;  // a training run directory
+  int samples = 20;             // T stochastic passes
+  std::uint64_t seed = 1;
+  bool deterministic = false;   // dropout off, one pass
+  std::vector<std::string> ood = {"mnist", "gaussian", "uniform"};
+  OodScore score = OodScore::entropy;
+  int test_count = 0;  // evaluate the first N test images (0 = all)
+  int ood_count = 0;   // images per OOD set (0 = as many as test images)
+  int threads = 2;
+  DataPaths paths = DataPaths::from_environment();
+
+  void validate() const;  // throws Error naming the field, including unknown OOD names
+};
+
+struct OodResult {
+  std::string name;
+  int images = 0;
+  double auroc = 0, aupr = 0, fpr95 = 0, detected_pct = 0, mean_score = 0;
+};
+
+struct EvalReport {
+  ModelSpec spec;
+  std::string model_dir;
+  int samples = 0, test_images = 0, validation_images = 0;
+  bool deterministic = false;
+  std::string score;
+  double accuracy = 0, nll = 0, ece = 0, brier = 0;
+  double mean_entropy = 0, mean_mutual_information = 0, mean_variance = 0;
+  double threshold = 0;           // OOD score threshold keeping 95 % of validation inputs below
+  std::string threshold_source;   // "validation", or "test" when the run held out no validation set
+  double seconds = 0;
+  std::vector<OodResult> ood;
+};
+
+EvalReport evaluate(const EvalOptions& options);
+nlohmann::json report_json(const EvalReport& report);
+std::string report_table(const EvalReport& report);
+
+}  // namespace spinbayes
