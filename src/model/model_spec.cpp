@@ -59,8 +59,9 @@ void ModelSpec::validate() const {
   if (width < 0 || width > 4096) throw Error("width: must be in 1..4096 (0 = default), got " + std::to_string(width));
   if (!(p >= 0.0 && p < 1.0)) throw Error("p: dropout probability must be in [0, 1), got " + std::to_string(p));
   parse_dropout_layers(dropout_layers);
-  if (channels < 1 || height < 8 || width_px < 8 || classes < 2) {
-    throw Error("input shape: need channels >= 1, height and width >= 8, classes >= 2");
+  if (channels < 1 || channels > 64 || height < 8 || height > 1024 || width_px < 8 || width_px > 1024 ||
+      classes < 2 || classes > 10000) {
+    throw Error("input shape: need channels in 1..64, height and width in 8..1024, classes in 2..10000");
   }
   if (!(input_std > 0.0f)) throw Error("input_std: must be positive");
 }
