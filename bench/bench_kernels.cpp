@@ -1,0 +1,96 @@
+// Benchmarks of the bit-packed kernels on the shapes of 3x3 binary convolutions:
+// bgemm (dispatched) vs bgemm_reference, and im2col_bits. "MAC/s" counts binary MACs:
+// M output pixels x N output channels x 9 * C bits.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "engine/bit_matrix.h"
+
+namespace spinbayes {
+namespace {
+
+// A channels x size x size map of random signs, with a random keep mask (p = 0.1) when `dropout`.
+BinaryMap random_map(int channels, int size, bool dropout) {
+  std::mt19937_64 rng(42);
+  BinaryMap map;
+  map.channels = channels;
+  map.height = map.width = size;
+  map.signs = BitMatrix(size * size, channels);
+  for (int r = 0; r < map.signs.rows; ++r)
+    for (int c = 0; c < channels; ++c) map.signs.set(r, c, rng() & 1);
+  if (dropout) {
+    map.keep = BitMatrix(size * size, channels);
+    for (int r = 0; r < map.keep.rows; ++r)
+      for (int c = 0; c < channels; ++c) map.keep.set(r, c, rng() % 10 != 0);
+  }
+  return map;
+}
+
+BitMatrix random_weights(int out_channels, int in_channels) {
+  std::mt19937_64 rng(43);
+  std::vector<std::int8_t> w(static_cast<std::size_t>(out_channels) * in_channels * 9);
+  for (auto& v : w) v = (rng() & 1) ? 1 : -1;
+  return pack_weights(w.data(), out_channels, in_channels, 3);
+}
+
+using Gemm = void (*)(const BitMatrix&, const BitMatrix&, const std::vector<std::int32_t>&, const BitMatrix&,
+                      std::int32_t*);
+
+// Args: input channels, map size; the layer keeps the channel count (N = C).
+template <Gemm kGemm>
+void BM_Conv3x3Gemm(benchmark::State& state) {
+  const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
+  Patches patches;
+  im2col_bits(random_map(channels, size, true), 3, 1, 1, patches);
+  const BitMatrix weights = random_weights(channels, channels);
+  std::vector<std::int32_t> out(static_cast<std::size_t>(patches.signs.rows) * weights.rows);
+  for (auto _ : state) {
+    kGemm(patches.signs, patches.keep, patches.kept, weights, out.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double macs = double{1} * patches.signs.rows * weights.rows * patches.signs.bits;
+  state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kGemm == &bgemm ? bgemm_kernel_name() : "reference");
+}
+
+void BM_Im2colBits(benchmark::State& state) {
+  const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
+  const BinaryMap map = random_map(channels, size, state.range(2) != 0);
+  Patches patches;
+  for (auto _ : state) {
+    im2col_bits(map, 3, 1, 1, patches);
+    benchmark::DoNotOptimize(patches.signs.data.data());
+    benchmark::ClobberMemory();
+  }
+  // Bytes of patch bits (signs and keep) written per iteration.
+  state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(patches.signs.data.size()) *
+                          static_cast<std::int64_t>(sizeof(BitWord)));
+  state.SetItemsProcessed(state.iterations() * patches.signs.rows);
+}
+
+void ConvShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"C", "map"});
+  for (int channels : {32, 64})
+    for (int size : {28, 14}) b->Args({channels, size});
+}
+
+BENCHMARK(BM_Conv3x3Gemm<bgemm>)->Apply(ConvShapes)->UseRealTime();
+BENCHMARK(BM_Conv3x3Gemm<bgemm_reference>)->Apply(ConvShapes)->UseRealTime();
+BENCHMARK(BM_Im2colBits)
+    ->ArgNames({"C", "map", "dropout"})
+    ->ArgsProduct({{32, 64}, {28, 14}, {0, 1}})
+    ->UseRealTime();
+
+void BM_PopcountRoof(benchmark::State& state) {
+  double roof = 0.0;
+  for (auto _ : state) roof = measure_popcount_roof(0.2, static_cast<int>(state.range(0)));
+  state.counters["MAC/s"] = roof;
+}
+BENCHMARK(BM_PopcountRoof)->ArgName("threads")->Arg(1)->Arg(2)->Iterations(1)->UseRealTime();
+
+}  // namespace
+}  // namespace spinbayes

@@ -1,0 +1,499 @@
+// Bit-packed binary kernels: weight packing, im2col on bit maps, XNOR-popcount GEMM.
+#include "engine/bit_matrix.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <string>
+#include <utility>
+
+#include "core/error.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define SPINBAYES_X86 1
+#include <immintrin.h>
+// Functions compiled for AVX2 + POPCNT only; the rest of the binary stays baseline x86-64.
+#define SPINBAYES_AVX2 __attribute__((target("avx2,popcnt")))
+#define SPINBAYES_POPCNT __attribute__((target("popcnt")))
+#else
+#define SPINBAYES_X86 0
+#endif
+
+namespace spinbayes {
+namespace {
+
+constexpr BitWord kAllOnes = ~BitWord{0};
+
+// Mask of the low `n` bits, 0 <= n <= 64.
+constexpr BitWord low_bits(int n) { return n >= kBitsPerWord ? kAllOnes : (BitWord{1} << n) - 1; }
+
+// Sets m's shape to rows x bits, reusing its storage; the contents are left for the caller to write.
+void reshape(BitMatrix& m, int rows, int bits) {
+  m.rows = rows;
+  m.bits = bits;
+  m.words = words_for_bits(bits);
+  m.data.resize(static_cast<std::size_t>(rows) * m.words);
+}
+
+// Writes two bit streams (a patch's signs and keep) word by word, front to back: bits are
+// gathered in registers and each word is stored once, so the rows need no zeroing and successive
+// runs don't wait on each other through memory.
+class PatchWriter {
+ public:
+  PatchWriter(BitWord* signs, BitWord* keep) : signs_(signs), keep_(keep) {}
+
+  // Appends the low n bits (1 <= n <= 64) of s and k; bits above n must be 0.
+  void put(BitWord s, BitWord k, int n) {
+    s_ |= s << fill_;
+    k_ |= k << fill_;
+    fill_ += n;
+    if (fill_ >= kBitsPerWord) {
+      *signs_++ = s_;
+      *keep_++ = k_;
+      fill_ -= kBitsPerWord;
+      // The bits that did not fit: the top `fill_` of the n.
+      s_ = fill_ != 0 ? s >> (n - fill_) : 0;
+      k_ = fill_ != 0 ? k >> (n - fill_) : 0;
+    }
+  }
+
+  // Appends the first n bits of the words s and k (k == nullptr: all ones).
+  void put_words(const BitWord* s, const BitWord* k, int n) {
+    for (int i = 0; n > 0; ++i, n -= kBitsPerWord) {
+      const int bits = std::min(n, kBitsPerWord);
+      const BitWord mask = low_bits(bits);
+      put(s[i] & mask, k != nullptr ? k[i] & mask : mask, bits);
+    }
+  }
+
+  // Appends n zero bits (a tap outside the map).
+  void put_zeros(int n) {
+    for (; n > 0; n -= kBitsPerWord) put(0, 0, std::min(n, kBitsPerWord));
+  }
+
+  // Stores the last, partial word.
+  void finish() {
+    if (fill_ != 0) {
+      *signs_ = s_;
+      *keep_ = k_;
+    }
+  }
+
+ private:
+  BitWord *signs_, *keep_;
+  BitWord s_ = 0, k_ = 0;
+  int fill_ = 0;  // bits held in s_ and k_, < 64 between calls
+};
+
+// Writes the patch of one output pixel: for each tap (ky, kx), in order, the C channel bits of the
+// input pixel under it, or zeros outside the map. (iy0, ix0) is the input position of tap (0, 0).
+// kOneWord: C <= 64, every run one word.
+template <bool kOneWord>
+void write_patch(const BinaryMap& map, int kernel, int iy0, int ix0, BitWord* signs, BitWord* keep) {
+  const int c = map.channels;
+  const bool has_keep = !map.keep.data.empty();
+  const BitWord mask = low_bits(c);
+  PatchWriter out(signs, keep);
+  for (int ky = 0; ky < kernel; ++ky) {
+    const int iy = iy0 + ky;
+    for (int kx = 0; kx < kernel; ++kx) {
+      const int ix = ix0 + kx;
+      if (iy < 0 || iy >= map.height || ix < 0 || ix >= map.width) {
+        out.put_zeros(c);
+        continue;
+      }
+      const int pixel = iy * map.width + ix;
+      if constexpr (kOneWord) {
+        out.put(map.signs.data[pixel] & mask, has_keep ? map.keep.data[pixel] & mask : mask, c);
+      } else {
+        out.put_words(map.signs.row(pixel), has_keep ? map.keep.row(pixel) : nullptr, c);
+      }
+    }
+  }
+  out.finish();
+}
+
+int popcount_words(const BitWord* w, int n) {
+  int count = 0;
+  for (int i = 0; i < n; ++i) count += std::popcount(w[i]);
+  return count;
+}
+
+#if SPINBAYES_X86
+// The same with the POPCNT instruction (std::popcount is a library call in baseline x86-64).
+SPINBAYES_POPCNT int popcount_words_popcnt(const BitWord* w, int n) {
+  int count = 0;
+  for (int i = 0; i < n; ++i) count += static_cast<int>(_mm_popcnt_u64(w[i]));
+  return count;
+}
+#endif
+
+void check_bgemm_shapes(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+                        const BitMatrix& b) {
+  if (keep.rows != a.rows || keep.words != a.words || b.words != a.words ||
+      kept.size() != static_cast<std::size_t>(a.rows))
+    throw Error("bgemm: operand shapes disagree (a " + std::to_string(a.rows) + "x" +
+                std::to_string(a.words) + " words, keep " + std::to_string(keep.rows) + "x" +
+                std::to_string(keep.words) + ", kept " + std::to_string(kept.size()) + ", b " +
+                std::to_string(b.rows) + "x" + std::to_string(b.words) + ")");
+}
+
+// Below this many word operations (GEMM word pairs, im2col output words) a kernel runs on the
+// calling thread: forking would cost more.
+constexpr long kParallelWork = 1L << 14;
+
+#if SPINBAYES_X86
+
+// Per-byte popcount of a 256-bit vector by nibble lookup (Mula, Kurz, Lemire, "Faster population
+// counts using AVX2 instructions", 2018): vpshufb looks up the count of each 4-bit half in a
+// 16-entry table, and the two halves are added, giving 0..8 per byte.
+SPINBAYES_AVX2 inline __m256i popcount_bytes(__m256i v) {
+  const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  const __m256i lo = _mm256_and_si256(v, nibble);
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+  return _mm256_add_epi8(_mm256_shuffle_epi8(table, lo), _mm256_shuffle_epi8(table, hi));
+}
+
+// A byte counter gains at most 8 per word: flush the byte counters into 64-bit lanes (vpsadbw
+// against zero) every 31 words, before they pass 255.
+constexpr int kFlushWords = 31;
+
+// The AVX2 microkernel. b is transposed (bt: words x npad, column j of word w at w * npad + j, npad
+// a multiple of 4, zero columns past n), so that one 256-bit vector holds word w of 4 rows of b:
+// XOR with a word of a broadcast to all 4 lanes gives 4 dot products at once, and vpsadbw leaves
+// each one's count in its own 64-bit lane. No horizontal sums, no scalar tail, any `words`.
+//
+// Computes out[r * n + j] = kept[r] - 2 * popcount((a_r XOR b_j) AND k_r) (no AND when !kMasked)
+// for R consecutive rows of a and k (`words` apart) and the 4 * V columns from j0 (those below n).
+template <int R, int V, bool kMasked>
+SPINBAYES_AVX2 void xnor_block(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
+                               const std::int32_t* kept, std::int32_t* out, int n, int j0) {
+  __m256i count[R][V];  // 64-bit lanes: the popcount of each (row, column) pair
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) count[r][v] = _mm256_setzero_si256();
+
+  for (int w = 0; w < words;) {
+    const int end = std::min(words, w + kFlushWords);
+    __m256i bytes[R][V];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) bytes[r][v] = _mm256_setzero_si256();
+    for (; w < end; ++w) {
+      const BitWord* b_words = bt + static_cast<std::size_t>(w) * npad + j0;
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const std::size_t i = static_cast<std::size_t>(r) * words + w;
+        const __m256i av = _mm256_set1_epi64x(static_cast<long long>(a[i]));
+        const __m256i kv = kMasked ? _mm256_set1_epi64x(static_cast<long long>(k[i])) : __m256i{};
+#pragma GCC unroll 4
+        for (int v = 0; v < V; ++v) {
+          const __m256i bv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b_words + 4 * v));
+          __m256i x = _mm256_xor_si256(av, bv);
+          if constexpr (kMasked) x = _mm256_and_si256(x, kv);
+          bytes[r][v] = _mm256_add_epi8(bytes[r][v], popcount_bytes(x));
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v)
+        count[r][v] = _mm256_add_epi64(count[r][v], _mm256_sad_epu8(bytes[r][v], _mm256_setzero_si256()));
+  }
+
+  // kept - 2 * count in 64-bit lanes, then the low halves of the lanes gathered into 4 int32.
+  const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const __m256i base = _mm256_set1_epi64x(kept[r]);
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __m256i dot = _mm256_sub_epi64(base, _mm256_add_epi64(count[r][v], count[r][v]));
+      const __m128i dot32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(dot, low_halves));
+      const int j = j0 + 4 * v;
+      std::int32_t* o = out + static_cast<std::size_t>(r) * n + j;
+      if (j + 4 <= n) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(o), dot32);
+      } else {  // the last, partial group of columns
+        alignas(16) std::int32_t lanes[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(lanes), dot32);
+        std::copy(lanes, lanes + (n - j), o);
+      }
+    }
+  }
+}
+
+// Rows [m, m + R) of the output, columns from j on: V vectors of columns at a time, then the rest
+// with narrower blocks.
+template <int R, int V>
+SPINBAYES_AVX2 void bgemm_columns(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
+                                  const std::int32_t* kept, std::int32_t* out, int n, int j) {
+  for (; j + 4 * V <= npad; j += 4 * V) xnor_block<R, V, true>(a, k, words, bt, npad, kept, out, n, j);
+  if constexpr (V > 1) bgemm_columns<R, V - 1>(a, k, words, bt, npad, kept, out, n, j);
+}
+
+// Rows [m, m + rows) of the output, rows <= R.
+template <int R, int V>
+SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const BitMatrix& keep, const std::int32_t* kept,
+                               const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows) {
+  if (rows == R) {
+    bgemm_columns<R, V>(a.row(m), keep.row(m), a.words, bt, npad, kept + m,
+                        out + static_cast<std::size_t>(m) * n, n, 0);
+  } else if constexpr (R > 1) {
+    bgemm_rows<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows);
+  }
+}
+
+// Blocks of 2 rows of a x 8 rows of b: 4 byte counters and 4 lane counters in registers. (2x8,
+// 3x8, 4x8, 2x12, 4x4 are within noise of each other on the 3x3 conv shapes.)
+constexpr int kBlockRows = 2, kBlockVectors = 2;
+
+SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const BitMatrix& keep,
+                               const std::vector<std::int32_t>& kept, const BitMatrix& b, std::int32_t* out) {
+  const int n = b.rows, npad = (n + 3) / 4 * 4, words = a.words;
+  std::vector<BitWord> bt(static_cast<std::size_t>(words) * npad, 0);
+  for (int j = 0; j < n; ++j)
+    for (int w = 0; w < words; ++w) bt[static_cast<std::size_t>(w) * npad + j] = b.row(j)[w];
+
+  const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
+  const bool parallel = static_cast<long>(a.rows) * n * words >= kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int i = 0; i < blocks; ++i) {
+    const int m = i * kBlockRows;
+    bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept.data(), bt.data(), npad, n, out, m,
+                                          std::min(kBlockRows, a.rows - m));
+  }
+}
+
+bool cpu_has_avx2() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+  }();
+  return has;
+}
+
+bool cpu_has_popcnt() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("popcnt") != 0;
+  }();
+  return has;
+}
+
+#endif  // SPINBAYES_X86
+
+// ---- The popcount roof -------------------------------------------------------------------------
+
+// The roof's operands, L1-resident: 8 rows of a and 16 rows of b of 96 words (18 KiB in all).
+constexpr int kRoofRowsA = 8, kRoofRowsB = 16, kRoofWords = 96;
+
+// One pass of a microkernel over every (a row, b row) pair: the sum of the popcounts of a XOR b.
+// b is row-major, or transposed (words x rows) for the AVX2 kernel.
+using RoofPass = long (*)(const BitWord* a, const BitWord* b);
+
+// Scalar kernel: R rows of a x C rows of b per step, one 64-bit popcount per word pair.
+template <int R, int C>
+long roof_scalar(const BitWord* a, const BitWord* b) {
+  long sum = 0;
+  for (int i = 0; i < kRoofRowsA; i += R)
+    for (int j = 0; j < kRoofRowsB; j += C) {
+      long count[R][C] = {};
+      for (int w = 0; w < kRoofWords; ++w)
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < C; ++c)
+            count[r][c] += std::popcount(a[(i + r) * kRoofWords + w] ^ b[(j + c) * kRoofWords + w]);
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) sum += count[r][c];
+    }
+  return sum;
+}
+
+#if SPINBAYES_X86
+// The same with the POPCNT instruction.
+template <int R, int C>
+SPINBAYES_POPCNT long roof_popcnt(const BitWord* a, const BitWord* b) {
+  long sum = 0;
+  for (int i = 0; i < kRoofRowsA; i += R)
+    for (int j = 0; j < kRoofRowsB; j += C) {
+      long count[R][C] = {};
+      for (int w = 0; w < kRoofWords; ++w)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+          for (int c = 0; c < C; ++c)
+            count[r][c] += static_cast<long>(
+                _mm_popcnt_u64(a[(i + r) * kRoofWords + w] ^ b[(j + c) * kRoofWords + w]));
+      for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) sum += count[r][c];
+    }
+  return sum;
+}
+
+// The bgemm microkernel without the keep mask; `b` is already transposed (words x kRoofRowsB).
+template <int R, int V>
+SPINBAYES_AVX2 long roof_avx2(const BitWord* a, const BitWord* bt) {
+  static_assert(kRoofRowsA % R == 0 && kRoofRowsB % (4 * V) == 0);
+  const std::int32_t kept[R] = {};
+  std::int32_t out[R * kRoofRowsB];
+  long sum = 0;
+  for (int i = 0; i < kRoofRowsA; i += R) {
+    for (int j = 0; j < kRoofRowsB; j += 4 * V)
+      xnor_block<R, V, false>(a + i * kRoofWords, nullptr, kRoofWords, bt, kRoofRowsB, kept, out,
+                              kRoofRowsB, j);
+    for (std::int32_t x : out) sum -= x;  // out = -2 * popcount
+  }
+  return sum / 2;
+}
+#endif
+
+volatile long roof_sink = 0;
+
+// Binary MACs per second of `pass` on `threads` threads for about `seconds`: each thread works on
+// its own operands, and the rates of the threads add up.
+double roof_rate(RoofPass pass, bool transposed, double seconds, int threads) {
+  constexpr double kMacsPerPass = double{kRoofRowsA} * kRoofRowsB * kRoofWords * kBitsPerWord;
+  double rate = 0.0;
+  long total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : rate, total)
+  {
+    std::vector<BitWord> a(kRoofRowsA * kRoofWords), b(kRoofRowsB * kRoofWords);
+    BitWord x = 0x9e3779b97f4a7c15ULL * static_cast<BitWord>(omp_get_thread_num() + 1);
+    for (auto* v : {&a, &b})
+      for (BitWord& w : *v) w = x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    if (transposed) {
+      std::vector<BitWord> bt(b.size());
+      for (int j = 0; j < kRoofRowsB; ++j)
+        for (int w = 0; w < kRoofWords; ++w) bt[w * kRoofRowsB + j] = b[j * kRoofWords + w];
+      b = std::move(bt);
+    }
+    long sum = 0, passes = 0;
+#pragma omp barrier
+    const double start = omp_get_wtime();
+    double elapsed = 0.0;
+    do {
+      for (int i = 0; i < 16; ++i, ++passes) {
+        a[passes % a.size()] ^= 1;  // new operands every pass: the work can't be hoisted
+        sum += pass(a.data(), b.data());
+      }
+      elapsed = omp_get_wtime() - start;
+    } while (elapsed < seconds);
+    total += sum;
+    rate += static_cast<double>(passes) * kMacsPerPass / elapsed;
+  }
+  roof_sink = total;
+  return rate;
+}
+
+}  // namespace
+
+BitMatrix pack_weights(const std::int8_t* signs, int out_channels, int in_channels, int kernel) {
+  if (out_channels < 0 || in_channels <= 0 || kernel <= 0)
+    throw Error("pack_weights: bad shape " + std::to_string(out_channels) + "x" +
+                std::to_string(in_channels) + "x" + std::to_string(kernel) + "x" + std::to_string(kernel));
+  BitMatrix w(out_channels, kernel * kernel * in_channels);
+  // LibTorch order (o, c, ky, kx) in; patch order (ky, kx, c) out. sign(0) = +1 as in training.
+  for (int o = 0; o < out_channels; ++o)
+    for (int c = 0; c < in_channels; ++c)
+      for (int ky = 0; ky < kernel; ++ky)
+        for (int kx = 0; kx < kernel; ++kx)
+          if (*signs++ >= 0) w.set(o, (ky * kernel + kx) * in_channels + c, true);
+  return w;
+}
+
+void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patches& out) {
+  const int c = map.channels, h = map.height, w = map.width;
+  const bool has_keep = !map.keep.data.empty();
+  if (kernel <= 0 || stride <= 0 || padding < 0 || c <= 0 || h <= 0 || w <= 0)
+    throw Error("im2col_bits: bad geometry (kernel " + std::to_string(kernel) + ", stride " +
+                std::to_string(stride) + ", padding " + std::to_string(padding) + ", map " +
+                std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) + ")");
+  if (h + 2 * padding < kernel || w + 2 * padding < kernel)
+    throw Error("im2col_bits: kernel " + std::to_string(kernel) + " larger than the padded map");
+  const auto shape_ok = [&](const BitMatrix& m) { return m.rows == h * w && m.bits == c; };
+  if (!shape_ok(map.signs) || (has_keep && !shape_ok(map.keep)))
+    throw Error("im2col_bits: map matrices are not (height * width) x channels");
+
+  out.out_h = (h + 2 * padding - kernel) / stride + 1;
+  out.out_w = (w + 2 * padding - kernel) / stride + 1;
+  const int rows = out.out_h * out.out_w, bits = kernel * kernel * c;
+  reshape(out.signs, rows, bits);  // every word is written below
+  reshape(out.keep, rows, bits);
+  out.kept.resize(rows);
+
+  const auto write = c <= kBitsPerWord ? write_patch<true> : write_patch<false>;
+  auto count = popcount_words;
+#if SPINBAYES_X86
+  if (cpu_has_popcnt()) count = popcount_words_popcnt;
+#endif
+  const bool parallel = static_cast<long>(rows) * out.signs.words >= kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int r = 0; r < rows; ++r) {
+    const int oy = r / out.out_w, ox = r % out.out_w;
+    write(map, kernel, oy * stride - padding, ox * stride - padding, out.signs.row(r), out.keep.row(r));
+    out.kept[r] = count(out.keep.row(r), out.keep.words);
+  }
+}
+
+void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+                     const BitMatrix& b, std::int32_t* out) {
+  check_bgemm_shapes(a, keep, kept, b);
+  for (int m = 0; m < a.rows; ++m)
+    for (int j = 0; j < b.rows; ++j) {
+      const BitWord *x = a.row(m), *k = keep.row(m), *y = b.row(j);
+      int differ = 0;
+      for (int w = 0; w < a.words; ++w) differ += std::popcount((x[w] ^ y[w]) & k[w]);
+      out[static_cast<std::size_t>(m) * b.rows + j] = kept[m] - 2 * differ;
+    }
+}
+
+void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+           const BitMatrix& b, std::int32_t* out) {
+#if SPINBAYES_X86
+  if (cpu_has_avx2()) {
+    check_bgemm_shapes(a, keep, kept, b);
+    bgemm_avx2(a, keep, kept, b, out);
+    return;
+  }
+#endif
+  bgemm_reference(a, keep, kept, b, out);
+}
+
+const char* bgemm_kernel_name() {
+#if SPINBAYES_X86
+  if (cpu_has_avx2()) return "avx2";
+#endif
+  return "portable";
+}
+
+double measure_popcount_roof(double seconds, int threads) {
+  if (threads <= 0) threads = omp_get_max_threads();
+  struct Kernel {
+    RoofPass pass;
+    bool transposed;
+  };
+  // The AVX2 kernel at a few blockings (rows of a x rows of b), and plain POPCNT.
+  std::vector<Kernel> kernels = {{roof_scalar<2, 4>, false}};
+#if SPINBAYES_X86
+  if (cpu_has_avx2())
+    kernels = {{roof_avx2<2, 2>, true},
+               {roof_avx2<4, 2>, true},
+               {roof_avx2<4, 1>, true},
+               {roof_popcnt<2, 4>, false}};
+  else if (cpu_has_popcnt())
+    kernels = {{roof_popcnt<2, 4>, false}};
+#endif
+  const double share = seconds / static_cast<double>(kernels.size());
+  double best = 0.0;
+  for (const Kernel& k : kernels) best = std::max(best, roof_rate(k.pass, k.transposed, share, threads));
+  return best;
+}
+
+}  // namespace spinbayes

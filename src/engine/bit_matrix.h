@@ -1,0 +1,73 @@
+#pragma once
+// Bit-packed binary operands for XNOR-popcount arithmetic.
+//
+// A value +1 is stored as bit 1, -1 as bit 0. For two rows a, b of n bits and a keep mask k
+// (1 = the input is present; 0 = dropped by dropout or outside the map, i.e. zero padding):
+//   dot(a, b) = sum over kept i of a_i * b_i = popcount(k) - 2 * popcount((a XOR b) AND k).
+// Bits past n in the last word are 0 in every operand, so they never count.
+#include <cstdint>
+#include <vector>
+
+namespace spinbayes {
+
+using BitWord = std::uint64_t;
+constexpr int kBitsPerWord = 64;
+constexpr int words_for_bits(int bits) { return (bits + kBitsPerWord - 1) / kBitsPerWord; }
+
+// rows x bits, each row padded to `words` 64-bit words, row-major.
+struct BitMatrix {
+  int rows = 0, bits = 0, words = 0;
+  std::vector<BitWord> data;
+
+  BitMatrix() = default;
+  BitMatrix(int rows_, int bits_)
+      : rows(rows_), bits(bits_), words(words_for_bits(bits_)),
+        data(static_cast<std::size_t>(rows_) * words_for_bits(bits_), 0) {}
+  BitWord* row(int r) { return data.data() + static_cast<std::size_t>(r) * words; }
+  const BitWord* row(int r) const { return data.data() + static_cast<std::size_t>(r) * words; }
+  bool get(int r, int i) const { return (row(r)[i / kBitsPerWord] >> (i % kBitsPerWord)) & 1u; }
+  void set(int r, int i, bool v) {
+    BitWord& w = row(r)[i / kBitsPerWord];
+    const BitWord m = BitWord{1} << (i % kBitsPerWord);
+    w = v ? (w | m) : (w & ~m);
+  }
+};
+
+// A binary feature map, channels-last: pixel (y, x) is row y * width + x of `signs`, whose bits
+// are the channels. `keep` has the same shape (1 = present); an empty `keep` means every input is
+// present (no dropout on this map).
+struct BinaryMap {
+  int channels = 0, height = 0, width = 0;
+  BitMatrix signs;  // (height * width) x channels
+  BitMatrix keep;   // same shape, or empty
+};
+
+// Weights of a KxK convolution (K = 1 for a linear layer on a 1 x 1 map with channels = fan-in),
+// one row per output channel, bits in patch order (ky, kx, c), c fastest: the order im2col_bits
+// produces. `signs` holds LibTorch's order: out x (c, ky, kx), values +1 / -1.
+BitMatrix pack_weights(const std::int8_t* signs, int out_channels, int in_channels, int kernel);
+
+// The patches of a KxK convolution with zero padding, one row per output pixel (oy * out_w + ox),
+// bits in (ky, kx, c) order, and their keep mask (0 for taps outside the map or dropped inputs).
+struct Patches {
+  int out_h = 0, out_w = 0;
+  BitMatrix signs, keep;
+  std::vector<std::int32_t> kept;  // popcount of each keep row
+};
+void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patches& out);
+
+// out[m * n + j] = dot(a.row(m), b.row(j)) under keep.row(m), with kept[m] = popcount(keep.row(m)):
+// a binary GEMM, M = a.rows, N = b.rows, all operands with the same `words`.
+void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+                     const BitMatrix& b, std::int32_t* out);
+// The same result, fastest kernel for this CPU (AVX2 + POPCNT when available, chosen at run time).
+void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+           const BitMatrix& b, std::int32_t* out);
+// Name of the kernel bgemm() dispatches to ("avx2" or "portable").
+const char* bgemm_kernel_name();
+
+// The machine's popcount roof: binary multiply-accumulates per second of the best register-
+// blocked XNOR-popcount microkernel on L1-resident data, over about `seconds` on `threads` threads.
+double measure_popcount_roof(double seconds, int threads);
+
+}  // namespace spinbayes

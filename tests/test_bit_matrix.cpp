@@ -1,0 +1,339 @@
+// Tests of the bit-packed kernels: weight packing and im2col against a naive integer convolution,
+// the dispatched bgemm against the reference bit for bit, and the popcount roof.
+#include "engine/bit_matrix.h"
+
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace spinbayes {
+namespace {
+
+// Uniform in [0, n) from the raw generator output (test data only).
+int pick(std::mt19937_64& rng, int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); }
+template <class T, std::size_t N>
+T pick(std::mt19937_64& rng, const std::array<T, N>& values) {
+  return values[static_cast<std::size_t>(pick(rng, static_cast<int>(N)))];
+}
+
+// Random bits at the given density; the bits past `bits` stay 0, as the contract requires.
+BitMatrix random_bits(std::mt19937_64& rng, int rows, int bits, double density = 0.5) {
+  BitMatrix m(rows, bits);
+  for (int r = 0; r < rows; ++r)
+    for (int i = 0; i < bits; ++i)
+      if (static_cast<double>(rng() >> 11) * 0x1.0p-53 < density) m.set(r, i, true);
+  return m;
+}
+
+// True when every bit past `bits` in every row is 0.
+bool padding_clear(const BitMatrix& m) {
+  for (int r = 0; r < m.rows; ++r)
+    for (int i = m.bits; i < m.words * kBitsPerWord; ++i)
+      if (m.get(r, i)) return false;
+  return true;
+}
+
+enum class KeepMode { kNone, kElement, kChannel };
+
+// A +-1 feature map with its keep mask, as ints and as a BinaryMap.
+struct TestMap {
+  int c, h, w;
+  std::vector<int> value;  // (y, x, c), +1 / -1
+  std::vector<int> keep;   // (y, x, c), 0 / 1
+  BinaryMap bits;
+};
+
+TestMap random_map(std::mt19937_64& rng, int c, int h, int w, KeepMode mode) {
+  TestMap m{c, h, w, {}, {}, {}};
+  const int n = h * w * c;
+  m.value.resize(n);
+  m.keep.assign(n, 1);
+  std::vector<int> channel_keep(c);
+  for (int& k : channel_keep) k = pick(rng, 4) != 0;
+  for (int i = 0; i < n; ++i) {
+    m.value[i] = pick(rng, 2) ? 1 : -1;
+    if (mode == KeepMode::kElement) m.keep[i] = pick(rng, 3) != 0;
+    if (mode == KeepMode::kChannel) m.keep[i] = channel_keep[i % c];
+  }
+  m.bits.channels = c;
+  m.bits.height = h;
+  m.bits.width = w;
+  m.bits.signs = BitMatrix(h * w, c);
+  if (mode != KeepMode::kNone) m.bits.keep = BitMatrix(h * w, c);
+  for (int p = 0; p < h * w; ++p)
+    for (int ch = 0; ch < c; ++ch) {
+      const int i = p * c + ch;
+      m.bits.signs.set(p, ch, m.value[i] > 0);
+      if (mode != KeepMode::kNone) m.bits.keep.set(p, ch, m.keep[i] != 0);
+    }
+  return m;
+}
+
+// Bit-by-bit im2col, straight from the contract.
+Patches im2col_plain(const BinaryMap& map, int k, int stride, int pad) {
+  Patches p;
+  p.out_h = (map.height + 2 * pad - k) / stride + 1;
+  p.out_w = (map.width + 2 * pad - k) / stride + 1;
+  const int rows = p.out_h * p.out_w, bits = k * k * map.channels;
+  p.signs = BitMatrix(rows, bits);
+  p.keep = BitMatrix(rows, bits);
+  p.kept.assign(rows, 0);
+  for (int oy = 0; oy < p.out_h; ++oy)
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      const int r = oy * p.out_w + ox;
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+          const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+          if (iy < 0 || iy >= map.height || ix < 0 || ix >= map.width) continue;
+          for (int c = 0; c < map.channels; ++c) {
+            const int pixel = iy * map.width + ix, bit = (ky * k + kx) * map.channels + c;
+            const bool keep = map.keep.data.empty() || map.keep.get(pixel, c);
+            p.signs.set(r, bit, map.signs.get(pixel, c));
+            p.keep.set(r, bit, keep);
+            p.kept[r] += keep;
+          }
+        }
+    }
+  return p;
+}
+
+// out[(oy * out_w + ox) * o + j]: the convolution of +-1 ints with zero padding, dropped inputs 0.
+std::vector<std::int32_t> naive_conv(const TestMap& m, const std::vector<std::int8_t>& weights, int o, int k,
+                                     int stride, int pad) {
+  const int out_h = (m.h + 2 * pad - k) / stride + 1, out_w = (m.w + 2 * pad - k) / stride + 1;
+  std::vector<std::int32_t> out(static_cast<std::size_t>(out_h) * out_w * o, 0);
+  for (int oy = 0; oy < out_h; ++oy)
+    for (int ox = 0; ox < out_w; ++ox)
+      for (int j = 0; j < o; ++j) {
+        std::int32_t sum = 0;
+        for (int c = 0; c < m.c; ++c)
+          for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx) {
+              const int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+              if (iy < 0 || iy >= m.h || ix < 0 || ix >= m.w) continue;
+              const int i = (iy * m.w + ix) * m.c + c;
+              sum += m.keep[i] * m.value[i] * weights[((j * m.c + c) * k + ky) * k + kx];
+            }
+        out[(static_cast<std::size_t>(oy) * out_w + ox) * o + j] = sum;
+      }
+  return out;
+}
+
+bool same_bits(const BitMatrix& x, const BitMatrix& y) {
+  return x.rows == y.rows && x.bits == y.bits && x.words == y.words && x.data == y.data;
+}
+
+TEST(PackWeights, ReordersLibTorchLayoutToPatchOrder) {
+  // 2 outputs, 2 channels, 2x2 kernel; LibTorch order (o, c, ky, kx).
+  const std::vector<std::int8_t> w = {
+      1, -1, -1, -1, /* o0 c0 */ -1, -1, -1, 1,  // o0 c1
+      -1, 1, -1, -1, /* o1 c0 */ 1, -1, 1, -1,   // o1 c1
+  };
+  const BitMatrix p = pack_weights(w.data(), 2, 2, 2);
+  ASSERT_EQ(p.rows, 2);
+  ASSERT_EQ(p.bits, 8);
+  ASSERT_EQ(p.words, 1);
+  // Bit (ky * 2 + kx) * 2 + c.
+  EXPECT_EQ(p.row(0)[0], (1u << 0) | (1u << 7));                // c0 tap0, c1 tap3
+  EXPECT_EQ(p.row(1)[0], (1u << 2) | (1u << 1) | (1u << 5));     // c0 tap1, c1 taps 0 and 2
+}
+
+TEST(PackWeights, ZeroCountsAsPlusOne) {
+  const std::vector<std::int8_t> w = {0, -1, 1};
+  const BitMatrix p = pack_weights(w.data(), 1, 3, 1);
+  EXPECT_EQ(p.row(0)[0], 0b101u);
+}
+
+TEST(Im2colBits, CornerAndCentreOfAPaddedMap) {
+  std::mt19937_64 rng(7);
+  const TestMap m = random_map(rng, 1, 3, 3, KeepMode::kNone);
+  Patches p;
+  im2col_bits(m.bits, 3, 1, 1, p);
+  ASSERT_EQ(p.out_h, 3);
+  ASSERT_EQ(p.out_w, 3);
+  EXPECT_EQ(p.kept[0], 4);  // corner: 2x2 taps inside
+  EXPECT_EQ(p.kept[1], 6);  // edge
+  EXPECT_EQ(p.kept[4], 9);  // centre
+  EXPECT_EQ(p.keep.row(0)[0], 0b110110000u);  // taps (1,1) (1,2) (2,1) (2,2)
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(p.signs.get(4, i), m.bits.signs.get(i, 0)) << i;
+}
+
+TEST(Im2colBits, IgnoresStrayBitsPastTheChannels) {
+  std::mt19937_64 rng(9);
+  for (int c : {3, 70}) {
+    TestMap m = random_map(rng, c, 4, 5, KeepMode::kElement);
+    Patches clean, stray;
+    im2col_bits(m.bits, 3, 1, 1, clean);
+    for (BitMatrix* mat : {&m.bits.signs, &m.bits.keep})
+      for (int r = 0; r < mat->rows; ++r) mat->row(r)[mat->words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
+    im2col_bits(m.bits, 3, 1, 1, stray);
+    EXPECT_TRUE(same_bits(clean.signs, stray.signs)) << c;
+    EXPECT_TRUE(same_bits(clean.keep, stray.keep)) << c;
+    EXPECT_EQ(clean.kept, stray.kept) << c;
+  }
+}
+
+TEST(Im2colBits, RejectsBadGeometry) {
+  std::mt19937_64 rng(8);
+  const TestMap m = random_map(rng, 3, 2, 2, KeepMode::kNone);
+  Patches p;
+  EXPECT_THROW(im2col_bits(m.bits, 5, 1, 1, p), Error);  // kernel larger than the padded map
+  EXPECT_THROW(im2col_bits(m.bits, 3, 0, 1, p), Error);  // stride 0
+}
+
+// pack_weights + im2col_bits + bgemm against the naive convolution over random geometries.
+TEST(BinaryConv, MatchesNaiveIntegerConvolution) {
+  std::mt19937_64 rng(20240611);
+  constexpr std::array kChannels = {1, 3, 31, 63, 64, 65, 130};
+  constexpr std::array kKernels = {1, 3, 5};
+  constexpr std::array kStrides = {1, 2};
+  constexpr std::array kPads = {0, 1, 2};
+  constexpr std::array kModes = {KeepMode::kNone, KeepMode::kElement, KeepMode::kChannel};
+  Patches patches;  // reused across shapes, as a caller would
+  for (int trial = 0; trial < 150; ++trial) {
+    const int c = pick(rng, kChannels), k = pick(rng, kKernels), stride = pick(rng, kStrides),
+              pad = pick(rng, kPads);
+    const KeepMode mode = kModes[trial % 3];
+    int h, w;
+    do {
+      h = 1 + pick(rng, 15);
+      w = 1 + pick(rng, 15);
+    } while (h + 2 * pad < k || w + 2 * pad < k);
+    const int o = 1 + pick(rng, 9);
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
+                 " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " map " +
+                 std::to_string(h) + "x" + std::to_string(w) + " keep mode " +
+                 std::to_string(static_cast<int>(mode)));
+
+    const TestMap m = random_map(rng, c, h, w, mode);
+    std::vector<std::int8_t> weights(static_cast<std::size_t>(o) * c * k * k);
+    for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
+
+    im2col_bits(m.bits, k, stride, pad, patches);
+    const Patches plain = im2col_plain(m.bits, k, stride, pad);
+    ASSERT_EQ(patches.out_h, plain.out_h);
+    ASSERT_EQ(patches.out_w, plain.out_w);
+    ASSERT_TRUE(same_bits(patches.signs, plain.signs));
+    ASSERT_TRUE(same_bits(patches.keep, plain.keep));
+    ASSERT_EQ(patches.kept, plain.kept);
+    ASSERT_TRUE(padding_clear(patches.signs));
+    ASSERT_TRUE(padding_clear(patches.keep));
+
+    const BitMatrix packed = pack_weights(weights.data(), o, c, k);
+    ASSERT_EQ(packed.words, patches.signs.words);
+    const std::vector<std::int32_t> expected = naive_conv(m, weights, o, k, stride, pad);
+    std::vector<std::int32_t> got(expected.size(), -12345);
+    bgemm_reference(patches.signs, patches.keep, patches.kept, packed, got.data());
+    ASSERT_EQ(got, expected);
+    std::fill(got.begin(), got.end(), -12345);
+    bgemm(patches.signs, patches.keep, patches.kept, packed, got.data());
+    ASSERT_EQ(got, expected);
+  }
+}
+
+// Restores the OpenMP thread count on scope exit.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~OmpThreads() { omp_set_num_threads(saved_); }
+  OmpThreads(const OmpThreads&) = delete;
+  OmpThreads& operator=(const OmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+void expect_bgemm_matches_reference(std::mt19937_64& rng, int m, int n, int bits, double density) {
+  SCOPED_TRACE("M=" + std::to_string(m) + " N=" + std::to_string(n) + " bits=" + std::to_string(bits));
+  const BitMatrix a = random_bits(rng, m, bits), b = random_bits(rng, n, bits);
+  const BitMatrix keep = random_bits(rng, m, bits, density);
+  std::vector<std::int32_t> kept(m);
+  for (int r = 0; r < m; ++r)
+    for (int i = 0; i < keep.words; ++i) kept[r] += std::popcount(keep.row(r)[i]);
+  std::vector<std::int32_t> want(static_cast<std::size_t>(m) * n);
+  bgemm_reference(a, keep, kept, b, want.data());
+  for (int threads : {1, 2}) {
+    OmpThreads scope(threads);
+    std::vector<std::int32_t> got(want.size(), -12345);
+    bgemm(a, keep, kept, b, got.data());
+    ASSERT_EQ(got, want) << "threads=" << threads;
+  }
+}
+
+TEST(Bgemm, MatchesReferenceOnRandomShapes) {
+  std::mt19937_64 rng(99);
+  constexpr std::array kWords = {1, 2, 3, 4, 5, 8, 37};
+  for (int trial = 0; trial < 60; ++trial) {
+    const int words = kWords[trial % kWords.size()];
+    const int bits = words * kBitsPerWord - pick(rng, 64);  // a ragged last word
+    const int m = 1 + pick(rng, 70), n = 1 + pick(rng, 40);
+    expect_bgemm_matches_reference(rng, m, n, bits, trial % 2 ? 0.7 : 1.0);
+  }
+}
+
+TEST(Bgemm, MatchesReferenceOnConvShapes) {
+  std::mt19937_64 rng(5);
+  // 3x3 convolutions with 32 and 64 channels on a 28x28 map (parallel path), and a wide linear layer.
+  expect_bgemm_matches_reference(rng, 784, 32, 9 * 32, 0.9);
+  expect_bgemm_matches_reference(rng, 196, 64, 9 * 64, 0.9);
+  expect_bgemm_matches_reference(rng, 3, 10, 4096, 0.9);
+}
+
+TEST(Bgemm, LongRowsOfMaximalCounts) {
+  // Every bit differs: the per-byte counters of the AVX2 kernel run at their maximum across
+  // several flushes (> 124 words).
+  for (int words : {124, 125, 128, 300}) {
+    BitMatrix a(5, words * kBitsPerWord), b(7, words * kBitsPerWord), keep(5, words * kBitsPerWord);
+    std::fill(a.data.begin(), a.data.end(), ~BitWord{0});
+    std::fill(keep.data.begin(), keep.data.end(), ~BitWord{0});
+    const std::vector<std::int32_t> kept(5, words * kBitsPerWord);
+    std::vector<std::int32_t> got(35);
+    bgemm(a, keep, kept, b, got.data());
+    for (std::int32_t v : got) ASSERT_EQ(v, -words * kBitsPerWord) << words;
+  }
+}
+
+TEST(Bgemm, EmptyOperands) {
+  const BitMatrix a(0, 100), keep(0, 100), b(3, 100);
+  const std::vector<std::int32_t> kept;
+  bgemm(a, keep, kept, b, nullptr);
+  bgemm_reference(a, keep, kept, b, nullptr);
+  const BitMatrix a3(3, 100), keep3(3, 100), none(0, 100);
+  const std::vector<std::int32_t> kept3(3, 0);
+  bgemm(a3, keep3, kept3, none, nullptr);
+  bgemm_reference(a3, keep3, kept3, none, nullptr);
+}
+
+TEST(Bgemm, RejectsMismatchedShapes) {
+  const BitMatrix a(2, 100), keep(2, 100), b(3, 200);
+  const std::vector<std::int32_t> kept(2, 100);
+  std::vector<std::int32_t> out(6);
+  EXPECT_THROW(bgemm(a, keep, kept, b, out.data()), Error);
+  EXPECT_THROW(bgemm_reference(a, keep, std::vector<std::int32_t>(1), BitMatrix(3, 100), out.data()), Error);
+}
+
+TEST(Bgemm, KernelName) {
+  const std::string name = bgemm_kernel_name();
+  EXPECT_TRUE(name == "avx2" || name == "portable") << name;
+}
+
+TEST(PopcountRoof, PositiveAndFinite) {
+  for (int threads : {1, 2}) {
+    const double roof = measure_popcount_roof(0.05, threads);
+    EXPECT_GT(roof, 0.0);
+    EXPECT_TRUE(std::isfinite(roof));
+  }
+}
+
+}  // namespace
+}  // namespace spinbayes
