@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/mnist_json.h"
 #include "eval/evaluation.h"
+#include "train/export.h"
 #include "train/run.h"
 
 namespace {
@@ -66,10 +67,11 @@ int main(int argc, char** argv) {
 
   // eval
   EvalOptions eval;
-  std::string ood_list = "mnist,gaussian,uniform", score = "entropy";
+  std::string ood_list = "mnist,gaussian,uniform", score = "entropy", backend = "engine";
   std::filesystem::path eval_json;
   auto* eval_cmd = app.add_subcommand("eval", "Monte Carlo evaluation: accuracy, calibration, OOD detection");
   eval_cmd->add_option("--model", eval.model, "Training run directory")->required();
+  eval_cmd->add_option("--backend", backend, "torch | engine (bit-packed XNOR-popcount)")->capture_default_str();
   eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
   eval_cmd->add_option("--seed", eval.seed)->capture_default_str();
   eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");
@@ -82,6 +84,11 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--threads", eval.threads)->capture_default_str();
   eval_cmd->add_option("--json", eval_json, "Write the figures as JSON");
   add_data_options(*eval_cmd, eval.paths);
+
+  // export
+  std::filesystem::path export_dir;
+  auto* export_cmd = app.add_subcommand("export", "Write a run's model IR (DIR/model.sbir) for the engine");
+  export_cmd->add_option("--model", export_dir, "Training run directory")->required();
 
   // convert-mnist
   std::filesystem::path digits_in, digits_out;
@@ -116,9 +123,13 @@ int main(int argc, char** argv) {
     } else if (*eval_cmd) {
       eval.ood = split_list(ood_list);
       eval.score = parse_ood_score(score);
+      eval.backend = parse_backend(backend);
       const EvalReport report = evaluate(eval);
       std::fputs(report_table(report).c_str(), stdout);
       if (!eval_json.empty()) write_file_atomic(eval_json, report_json(report).dump(2) + "\n");
+    } else if (*export_cmd) {
+      export_run(export_dir);
+      std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());
     } else if (*convert_cmd) {
       convert_mnist_json_to_idx(digits_in, digits_out);
       std::printf("wrote %s\n", digits_out.c_str());

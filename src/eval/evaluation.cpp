@@ -1,13 +1,17 @@
 #include "eval/evaluation.h"
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "model/dropout_mask.h"
 #include "train/run.h"
+#include "train/export.h"
 #include "train/torch_model.h"
+#include "engine/engine.h"
 #include "uncertainty/metrics.h"
 
 namespace spinbayes {
@@ -17,6 +21,14 @@ OodScore parse_ood_score(const std::string& name) {
   if (name == "mi") return OodScore::mutual_information;
   throw Error("score: unknown OOD score '" + name + "' (known: entropy, mi)");
 }
+
+Backend parse_backend(const std::string& name) {
+  if (name == "torch") return Backend::torch;
+  if (name == "engine") return Backend::engine;
+  throw Error("backend: unknown backend '" + name + "' (known: torch, engine)");
+}
+
+std::string to_string(Backend backend) { return backend == Backend::torch ? "torch" : "engine"; }
 
 void EvalOptions::validate() const {
   if (samples < 1 || samples > 10000) throw Error("samples: must be in 1..10000, got " + std::to_string(samples));
@@ -37,6 +49,25 @@ void EvalOptions::validate() const {
 
 namespace {
 
+// One interface over the backends: the spec and a predict() with TorchModel's signature.
+struct Predictor {
+  ModelSpec spec;
+  std::function<McPredictions(const ImageSet&, int, std::uint64_t, bool)> predict;
+};
+
+Predictor load_predictor(const std::filesystem::path& dir, Backend backend) {
+  if (backend == Backend::torch) {
+    auto model = std::make_shared<TorchModel>(TorchModel::load(dir));
+    return {model->spec(), [model](const ImageSet& set, int samples, std::uint64_t seed, bool dropout) {
+              return model->predict(set, samples, seed, dropout);
+            }};
+  }
+  auto engine = std::make_shared<Engine>(load_model_ir(ensure_model_ir(dir)));
+  return {engine->spec(), [engine](const ImageSet& set, int samples, std::uint64_t seed, bool dropout) {
+            return engine->predict(set, samples, seed, dropout);
+          }};
+}
+
 const std::vector<double>& ood_scores(const PredictiveSummary& s, OodScore score) {
   return score == OodScore::entropy ? s.entropy : s.mutual_information;
 }
@@ -54,7 +85,7 @@ EvalReport evaluate(const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const TrainOptions run = load_run_config(options.model);
   configure_threads(options.threads);
-  const TorchModel model = TorchModel::load(options.model);
+  const Predictor model = load_predictor(options.model, options.backend);
 
   ImageSet test = load_fashion_mnist(options.paths, "test");
   if (options.test_count > 0 && options.test_count < test.n) {
@@ -79,8 +110,9 @@ EvalReport evaluate(const EvalOptions& options) {
   };
 
   EvalReport r;
-  r.spec = model.spec();
+  r.spec = model.spec;
   r.model_dir = options.model.string();
+  r.backend = to_string(options.backend);
   r.deterministic = options.deterministic;
   r.score = options.score == OodScore::entropy ? "entropy" : "mi";
   const PredictiveSummary s = predict(test, "test");
@@ -130,7 +162,7 @@ nlohmann::json report_json(const EvalReport& r) {
   }
   return {{"model_dir", r.model_dir},
           {"model", r.spec},
-          {"backend", "torch"},
+          {"backend", r.backend},
           {"deterministic", r.deterministic},
           {"samples", r.samples},
           {"test_images", r.test_images},

@@ -16,8 +16,14 @@ namespace spinbayes {
 enum class OodScore { entropy, mutual_information };
 OodScore parse_ood_score(const std::string& name);  // "entropy" | "mi"
 
+// Which implementation runs the network: LibTorch (the training graph in eval mode) or the
+// bit-packed XNOR-popcount engine on the exported model IR (DIR/model.sbir).
+enum class Backend { torch, engine };
+Backend parse_backend(const std::string& name);
+std::string to_string(Backend backend);
 struct EvalOptions {
   std::filesystem::path model;  // a training run directory
+  Backend backend = Backend::engine;
   int samples = 20;             // T stochastic passes
   std::uint64_t seed = 1;
   bool deterministic = false;   // dropout off, one pass
@@ -40,6 +46,7 @@ struct OodResult {
 struct EvalReport {
   ModelSpec spec;
   std::string model_dir;
+  std::string backend;
   int samples = 0, test_images = 0, validation_images = 0;
   bool deterministic = false;
   std::string score;

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <string>
 
+#include "core/error.h"
 #include "model/dropout_mask.h"
+#include "train/run.h"
 
 namespace spinbayes {
 
@@ -110,6 +112,22 @@ torch::Tensor BinaryNetImpl::forward(const torch::Tensor& x, const MaskContext& 
     if (l.pool_after) h = torch::max_pool2d(h, 2, 2);
   }
   return h;
+}
+
+BinaryNet load_trained_net(const std::filesystem::path& run_dir) {
+  const TrainOptions options = load_run_config(run_dir);
+  BinaryNet net(options.spec);
+  const auto checkpoint = run_dir / "checkpoint.pt";
+  if (!std::filesystem::exists(checkpoint)) throw Error(checkpoint.string() + ": not found (train the model first)");
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(checkpoint.string());
+    net->load(archive);
+  } catch (const c10::Error&) {
+    throw Error(checkpoint.string() + ": corrupt or incompatible checkpoint");
+  }
+  net->eval();
+  return net;
 }
 
 }  // namespace spinbayes

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "model/model_spec.h"
@@ -52,5 +53,9 @@ class BinaryNetImpl : public torch::nn::Module {
   std::vector<torch::nn::BatchNorm1d> bn1d_;
 };
 TORCH_MODULE(BinaryNet);
+
+// The network of a training run directory: DIR/config.json's architecture with DIR/checkpoint.pt's
+// weights and batch-norm statistics. Throws Error naming the file on failure.
+BinaryNet load_trained_net(const std::filesystem::path& run_dir);
 
 }  // namespace spinbayes

@@ -5,7 +5,6 @@
 
 #include "core/error.h"
 #include "train/binary_net.h"
-#include "train/run.h"
 
 namespace spinbayes {
 
@@ -22,20 +21,9 @@ TorchModel::~TorchModel() = default;
 const ModelSpec& TorchModel::spec() const { return impl_->spec; }
 
 TorchModel TorchModel::load(const std::filesystem::path& dir) {
-  const TrainOptions options = load_run_config(dir);
   auto impl = std::make_unique<Impl>();
-  impl->spec = options.spec;
-  impl->net = BinaryNet(options.spec);
-  const auto checkpoint = dir / "checkpoint.pt";
-  if (!std::filesystem::exists(checkpoint)) throw Error(checkpoint.string() + ": not found (train the model first)");
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(checkpoint.string());
-    impl->net->load(archive);
-  } catch (const c10::Error&) {
-    throw Error(checkpoint.string() + ": corrupt or incompatible checkpoint");
-  }
-  impl->net->eval();
+  impl->net = load_trained_net(dir);
+  impl->spec = impl->net->spec();
   return TorchModel(std::move(impl));
 }
 

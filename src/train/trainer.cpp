@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "model/dropout_mask.h"
 #include "train/binary_net.h"
+#include "train/export.h"
 #include "train/run.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -251,6 +252,7 @@ TrainResult train_model(const TrainOptions& input_options) {
                               100.0 * validation_accuracy, format_duration(result.seconds)));
     if (options.stop_after_epochs > 0 && epoch + 1 - first_epoch >= options.stop_after_epochs) break;
   }
+  export_run(options.out);  // the model IR the inference engine and hardware models read
   result.epochs = history.empty() ? 0 : history.back()["epoch"].get<int>();
   result.validation_accuracy = history.empty() ? 0.0 : history.back()["validation_accuracy"].get<double>();
   return result;
