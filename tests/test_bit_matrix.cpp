@@ -267,6 +267,13 @@ void expect_bgemm_matches_reference(std::mt19937_64& rng, int m, int n, int bits
     std::vector<std::int32_t> got(want.size(), -12345);
     bgemm(a, keep, kept, b, got.data());
     ASSERT_EQ(got, want) << "threads=" << threads;
+    // Every kernel this CPU has, not only the one bgemm() picks.
+    const PackedOperand packed = pack_operand(b);
+    for (const auto& kernel : bgemm_kernels()) {
+      std::fill(got.begin(), got.end(), -12345);
+      bgemm_using(kernel, a, keep, kept, b, packed, got.data());
+      ASSERT_EQ(got, want) << "kernel " << kernel << " threads=" << threads;
+    }
   }
 }
 
@@ -298,8 +305,10 @@ TEST(Bgemm, LongRowsOfMaximalCounts) {
     std::fill(keep.data.begin(), keep.data.end(), ~BitWord{0});
     const std::vector<std::int32_t> kept(5, words * kBitsPerWord);
     std::vector<std::int32_t> got(35);
-    bgemm(a, keep, kept, b, got.data());
-    for (std::int32_t v : got) ASSERT_EQ(v, -words * kBitsPerWord) << words;
+    for (const auto& kernel : bgemm_kernels()) {
+      bgemm_using(kernel, a, keep, kept, b, pack_operand(b), got.data());
+      for (std::int32_t v : got) ASSERT_EQ(v, -words * kBitsPerWord) << words << " " << kernel;
+    }
   }
 }
 
@@ -324,7 +333,11 @@ TEST(Bgemm, RejectsMismatchedShapes) {
 
 TEST(Bgemm, KernelName) {
   const std::string name = bgemm_kernel_name();
-  EXPECT_TRUE(name == "avx2" || name == "portable") << name;
+  EXPECT_EQ(name, bgemm_kernels().front());
+  EXPECT_EQ(bgemm_kernels().back(), "portable");
+  EXPECT_THROW(bgemm_using("avx1024", BitMatrix(1, 8), BitMatrix(1, 8), {8}, BitMatrix(1, 8),
+                           pack_operand(BitMatrix(1, 8)), nullptr),
+               Error);
 }
 
 TEST(PopcountRoof, PositiveAndFinite) {
@@ -337,3 +350,24 @@ TEST(PopcountRoof, PositiveAndFinite) {
 
 }  // namespace
 }  // namespace spinbayes
+
+TEST(ThresholdBits, SimdMatchesReferenceOnRandomRows) {
+  std::mt19937_64 rng(2024);
+  for (const int n : {1, 7, 8, 9, 31, 64, 65, 100, 128, 130, 257}) {
+    std::vector<std::int32_t> dots(static_cast<std::size_t>(n)), sign(dots.size()), bound(dots.size());
+    for (std::size_t j = 0; j < dots.size(); ++j) {
+      dots[j] = static_cast<std::int32_t>(rng() % 41) - 20;
+      sign[j] = (rng() & 1) ? 1 : -1;
+      bound[j] = static_cast<std::int32_t>(rng() % 41) - 20;  // ties with the dots included
+    }
+    const int words = spinbayes::words_for_bits(n);
+    std::vector<spinbayes::BitWord> fast(static_cast<std::size_t>(words), ~spinbayes::BitWord{0}), plain(fast.size(), 0);
+    spinbayes::threshold_bits(dots.data(), sign.data(), bound.data(), n, fast.data());
+    spinbayes::threshold_bits_reference(dots.data(), sign.data(), bound.data(), n, plain.data());
+    EXPECT_EQ(fast, plain) << "n = " << n;
+    for (int j = 0; j < n; ++j) {
+      const bool bit = (plain[static_cast<std::size_t>(j / 64)] >> (j % 64)) & 1u;
+      EXPECT_EQ(bit, sign[static_cast<std::size_t>(j)] * dots[static_cast<std::size_t>(j)] >= bound[static_cast<std::size_t>(j)]);
+    }
+  }
+}

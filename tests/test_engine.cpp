@@ -143,8 +143,7 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
     for (int i = 0; i < images.n; ++i) {
       std::vector<float> logits(10);
       const BinaryMap prefix = engine.run_prefix(images.image(i));
-      engine.run_suffix(prefix, seed, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(sample), dropout,
-                        logits.data());
+      engine.run_suffix(prefix, seed, static_cast<std::uint64_t>(i), sample, 1, dropout, logits.data());
       for (int k = 0; k < 10; ++k) {
         const float t = torch_logits[i][k].item<float>();
         EXPECT_NEAR(logits[static_cast<std::size_t>(k)], t, 1e-5 * (1.0 + std::abs(t))) << "image " << i;

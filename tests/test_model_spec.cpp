@@ -121,3 +121,14 @@ TEST(DropoutMask, IsAPureFunctionWithTheRequestedRate) {
   EXPECT_GT(differ, 400);
   EXPECT_LT(differ, 600);
 }
+
+TEST(DropoutMask, BatchedDrawsEqualTheReferenceFunction) {
+  for (const double p : {0.0, 1e-9, 0.1, 0.25, 0.5, 0.9, 0.999999}) {
+    for (std::uint64_t image = 0; image < 3; ++image) {
+      const DropoutDraws draws(123, image, 4, 5, p);
+      for (std::uint64_t unit = 0; unit < 5000; ++unit) {
+        ASSERT_EQ(draws.keeps(unit), dropout_keeps(123, image, 4, 5, unit, p)) << "p " << p << " unit " << unit;
+      }
+    }
+  }
+}

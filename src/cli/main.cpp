@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/mnist_json.h"
+#include "eval/bench.h"
 #include "eval/evaluation.h"
 #include "train/export.h"
 #include "train/run.h"
@@ -85,6 +86,18 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--json", eval_json, "Write the figures as JSON");
   add_data_options(*eval_cmd, eval.paths);
 
+  // bench
+  BenchOptions bench;
+  std::filesystem::path bench_json_path;
+  auto* bench_cmd = app.add_subcommand("bench", "LibTorch vs the bit-packed engine, popcount roof, prefix reuse");
+  bench_cmd->add_option("--model", bench.model, "Training run directory (trained with dropout)")->required();
+  bench_cmd->add_option("--samples", bench.samples, "Monte Carlo samples T")->capture_default_str();
+  bench_cmd->add_option("--images", bench.images, "Test images to run")->capture_default_str();
+  bench_cmd->add_option("--threads", bench.threads)->capture_default_str();
+  bench_cmd->add_option("--seed", bench.seed)->capture_default_str();
+  bench_cmd->add_option("--json", bench_json_path, "Write the figures as JSON");
+  add_data_options(*bench_cmd, bench.paths);
+
   // export
   std::filesystem::path export_dir;
   auto* export_cmd = app.add_subcommand("export", "Write a run's model IR (DIR/model.sbir) for the engine");
@@ -127,6 +140,10 @@ int main(int argc, char** argv) {
       const EvalReport report = evaluate(eval);
       std::fputs(report_table(report).c_str(), stdout);
       if (!eval_json.empty()) write_file_atomic(eval_json, report_json(report).dump(2) + "\n");
+    } else if (*bench_cmd) {
+      const BenchReport report = run_bench(bench);
+      std::fputs(bench_table(report).c_str(), stdout);
+      if (!bench_json_path.empty()) write_file_atomic(bench_json_path, bench_json(report).dump(2) + "\n");
     } else if (*export_cmd) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());

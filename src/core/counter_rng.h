@@ -14,11 +14,13 @@ constexpr std::uint64_t mix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// Hash of a key tuple; each word is folded in through the mixer so that (a, b) != (b, a).
+// Hash of a key tuple; each word is folded in through the mixer so that (a, b) != (b, a):
+// hash_key(a, b, ...) = hash_key(mix64(a) ^ (b + kHashFold), ...), hash_key(x) = mix64(x).
+constexpr std::uint64_t kHashFold = 0x632be59bd9b4e019ULL;
 constexpr std::uint64_t hash_key(std::uint64_t a) { return mix64(a); }
 template <typename... Rest>
 constexpr std::uint64_t hash_key(std::uint64_t a, std::uint64_t b, Rest... rest) {
-  return hash_key(mix64(a) ^ (b + 0x632be59bd9b4e019ULL), static_cast<std::uint64_t>(rest)...);
+  return hash_key(mix64(a) ^ (b + kHashFold), static_cast<std::uint64_t>(rest)...);
 }
 
 // Uniform double in [0, 1) from the top 53 bits of a 64-bit word.

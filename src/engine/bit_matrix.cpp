@@ -17,6 +17,8 @@
 // Functions compiled for AVX2 + POPCNT only; the rest of the binary stays baseline x86-64.
 #define SPINBAYES_AVX2 __attribute__((target("avx2,popcnt")))
 #define SPINBAYES_POPCNT __attribute__((target("popcnt")))
+// And for AVX-512 with the vector popcount instruction (Ice Lake and later), chosen at run time.
+#define SPINBAYES_AVX512 __attribute__((target("avx512f,avx512vpopcntdq,popcnt")))
 #else
 #define SPINBAYES_X86 0
 #endif
@@ -221,7 +223,7 @@ SPINBAYES_AVX2 void xnor_block(const BitWord* a, const BitWord* k, int words, co
       std::int32_t* o = out + static_cast<std::size_t>(r) * n + j;
       if (j + 4 <= n) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(o), dot32);
-      } else {  // the last, partial group of columns
+      } else if (j < n) {  // the last, partial group of columns (padding columns are dropped)
         alignas(16) std::int32_t lanes[4];
         _mm_store_si128(reinterpret_cast<__m128i*>(lanes), dot32);
         std::copy(lanes, lanes + (n - j), o);
@@ -256,20 +258,136 @@ SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const BitMatrix& keep, const 
 constexpr int kBlockRows = 2, kBlockVectors = 2;
 
 SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const BitMatrix& keep,
-                               const std::vector<std::int32_t>& kept, const BitMatrix& b, std::int32_t* out) {
-  const int n = b.rows, npad = (n + 3) / 4 * 4, words = a.words;
-  std::vector<BitWord> bt(static_cast<std::size_t>(words) * npad, 0);
-  for (int j = 0; j < n; ++j)
-    for (int w = 0; w < words; ++w) bt[static_cast<std::size_t>(w) * npad + j] = b.row(j)[w];
-
+                               const std::vector<std::int32_t>& kept, const PackedOperand& b, std::int32_t* out) {
+  const int n = b.rows, npad = b.padded_rows, words = a.words;
+  const BitWord* bt = b.data.data();
   const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
   const bool parallel = static_cast<long>(a.rows) * n * words >= kParallelWork;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int i = 0; i < blocks; ++i) {
     const int m = i * kBlockRows;
-    bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept.data(), bt.data(), npad, n, out, m,
+    bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept.data(), bt, npad, n, out, m,
                                           std::min(kBlockRows, a.rows - m));
   }
+}
+
+// Eight decisions per step: sign * dot > bound - 1, the comparison's lanes gathered by movemask.
+SPINBAYES_AVX2 void threshold_bits_avx2(const std::int32_t* dots, const std::int32_t* sign,
+                                        const std::int32_t* bound, int n, BitWord* out) {
+  const __m256i one = _mm256_set1_epi32(1);
+  for (int w = 0; w < words_for_bits(n); ++w) {
+    BitWord word = 0;
+    const int base = w * kBitsPerWord, count = std::min(kBitsPerWord, n - base);
+    int j = 0;
+    for (; j + 8 <= count; j += 8) {
+      const __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dots + base + j));
+      const __m256i s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sign + base + j));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bound + base + j));
+      const __m256i fires = _mm256_cmpgt_epi32(_mm256_mullo_epi32(d, s), _mm256_sub_epi32(b, one));
+      word |= static_cast<BitWord>(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(fires)))) << j;
+    }
+    for (; j < count; ++j) {
+      word |= static_cast<BitWord>(sign[base + j] * dots[base + j] >= bound[base + j]) << j;
+    }
+    out[w] = word;
+  }
+}
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as merge sources, which -Wuninitialized
+// flags inside the system header once inlined here (GCC bug 105593); the warning is off for the
+// AVX-512 kernels only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// The AVX-512 microkernel: the same transposed b (npad a multiple of 8), one 512-bit vector holding
+// word w of 8 rows of b, and VPOPCNTQ counting each 64-bit lane directly, so there are no byte
+// counters to flush. R rows of a x 8 * V columns from j0.
+template <int R, int V, bool kMasked>
+SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
+                                    const std::int32_t* kept, std::int32_t* out, int n, int j0) {
+  __m512i count[R][V];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) count[r][v] = _mm512_setzero_si512();
+  for (int w = 0; w < words; ++w) {
+    const BitWord* b_words = bt + static_cast<std::size_t>(w) * npad + j0;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const std::size_t i = static_cast<std::size_t>(r) * words + w;
+      const __m512i av = _mm512_set1_epi64(static_cast<long long>(a[i]));
+      const __m512i kv = kMasked ? _mm512_set1_epi64(static_cast<long long>(k[i])) : __m512i{};
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const __m512i bv = _mm512_loadu_si512(b_words + 8 * v);
+        __m512i x = _mm512_xor_si512(av, bv);
+        if constexpr (kMasked) x = _mm512_and_si512(x, kv);
+        count[r][v] = _mm512_add_epi64(count[r][v], _mm512_popcnt_epi64(x));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    const __m512i base = _mm512_set1_epi64(kept[r]);
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __m256i dot32 = _mm512_cvtepi64_epi32(_mm512_sub_epi64(base, _mm512_add_epi64(count[r][v], count[r][v])));
+      const int j = j0 + 8 * v;
+      std::int32_t* o = out + static_cast<std::size_t>(r) * n + j;
+      if (j + 8 <= n) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), dot32);
+      } else if (j < n) {  // the last, partial group of columns (padding columns are dropped)
+        alignas(32) std::int32_t lanes[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), dot32);
+        std::copy(lanes, lanes + (n - j), o);
+      }
+    }
+  }
+}
+
+template <int R, int V>
+SPINBAYES_AVX512 void bgemm_columns512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
+                                       const std::int32_t* kept, std::int32_t* out, int n, int j) {
+  for (; j + 8 * V <= npad; j += 8 * V) xnor_block512<R, V, true>(a, k, words, bt, npad, kept, out, n, j);
+  if constexpr (V > 1) bgemm_columns512<R, V - 1>(a, k, words, bt, npad, kept, out, n, j);
+}
+
+template <int R, int V>
+SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const BitMatrix& keep, const std::int32_t* kept,
+                                    const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows) {
+  if (rows == R) {
+    bgemm_columns512<R, V>(a.row(m), keep.row(m), a.words, bt, npad, kept + m, out + static_cast<std::size_t>(m) * n,
+                           n, 0);
+  } else if constexpr (R > 1) {
+    bgemm_rows512<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows);
+  }
+}
+
+// 4 rows of a x 16 columns: 8 accumulators.
+constexpr int kBlockRows512 = 4, kBlockVectors512 = 2;
+
+SPINBAYES_AVX512 void bgemm_avx512(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+                                   const PackedOperand& b, std::int32_t* out) {
+  const int n = b.rows, npad = b.padded_rows;
+  const int blocks = (a.rows + kBlockRows512 - 1) / kBlockRows512;
+  const bool parallel = static_cast<long>(a.rows) * n * a.words >= kParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int i = 0; i < blocks; ++i) {
+    const int m = i * kBlockRows512;
+    bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept.data(), b.data.data(), npad, n, out, m,
+                                                   std::min(kBlockRows512, a.rows - m));
+  }
+}
+
+#pragma GCC diagnostic pop
+
+bool cpu_has_avx512_popcount() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+  }();
+  return has;
 }
 
 bool cpu_has_avx2() {
@@ -352,6 +470,24 @@ SPINBAYES_AVX2 long roof_avx2(const BitWord* a, const BitWord* bt) {
   }
   return sum / 2;
 }
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int R, int V>
+SPINBAYES_AVX512 long roof_avx512(const BitWord* a, const BitWord* bt) {
+  static_assert(kRoofRowsA % R == 0 && kRoofRowsB % (8 * V) == 0);
+  const std::int32_t kept[R] = {};
+  std::int32_t out[R * kRoofRowsB];
+  long sum = 0;
+  for (int i = 0; i < kRoofRowsA; i += R) {
+    for (int j = 0; j < kRoofRowsB; j += 8 * V)
+      xnor_block512<R, V, false>(a + i * kRoofWords, nullptr, kRoofWords, bt, kRoofRowsB, kept, out, kRoofRowsB, j);
+    for (std::int32_t x : out) sum -= x;  // out = -2 * popcount
+  }
+  return sum / 2;
+}
+#pragma GCC diagnostic pop
 #endif
 
 volatile long roof_sink = 0;
@@ -408,9 +544,10 @@ BitMatrix pack_weights(const std::int8_t* signs, int out_channels, int in_channe
   return w;
 }
 
-void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patches& out) {
-  const int c = map.channels, h = map.height, w = map.width;
-  const bool has_keep = !map.keep.data.empty();
+void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out) {
+  if (maps.empty()) throw Error("im2col_bits: no maps");
+  const BinaryMap& first = maps.front();
+  const int c = first.channels, h = first.height, w = first.width;
   if (kernel <= 0 || stride <= 0 || padding < 0 || c <= 0 || h <= 0 || w <= 0)
     throw Error("im2col_bits: bad geometry (kernel " + std::to_string(kernel) + ", stride " +
                 std::to_string(stride) + ", padding " + std::to_string(padding) + ", map " +
@@ -418,12 +555,16 @@ void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patc
   if (h + 2 * padding < kernel || w + 2 * padding < kernel)
     throw Error("im2col_bits: kernel " + std::to_string(kernel) + " larger than the padded map");
   const auto shape_ok = [&](const BitMatrix& m) { return m.rows == h * w && m.bits == c; };
-  if (!shape_ok(map.signs) || (has_keep && !shape_ok(map.keep)))
-    throw Error("im2col_bits: map matrices are not (height * width) x channels");
+  for (const BinaryMap& map : maps) {
+    if (map.channels != c || map.height != h || map.width != w || !shape_ok(map.signs) ||
+        (!map.keep.data.empty() && !shape_ok(map.keep)))
+      throw Error("im2col_bits: map matrices are not (height * width) x channels of one shape");
+  }
 
   out.out_h = (h + 2 * padding - kernel) / stride + 1;
   out.out_w = (w + 2 * padding - kernel) / stride + 1;
-  const int rows = out.out_h * out.out_w, bits = kernel * kernel * c;
+  const int per_map = out.out_h * out.out_w, bits = kernel * kernel * c;
+  const int rows = per_map * static_cast<int>(maps.size());
   reshape(out.signs, rows, bits);  // every word is written below
   reshape(out.keep, rows, bits);
   out.kept.resize(rows);
@@ -436,10 +577,15 @@ void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patc
   const bool parallel = static_cast<long>(rows) * out.signs.words >= kParallelWork;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int r = 0; r < rows; ++r) {
-    const int oy = r / out.out_w, ox = r % out.out_w;
-    write(map, kernel, oy * stride - padding, ox * stride - padding, out.signs.row(r), out.keep.row(r));
+    const int pixel = r % per_map, oy = pixel / out.out_w, ox = pixel % out.out_w;
+    write(maps[static_cast<std::size_t>(r / per_map)], kernel, oy * stride - padding, ox * stride - padding,
+          out.signs.row(r), out.keep.row(r));
     out.kept[r] = count(out.keep.row(r), out.keep.words);
   }
+}
+
+void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patches& out) {
+  im2col_bits(std::span<const BinaryMap>(&map, 1), kernel, stride, padding, out);
 }
 
 void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
@@ -454,23 +600,89 @@ void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vecto
     }
 }
 
+PackedOperand pack_operand(const BitMatrix& b) {
+  PackedOperand p;
+  p.rows = b.rows;
+  p.words = b.words;
+  p.padded_rows = (b.rows + 7) / 8 * 8;  // whole vectors for the AVX2 (4 rows) and AVX-512 (8) kernels
+  p.data.assign(static_cast<std::size_t>(p.words) * p.padded_rows, 0);
+  for (int j = 0; j < b.rows; ++j) {
+    for (int w = 0; w < b.words; ++w) p.data[static_cast<std::size_t>(w) * p.padded_rows + j] = b.row(j)[w];
+  }
+  return p;
+}
+
+std::vector<std::string> bgemm_kernels() {
+  std::vector<std::string> kernels;
+#if SPINBAYES_X86
+  if (cpu_has_avx512_popcount()) kernels.push_back("avx512-vpopcntdq");
+  if (cpu_has_avx2()) kernels.push_back("avx2");
+#endif
+  kernels.push_back("portable");
+  return kernels;
+}
+
+void bgemm_using(const std::string& kernel, const BitMatrix& a, const BitMatrix& keep,
+                 const std::vector<std::int32_t>& kept, const BitMatrix& b, const PackedOperand& packed_b,
+                 std::int32_t* out) {
+  if (kernel == "portable") {
+    bgemm_reference(a, keep, kept, b, out);
+    return;
+  }
+#if SPINBAYES_X86
+  check_bgemm_shapes(a, keep, kept, b);
+  if (packed_b.rows != b.rows || packed_b.words != b.words) throw Error("bgemm: packed operand does not match b");
+  if (kernel == "avx512-vpopcntdq" && cpu_has_avx512_popcount()) {
+    bgemm_avx512(a, keep, kept, packed_b, out);
+    return;
+  }
+  if (kernel == "avx2" && cpu_has_avx2()) {
+    bgemm_avx2(a, keep, kept, packed_b, out);
+    return;
+  }
+#endif
+  throw Error("bgemm: kernel '" + kernel + "' is not available on this CPU");
+}
+
+void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept, const BitMatrix& b,
+           const PackedOperand& packed_b, std::int32_t* out) {
+  static const std::string best = bgemm_kernels().front();
+  bgemm_using(best, a, keep, kept, b, packed_b, out);
+}
+
 void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
            const BitMatrix& b, std::int32_t* out) {
 #if SPINBAYES_X86
   if (cpu_has_avx2()) {
-    check_bgemm_shapes(a, keep, kept, b);
-    bgemm_avx2(a, keep, kept, b, out);
+    bgemm(a, keep, kept, b, pack_operand(b), out);
     return;
   }
 #endif
   bgemm_reference(a, keep, kept, b, out);
 }
 
-const char* bgemm_kernel_name() {
+void threshold_bits_reference(const std::int32_t* dots, const std::int32_t* sign, const std::int32_t* bound, int n,
+                              BitWord* out) {
+  for (int w = 0; w < words_for_bits(n); ++w) out[w] = 0;
+  for (int j = 0; j < n; ++j) {
+    if (sign[j] * dots[j] >= bound[j]) out[j / kBitsPerWord] |= BitWord{1} << (j % kBitsPerWord);
+  }
+}
+
+void threshold_bits(const std::int32_t* dots, const std::int32_t* sign, const std::int32_t* bound, int n,
+                    BitWord* out) {
 #if SPINBAYES_X86
-  if (cpu_has_avx2()) return "avx2";
+  if (cpu_has_avx2()) {
+    threshold_bits_avx2(dots, sign, bound, n, out);
+    return;
+  }
 #endif
-  return "portable";
+  threshold_bits_reference(dots, sign, bound, n, out);
+}
+
+const char* bgemm_kernel_name() {
+  static const std::string best = bgemm_kernels().front();
+  return best.c_str();
 }
 
 double measure_popcount_roof(double seconds, int threads) {
@@ -482,7 +694,10 @@ double measure_popcount_roof(double seconds, int threads) {
   // The AVX2 kernel at a few blockings (rows of a x rows of b), and plain POPCNT.
   std::vector<Kernel> kernels = {{roof_scalar<2, 4>, false}};
 #if SPINBAYES_X86
-  if (cpu_has_avx2())
+  if (cpu_has_avx512_popcount())
+    kernels = {{roof_avx512<4, 2>, true}, {roof_avx512<2, 2>, true}, {roof_avx512<4, 1>, true},
+               {roof_avx2<2, 2>, true}};
+  else if (cpu_has_avx2())
     kernels = {{roof_avx2<2, 2>, true},
                {roof_avx2<4, 2>, true},
                {roof_avx2<4, 1>, true},

@@ -6,6 +6,8 @@
 //   dot(a, b) = sum over kept i of a_i * b_i = popcount(k) - 2 * popcount((a XOR b) AND k).
 // Bits past n in the last word are 0 in every operand, so they never count.
 #include <cstdint>
+#include <span>
+#include <string>
 #include <vector>
 
 namespace spinbayes {
@@ -55,6 +57,8 @@ struct Patches {
   std::vector<std::int32_t> kept;  // popcount of each keep row
 };
 void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patches& out);
+// The patches of several maps of one shape stacked: map s's output pixel q is row s * (out_h * out_w) + q.
+void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out);
 
 // out[m * n + j] = dot(a.row(m), b.row(j)) under keep.row(m), with kept[m] = popcount(keep.row(m)):
 // a binary GEMM, M = a.rows, N = b.rows, all operands with the same `words`.
@@ -63,8 +67,31 @@ void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vecto
 // The same result, fastest kernel for this CPU (AVX2 + POPCNT when available, chosen at run time).
 void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
            const BitMatrix& b, std::int32_t* out);
-// Name of the kernel bgemm() dispatches to ("avx2" or "portable").
+// b rearranged once for the AVX2 kernel (word-major: word w of rows j..j+3 side by side), so that
+// a layer's weights are not rearranged on every call.
+struct PackedOperand {
+  int rows = 0, words = 0, padded_rows = 0;
+  std::vector<BitWord> data;  // words x padded_rows, zero rows past `rows`
+};
+PackedOperand pack_operand(const BitMatrix& b);
+// bgemm with b given both plainly (for the portable kernel) and packed (for the AVX2 kernel).
+void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept, const BitMatrix& b,
+           const PackedOperand& packed_b, std::int32_t* out);
+// Name of the kernel bgemm() dispatches to ("avx512-vpopcntdq", "avx2" or "portable").
 const char* bgemm_kernel_name();
+// Every kernel this CPU can run, best first, and bgemm through a named one (for tests and benches).
+std::vector<std::string> bgemm_kernels();
+void bgemm_using(const std::string& kernel, const BitMatrix& a, const BitMatrix& keep,
+                 const std::vector<std::int32_t>& kept, const BitMatrix& b, const PackedOperand& packed_b,
+                 std::int32_t* out);
+
+// The sense decision of a row of dot products, packed: bit j of out (n bits, whole words written)
+// is 1 iff sign[j] * dots[j] >= bound[j], with sign[j] = +1 or -1 (a flipped threshold:
+// dot <= b is -dot >= -b).
+void threshold_bits_reference(const std::int32_t* dots, const std::int32_t* sign, const std::int32_t* bound, int n,
+                              BitWord* out);
+void threshold_bits(const std::int32_t* dots, const std::int32_t* sign, const std::int32_t* bound, int n,
+                    BitWord* out);
 
 // The machine's popcount roof: binary multiply-accumulates per second of the best register-
 // blocked XNOR-popcount microkernel on L1-resident data, over about `seconds` on `threads` threads.

@@ -36,32 +36,57 @@ BinaryMap max_pool(const BitMatrix& signs, int channels, int h, int w) {
   return out;
 }
 
-// Thresholds pre-activations (out pixels x channels, channels fastest) into a binary map and
-// pools it when the layer says so.
-template <typename Pre>
-BinaryMap threshold_and_pool(const EngineLayer& layer, int out_h, int out_w, Pre pre) {
+// A layer's thresholded output map (out pixels x channels), max-pooled when the layer says so.
+BinaryMap pooled(const EngineLayer& layer, BitMatrix signs) {
+  if (layer.shape.pool_after) return max_pool(signs, layer.shape.out_channels, layer.shape.out_h, layer.shape.out_w);
+  BinaryMap map;
+  map.channels = layer.shape.out_channels;
+  map.height = layer.shape.out_h;
+  map.width = layer.shape.out_w;
+  map.signs = std::move(signs);
+  return map;
+}
+
+// The folded threshold as a bound on the integer dot product d, whose pre-activation is d * scale:
+// the smallest d with d * scale >= threshold (or, flipped, the largest d with d * scale <=
+// threshold), clamped just outside the reachable range [-fan_in, fan_in].
+std::int32_t integer_bound(const FoldedThreshold& t, double scale, int fan_in) {
+  const double lo = -fan_in - 1.0, hi = fan_in + 1.0;
+  double d = std::clamp(t.flip ? std::floor(t.threshold / scale) : std::ceil(t.threshold / scale), lo, hi);
+  // Settle the rounding of threshold / scale against the exact comparison the float path makes.
+  if (!t.flip) {
+    while (d - 1 >= lo && fires((d - 1) * scale, t)) --d;
+    while (d < hi && !fires(d * scale, t)) ++d;
+  } else {
+    while (d + 1 <= hi && fires((d + 1) * scale, t)) ++d;
+    while (d > lo && !fires(d * scale, t)) --d;
+  }
+  return static_cast<std::int32_t>(d);
+}
+
+// Thresholds a layer's outputs (out pixels x channels, channels fastest) into a binary map and
+// pools it when the layer says so; fire(pix, oc) is the sense decision.
+template <typename Fire>
+BinaryMap threshold_and_pool(const EngineLayer& layer, int out_h, int out_w, Fire fire) {
   const int channels = layer.shape.out_channels;
   BitMatrix signs(out_h * out_w, channels);
   for (int pix = 0; pix < out_h * out_w; ++pix) {
     BitWord* row = signs.row(pix);
     for (int oc = 0; oc < channels; ++oc) {
-      if (fires(pre(pix, oc), layer.thresholds[static_cast<std::size_t>(oc)])) {
+      if (fire(pix, oc)) {
         row[oc / kBitsPerWord] |= BitWord{1} << (oc % kBitsPerWord);
       }
     }
   }
-  if (layer.shape.pool_after) return max_pool(signs, channels, out_h, out_w);
-  BinaryMap map;
-  map.channels = channels;
-  map.height = out_h;
-  map.width = out_w;
-  map.signs = std::move(signs);
-  return map;
+  return pooled(layer, std::move(signs));
 }
 
 }  // namespace
 
-Engine::Engine(const ModelIR& ir) : spec_(ir.spec) {
+Engine::Engine(const ModelIR& ir)
+    : spec_(ir.spec),
+      // The same float the LibTorch path multiplies kept inputs by (inverted dropout).
+      dropout_scale_(static_cast<float>(1.0 / (1.0 - ir.spec.p))) {
   ir.validate();
   int c = spec_.channels, h = spec_.height, w = spec_.width_px;
   first_dropout_ = static_cast<int>(ir.layers.size()) - 1;  // the output layer always runs per sample
@@ -86,6 +111,7 @@ Engine::Engine(const ModelIR& ir) : spec_(ir.spec) {
       layer.real_weights.assign(src.weights.begin(), src.weights.end());
     } else {
       layer.weights = pack_weights(src.weights.data(), src.shape.out_channels, c, layer.kernel);
+      layer.packed_weights = pack_operand(layer.weights);
     }
     for (int oc = 0; oc < src.shape.out_channels; ++oc) {
       const auto k = static_cast<std::size_t>(oc);
@@ -94,6 +120,16 @@ Engine::Engine(const ModelIR& ir) : spec_(ir.spec) {
       } else {
         layer.thresholds.push_back(
             fold_batch_norm(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps));
+      }
+    }
+    if (!src.shape.output && !src.shape.real_input) {
+      const double scales[2] = {1.0, src.shape.dropout_before ? dropout_scale_ : 1.0};
+      for (const auto& t : layer.thresholds) layer.dot_sign.push_back(t.flip ? -1 : 1);
+      for (int on = 0; on < 2; ++on) {
+        for (const auto& t : layer.thresholds) {
+          const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
+          layer.dot_bound[on].push_back(t.flip ? -bound : bound);
+        }
       }
     }
     if (src.shape.dropout_before) first_dropout_ = std::min(first_dropout_, static_cast<int>(i));
@@ -112,12 +148,12 @@ std::int64_t Engine::binary_macs() const {
   return macs;
 }
 
-double Engine::input_scale(int index, bool dropout) const {
-  const auto& l = layers_[static_cast<std::size_t>(index)];
-  const bool active = dropout && l.shape.dropout_before && spec_.dropout != DropoutKind::none && spec_.p > 0.0;
-  // The same float the LibTorch path multiplies kept inputs by (inverted dropout).
-  return active ? static_cast<double>(static_cast<float>(1.0 / (1.0 - spec_.p))) : 1.0;
+bool Engine::masked(int index, bool dropout) const {
+  return dropout && layers_[static_cast<std::size_t>(index)].shape.dropout_before && spec_.dropout != DropoutKind::none &&
+         spec_.p > 0.0;
 }
+
+double Engine::input_scale(int index, bool dropout) const { return masked(index, dropout) ? dropout_scale_ : 1.0; }
 
 BinaryMap Engine::first_layer(const float* pixels) const {
   const EngineLayer& l = layers_.front();
@@ -126,30 +162,34 @@ BinaryMap Engine::first_layer(const float* pixels) const {
   // Normalized exactly as the LibTorch path: (x - mean) / std in float.
   std::vector<float> x(static_cast<std::size_t>(c) * h * w);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = (pixels[i] - spec_.input_mean) / spec_.input_std;
-  std::vector<double> pre(static_cast<std::size_t>(out_h) * out_w * out_c, 0.0);
-  for (int oy = 0; oy < out_h; ++oy) {
-    for (int ox = 0; ox < out_w; ++ox) {
-      double* out = pre.data() + (static_cast<std::size_t>(oy) * out_w + ox) * out_c;
-      for (int oc = 0; oc < out_c; ++oc) {
-        const float* wt = l.real_weights.data() + static_cast<std::size_t>(oc) * c * k * k;
-        double sum = 0.0;
-        for (int ic = 0; ic < c; ++ic) {
-          for (int ky = 0; ky < k; ++ky) {
+  // Real input times +-1 weights, accumulated plane by plane (out_c x out_h x out_w) so that the
+  // inner loop runs along a row of the map and vectorizes.
+  std::vector<float> pre(static_cast<std::size_t>(out_c) * out_h * out_w, 0.0f);
+  for (int oc = 0; oc < out_c; ++oc) {
+    float* plane = pre.data() + static_cast<std::size_t>(oc) * out_h * out_w;
+    for (int ic = 0; ic < c; ++ic) {
+      for (int ky = 0; ky < k; ++ky) {
+        for (int kx = 0; kx < k; ++kx) {
+          const float wt = l.real_weights[((static_cast<std::size_t>(oc) * c + ic) * k + ky) * k + kx];
+          // Output columns whose tap stays inside the row: 0 <= ox * stride - pad + kx < w.
+          const int ox_begin = std::max(0, (pad - kx + stride - 1) / stride);
+          const int ox_end = std::min(out_w, (w - 1 + pad - kx) / stride + 1);
+          for (int oy = 0; oy < out_h; ++oy) {
             const int y = oy * stride - pad + ky;
             if (y < 0 || y >= h) continue;
-            for (int kx = 0; kx < k; ++kx) {
-              const int xx = ox * stride - pad + kx;
-              if (xx < 0 || xx >= w) continue;
-              sum += static_cast<double>(wt[(ic * k + ky) * k + kx]) * x[(static_cast<std::size_t>(ic) * h + y) * w + xx];
-            }
+            const float* in = x.data() + (static_cast<std::size_t>(ic) * h + y) * w - pad + kx;
+            float* out = plane + static_cast<std::size_t>(oy) * out_w;
+            for (int ox = ox_begin; ox < ox_end; ++ox) out[ox] += wt * in[ox * stride];
           }
         }
-        out[oc] = sum;
       }
     }
   }
-  return threshold_and_pool(l, out_h, out_w,
-                            [&](int pix, int oc) { return pre[static_cast<std::size_t>(pix) * out_c + oc]; });
+  const std::size_t plane_size = static_cast<std::size_t>(out_h) * out_w;
+  return threshold_and_pool(l, out_h, out_w, [&](int pix, int oc) {
+    return fires(pre[static_cast<std::size_t>(oc) * plane_size + static_cast<std::size_t>(pix)],
+                 l.thresholds[static_cast<std::size_t>(oc)]);
+  });
 }
 
 void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image,
@@ -157,12 +197,13 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
   const double p = spec_.p;
   map.keep = BitMatrix(map.height * map.width, map.channels);
+  const DropoutDraws draws(seed, image, sample, index, p);
   const bool per_channel = spec_.dropout == DropoutKind::spatial && l.shape.kind == LayerSpec::Kind::conv;
   if (per_channel) {
     // Spatial dropout: one draw per channel, held for every pixel of the map.
     std::vector<BitWord> channel_keep(static_cast<std::size_t>(map.keep.words), 0);
     for (int ch = 0; ch < map.channels; ++ch) {
-      if (dropout_keeps(seed, image, sample, index, static_cast<std::uint64_t>(ch), p)) {
+      if (draws.keeps(static_cast<std::uint64_t>(ch))) {
         channel_keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
       }
     }
@@ -177,7 +218,7 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
       BitWord* row = map.keep.row(y * map.width + x);
       for (int ch = 0; ch < map.channels; ++ch) {
         const auto unit = (static_cast<std::uint64_t>(ch) * map.height + y) * map.width + x;
-        if (dropout_keeps(seed, image, sample, index, unit, p)) {
+        if (draws.keeps(unit)) {
           row[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
         }
       }
@@ -189,7 +230,7 @@ std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, 
                                              std::uint64_t image, std::uint64_t sample, bool dropout) const {
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
   Patches patches;
-  if (input_scale(index, dropout) != 1.0) {
+  if (masked(index, dropout)) {
     BinaryMap masked = input;
     apply_masks(index, masked, seed, image, sample);
     im2col_bits(masked, l.kernel, l.stride, l.padding, patches);
@@ -197,45 +238,70 @@ std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, 
     im2col_bits(input, l.kernel, l.stride, l.padding, patches);
   }
   std::vector<std::int32_t> dots(static_cast<std::size_t>(patches.signs.rows) * l.shape.out_channels);
-  bgemm(patches.signs, patches.keep, patches.kept, l.weights, dots.data());
+  bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
   return dots;
 }
 
-BinaryMap Engine::layer_output(int index, const std::vector<std::int32_t>& dots, bool dropout) const {
+BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout) const {
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
-  const double scale = input_scale(index, dropout);
-  const int out_c = l.shape.out_channels;
-  return threshold_and_pool(l, l.shape.out_h, l.shape.out_w, [&](int pix, int oc) {
-    return dots[static_cast<std::size_t>(pix) * out_c + oc] * scale;
-  });
+  const int out_c = l.shape.out_channels, out_h = l.shape.out_h, out_w = l.shape.out_w;
+  const std::int32_t* bound = l.dot_bound[masked(index, dropout) ? 1 : 0].data();
+  BitMatrix signs(out_h * out_w, out_c);
+  for (int pix = 0; pix < out_h * out_w; ++pix) {
+    threshold_bits(dots + static_cast<std::size_t>(pix) * out_c, l.dot_sign.data(), bound, out_c, signs.row(pix));
+  }
+  return pooled(l, std::move(signs));
 }
 
 BinaryMap Engine::run_prefix(const float* pixels) const {
   BinaryMap map = first_layer(pixels);
   for (int i = 1; i < first_dropout_; ++i) {
-    map = layer_output(i, layer_dots(i, map, 0, 0, 0, false), false);
+    map = layer_output(i, layer_dots(i, map, 0, 0, 0, false).data(), false);
   }
   return map;
 }
 
-void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                        bool dropout, float* logits) const {
-  const int count = static_cast<int>(layers_.size());
-  BinaryMap map;
-  const BinaryMap* current = &prefix;
-  for (int i = first_dropout_; i < count; ++i) {
-    const auto dots = layer_dots(i, *current, seed, image, sample, dropout);
-    const EngineLayer& l = layers_[static_cast<std::size_t>(i)];
-    if (l.shape.output) {
-      const double scale = input_scale(i, dropout);
-      for (int oc = 0; oc < l.shape.out_channels; ++oc) {
-        const auto& a = l.affine[static_cast<std::size_t>(oc)];
-        logits[oc] = static_cast<float>(a.scale * (dots[static_cast<std::size_t>(oc)] * scale) + a.bias);
+void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, int first_sample,
+                        int count, bool dropout, float* logits) const {
+  const int layer_count = static_cast<int>(layers_.size());
+  // Samples per batch: enough rows for an efficient GEMM, few enough to stay in cache.
+  const int pixels = std::max(1, layers_[static_cast<std::size_t>(first_dropout_)].shape.out_h *
+                                     layers_[static_cast<std::size_t>(first_dropout_)].shape.out_w);
+  const int batch = std::max(1, 512 / pixels);
+  Patches patches;
+  std::vector<std::int32_t> dots;
+  std::vector<BinaryMap> maps;
+  for (int begin = 0; begin < count; begin += batch) {
+    const int n = std::min(batch, count - begin);
+    maps.assign(static_cast<std::size_t>(n), prefix);
+    for (int i = first_dropout_; i < layer_count; ++i) {
+      const EngineLayer& l = layers_[static_cast<std::size_t>(i)];
+      if (masked(i, dropout)) {
+        for (int s = 0; s < n; ++s) {
+          apply_masks(i, maps[static_cast<std::size_t>(s)], seed, image,
+                      static_cast<std::uint64_t>(first_sample + begin + s));
+        }
       }
-      return;
+      im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
+      const int out_c = l.shape.out_channels;
+      const std::size_t per_sample = static_cast<std::size_t>(patches.out_h) * patches.out_w * out_c;
+      dots.resize(per_sample * static_cast<std::size_t>(n));
+      bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
+      if (l.shape.output) {
+        const double scale = input_scale(i, dropout);
+        for (int s = 0; s < n; ++s) {
+          float* out = logits + static_cast<std::size_t>(begin + s) * out_c;
+          for (int oc = 0; oc < out_c; ++oc) {
+            const auto& a = l.affine[static_cast<std::size_t>(oc)];
+            out[oc] = static_cast<float>(a.scale * (dots[static_cast<std::size_t>(s) * per_sample + oc] * scale) + a.bias);
+          }
+        }
+        break;
+      }
+      for (int s = 0; s < n; ++s) {
+        maps[static_cast<std::size_t>(s)] = layer_output(i, dots.data() + static_cast<std::size_t>(s) * per_sample, dropout);
+      }
     }
-    map = layer_output(i, dots, dropout);
-    current = &map;
   }
 }
 
@@ -256,15 +322,15 @@ McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t
 #pragma omp parallel for schedule(dynamic, 8)
   for (int i = 0; i < images.n; ++i) {
     const BinaryMap prefix = run_prefix(images.image(i));
-    std::vector<float> logits(static_cast<std::size_t>(classes));
+    std::vector<float> logits(static_cast<std::size_t>(samples) * classes);
+    run_suffix(prefix, seed, static_cast<std::uint64_t>(i), 0, samples, stochastic, logits.data());
+    std::vector<double> e(static_cast<std::size_t>(classes));
     for (int t = 0; t < samples; ++t) {
-      run_suffix(prefix, seed, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(t), stochastic,
-                 logits.data());
       // Softmax in double, stored as float.
-      const double top = *std::max_element(logits.begin(), logits.end());
+      const float* z = logits.data() + static_cast<std::size_t>(t) * classes;
+      const double top = *std::max_element(z, z + classes);
       double total = 0.0;
-      std::vector<double> e(static_cast<std::size_t>(classes));
-      for (int k = 0; k < classes; ++k) total += e[static_cast<std::size_t>(k)] = std::exp(logits[static_cast<std::size_t>(k)] - top);
+      for (int k = 0; k < classes; ++k) total += e[static_cast<std::size_t>(k)] = std::exp(z[k] - top);
       float* out = mc.probs.data() + (static_cast<std::size_t>(t) * images.n + i) * classes;
       for (int k = 0; k < classes; ++k) out[k] = static_cast<float>(e[static_cast<std::size_t>(k)] / total);
     }

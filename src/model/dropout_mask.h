@@ -5,6 +5,7 @@
 //   spatial dropout: unit = input channel, one draw broadcast over the H x W map;
 //   element dropout: unit = flat element index (c * H + y) * W + x of the layer input;
 //   linear layers:   unit = input feature (spatial and element coincide).
+#include <cmath>
 #include <cstdint>
 
 #include "core/counter_rng.h"
@@ -15,6 +16,24 @@ inline bool dropout_keeps(std::uint64_t seed, std::uint64_t image, std::uint64_t
                           std::uint64_t unit, double p) {
   return uniform_at(seed, image, sample, static_cast<std::uint64_t>(site), unit) >= p;
 }
+
+// The draws of one (seed, image, sample, site) for many units, bit-identical to dropout_keeps():
+// hash_key folds its words in order, so the first four are folded once and each unit costs one
+// mixer call; and u >= p is compared on the integer u * 2^53 against ceil(p * 2^53), exactly.
+class DropoutDraws {
+ public:
+  DropoutDraws(std::uint64_t seed, std::uint64_t image, std::uint64_t sample, int site, double p)
+      : state_(mix64(hash_key_state(seed, image, sample, static_cast<std::uint64_t>(site)))),
+        bound_(static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53))) {}
+  bool keeps(std::uint64_t unit) const { return (mix64(state_ ^ (unit + kHashFold)) >> 11) >= bound_; }
+
+ private:
+  // hash_key(a, b, c, d, unit) = mix64(mix64(x) ^ (unit + kHashFold)) with x as computed here.
+  static constexpr std::uint64_t hash_key_state(std::uint64_t a, std::uint64_t b, std::uint64_t c, std::uint64_t d) {
+    return mix64(mix64(mix64(a) ^ (b + kHashFold)) ^ (c + kHashFold)) ^ (d + kHashFold);
+  }
+  std::uint64_t state_, bound_;
+};
 
 // Seeds of different evaluation streams (test set, validation set, each OOD set, training) are
 // derived from the user's seed and a tag so their masks are independent.

@@ -77,12 +77,9 @@ torch::Tensor BinaryNetImpl::dropout_mask(const torch::Tensor& input, int layer,
   const float keep_scale = static_cast<float>(1.0 / (1.0 - p));  // inverted dropout
   at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
-      const auto image = static_cast<std::uint64_t>(masks.image_ids[i]);
+      const DropoutDraws draws(masks.seed, static_cast<std::uint64_t>(masks.image_ids[i]), masks.sample, layer, p);
       for (std::int64_t u = 0; u < units; ++u) {
-        m[i * units + u] = dropout_keeps(masks.seed, image, masks.sample, layer,
-                                         static_cast<std::uint64_t>(u), p)
-                               ? keep_scale
-                               : 0.0f;
+        m[i * units + u] = draws.keeps(static_cast<std::uint64_t>(u)) ? keep_scale : 0.0f;
       }
     }
   });

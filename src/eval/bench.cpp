@@ -1,0 +1,169 @@
+#include "eval/bench.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "engine/engine.h"
+#include "train/export.h"
+#include "train/run.h"
+#include "train/torch_model.h"
+
+namespace spinbayes {
+
+namespace {
+
+template <typename F>
+double seconds_of(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Best of `repeats` timings: the least disturbed by whatever else the machine does.
+template <typename F>
+double best_seconds(int repeats, F&& f) {
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) best = std::min(best, seconds_of(f));
+  return best;
+}
+
+}  // namespace
+
+BenchReport run_bench(const BenchOptions& o) {
+  if (o.samples < 1) throw Error("samples: must be >= 1");
+  if (o.images < 1) throw Error("images: must be >= 1");
+  configure_threads(o.threads);
+  const TorchModel torch_model = TorchModel::load(o.model);
+  const Engine engine(load_model_ir(ensure_model_ir(o.model)));
+  const ModelSpec& spec = engine.spec();
+  if (spec.dropout == DropoutKind::none) throw Error(o.model.string() + ": bench needs a model trained with dropout");
+
+  ImageSet test = load_fashion_mnist(o.paths, "test");
+  std::vector<int> first(static_cast<std::size_t>(std::min(o.images, test.n)));
+  for (std::size_t i = 0; i < first.size(); ++i) first[i] = static_cast<int>(i);
+  const ImageSet images = select_images(test, first);
+
+  BenchReport r;
+  r.architecture = spec.architecture;
+  r.width = spec.effective_width();
+  r.dropout = to_string(spec.dropout);
+  r.dropout_layers = spec.dropout_layers;
+  r.images = images.n;
+  r.samples = o.samples;
+  r.threads = o.threads;
+  r.kernel = bgemm_kernel_name();
+
+  // Torch and engine on the same images and samples.
+  const double work = static_cast<double>(images.n) * o.samples;
+  const double torch_s = best_seconds(2, [&] { torch_model.predict(images, o.samples, o.seed, true); });
+  const double engine_s = best_seconds(3, [&] { engine.predict(images, o.samples, o.seed, true); });
+  r.torch_samples_per_s = work / torch_s;
+  r.engine_samples_per_s = work / engine_s;
+  r.ratio = r.engine_samples_per_s / r.torch_samples_per_s;
+
+  // Binary MACs the engine executed: the prefix once per image, the suffix once per sample.
+  const auto& layers = engine.layers();
+  for (int i = 0; i < static_cast<int>(layers.size()); ++i) {
+    const auto& l = layers[static_cast<std::size_t>(i)];
+    if (l.shape.real_input) continue;
+    (i < engine.first_dropout_layer() ? r.prefix_macs : r.suffix_macs) += l.shape.macs();
+  }
+  r.engine_binary_macs_per_s =
+      (static_cast<double>(r.prefix_macs) * images.n + static_cast<double>(r.suffix_macs) * work) / engine_s;
+  r.popcount_roof_macs_per_s = measure_popcount_roof(o.roof_seconds, o.threads);
+
+  // Each 3x3 convolution alone, masks included, parallel over images as predict() runs it.
+  std::vector<BinaryMap> maps(static_cast<std::size_t>(images.n));
+#pragma omp parallel for schedule(dynamic, 8)
+  for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)] = engine.run_prefix(images.image(i));
+  for (int index = engine.first_dropout_layer(); index < static_cast<int>(layers.size()); ++index) {
+    const auto& l = layers[static_cast<std::size_t>(index)];
+    if (l.shape.output) break;
+    if (l.shape.kind == LayerSpec::Kind::conv && l.shape.kernel == 3) {
+      const double s = best_seconds(3, [&] {
+#pragma omp parallel for schedule(dynamic, 8)
+        for (int i = 0; i < images.n; ++i) {
+          engine.layer_dots(index, maps[static_cast<std::size_t>(i)], o.seed, static_cast<std::uint64_t>(i), 0, true);
+        }
+      });
+      LayerBench b;
+      b.layer = index;
+      b.macs = l.shape.macs();
+      b.macs_per_s = static_cast<double>(b.macs) * images.n / s;
+      b.roof_share = b.macs_per_s / r.popcount_roof_macs_per_s;
+      r.conv3x3.push_back(b);
+    }
+#pragma omp parallel for schedule(dynamic, 8)
+    for (int i = 0; i < images.n; ++i) {
+      auto& m = maps[static_cast<std::size_t>(i)];
+      m = engine.layer_output(index, engine.layer_dots(index, m, 0, 0, 0, false).data(), false);
+    }
+  }
+
+  // Prefix reuse: time(T) against prefix + T x suffix, scaled from T = 1 by the MAC counts.
+  double t1 = 0;
+  for (const int t : o.scaling_samples) {
+    ScalingPoint p;
+    p.samples = t;
+    p.seconds = best_seconds(2, [&] { engine.predict(images, t, o.seed, true); });
+    if (r.scaling.empty()) t1 = p.seconds / (static_cast<double>(r.prefix_macs) + static_cast<double>(r.suffix_macs) * t);
+    p.predicted_seconds = t1 * (static_cast<double>(r.prefix_macs) + static_cast<double>(r.suffix_macs) * t);
+    r.scaling.push_back(p);
+  }
+  return r;
+}
+
+nlohmann::json bench_json(const BenchReport& r) {
+  nlohmann::json layers = nlohmann::json::array(), scaling = nlohmann::json::array();
+  for (const auto& l : r.conv3x3) {
+    layers.push_back({{"layer", l.layer}, {"macs_per_image", l.macs}, {"macs_per_s", l.macs_per_s},
+                      {"roof_share", l.roof_share}});
+  }
+  for (const auto& p : r.scaling) {
+    scaling.push_back({{"samples", p.samples}, {"seconds", p.seconds}, {"predicted_seconds", p.predicted_seconds}});
+  }
+  return {{"model", {{"architecture", r.architecture}, {"width", r.width}, {"dropout", r.dropout},
+                     {"dropout_layers", r.dropout_layers}}},
+          {"images", r.images},
+          {"samples", r.samples},
+          {"threads", r.threads},
+          {"kernel", r.kernel},
+          {"torch_samples_per_s", r.torch_samples_per_s},
+          {"engine_samples_per_s", r.engine_samples_per_s},
+          {"ratio", r.ratio},
+          {"engine_binary_macs_per_s", r.engine_binary_macs_per_s},
+          {"popcount_roof_macs_per_s", r.popcount_roof_macs_per_s},
+          {"conv3x3_layers", layers},
+          {"prefix_macs_per_image", r.prefix_macs},
+          {"suffix_macs_per_sample", r.suffix_macs},
+          {"scaling", scaling}};
+}
+
+std::string bench_table(const BenchReport& r) {
+  std::string out = fmt::format("{} width {}, {} dropout on {}; {} images x T = {}, {} threads, kernel {}\n",
+                                r.architecture, r.width, r.dropout, r.dropout_layers, r.images, r.samples,
+                                r.threads, r.kernel);
+  out += fmt::format("  LibTorch  {:10.0f} images x samples / s\n", r.torch_samples_per_s);
+  out += fmt::format("  engine    {:10.0f} images x samples / s   ({:.1f}x LibTorch)\n", r.engine_samples_per_s,
+                     r.ratio);
+  out += fmt::format("  engine    {:10.1f} G binary MAC/s; popcount roof {:.1f} G binary MAC/s ({:.0f} %)\n",
+                     r.engine_binary_macs_per_s / 1e9, r.popcount_roof_macs_per_s / 1e9,
+                     100.0 * r.engine_binary_macs_per_s / r.popcount_roof_macs_per_s);
+  for (const auto& l : r.conv3x3) {
+    out += fmt::format("  layer {} (3x3 conv, {:.1f} M MAC/image): {:.1f} G binary MAC/s, {:.0f} % of the roof\n",
+                       l.layer, l.macs / 1e6, l.macs_per_s / 1e9, 100.0 * l.roof_share);
+  }
+  out += fmt::format("  prefix reuse: {:.2f} M MAC once per image, {:.2f} M MAC per sample\n", r.prefix_macs / 1e6,
+                     r.suffix_macs / 1e6);
+  for (const auto& p : r.scaling) {
+    out += fmt::format("    T = {:3}: {:8.3f} s   (MAC-count prediction {:8.3f} s, x{:.2f})\n", p.samples, p.seconds,
+                       p.predicted_seconds, p.seconds / p.predicted_seconds);
+  }
+  return out;
+}
+
+}  // namespace spinbayes

@@ -1,0 +1,53 @@
+#pragma once
+// `spinbayes bench`: the LibTorch path and the bit-packed engine on the same images and samples in
+// one run, the machine's popcount roof, the engine's share of it per 3x3 convolution, and the
+// prefix-reuse scaling of the engine with T.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "data/datasets.h"
+
+namespace spinbayes {
+
+struct BenchOptions {
+  std::filesystem::path model;
+  int samples = 20;
+  int images = 256;
+  int threads = 2;
+  std::uint64_t seed = 1;
+  std::vector<int> scaling_samples = {1, 10, 50};
+  double roof_seconds = 1.0;
+  DataPaths paths = DataPaths::from_environment();
+};
+
+struct LayerBench {
+  int layer = 0;
+  std::int64_t macs = 0;  // per image
+  double macs_per_s = 0, roof_share = 0;
+};
+
+struct ScalingPoint {
+  int samples = 0;
+  double seconds = 0, predicted_seconds = 0;
+};
+
+struct BenchReport {
+  std::string architecture, dropout, dropout_layers;
+  int width = 0, images = 0, samples = 0, threads = 0;
+  double torch_samples_per_s = 0, engine_samples_per_s = 0, ratio = 0;
+  double engine_binary_macs_per_s = 0, popcount_roof_macs_per_s = 0;
+  std::string kernel;
+  std::vector<LayerBench> conv3x3;
+  std::int64_t prefix_macs = 0, suffix_macs = 0;  // per image / per sample
+  std::vector<ScalingPoint> scaling;
+};
+
+BenchReport run_bench(const BenchOptions& options);
+nlohmann::json bench_json(const BenchReport& report);
+std::string bench_table(const BenchReport& report);
+
+}  // namespace spinbayes
