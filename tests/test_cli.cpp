@@ -2,11 +2,14 @@
 // crash. Runs the real `spinbayes` binary.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "data/idx.h"
 
@@ -116,5 +119,100 @@ TEST(Cli, UnknownDropoutKindAndScoreAreRejected) {
   const auto dir = fresh_dir("kind");
   expect_one_line_error(run_cli("train --model mlp --dropout gaussian --out " + (dir / "run").string()), "gaussian");
   expect_one_line_error(run_cli("eval --model /nonexistent --score variance"), "variance");
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// A small trained run shared by the engine tests below (trained once per test process; ctest runs
+// tests in parallel processes, hence the process id in the name).
+const std::filesystem::path& tiny_run() {
+  static const std::filesystem::path dir = [] {
+    auto d = fresh_dir("tiny-run-" + std::to_string(::getpid())) / "run";
+    const auto r = run_cli("train --model lenet --width 4 --dropout spatial --p 0.2 --epochs 1 --subset 300 "
+                           "--validation 100 --quiet --out " + d.string());
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return d;
+  }();
+  return dir;
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_file(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+}  // namespace
+
+TEST(Cli, TrainWritesTheModelIrAndEngineEvalReadsIt) {
+  const auto& run = tiny_run();
+  ASSERT_TRUE(std::filesystem::exists(run / "model.sbir"));
+  const auto r = run_cli("eval --model " + run.string() + " --backend engine --samples 3 --test-count 50 "
+                         "--ood gaussian --ood-count 20");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("accuracy"), std::string::npos);
+}
+
+TEST(Cli, CorruptModelIrFilesAreRejected) {
+  const auto dir = fresh_dir("corrupt-ir-" + std::to_string(::getpid()));
+  const auto& run = tiny_run();
+  const std::string good = read_file(run / "model.sbir");
+  ASSERT_GT(good.size(), 64u);
+  struct Case {
+    std::string name, bytes, cause;
+  };
+  std::string bad_magic = good, bad_version = good, flipped = good;
+  bad_magic[0] = 'X';
+  bad_version[4] = 9;
+  flipped[good.size() / 2] = static_cast<char>(flipped[good.size() / 2] ^ 0x40);
+  const std::vector<Case> cases = {{"magic", bad_magic, "not a spinbayes model IR"},
+                                   {"version", bad_version, "version"},
+                                   {"checksum", flipped, "checksum"},
+                                   {"truncated", good.substr(0, good.size() - 7), "model.sbir"},
+                                   {"empty", "", "model.sbir"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto copy = dir / c.name;
+    std::filesystem::create_directories(copy);
+    std::filesystem::copy_file(run / "config.json", copy / "config.json");
+    std::filesystem::copy_file(run / "checkpoint.pt", copy / "checkpoint.pt");
+    write_file(copy / "model.sbir", c.bytes);  // newer than the checkpoint: used as it is
+    const auto r = run_cli("eval --model " + copy.string() + " --backend engine --samples 2 --test-count 10 "
+                           "--ood gaussian --ood-count 10");
+    expect_one_line_error(r, c.cause);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, EvalJsonIsTheSameWithOneAndTwoThreads) {
+  const auto& run = tiny_run();
+  const auto dir = fresh_dir("threads-" + std::to_string(::getpid()));
+  for (const char* backend : {"engine", "torch"}) {
+    std::string outputs[2];
+    for (int threads = 1; threads <= 2; ++threads) {
+      const auto json = dir / (std::string(backend) + std::to_string(threads) + ".json");
+      const auto r = run_cli("eval --model " + run.string() + " --backend " + backend + " --samples 4 --test-count 60 " +
+                             "--ood gaussian,rotate90 --ood-count 30 --threads " + std::to_string(threads) +
+                             " --json " + json.string());
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      auto text = read_file(json);
+      // Everything but the wall-clock time must agree to the last digit.
+      const auto at = text.find("\"seconds\"");
+      ASSERT_NE(at, std::string::npos);
+      text.erase(at, text.find('\n', at) - at);
+      outputs[threads - 1] = text;
+    }
+    EXPECT_EQ(outputs[0], outputs[1]) << backend;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, ExportNeedsATrainedRun) {
+  const auto dir = fresh_dir("export");
+  expect_one_line_error(run_cli("export --model " + dir.string()), "config.json");
   std::filesystem::remove_all(dir);
 }
