@@ -36,25 +36,22 @@ BitMatrix random_weights(int out_channels, int in_channels) {
   return pack_weights(w.data(), out_channels, in_channels, 3);
 }
 
-using Gemm = void (*)(const BitMatrix&, const BitMatrix&, const std::vector<std::int32_t>&, const BitMatrix&,
-                      std::int32_t*);
-
-// Args: input channels, map size; the layer keeps the channel count (N = C).
-template <Gemm kGemm>
-void BM_Conv3x3Gemm(benchmark::State& state) {
+// Args: input channels, map size; the layer keeps the channel count (N = C). One benchmark per
+// kernel this CPU has ("portable" is the reference).
+void BM_Conv3x3Gemm(benchmark::State& state, const std::string& kernel) {
   const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
   Patches patches;
   im2col_bits(random_map(channels, size, true), 3, 1, 1, patches);
   const BitMatrix weights = random_weights(channels, channels);
+  const PackedOperand packed = pack_operand(weights);
   std::vector<std::int32_t> out(static_cast<std::size_t>(patches.signs.rows) * weights.rows);
   for (auto _ : state) {
-    kGemm(patches.signs, patches.keep, patches.kept, weights, out.data());
+    bgemm_using(kernel, patches.signs, patches.keep, patches.kept, weights, packed, out.data());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
   const double macs = double{1} * patches.signs.rows * weights.rows * patches.signs.bits;
   state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(kGemm == &bgemm ? bgemm_kernel_name() : "reference");
 }
 
 void BM_Im2colBits(benchmark::State& state) {
@@ -78,8 +75,14 @@ void ConvShapes(benchmark::internal::Benchmark* b) {
     for (int size : {28, 14}) b->Args({channels, size});
 }
 
-BENCHMARK(BM_Conv3x3Gemm<bgemm>)->Apply(ConvShapes)->UseRealTime();
-BENCHMARK(BM_Conv3x3Gemm<bgemm_reference>)->Apply(ConvShapes)->UseRealTime();
+const bool kGemmsRegistered = [] {
+  for (const std::string& kernel : bgemm_kernels()) {
+    benchmark::RegisterBenchmark(("BM_Conv3x3Gemm/" + kernel).c_str(), BM_Conv3x3Gemm, kernel)
+        ->Apply(ConvShapes)
+        ->UseRealTime();
+  }
+  return true;
+}();
 BENCHMARK(BM_Im2colBits)
     ->ArgNames({"C", "map", "dropout"})
     ->ArgsProduct({{32, 64}, {28, 14}, {0, 1}})
