@@ -87,6 +87,10 @@ struct Case {
   DropoutKind kind;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.architecture << " width " << c.width << " " << to_string(c.kind) << " dropout";
+}
+
 }  // namespace
 
 class EngineVsTorch : public ::testing::TestWithParam<Case> {};
