@@ -132,3 +132,22 @@ TEST(DropoutMask, BatchedDrawsEqualTheReferenceFunction) {
     }
   }
 }
+
+TEST(DropoutMask, PackedDrawsEqualOneByOneDraws) {
+  for (const double p : {0.0, 0.1, 0.5, 0.97}) {
+    const DropoutDraws draws(9, 2, 3, 4, p);
+    for (const int count : {1, 5, 8, 13, 63, 64}) {
+      for (const std::uint64_t stride : {1ULL, 784ULL, 0x9e3779b97f4a7c15ULL}) {
+        const std::uint64_t first = 1000 + count;
+        const std::uint64_t fast = draws.keep_bits(first, stride, count);
+        EXPECT_EQ(fast, draws.keep_bits_reference(first, stride, count));
+        for (int i = 0; i < count; ++i) {
+          EXPECT_EQ(((fast >> i) & 1u) != 0, draws.keeps(first + i * stride)) << "p " << p << " i " << i;
+        }
+        if (count < 64) {
+          EXPECT_EQ(fast >> count, 0u);
+        }
+      }
+    }
+  }
+}

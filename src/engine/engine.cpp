@@ -212,16 +212,15 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
     }
     return;
   }
-  // Element dropout (and every linear layer): one draw per input element, unit = (c * H + y) * W + x.
-  for (int y = 0; y < map.height; ++y) {
-    for (int x = 0; x < map.width; ++x) {
-      BitWord* row = map.keep.row(y * map.width + x);
-      for (int ch = 0; ch < map.channels; ++ch) {
-        const auto unit = (static_cast<std::uint64_t>(ch) * map.height + y) * map.width + x;
-        if (draws.keeps(unit)) {
-          row[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
-        }
-      }
+  // Element dropout (and every linear layer): one draw per input element, unit = (c * H + y) * W + x:
+  // for one pixel, the channels' units are H * W apart.
+  const auto plane = static_cast<std::uint64_t>(map.height) * map.width;
+  for (int pix = 0; pix < map.height * map.width; ++pix) {
+    BitWord* row = map.keep.row(pix);
+    for (int word = 0; word < map.keep.words; ++word) {
+      const int first = word * kBitsPerWord;
+      row[word] = draws.keep_bits(static_cast<std::uint64_t>(first) * plane + static_cast<std::uint64_t>(pix), plane,
+                                  std::min(kBitsPerWord, map.channels - first));
     }
   }
 }

@@ -43,6 +43,7 @@ struct BenchReport {
   std::string kernel;
   std::vector<LayerBench> conv3x3;
   std::int64_t prefix_macs = 0, suffix_macs = 0;  // per image / per sample
+  double prefix_seconds = 0;                      // the prefix of all images, alone
   std::vector<ScalingPoint> scaling;
 };
 

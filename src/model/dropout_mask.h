@@ -26,6 +26,10 @@ class DropoutDraws {
       : state_(mix64(hash_key_state(seed, image, sample, static_cast<std::uint64_t>(site)))),
         bound_(static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53))) {}
   bool keeps(std::uint64_t unit) const { return (mix64(state_ ^ (unit + kHashFold)) >> 11) >= bound_; }
+  // Up to 64 draws at once: bit i of the result is keeps(first + i * stride), i < count (<= 64).
+  // Eight lanes at a time with AVX-512 where the CPU has it; keep_bits_reference is the plain loop.
+  std::uint64_t keep_bits(std::uint64_t first, std::uint64_t stride, int count) const;
+  std::uint64_t keep_bits_reference(std::uint64_t first, std::uint64_t stride, int count) const;
 
  private:
   // hash_key(a, b, c, d, unit) = mix64(mix64(x) ^ (unit + kHashFold)) with x as computed here.

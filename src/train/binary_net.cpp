@@ -78,8 +78,10 @@ torch::Tensor BinaryNetImpl::dropout_mask(const torch::Tensor& input, int layer,
   at::parallel_for(0, n, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       const DropoutDraws draws(masks.seed, static_cast<std::uint64_t>(masks.image_ids[i]), masks.sample, layer, p);
-      for (std::int64_t u = 0; u < units; ++u) {
-        m[i * units + u] = draws.keeps(static_cast<std::uint64_t>(u)) ? keep_scale : 0.0f;
+      for (std::int64_t u0 = 0; u0 < units; u0 += 64) {
+        const int count = static_cast<int>(std::min<std::int64_t>(64, units - u0));
+        const std::uint64_t bits = draws.keep_bits(static_cast<std::uint64_t>(u0), 1, count);
+        for (int k = 0; k < count; ++k) m[i * units + u0 + k] = (bits >> k) & 1u ? keep_scale : 0.0f;
       }
     }
   });
