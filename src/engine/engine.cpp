@@ -1,7 +1,5 @@
 #include "engine/engine.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -138,14 +136,6 @@ Engine::Engine(const ModelIR& ir)
     w = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_w() : 1;
     layers_.push_back(std::move(layer));
   }
-}
-
-std::int64_t Engine::binary_macs() const {
-  std::int64_t macs = 0;
-  for (const auto& l : layers_) {
-    if (!l.shape.real_input) macs += l.shape.macs();
-  }
-  return macs;
 }
 
 bool Engine::masked(int index, bool dropout) const {

@@ -56,9 +56,6 @@ class Engine {
   // Layer `index`'s output map (thresholded, pooled) from its dots (out pixels x out channels).
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
 
-  // Multiply-accumulates per image of the binary (XNOR-popcount) layers, and of layer `index`.
-  std::int64_t binary_macs() const;
-
  private:
   BinaryMap first_layer(const float* pixels) const;
   void apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
