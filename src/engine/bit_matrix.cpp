@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -382,29 +383,11 @@ SPINBAYES_AVX512 void bgemm_avx512(const BitMatrix& a, const BitMatrix& keep, co
 
 #pragma GCC diagnostic pop
 
-bool cpu_has_avx512_popcount() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
-  }();
-  return has;
-}
+bool cpu_has_avx512_popcount() { return cpu_features().avx512_vpopcntdq; }
 
-bool cpu_has_avx2() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
-  }();
-  return has;
-}
+bool cpu_has_avx2() { return cpu_features().avx2; }
 
-bool cpu_has_popcnt() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("popcnt") != 0;
-  }();
-  return has;
-}
+bool cpu_has_popcnt() { return cpu_features().popcnt; }
 
 #endif  // SPINBAYES_X86
 

@@ -1,5 +1,7 @@
 #include "model/dropout_mask.h"
 
+#include "core/cpu_features.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define SPINBAYES_MASK_AVX512 1
@@ -55,13 +57,6 @@ __attribute__((target("avx512f,avx512dq"))) std::uint64_t keep_bits_avx512(std::
   return bits;
 }
 
-bool cpu_has_avx512dq() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  }();
-  return has;
-}
 
 }  // namespace
 #pragma GCC diagnostic pop
@@ -69,7 +64,7 @@ bool cpu_has_avx512dq() {
 
 std::uint64_t DropoutDraws::keep_bits(std::uint64_t first, std::uint64_t stride, int count) const {
 #if SPINBAYES_MASK_AVX512
-  if (cpu_has_avx512dq()) return keep_bits_avx512(state_, bound_, first, stride, count);
+  if (cpu_features().avx512dq) return keep_bits_avx512(state_, bound_, first, stride, count);
 #endif
   return keep_bits_reference(first, stride, count);
 }

@@ -1,0 +1,20 @@
+#include "core/cpu_features.h"
+
+namespace spinbayes {
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = [] {
+    CpuFeatures f;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    f.popcnt = __builtin_cpu_supports("popcnt");
+    f.avx2 = f.popcnt && __builtin_cpu_supports("avx2");
+    f.avx512_vpopcntdq = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+    f.avx512dq = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#endif
+    return f;
+  }();
+  return features;
+}
+
+}  // namespace spinbayes

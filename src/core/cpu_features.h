@@ -1,0 +1,15 @@
+#pragma once
+// What the CPU can run, asked once: SIMD kernels are compiled for their instruction sets with
+// target attributes and chosen at run time, so one binary runs everywhere.
+namespace spinbayes {
+
+struct CpuFeatures {
+  bool popcnt = false;
+  bool avx2 = false;               // with POPCNT
+  bool avx512_vpopcntdq = false;   // AVX-512F with the vector popcount (Ice Lake and later)
+  bool avx512dq = false;           // AVX-512F with the 64-bit multiply
+};
+
+const CpuFeatures& cpu_features();
+
+}  // namespace spinbayes
