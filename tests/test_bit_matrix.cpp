@@ -194,7 +194,7 @@ TEST(Im2colBits, RejectsBadGeometry) {
 // pack_weights + im2col_bits + bgemm against the naive convolution over random geometries.
 TEST(BinaryConv, MatchesNaiveIntegerConvolution) {
   std::mt19937_64 rng(20240611);
-  constexpr std::array kChannels = {1, 3, 31, 63, 64, 65, 130};
+  constexpr std::array kChannels = {1, 3, 16, 31, 32, 63, 64, 65, 130};
   constexpr std::array kKernels = {1, 3, 5};
   constexpr std::array kStrides = {1, 2};
   constexpr std::array kPads = {0, 1, 2};

@@ -92,10 +92,12 @@ class PatchWriter {
 
 // Writes the patch of one output pixel: for each tap (ky, kx), in order, the C channel bits of the
 // input pixel under it, or zeros outside the map. (iy0, ix0) is the input position of tap (0, 0).
-// kOneWord: C <= 64, every run one word.
-template <bool kOneWord>
-void write_patch(const BinaryMap& map, int kernel, int iy0, int ix0, BitWord* signs, BitWord* keep) {
-  const int c = map.channels;
+// kOneWord: C <= 64, every run one word. kKernel, kChannels > 0: the geometry fixed at compile time
+// (3x3 convolutions of 16, 32 or 64 channels), so the unrolled taps pack with constant shifts.
+template <bool kOneWord, int kKernel = 0, int kChannels = 0>
+void write_patch(const BinaryMap& map, int runtime_kernel, int iy0, int ix0, BitWord* signs, BitWord* keep) {
+  const int kernel = kKernel > 0 ? kKernel : runtime_kernel;
+  const int c = kChannels > 0 ? kChannels : map.channels;
   const bool has_keep = !map.keep.data.empty();
   const BitWord mask = low_bits(c);
   PatchWriter out(signs, keep);
@@ -552,7 +554,10 @@ void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int pa
   reshape(out.keep, rows, bits);
   out.kept.resize(rows);
 
-  const auto write = c <= kBitsPerWord ? write_patch<true> : write_patch<false>;
+  auto write = c <= kBitsPerWord ? write_patch<true> : write_patch<false>;
+  if (kernel == 3 && c == 16) write = write_patch<true, 3, 16>;
+  if (kernel == 3 && c == 32) write = write_patch<true, 3, 32>;
+  if (kernel == 3 && c == 64) write = write_patch<true, 3, 64>;
   auto count = popcount_words;
 #if SPINBAYES_X86
   if (cpu_has_popcnt()) count = popcount_words_popcnt;
