@@ -46,21 +46,6 @@ std::filesystem::path fashion_file(const std::filesystem::path& dir, const std::
               "SPINBAYES_FASHION_MNIST)");
 }
 
-// The first min(count, set.n) images, with their labels.
-ImageSet take_first(const ImageSet& set, int count) {
-  ImageSet out;
-  out.name = set.name;
-  out.n = std::min(count, set.n);
-  out.c = set.c;
-  out.h = set.h;
-  out.w = set.w;
-  const auto n = static_cast<std::ptrdiff_t>(out.n);
-  out.pixels.assign(set.pixels.begin(),
-                    set.pixels.begin() + n * static_cast<std::ptrdiff_t>(set.image_size()));
-  if (set.has_labels()) out.labels.assign(set.labels.begin(), set.labels.begin() + n);
-  return out;
-}
-
 ImageSet empty_like(const ImageSet& reference, const std::string& name, int count) {
   ImageSet out;
   out.name = name;
@@ -80,7 +65,7 @@ ImageSet idx_ood_set(const std::string& name, const std::filesystem::path& path,
     throw Error(path.string() + ": image shape " + shape_string(set) +
                 " does not match the in-distribution shape " + shape_string(reference));
   }
-  set = take_first(set, count);
+  set = first_images(set, count);
   set.name = name;
   return set;
 }
@@ -99,14 +84,7 @@ ImageSet mnist_ood_set(const DataPaths& paths, const ImageSet& reference, int co
 }
 
 ImageSet gaussian_set(const ImageSet& reference, int count, std::uint64_t seed) {
-  double sum = 0.0, sum_sq = 0.0;
-  for (const float p : reference.pixels) {
-    sum += p;
-    sum_sq += static_cast<double>(p) * p;
-  }
-  const auto total = static_cast<double>(reference.pixels.size());
-  const double mean = sum / total;
-  const double stddev = std::sqrt(std::max(0.0, sum_sq / total - mean * mean));
+  const auto [mean, stddev] = pixel_statistics(reference);
 
   ImageSet out = empty_like(reference, "gaussian", count);
   SplitMix64 rng(hash_key(seed, kGaussianStream));
@@ -129,7 +107,7 @@ ImageSet rotate90_set(const ImageSet& reference, int count) {
     throw Error("rotate90 needs square images, the in-distribution shape is " +
                 shape_string(reference));
   }
-  ImageSet out = take_first(reference, count);
+  ImageSet out = first_images(reference, count);
   out.name = "rotate90";
   const int side = reference.w;
   for (int i = 0; i < out.n; ++i) {
@@ -147,7 +125,7 @@ ImageSet rotate90_set(const ImageSet& reference, int count) {
 }
 
 ImageSet invert_set(const ImageSet& reference, int count) {
-  ImageSet out = take_first(reference, count);
+  ImageSet out = first_images(reference, count);
   out.name = "invert";
   for (float& p : out.pixels) p = 1.0f - p;
   return out;
@@ -205,17 +183,23 @@ ImageSet make_ood_set(const std::string& name, const ImageSet& reference, int co
     throw Error("OOD set '" + name + "': the reference set '" + reference.name +
                 "' is empty or malformed");
   }
+  check_ood_set_name(name, "OOD set");
   if (name == "mnist") return mnist_ood_set(paths, reference, count);
   if (name == "gaussian") return gaussian_set(reference, count, seed);
   if (name == "uniform") return uniform_set(reference, count, seed);
   if (name == "rotate90") return rotate90_set(reference, count);
   if (name == "invert") return invert_set(reference, count);
-  if (name.starts_with(kIdxPrefix) && name.size() > kIdxPrefix.size()) {
-    return idx_ood_set(name, name.substr(kIdxPrefix.size()), reference, count);
-  }
+  return idx_ood_set(name, name.substr(kIdxPrefix.size()), reference, count);  // idx:PATH
+}
+
+void check_ood_set_name(const std::string& name, const std::string& field) {
+  if (name.starts_with(kIdxPrefix) && name.size() > kIdxPrefix.size()) return;
   std::string known;
-  for (const auto& n : ood_set_names()) known += (known.empty() ? "" : ", ") + n;
-  throw Error("unknown OOD set '" + name + "' (known: " + known + ")");
+  for (const auto& n : ood_set_names()) {
+    if (n == name && !n.starts_with(kIdxPrefix)) return;
+    known += (known.empty() ? "" : ", ") + n;
+  }
+  throw Error(field + ": unknown OOD set '" + name + "' (known: " + known + ")");
 }
 
 }  // namespace spinbayes

@@ -24,8 +24,10 @@ struct DataPaths {
 // how to install it.
 ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split);
 
-// Names accepted by make_ood_set, for messages and --help.
+// Names accepted by make_ood_set, for messages and --help; the name alone, or idx:PATH.
 std::vector<std::string> ood_set_names();
+// Throws Error("<field>: unknown OOD set ... (known: ...)") unless make_ood_set accepts the name.
+void check_ood_set_name(const std::string& name, const std::string& field = "ood");
 
 // An OOD or shifted set by name, built to match `reference` (its shape; `count` images, at most
 // reference.n for the ones derived from it):

@@ -1,5 +1,7 @@
 #include "data/image_set.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <numeric>
 #include <string>
@@ -80,6 +82,32 @@ ImageSet random_subset(const ImageSet& set, int count, std::uint64_t seed) {
   if (count < 0) throw Error(set.name + ": subset size " + std::to_string(count) + " is negative");
   if (count >= set.n) return set;
   return select_images(set, permutation_prefix(set.n, count, seed));
+}
+
+// The first min(count, set.n) images, with their labels.
+ImageSet first_images(const ImageSet& set, int count) {
+  ImageSet out;
+  out.name = set.name;
+  out.n = std::min(count, set.n);
+  out.c = set.c;
+  out.h = set.h;
+  out.w = set.w;
+  const auto n = static_cast<std::ptrdiff_t>(out.n);
+  out.pixels.assign(set.pixels.begin(),
+                    set.pixels.begin() + n * static_cast<std::ptrdiff_t>(set.image_size()));
+  if (set.has_labels()) out.labels.assign(set.labels.begin(), set.labels.begin() + n);
+  return out;
+}
+
+PixelStatistics pixel_statistics(const ImageSet& set) {
+  double sum = 0.0, sum_sq = 0.0;
+  for (const float p : set.pixels) {
+    sum += p;
+    sum_sq += static_cast<double>(p) * p;
+  }
+  const auto total = static_cast<double>(std::max<std::size_t>(set.pixels.size(), 1));
+  const double mean = sum / total;
+  return {mean, std::sqrt(std::max(0.0, sum_sq / total - mean * mean))};
 }
 
 }  // namespace spinbayes

@@ -20,6 +20,15 @@ struct ImageSet {
   const float* image(int i) const { return pixels.data() + static_cast<std::size_t>(i) * image_size(); }
 };
 
+// The first min(count, set.n) images, with their labels.
+ImageSet first_images(const ImageSet& set, int count);
+
+// Mean and standard deviation of all pixel values (for input normalization and noise sets).
+struct PixelStatistics {
+  double mean = 0.0, std = 0.0;
+};
+PixelStatistics pixel_statistics(const ImageSet& set);
+
 // Picks the listed images (in that order) into a new set.
 ImageSet select_images(const ImageSet& set, const std::vector<int>& indices);
 

@@ -139,8 +139,7 @@ Engine::Engine(const ModelIR& ir)
 }
 
 bool Engine::masked(int index, bool dropout) const {
-  return dropout && layers_[static_cast<std::size_t>(index)].shape.dropout_before && spec_.dropout != DropoutKind::none &&
-         spec_.p > 0.0;
+  return dropout && layers_[static_cast<std::size_t>(index)].shape.dropout_before && spec_.has_dropout();
 }
 
 double Engine::input_scale(int index, bool dropout) const { return masked(index, dropout) ? dropout_scale_ : 1.0; }
@@ -296,11 +295,8 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
 
 McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout) const {
   if (samples < 1) throw Error("samples: must be >= 1");
-  if (images.c != spec_.channels || images.h != spec_.height || images.w != spec_.width_px) {
-    throw Error(images.name + ": image shape " + std::to_string(images.c) + "x" + std::to_string(images.h) + "x" +
-                std::to_string(images.w) + " does not match the model's input");
-  }
-  const bool stochastic = dropout && spec_.dropout != DropoutKind::none && spec_.p > 0.0;
+  spec_.check_input(images.name, images.c, images.h, images.w);
+  const bool stochastic = dropout && spec_.has_dropout();
   if (!stochastic) samples = 1;
   const int classes = spec_.classes;
   McPredictions mc;

@@ -42,10 +42,7 @@ BenchReport run_bench(const BenchOptions& o) {
   const ModelSpec& spec = engine.spec();
   if (spec.dropout == DropoutKind::none) throw Error(o.model.string() + ": bench needs a model trained with dropout");
 
-  ImageSet test = load_fashion_mnist(o.paths, "test");
-  std::vector<int> first(static_cast<std::size_t>(std::min(o.images, test.n)));
-  for (std::size_t i = 0; i < first.size(); ++i) first[i] = static_cast<int>(i);
-  const ImageSet images = select_images(test, first);
+  const ImageSet images = first_images(load_fashion_mnist(o.paths, "test"), o.images);
 
   BenchReport r;
   r.architecture = spec.architecture;

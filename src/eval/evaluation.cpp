@@ -35,16 +35,7 @@ void EvalOptions::validate() const {
   if (test_count < 0) throw Error("test-count: must be >= 0");
   if (ood_count < 0) throw Error("ood-count: must be >= 0");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
-  const auto known = ood_set_names();
-  for (const auto& name : ood) {
-    if (name.rfind("idx:", 0) == 0) {
-      if (name.size() == 4) throw Error("ood: 'idx:' needs a path, as in idx:/path/to/images-idx3-ubyte");
-      continue;
-    }
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-      throw Error("ood: unknown OOD set '" + name + "' (known: mnist, gaussian, uniform, rotate90, invert, idx:PATH)");
-    }
-  }
+  for (const auto& name : ood) check_ood_set_name(name);
 }
 
 namespace {
@@ -88,11 +79,7 @@ EvalReport evaluate(const EvalOptions& options) {
   const Predictor model = load_predictor(options.model, options.backend);
 
   ImageSet test = load_fashion_mnist(options.paths, "test");
-  if (options.test_count > 0 && options.test_count < test.n) {
-    std::vector<int> first(static_cast<std::size_t>(options.test_count));
-    for (int i = 0; i < options.test_count; ++i) first[static_cast<std::size_t>(i)] = i;
-    test = select_images(test, first);
-  }
+  if (options.test_count > 0) test = first_images(test, options.test_count);
   // OOD sets are built before any inference so that a bad name or file fails fast.
   const int ood_count = options.ood_count > 0 ? options.ood_count : test.n;
   std::vector<ImageSet> ood_sets;
@@ -116,7 +103,7 @@ EvalReport evaluate(const EvalOptions& options) {
   r.deterministic = options.deterministic;
   r.score = options.score == OodScore::entropy ? "entropy" : "mi";
   const PredictiveSummary s = predict(test, "test");
-  r.samples = dropout && r.spec.dropout != DropoutKind::none && r.spec.p > 0.0 ? options.samples : 1;
+  r.samples = dropout && r.spec.has_dropout() ? options.samples : 1;
   r.test_images = test.n;
   r.accuracy = accuracy(s, test.labels);
   r.nll = negative_log_likelihood(s, test.labels);

@@ -66,6 +66,14 @@ void ModelSpec::validate() const {
   if (!(input_std > 0.0f)) throw Error("input_std: must be positive");
 }
 
+void ModelSpec::check_input(const std::string& name, int c, int h, int w) const {
+  if (c != channels || h != height || w != width_px) {
+    throw Error(name + ": image shape " + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) +
+                " does not match the model's input " + std::to_string(channels) + "x" + std::to_string(height) +
+                "x" + std::to_string(width_px));
+  }
+}
+
 std::int64_t LayerSpec::macs() const {
   return static_cast<std::int64_t>(out_h) * out_w * out_channels * in_channels * kernel * kernel;
 }

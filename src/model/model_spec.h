@@ -24,6 +24,9 @@ struct ModelSpec {
   float input_mean = 0.0f, input_std = 1.0f;  // input normalization, from the training set
 
   int effective_width() const;
+  bool has_dropout() const { return dropout != DropoutKind::none && p > 0.0; }
+  // Throws Error("<name>: image shape CxHxW does not match the model's input") on a mismatch.
+  void check_input(const std::string& name, int c, int h, int w) const;
   void validate() const;  // throws Error naming the field
 };
 

@@ -31,13 +31,10 @@ McPredictions TorchModel::predict(const ImageSet& images, int samples, std::uint
                                   int batch) const {
   if (samples < 1) throw Error("samples: must be >= 1");
   const ModelSpec& spec = impl_->spec;
-  if (images.c != spec.channels || images.h != spec.height || images.w != spec.width_px) {
-    throw Error(images.name + ": image shape " + std::to_string(images.c) + "x" + std::to_string(images.h) +
-                "x" + std::to_string(images.w) + " does not match the model's input");
-  }
+  spec.check_input(images.name, images.c, images.h, images.w);
   auto& net = impl_->net;
   torch::NoGradGuard no_grad;
-  const bool stochastic = dropout && spec.dropout != DropoutKind::none && spec.p > 0.0;
+  const bool stochastic = dropout && spec.has_dropout();
   if (!stochastic) samples = 1;
   const int layer_count = static_cast<int>(net->layers().size());
   const int prefix_end = stochastic ? net->first_dropout_layer() : layer_count;

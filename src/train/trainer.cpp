@@ -101,18 +101,6 @@ double evaluate_accuracy(BinaryNet& net, const ImageSet& set) {
   return static_cast<double>(correct) / set.n;
 }
 
-// Pixel mean and standard deviation of a set, for input normalization.
-std::pair<float, float> pixel_statistics(const ImageSet& set) {
-  double sum = 0.0, sum_sq = 0.0;
-  for (float v : set.pixels) {
-    sum += v;
-    sum_sq += static_cast<double>(v) * v;
-  }
-  const double n = static_cast<double>(set.pixels.size());
-  const double mean = sum / n;
-  return {static_cast<float>(mean), static_cast<float>(std::sqrt(std::max(1e-12, sum_sq / n - mean * mean)))};
-}
-
 void save_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::optim::Adam& optimizer, int epoch,
                      const nlohmann::json& history) {
   torch::serialize::OutputArchive archive;
@@ -171,7 +159,9 @@ TrainResult train_model(const TrainOptions& input_options) {
     const TrainOptions saved = load_run_config(options.out);
     options.spec = saved.spec;  // the architecture and normalization of the run being resumed
   } else {
-    std::tie(options.spec.input_mean, options.spec.input_std) = pixel_statistics(data.train);
+    const PixelStatistics stats = pixel_statistics(data.train);
+    options.spec.input_mean = static_cast<float>(stats.mean);
+    options.spec.input_std = static_cast<float>(std::max(1e-6, stats.std));
     options.spec.channels = data.train.c;
     options.spec.height = data.train.h;
     options.spec.width_px = data.train.w;
@@ -190,6 +180,8 @@ TrainResult train_model(const TrainOptions& input_options) {
   const int steps_per_epoch = std::max(1, train.n / options.batch);  // a last partial batch is dropped
   const long total_steps = static_cast<long>(steps_per_epoch) * options.epochs;
   const std::uint64_t mask_seed = stream_seed(options.seed, name_tag("train"));
+  // Cosine annealing from lr to 0 over the whole run, by optimizer step.
+  const auto cosine_lr = [&](double step) { return options.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * step / total_steps)); };
   Progress progress(options.quiet);
   TrainResult result;
   result.seconds = history.empty() ? 0.0 : history.back().value("seconds", 0.0);
@@ -209,7 +201,7 @@ TrainResult train_model(const TrainOptions& input_options) {
     std::vector<std::int64_t> ids;
     for (int step = 0; step < steps_per_epoch; ++step) {
       const long global_step = static_cast<long>(epoch) * steps_per_epoch + step;
-      const double lr = options.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * global_step / total_steps));
+      const double lr = cosine_lr(static_cast<double>(global_step));
       for (auto& group : optimizer.param_groups()) {
         static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
       }
@@ -238,9 +230,7 @@ TrainResult train_model(const TrainOptions& input_options) {
                        {"loss", loss_sum / std::max<std::int64_t>(seen, 1)},
                        {"train_accuracy", static_cast<double>(correct) / std::max<std::int64_t>(seen, 1)},
                        {"validation_accuracy", validation_accuracy},
-                       {"lr_end", options.lr * 0.5 *
-                                      (1.0 + std::cos(std::numbers::pi * (epoch + 1.0) * steps_per_epoch /
-                                                      total_steps))},
+                       {"lr_end", cosine_lr((epoch + 1.0) * steps_per_epoch)},
                        {"seconds", result.seconds}});
     save_checkpoint(checkpoint_path, net, optimizer, epoch + 1, history);
     std::string lines;
