@@ -1,0 +1,194 @@
+#include "core/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace spinbayes {
+
+void ConfigTable::number(const std::string& key, double& value, double lo, double hi, const std::string& unit,
+                         const std::string& source) {
+  Entry e;
+  e.key = key;
+  e.unit = unit;
+  e.source = source;
+  e.type = Entry::Type::number;
+  e.number = &value;
+  e.lo = lo;
+  e.hi = hi;
+  entries_.push_back(std::move(e));
+}
+
+void ConfigTable::integer(const std::string& key, int& value, int lo, int hi, const std::string& unit,
+                          const std::string& source) {
+  Entry e;
+  e.key = key;
+  e.unit = unit;
+  e.source = source;
+  e.type = Entry::Type::integer;
+  e.integer = &value;
+  e.lo = lo;
+  e.hi = hi;
+  entries_.push_back(std::move(e));
+}
+
+void ConfigTable::choice(const std::string& key, std::string& value, const std::vector<std::string>& choices,
+                         const std::string& source) {
+  Entry e;
+  e.key = key;
+  e.source = source;
+  e.type = Entry::Type::choice;
+  e.word = &value;
+  e.choices = choices;
+  entries_.push_back(std::move(e));
+}
+
+const ConfigTable::Entry* ConfigTable::find(const std::string& key) const {
+  for (const Entry& e : entries_) {
+    if (e.key == key) return &e;
+  }
+  return nullptr;
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
+
+}  // namespace
+
+void ConfigTable::check_entry(const Entry& e, const std::string& origin) const {
+  switch (e.type) {
+    case Entry::Type::number:
+      if (!std::isfinite(*e.number) || *e.number < e.lo || *e.number > e.hi) {
+        throw Error(fmt::format("{}: {} = {:g} is out of range [{:g}, {:g}]{}", origin, e.key, *e.number, e.lo, e.hi,
+                                e.unit.empty() ? "" : " " + e.unit));
+      }
+      break;
+    case Entry::Type::integer:
+      if (*e.integer < e.lo || *e.integer > e.hi) {
+        throw Error(fmt::format("{}: {} = {} is out of range [{:g}, {:g}]", origin, e.key, *e.integer, e.lo, e.hi));
+      }
+      break;
+    case Entry::Type::choice: {
+      bool known = false;
+      for (const auto& c : e.choices) known = known || c == *e.word;
+      if (!known) {
+        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, *e.word, join(e.choices)));
+      }
+      break;
+    }
+  }
+}
+
+void ConfigTable::check(const std::string& origin) const {
+  for (const Entry& e : entries_) check_entry(e, origin);
+}
+
+void ConfigTable::set(const Entry& e, const nlohmann::json& value, const std::string& origin) {
+  switch (e.type) {
+    case Entry::Type::number:
+      if (!value.is_number()) throw Error(fmt::format("{}: {} must be a number", origin, e.key));
+      *e.number = value.get<double>();
+      break;
+    case Entry::Type::integer:
+      if (!value.is_number_integer()) throw Error(fmt::format("{}: {} must be an integer", origin, e.key));
+      if (value.get<std::int64_t>() < e.lo || value.get<std::int64_t>() > e.hi) {
+        throw Error(fmt::format("{}: {} = {} is out of range [{:g}, {:g}]", origin, e.key, value.dump(), e.lo, e.hi));
+      }
+      *e.integer = value.get<int>();
+      break;
+    case Entry::Type::choice:
+      if (!value.is_string()) throw Error(fmt::format("{}: {} must be a string", origin, e.key));
+      *e.word = value.get<std::string>();
+      break;
+  }
+  check_entry(e, origin);
+}
+
+void ConfigTable::walk(const nlohmann::json& node, const std::string& prefix, const std::string& origin) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    if (const Entry* e = find(key)) {
+      set(*e, it.value(), origin);
+    } else if (it.value().is_object()) {
+      // A section: it must be the prefix of some known key.
+      bool section = false;
+      for (const Entry& entry : entries_) section = section || entry.key.rfind(key + ".", 0) == 0;
+      if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, key));
+      walk(it.value(), key, origin);
+    } else {
+      throw Error(fmt::format("{}: unknown key '{}'", origin, key));
+    }
+  }
+}
+
+void ConfigTable::apply(const nlohmann::json& document, const std::string& origin) {
+  if (!document.is_object()) throw Error(origin + ": expected a JSON object at the top level");
+  walk(document, "", origin);
+}
+
+void ConfigTable::apply_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path.string() + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(text.str(), nullptr, true, /*ignore_comments=*/true);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string what = e.what();
+    throw Error(path.string() + ": not valid JSON (" + what.substr(0, what.find('\n')) + ")");
+  }
+  apply(document, path.string());
+}
+
+std::string ConfigTable::to_commented_json() const {
+  // Group by section (the key up to its last dot), in the order the sections first appear.
+  std::vector<std::string> sections;
+  std::map<std::string, std::vector<const Entry*>> by_section;
+  for (const Entry& e : entries_) {
+    const auto dot = e.key.rfind('.');
+    const std::string section = dot == std::string::npos ? "" : e.key.substr(0, dot);
+    if (by_section.find(section) == by_section.end()) sections.push_back(section);
+    by_section[section].push_back(&e);
+  }
+  std::string out = "{\n";
+  for (std::size_t s = 0; s < sections.size(); ++s) {
+    const auto& entries = by_section[sections[s]];
+    const bool nested = !sections[s].empty();
+    const std::string indent = nested ? "    " : "  ";
+    if (nested) out += fmt::format("  \"{}\": {{\n", sections[s]);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const Entry& e = *entries[i];
+      const auto dot = e.key.rfind('.');
+      const std::string name = dot == std::string::npos ? e.key : e.key.substr(dot + 1);
+      std::string value;
+      switch (e.type) {
+        case Entry::Type::number: value = nlohmann::json(*e.number).dump(); break;
+        case Entry::Type::integer: value = std::to_string(*e.integer); break;
+        case Entry::Type::choice: value = nlohmann::json(*e.word).dump(); break;
+      }
+      std::string note = e.unit;
+      if (e.type == Entry::Type::choice) note = join(e.choices);
+      if (!e.source.empty()) note += (note.empty() ? "" : "; ") + e.source;
+      const bool more = i + 1 < entries.size() || (!nested && s + 1 < sections.size());
+      out += fmt::format("{}\"{}\": {}{}{}\n", indent, name, value, more ? "," : "",
+                         note.empty() ? "" : "  // " + note);
+    }
+    if (nested) out += s + 1 < sections.size() ? "  },\n" : "  }\n";
+  }
+  out += "}\n";
+  return out;
+}
+
+}  // namespace spinbayes

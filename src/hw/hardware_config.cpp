@@ -1,0 +1,100 @@
+#include "hw/hardware_config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace spinbayes {
+
+double MtjParams::area_um2() const {
+  const double r_um = diameter_nm * 1e-3 / 2.0;
+  return std::numbers::pi * r_um * r_um;
+}
+
+double MtjParams::rp_ohm() const { return ra_ohm_um2 / area_um2(); }
+
+HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
+
+HardwareConfig HardwareConfig::ideal() {
+  HardwareConfig hw;
+  hw.mtj.sigma_rp = hw.mtj.sigma_tmr = hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
+  hw.crossbar.sense_offset_sigma_ua = 0.0;
+  hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
+  hw.dropout_module.element_masks = "per_element";
+  hw.faults = FaultParams{};
+  return hw;
+}
+
+ConfigTable HardwareConfig::table() {
+  ConfigTable t;
+  const std::string ikeda = "Ikeda et al., Nature Mater. 9, 721 (2010): CoFeB-MgO p-MTJ, 40 nm";
+  t.number("mtj.diameter_nm", mtj.diameter_nm, 5, 500, "nm", ikeda);
+  t.number("mtj.ra_ohm_um2", mtj.ra_ohm_um2, 0.1, 1000, "Ohm um^2", "RA ~ 5 Ohm um^2 gives R_P ~ 4 kOhm at 40 nm");
+  t.number("mtj.tmr", mtj.tmr, 0.01, 10, "ratio", "TMR ~ 124-150 % (Ikeda et al. 2010)");
+  t.number("mtj.tmr_half_bias_v", mtj.tmr_half_bias_v, 0.01, 10, "V",
+           "TMR(V) = TMR / (1 + V^2 / V_h^2), V_h = 0.5 V (Zhao et al., compact STT-MTJ model, 2006)");
+  t.number("mtj.delta", mtj.delta, 1, 200, "kT", "Delta = 40-60 for 40 nm p-MTJs (Ikeda et al. 2010)");
+  t.number("mtj.ic0_ua", mtj.ic0_ua, 0.1, 10000, "uA", "Ic0 = 30-60 uA at 40 nm (Ikeda et al. 2010: 49 uA)");
+  t.number("mtj.tau0_ns", mtj.tau0_ns, 1e-3, 1e3, "ns", "attempt time ~ 1 ns (Neel-Brown thermal activation)");
+  t.number("mtj.temperature_k", mtj.temperature_k, 200, 500, "K", "operating temperature; Delta ~ 1 / T");
+  t.number("mtj.reference_temperature_k", mtj.reference_temperature_k, 200, 500, "K",
+           "temperature of delta and of the write-current calibration");
+  t.number("mtj.sigma_rp", mtj.sigma_rp, 0, 0.5, "relative", "R_P device-to-device spread, 2-5 % in MRAM arrays");
+  t.number("mtj.sigma_tmr", mtj.sigma_tmr, 0, 0.5, "relative", "TMR spread, 2-5 % in MRAM arrays");
+  t.number("mtj.sigma_delta", mtj.sigma_delta, 0, 0.5, "relative", "Delta spread from size/anisotropy variation");
+  t.number("mtj.sigma_ic0", mtj.sigma_ic0, 0, 0.5, "relative", "Ic0 spread from size variation");
+  t.integer("crossbar.tile_rows", crossbar.tile_rows, 64, 65536, "rows, multiple of 64",
+            "128 x 128 subarrays, as NeuroSim's default (Peng et al., IEDM 2019)");
+  t.integer("crossbar.tile_cols", crossbar.tile_cols, 1, 65536, "columns", "128 x 128 subarrays (NeuroSim)");
+  t.number("crossbar.read_voltage_v", crossbar.read_voltage_v, 0.01, 1.0, "V",
+           "0.1 V read bias keeps read current far below Ic0");
+  t.number("crossbar.sense_offset_sigma_ua", crossbar.sense_offset_sigma_ua, 0, 100, "uA",
+           "input-referred offset of a current sense amplifier, ~0.5 uA (Na et al., TCAS-II 2014)");
+  t.integer("crossbar.adc_bits", crossbar.adc_bits, 1, 16, "bits", "8-bit ADCs for partial sums (ISAAC, ISCA 2016)");
+  t.number("crossbar.screen_sigmas", crossbar.screen_sigmas, 0, 100, "sigmas",
+           "decisions further than this from the threshold skip the analog sum; 0 = always analog");
+  t.number("dropout_module.pulse_width_ns", dropout_module.pulse_width_ns, 0.01, 1e4, "ns",
+           "write pulse of the stochastic write; thermal-activation regime needs t >> tau0");
+  t.choice("dropout_module.write_current", dropout_module.write_current, {"per_chip", "per_module"},
+           "per_chip: one current calibrated on the nominal device; per_module: trimmed per module");
+  t.choice("dropout_module.element_masks", dropout_module.element_masks, {"per_window", "per_element"},
+           "element dropout: per_window = a module per crossbar row, fresh bit at every window (SpinDrop); "
+           "per_element = one bit per input element, as in training");
+  t.number("faults.cell_stuck_p", faults.cell_stuck_p, 0, 0.5, "probability per MTJ", "stuck-at-P crossbar MTJs");
+  t.number("faults.cell_stuck_ap", faults.cell_stuck_ap, 0, 0.5, "probability per MTJ", "stuck-at-AP crossbar MTJs");
+  t.number("faults.module_stuck_p", faults.module_stuck_p, 0, 0.5, "probability per module",
+           "stuck-at-P dropout modules: always keep");
+  t.number("faults.module_stuck_ap", faults.module_stuck_ap, 0, 0.5, "probability per module",
+           "stuck-at-AP dropout modules: always drop");
+  t.number("faults.read_disturb", faults.read_disturb, 0, 0.5, "probability per read",
+           "a module read that flips AP -> P (the read current favours P)");
+  return t;
+}
+
+void HardwareConfig::validate(const std::string& origin) {
+  table().check(origin);
+  if (crossbar.tile_rows % 64 != 0) {
+    throw Error(origin + ": crossbar.tile_rows = " + std::to_string(crossbar.tile_rows) + " is not a multiple of 64");
+  }
+}
+
+HardwareConfig HardwareConfig::load(const std::string& source) {
+  if (source == "default" || source.empty()) return defaults();
+  if (source == "ideal") return ideal();
+  if (!std::filesystem::exists(source)) {
+    throw Error("--hw: '" + source + "' is neither a preset (default, ideal) nor an existing file");
+  }
+  HardwareConfig hw = defaults();
+  hw.table().apply_file(source);
+  hw.validate(source);
+  return hw;
+}
+
+bool HardwareConfig::is_ideal_crossbar() const {
+  return mtj.sigma_rp == 0 && mtj.sigma_tmr == 0 && crossbar.sense_offset_sigma_ua == 0 && faults.cell_stuck_p == 0 &&
+         faults.cell_stuck_ap == 0;
+}
+
+}  // namespace spinbayes

@@ -1,0 +1,72 @@
+#pragma once
+// The simulated spintronic chip's parameters: MTJ devices, crossbar tiles, dropout modules and
+// faults. Loaded from a JSON file (// comments allowed) over a documented default; `ideal` is the
+// preset with no variation, no faults and exact arithmetic, under which the chip computes what
+// the bit-packed engine computes. `spinbayes hw --print` writes the default with every source.
+#include <string>
+
+#include "core/config.h"
+
+namespace spinbayes {
+
+struct MtjParams {
+  double diameter_nm = 40.0;
+  double ra_ohm_um2 = 5.0;       // resistance-area product of the parallel state
+  double tmr = 1.5;              // (R_AP - R_P) / R_P at zero bias
+  double tmr_half_bias_v = 0.5;  // V_h: TMR(V) = TMR / (1 + (V / V_h)^2)
+  double delta = 45.0;           // thermal stability E_b / kT at the reference temperature
+  double ic0_ua = 45.0;          // critical switching current
+  double tau0_ns = 1.0;          // attempt time
+  double temperature_k = 300.0;            // operating temperature
+  double reference_temperature_k = 300.0;  // where delta is given and write currents are calibrated
+  // Device-to-device variation, drawn once per chip: relative standard deviations.
+  double sigma_rp = 0.03, sigma_tmr = 0.03, sigma_delta = 0.03, sigma_ic0 = 0.03;
+
+  double area_um2() const;
+  double rp_ohm() const;  // R_P = RA / area
+  // Delta at the operating temperature: E_b fixed, so Delta ~ 1 / T.
+  double delta_at_temperature() const { return delta * reference_temperature_k / temperature_k; }
+};
+
+struct CrossbarParams {
+  int tile_rows = 128, tile_cols = 128;  // rows must be a multiple of 64 (one packed word)
+  double read_voltage_v = 0.1;
+  double sense_offset_sigma_ua = 0.5;  // input-referred offset of the current sense amplifier
+  int adc_bits = 8;                    // partial sums of columns that span several tiles
+  // Columns whose ideal sum lies more than this many standard deviations of their analog
+  // deviation from the sense threshold take the ideal decision; 0 evaluates every column in
+  // analog (the reference path).
+  double screen_sigmas = 7.0;
+};
+
+struct DropoutModuleParams {
+  double pulse_width_ns = 5.0;
+  std::string write_current = "per_chip";    // per_chip: one current for all modules; per_module: trimmed
+  std::string element_masks = "per_window";  // per_window: a module per row, fresh bit per window;
+                                             // per_element: one bit per input element (as in training)
+};
+
+struct FaultParams {
+  double cell_stuck_p = 0.0, cell_stuck_ap = 0.0;      // per MTJ of the crossbar
+  double module_stuck_p = 0.0, module_stuck_ap = 0.0;  // per dropout-module MTJ
+  double read_disturb = 0.0;  // per module read: probability that the read flips AP -> P
+};
+
+struct HardwareConfig {
+  MtjParams mtj;
+  CrossbarParams crossbar;
+  DropoutModuleParams dropout_module;
+  FaultParams faults;
+
+  static HardwareConfig defaults();
+  static HardwareConfig ideal();
+  // "default", "ideal" or the path of a JSON file applied over the default. Throws Error naming
+  // the file and key.
+  static HardwareConfig load(const std::string& source);
+
+  ConfigTable table();  // binds every parameter (with range, unit, source) to this object
+  void validate(const std::string& origin = "hardware config");
+  bool is_ideal_crossbar() const;  // no variation, offset, faults or quantization in the arrays
+};
+
+}  // namespace spinbayes

@@ -1,0 +1,58 @@
+#include "hw/mapping.h"
+
+#include <algorithm>
+
+namespace spinbayes {
+
+std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams& crossbar) {
+  const std::vector<LayerSpec> layers = build_layers(spec);
+  std::vector<LayerMapping> out;
+  int first_dropout = static_cast<int>(layers.size()) - 1;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].dropout_before) first_dropout = std::min(first_dropout, static_cast<int>(i));
+  }
+  int conv_count = 0, linear_count = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    LayerMapping m;
+    m.index = static_cast<int>(i);
+    m.linear = l.kind == LayerSpec::Kind::linear;
+    m.name = m.linear ? "fc" + std::to_string(++linear_count) : "conv" + std::to_string(++conv_count);
+    m.on_crossbar = !l.real_input;
+    m.output = l.output;
+    m.dropout = l.dropout_before && spec.has_dropout();
+    m.per_sample = static_cast<int>(i) >= first_dropout;
+    m.kernel = l.kernel;
+    m.in_channels = l.in_channels;
+    m.in_h = l.in_h;
+    m.in_w = l.in_w;
+    m.out_channels = l.out_channels;
+    m.rows = l.in_channels * l.kernel * l.kernel;
+    m.cols = l.out_channels;
+    m.row_tiles = (m.rows + crossbar.tile_rows - 1) / crossbar.tile_rows;
+    m.col_tiles = (m.cols + crossbar.tile_cols - 1) / crossbar.tile_cols;
+    m.windows = static_cast<std::int64_t>(l.out_h) * l.out_w;
+    m.macs = l.macs();
+    // Taps inside the map, summed over windows: per axis, count (output position, kernel offset)
+    // pairs whose input coordinate o * stride - pad + k lies in [0, size).
+    auto inside = [&](int out_size, int in_size) {
+      std::int64_t n = 0;
+      for (int o = 0; o < out_size; ++o) {
+        for (int k = 0; k < l.kernel; ++k) {
+          const int x = o * l.stride - l.padding + k;
+          n += (x >= 0 && x < in_size) ? 1 : 0;
+        }
+      }
+      return n;
+    };
+    m.in_map_rows = m.linear ? m.rows : inside(l.out_h, l.in_h) * inside(l.out_w, l.in_w) * l.in_channels;
+    if (l.dropout_before) {
+      m.modules_element = m.rows;
+      m.modules_spatial = m.linear ? m.rows : l.in_channels;
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
+}  // namespace spinbayes
