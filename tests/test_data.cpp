@@ -433,6 +433,9 @@ TEST_F(MnistJsonTest, NotJson) {
   expect_error([&] { read_mnist_json(path("digits")); }, {digit_file(4).string() + ": ", "JSON"});
   write_bytes(digit_file(4), "\n\nnot json at all\n");
   expect_error([&] { read_mnist_json(path("digits")); }, {digit_file(4).string() + ": ", "JSON"});
+  // A number beyond the range of a double is the parser's out_of_range, not a parse_error.
+  write_bytes(digit_file(4), "{\"data\": [0, 1e400]}");
+  expect_error([&] { read_mnist_json(path("digits")); }, {digit_file(4).string() + ": ", "JSON", "overflow"});
 }
 
 TEST_F(MnistJsonTest, NoDataArray) {

@@ -39,7 +39,8 @@ nlohmann::json parse_json_file(const std::filesystem::path& path) {
   if (in.bad()) fail(path, "read error");
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (1e400).
     fail(path, "not valid JSON: " + one_line(e.what()));
   }
 }
