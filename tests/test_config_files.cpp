@@ -1,0 +1,123 @@
+// Hardware config files as bad input: every mistake is a one-line spinbayes::Error naming the file
+// and the key, never a crash, and a file that loads reads back from its commented JSON unchanged.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "hw/hardware_config.h"
+
+using namespace spinbayes;
+namespace fs = std::filesystem;
+
+namespace {
+
+class ConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("spinbayes-config-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write(const std::string& text) {
+    const auto path = dir_ / "hw.json";
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    return path.string();
+  }
+
+  // Loading `text` fails with one line that names the file and contains every part.
+  void expect_rejected(const std::string& text, std::initializer_list<std::string> parts) {
+    const std::string path = write(text);
+    try {
+      HardwareConfig::load(path);
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.find_first_of("\r\n"), std::string::npos) << message;
+      EXPECT_NE(message.find(path), std::string::npos) << message;
+      for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << message << "\nlacks: " << part;
+    }
+  }
+
+  fs::path dir_;
+};
+
+}  // namespace
+
+TEST_F(ConfigFile, CommentsAndPartialFilesOverTheDefault) {
+  const auto hw = HardwareConfig::load(write("// two keys\n{\"mtj\": {\"tmr\": 1.25 /* ratio */}, \"crossbar\": "
+                                             "{\"tile_rows\": 256}}"));
+  EXPECT_DOUBLE_EQ(hw.mtj.tmr, 1.25);
+  EXPECT_EQ(hw.crossbar.tile_rows, 256);
+  EXPECT_DOUBLE_EQ(hw.mtj.delta, HardwareConfig::defaults().mtj.delta);
+}
+
+TEST_F(ConfigFile, CommentedJsonReadsBackToTheSameValues) {
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.mtj.tmr = 2.5;
+  hw.crossbar.tile_cols = 64;
+  const std::string text = hw.table().to_commented_json();
+  HardwareConfig again = HardwareConfig::load(write(text));
+  EXPECT_EQ(again.table().to_commented_json(), text);
+  EXPECT_DOUBLE_EQ(again.mtj.tmr, 2.5);
+  EXPECT_EQ(again.crossbar.tile_cols, 64);
+}
+
+TEST_F(ConfigFile, UnknownKeysAndSections) {
+  expect_rejected(R"({"mtj": {"tmr_ratio": 1.0}})", {"unknown key", "mtj.tmr_ratio"});
+  expect_rejected(R"({"memristor": {"r": 1}})", {"unknown key", "memristor"});
+  expect_rejected(R"({"tmr": 1.0})", {"unknown key", "tmr"});
+}
+
+TEST_F(ConfigFile, OutOfRangeValues) {
+  expect_rejected(R"({"faults": {"read_disturb": 0.75}})", {"faults.read_disturb", "out of range"});
+  expect_rejected(R"({"mtj": {"temperature_k": -3}})", {"mtj.temperature_k", "out of range"});
+  expect_rejected(R"({"crossbar": {"adc_bits": 64}})", {"crossbar.adc_bits", "out of range"});
+  expect_rejected(R"({"crossbar": {"tile_rows": 4294967296}})", {"crossbar.tile_rows", "out of range"});
+  expect_rejected(R"({"crossbar": {"tile_rows": 18446744073709551615}})", {"crossbar.tile_rows", "out of range"});
+  expect_rejected(R"({"crossbar": {"tile_rows": 100}})", {"crossbar.tile_rows", "multiple of 64"});
+  expect_rejected(R"({"dropout_module": {"write_current": "per_row"}})",
+                  {"dropout_module.write_current", "per_row", "per_chip"});
+}
+
+TEST_F(ConfigFile, WrongTypes) {
+  expect_rejected(R"({"crossbar": {"tile_rows": "128"}})", {"crossbar.tile_rows", "integer"});
+  expect_rejected(R"({"crossbar": {"tile_rows": 128.5}})", {"crossbar.tile_rows", "integer"});
+  expect_rejected(R"({"mtj": {"tmr": true}})", {"mtj.tmr", "number"});
+  expect_rejected(R"({"mtj": {"tmr": null}})", {"mtj.tmr", "number"});
+  expect_rejected(R"({"dropout_module": {"write_current": 1}})", {"dropout_module.write_current", "string"});
+  expect_rejected(R"({"mtj": 1.5})", {"unknown key", "mtj"});
+  expect_rejected(R"([1, 2])", {"JSON object"});
+}
+
+TEST_F(ConfigFile, NotJson) {
+  expect_rejected("", {"not valid JSON"});
+  expect_rejected("{\"mtj\": {\"tmr\": 1.5,}}", {"not valid JSON"});
+  expect_rejected("{\"mtj\": {\"tmr\": 1.5}", {"not valid JSON"});
+  expect_rejected("\xff\xfe{}", {"not valid JSON"});
+  // A number beyond the range of a double is the JSON library's out_of_range, not a parse error.
+  expect_rejected(R"({"mtj": {"tmr": 1e400}})", {"not valid JSON"});
+}
+
+TEST_F(ConfigFile, MessagesQuotingTheFileStayOnOneLine) {
+  // Keys and words from the file are quoted with their control characters escaped.
+  expect_rejected("{\"mtj\": {\"tmr\\nratio\": 1}}", {"unknown key", "mtj.tmr\\nratio"});
+  expect_rejected(R"({"dropout_module": {"element_masks": "per\r\nrow"}})",
+                  {"dropout_module.element_masks", "per\\r\\nrow"});
+}
+
+TEST_F(ConfigFile, MissingFileOrPreset) {
+  try {
+    HardwareConfig::load((dir_ / "nowhere.json").string());
+    ADD_FAILURE() << "accepted a missing file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("nowhere.json"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(HardwareConfig::load("ideal").crossbar.adc_bits, HardwareConfig::ideal().crossbar.adc_bits);
+}
