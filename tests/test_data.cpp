@@ -1,5 +1,6 @@
 // Tests of the data layer: IDX, CIFAR-10 and MNIST-JSON readers, splits, and the OOD sets.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -244,6 +245,23 @@ TEST_F(IdxTest, TruncatedHeaderAndData) {
   write_gzip(path("short.gz"), idx_bytes({10}, counting_bytes(7)));
   expect_error([&] { read_idx(path("short.gz")); },
                {path("short.gz").string() + ": truncated: expected 10 data bytes, got 7"});
+}
+
+TEST_F(IdxTest, ShortFileAnnouncingAHugeArrayAllocatesLittle) {
+  // A 26-byte file whose header announces 1 x 46340 x 46340 bytes (just under the 2^31 limit)
+  // is truncated; reading it, plain or gzipped, must not first allocate the 2 GB the header claims.
+  const std::string bytes = idx_bytes({1, 46340, 46340}, counting_bytes(10));
+  write_bytes(path("huge"), bytes);
+  write_gzip(path("huge.gz"), bytes);
+  const auto peak_kib = [] {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+  };
+  const long before = peak_kib();
+  expect_error([&] { read_idx(path("huge")); }, {path("huge").string(), "truncated", "got 10"});
+  expect_error([&] { read_idx(path("huge.gz")); }, {path("huge.gz").string(), "truncated", "got 10"});
+  EXPECT_LT(peak_kib() - before, 256L * 1024) << "peak resident memory grew by " << (peak_kib() - before) << " KiB";
 }
 
 TEST_F(IdxTest, TruncatedGzipStream) {

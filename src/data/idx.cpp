@@ -137,8 +137,29 @@ IdxArray read_idx(const std::filesystem::path& path) {
   for (int i = 0; i < rank; ++i) array.dims.push_back(read_be32(sizes + 4 * i));
 
   const std::uint64_t expected = data_size(path, array.dims);
-  array.data.resize(static_cast<std::size_t>(expected));
-  const std::size_t got = reader.read(array.data.data(), array.data.size());
+  // Memory follows the data actually there, not the header's claim: a plain file is checked
+  // against its size first; gzip data grows the buffer as it decompresses.
+  std::size_t got = 0;
+  if (!reader.gzipped()) {
+    std::error_code ec;
+    const std::uint64_t header_bytes = 4 + sizes_bytes;
+    const std::uint64_t file_size = std::filesystem::file_size(path, ec);
+    if (!ec && file_size < header_bytes + expected) {
+      fail(path, "truncated: expected " + std::to_string(expected) + " data bytes, got " +
+                     std::to_string(file_size < header_bytes ? 0 : file_size - header_bytes));
+    }
+    array.data.resize(static_cast<std::size_t>(expected));
+    got = reader.read(array.data.data(), array.data.size());
+  } else {
+    constexpr std::size_t kChunk = std::size_t{1} << 24;
+    while (got < expected) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(expected - got, kChunk));
+      array.data.resize(got + want);
+      const std::size_t n = reader.read(array.data.data() + got, want);
+      got += n;
+      if (n < want) break;
+    }
+  }
   if (got != expected) {
     fail(path, "truncated: expected " + std::to_string(expected) + " data bytes, got " +
                    std::to_string(got));
