@@ -85,11 +85,12 @@ AreaBreakdown& AreaBreakdown::operator+=(const AreaBreakdown& o) {
 
 bool uses_adc(const LayerMapping& m) { return m.on_crossbar && (m.output || m.row_tiles > 1); }
 
-int dropout_modules(const LayerMapping& m, DropoutScheme scheme) {
+int dropout_modules(const LayerMapping& m, DropoutScheme scheme, const std::string& element_masks) {
   if (!m.dropout) return 0;
   switch (scheme) {
     case DropoutScheme::none: return 0;
-    case DropoutScheme::element: return m.modules_element;
+    case DropoutScheme::element:
+      return element_masks == "per_element" && !m.linear ? m.in_channels * m.in_h * m.in_w : m.modules_element;
     case DropoutScheme::spatial: return m.modules_spatial;
     case DropoutScheme::layer: return 1;
   }
@@ -116,12 +117,12 @@ EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, do
     e.sense_decisions = windows * m.cols;
   }
   if (!dropped) return e;
-  const double modules = dropout_modules(m, scheme);
+  const double modules = dropout_modules(m, scheme, element_masks);
   switch (scheme) {
     case DropoutScheme::element:
       if (element_masks == "per_element") {
-        // One bit per input element (C_in * H * W), read by every tap that lands inside the map.
-        e.module_resets = e.module_writes = static_cast<double>(m.in_channels) * m.in_h * m.in_w;
+        // One bit per input element, read by every tap that lands inside the map.
+        e.module_resets = e.module_writes = modules;
         e.module_reads = static_cast<double>(m.in_map_rows);
       } else {
         e.module_resets = e.module_writes = e.module_reads = modules * windows;
@@ -148,12 +149,12 @@ EnergyBreakdown price_events(const EventCounts& e, const Technology& t) {
   return b;
 }
 
-double pass_latency_ns(const LayerMapping& m, DropoutScheme scheme, const EventCounts& pass, const Technology& t) {
+double pass_latency_ns(const LayerMapping& m, int modules, const EventCounts& pass, const Technology& t) {
   if (!m.on_crossbar) {
     return std::ceil(pass.digital_macs / t.digital.mac_lanes) * t.digital.mac_ns;
   }
   double modules_ns = 0;
-  if (const int modules = dropout_modules(m, scheme); modules > 0) {
+  if (modules > 0) {
     const double write_rounds = std::ceil(pass.module_writes / modules);
     const double read_rounds = std::ceil(pass.module_reads / modules);
     modules_ns = write_rounds * (t.module.reset_ns + t.module.write_ns) + read_rounds * t.module.read_ns;
@@ -168,10 +169,9 @@ double pass_latency_ns(const LayerMapping& m, DropoutScheme scheme, const EventC
   return modules_ns + static_cast<double>(m.windows) * window_ns;
 }
 
-AreaBreakdown layer_area(const LayerMapping& m, DropoutScheme scheme, const Technology& t,
-                         const CrossbarParams& crossbar) {
+AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& t, const CrossbarParams& crossbar) {
   AreaBreakdown a;
-  a.modules_um2 = dropout_modules(m, scheme) * t.module.area_um2;
+  a.modules_um2 = modules * t.module.area_um2;
   if (!m.on_crossbar) return a;
   const double tiles = static_cast<double>(m.row_tiles) * m.col_tiles;
   a.cells_um2 = tiles * crossbar.tile_rows * crossbar.tile_cols * t.crossbar.cell_area_um2;
@@ -287,15 +287,15 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
     const std::vector<LayerMapping>& mapping = s == DropoutScheme::none ? plain : r.mapping;
     for (const LayerMapping& m : mapping) {
       LayerCost l;
-      l.modules = dropout_modules(m, s);
+      l.modules = dropout_modules(m, s, hw.dropout_module.element_masks);
       l.pass = expected_pass_events(m, s, r.p, hw.dropout_module.element_masks);
       const int runs = m.per_sample ? c.runs : 1;
       l.inference = l.pass.scaled(runs);
       l.pass_energy = price_events(l.pass, tech);
       l.energy = l.pass_energy.scaled(runs);
-      const double pass_ns = pass_latency_ns(m, s, l.pass, tech);
+      const double pass_ns = pass_latency_ns(m, l.modules, l.pass, tech);
       l.latency_ns = pass_ns * runs;
-      l.area = layer_area(m, s, tech, hw.crossbar);
+      l.area = layer_area(m, l.modules, tech, hw.crossbar);
       const bool per_sample = m.per_sample && s != DropoutScheme::none;
       (per_sample ? c.sample_energy : c.prefix_energy) += l.pass_energy;
       (per_sample ? c.sample_latency_ns : c.prefix_latency_ns) += pass_ns;

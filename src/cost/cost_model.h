@@ -8,7 +8,8 @@
 // in_map_rows * (1 - p) rows per pass on each column tile (exact where there is no dropout).
 // Dropout-module events per pass of a layer with dropout on its input:
 //   element (per_window)  K*K*C_in modules, each reset, written and read at every window
-//   element (per_element) one reset + write per input element, one read per tap inside the map
+//   element (per_element) C_in*H*W modules, one per input element: reset and written once per
+//                         pass, read at every tap inside the map
 //   spatial               C_in modules, reset and written once per pass, read at every window
 //   layer                 one module for the whole layer, reset and written once per pass, read at
 //                         every window: the floor on modules and module energy for any scheme
@@ -68,8 +69,9 @@ struct AreaBreakdown {  // um^2
 // the others end in one sense amplifier per column.
 bool uses_adc(const LayerMapping& m);
 
-// Dropout modules a layer needs under `scheme` (0 where its input has no dropout).
-int dropout_modules(const LayerMapping& m, DropoutScheme scheme);
+// Dropout modules a layer needs under `scheme` (0 where its input has no dropout). Element
+// dropout with per_element masks holds one bit per input element: C_in * H * W modules.
+int dropout_modules(const LayerMapping& m, DropoutScheme scheme, const std::string& element_masks = "per_window");
 
 // Expected events of one pass of a layer. `element_masks` is the hardware config's
 // dropout_module.element_masks (per_window | per_element).
@@ -85,12 +87,11 @@ EnergyBreakdown price_events(const EventCounts& events, const Technology& tech);
 // round costs reset + write, a read round one read (per_window element modules: one write and one
 // read round per window; spatial: one write round per pass, a read round per window). Nothing is
 // pipelined, so this is an upper bound. The first layer runs in the digital unit: MACs / lanes cycles.
-double pass_latency_ns(const LayerMapping& m, DropoutScheme scheme, const EventCounts& pass, const Technology& tech);
+double pass_latency_ns(const LayerMapping& m, int modules, const EventCounts& pass, const Technology& tech);
 
 // Area of a layer: its tiles (each layer owns whole tiles), dropout modules, one sense amplifier
 // per column or the ADCs of each tile. The first layer's digital unit is not counted.
-AreaBreakdown layer_area(const LayerMapping& m, DropoutScheme scheme, const Technology& tech,
-                         const CrossbarParams& crossbar);
+AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& tech, const CrossbarParams& crossbar);
 
 // The model's own dropout kind as a scheme.
 DropoutScheme scheme_of(DropoutKind kind);

@@ -1,0 +1,598 @@
+// The hardware cost model: dropout-module counts per scheme, event counts and energies of a small
+// network recomputed by hand, the element/spatial ratios, priced ledgers, the technology file's
+// errors, and `spinbayes cost` end to end.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numbers>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "cost/cost_model.h"
+#include "cost/technology.h"
+#include "hw/mapping.h"
+#include "model/model_ir.h"
+#include "model/model_spec.h"
+
+using namespace spinbayes;
+namespace fs = std::filesystem;
+
+namespace {
+
+ModelSpec spec_of(const std::string& architecture, int width, const std::string& dropout_layers = "all",
+                  DropoutKind kind = DropoutKind::spatial, double p = 0.1) {
+  ModelSpec spec;
+  spec.architecture = architecture;
+  spec.width = width;
+  spec.dropout = kind;
+  spec.p = p;
+  spec.dropout_layers = dropout_layers;
+  return spec;
+}
+
+// Round per-event figures, so that hand sums are easy to follow.
+Technology round_technology() {
+  Technology t;
+  t.module.reset_pj = 1.0;
+  t.module.write_pj = 2.0;
+  t.module.read_fj = 10.0;
+  t.module.reset_ns = 3.0;
+  t.module.write_ns = 7.0;
+  t.module.read_ns = 0.5;
+  t.module.area_um2 = 4.0;
+  t.crossbar.cell_read_fj = 1.0;
+  t.crossbar.wordline_fj = 100.0;
+  t.crossbar.cell_read_ns = 2.0;
+  t.crossbar.wordline_ns = 1.0;
+  t.crossbar.cell_area_um2 = 0.5;
+  t.sense.decision_fj = 5.0;
+  t.sense.decision_ns = 0.25;
+  t.sense.area_um2 = 3.0;
+  t.adc.conversion_pj = 3.0;
+  t.adc.conversion_ns = 0.125;
+  t.adc.area_um2 = 1000.0;
+  t.adc.columns_per_adc = 4;
+  t.digital.accumulate_pj = 0.5;
+  t.digital.accumulate_ns = 0.75;
+  t.digital.mac_pj = 0.25;
+  t.digital.mac_ns = 1.0;
+  t.digital.mac_lanes = 16;
+  return t;
+}
+
+void expect_near_rel(double actual, double expected, const std::string& what) {
+  EXPECT_NEAR(actual, expected, 1e-9 * std::max(1.0, std::abs(expected))) << what;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("spinbayes-cost-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_file(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+// Acceptance 1: element dropout needs K*K times the modules of spatial dropout on every KxK
+// convolution, and as many on every linear layer.
+TEST(CostModules, KSquaredFewerForEveryConvEqualForLinear) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  for (const auto& [architecture, width] :
+       std::vector<std::pair<std::string, int>>{{"vgg-small", 8}, {"vgg-small", 32}, {"lenet", 4}, {"lenet", 32},
+                                                {"mlp", 64}}) {
+    SCOPED_TRACE(architecture + " width " + std::to_string(width));
+    const CostReport r = cost_report(spec_of(architecture, width), hw, Technology::defaults(hw), 10);
+    const auto& el = r.scheme(DropoutScheme::element);
+    const auto& sp = r.scheme(DropoutScheme::spatial);
+    const auto& one = r.scheme(DropoutScheme::layer);
+    const auto& none = r.scheme(DropoutScheme::none);
+    int conv_sites = 0;
+    for (std::size_t i = 0; i < r.mapping.size(); ++i) {
+      const LayerMapping& m = r.mapping[i];
+      SCOPED_TRACE(m.name);
+      EXPECT_EQ(none.layers[i].modules, 0);
+      if (!m.dropout) {
+        EXPECT_EQ(el.layers[i].modules, 0);
+        EXPECT_EQ(sp.layers[i].modules, 0);
+        continue;
+      }
+      EXPECT_EQ(el.layers[i].modules, m.rows);  // one per crossbar row
+      EXPECT_EQ(one.layers[i].modules, 1);
+      if (m.linear) {
+        EXPECT_EQ(sp.layers[i].modules, el.layers[i].modules);
+        EXPECT_EQ(r.layer_modules_element_over_spatial(i), 1.0);
+      } else {
+        ++conv_sites;
+        EXPECT_EQ(sp.layers[i].modules, m.in_channels);  // one per input channel
+        EXPECT_EQ(el.layers[i].modules, m.kernel * m.kernel * sp.layers[i].modules);
+        EXPECT_EQ(r.layer_modules_element_over_spatial(i), m.kernel * m.kernel);
+      }
+    }
+    if (architecture != "mlp") {
+      EXPECT_GT(conv_sites, 0);
+    }
+  }
+}
+
+TEST(CostModules, NineTimesFewerOnVggSmallConvsTwentyFiveOnLenet) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  const CostReport vgg = cost_report(spec_of("vgg-small", 32), hw, Technology::defaults(hw), 10);
+  const CostReport lenet = cost_report(spec_of("lenet", 32), hw, Technology::defaults(hw), 10);
+  for (std::size_t i = 0; i < vgg.mapping.size(); ++i) {
+    if (vgg.mapping[i].dropout && !vgg.mapping[i].linear) {
+      EXPECT_EQ(vgg.layer_modules_element_over_spatial(i), 9.0);
+    }
+  }
+  EXPECT_EQ(lenet.layer_modules_element_over_spatial(1), 25.0);  // conv2: 5x5
+}
+
+// Whole-network module ratios, recomputed from the layer list: sum of fan-ins over the sum of
+// input channels (fan-in for linear layers) at the dropout sites.
+TEST(CostModules, WholeNetworkRatiosForVggSmallAndLenet) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  for (const auto& [architecture, layers] : std::vector<std::pair<std::string, std::string>>{
+           {"vgg-small", "all"}, {"lenet", "all"}, {"lenet", "last:2"}}) {
+    SCOPED_TRACE(architecture + " " + layers);
+    const ModelSpec spec = spec_of(architecture, 32, layers);
+    double element = 0, spatial = 0;
+    for (const LayerSpec& l : build_layers(spec)) {
+      if (!l.dropout_before) continue;
+      element += l.in_channels * l.kernel * l.kernel;
+      spatial += l.in_channels;
+    }
+    const CostReport r = cost_report(spec, hw, Technology::defaults(hw), 10);
+    EXPECT_EQ(r.scheme(DropoutScheme::element).total.modules, element);
+    EXPECT_EQ(r.scheme(DropoutScheme::spatial).total.modules, spatial);
+    EXPECT_DOUBLE_EQ(r.modules_element_over_spatial(), element / spatial);
+    RecordProperty(architecture + "_" + layers + "_modules_ratio", std::to_string(r.modules_element_over_spatial()));
+    if (layers == "last:2") {
+      EXPECT_EQ(r.modules_element_over_spatial(), 1.0);  // lenet's last two layers are linear
+    } else {
+      // The linear classifier has as many modules under both, so the whole network is below 9x.
+      EXPECT_GT(r.modules_element_over_spatial(), 1.0);
+      EXPECT_LT(r.modules_element_over_spatial(), architecture == "lenet" ? 25.0 : 9.0);
+    }
+  }
+}
+
+// Acceptance 3: lenet of width 2 on 28x28, dropout on conv2, fc1 and fc2 (p = 0.25), T = 3,
+// counted and priced by hand.
+//   conv1  1 -> 2, 5x5, 28x28 -> 24x24, pooled 12x12: digital, 24*24*2*25 = 28800 MACs, once per image
+//   conv2  2 -> 4, 5x5 on 12x12 -> 8x8: 64 windows, 50 rows, 4 columns, one tile, no padding
+//   fc1    4*4*4 = 64 -> 32: one tile            fc2  32 -> 10: output, read through the ADC
+TEST(CostHandNetwork, CountsEnergiesLatencyAndAreaByHand) {
+  const ModelSpec spec = spec_of("lenet", 2, "all", DropoutKind::spatial, 0.25);
+  const HardwareConfig hw = HardwareConfig::defaults();  // 128 x 128 tiles, per_window element masks
+  const Technology t = round_technology();
+  const int T = 3;
+  const CostReport r = cost_report(spec, hw, t, T);
+  ASSERT_EQ(r.mapping.size(), 4u);
+  const double keep = 0.75;
+
+  // conv2's shape.
+  const LayerMapping& c2 = r.mapping[1];
+  EXPECT_EQ(c2.rows, 50);
+  EXPECT_EQ(c2.cols, 4);
+  EXPECT_EQ(c2.windows, 64);
+  EXPECT_EQ(c2.in_map_rows, 50 * 64);  // no padding: every tap of every window is inside
+  EXPECT_TRUE(c2.per_sample);
+  EXPECT_FALSE(r.mapping[0].per_sample);
+
+  // Events of one pass, element scheme (a module per row, fresh at every window).
+  const auto& el = r.scheme(DropoutScheme::element);
+  const EventCounts& e2 = el.layers[1].pass;
+  EXPECT_DOUBLE_EQ(e2.module_resets, 50.0 * 64);
+  EXPECT_DOUBLE_EQ(e2.module_writes, 50.0 * 64);
+  EXPECT_DOUBLE_EQ(e2.module_reads, 50.0 * 64);
+  EXPECT_DOUBLE_EQ(e2.wordline_drives, 50.0 * 64 * keep * 1);  // one column tile
+  EXPECT_DOUBLE_EQ(e2.cell_reads, 50.0 * 64 * keep * 4);
+  EXPECT_DOUBLE_EQ(e2.sense_decisions, 64.0 * 4);
+  EXPECT_DOUBLE_EQ(e2.adc_conversions, 0.0);
+  // Spatial: two modules, reset and written once, read at each of the 64 windows.
+  const auto& sp = r.scheme(DropoutScheme::spatial);
+  EXPECT_DOUBLE_EQ(sp.layers[1].pass.module_resets, 2.0);
+  EXPECT_DOUBLE_EQ(sp.layers[1].pass.module_writes, 2.0);
+  EXPECT_DOUBLE_EQ(sp.layers[1].pass.module_reads, 2.0 * 64);
+  EXPECT_DOUBLE_EQ(sp.layers[1].pass.cell_reads, e2.cell_reads);  // same expected word lines
+  // One module per layer.
+  const auto& one = r.scheme(DropoutScheme::layer);
+  EXPECT_DOUBLE_EQ(one.layers[1].pass.module_writes, 1.0);
+  EXPECT_DOUBLE_EQ(one.layers[1].pass.module_reads, 64.0);
+  // Linear layers: 64 and 32 modules written and read once per pass under element and spatial.
+  for (const auto* s : {&el, &sp}) {
+    EXPECT_DOUBLE_EQ(s->layers[2].pass.module_writes, 64.0);
+    EXPECT_DOUBLE_EQ(s->layers[2].pass.module_reads, 64.0);
+    EXPECT_DOUBLE_EQ(s->layers[3].pass.module_resets, 32.0);
+  }
+  EXPECT_DOUBLE_EQ(el.layers[3].pass.adc_conversions, 10.0);  // output layer: every column, one row tile
+  EXPECT_DOUBLE_EQ(el.layers[3].pass.digital_accumulates, 10.0);
+  EXPECT_DOUBLE_EQ(el.layers[0].pass.digital_macs, 24.0 * 24 * 2 * 25);
+  // No dropout: every in-map row driven.
+  EXPECT_DOUBLE_EQ(r.scheme(DropoutScheme::none).layers[1].pass.wordline_drives, 50.0 * 64);
+
+  // Dropout-module energy per inference (pJ): T passes of the three dropout layers.
+  const double write_path = 1.0 + 2.0;  // reset + write
+  const double read = 0.010;
+  const double el_modules = T * (50.0 * 64 * (write_path + read) + (64 + 32) * (write_path + read));
+  const double sp_modules = T * (2 * write_path + 2.0 * 64 * read + (64 + 32) * (write_path + read));
+  const double one_modules = T * 3 * (write_path + read) + T * (64 - 1) * read;  // conv2 reads 64 times
+  expect_near_rel(el.total.energy.modules_pj, el_modules, "element module energy");
+  expect_near_rel(sp.total.energy.modules_pj, sp_modules, "spatial module energy");
+  expect_near_rel(one.total.energy.modules_pj, one_modules, "one-module-per-layer energy");
+  expect_near_rel(r.dropout_energy_element_over_spatial(), el_modules / sp_modules, "ratio");
+  expect_near_rel(r.layer_dropout_energy_element_over_spatial(1),
+                  (50.0 * 64 * (write_path + read)) / (2 * write_path + 2.0 * 64 * read), "conv2 ratio");
+
+  // The other components, spatial scheme, per inference.
+  const double conv2_rows = 50.0 * 64 * keep, fc1_rows = 64 * keep, fc2_rows = 32 * keep;
+  const double crossbar = T * ((conv2_rows + fc1_rows + fc2_rows) * 0.100 +  // word lines, one tile each
+                               (conv2_rows * 4 + fc1_rows * 32 + fc2_rows * 10) * 0.001);
+  const double sense_adc = T * ((64.0 * 4 + 32) * 0.005 + 10 * 3.0);
+  const double digital = 24.0 * 24 * 2 * 25 * 0.25 + T * 10 * 0.5;
+  expect_near_rel(sp.total.energy.crossbar_pj, crossbar, "crossbar");
+  expect_near_rel(sp.total.energy.sense_adc_pj, sense_adc, "sense/ADC");
+  expect_near_rel(sp.total.energy.digital_pj, digital, "digital");
+  expect_near_rel(el.total.energy.crossbar_pj, crossbar, "element crossbar");
+
+  // Latency of one inference: conv1 once, the rest T times.
+  const double conv1_ns = std::ceil(28800.0 / 16) * 1.0;
+  const double window_sense_ns = 1.0 + 2.0 + 0.25;
+  const double sp_conv2_ns = (3.0 + 7.0) + 64 * 0.5 + 64 * window_sense_ns;
+  const double el_conv2_ns = 64 * (3.0 + 7.0) + 64 * 0.5 + 64 * window_sense_ns;
+  const double fc1_ns = (3.0 + 7.0) + 0.5 + window_sense_ns;
+  const double fc2_ns = (3.0 + 7.0) + 0.5 + (1.0 + 2.0 + 4 * 0.125 + 1 * 0.75);  // 4 columns per ADC, in turn
+  expect_near_rel(sp.total.latency_ns, conv1_ns + T * (sp_conv2_ns + fc1_ns + fc2_ns), "spatial latency");
+  expect_near_rel(el.total.latency_ns, conv1_ns + T * (el_conv2_ns + fc1_ns + fc2_ns), "element latency");
+
+  // Area: three one-tile layers of 128 x 128 cells, modules, sense amplifiers on conv2 and fc1,
+  // ceil(10 / 4) = 3 ADCs on fc2.
+  const double cells = 3 * 128.0 * 128 * 0.5;
+  expect_near_rel(sp.total.area.cells_um2, cells, "cells");
+  expect_near_rel(sp.total.area.modules_um2, (2 + 64 + 32) * 4.0, "spatial modules");
+  expect_near_rel(el.total.area.modules_um2, (50 + 64 + 32) * 4.0, "element modules");
+  expect_near_rel(sp.total.area.sense_um2, (4 + 32) * 3.0, "sense amplifiers");
+  expect_near_rel(sp.total.area.adc_um2, 3 * 1000.0, "ADCs");
+}
+
+// Per_element element masks (the `ideal` preset): one module per input element, written once
+// per pass, read at every tap inside the map.
+TEST(CostHandNetwork, PerElementMasksCountOneModulePerInputElement) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.element_masks = "per_element";
+  const CostReport r = cost_report(spec_of("lenet", 2, "all", DropoutKind::element, 0.25), hw, round_technology(), 3);
+  const auto& conv2 = r.scheme(DropoutScheme::element).layers[1];
+  EXPECT_EQ(conv2.modules, 2 * 12 * 12);
+  EXPECT_DOUBLE_EQ(conv2.pass.module_writes, 2.0 * 12 * 12);
+  EXPECT_DOUBLE_EQ(conv2.pass.module_reads, 50.0 * 64);
+  EXPECT_EQ(r.scheme(DropoutScheme::element).layers[2].modules, 64);  // linear: one per input
+}
+
+// The per-layer ratio of a KxK conv follows from the counts: element spends (reset + write + read)
+// per row and window, spatial (reset + write) per channel and a read per channel and window:
+// ratio = K^2 W (E_rst + E_w + E_r) / (E_rst + E_w + W E_r).
+TEST(CostRatios, DropoutEnergyRatioFollowsCountsAndPerEventEnergies) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  for (const double read_fj : {5.0, 20.0, 200.0}) {
+    Technology t = Technology::defaults(hw);
+    t.module.read_fj = read_fj;
+    const CostReport r = cost_report(spec_of("vgg-small", 32), hw, t, 10);
+    const double writes = t.module.reset_pj + t.module.write_pj, read = read_fj * 1e-3;
+    double conv_el = 0, conv_sp = 0;
+    for (std::size_t i = 0; i < r.mapping.size(); ++i) {
+      const LayerMapping& m = r.mapping[i];
+      if (!m.dropout || m.linear) continue;
+      const double w = static_cast<double>(m.windows), k2 = m.kernel * m.kernel;
+      expect_near_rel(r.layer_dropout_energy_element_over_spatial(i), k2 * w * (writes + read) / (writes + w * read),
+                      m.name);
+      conv_el += r.scheme(DropoutScheme::element).layers[i].energy.modules_pj;
+      conv_sp += r.scheme(DropoutScheme::spatial).layers[i].energy.modules_pj;
+    }
+    // Never below the module ratio, and bounded by K^2 (1 + writes / read).
+    EXPECT_GT(conv_el / conv_sp, 9.0);
+    EXPECT_LT(conv_el / conv_sp, 9.0 * (1 + writes / read));
+  }
+  // Cheaper reads widen the gap.
+  Technology cheap = Technology::defaults(hw), dear = cheap;
+  cheap.module.read_fj = 2.0;
+  dear.module.read_fj = 50.0;
+  EXPECT_GT(cost_report(spec_of("vgg-small", 32), hw, cheap, 10).dropout_energy_element_over_spatial(),
+            cost_report(spec_of("vgg-small", 32), hw, dear, 10).dropout_energy_element_over_spatial());
+}
+
+// The scheme comparison ignores what the model was trained with.
+TEST(CostRatios, SameBillWhateverTheTrainedDropout) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  const Technology t = Technology::defaults(hw);
+  const CostReport a = cost_report(spec_of("vgg-small", 16, "all", DropoutKind::spatial), hw, t, 7);
+  const CostReport b = cost_report(spec_of("vgg-small", 16, "all", DropoutKind::element), hw, t, 7);
+  const CostReport c = cost_report(spec_of("vgg-small", 16, "all", DropoutKind::none), hw, t, 7);
+  for (const auto* r : {&b, &c}) {
+    EXPECT_DOUBLE_EQ(r->dropout_energy_element_over_spatial(), a.dropout_energy_element_over_spatial());
+    EXPECT_DOUBLE_EQ(r->modules_element_over_spatial(), a.modules_element_over_spatial());
+  }
+}
+
+TEST(CostInference, EnergyGrowsLinearlyInSamplesPrefixOnce) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  const Technology t = Technology::defaults(hw);
+  const CostReport r5 = cost_report(spec_of("vgg-small", 16), hw, t, 5);
+  const CostReport r9 = cost_report(spec_of("vgg-small", 16), hw, t, 9);
+  for (DropoutScheme s : kDropoutSchemes) {
+    SCOPED_TRACE(to_string(s));
+    const SchemeCost& a = r5.scheme(s);
+    const SchemeCost& b = r9.scheme(s);
+    expect_near_rel(a.total.energy.total_pj(), a.energy_at(5).total_pj(), "energy_at(T) is the reported total");
+    expect_near_rel(b.total.energy.total_pj(), a.energy_at(9).total_pj(), "energy_at extrapolates");
+    if (s == DropoutScheme::none) {
+      expect_near_rel(a.total.energy.total_pj(), b.total.energy.total_pj(), "no dropout: one pass");
+    } else {
+      // conv1 runs once per image; the rest T times.
+      expect_near_rel(b.total.energy.total_pj() - a.total.energy.total_pj(), 4 * a.sample_energy.total_pj(), "slope");
+      expect_near_rel(a.layers[0].energy.total_pj(), a.layers[0].pass_energy.total_pj(), "prefix once");
+      expect_near_rel(a.layers[1].energy.total_pj(), 5 * a.layers[1].pass_energy.total_pj(), "per sample");
+      EXPECT_GT(a.prefix_energy.digital_pj, 0.0);
+    }
+  }
+}
+
+// A simulator's ledger priced event by event: the same prices as the analytic counts, and without
+// dropout the analytic counts are exact integers.
+TEST(CostLedger, PricedLedgerMatchesAnalyticCountsWithoutDropout) {
+  const ModelSpec spec = spec_of("vgg-small", 8, "all", DropoutKind::none);
+  const HardwareConfig hw = HardwareConfig::defaults();
+  const Technology t = round_technology();
+  const std::uint64_t images = 3;
+  const int samples = 4;
+  const std::vector<EventCounts> expected = expected_ledger(spec, hw, samples, images);
+  Ledger ledger;
+  ledger.images = images;
+  ledger.samples = samples;
+  EnergyBreakdown analytic;
+  for (const EventCounts& e : expected) {
+    auto whole = [](double x) {
+      EXPECT_EQ(x, std::floor(x));
+      return static_cast<std::uint64_t>(x);
+    };
+    LayerEvents l;
+    l.module_resets = whole(e.module_resets);
+    l.module_writes = whole(e.module_writes);
+    l.module_reads = whole(e.module_reads);
+    l.wordline_drives = whole(e.wordline_drives);
+    l.cell_reads = whole(e.cell_reads);
+    l.sense_decisions = whole(e.sense_decisions);
+    l.adc_conversions = whole(e.adc_conversions);
+    l.digital_accumulates = whole(e.digital_accumulates);
+    l.digital_macs = whole(e.digital_macs);
+    ledger.layers.push_back(l);
+    analytic += price_events(e, t);
+  }
+  const PricedLedger priced = price_ledger(ledger, t);
+  ASSERT_EQ(priced.layers.size(), expected.size());
+  expect_near_rel(priced.total.total_pj(), analytic.total_pj(), "total");
+  expect_near_rel(priced.total.crossbar_pj, analytic.crossbar_pj, "crossbar");
+  expect_near_rel(priced.per_image().total_pj(), analytic.total_pj() / images, "per image");
+  EXPECT_EQ(priced.total.modules_pj, 0.0);
+  // The output layer (only it runs per sample without dropout) is counted `samples` times.
+  const CostReport one = cost_report(spec, hw, t, 1);
+  expect_near_rel(expected.back().adc_conversions,
+                  one.scheme(DropoutScheme::none).layers.back().pass.adc_conversions * samples * images, "output");
+}
+
+TEST(CostLedger, PricesEachComponent) {
+  const Technology t = round_technology();
+  Ledger ledger;
+  ledger.images = 2;
+  LayerEvents e;
+  e.module_resets = 10;
+  e.module_writes = 10;
+  e.module_reads = 100;
+  e.wordline_drives = 7;
+  e.cell_reads = 1000;
+  e.sense_decisions = 20;
+  e.adc_conversions = 3;
+  e.digital_accumulates = 3;
+  e.digital_macs = 8;
+  ledger.layers = {LayerEvents{}, e};
+  const PricedLedger p = price_ledger(ledger, t);
+  expect_near_rel(p.layers[1].modules_pj, 10 * 1.0 + 10 * 2.0 + 100 * 0.010, "modules");
+  expect_near_rel(p.layers[1].crossbar_pj, 7 * 0.100 + 1000 * 0.001, "crossbar");
+  expect_near_rel(p.layers[1].sense_adc_pj, 20 * 0.005 + 3 * 3.0, "sense/ADC");
+  expect_near_rel(p.layers[1].digital_pj, 3 * 0.5 + 8 * 0.25, "digital");
+  EXPECT_EQ(p.layers[0].total_pj(), 0.0);
+  expect_near_rel(p.per_image().total_pj(), p.total.total_pj() / 2, "per image");
+}
+
+// The device-derived defaults: a driven cell dissipates V^2 G t with G the mean of the P and AP
+// conductances at the read bias.
+TEST(CostTechnology, DefaultsDerivedFromTheHardware) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  const double r = hw.mtj.diameter_nm * 1e-3 / 2;
+  const double rp = hw.mtj.ra_ohm_um2 / (std::numbers::pi * r * r);
+  const double v = hw.crossbar.read_voltage_v;
+  const double rap = rp * (1 + hw.mtj.tmr / (1 + (v / hw.mtj.tmr_half_bias_v) * (v / hw.mtj.tmr_half_bias_v)));
+  const Technology t = Technology::defaults(hw);
+  const double cell_fj = v * v * 0.5 * (1 / rp + 1 / rap) * t.crossbar.cell_read_ns * 1e-9 * 1e15;
+  expect_near_rel(t.crossbar.cell_read_fj, cell_fj, "cell read");
+  EXPECT_GT(t.crossbar.cell_read_fj, 1.0);  // 1-10 fJ per MTJ read
+  EXPECT_LT(t.crossbar.cell_read_fj, 10.0);
+  EXPECT_GT(t.module.read_fj, t.sense.decision_fj);  // the module's read includes its sense amplifier
+  // An MTJ write costs 10-20x a read.
+  EXPECT_GE(t.module.write_pj * 1e3 / t.module.read_fj, 10.0);
+  EXPECT_LE(t.module.write_pj * 1e3 / t.module.read_fj, 20.0);
+  EXPECT_EQ(t.module.write_ns, hw.dropout_module.pulse_width_ns);
+  hw.crossbar.read_voltage_v = 0.2;
+  EXPECT_GT(Technology::defaults(hw).crossbar.cell_read_fj, 3.0 * t.crossbar.cell_read_fj);
+}
+
+TEST(CostTechnology, CommentedDefaultReadsBackToTheSameValues) {
+  const auto dir = fresh_dir("roundtrip");
+  Technology t = Technology::defaults();
+  t.adc.conversion_pj = 0.75;
+  t.digital.mac_lanes = 32;
+  write_file(dir / "tech.json", t.table().to_commented_json());
+  const Technology back = Technology::load((dir / "tech.json").string());
+  EXPECT_EQ(back.adc.conversion_pj, 0.75);
+  EXPECT_EQ(back.digital.mac_lanes, 32);
+  EXPECT_EQ(back.crossbar.cell_read_fj, t.crossbar.cell_read_fj);
+  EXPECT_EQ(back.module.area_um2, t.module.area_um2);
+  // A partial file keeps the other defaults.
+  write_file(dir / "partial.json", "{ // per-event energies\n \"module\": {\"write_pj\": 0.5} }");
+  const Technology partial = Technology::load((dir / "partial.json").string());
+  EXPECT_EQ(partial.module.write_pj, 0.5);
+  EXPECT_EQ(partial.module.reset_pj, Technology::defaults().module.reset_pj);
+  fs::remove_all(dir);
+}
+
+// Acceptance 5: negative or missing values, unknown keys and wrong types are one-line errors
+// naming the key (and the file).
+TEST(CostTechnology, BadFilesNameTheKey) {
+  const auto dir = fresh_dir("tech-errors");
+  struct Case {
+    std::string name, text, key;
+  };
+  const std::vector<Case> cases = {
+      {"negative", R"({"module": {"write_pj": -0.1}})", "module.write_pj"},
+      {"negative-area", R"({"adc": {"area_um2": -5}})", "adc.area_um2"},
+      {"missing-value", R"({"sense": {"decision_fj": null}})", "sense.decision_fj"},
+      {"unknown-key", R"({"module": {"wirte_pj": 1.0}})", "module.wirte_pj"},
+      {"unknown-section", R"({"memristor": {"read_fj": 1.0}})", "memristor"},
+      {"wrong-type", R"({"adc": {"conversion_pj": "cheap"}})", "adc.conversion_pj"},
+      {"wrong-integer", R"({"adc": {"columns_per_adc": 2.5}})", "adc.columns_per_adc"},
+      {"zero-lanes", R"({"digital": {"mac_lanes": 0}})", "digital.mac_lanes"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const auto path = dir / (c.name + ".json");
+    write_file(path, c.text);
+    try {
+      Technology::load(path.string());
+      ADD_FAILURE() << "accepted " << c.text;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(c.key), std::string::npos) << what;
+      EXPECT_NE(what.find(path.string()), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  }
+  EXPECT_THROW(Technology::load((dir / "absent.json").string()), Error);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+CliResult run_cli(const std::string& args) {
+  const std::string command = std::string(SPINBAYES_CLI_PATH) + " " + args + " 2>&1";
+  CliResult r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buffer[4096];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// A run directory holding only a model IR (all weights +1, unit batch norms): the cost model
+// reads the architecture, not the weights.
+fs::path ir_only_run(const fs::path& dir, const ModelSpec& spec) {
+  ModelIR ir;
+  ir.spec = spec;
+  for (const LayerSpec& l : build_layers(spec)) {
+    BinaryLayerIR layer;
+    layer.shape = l;
+    layer.weights.assign(static_cast<std::size_t>(l.out_channels) * layer.fan_in(), 1);
+    layer.bn_mean.assign(static_cast<std::size_t>(l.out_channels), 0.0f);
+    layer.bn_var.assign(static_cast<std::size_t>(l.out_channels), 1.0f);
+    layer.bn_gamma.assign(static_cast<std::size_t>(l.out_channels), 1.0f);
+    layer.bn_beta.assign(static_cast<std::size_t>(l.out_channels), 0.0f);
+    ir.layers.push_back(std::move(layer));
+  }
+  fs::create_directories(dir);
+  save_model_ir(ir, dir / "model.sbir");
+  return dir;
+}
+
+}  // namespace
+
+TEST(CostCli, WritesTableJsonWithRatiosAndPlot) {
+  const auto dir = fresh_dir("cli");
+  const ModelSpec spec = spec_of("vgg-small", 8, "all", DropoutKind::element, 0.2);
+  const auto run = ir_only_run(dir / "run", spec);
+  const bool gnuplot = std::system("command -v gnuplot >/dev/null 2>&1") == 0;
+  const std::string plot = gnuplot ? " --plot " + (dir / "cost.png").string() : "";
+  const auto r = run_cli("cost --model " + run.string() + " --samples 6 --json " + (dir / "cost.json").string() + plot);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("conv2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("element / spatial"), std::string::npos) << r.output;
+
+  const nlohmann::json j = nlohmann::json::parse(read_file(dir / "cost.json"));
+  const HardwareConfig hw = HardwareConfig::defaults();
+  const CostReport expected = cost_report(spec, hw, Technology::defaults(hw), 6);
+  ASSERT_TRUE(j.at("ratios").contains("modules_element_over_spatial"));
+  ASSERT_TRUE(j.at("ratios").contains("dropout_energy_element_over_spatial"));
+  EXPECT_DOUBLE_EQ(j["ratios"]["modules_element_over_spatial"].get<double>(), expected.modules_element_over_spatial());
+  EXPECT_NEAR(j["ratios"]["dropout_energy_element_over_spatial"].get<double>(),
+              expected.dropout_energy_element_over_spatial(), 1e-9 * expected.dropout_energy_element_over_spatial());
+  EXPECT_EQ(j["samples"], 6);
+  EXPECT_EQ(j["p"], 0.2);
+  ASSERT_EQ(j["layers"].size(), expected.mapping.size());
+  EXPECT_EQ(j["layers"][1]["ratios"]["modules_element_over_spatial"], 9.0);
+  EXPECT_TRUE(j["layers"][0]["ratios"]["modules_element_over_spatial"].is_null());  // no dropout on conv1
+  for (const char* scheme : {"none", "element", "spatial", "layer"}) {
+    ASSERT_TRUE(j["schemes"].contains(scheme)) << scheme;
+    EXPECT_GT(j["schemes"][scheme]["energy_pj"]["total"].get<double>(), 0.0);
+    EXPECT_GT(j["schemes"][scheme]["latency_ns"].get<double>(), 0.0);
+    EXPECT_GT(j["schemes"][scheme]["area_um2"]["total"].get<double>(), 0.0);
+  }
+  EXPECT_EQ(j["technology"]["module"]["write_pj"], Technology::defaults().module.write_pj);
+  if (gnuplot) {
+    const std::string png = read_file(dir / "cost.png");
+    ASSERT_GT(png.size(), 1000u);
+    EXPECT_EQ(png.substr(1, 3), "PNG");
+  }
+  fs::remove_all(dir);
+}
+
+TEST(CostCli, BadTechnologyFileIsAOneLineError) {
+  const auto dir = fresh_dir("cli-errors");
+  const auto run = ir_only_run(dir / "run", spec_of("lenet", 4));
+  write_file(dir / "tech.json", R"({"adc": {"conversion_pj": -1}})");
+  for (const auto& [args, cause] : std::vector<std::pair<std::string, std::string>>{
+           {" --tech " + (dir / "tech.json").string(), "adc.conversion_pj"},
+           {" --tech nowhere.json", "nowhere.json"},
+           {" --samples 0", "samples"},
+           {" --p 1.5", "p:"},
+           {" --json " + (dir / "tech.json" / "cost.json").string(), "cost.json"}}) {
+    SCOPED_TRACE(args);
+    const auto r = run_cli("cost --model " + run.string() + args);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    // One error line (stdout, where the table may already be, comes through the pipe separately).
+    const auto start = r.output.find("spinbayes: error:");
+    ASSERT_NE(start, std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("error:", start + 17), std::string::npos) << r.output;
+    const std::string line = r.output.substr(start, r.output.find('\n', start) - start);
+    EXPECT_NE(line.find(cause), std::string::npos) << line;
+  }
+  fs::remove_all(dir);
+}
