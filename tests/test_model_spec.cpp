@@ -101,6 +101,41 @@ TEST(ModelSpec, JsonRoundTrip) {
   EXPECT_THROW(broken.get<ModelSpec>(), Error);
 }
 
+// A spec read from a file (model IR, run config): numbers that do not fit their field and names
+// holding control characters give one-line errors naming the key.
+TEST(ModelSpec, JsonValuesThatDoNotFitTheirFieldAreRejected) {
+  ModelSpec spec;
+  spec.architecture = "mlp";
+  const nlohmann::json good = spec;
+  const auto expect_rejected = [&](const char* key, const nlohmann::json& value, const std::string& part) {
+    nlohmann::json j = good;
+    j[key] = value;
+    try {
+      j.get<ModelSpec>();
+      ADD_FAILURE() << key << " = " << value.dump() << " accepted";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.find_first_of("\r\n"), std::string::npos) << message;
+      EXPECT_NE(message.find(part), std::string::npos) << message << "\nlacks: " << part;
+    }
+  };
+  expect_rejected("width", 1e20, "'width' has the wrong type");  // a float into an int field
+  expect_rejected("width", 64.5, "'width' has the wrong type");
+  expect_rejected("classes", 4294967306LL, "'classes' is out of range");  // 2^32 + 10 is not 10
+  expect_rejected("height", -4294967268LL, "'height' is out of range");
+  expect_rejected("channels", 18446744073709551615ULL, "'channels' is out of range");
+  expect_rejected("input_std", 1e300, "'input_std' is out of range");
+  expect_rejected("input_mean", -1e39, "'input_mean' is out of range");
+  expect_rejected("architecture", "ml\np", "ml\\np");
+  expect_rejected("dropout", "spa\ttial", "spa\\ttial");
+  expect_rejected("dropout_layers", "last:\r1", "last:\\r1");
+  nlohmann::json whole = good;
+  whole["width"] = 64.0;  // integral, but written as a float
+  EXPECT_THROW(whole.get<ModelSpec>(), Error);
+  whole["width"] = 64;
+  EXPECT_EQ(whole.get<ModelSpec>().width, 64);
+}
+
 TEST(DropoutMask, IsAPureFunctionWithTheRequestedRate) {
   // Same key, same bit; the keep rate over many units approaches 1 - p.
   int kept = 0;

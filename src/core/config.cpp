@@ -64,12 +64,6 @@ std::string join(const std::vector<std::string>& words) {
   return out;
 }
 
-// Text from a file, for a one-line message: control characters escaped as in JSON.
-std::string escaped(const std::string& text) {
-  const std::string quoted = nlohmann::json(text).dump();
-  return quoted.substr(1, quoted.size() - 2);
-}
-
 }  // namespace
 
 void ConfigTable::check_entry(const Entry& e, const std::string& origin) const {
@@ -89,7 +83,7 @@ void ConfigTable::check_entry(const Entry& e, const std::string& origin) const {
       bool known = false;
       for (const auto& c : e.choices) known = known || c == *e.word;
       if (!known) {
-        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, escaped(*e.word), join(e.choices)));
+        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, printable(*e.word), join(e.choices)));
       }
       break;
     }
@@ -130,10 +124,10 @@ void ConfigTable::walk(const nlohmann::json& node, const std::string& prefix, co
       // A section: it must be the prefix of some known key.
       bool section = false;
       for (const Entry& entry : entries_) section = section || entry.key.rfind(key + ".", 0) == 0;
-      if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, escaped(key)));
+      if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, printable(key)));
       walk(it.value(), key, origin);
     } else {
-      throw Error(fmt::format("{}: unknown key '{}'", origin, escaped(key)));
+      throw Error(fmt::format("{}: unknown key '{}'", origin, printable(key)));
     }
   }
 }

@@ -1,8 +1,10 @@
 #pragma once
 // One error type for everything a user can get wrong: bad files, bad shapes, bad parameters.
 // Its message is a single line that names the file or field; the CLI prints it and exits non-zero.
+#include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace spinbayes {
 
@@ -10,5 +12,29 @@ class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
+
+// Text from a file or the command line as quoted in an Error: control characters escaped (\n, \r,
+// \t, \xNN), so that the message stays on one line.
+inline std::string printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(c));
+      out += escaped;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
 
 }  // namespace spinbayes

@@ -1,7 +1,11 @@
 #include "model/model_spec.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -11,7 +15,7 @@ DropoutKind parse_dropout_kind(const std::string& name) {
   if (name == "none") return DropoutKind::none;
   if (name == "element") return DropoutKind::element;
   if (name == "spatial") return DropoutKind::spatial;
-  throw Error("dropout: unknown kind '" + name + "' (known: none, element, spatial)");
+  throw Error("dropout: unknown kind '" + printable(name) + "' (known: none, element, spatial)");
 }
 
 std::string to_string(DropoutKind kind) {
@@ -46,7 +50,7 @@ int parse_dropout_layers(const std::string& text) {
       if (n >= 1) return n;
     }
   }
-  throw Error("dropout-layers: expected 'all' or 'last:N' with N >= 1, got '" + text + "'");
+  throw Error("dropout-layers: expected 'all' or 'last:N' with N >= 1, got '" + printable(text) + "'");
 }
 
 }  // namespace
@@ -54,7 +58,7 @@ int parse_dropout_layers(const std::string& text) {
 void ModelSpec::validate() const {
   const auto names = architecture_names();
   if (std::find(names.begin(), names.end(), architecture) == names.end()) {
-    throw Error("model: unknown architecture '" + architecture + "' (known: mlp, lenet, vgg-small)");
+    throw Error("model: unknown architecture '" + printable(architecture) + "' (known: mlp, lenet, vgg-small)");
   }
   if (width < 0 || width > 4096) throw Error("width: must be in 1..4096 (0 = default), got " + std::to_string(width));
   if (!(p >= 0.0 && p < 1.0)) throw Error("p: dropout probability must be in [0, 1), got " + std::to_string(p));
@@ -155,6 +159,23 @@ void to_json(nlohmann::json& j, const ModelSpec& s) {
 void from_json(const nlohmann::json& j, ModelSpec& s) {
   auto get = [&](const char* key, auto& value) {
     if (!j.contains(key)) throw Error(std::string("model spec: missing key '") + key + "'");
+    using T = std::decay_t<decltype(value)>;
+    const nlohmann::json& v = j.at(key);
+    // The JSON library converts numbers with a plain cast: a float into an int field, or a value
+    // outside the field's range, would be undefined behaviour.
+    if constexpr (std::is_same_v<T, int>) {
+      if (!v.is_number_integer()) {
+        throw Error(std::string("model spec: key '") + key + "' has the wrong type (expected an integer)");
+      }
+      const bool fits = v.is_number_unsigned() ? v.get<std::uint64_t>() <= std::numeric_limits<int>::max()
+                                               : v.get<std::int64_t>() >= std::numeric_limits<int>::min() &&
+                                                     v.get<std::int64_t>() <= std::numeric_limits<int>::max();
+      if (!fits) throw Error(std::string("model spec: key '") + key + "' is out of range");
+    } else if constexpr (std::is_same_v<T, float>) {
+      if (v.is_number() && !(std::abs(v.get<double>()) <= std::numeric_limits<float>::max())) {
+        throw Error(std::string("model spec: key '") + key + "' is out of range");
+      }
+    }
     try {
       j.at(key).get_to(value);
     } catch (const nlohmann::json::exception&) {
