@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
   cost_cmd->add_option("--samples", cost.samples, "Monte Carlo samples T")->capture_default_str();
   cost_cmd->add_option("--p", cost.p, "Drop probability to price the schemes at (0 = the model's)")
       ->capture_default_str();
+  cost_cmd->add_option("--dropout-layers", cost.dropout_layers, "Dropout sites: all | last:N (default: the model's)");
   cost_cmd->add_option("--json", cost_json_path, "Write the figures as JSON");
   cost_cmd->add_option("--plot", cost_plot_path, "Write a PNG: energy by component and scheme, energy vs T");
 

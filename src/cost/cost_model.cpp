@@ -316,8 +316,9 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
 CostReport run_cost(const CostOptions& o) {
   const HardwareConfig hw = HardwareConfig::load(o.hw);
   const Technology tech = Technology::load(o.tech, hw);
-  const ModelIR ir = load_model_ir(ensure_model_ir(o.model));
-  CostReport r = cost_report(ir.spec, hw, tech, o.samples, o.p);
+  ModelSpec spec = load_model_ir(ensure_model_ir(o.model)).spec;
+  if (!o.dropout_layers.empty()) spec.dropout_layers = o.dropout_layers;
+  CostReport r = cost_report(spec, hw, tech, o.samples, o.p);
   r.hw_source = o.hw;
   r.tech_source = o.tech;
   return r;

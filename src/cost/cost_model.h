@@ -150,7 +150,8 @@ struct CostReport {
 };
 
 // Prices `spec`'s architecture and dropout sites under every scheme, whatever it was trained with.
-// p <= 0 takes the model's p (0.1 where the model has none).
+// p <= 0 takes the model's p (0.1 where the model has none). Set spec.dropout_layers to price
+// other dropout sites.
 CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Technology& tech, int samples,
                        double p = 0);
 
@@ -158,7 +159,8 @@ struct CostOptions {
   std::filesystem::path model;  // run directory
   std::string hw = "default", tech = "default";
   int samples = 20;
-  double p = 0;  // 0: the model's
+  double p = 0;                // 0: the model's
+  std::string dropout_layers;  // all | last:N; empty: the model's
 };
 CostReport run_cost(const CostOptions& options);
 
