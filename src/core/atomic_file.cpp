@@ -1,5 +1,6 @@
 #include "core/atomic_file.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,7 +12,30 @@
 
 namespace spinbayes {
 
+namespace {
+
+// Removes "<path>.tmp.<pid>" files whose process is gone (kill(pid, 0) fails with ESRCH).
+void remove_stale_temporaries(const std::filesystem::path& path) {
+  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
+  const std::string prefix = path.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<pid_t>(std::stol(digits));
+    if (pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      std::filesystem::remove(it->path(), ignored);
+    }
+  }
+}
+
+}  // namespace
+
 std::filesystem::path temporary_path_for(const std::filesystem::path& path) {
+  remove_stale_temporaries(path);
   std::filesystem::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
   return tmp;
