@@ -117,9 +117,9 @@ int main(int argc, char** argv) {
 
   // cost
   CostOptions cost;
-  std::filesystem::path cost_json_path, cost_plot_path;
+  std::filesystem::path cost_dir, cost_json_path, cost_plot_path;
   auto* cost_cmd = app.add_subcommand("cost", "Hardware bill per dropout scheme: modules, energy, latency, area");
-  cost_cmd->add_option("--model", cost.model, "Training run directory")->required();
+  cost_cmd->add_option("--model", cost_dir, "Training run directory")->required();
   cost_cmd->add_option("--hw", cost.hw, "Hardware config: default, ideal or a JSON file")->capture_default_str();
   cost_cmd->add_option("--tech", cost.tech, "Technology file: default or a JSON file")->capture_default_str();
   cost_cmd->add_option("--samples", cost.samples, "Monte Carlo samples T")->capture_default_str();
@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());
     } else if (*cost_cmd) {
+      cost.model_ir = ensure_model_ir(cost_dir);
       const CostReport report = run_cost(cost);
       std::fputs(cost_table(report).c_str(), stdout);
       if (!cost_json_path.empty()) write_file_atomic(cost_json_path, cost_json(report).dump(2) + "\n");

@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "model/model_ir.h"
-#include "train/export.h"
 
 namespace spinbayes {
 
@@ -316,7 +315,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
 CostReport run_cost(const CostOptions& o) {
   const HardwareConfig hw = HardwareConfig::load(o.hw);
   const Technology tech = Technology::load(o.tech, hw);
-  ModelSpec spec = load_model_ir(ensure_model_ir(o.model)).spec;
+  ModelSpec spec = load_model_ir(o.model_ir).spec;
   if (!o.dropout_layers.empty()) spec.dropout_layers = o.dropout_layers;
   CostReport r = cost_report(spec, hw, tech, o.samples, o.p);
   r.hw_source = o.hw;

@@ -156,7 +156,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
                        double p = 0);
 
 struct CostOptions {
-  std::filesystem::path model;  // run directory
+  std::filesystem::path model_ir;  // the model IR file (a run's model.sbir)
   std::string hw = "default", tech = "default";
   int samples = 20;
   double p = 0;                // 0: the model's
