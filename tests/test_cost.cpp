@@ -387,10 +387,19 @@ TEST(CostLedger, PricedLedgerMatchesAnalyticCountsWithoutDropout) {
   expect_near_rel(priced.total.crossbar_pj, analytic.crossbar_pj, "crossbar");
   expect_near_rel(priced.per_image().total_pj(), analytic.total_pj() / images, "per image");
   EXPECT_EQ(priced.total.modules_pj, 0.0);
-  // The output layer (only it runs per sample without dropout) is counted `samples` times.
+  // Without dropout every pass is the same: each layer runs once per image, whatever `samples`.
   const CostReport one = cost_report(spec, hw, t, 1);
-  expect_near_rel(expected.back().adc_conversions,
-                  one.scheme(DropoutScheme::none).layers.back().pass.adc_conversions * samples * images, "output");
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    expect_near_rel(expected[i].cell_reads, one.scheme(DropoutScheme::none).layers[i].pass.cell_reads * images,
+                    "once per image");
+  }
+  // A dropout model run with dropout off counts the same.
+  ModelSpec with_dropout = spec;
+  with_dropout.dropout = DropoutKind::spatial;
+  const std::vector<EventCounts> off = expected_ledger(with_dropout, hw, samples, images, /*dropout=*/false);
+  expect_near_rel(off.back().adc_conversions, expected.back().adc_conversions, "dropout off");
+  EXPECT_EQ(off[1].module_writes, 0.0);
+  EXPECT_GT(expected_ledger(with_dropout, hw, samples, images)[1].module_writes, 0.0);
 }
 
 TEST(CostLedger, PricesEachComponent) {

@@ -194,12 +194,13 @@ DropoutScheme scheme_of(DropoutKind kind) {
 }
 
 std::vector<EventCounts> expected_ledger(const ModelSpec& spec, const HardwareConfig& hw, int samples,
-                                         std::uint64_t images) {
-  const DropoutScheme scheme = scheme_of(spec.dropout);
+                                         std::uint64_t images, bool dropout) {
+  const bool stochastic = dropout && spec.has_dropout();
+  const DropoutScheme scheme = stochastic ? scheme_of(spec.dropout) : DropoutScheme::none;
   std::vector<EventCounts> out;
   for (const LayerMapping& m : map_layers(spec, hw.crossbar)) {
     const EventCounts pass = expected_pass_events(m, scheme, spec.p, hw.dropout_module.element_masks);
-    out.push_back(pass.scaled(static_cast<double>(images) * (m.per_sample ? samples : 1)));
+    out.push_back(pass.scaled(static_cast<double>(images) * (m.per_sample && stochastic ? samples : 1)));
   }
   return out;
 }

@@ -97,9 +97,11 @@ AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& t
 DropoutScheme scheme_of(DropoutKind kind);
 
 // What a simulated run's ledger holds on average: per layer, for `images` images of `samples` MC
-// samples, under the model's own dropout (per_sample layers counted `samples` times).
+// samples, under the model's own dropout (per_sample layers counted `samples` times). With
+// dropout off (`dropout` false, or a model without dropout) every pass is the same and the
+// network runs once per image, as the chip does.
 std::vector<EventCounts> expected_ledger(const ModelSpec& spec, const HardwareConfig& hw, int samples,
-                                         std::uint64_t images);
+                                         std::uint64_t images, bool dropout = true);
 
 // A simulator's ledger priced event by event.
 struct PricedLedger {
