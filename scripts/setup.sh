@@ -8,7 +8,7 @@ build_dir=${BUILD_DIR:-$root/build}
 cache=${SPINBAYES_DATA_CACHE:-$HOME/.cache/spinbayes}
 
 packages=(build-essential cmake ccache pkg-config libtorch-dev libopenblas-dev dataset-fashion-mnist
-          libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libgtest-dev libbenchmark-dev)
+          libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libgtest-dev libbenchmark-dev gnuplot-nox)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do

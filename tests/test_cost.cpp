@@ -592,6 +592,7 @@ TEST(CostCli, BadTechnologyFileIsAOneLineError) {
            {" --tech nowhere.json", "nowhere.json"},
            {" --samples 0", "samples"},
            {" --p 1.5", "p:"},
+           {" --p -0.2", "p:"},
            {" --json " + (dir / "tech.json" / "cost.json").string(), "cost.json"}}) {
     SCOPED_TRACE(args);
     const auto r = run_cli("cost --model " + run.string() + args);

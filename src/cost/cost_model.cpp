@@ -263,7 +263,9 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
   if (samples < 1 || samples > 100000) {
     throw Error("samples: Monte Carlo samples T must be in 1..100000, got " + std::to_string(samples));
   }
-  if (p > 0 && !(p < 1)) throw Error("p: dropout probability must be in (0, 1), got " + fmt::format("{:g}", p));
+  if (!(p >= 0 && p < 1)) {
+    throw Error("p: dropout probability must be in (0, 1) (0: the model's), got " + fmt::format("{:g}", p));
+  }
   CostReport r;
   r.spec = spec;
   r.p = p > 0 ? p : (spec.p > 0 ? spec.p : ModelSpec{}.p);
@@ -467,7 +469,7 @@ nlohmann::json cost_json(const CostReport& r) {
           {"p", r.p},
           {"samples", r.samples},
           {"hw", r.hw_source},
-          {"tech_source", r.tech_source},
+          {"tech", r.tech_source},
           {"element_masks", r.hw.dropout_module.element_masks},
           {"technology", tech},
           {"layers", layers},

@@ -152,7 +152,7 @@ struct CostReport {
 };
 
 // Prices `spec`'s architecture and dropout sites under every scheme, whatever it was trained with.
-// p <= 0 takes the model's p (0.1 where the model has none). Set spec.dropout_layers to price
+// p = 0 takes the model's p (0.1 where the model has none). Set spec.dropout_layers to price
 // other dropout sites.
 CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Technology& tech, int samples,
                        double p = 0);
