@@ -10,6 +10,8 @@
 #include "data/mnist_json.h"
 #include "eval/bench.h"
 #include "eval/evaluation.h"
+#include "eval/sweep.h"
+#include "hw/hardware_config.h"
 #include "train/export.h"
 #include "train/run.h"
 
@@ -102,7 +104,37 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--threads", bench.threads)->capture_default_str();
   bench_cmd->add_option("--seed", bench.seed)->capture_default_str();
   bench_cmd->add_option("--json", bench_json_path, "Write the figures as JSON");
+  bench_cmd->add_option("--hw", bench.hardware, "Also time the simulated chip: default, ideal or a config file");
   add_data_options(*bench_cmd, bench.paths);
+
+  // sweep
+  SweepOptions sweep;
+  std::string sweep_values, sweep_ood = "mnist";
+  auto* sweep_cmd = app.add_subcommand("sweep", "Accuracy, ECE, NLL and OOD AUROC on simulated chips vs a hardware parameter");
+  sweep_cmd->add_option("--model", sweep.eval.model, "Training run directory")->required();
+  sweep_cmd->add_option("--param", sweep.param,
+                        "Hardware key, e.g. mtj.sigma_delta, mtj.sigma_rp, crossbar.sense_offset_sigma_ua, "
+                        "faults.cell_stuck_ap, mtj.temperature_k")
+      ->required();
+  sweep_cmd->add_option("--values", sweep_values, "Comma-separated values")->required();
+  sweep_cmd->add_option("--chips", sweep.chips, "Simulated chips (chip seeds 1..K) per value")->capture_default_str();
+  sweep_cmd->add_option("--hw", sweep.eval.hardware, "Base hardware: default, ideal or a config file")
+      ->capture_default_str();
+  sweep.eval.samples = 10;
+  sweep.eval.test_count = 1000;
+  sweep.eval.validation_count = -1;
+  sweep_cmd->add_option("--samples", sweep.eval.samples, "Monte Carlo samples T")->capture_default_str();
+  sweep_cmd->add_option("--test-count", sweep.eval.test_count, "First N test images (0 = all)")->capture_default_str();
+  sweep_cmd->add_option("--ood", sweep_ood, "OOD sets for the AUROC")->capture_default_str();
+  sweep_cmd->add_option("--seed", sweep.eval.seed)->capture_default_str();
+  sweep_cmd->add_option("--threads", sweep.eval.threads)->capture_default_str();
+  sweep_cmd->add_option("--out", sweep.out, "Output prefix: writes PREFIX.csv and PREFIX.png (default DIR/sweep-PARAM)");
+  add_data_options(*sweep_cmd, sweep.eval.paths);
+
+  // hw
+  std::string hw_source = "default";
+  auto* hw_cmd = app.add_subcommand("hw", "Print a hardware config (every parameter with its unit and source)");
+  hw_cmd->add_option("--hw", hw_source, "default, ideal or a config file to check and print")->capture_default_str();
 
   // export
   std::filesystem::path export_dir;
@@ -164,6 +196,29 @@ int main(int argc, char** argv) {
       const BenchReport report = run_bench(bench);
       std::fputs(bench_table(report).c_str(), stdout);
       if (!bench_json_path.empty()) write_file_atomic(bench_json_path, bench_json(report).dump(2) + "\n");
+    } else if (*sweep_cmd) {
+      sweep.eval.ood = split_list(sweep_ood);
+      for (const auto& v : split_list(sweep_values)) {
+        std::size_t used = 0;
+        double value = 0;
+        try {
+          value = std::stod(v, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != v.size()) throw Error("--values: '" + v + "' is not a number");
+        sweep.values.push_back(value);
+      }
+      if (sweep.out.empty()) sweep.out = sweep.eval.model / ("sweep-" + sweep.param);
+      const SweepReport report = run_sweep(sweep);
+      const auto csv = std::filesystem::path(sweep.out.string() + ".csv");
+      const auto png = std::filesystem::path(sweep.out.string() + ".png");
+      write_file_atomic(csv, sweep_csv(report));
+      write_sweep_plot(report, png);
+      std::printf("wrote %s and %s\n", csv.c_str(), png.c_str());
+    } else if (*hw_cmd) {
+      HardwareConfig hw = HardwareConfig::load(hw_source);
+      std::fputs(hw.table().to_commented_json().c_str(), stdout);
     } else if (*export_cmd) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());

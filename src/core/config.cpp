@@ -56,6 +56,19 @@ const ConfigTable::Entry* ConfigTable::find(const std::string& key) const {
   return nullptr;
 }
 
+const std::string* ConfigTable::number_unit(const std::string& key) const {
+  const Entry* e = find(key);
+  return e != nullptr && e->type != Entry::Type::choice ? &e->unit : nullptr;
+}
+
+std::vector<std::string> ConfigTable::number_keys() const {
+  std::vector<std::string> keys;
+  for (const Entry& e : entries_) {
+    if (e.type != Entry::Type::choice) keys.push_back(e.key);
+  }
+  return keys;
+}
+
 namespace {
 
 std::string join(const std::vector<std::string>& words) {

@@ -23,6 +23,10 @@ class ConfigTable {
   void choice(const std::string& key, std::string& value, const std::vector<std::string>& choices,
               const std::string& source);
 
+  // The unit of a numeric key, or nullptr when `key` is not a number (or not a key).
+  const std::string* number_unit(const std::string& key) const;
+  std::vector<std::string> number_keys() const;
+
   // Applies a parsed document; `origin` names it in errors ("hw.json").
   void apply(const nlohmann::json& document, const std::string& origin);
   // Reads and applies a file (JSON, // and /* */ comments allowed).

@@ -33,6 +33,13 @@ constexpr double uniform_at(Keys... keys) {
   return to_unit_double(hash_key(static_cast<std::uint64_t>(keys)...));
 }
 
+// Standard normal at a key, by Box-Muller on two uniforms drawn at (keys..., 0) and (keys..., 1).
+double gaussian_from_uniforms(double u1, double u2);
+template <typename... Keys>
+double gaussian_at(Keys... keys) {
+  return gaussian_from_uniforms(uniform_at(keys..., 0), uniform_at(keys..., 1));
+}
+
 // A small sequential generator (SplitMix64 stream) for code that wants std::shuffle and friends.
 // Seeded explicitly; satisfies UniformRandomBitGenerator.
 class SplitMix64 {

@@ -1,75 +1,14 @@
-// The cost plot: gnuplot (pngcairo) draws from data files and a script written to a private
-// temporary directory; the PNG is then copied to its destination atomically.
-#include <unistd.h>
-
+// The cost plot: energy per inference by component and scheme, and against T (core/plot.h).
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 
-#include "core/atomic_file.h"
-#include "core/error.h"
+#include "core/plot.h"
 #include "cost/cost_model.h"
 
 namespace spinbayes {
 
-namespace {
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    const auto base = std::filesystem::temp_directory_path();
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      path = base / fmt::format("spinbayes-plot-{}-{}", ::getpid(), attempt);
-      std::error_code ec;
-      if (std::filesystem::create_directory(path, ec)) return;
-    }
-    throw Error("plot: cannot create a temporary directory in " + base.string());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
-
-void write_text(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error(path.string() + ": cannot write");
-}
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A path inside a gnuplot single-quoted string.
-std::string quoted(const std::filesystem::path& path) {
-  const std::string s = path.string();
-  if (s.find('\'') != std::string::npos) throw Error("plot: temporary path " + s + " contains a quote");
-  return "'" + s + "'";
-}
-
-// Text inside a gnuplot single-quoted string: a quote is written twice.
-std::string escaped(const std::string& text) {
-  std::string out;
-  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out;
-}
-
-}  // namespace
-
 void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    throw Error("--plot: gnuplot not found (install the Debian package gnuplot-nox)");
-  }
-  TempDir dir;
   constexpr double uj = 1e-6;  // uJ per pJ
 
   // The dropout-module part is printed above each bar: on the spatial and layer bars it is too
@@ -81,7 +20,7 @@ void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
                         e.modules_pj * uj, e.crossbar_pj * uj, e.sense_adc_pj * uj, e.digital_pj * uj,
                         e.total_pj() * uj, e.modules_pj * 1e-3);
   }
-  write_text(dir.path / "bars.dat", bars);
+
 
   std::string curves = "# T  total: none element spatial layer  dropout modules: element spatial layer (uJ)\n";
   const int t_max = std::max(100, r.samples);
@@ -93,18 +32,17 @@ void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
     }
     curves += "\n";
   }
-  write_text(dir.path / "curves.dat", curves);
+
 
   const std::string title =
       fmt::format("{} (width {}), dropout sites {}, p = {:g}; hw {}, tech {}", r.spec.architecture,
                   r.spec.effective_width(), r.spec.dropout_layers, r.p, r.hw_source, r.tech_source);
-  const auto out = dir.path / "plot.png";
-  const auto bars_file = quoted(dir.path / "bars.dat"), curves_file = quoted(dir.path / "curves.dat");
+  const std::string bars_file = "'bars.dat'", curves_file = "'curves.dat'";
   std::string script;
   script += "set encoding utf8\n";
   script += "set terminal pngcairo size 1500,680 font 'sans,11'\n";
-  script += "set output " + quoted(out) + "\n";
-  script += "set multiplot layout 1,2 title '" + escaped(title) + "' font 'sans,12'\n";
+  script += "set output 'out.png'\n";
+  script += "set multiplot layout 1,2 title '" + gnuplot_escaped(title) + "' font 'sans,12'\n";
   script += "set grid ytics\n";
   // Left: stacked energy per inference by component.
   script += fmt::format("set title 'Energy per inference by component (T = {})'\n", r.samples);
@@ -132,16 +70,7 @@ void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
             "'' using 1:7 title 'spatial, dropout modules' lw 2 dt 2 lc rgb '#1f77b4', " +
             "'' using 1:8 title 'layer, dropout modules' lw 2 dt 2 lc rgb '#2ca02c'\n";
   script += "unset multiplot\n";
-  write_text(dir.path / "plot.gp", script);
-
-  const auto errors = dir.path / "gnuplot.err";
-  const int rc = std::system(fmt::format("gnuplot {} 2>{}", quoted(dir.path / "plot.gp"), quoted(errors)).c_str());
-  if (rc != 0 || !std::filesystem::exists(out)) {
-    std::string why = read_text(errors);
-    why = why.substr(0, why.find_first_of('\n', why.find_first_not_of(" \n")));
-    throw Error("--plot: gnuplot failed" + (why.empty() ? std::string() : ": " + why));
-  }
-  write_file_atomic(png, read_text(out));
+  render_plot(script, {{"bars.dat", bars}, {"curves.dat", curves}}, png, "--plot");
 }
 
 }  // namespace spinbayes

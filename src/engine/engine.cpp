@@ -241,16 +241,78 @@ BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout
   return pooled(l, std::move(signs));
 }
 
-BinaryMap Engine::run_prefix(const float* pixels) const {
-  BinaryMap map = first_layer(pixels);
-  for (int i = 1; i < first_dropout_; ++i) {
-    map = layer_output(i, layer_dots(i, map, 0, 0, 0, false).data(), false);
+void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image,
+                       int first_sample, bool dropout, Patches& patches, std::vector<std::int32_t>& dots, float* logits,
+                       LayerEvents& events) const {
+  const EngineLayer& l = layers_[static_cast<std::size_t>(i)];
+  const int n = static_cast<int>(maps.size());
+  const bool mask = masked(i, dropout);
+  const bool patch_masks = mask && chip_ != nullptr && chip_->patch_level_masks(i);
+  auto sample = [&](int s) { return static_cast<std::uint64_t>(first_sample + s); };
+  if (mask && !patch_masks) {
+    for (int s = 0; s < n; ++s) {
+      BinaryMap& map = maps[static_cast<std::size_t>(s)];
+      if (chip_ != nullptr) {
+        chip_->mask_map(i, map, seed, image, sample(s), events);
+      } else {
+        apply_masks(i, map, seed, image, sample(s));
+      }
+    }
   }
-  return map;
+  im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
+  const int windows = patches.out_h * patches.out_w;
+  if (patch_masks) {
+    for (int s = 0; s < n; ++s) chip_->mask_patches(i, patches, s * windows, seed, image, sample(s), events);
+  }
+  const int out_c = l.shape.out_channels;
+  const std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
+  dots.resize(per_sample * static_cast<std::size_t>(n));
+  if (chip_ != nullptr) {
+    bgemm(patches.signs, patches.keep, patches.kept, chip_->weights(i), chip_->packed_weights(i), dots.data());
+  } else {
+    bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
+  }
+  if (l.shape.output) {
+    const double scale = input_scale(i, dropout);
+    std::vector<double> sums(static_cast<std::size_t>(out_c));
+    for (int s = 0; s < n; ++s) {
+      const std::int32_t* d = dots.data() + static_cast<std::size_t>(s) * per_sample;
+      if (chip_ != nullptr) {
+        chip_->read_out(i, patches, s * windows, d, sums.data(), events);
+      } else {
+        for (int oc = 0; oc < out_c; ++oc) sums[static_cast<std::size_t>(oc)] = d[oc];
+      }
+      float* out = logits + static_cast<std::size_t>(s) * out_c;
+      for (int oc = 0; oc < out_c; ++oc) {
+        const auto& a = l.affine[static_cast<std::size_t>(oc)];
+        out[oc] = static_cast<float>(a.scale * (sums[static_cast<std::size_t>(oc)] * scale) + a.bias);
+      }
+    }
+    return;
+  }
+  for (int s = 0; s < n; ++s) {
+    const std::int32_t* d = dots.data() + static_cast<std::size_t>(s) * per_sample;
+    BinaryMap& map = maps[static_cast<std::size_t>(s)];
+    map = chip_ != nullptr ? pooled(l, chip_->sense(i, patches, s * windows, d, mask, events))
+                           : layer_output(i, d, dropout);
+  }
+}
+
+BinaryMap Engine::run_prefix(const float* pixels, LayerEvents* events) const {
+  std::vector<BinaryMap> maps(1);
+  maps[0] = first_layer(pixels);
+  LayerEvents scratch;
+  if (events != nullptr) events[0].digital_macs += static_cast<std::uint64_t>(layers_.front().shape.macs());
+  Patches patches;
+  std::vector<std::int32_t> dots;
+  for (int i = 1; i < first_dropout_; ++i) {
+    run_layer(i, maps, 0, 0, 0, false, patches, dots, nullptr, events != nullptr ? events[i] : scratch);
+  }
+  return std::move(maps[0]);
 }
 
 void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, int first_sample,
-                        int count, bool dropout, float* logits) const {
+                        int count, bool dropout, float* logits, LayerEvents* events) const {
   const int layer_count = static_cast<int>(layers_.size());
   // Samples per batch: enough rows for an efficient GEMM, few enough to stay in cache.
   const int pixels = std::max(1, layers_[static_cast<std::size_t>(first_dropout_)].shape.out_h *
@@ -259,41 +321,19 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
   Patches patches;
   std::vector<std::int32_t> dots;
   std::vector<BinaryMap> maps;
+  LayerEvents scratch;
   for (int begin = 0; begin < count; begin += batch) {
     const int n = std::min(batch, count - begin);
     maps.assign(static_cast<std::size_t>(n), prefix);
     for (int i = first_dropout_; i < layer_count; ++i) {
-      const EngineLayer& l = layers_[static_cast<std::size_t>(i)];
-      if (masked(i, dropout)) {
-        for (int s = 0; s < n; ++s) {
-          apply_masks(i, maps[static_cast<std::size_t>(s)], seed, image,
-                      static_cast<std::uint64_t>(first_sample + begin + s));
-        }
-      }
-      im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
-      const int out_c = l.shape.out_channels;
-      const std::size_t per_sample = static_cast<std::size_t>(patches.out_h) * patches.out_w * out_c;
-      dots.resize(per_sample * static_cast<std::size_t>(n));
-      bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
-      if (l.shape.output) {
-        const double scale = input_scale(i, dropout);
-        for (int s = 0; s < n; ++s) {
-          float* out = logits + static_cast<std::size_t>(begin + s) * out_c;
-          for (int oc = 0; oc < out_c; ++oc) {
-            const auto& a = l.affine[static_cast<std::size_t>(oc)];
-            out[oc] = static_cast<float>(a.scale * (dots[static_cast<std::size_t>(s) * per_sample + oc] * scale) + a.bias);
-          }
-        }
-        break;
-      }
-      for (int s = 0; s < n; ++s) {
-        maps[static_cast<std::size_t>(s)] = layer_output(i, dots.data() + static_cast<std::size_t>(s) * per_sample, dropout);
-      }
+      run_layer(i, maps, seed, image, first_sample + begin, dropout, patches, dots,
+                logits + static_cast<std::size_t>(begin) * spec_.classes, events != nullptr ? events[i] : scratch);
     }
   }
 }
 
-McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout) const {
+McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
+                              Ledger* ledger) const {
   if (samples < 1) throw Error("samples: must be >= 1");
   spec_.check_input(images.name, images.c, images.h, images.w);
   const bool stochastic = dropout && spec_.has_dropout();
@@ -304,11 +344,19 @@ McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t
   mc.inputs = images.n;
   mc.classes = classes;
   mc.probs.resize(static_cast<std::size_t>(samples) * images.n * classes);
-#pragma omp parallel for schedule(dynamic, 8)
+  const std::size_t layer_count = layers_.size();
+  // Event counts per thread, added up at the end: integer sums, so the total does not depend on
+  // how images were shared out.
+  std::vector<std::vector<LayerEvents>> thread_events;
+#pragma omp parallel
+  {
+    std::vector<LayerEvents> events(ledger != nullptr ? layer_count : 0);
+#pragma omp for schedule(dynamic, 8)
   for (int i = 0; i < images.n; ++i) {
-    const BinaryMap prefix = run_prefix(images.image(i));
+    LayerEvents* ev = ledger != nullptr ? events.data() : nullptr;
+    const BinaryMap prefix = run_prefix(images.image(i), ev);
     std::vector<float> logits(static_cast<std::size_t>(samples) * classes);
-    run_suffix(prefix, seed, static_cast<std::uint64_t>(i), 0, samples, stochastic, logits.data());
+    run_suffix(prefix, seed, static_cast<std::uint64_t>(i), 0, samples, stochastic, logits.data(), ev);
     std::vector<double> e(static_cast<std::size_t>(classes));
     for (int t = 0; t < samples; ++t) {
       // Softmax in double, stored as float.
@@ -318,6 +366,17 @@ McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t
       for (int k = 0; k < classes; ++k) total += e[static_cast<std::size_t>(k)] = std::exp(z[k] - top);
       float* out = mc.probs.data() + (static_cast<std::size_t>(t) * images.n + i) * classes;
       for (int k = 0; k < classes; ++k) out[k] = static_cast<float>(e[static_cast<std::size_t>(k)] / total);
+    }
+  }
+#pragma omp critical
+    thread_events.push_back(std::move(events));
+  }
+  if (ledger != nullptr) {
+    ledger->images += static_cast<std::uint64_t>(images.n);
+    ledger->samples = samples;
+    if (ledger->layers.size() < layer_count) ledger->layers.resize(layer_count);
+    for (const auto& events : thread_events) {
+      for (std::size_t k = 0; k < events.size(); ++k) ledger->layers[k] += events[k];
     }
   }
   return mc;

@@ -8,6 +8,7 @@
 
 #include "data/image_set.h"
 #include "engine/bit_matrix.h"
+#include "hw/ledger.h"
 #include "model/model_ir.h"
 #include "uncertainty/metrics.h"
 
@@ -29,9 +30,39 @@ struct EngineLayer {
   std::vector<OutputAffine> affine;         // output layer, one per class
 };
 
+// The two parts of a pass that a hardware model replaces (see DESIGN: "mask source" and "array
+// backend"): where dropout masks come from, and how a layer's dot products become its output.
+// With none attached the engine draws PRNG masks and thresholds exact popcounts; the chip
+// simulator (hw/chip.h) attaches itself and the same loop runs on simulated MTJ hardware.
+// Every hook adds what it did to the layer's event counts.
+class ChipHooks {
+ public:
+  virtual ~ChipHooks() = default;
+  // Masks of layer `index` for one pass go either on its input map, like the PRNG masks, or, when
+  // patch_level_masks(index), on its patch rows [row, row + windows) after im2col (bits that
+  // differ from one window to the next).
+  virtual bool patch_level_masks(int index) const = 0;
+  virtual void mask_map(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
+                        LayerEvents& events) const = 0;
+  virtual void mask_patches(int index, Patches& patches, int row, std::uint64_t seed, std::uint64_t image,
+                            std::uint64_t sample, LayerEvents& events) const = 0;
+  // The bits the arrays actually hold (faults included), for the GEMM.
+  virtual const BitMatrix& weights(int index) const = 0;
+  virtual const PackedOperand& packed_weights(int index) const = 0;
+  // Hidden layer: the sense decisions of patch rows [row, row + windows) from their GEMM dots
+  // (windows x out channels); `masked` selects the threshold for dropout on.
+  virtual BitMatrix sense(int index, const Patches& patches, int row, const std::int32_t* dots, bool masked,
+                          LayerEvents& events) const = 0;
+  // Output layer: the column sums (dot units) of patch row `row`, as read out through the ADCs.
+  virtual void read_out(int index, const Patches& patches, int row, const std::int32_t* dots, double* sums,
+                        LayerEvents& events) const = 0;
+};
+
 class Engine {
  public:
   explicit Engine(const ModelIR& ir);
+  // Runs every later pass on `chip` (not owned; nullptr = the ideal engine again).
+  void attach(const ChipHooks* chip) { chip_ = chip; }
 
   const ModelSpec& spec() const { return spec_; }
   const std::vector<EngineLayer>& layers() const { return layers_; }
@@ -40,32 +71,41 @@ class Engine {
   // Monte Carlo predictions with the layout and mask keys of TorchModel::predict: `samples` passes
   // with dropout on, or one pass with it off. Parallel over images (OpenMP); the result does not
   // depend on the thread count.
-  McPredictions predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout) const;
+  // With `ledger`, the events of the run are added to it (one LayerEvents per layer).
+  McPredictions predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
+                        Ledger* ledger = nullptr) const;
 
   // One image through layers [0, first dropout site): the binary map every sample starts from.
-  BinaryMap run_prefix(const float* pixels) const;
+  BinaryMap run_prefix(const float* pixels, LayerEvents* events = nullptr) const;
   // The remaining layers for samples [first_sample, first_sample + count) of one image; writes
   // count x classes logits. `dropout` false = no masks. Samples whose maps are small run through
   // each layer together, as one taller binary GEMM.
   void run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, int first_sample, int count,
-                  bool dropout, float* logits) const;
+                  bool dropout, float* logits, LayerEvents* events = nullptr) const;
   // Layer `index`'s integer dot products (out pixels x out channels, channels fastest) for a map,
   // after applying that layer's masks when `dropout` is set. For tests and the bench.
   std::vector<std::int32_t> layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
                                        std::uint64_t sample, bool dropout) const;
   // Layer `index`'s output map (thresholded, pooled) from its dots (out pixels x out channels).
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
+  bool masked(int index, bool dropout) const;  // does layer `index` apply dropout masks in this pass?
 
  private:
+  // Binary layer `index` (>= 1) for maps[s], s < n: the passes of samples first_sample + s of one
+  // image (the prefix pass: one map, no dropout). The maps become the layer's outputs; the output
+  // layer writes n x classes logits instead.
+  void run_layer(int index, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image, int first_sample,
+                 bool dropout, Patches& patches, std::vector<std::int32_t>& dots, float* logits,
+                 LayerEvents& events) const;
   BinaryMap first_layer(const float* pixels) const;
   void apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
-  bool masked(int index, bool dropout) const;  // does layer `index` apply dropout masks in this pass?
   double input_scale(int index, bool dropout) const;  // 1 / (1 - p) when masked, else 1
 
   ModelSpec spec_;
   double dropout_scale_ = 1.0;
   std::vector<EngineLayer> layers_;
   int first_dropout_ = 0;
+  const ChipHooks* chip_ = nullptr;
 };
 
 }  // namespace spinbayes

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "hw/chip.h"
 #include "train/export.h"
 #include "train/run.h"
 #include "train/torch_model.h"
@@ -61,6 +62,17 @@ BenchReport run_bench(const BenchOptions& o) {
   r.torch_samples_per_s = work / torch_s;
   r.engine_samples_per_s = work / engine_s;
   r.ratio = r.engine_samples_per_s / r.torch_samples_per_s;
+  if (!o.hardware.empty()) {
+    // The chip: its construction (device draws) timed apart from the Monte Carlo run.
+    std::unique_ptr<Chip> chip;
+    r.cim_setup_seconds = seconds_of([&] {
+      chip = std::make_unique<Chip>(load_model_ir(ensure_model_ir(o.model)), HardwareConfig::load(o.hardware), 1);
+    });
+    const double cim_s = best_seconds(2, [&] { chip->predict(images, o.samples, o.seed, true); });
+    r.hardware = o.hardware;
+    r.cim_samples_per_s = work / cim_s;
+    r.cim_time_over_engine = cim_s / engine_s;
+  }
 
   // Binary MACs the engine executed: the prefix once per image, the suffix once per sample.
   const auto& layers = engine.layers();
@@ -128,7 +140,7 @@ nlohmann::json bench_json(const BenchReport& r) {
   for (const auto& p : r.scaling) {
     scaling.push_back({{"samples", p.samples}, {"seconds", p.seconds}, {"predicted_seconds", p.predicted_seconds}});
   }
-  return {{"model", {{"architecture", r.architecture}, {"width", r.width}, {"dropout", r.dropout},
+  nlohmann::json j = {{"model", {{"architecture", r.architecture}, {"width", r.width}, {"dropout", r.dropout},
                      {"dropout_layers", r.dropout_layers}}},
           {"images", r.images},
           {"samples", r.samples},
@@ -144,6 +156,13 @@ nlohmann::json bench_json(const BenchReport& r) {
           {"suffix_macs_per_sample", r.suffix_macs},
           {"prefix_seconds", r.prefix_seconds},
           {"scaling", scaling}};
+  if (!r.hardware.empty()) {
+    j["cim"] = {{"hardware", r.hardware},
+                {"samples_per_s", r.cim_samples_per_s},
+                {"time_over_engine", r.cim_time_over_engine},
+                {"setup_seconds", r.cim_setup_seconds}};
+  }
+  return j;
 }
 
 std::string bench_table(const BenchReport& r) {
@@ -153,6 +172,11 @@ std::string bench_table(const BenchReport& r) {
   out += fmt::format("  LibTorch  {:10.0f} images x samples / s\n", r.torch_samples_per_s);
   out += fmt::format("  engine    {:10.0f} images x samples / s   ({:.1f}x LibTorch)\n", r.engine_samples_per_s,
                      r.ratio);
+  if (!r.hardware.empty()) {
+    out += fmt::format("  cim       {:10.0f} images x samples / s   ({:.2f}x the engine's time; hardware {}, "
+                       "chip set up in {:.2f} s)\n",
+                       r.cim_samples_per_s, r.cim_time_over_engine, r.hardware, r.cim_setup_seconds);
+  }
   out += fmt::format("  engine    {:10.1f} G binary MAC/s; popcount roof {:.1f} G binary MAC/s ({:.0f} %)\n",
                      r.engine_binary_macs_per_s / 1e9, r.popcount_roof_macs_per_s / 1e9,
                      100.0 * r.engine_binary_macs_per_s / r.popcount_roof_macs_per_s);

@@ -21,6 +21,7 @@ struct BenchOptions {
   std::uint64_t seed = 1;
   std::vector<int> scaling_samples = {1, 10, 50};
   double roof_seconds = 1.0;
+  std::string hardware;  // non-empty: also time the simulated chip ("default", "ideal" or a file)
   DataPaths paths = DataPaths::from_environment();
 };
 
@@ -45,6 +46,9 @@ struct BenchReport {
   std::int64_t prefix_macs = 0, suffix_macs = 0;  // per image / per sample
   double prefix_seconds = 0;                      // the prefix of all images, alone
   std::vector<ScalingPoint> scaling;
+  // The chip simulator on the same images and samples (when asked for).
+  std::string hardware;
+  double cim_samples_per_s = 0, cim_time_over_engine = 0, cim_setup_seconds = 0;
 };
 
 BenchReport run_bench(const BenchOptions& options);

@@ -12,6 +12,7 @@
 #include "train/export.h"
 #include "train/torch_model.h"
 #include "engine/engine.h"
+#include "hw/chip.h"
 #include "uncertainty/metrics.h"
 
 namespace spinbayes {
@@ -25,38 +26,70 @@ OodScore parse_ood_score(const std::string& name) {
 Backend parse_backend(const std::string& name) {
   if (name == "torch") return Backend::torch;
   if (name == "engine") return Backend::engine;
-  throw Error("backend: unknown backend '" + name + "' (known: torch, engine)");
+  if (name == "cim") return Backend::cim;
+  throw Error("backend: unknown backend '" + name + "' (known: torch, engine, cim)");
 }
 
-std::string to_string(Backend backend) { return backend == Backend::torch ? "torch" : "engine"; }
+std::string to_string(Backend backend) {
+  switch (backend) {
+    case Backend::torch: return "torch";
+    case Backend::engine: return "engine";
+    case Backend::cim: return "cim";
+  }
+  return "?";
+}
 
 void EvalOptions::validate() const {
   if (samples < 1 || samples > 10000) throw Error("samples: must be in 1..10000, got " + std::to_string(samples));
   if (test_count < 0) throw Error("test-count: must be >= 0");
   if (ood_count < 0) throw Error("ood-count: must be >= 0");
+  if (validation_count < -1) throw Error("validation-count: must be >= -1");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
   for (const auto& name : ood) check_ood_set_name(name);
 }
 
 namespace {
 
-// One interface over the backends: the spec and a predict() with TorchModel's signature.
+// One interface over the backends: the spec and a predict() with TorchModel's signature (plus
+// the ledger the chip fills).
 struct Predictor {
   ModelSpec spec;
-  std::function<McPredictions(const ImageSet&, int, std::uint64_t, bool)> predict;
+  std::function<McPredictions(const ImageSet&, int, std::uint64_t, bool, Ledger*)> predict;
+  std::shared_ptr<const Chip> chip;
 };
 
-Predictor load_predictor(const std::filesystem::path& dir, Backend backend) {
-  if (backend == Backend::torch) {
+Predictor load_predictor(const EvalOptions& options) {
+  const std::filesystem::path& dir = options.model;
+  if (options.backend == Backend::torch) {
     auto model = std::make_shared<TorchModel>(TorchModel::load(dir));
-    return {model->spec(), [model](const ImageSet& set, int samples, std::uint64_t seed, bool dropout) {
+    return {model->spec(),
+            [model](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger*) {
               return model->predict(set, samples, seed, dropout);
-            }};
+            },
+            nullptr};
   }
-  auto engine = std::make_shared<Engine>(load_model_ir(ensure_model_ir(dir)));
-  return {engine->spec(), [engine](const ImageSet& set, int samples, std::uint64_t seed, bool dropout) {
+  const ModelIR ir = load_model_ir(ensure_model_ir(dir));
+  if (options.backend == Backend::cim) {
+    HardwareConfig hw = HardwareConfig::load(options.hardware);
+    for (const auto& [key, value] : options.hardware_overrides) {
+      const ConfigTable table = hw.table();
+      if (table.number_unit(key) == nullptr) throw Error("--param: '" + key + "' is not a numeric hardware key");
+      hw.table().apply(nlohmann::json{{key, value}}, "--param");
+    }
+    hw.validate("--param");
+    auto chip = std::make_shared<const Chip>(ir, hw, options.chip_seed);
+    return {chip->spec(),
+            [chip](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger* ledger) {
+              return chip->predict(set, samples, seed, dropout, ledger);
+            },
+            chip};
+  }
+  auto engine = std::make_shared<Engine>(ir);
+  return {engine->spec(),
+          [engine](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger*) {
             return engine->predict(set, samples, seed, dropout);
-          }};
+          },
+          nullptr};
 }
 
 const std::vector<double>& ood_scores(const PredictiveSummary& s, OodScore score) {
@@ -76,7 +109,7 @@ EvalReport evaluate(const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const TrainOptions run = load_run_config(options.model);
   configure_threads(options.threads);
-  const Predictor model = load_predictor(options.model, options.backend);
+  const Predictor model = load_predictor(options);
 
   ImageSet test = load_fashion_mnist(options.paths, "test");
   if (options.test_count > 0) test = first_images(test, options.test_count);
@@ -87,16 +120,24 @@ EvalReport evaluate(const EvalOptions& options) {
     ood_sets.push_back(make_ood_set(name, test, ood_count, options.paths, options.seed));
   }
   ImageSet validation;
-  if (run.validation > 0) {
+  if (run.validation > 0 && options.validation_count >= 0) {
     validation = load_training_split(options.paths, run.validation, run.subset, run.seed).validation;
+    if (options.validation_count > 0 && options.validation_count < validation.n) {
+      validation = first_images(validation, options.validation_count);
+    }
   }
 
   const bool dropout = !options.deterministic;
-  auto predict = [&](const ImageSet& set, const char* tag) {
-    return summarize(model.predict(set, options.samples, stream_seed(options.seed, name_tag(tag)), dropout));
-  };
-
   EvalReport r;
+  auto predict = [&](const ImageSet& set, const char* tag) {
+    return summarize(
+        model.predict(set, options.samples, stream_seed(options.seed, name_tag(tag)), dropout, &r.ledger));
+  };
+  if (model.chip != nullptr) {
+    r.hardware = options.hardware;
+    r.chip_seed = options.chip_seed;
+    r.mapping = model.chip->mapping();
+  }
   r.spec = model.spec;
   r.model_dir = options.model.string();
   r.backend = to_string(options.backend);
@@ -147,7 +188,7 @@ nlohmann::json report_json(const EvalReport& r) {
     ood[o.name] = {{"images", o.images}, {"auroc", o.auroc}, {"aupr", o.aupr}, {"fpr95", o.fpr95},
                    {"detected_pct", o.detected_pct}, {"mean_score", o.mean_score}};
   }
-  return {{"model_dir", r.model_dir},
+  nlohmann::json j = {{"model_dir", r.model_dir},
           {"model", r.spec},
           {"backend", r.backend},
           {"deterministic", r.deterministic},
@@ -166,6 +207,12 @@ nlohmann::json report_json(const EvalReport& r) {
           {"ood_threshold_source", r.threshold_source},
           {"seconds", r.seconds},
           {"ood", ood}};
+  if (!r.mapping.empty()) {
+    j["hardware"] = r.hardware;
+    j["chip_seed"] = r.chip_seed;
+    j["ledger"] = ledger_json(r.ledger, r.mapping);
+  }
+  return j;
 }
 
 std::string report_table(const EvalReport& r) {
@@ -180,6 +227,13 @@ std::string report_table(const EvalReport& r) {
   out += fmt::format("  Brier     {:7.4f}\n", r.brier);
   out += fmt::format("  entropy   {:7.4f}   mutual information {:.4f}   variance {:.5f}\n", r.mean_entropy,
                      r.mean_mutual_information, r.mean_variance);
+  if (!r.mapping.empty()) {
+    const LayerEvents t = r.ledger.total();
+    out += fmt::format("chip      {} (seed {}): {} module writes, {} module reads, {} word-line drives, "
+                       "{} sense decisions, {} ADC conversions\n",
+                       r.hardware, r.chip_seed, t.module_writes, t.module_reads, t.wordline_drives, t.sense_decisions,
+                       t.adc_conversions);
+  }
   if (!r.ood.empty()) {
     out += fmt::format("OOD detection by {} (threshold {:.4f} keeps 95 % of {} inputs below)\n", r.score,
                        r.threshold, r.threshold_source);

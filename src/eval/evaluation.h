@@ -9,6 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "data/datasets.h"
+#include "hw/ledger.h"
 #include "model/model_spec.h"
 
 namespace spinbayes {
@@ -16,9 +17,10 @@ namespace spinbayes {
 enum class OodScore { entropy, mutual_information };
 OodScore parse_ood_score(const std::string& name);  // "entropy" | "mi"
 
-// Which implementation runs the network: LibTorch (the training graph in eval mode) or the
-// bit-packed XNOR-popcount engine on the exported model IR (DIR/model.sbir).
-enum class Backend { torch, engine };
+// Which implementation runs the network: LibTorch (the training graph in eval mode), the
+// bit-packed XNOR-popcount engine on the exported model IR (DIR/model.sbir), or the engine on a
+// simulated spintronic chip (MTJ dropout modules and crossbars, hw/chip.h).
+enum class Backend { torch, engine, cim };
 Backend parse_backend(const std::string& name);
 std::string to_string(Backend backend);
 struct EvalOptions {
@@ -32,6 +34,11 @@ struct EvalOptions {
   int test_count = 0;  // evaluate the first N test images (0 = all)
   int ood_count = 0;   // images per OOD set (0 = as many as test images)
   int threads = 2;
+  std::string hardware = "default";  // cim: "default", "ideal" or a hardware config file
+  std::uint64_t chip_seed = 1;       // cim: which simulated chip (device variation and faults)
+  // cim: hardware parameters set over the config (dotted key, value), e.g. {"mtj.sigma_rp", 0.05}.
+  std::vector<std::pair<std::string, double>> hardware_overrides;
+  int validation_count = 0;  // held-out images for the OOD threshold: 0 = all, -1 = none (use the test set)
   DataPaths paths = DataPaths::from_environment();
 
   void validate() const;  // throws Error naming the field, including unknown OOD names
@@ -56,6 +63,11 @@ struct EvalReport {
   std::string threshold_source;   // "validation", or "test" when the run held out no validation set
   double seconds = 0;
   std::vector<OodResult> ood;
+  // cim only: the chip, how the model sits on it, and what the whole run did (every set).
+  std::string hardware;
+  std::uint64_t chip_seed = 0;
+  std::vector<LayerMapping> mapping;
+  Ledger ledger;
 };
 
 EvalReport evaluate(const EvalOptions& options);

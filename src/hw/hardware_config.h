@@ -36,7 +36,7 @@ struct CrossbarParams {
   // Columns whose ideal sum lies more than this many standard deviations of their analog
   // deviation from the sense threshold take the ideal decision; 0 evaluates every column in
   // analog (the reference path).
-  double screen_sigmas = 7.0;
+  double screen_sigmas = 6.0;
 };
 
 struct DropoutModuleParams {

@@ -24,8 +24,11 @@ class DropoutDraws {
  public:
   DropoutDraws(std::uint64_t seed, std::uint64_t image, std::uint64_t sample, int site, double p)
       : state_(mix64(hash_key_state(seed, image, sample, static_cast<std::uint64_t>(site)))),
-        bound_(static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53))) {}
-  bool keeps(std::uint64_t unit) const { return (mix64(state_ ^ (unit + kHashFold)) >> 11) >= bound_; }
+        bound_(bound_for(p)) {}
+  bool keeps(std::uint64_t unit) const { return draw53(unit) >= bound_; }
+  // The draw itself, u * 2^53 as an integer: a unit is kept iff draw53(unit) >= bound_for(p).
+  std::uint64_t draw53(std::uint64_t unit) const { return mix64(state_ ^ (unit + kHashFold)) >> 11; }
+  static std::uint64_t bound_for(double p) { return static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53)); }
   // Up to 64 draws at once: bit i of the result is keeps(first + i * stride), i < count (<= 64).
   // Eight lanes at a time with AVX-512 where the CPU has it; keep_bits_reference is the plain loop.
   std::uint64_t keep_bits(std::uint64_t first, std::uint64_t stride, int count) const;

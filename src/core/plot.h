@@ -1,0 +1,19 @@
+#pragma once
+// Figures through gnuplot (pngcairo): the script and its data files go to a private temporary
+// directory, gnuplot runs there, and the PNG is copied to its destination atomically.
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace spinbayes {
+
+// Runs `script` with `data` (file name, contents) in its working directory; the script must
+// write 'out.png' there. `option` names the command-line option in errors ("--plot").
+void render_plot(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
+                 const std::filesystem::path& png, const std::string& option);
+
+// Text inside a gnuplot single-quoted string: a quote is written twice.
+std::string gnuplot_escaped(const std::string& text);
+
+}  // namespace spinbayes

@@ -1,0 +1,39 @@
+#pragma once
+// The magnetic tunnel junction as the simulator sees it: resistance by state and bias, and
+// thermally activated stochastic switching.
+//
+// Resistance: R_P = RA / area; R_AP = R_P (1 + TMR(V)), TMR(V) = TMR0 / (1 + (V / V_h)^2).
+// Switching below the critical current (thermal activation, Neel-Brown with spin-torque-lowered
+// barrier):  P_sw(I, t) = 1 - exp(-t / tau),  tau = tau0 exp(Delta (1 - I / Ic0)).
+// Its inverse gives the write current for a target probability p:
+//   tau = -t / ln(1 - p),  I = Ic0 (1 - ln(tau / tau0) / Delta),  valid while I < Ic0 (tau > tau0).
+#include "hw/hardware_config.h"
+
+namespace spinbayes {
+
+enum class MtjState { parallel, antiparallel };
+
+// One device's switching parameters (after variation, at the operating temperature).
+struct MtjSwitching {
+  double delta = 45.0, ic0_ua = 45.0, tau0_ns = 1.0;
+};
+
+// The nominal device of a config, with Delta at the operating temperature (or at the reference
+// temperature when `at_reference` is set: that is where write currents are calibrated).
+MtjSwitching nominal_switching(const MtjParams& mtj, bool at_reference = false);
+
+double tmr_at_bias(const MtjParams& mtj, double volts);
+double resistance_ohm(const MtjParams& mtj, MtjState state, double volts);
+
+double switching_probability(const MtjSwitching& device, double current_ua, double pulse_ns);
+// The current that switches `device` with probability p in a pulse of pulse_ns. Throws Error when
+// p is outside (0, 1) or needs I >= Ic0 (outside the thermal-activation regime).
+double write_current_for(const MtjSwitching& device, double p, double pulse_ns);
+
+// First-order (delta-method) standard deviation of P_sw across devices whose Delta and Ic0 have
+// relative spreads sigma_delta and sigma_ic0, written with a fixed current I:
+//   dP = (1 - P) ln(1/(1 - P)) * (-d ln tau),  d ln tau = (1 - I/Ic0) dDelta + Delta I/Ic0^2 dIc0.
+double switching_probability_spread(const MtjSwitching& nominal, double current_ua, double pulse_ns,
+                                    double sigma_delta, double sigma_ic0);
+
+}  // namespace spinbayes

@@ -1,0 +1,123 @@
+// The cost model's analytic counts against the ledger the chip simulator fills on a full Monte
+// Carlo run: every deterministic count equal, word-line drives and cell reads within the spread
+// of the dropout masks around their expectation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+
+#include "cost/cost_model.h"
+#include "data/image_set.h"
+#include "hw/chip.h"
+#include "model/model_ir.h"
+
+using namespace spinbayes;
+
+namespace {
+
+ModelIR random_ir(const ModelSpec& spec, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  ModelIR ir;
+  ir.spec = spec;
+  for (const LayerSpec& l : build_layers(spec)) {
+    BinaryLayerIR layer;
+    layer.shape = l;
+    layer.weights.resize(static_cast<std::size_t>(l.out_channels) * layer.fan_in());
+    for (auto& w : layer.weights) w = (rng() & 1u) != 0 ? 1 : -1;
+    for (int c = 0; c < l.out_channels; ++c) {
+      layer.bn_mean.push_back(normal(rng));
+      layer.bn_var.push_back(1.0f);
+      layer.bn_gamma.push_back(normal(rng));
+      layer.bn_beta.push_back(normal(rng));
+    }
+    ir.layers.push_back(std::move(layer));
+  }
+  return ir;
+}
+
+ImageSet random_images(int n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  ImageSet set;
+  set.name = "random";
+  set.n = n;
+  set.c = 1;
+  set.h = set.w = 28;
+  set.pixels.resize(static_cast<std::size_t>(n) * 28 * 28);
+  for (auto& p : set.pixels) p = u(rng);
+  return set;
+}
+
+struct Case {
+  std::string name;
+  std::string architecture;
+  DropoutKind kind;
+  std::string element_masks;
+};
+
+}  // namespace
+
+TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
+  const int samples = 8, images = 6;
+  for (const Case& c : {Case{"spatial", "vgg-small", DropoutKind::spatial, "per_window"},
+                        Case{"element-per-window", "vgg-small", DropoutKind::element, "per_window"},
+                        Case{"element-per-element", "lenet", DropoutKind::element, "per_element"},
+                        Case{"none", "lenet", DropoutKind::none, "per_window"}}) {
+    SCOPED_TRACE(c.name);
+    ModelSpec spec;
+    spec.architecture = c.architecture;
+    spec.width = 8;
+    spec.dropout = c.kind;
+    spec.p = 0.2;
+    HardwareConfig hw = HardwareConfig::ideal();
+    hw.dropout_module.element_masks = c.element_masks;
+    hw.crossbar.tile_rows = 64;  // several row tiles: ADC conversions and digital accumulation too
+    hw.crossbar.tile_cols = 8;   // several column tiles
+    const Chip chip(random_ir(spec, 3), hw, 11);
+    Ledger ledger;
+    chip.predict(random_images(images, 5), samples, 17, c.kind != DropoutKind::none, &ledger);
+    const std::vector<EventCounts> expected = expected_ledger(spec, hw, samples, images);
+    const std::vector<LayerMapping> mapping = map_layers(spec, hw.crossbar);
+    ASSERT_EQ(ledger.layers.size(), expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      SCOPED_TRACE(mapping[i].name);
+      const LayerEvents& got = ledger.layers[i];
+      const EventCounts& want = expected[i];
+      EXPECT_EQ(static_cast<double>(got.module_resets), want.module_resets);
+      EXPECT_EQ(static_cast<double>(got.module_writes), want.module_writes);
+      EXPECT_EQ(static_cast<double>(got.module_reads), want.module_reads);
+      EXPECT_EQ(static_cast<double>(got.sense_decisions), want.sense_decisions);
+      EXPECT_EQ(static_cast<double>(got.adc_conversions), want.adc_conversions);
+      EXPECT_EQ(static_cast<double>(got.digital_accumulates), want.digital_accumulates);
+      EXPECT_EQ(static_cast<double>(got.digital_macs), want.digital_macs);
+      // Driven rows: a sum of independent keep bits, each gating `group` rows summed over windows
+      // (a spatial bit gates its channel's in-map rows; an element bit one row of one window, or
+      // one input element's taps). Six standard deviations of that sum over all passes.
+      const LayerMapping& m = mapping[i];
+      const double passes = static_cast<double>(images) * (m.per_sample && m.dropout ? samples : 1);
+      double sigma_rows = 0;
+      if (m.dropout) {
+        const double bits = c.kind == DropoutKind::spatial && !m.linear ? m.in_channels
+                            : c.element_masks == "per_element" || m.linear
+                                ? static_cast<double>(m.in_channels) * m.in_h * m.in_w
+                                : static_cast<double>(m.in_map_rows);
+        const double group = static_cast<double>(m.in_map_rows) / bits;
+        sigma_rows = std::sqrt(passes * bits * spec.p * (1 - spec.p)) * group;
+      }
+      EXPECT_NEAR(static_cast<double>(got.wordline_drives), want.wordline_drives, 6 * sigma_rows * m.col_tiles + 1e-9);
+      EXPECT_NEAR(static_cast<double>(got.cell_reads), want.cell_reads, 6 * sigma_rows * m.cols + 1e-9);
+      if (m.dropout) {
+        EXPECT_NE(static_cast<double>(got.cell_reads), want.cell_reads);  // the masks were random
+      }
+    }
+    // Priced, the two bills agree to the spread of the masks.
+    const Technology tech = Technology::defaults(hw);
+    EnergyBreakdown analytic;
+    for (const EventCounts& e : expected) analytic += price_events(e, tech);
+    const PricedLedger priced = price_ledger(ledger, tech);
+    EXPECT_NEAR(priced.total.modules_pj, analytic.modules_pj, 1e-9 * analytic.modules_pj);
+    EXPECT_NEAR(priced.total.crossbar_pj, analytic.crossbar_pj, 0.02 * analytic.crossbar_pj);
+  }
+}

@@ -1,0 +1,317 @@
+// The spintronic chip simulator: MTJ switching against closed forms and simulated writes, module
+// variation against its analytic spread, hardware config files, and the chip against the engine
+// (ideal preset: identical; default: the screened analog path equal to the full one).
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "core/counter_rng.h"
+#include "core/error.h"
+#include "hw/chip.h"
+#include "hw/dropout_module.h"
+#include "hw/hardware_config.h"
+#include "hw/mtj.h"
+
+using namespace spinbayes;
+
+namespace {
+
+// A network with random weights and batch-norm statistics spread so that each layer's thresholds
+// fall inside the range of its dot products (many decisions near the threshold).
+ModelIR spread_ir(const ModelSpec& spec, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  ModelIR ir;
+  ir.spec = spec;
+  for (const LayerSpec& l : build_layers(spec)) {
+    BinaryLayerIR layer;
+    layer.shape = l;
+    layer.weights.resize(static_cast<std::size_t>(l.out_channels) * layer.fan_in());
+    for (auto& w : layer.weights) w = (rng() & 1u) != 0 ? 1 : -1;
+    const float spread = std::sqrt(static_cast<float>(layer.fan_in()));
+    for (int c = 0; c < l.out_channels; ++c) {
+      layer.bn_mean.push_back(normal(rng) * spread / 2);
+      layer.bn_var.push_back(spread * spread * (0.5f + 1.5f * uniform(rng)));
+      layer.bn_gamma.push_back(3.0f * uniform(rng) - 1.5f);
+      layer.bn_beta.push_back(0.5f * normal(rng));
+    }
+    ir.layers.push_back(std::move(layer));
+  }
+  return ir;
+}
+
+ImageSet noise_images(int n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  ImageSet set;
+  set.name = "noise";
+  set.n = n;
+  set.c = 1;
+  set.h = set.w = 28;
+  set.pixels.resize(static_cast<std::size_t>(n) * 28 * 28);
+  for (auto& p : set.pixels) p = u(rng);
+  set.labels.assign(static_cast<std::size_t>(n), 0);
+  return set;
+}
+
+ModelSpec spec_of(const std::string& architecture, int width, DropoutKind dropout) {
+  ModelSpec spec;
+  spec.architecture = architecture;
+  spec.width = width;
+  spec.dropout = dropout;
+  spec.p = 0.2;
+  return spec;
+}
+
+std::filesystem::path write_temp(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("spinbayes-hw-" + name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+double standard_deviation(const std::vector<double>& v, double* mean_out = nullptr) {
+  double mean = 0.0;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  double var = 0.0;
+  for (double x : v) var += (x - mean) * (x - mean);
+  if (mean_out != nullptr) *mean_out = mean;
+  return std::sqrt(var / static_cast<double>(v.size() - 1));
+}
+
+}  // namespace
+
+TEST(Mtj, SwitchingProbabilityMatchesClosedForm) {
+  // tau = tau0 exp(Delta (1 - I / Ic0)); P = 1 - exp(-t / tau), values computed by hand.
+  EXPECT_NEAR(switching_probability({40.0, 40.0, 1.0}, 30.0, 1000.0), 0.044384773569994485, 1e-15);
+  EXPECT_NEAR(switching_probability({60.0, 50.0, 2.0}, 30.0, 50.0), 9.437836356244107e-10, 1e-22);
+  EXPECT_NEAR(write_current_for({45.0, 45.0, 1.0}, 0.1, 5.0), 41.14019476025346, 1e-9);
+  // R_P = RA / (pi d^2 / 4): 5 Ohm um^2 over a 40 nm disc.
+  EXPECT_NEAR(MtjParams{}.rp_ohm(), 3978.8735772973837, 1e-6);
+  MtjParams mtj;
+  EXPECT_NEAR(tmr_at_bias(mtj, 0.5), mtj.tmr / 2.0, 1e-12);  // V = V_h halves the TMR
+  EXPECT_NEAR(resistance_ohm(mtj, MtjState::antiparallel, 0.0), mtj.rp_ohm() * (1.0 + mtj.tmr), 1e-9);
+  // More current, more switching; a hotter device (lower Delta) switches more.
+  EXPECT_LT(switching_probability({45, 45, 1}, 40.0, 5.0), switching_probability({45, 45, 1}, 42.0, 5.0));
+  EXPECT_LT(switching_probability({45, 45, 1}, 40.0, 5.0), switching_probability({40, 45, 1}, 40.0, 5.0));
+}
+
+TEST(Mtj, WriteCurrentInvertsTheSwitchingProbability) {
+  const MtjSwitching device{45.0, 45.0, 1.0};
+  for (double p : {0.01, 0.1, 0.25, 0.5, 0.9}) {
+    const double current = write_current_for(device, p, 5.0);
+    EXPECT_LT(current, device.ic0_ua);
+    EXPECT_NEAR(switching_probability(device, current, 5.0), p, 1e-12) << p;
+  }
+  EXPECT_THROW(write_current_for(device, 0.0, 5.0), Error);
+  EXPECT_THROW(write_current_for(device, 1.0, 5.0), Error);
+  EXPECT_THROW(write_current_for(device, 0.999, 0.5), Error);  // would need I >= Ic0
+}
+
+TEST(Mtj, CalibratedCurrentReproducesTargetOverSimulatedWrites) {
+  // 10^5 writes of the nominal device at the calibrated current, each simulated as a thermally
+  // activated switching event: the waiting time is exponential with mean tau, and the module
+  // switches iff it comes before the end of the pulse.
+  const HardwareConfig hw = HardwareConfig::defaults();
+  const MtjSwitching device = nominal_switching(hw.mtj, true);
+  const double pulse = hw.dropout_module.pulse_width_ns;
+  for (double p : {0.05, 0.1, 0.3, 0.5}) {
+    const double current = write_current_for(device, p, pulse);
+    const double tau = device.tau0_ns * std::exp(device.delta * (1.0 - current / device.ic0_ua));
+    SplitMix64 rng(static_cast<std::uint64_t>(p * 1000));
+    int switched = 0;
+    const int writes = 100000;
+    for (int i = 0; i < writes; ++i) switched += -tau * std::log(1.0 - rng.uniform()) < pulse ? 1 : 0;
+    EXPECT_NEAR(static_cast<double>(switched) / writes, p, 0.01) << p;
+  }
+}
+
+TEST(DropoutModules, SpreadOfProbabilityMatchesAnalyticSpread) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  // Small spreads, where the first-order formula holds (ln tau varies by about 0.09).
+  hw.mtj.sigma_delta = 0.01;
+  hw.mtj.sigma_ic0 = 0.002;
+  const double p = 0.1;
+  const DropoutBank bank(hw, p, 20000, 7, 3);
+  std::vector<double> probs;
+  for (int m = 0; m < bank.size(); ++m) probs.push_back(bank.probability(m));
+  double mean = 0.0;
+  const double measured = standard_deviation(probs, &mean);
+  const MtjSwitching nominal = nominal_switching(hw.mtj, true);
+  const double analytic = switching_probability_spread(nominal, bank.write_current_ua(),
+                                                       hw.dropout_module.pulse_width_ns, 0.01, 0.002);
+  EXPECT_GT(analytic, 0.005);  // the spread is not negligible at these sigmas
+  EXPECT_NEAR(measured / analytic, 1.0, 0.05);
+  EXPECT_NEAR(mean, p, 0.3 * analytic);
+
+  // Trimmed currents (per_module) cancel the device spread at the calibration temperature.
+  hw.dropout_module.write_current = "per_module";
+  const DropoutBank trimmed(hw, p, 2000, 7, 3);
+  for (int m = 0; m < trimmed.size(); ++m) ASSERT_NEAR(trimmed.probability(m), p, 1e-9);
+  // ...but not the temperature: hotter chips switch more.
+  hw.mtj.temperature_k = 330.0;
+  const DropoutBank hot(hw, p, 10, 7, 3);
+  for (int m = 0; m < hot.size(); ++m) EXPECT_GT(hot.probability(m), p + 0.01);
+}
+
+TEST(DropoutModules, StuckModulesAlwaysKeepOrAlwaysDrop) {
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.faults.module_stuck_p = 0.2;
+  hw.faults.module_stuck_ap = 0.3;
+  const DropoutBank bank(hw, 0.1, 10000, 1, 1);
+  int keep = 0, drop = 0;
+  for (int m = 0; m < bank.size(); ++m) {
+    keep += bank.probability(m) == 0.0 ? 1 : 0;
+    drop += bank.probability(m) == 1.0 ? 1 : 0;
+  }
+  EXPECT_NEAR(keep / 10000.0, 0.2, 0.02);
+  EXPECT_NEAR(drop / 10000.0, 0.3, 0.02);
+}
+
+TEST(HardwareConfigFile, DefaultRoundTripsThroughItsCommentedJson) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  const std::string text = hw.table().to_commented_json();
+  EXPECT_NE(text.find("Ikeda"), std::string::npos);  // sources travel with the values
+  HardwareConfig changed = HardwareConfig::ideal();
+  changed.table().apply_file(write_temp("roundtrip.json", text));
+  EXPECT_EQ(changed.mtj.sigma_rp, hw.mtj.sigma_rp);
+  EXPECT_EQ(changed.crossbar.adc_bits, hw.crossbar.adc_bits);
+  EXPECT_EQ(changed.dropout_module.element_masks, hw.dropout_module.element_masks);
+}
+
+TEST(HardwareConfigFile, BadFilesGiveOneLineErrorsNamingTheKey) {
+  const auto expect_error = [](const std::string& name, const std::string& text, const std::string& needle) {
+    const auto path = write_temp(name, text);
+    try {
+      HardwareConfig::load(path.string());
+      ADD_FAILURE() << name << " was accepted";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(needle), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  expect_error("unknown.json", R"({"mtj": {"tmr": 1.2, "colour": 3}})", "mtj.colour");
+  expect_error("unknown-section.json", R"({"magnet": {"tmr": 1.2}})", "magnet");
+  expect_error("range.json", R"({"crossbar": {"adc_bits": 40}})", "crossbar.adc_bits");
+  expect_error("negative.json", R"({"mtj": {"ra_ohm_um2": -5}})", "mtj.ra_ohm_um2");
+  expect_error("type.json", R"({"mtj": {"delta": "high"}})", "mtj.delta");
+  expect_error("choice.json", R"({"dropout_module": {"write_current": "max"}})", "dropout_module.write_current");
+  expect_error("tile.json", R"({"crossbar": {"tile_rows": 100}})", "crossbar.tile_rows");
+  expect_error("json.json", R"({"mtj": {"tmr": 1.2,,}})", "not valid JSON");
+  EXPECT_THROW(HardwareConfig::load("no-such-preset"), Error);
+  // Comments are allowed, and a partial file keeps the other defaults.
+  const auto ok = write_temp("ok.json", "// a hotter chip\n{\"mtj\": {\"temperature_k\": 350}}\n");
+  const HardwareConfig hw = HardwareConfig::load(ok.string());
+  EXPECT_EQ(hw.mtj.temperature_k, 350.0);
+  EXPECT_EQ(hw.mtj.tmr, HardwareConfig::defaults().mtj.tmr);
+}
+
+// With the ideal preset the chip computes exactly what the engine computes, for every dropout kind.
+TEST(Chip, IdealPresetReproducesTheEngine) {
+  for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element, DropoutKind::none}) {
+    for (const std::string architecture : {"vgg-small", "lenet"}) {
+      const ModelIR ir = spread_ir(spec_of(architecture, 8, kind), 11);
+      const ImageSet images = noise_images(6, 5);
+      const Engine engine(ir);
+      const Chip chip(ir, HardwareConfig::ideal(), 3);
+      const McPredictions a = engine.predict(images, 4, 99, true);
+      Ledger ledger;
+      const McPredictions b = chip.predict(images, 4, 99, true, &ledger);
+      EXPECT_EQ(a.probs, b.probs) << architecture << " " << to_string(kind);
+      EXPECT_GT(ledger.total().cell_reads, 0u);
+    }
+  }
+}
+
+// The screen only skips the analog sum where it cannot change the decision: screened and full
+// analog evaluation agree bit for bit on a chip with variation, offsets, faults and every mask scheme.
+TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
+  for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element}) {
+    const ModelIR ir = spread_ir(spec_of("vgg-small", 8, kind), 21);
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
+    hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.002;
+    hw.faults.read_disturb = 0.01;
+    hw.crossbar.tile_rows = 64;  // every layer spans several tiles
+    HardwareConfig full = hw;
+    full.crossbar.screen_sigmas = 0.0;
+    const ImageSet images = noise_images(4, 8);
+    const McPredictions a = Chip(ir, hw, 5).predict(images, 3, 1, true);
+    const McPredictions b = Chip(ir, full, 5).predict(images, 3, 1, true);
+    EXPECT_EQ(a.probs, b.probs) << to_string(kind);
+    // ...and the hardware made a difference.
+    const McPredictions ideal = Chip(ir, HardwareConfig::ideal(), 5).predict(images, 3, 1, true);
+    EXPECT_NE(a.probs, ideal.probs);
+  }
+}
+
+TEST(Chip, SimdDeviationsMatchThePlainLoop) {
+  const ModelIR ir = spread_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.crossbar.tile_rows = 64;
+  const Chip chip(ir, hw, 9);
+  const Engine& engine = chip.engine();
+  const ImageSet images = noise_images(1, 3);
+  const BinaryMap map = engine.run_prefix(images.image(0));
+  Patches patches;
+  const auto& layer = engine.layers()[1];
+  im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
+  const CrossbarLayer& array = chip.array(1);
+  std::vector<double> fast(static_cast<std::size_t>(array.row_tiles())), plain(fast.size());
+  for (int m = 0; m < patches.signs.rows; m += 7) {
+    for (int j = 0; j < layer.shape.out_channels; ++j) {
+      array.tile_deviations(patches, m, j, fast.data());
+      array.tile_deviations_reference(patches, m, j, plain.data());
+      for (std::size_t t = 0; t < fast.size(); ++t) ASSERT_NEAR(fast[t], plain[t], 1e-4);
+    }
+  }
+}
+
+TEST(Chip, SameSeedSamePredictionsWithOneAndTwoThreads) {
+  const ModelIR ir = spread_ir(spec_of("lenet", 8, DropoutKind::element), 2);
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.faults.read_disturb = 0.05;
+  const Chip chip(ir, hw, 4);
+  const ImageSet images = noise_images(16, 1);
+  omp_set_num_threads(1);
+  Ledger one, two;
+  const McPredictions a = chip.predict(images, 5, 3, true, &one);
+  omp_set_num_threads(2);
+  const McPredictions b = chip.predict(images, 5, 3, true, &two);
+  EXPECT_EQ(a.probs, b.probs);
+  EXPECT_EQ(one.layers, two.layers);
+  // A different chip seed is a different chip.
+  const McPredictions c = Chip(ir, hw, 5).predict(images, 5, 3, true);
+  EXPECT_NE(a.probs, c.probs);
+}
+
+TEST(Chip, ModuleVariationShiftsTheDropRate) {
+  // The fraction of dropped channels follows the modules' own probabilities: a hot chip drops more.
+  const ModelIR ir = spread_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.mtj.temperature_k = 340.0;
+  const Chip chip(ir, hw, 1);
+  const DropoutBank& bank = chip.bank(2);
+  double mean = 0.0;
+  for (int m = 0; m < bank.size(); ++m) mean += bank.probability(m) / bank.size();
+  EXPECT_GT(mean, 0.25);  // p = 0.2 at 300 K
+  BinaryMap map;
+  map.channels = 16;
+  map.height = map.width = 4;
+  map.signs = BitMatrix(16, 16);
+  int dropped = 0, total = 0;
+  LayerEvents events;
+  for (int s = 0; s < 400; ++s) {
+    BinaryMap m = map;
+    chip.mask_map(2, m, 1, 0, static_cast<std::uint64_t>(s), events);
+    for (int c = 0; c < 16; ++c, ++total) dropped += m.keep.get(0, c) ? 0 : 1;
+  }
+  EXPECT_NEAR(static_cast<double>(dropped) / total, mean, 0.04);
+  EXPECT_EQ(events.module_writes, 400u * 16u);
+}
