@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 
 #include "core/counter_rng.h"
@@ -263,12 +264,17 @@ TEST(Chip, SimdDeviationsMatchThePlainLoop) {
   const auto& layer = engine.layers()[1];
   im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
   const CrossbarLayer& array = chip.array(1);
-  std::vector<double> fast(static_cast<std::size_t>(array.row_tiles())), plain(fast.size());
+  const auto tiles = static_cast<std::size_t>(array.row_tiles());
+  ASSERT_GT(tiles, 1u);
+  std::vector<double> fast(tiles), plain(tiles);
+  std::vector<std::int32_t> fast_dots(tiles), plain_dots(tiles);
   for (int m = 0; m < patches.signs.rows; m += 7) {
     for (int j = 0; j < layer.shape.out_channels; ++j) {
-      array.tile_deviations(patches, m, j, fast.data());
-      array.tile_deviations_reference(patches, m, j, plain.data());
-      for (std::size_t t = 0; t < fast.size(); ++t) ASSERT_NEAR(fast[t], plain[t], 1e-4);
+      array.tile_sums(patches, m, j, fast_dots.data(), fast.data());
+      array.tile_sums_reference(patches, m, j, plain_dots.data(), plain.data());
+      EXPECT_EQ(fast_dots, plain_dots);
+      for (std::size_t t = 0; t < tiles; ++t) ASSERT_NEAR(fast[t], plain[t], 1e-4);
+      EXPECT_EQ(array.tile_dot(patches, m, j, -1), std::accumulate(plain_dots.begin(), plain_dots.end(), 0));
     }
   }
 }

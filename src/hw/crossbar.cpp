@@ -208,17 +208,21 @@ std::int32_t CrossbarLayer::tile_dot(const Patches& patches, int m, int j, int t
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
-// Sixteen rows at a time: the input bits pick MTJ1's or MTJ2's deviation (a blend), the keep bits
-// which rows are driven (a masked add); one sum per tile of `tile_words` words.
-__attribute__((target("avx512f"))) void tile_deviations_avx512(const BitWord* x, const BitWord* k, const float* on,
-                                                                const float* off, int words, int tile_words,
-                                                                double* sums) {
+// Per tile of `tile_words` words: the exact partial dot (driven rows - 2 x mismatches, by
+// popcount) and the analog deviation, sixteen rows at a time: the input bits pick MTJ1's or
+// MTJ2's deviation (a blend), the keep bits which rows are driven (a masked add).
+__attribute__((target("avx512f,popcnt"))) void tile_sums_avx512(const BitWord* x, const BitWord* k, const BitWord* w,
+                                                                 const float* on, const float* off, int words,
+                                                                 int tile_words, std::int32_t* dots, double* devs) {
   for (int w0 = 0, t = 0; w0 < words; w0 += tile_words, ++t) {
     __m512 acc = _mm512_setzero_ps();
+    long long kept = 0, mismatched = 0;
     const int w1 = std::min(words, w0 + tile_words);
     for (int word = w0; word < w1; ++word) {
       const BitWord kw = k[word], xw = x[word];
       if (kw == 0) continue;
+      kept += _mm_popcnt_u64(kw);
+      mismatched += _mm_popcnt_u64((xw ^ w[word]) & kw);
       for (int g = 0; g < 4; ++g) {
         const auto kg = static_cast<__mmask16>(kw >> (16 * g));
         if (kg == 0) continue;
@@ -228,27 +232,33 @@ __attribute__((target("avx512f"))) void tile_deviations_avx512(const BitWord* x,
         acc = _mm512_mask_add_ps(acc, kg, acc, v);
       }
     }
-    sums[t] = _mm512_reduce_add_ps(acc);
+    dots[t] = static_cast<std::int32_t>(kept - 2 * mismatched);
+    devs[t] = _mm512_reduce_add_ps(acc);
   }
 }
 }  // namespace
 #pragma GCC diagnostic pop
 #endif
 
-void CrossbarLayer::tile_deviations(const Patches& patches, int m, int j, double* sums) const {
-  const std::size_t base = static_cast<std::size_t>(j) * padded_rows_;
+void CrossbarLayer::tile_sums(const Patches& patches, int m, int j, std::int32_t* dots, double* devs) const {
 #if SPINBAYES_CROSSBAR_AVX512
-  if (cpu_features().avx512dq) {
+  if (cpu_features().avx512dq && cpu_features().popcnt) {
     // Tiles start on word boundaries (tile_rows is a multiple of 64); rows past rows_ are never kept.
-    tile_deviations_avx512(patches.signs.row(m), patches.keep.row(m), dev_on_.data() + base, dev_off_.data() + base,
-                           patches.signs.words, tile_rows_ / kBitsPerWord, sums);
+    const std::size_t base = static_cast<std::size_t>(j) * padded_rows_;
+    tile_sums_avx512(patches.signs.row(m), patches.keep.row(m), weights_.row(j), dev_on_.data() + base,
+                     dev_off_.data() + base, patches.signs.words, tile_rows_ / kBitsPerWord, dots, devs);
+    if (!stuck_[static_cast<std::size_t>(j)].empty()) {
+      for (int t = 0; t < row_tiles_; ++t) {
+        dots[t] += stuck_correction(patches, m, j, t * tile_rows_, std::min(rows_, (t + 1) * tile_rows_));
+      }
+    }
     return;
   }
 #endif
-  tile_deviations_reference(patches, m, j, sums);
+  tile_sums_reference(patches, m, j, dots, devs);
 }
 
-void CrossbarLayer::tile_deviations_reference(const Patches& patches, int m, int j, double* sums) const {
+void CrossbarLayer::tile_sums_reference(const Patches& patches, int m, int j, std::int32_t* dots, double* devs) const {
   const std::size_t base = static_cast<std::size_t>(j) * padded_rows_;
   for (int t = 0; t < row_tiles_; ++t) {
     double sum = 0.0;
@@ -256,41 +266,25 @@ void CrossbarLayer::tile_deviations_reference(const Patches& patches, int m, int
       if (!patches.keep.get(m, r)) continue;
       sum += patches.signs.get(m, r) ? dev_on_[base + r] : dev_off_[base + r];
     }
-    sums[t] = sum;
+    devs[t] = sum;
+    dots[t] = tile_dot(patches, m, j, t);
   }
 }
 
-double CrossbarLayer::column_sum(const Patches& patches, int m, int j, std::int32_t dot, double* deviations) const {
-  tile_deviations(patches, m, j, deviations);
-  if (row_tiles_ == 1 && !output_) return dot + deviations[0];
+double CrossbarLayer::column_sum(const Patches& patches, int m, int j, std::int32_t dot) const {
+  std::int32_t dots[kMaxTiles];
+  double devs[kMaxTiles];
+  tile_sums(patches, m, j, dots, devs);
+  if (row_tiles_ == 1 && !output_) return dot + devs[0];  // a sense amplifier: no ADC
   double sum = 0.0;
-  if (adc_step_ == 1.0) {
-    // Integer codes: Q(p + d) = p + round(d) for the tile's exact partial p, unless the ADC clips,
-    // which needs |p| + |round(d)| > full scale, and |p| is at most the tile's driven rows.
-    double rounded = 0.0;
-    const BitWord* k = patches.keep.row(m);
-    const int tile_words = tile_rows_ / kBitsPerWord;
-    for (int t = 0; t < row_tiles_; ++t) {
-      const double r = std::nearbyint(deviations[t]);
-      int driven = 0;
-      for (int word = t * tile_words; word < std::min(patches.keep.words, (t + 1) * tile_words); ++word) {
-        driven += std::popcount(k[word]);
-      }
-      if (driven + std::fabs(r) <= adc_levels_) {
-        rounded += r;
-      } else {
-        const std::int32_t p = tile_dot(patches, m, j, t);
-        rounded += quantize(p + deviations[t]) - p;
-      }
-    }
-    return dot + rounded;
-  }
-  for (int t = 0; t < row_tiles_; ++t) sum += quantize(tile_dot(patches, m, j, t) + deviations[t]);
+  for (int t = 0; t < row_tiles_; ++t) sum += quantize(dots[t] + devs[t]);
   return sum;
 }
 
 double CrossbarLayer::quantize(double value) const {
-  const double code = std::clamp(std::nearbyint(value / adc_step_), static_cast<double>(-adc_levels_),
+  // Round half away from zero (the ADC's comparator ladder has no notion of ties-to-even).
+  const double scaled = value / adc_step_;
+  const double code = std::clamp(static_cast<double>(static_cast<long long>(scaled + (scaled < 0 ? -0.5 : 0.5))), static_cast<double>(-adc_levels_),
                                  static_cast<double>(adc_levels_));
   return code * adc_step_;
 }
@@ -303,7 +297,6 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
     return;
   }
   const bool single = row_tiles_ == 1;
-  double deviations[kMaxTiles];
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);
     const std::int32_t dot = dots[j] + (stuck_[jj].empty() ? 0 : stuck_correction(patches, m, j, 0, rows_));
@@ -313,7 +306,7 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
     if (screen_[jj] >= 0.0 && std::fabs(margin) > screen_[jj]) {
       fire = margin >= 0.0;
     } else {
-      const double sum = column_sum(patches, m, j, dot, deviations);
+      const double sum = column_sum(patches, m, j, dot);
       fire = sign[j] * sum - bound[j] + 0.5 + (single ? offset_[jj] : 0.0) >= 0.0;
     }
     if (fire) out[j / kBitsPerWord] |= BitWord{1} << (j % kBitsPerWord);
@@ -323,11 +316,10 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
 void CrossbarLayer::read_row(const Patches& patches, int m, const std::int32_t* dots, double* sums,
                              LayerEvents& events) const {
   count_reads(patches, m, events);
-  double deviations[kMaxTiles];
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);
     const std::int32_t dot = dots[j] + (stuck_[jj].empty() ? 0 : stuck_correction(patches, m, j, 0, rows_));
-    sums[j] = exact_ ? dot : column_sum(patches, m, j, dot, deviations);
+    sums[j] = exact_ ? dot : column_sum(patches, m, j, dot);
   }
 }
 

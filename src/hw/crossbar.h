@@ -56,12 +56,13 @@ class CrossbarLayer {
   // Pieces, public for tests: the exact dot of column j in row tile t (t = -1: all tiles) with
   // stuck cells, the analog deviation of column j over tile t, and the ADC transfer.
   std::int32_t tile_dot(const Patches& patches, int m, int j, int t) const;
-  // The analog deviation of column j in every row tile (sums[t]), SIMD and plain.
-  void tile_deviations(const Patches& patches, int m, int j, double* sums) const;
-  void tile_deviations_reference(const Patches& patches, int m, int j, double* sums) const;
+  // Column j in every row tile: the exact partial dot (stuck cells included) and the analog
+  // deviation; SIMD and plain.
+  void tile_sums(const Patches& patches, int m, int j, std::int32_t* dots, double* devs) const;
+  void tile_sums_reference(const Patches& patches, int m, int j, std::int32_t* dots, double* devs) const;
   // The column's value as compared or read out: the exact dot `dot` (stuck cells included) plus
   // the deviations, through the ADCs when the column spans tiles or is an output.
-  double column_sum(const Patches& patches, int m, int j, std::int32_t dot, double* deviations) const;
+  double column_sum(const Patches& patches, int m, int j, std::int32_t dot) const;
   double quantize(double value) const;
   static constexpr int kMaxTiles = 1024;
   double screen(int j) const { return screen_[static_cast<std::size_t>(j)]; }
