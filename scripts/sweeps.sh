@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One figure per hardware non-ideality: accuracy, ECE, NLL and MNIST AUROC of a trained model on
+# simulated chips (2 chip seeds per value) as the parameter varies, against the software engine.
+# Usage: bash scripts/sweeps.sh RUN_DIR [OUT_DIR]   (writes OUT_DIR/sweep-<param>.{csv,png})
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+model=${1:?usage: sweeps.sh RUN_DIR [OUT_DIR]}
+out=${2:-$model/sweeps}
+mkdir -p "$out"
+export OPENBLAS_NUM_THREADS=1
+cli="$root/build/spinbayes"
+common=(--model "$model" --chips 2 --samples 5 --test-count 300 --ood mnist)
+run() { "$cli" sweep "${common[@]}" --out "$out/sweep-$1" --param "$@"; }
+run mtj.sigma_delta --values 0,0.05,0.1,0.2
+run mtj.sigma_rp --values 0,0.05,0.1,0.15
+run faults.cell_stuck_ap --values 0,0.001,0.01,0.03
+run mtj.temperature_k --values 280,300,330,360
+# Sense amplifiers decide only columns held in one tile: tiles tall enough for every layer here.
+single_tile="$out/single-tile.json"
+printf '{"crossbar": {"tile_rows": 2048}}\n' > "$single_tile"
+"$cli" sweep "${common[@]}" --hw "$single_tile" --out "$out/sweep-crossbar.sense_offset_sigma_ua" \
+  --param crossbar.sense_offset_sigma_ua --values 0,1,2,4
