@@ -8,7 +8,8 @@ build_dir=${BUILD_DIR:-$root/build}
 cache=${SPINBAYES_DATA_CACHE:-$HOME/.cache/spinbayes}
 
 packages=(build-essential cmake ccache pkg-config libtorch-dev libopenblas-dev dataset-fashion-mnist
-          libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libgtest-dev libbenchmark-dev gnuplot-nox)
+          libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libgtest-dev libbenchmark-dev gnuplot-nox
+          clang libclang-rt-14-dev libomp-14-dev)  # clang, its sanitizer/libFuzzer runtimes, OpenMP: hardening.sh
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do

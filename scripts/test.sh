@@ -5,3 +5,5 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/scripts/setup.sh"
 export OPENBLAS_NUM_THREADS=1
 ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j 2
+# Sanitized unit tests (ASan + UBSan) and a minute of fuzzing per parser.
+bash "$root/scripts/hardening.sh"

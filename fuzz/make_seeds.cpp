@@ -1,0 +1,210 @@
+// Writes the fuzz seed corpus: small valid files of every format the fuzz targets read, and a few
+// near-valid ones (one field off). Usage: make_fuzz_seeds DIR (writes DIR/<target>/<seed>).
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "cost/technology.h"
+#include "data/idx.h"
+#include "hw/hardware_config.h"
+#include "model/model_ir.h"
+#include "model/model_spec.h"
+
+namespace fs = std::filesystem;
+using namespace spinbayes;
+
+namespace {
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write(const fs::path& path, const std::string& bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw Error(path.string() + ": cannot write");
+}
+
+std::string idx_bytes(const fs::path& scratch, const std::vector<std::uint32_t>& dims,
+                      const std::vector<std::uint8_t>& data) {
+  write_idx(scratch, dims, data);
+  return read_all(scratch);
+}
+
+std::string gzip(const std::string& bytes) {
+  z_stream z{};
+  if (deflateInit2(&z, 9, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw Error("deflateInit2 failed");
+  std::string out(deflateBound(&z, bytes.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  z.avail_in = static_cast<uInt>(bytes.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int code = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (code != Z_STREAM_END) throw Error("deflate failed");
+  return out;
+}
+
+std::vector<std::uint8_t> ramp(std::size_t n) {
+  std::vector<std::uint8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::uint8_t>(i * 37 % 256);
+  return v;
+}
+
+void idx_seeds(const fs::path& dir, const fs::path& scratch) {
+  const std::string images = idx_bytes(scratch, {2, 4, 4}, ramp(32));
+  const std::string labels = idx_bytes(scratch, {2}, {3, 7});
+  write(dir / "images-3d", images);
+  write(dir / "images-3d-with-labels", images + labels);
+  write(dir / "images-4d-with-labels", idx_bytes(scratch, {2, 3, 2, 2}, ramp(24)) + labels);
+  write(dir / "images-gzip-with-labels", gzip(images) + gzip(labels));
+  write(dir / "labels-1d", labels);
+  write(dir / "truncated", images.substr(0, images.size() - 5));
+  write(dir / "label-count-mismatch", images + idx_bytes(scratch, {3}, {1, 2, 3}));
+  // Found by fuzzing: a short file whose header announces 1 x 46340 x 46340 bytes.
+  const std::string huge = idx_bytes(scratch, {1, 1, 1}, {9});
+  write(dir / "huge-claim", huge.substr(0, 4) + std::string("\0\0\0\x01\0\0\xb5\x04\0\0\xb5\x04", 12) + "ten bytes!");
+}
+
+void cifar_seeds(const fs::path& dir) {
+  std::string record(3073, '\0');
+  record[0] = 6;
+  for (std::size_t i = 1; i < record.size(); ++i) record[i] = static_cast<char>(i * 13 % 256);
+  write(dir / "one-record", record);
+  std::string bad_label = record;
+  bad_label[0] = 10;
+  write(dir / "label-10", bad_label);
+  write(dir / "partial-record", record.substr(0, 1000));
+}
+
+void mnist_json_seeds(const fs::path& dir) {
+  std::string image = "{\"data\": [";
+  for (int i = 0; i < 784; ++i) image += (i == 0 ? "" : ",") + std::string(i % 7 == 0 ? "0.5" : "0");
+  image += "]}";
+  write(dir / "one-image", image);
+  write(dir / "two-files", image + "\n---\n" + image);
+  write(dir / "empty-data", "{\"data\": []}");
+  std::string out_of_range = "{\"data\": [1.5";
+  for (int i = 1; i < 784; ++i) out_of_range += ",0";
+  write(dir / "value-out-of-range", out_of_range + "]}");
+  write(dir / "not-json", "{\"data\": [0, 0,");
+  write(dir / "number-overflow", "{\"data\": [0, 1e400]}");  // found by fuzzing
+}
+
+ModelIR tiny_model(const std::string& architecture, int width, int side, DropoutKind dropout) {
+  ModelIR ir;
+  ir.spec.architecture = architecture;
+  ir.spec.width = width;
+  ir.spec.dropout = dropout;
+  ir.spec.p = dropout == DropoutKind::none ? 0.0 : 0.25;
+  ir.spec.height = ir.spec.width_px = side;
+  ir.spec.input_mean = 0.25f;
+  ir.spec.input_std = 0.5f;
+  int k = 0;
+  for (const LayerSpec& l : build_layers(ir.spec)) {
+    BinaryLayerIR layer;
+    layer.shape = l;
+    const auto out = static_cast<std::size_t>(l.out_channels);
+    layer.weights.resize(out * static_cast<std::size_t>(layer.fan_in()));
+    for (auto& w : layer.weights) w = (++k % 3 == 0) ? -1 : 1;
+    for (std::size_t c = 0; c < out; ++c) {
+      layer.bn_mean.push_back(0.5f * static_cast<float>(c));
+      layer.bn_var.push_back(1.0f + static_cast<float>(c));
+      layer.bn_gamma.push_back(c % 2 == 0 ? 1.0f : -0.5f);
+      layer.bn_beta.push_back(0.125f);
+    }
+    ir.layers.push_back(std::move(layer));
+  }
+  return ir;
+}
+
+void model_ir_seeds(const fs::path& whole, const fs::path& payload, const fs::path& scratch) {
+  struct Seed {
+    std::string name;
+    ModelIR ir;
+  };
+  const Seed seeds[] = {{"mlp", tiny_model("mlp", 2, 8, DropoutKind::spatial)},
+                        {"lenet", tiny_model("lenet", 1, 28, DropoutKind::element)},
+                        {"vgg-small", tiny_model("vgg-small", 1, 8, DropoutKind::none)}};
+  for (const auto& seed : seeds) {
+    save_model_ir(seed.ir, scratch);
+    const std::string file = read_all(scratch);
+    write(whole / seed.name, file);
+    write(payload / seed.name, file.substr(16, file.size() - 20));  // header 16 bytes, CRC 4
+  }
+  // Found by fuzzing: spec values that do not fit their field, a newline in a name.
+  save_model_ir(seeds[0].ir, scratch);
+  const std::string payload_text = read_all(scratch).substr(16);
+  const std::uint32_t json_bytes = static_cast<std::uint8_t>(payload_text[0]) |
+                                   static_cast<std::uint32_t>(static_cast<std::uint8_t>(payload_text[1])) << 8;
+  const std::string json = payload_text.substr(4, json_bytes);
+  const std::string layers = payload_text.substr(4 + json_bytes, payload_text.size() - 4 - json_bytes - 4);
+  const auto with_spec = [&](const std::string& from, const std::string& to) {
+    std::string spec = json;
+    spec.replace(spec.find(from), from.size(), to);
+    std::string out;
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((spec.size() >> (8 * i)) & 0xFF));
+    return out + spec + layers;
+  };
+  write(payload / "float-width", with_spec("\"width\":2", "\"width\":1e20"));
+  write(payload / "newline-in-architecture", with_spec("\"architecture\":\"mlp\"", "\"architecture\":\"ml\\np\""));
+}
+
+void technology_seeds(const fs::path& dir) {
+  write(dir / "default", Technology::defaults().table().to_commented_json());
+  write(dir / "partial", "// energies only\n{\"module\": {\"write_pj\": 0.25, \"read_fj\": 5},\n"
+                         " \"adc\": {\"columns_per_adc\": 8} /* shared ADCs */}\n");
+  write(dir / "negative", "{\"crossbar\": {\"cell_read_fj\": -1}}");
+  write(dir / "unknown-key", "{\"dram\": {\"read_pj\": 20}}");
+  write(dir / "wrong-type", "{\"digital\": {\"mac_lanes\": 64.5}}");
+}
+
+void hardware_config_seeds(const fs::path& dir) {
+  write(dir / "default", HardwareConfig::defaults().table().to_commented_json());
+  write(dir / "ideal", HardwareConfig::ideal().table().to_commented_json());
+  write(dir / "partial", "// a few keys over the default\n{\"mtj\": {\"tmr\": 1.2, \"delta\": 60},\n"
+                         " /* tiles */ \"crossbar\": {\"tile_rows\": 256, \"adc_bits\": 6},\n"
+                         " \"dropout_module\": {\"write_current\": \"per_module\"}}\n");
+  write(dir / "out-of-range", "{\"faults\": {\"read_disturb\": 0.75}}");
+  write(dir / "unknown-key", "{\"mtj\": {\"tmr_ratio\": 1.0}}");
+  write(dir / "wrong-type", "{\"crossbar\": {\"tile_rows\": \"128\"}}");
+  // Found by fuzzing: a number beyond double range, a newline in an unknown key.
+  write(dir / "number-overflow", "{\"mtj\": {\"tmr\": 1e400}}");
+  write(dir / "newline-in-key", "{\"mtj\": {\"tmr\\nratio\": 1}}");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  try {
+    const fs::path dir = argv[1];
+    const fs::path scratch = fs::temp_directory_path() / ("spinbayes-seeds-" + std::to_string(::getpid()));
+    fs::create_directories(scratch);
+    idx_seeds(dir / "idx", scratch / "file");
+    cifar_seeds(dir / "cifar");
+    mnist_json_seeds(dir / "mnist_json");
+    model_ir_seeds(dir / "model_ir", dir / "model_ir_payload", scratch / "file");
+    hardware_config_seeds(dir / "hardware_config");
+    technology_seeds(dir / "technology");
+    fs::remove_all(scratch);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
