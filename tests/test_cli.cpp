@@ -189,24 +189,40 @@ TEST(Cli, CorruptModelIrFilesAreRejected) {
 }
 
 TEST(Cli, EvalJsonIsTheSameWithOneAndTwoThreads) {
-  const auto& run = tiny_run();
   const auto dir = fresh_dir("threads-" + std::to_string(::getpid()));
-  for (const char* backend : {"engine", "torch"}) {
-    std::string outputs[2];
-    for (int threads = 1; threads <= 2; ++threads) {
-      const auto json = dir / (std::string(backend) + std::to_string(threads) + ".json");
-      const auto r = run_cli("eval --model " + run.string() + " --backend " + backend + " --samples 4 --test-count 60 " +
-                             "--ood gaussian,rotate90 --ood-count 30 --threads " + std::to_string(threads) +
-                             " --json " + json.string());
-      ASSERT_EQ(r.exit_code, 0) << r.output;
-      auto text = read_file(json);
-      // Everything but the wall-clock time must agree to the last digit.
-      const auto at = text.find("\"seconds\"");
-      ASSERT_NE(at, std::string::npos);
-      text.erase(at, text.find('\n', at) - at);
-      outputs[threads - 1] = text;
+  // A second model with element dropout (one mask bit per input element rather than per channel)
+  // in a fully connected network, beside the spatial-dropout LeNet.
+  const auto element_run = dir / "element";
+  const auto trained = run_cli("train --model mlp --width 48 --dropout element --p 0.2 --epochs 1 --subset 300 "
+                               "--validation 100 --seed 4 --quiet --out " + element_run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  struct Case {
+    std::filesystem::path run;
+    std::string options;
+  };
+  const std::vector<Case> cases = {{tiny_run(), "--samples 4"},
+                                   {tiny_run(), "--samples 3 --score mi --seed 9"},
+                                   {element_run, "--samples 4"},
+                                   {element_run, "--deterministic"}};
+  for (const auto& c : cases) {
+    for (const char* backend : {"engine", "torch"}) {
+      SCOPED_TRACE(c.run.filename().string() + " " + c.options + " --backend " + backend);
+      std::string outputs[2];
+      for (int threads = 1; threads <= 2; ++threads) {
+        const auto json = dir / (std::string(backend) + std::to_string(threads) + ".json");
+        const auto r = run_cli("eval --model " + c.run.string() + " --backend " + backend + " " + c.options +
+                               " --test-count 60 --ood gaussian,rotate90 --ood-count 30 --threads " +
+                               std::to_string(threads) + " --json " + json.string());
+        ASSERT_EQ(r.exit_code, 0) << r.output;
+        auto text = read_file(json);
+        // Everything but the wall-clock time must agree to the last digit.
+        const auto at = text.find("\"seconds\"");
+        ASSERT_NE(at, std::string::npos);
+        text.erase(at, text.find('\n', at) - at);
+        outputs[threads - 1] = text;
+      }
+      EXPECT_EQ(outputs[0], outputs[1]);
     }
-    EXPECT_EQ(outputs[0], outputs[1]) << backend;
   }
   std::filesystem::remove_all(dir);
 }
