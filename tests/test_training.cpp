@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "model/dropout_mask.h"
@@ -158,6 +163,30 @@ TEST(Training, SameSeedSameWeightsDifferentSeedDifferent) {
   EXPECT_TRUE(identical(checkpoint_weights(a), checkpoint_weights(b)));
   EXPECT_FALSE(identical(checkpoint_weights(a), checkpoint_weights(c)));
   for (const auto& d : {a, b, c}) std::filesystem::remove_all(d);
+}
+
+TEST(RunConfig, NumbersThatDoNotFitTheirFieldAreRejected) {
+  const auto dir = fresh_dir("run-config");
+  std::filesystem::create_directories(dir);
+  save_run_config(tiny_run(dir));
+  const auto path = dir / "config.json";
+  std::ifstream in(path);
+  const nlohmann::json good = nlohmann::json::parse(in);
+  EXPECT_EQ(load_run_config(dir).epochs, 2);
+  // A float into an int (undefined as a plain cast), 2^32 + 2 (that would wrap to 2), a negative seed.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"epochs", 1e20}, {"epochs", 4294967298LL}, {"batch", 50.5}, {"threads", -4294967294LL}, {"seed", -1}}) {
+    nlohmann::json j = good;
+    j["training"][key] = value;
+    std::ofstream(path, std::ios::trunc) << j.dump();
+    try {
+      load_run_config(dir);
+      ADD_FAILURE() << key << " = " << value.dump() << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("training." + key), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Training, ResumeGivesTheSameWeightsAsOneRun) {

@@ -1,5 +1,7 @@
 #include "train/run.h"
 
+#include <climits>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -44,13 +46,24 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
     if (!j.contains("model") || !j.contains("training")) throw Error("missing 'model' or 'training'");
     o.spec = j.at("model").get<ModelSpec>();
     const auto& t = j.at("training");
-    o.epochs = t.at("epochs").get<int>();
-    o.batch = t.at("batch").get<int>();
+    // nlohmann converts with a plain cast: 1e20 into an int would be undefined behaviour.
+    const auto integer = [&](const char* key) {
+      const auto& v = t.at(key);
+      if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<std::uint64_t>() > INT_MAX
+                                                             : v.get<std::int64_t>() < INT_MIN ||
+                                                                   v.get<std::int64_t>() > INT_MAX)) {
+        throw Error(std::string("training.") + key + " must be an integer that fits an int");
+      }
+      return v.get<int>();
+    };
+    o.epochs = integer("epochs");
+    o.batch = integer("batch");
     o.lr = t.at("lr").get<double>();
+    if (!t.at("seed").is_number_unsigned()) throw Error("training.seed must be a non-negative integer");
     o.seed = t.at("seed").get<std::uint64_t>();
-    o.validation = t.at("validation").get<int>();
-    o.subset = t.at("subset").get<int>();
-    o.threads = t.at("threads").get<int>();
+    o.validation = integer("validation");
+    o.subset = integer("subset");
+    o.threads = integer("threads");
   } catch (const nlohmann::json::exception& e) {
     throw Error(path.string() + ": corrupt configuration (" + std::string(e.what()).substr(0, 120) + ")");
   } catch (const Error& e) {
