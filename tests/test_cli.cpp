@@ -205,7 +205,7 @@ TEST(Cli, EvalJsonIsTheSameWithOneAndTwoThreads) {
                                    {element_run, "--samples 4"},
                                    {element_run, "--deterministic"}};
   for (const auto& c : cases) {
-    for (const char* backend : {"engine", "torch"}) {
+    for (const char* backend : {"engine", "torch", "cim"}) {
       SCOPED_TRACE(c.run.filename().string() + " " + c.options + " --backend " + backend);
       std::string outputs[2];
       for (int threads = 1; threads <= 2; ++threads) {
