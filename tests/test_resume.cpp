@@ -33,9 +33,11 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 // The training command of every run here, without --fashion-mnist, --out and --resume: three
-// epochs of about 0.4 s each on two cores.
-const std::vector<std::string> kTrain = {"train",  "--model", "mlp",          "--epochs", "3",        "--subset",
-                                         "6000",   "--validation", "100",     "--seed",   "5",        "--quiet"};
+// epochs of about half a second each. One thread, so that tests running side by side do not
+// oversubscribe the cores (spinning thread pools slow down many times over).
+const std::vector<std::string> kTrain = {"train", "--model",      "mlp", "--epochs", "3",         "--subset",
+                                         "6000",  "--validation", "100", "--seed",   "5",         "--threads",
+                                         "1",     "--quiet"};
 
 bool have_fashion_mnist() {
   return fs::exists(spinbayes::DataPaths::from_environment().fashion_mnist / "train-images-idx3-ubyte.gz");
@@ -157,7 +159,8 @@ std::string evaluation_of(const fs::path& run, const std::string& data, const fs
   for (const char* backend : {"engine", "torch"}) {
     const auto json = scratch / (run.filename().string() + "-" + backend + ".json");
     Child eval({"eval", "--model", run.string(), "--fashion-mnist", data, "--backend", backend, "--samples", "3",
-                "--test-count", "200", "--ood", "gaussian,rotate90", "--ood-count", "50", "--json", json.string()},
+                "--test-count", "200", "--ood", "gaussian,rotate90", "--ood-count", "50", "--threads", "1", "--json",
+                json.string()},
                scratch / "eval.log");
     EXPECT_TRUE(eval.succeeded()) << read_file(scratch / "eval.log");
     auto j = nlohmann::json::parse(read_file(json));
