@@ -21,47 +21,6 @@ std::string to_string(DropoutScheme scheme) {
   return "none";
 }
 
-EventCounts EventCounts::from(const LayerEvents& e) {
-  EventCounts c;
-  c.module_resets = static_cast<double>(e.module_resets);
-  c.module_writes = static_cast<double>(e.module_writes);
-  c.module_reads = static_cast<double>(e.module_reads);
-  c.wordline_drives = static_cast<double>(e.wordline_drives);
-  c.cell_reads = static_cast<double>(e.cell_reads);
-  c.sense_decisions = static_cast<double>(e.sense_decisions);
-  c.adc_conversions = static_cast<double>(e.adc_conversions);
-  c.digital_accumulates = static_cast<double>(e.digital_accumulates);
-  c.digital_macs = static_cast<double>(e.digital_macs);
-  return c;
-}
-
-EventCounts& EventCounts::operator+=(const EventCounts& o) {
-  module_resets += o.module_resets;
-  module_writes += o.module_writes;
-  module_reads += o.module_reads;
-  wordline_drives += o.wordline_drives;
-  cell_reads += o.cell_reads;
-  sense_decisions += o.sense_decisions;
-  adc_conversions += o.adc_conversions;
-  digital_accumulates += o.digital_accumulates;
-  digital_macs += o.digital_macs;
-  return *this;
-}
-
-EventCounts EventCounts::scaled(double f) const {
-  EventCounts c = *this;
-  c.module_resets *= f;
-  c.module_writes *= f;
-  c.module_reads *= f;
-  c.wordline_drives *= f;
-  c.cell_reads *= f;
-  c.sense_decisions *= f;
-  c.adc_conversions *= f;
-  c.digital_accumulates *= f;
-  c.digital_macs *= f;
-  return c;
-}
-
 EnergyBreakdown& EnergyBreakdown::operator+=(const EnergyBreakdown& o) {
   modules_pj += o.modules_pj;
   crossbar_pj += o.crossbar_pj;
@@ -336,14 +295,6 @@ std::string layer_kind(const LayerMapping& m) {
 }
 
 std::string ratio_text(double r) { return r > 0 ? fmt::format("{:.2f}x", r) : "-"; }
-
-nlohmann::json events_json(const EventCounts& e) {
-  return {{"module_resets", e.module_resets},     {"module_writes", e.module_writes},
-          {"module_reads", e.module_reads},       {"wordline_drives", e.wordline_drives},
-          {"cell_reads", e.cell_reads},           {"sense_decisions", e.sense_decisions},
-          {"adc_conversions", e.adc_conversions}, {"digital_accumulates", e.digital_accumulates},
-          {"digital_macs", e.digital_macs}};
-}
 
 nlohmann::json area_json(const AreaBreakdown& a) {
   return {{"cells", a.cells_um2},

@@ -38,17 +38,6 @@ inline constexpr std::array<DropoutScheme, 4> kDropoutSchemes = {DropoutScheme::
                                                                  DropoutScheme::spatial, DropoutScheme::layer};
 std::string to_string(DropoutScheme scheme);
 
-// LayerEvents as expectations (doubles).
-struct EventCounts {
-  double module_resets = 0, module_writes = 0, module_reads = 0;
-  double wordline_drives = 0, cell_reads = 0;
-  double sense_decisions = 0, adc_conversions = 0, digital_accumulates = 0, digital_macs = 0;
-
-  static EventCounts from(const LayerEvents& events);
-  EventCounts& operator+=(const EventCounts& o);
-  EventCounts scaled(double factor) const;
-};
-
 struct EnergyBreakdown {  // pJ
   double modules_pj = 0;    // dropout modules: resets, stochastic writes, reads
   double crossbar_pj = 0;   // word-line drives and cell read currents

@@ -4,38 +4,25 @@
 
 namespace spinbayes {
 
-LayerEvents& LayerEvents::operator+=(const LayerEvents& o) {
-  module_resets += o.module_resets;
-  module_writes += o.module_writes;
-  module_reads += o.module_reads;
-  wordline_drives += o.wordline_drives;
-  cell_reads += o.cell_reads;
-  sense_decisions += o.sense_decisions;
-  adc_conversions += o.adc_conversions;
-  digital_accumulates += o.digital_accumulates;
-  digital_macs += o.digital_macs;
-  return *this;
-}
-
-Ledger& Ledger::operator+=(const Ledger& o) {
-  if (layers.size() < o.layers.size()) layers.resize(o.layers.size());
-  for (std::size_t i = 0; i < o.layers.size(); ++i) layers[i] += o.layers[i];
-  return *this;
-}
-
 LayerEvents Ledger::total() const {
   LayerEvents t;
   for (const auto& l : layers) t += l;
   return t;
 }
 
-nlohmann::json events_json(const LayerEvents& e) {
-  return {{"module_resets", e.module_resets},     {"module_writes", e.module_writes},
-          {"module_reads", e.module_reads},       {"wordline_drives", e.wordline_drives},
-          {"cell_reads", e.cell_reads},           {"sense_decisions", e.sense_decisions},
-          {"adc_conversions", e.adc_conversions}, {"digital_accumulates", e.digital_accumulates},
-          {"digital_macs", e.digital_macs}};
+namespace {
+
+template <typename T>
+nlohmann::json tally_json(const EventTally<T>& e) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, member] : EventTally<T>::kinds()) j[name] = e.*member;
+  return j;
 }
+
+}  // namespace
+
+nlohmann::json events_json(const LayerEvents& events) { return tally_json(events); }
+nlohmann::json events_json(const EventCounts& events) { return tally_json(events); }
 
 nlohmann::json ledger_json(const Ledger& ledger, const std::vector<LayerMapping>& mapping) {
   nlohmann::json layers = nlohmann::json::array();

@@ -13,7 +13,9 @@
 //                       pass and read at every window; element modules (per_window) are reset,
 //                       written and read at every window; per_element modules once per input
 //                       element and read at each tap inside the map; linear layers once per input.
+#include <array>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -22,26 +24,59 @@
 
 namespace spinbayes {
 
-struct LayerEvents {
-  std::uint64_t module_resets = 0, module_writes = 0, module_reads = 0;
-  std::uint64_t wordline_drives = 0, cell_reads = 0;
-  std::uint64_t sense_decisions = 0, adc_conversions = 0, digital_accumulates = 0, digital_macs = 0;
+// One count per event kind: integers for what a run did (LayerEvents), doubles for what the cost
+// model expects (EventCounts). kinds() lists them once, by name, for every loop over all of them.
+template <typename T>
+struct EventTally {
+  T module_resets{}, module_writes{}, module_reads{};
+  T wordline_drives{}, cell_reads{};
+  T sense_decisions{}, adc_conversions{}, digital_accumulates{}, digital_macs{};
 
-  LayerEvents& operator+=(const LayerEvents& o);
-  bool operator==(const LayerEvents&) const = default;
+  static constexpr std::array<std::pair<const char*, T EventTally::*>, 9> kinds() {
+    return {{{"module_resets", &EventTally::module_resets},
+             {"module_writes", &EventTally::module_writes},
+             {"module_reads", &EventTally::module_reads},
+             {"wordline_drives", &EventTally::wordline_drives},
+             {"cell_reads", &EventTally::cell_reads},
+             {"sense_decisions", &EventTally::sense_decisions},
+             {"adc_conversions", &EventTally::adc_conversions},
+             {"digital_accumulates", &EventTally::digital_accumulates},
+             {"digital_macs", &EventTally::digital_macs}}};
+  }
+  template <typename U>
+  static EventTally from(const EventTally<U>& other) {
+    EventTally t;
+    for (std::size_t k = 0; k < kinds().size(); ++k) {
+      t.*kinds()[k].second = static_cast<T>(other.*EventTally<U>::kinds()[k].second);
+    }
+    return t;
+  }
+  EventTally& operator+=(const EventTally& o) {
+    for (const auto& kind : kinds()) this->*kind.second += o.*kind.second;
+    return *this;
+  }
+  EventTally scaled(T factor) const {
+    EventTally t = *this;
+    for (const auto& kind : kinds()) t.*kind.second *= factor;
+    return t;
+  }
+  bool operator==(const EventTally&) const = default;
 };
+
+using LayerEvents = EventTally<std::uint64_t>;
+using EventCounts = EventTally<double>;  // expectations
 
 struct Ledger {
   std::uint64_t images = 0;
   int samples = 0;                  // MC samples per image
   std::vector<LayerEvents> layers;  // indexed like the model's layers
 
-  Ledger& operator+=(const Ledger& o);  // adds events (images must be summed by the caller)
   LayerEvents total() const;
 };
 
 // {"images", "samples", "layers": [{"name", ...events}], "total": {...events}}
 nlohmann::json ledger_json(const Ledger& ledger, const std::vector<LayerMapping>& mapping);
 nlohmann::json events_json(const LayerEvents& events);
+nlohmann::json events_json(const EventCounts& events);
 
 }  // namespace spinbayes
