@@ -14,39 +14,18 @@ namespace spinbayes {
 
 void ConfigTable::number(const std::string& key, double& value, double lo, double hi, const std::string& unit,
                          const std::string& source) {
-  Entry e;
-  e.key = key;
-  e.unit = unit;
-  e.source = source;
-  e.type = Entry::Type::number;
-  e.number = &value;
-  e.lo = lo;
-  e.hi = hi;
-  entries_.push_back(std::move(e));
+  entries_.push_back({key, unit, source, Entry::Type::number, &value, nullptr, nullptr, lo, hi, {}});
 }
 
 void ConfigTable::integer(const std::string& key, int& value, int lo, int hi, const std::string& unit,
                           const std::string& source) {
-  Entry e;
-  e.key = key;
-  e.unit = unit;
-  e.source = source;
-  e.type = Entry::Type::integer;
-  e.integer = &value;
-  e.lo = lo;
-  e.hi = hi;
-  entries_.push_back(std::move(e));
+  entries_.push_back({key, unit, source, Entry::Type::integer, nullptr, &value, nullptr, static_cast<double>(lo),
+                      static_cast<double>(hi), {}});
 }
 
 void ConfigTable::choice(const std::string& key, std::string& value, const std::vector<std::string>& choices,
                          const std::string& source) {
-  Entry e;
-  e.key = key;
-  e.source = source;
-  e.type = Entry::Type::choice;
-  e.word = &value;
-  e.choices = choices;
-  entries_.push_back(std::move(e));
+  entries_.push_back({key, "", source, Entry::Type::choice, nullptr, nullptr, &value, 0, 0, choices});
 }
 
 const ConfigTable::Entry* ConfigTable::find(const std::string& key) const {

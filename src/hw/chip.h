@@ -40,7 +40,6 @@ class Chip final : public ChipHooks {
                         Ledger* ledger = nullptr) const;
 
   const ModelSpec& spec() const { return engine_.spec(); }
-  const HardwareConfig& hardware() const { return hw_; }
   const std::vector<LayerMapping>& mapping() const { return mapping_; }
   const DropoutBank& bank(int layer) const { return banks_[static_cast<std::size_t>(layer)]; }
   const CrossbarLayer& array(int layer) const { return arrays_[static_cast<std::size_t>(layer)]; }

@@ -65,8 +65,6 @@ class CrossbarLayer {
   double column_sum(const Patches& patches, int m, int j, std::int32_t dot) const;
   double quantize(double value) const;
   static constexpr int kMaxTiles = 1024;
-  double screen(int j) const { return screen_[static_cast<std::size_t>(j)]; }
-  double sense_offset(int j) const { return offset_[static_cast<std::size_t>(j)]; }
   int row_tiles() const { return row_tiles_; }
 
  private:

@@ -92,9 +92,4 @@ HardwareConfig HardwareConfig::load(const std::string& source) {
   return hw;
 }
 
-bool HardwareConfig::is_ideal_crossbar() const {
-  return mtj.sigma_rp == 0 && mtj.sigma_tmr == 0 && crossbar.sense_offset_sigma_ua == 0 && faults.cell_stuck_p == 0 &&
-         faults.cell_stuck_ap == 0;
-}
-
 }  // namespace spinbayes

@@ -66,7 +66,6 @@ struct HardwareConfig {
 
   ConfigTable table();  // binds every parameter (with range, unit, source) to this object
   void validate(const std::string& origin = "hardware config");
-  bool is_ideal_crossbar() const;  // no variation, offset, faults or quantization in the arrays
 };
 
 }  // namespace spinbayes
