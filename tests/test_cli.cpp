@@ -1,8 +1,6 @@
 // The command line on bad input: a one-line error naming the cause and a non-zero exit, never a
 // crash. Runs the real `spinbayes` binary.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,27 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "cli_runner.h"
 #include "data/idx.h"
 
+using spinbayes::CliResult;
+using spinbayes::run_cli;
+
 namespace {
-
-struct CliResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(SPINBAYES_CLI_PATH) + " " + args + " 2>&1";
-  CliResult r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
 
 // A failed run: exit code 1 (not a signal), exactly one line, mentioning `cause`.
 void expect_one_line_error(const CliResult& r, const std::string& cause) {

@@ -2,8 +2,6 @@
 // network recomputed by hand, the element/spatial ratios, priced ledgers, the technology file's
 // errors, and `spinbayes cost` end to end.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -15,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_runner.h"
 #include "core/error.h"
 #include "cost/cost_model.h"
 #include "cost/technology.h"
@@ -503,24 +502,6 @@ TEST(CostTechnology, BadFilesNameTheKey) {
 }
 
 namespace {
-
-struct CliResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(SPINBAYES_CLI_PATH) + " " + args + " 2>&1";
-  CliResult r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  std::size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) r.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
 
 // A run directory holding only a model IR (all weights +1, unit batch norms): the cost model
 // reads the architecture, not the weights.

@@ -11,44 +11,11 @@
 #include "data/image_set.h"
 #include "hw/chip.h"
 #include "model/model_ir.h"
+#include "random_networks.h"
 
 using namespace spinbayes;
 
 namespace {
-
-ModelIR random_ir(const ModelSpec& spec, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  ModelIR ir;
-  ir.spec = spec;
-  for (const LayerSpec& l : build_layers(spec)) {
-    BinaryLayerIR layer;
-    layer.shape = l;
-    layer.weights.resize(static_cast<std::size_t>(l.out_channels) * layer.fan_in());
-    for (auto& w : layer.weights) w = (rng() & 1u) != 0 ? 1 : -1;
-    for (int c = 0; c < l.out_channels; ++c) {
-      layer.bn_mean.push_back(normal(rng));
-      layer.bn_var.push_back(1.0f);
-      layer.bn_gamma.push_back(normal(rng));
-      layer.bn_beta.push_back(normal(rng));
-    }
-    ir.layers.push_back(std::move(layer));
-  }
-  return ir;
-}
-
-ImageSet random_images(int n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  ImageSet set;
-  set.name = "random";
-  set.n = n;
-  set.c = 1;
-  set.h = set.w = 28;
-  set.pixels.resize(static_cast<std::size_t>(n) * 28 * 28);
-  for (auto& p : set.pixels) p = u(rng);
-  return set;
-}
 
 struct Case {
   std::string name;
@@ -75,9 +42,9 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
     hw.dropout_module.element_masks = c.element_masks;
     hw.crossbar.tile_rows = 64;  // several row tiles: ADC conversions and digital accumulation too
     hw.crossbar.tile_cols = 8;   // several column tiles
-    const Chip chip(random_ir(spec, 3), hw, 11);
+    const Chip chip(spread_model_ir(spec, 3), hw, 11);
     Ledger ledger;
-    chip.predict(random_images(images, 5), samples, 17, c.kind != DropoutKind::none, &ledger);
+    chip.predict(noise_images(images, 5), samples, 17, c.kind != DropoutKind::none, &ledger);
     const std::vector<EventCounts> expected = expected_ledger(spec, hw, samples, images);
     const std::vector<LayerMapping> mapping = map_layers(spec, hw.crossbar);
     ASSERT_EQ(ledger.layers.size(), expected.size());

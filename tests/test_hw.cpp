@@ -16,49 +16,11 @@
 #include "hw/dropout_module.h"
 #include "hw/hardware_config.h"
 #include "hw/mtj.h"
+#include "random_networks.h"
 
 using namespace spinbayes;
 
 namespace {
-
-// A network with random weights and batch-norm statistics spread so that each layer's thresholds
-// fall inside the range of its dot products (many decisions near the threshold).
-ModelIR spread_ir(const ModelSpec& spec, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
-  ModelIR ir;
-  ir.spec = spec;
-  for (const LayerSpec& l : build_layers(spec)) {
-    BinaryLayerIR layer;
-    layer.shape = l;
-    layer.weights.resize(static_cast<std::size_t>(l.out_channels) * layer.fan_in());
-    for (auto& w : layer.weights) w = (rng() & 1u) != 0 ? 1 : -1;
-    const float spread = std::sqrt(static_cast<float>(layer.fan_in()));
-    for (int c = 0; c < l.out_channels; ++c) {
-      layer.bn_mean.push_back(normal(rng) * spread / 2);
-      layer.bn_var.push_back(spread * spread * (0.5f + 1.5f * uniform(rng)));
-      layer.bn_gamma.push_back(3.0f * uniform(rng) - 1.5f);
-      layer.bn_beta.push_back(0.5f * normal(rng));
-    }
-    ir.layers.push_back(std::move(layer));
-  }
-  return ir;
-}
-
-ImageSet noise_images(int n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  ImageSet set;
-  set.name = "noise";
-  set.n = n;
-  set.c = 1;
-  set.h = set.w = 28;
-  set.pixels.resize(static_cast<std::size_t>(n) * 28 * 28);
-  for (auto& p : set.pixels) p = u(rng);
-  set.labels.assign(static_cast<std::size_t>(n), 0);
-  return set;
-}
 
 ModelSpec spec_of(const std::string& architecture, int width, DropoutKind dropout) {
   ModelSpec spec;
@@ -217,7 +179,7 @@ TEST(HardwareConfigFile, BadFilesGiveOneLineErrorsNamingTheKey) {
 TEST(Chip, IdealPresetReproducesTheEngine) {
   for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element, DropoutKind::none}) {
     for (const std::string architecture : {"vgg-small", "lenet"}) {
-      const ModelIR ir = spread_ir(spec_of(architecture, 8, kind), 11);
+      const ModelIR ir = spread_model_ir(spec_of(architecture, 8, kind), 11);
       const ImageSet images = noise_images(6, 5);
       const Engine engine(ir);
       const Chip chip(ir, HardwareConfig::ideal(), 3);
@@ -234,7 +196,7 @@ TEST(Chip, IdealPresetReproducesTheEngine) {
 // analog evaluation agree bit for bit on a chip with variation, offsets, faults and every mask scheme.
 TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
   for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element}) {
-    const ModelIR ir = spread_ir(spec_of("vgg-small", 8, kind), 21);
+    const ModelIR ir = spread_model_ir(spec_of("vgg-small", 8, kind), 21);
     HardwareConfig hw = HardwareConfig::defaults();
     hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
     hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.002;
@@ -253,7 +215,7 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
 }
 
 TEST(Chip, SimdDeviationsMatchThePlainLoop) {
-  const ModelIR ir = spread_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
   HardwareConfig hw = HardwareConfig::defaults();
   hw.crossbar.tile_rows = 64;
   const Chip chip(ir, hw, 9);
@@ -280,7 +242,7 @@ TEST(Chip, SimdDeviationsMatchThePlainLoop) {
 }
 
 TEST(Chip, SameSeedSamePredictionsWithOneAndTwoThreads) {
-  const ModelIR ir = spread_ir(spec_of("lenet", 8, DropoutKind::element), 2);
+  const ModelIR ir = spread_model_ir(spec_of("lenet", 8, DropoutKind::element), 2);
   HardwareConfig hw = HardwareConfig::defaults();
   hw.faults.read_disturb = 0.05;
   const Chip chip(ir, hw, 4);
@@ -299,7 +261,7 @@ TEST(Chip, SameSeedSamePredictionsWithOneAndTwoThreads) {
 
 TEST(Chip, ModuleVariationShiftsTheDropRate) {
   // The fraction of dropped channels follows the modules' own probabilities: a hot chip drops more.
-  const ModelIR ir = spread_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
   HardwareConfig hw = HardwareConfig::ideal();
   hw.mtj.temperature_k = 340.0;
   const Chip chip(ir, hw, 1);

@@ -1,0 +1,50 @@
+#pragma once
+// Test fixtures shared by the simulator and cost-model tests: torch-free random networks and images.
+#include <cmath>
+#include <random>
+
+#include "data/image_set.h"
+#include "model/model_ir.h"
+
+namespace spinbayes {
+
+// A network with random weights and batch-norm statistics spread so that each layer's thresholds
+// fall inside the range of its dot products (many decisions near the threshold).
+inline ModelIR spread_model_ir(const ModelSpec& spec, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> uniform(0.0f, 1.0f);
+  ModelIR ir;
+  ir.spec = spec;
+  for (const LayerSpec& l : build_layers(spec)) {
+    BinaryLayerIR layer;
+    layer.shape = l;
+    layer.weights.resize(static_cast<std::size_t>(l.out_channels) * layer.fan_in());
+    for (auto& w : layer.weights) w = (rng() & 1u) != 0 ? 1 : -1;
+    const float spread = std::sqrt(static_cast<float>(layer.fan_in()));
+    for (int c = 0; c < l.out_channels; ++c) {
+      layer.bn_mean.push_back(normal(rng) * spread / 2);
+      layer.bn_var.push_back(spread * spread * (0.5f + 1.5f * uniform(rng)));
+      layer.bn_gamma.push_back(3.0f * uniform(rng) - 1.5f);
+      layer.bn_beta.push_back(0.5f * normal(rng));
+    }
+    ir.layers.push_back(std::move(layer));
+  }
+  return ir;
+}
+
+inline ImageSet noise_images(int n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  ImageSet set;
+  set.name = "noise";
+  set.n = n;
+  set.c = 1;
+  set.h = set.w = 28;
+  set.pixels.resize(static_cast<std::size_t>(n) * 28 * 28);
+  for (auto& p : set.pixels) p = u(rng);
+  set.labels.assign(static_cast<std::size_t>(n), 0);
+  return set;
+}
+
+}  // namespace spinbayes
