@@ -177,7 +177,10 @@ EvalReport evaluate(const EvalOptions& options) {
     result.detected_pct = detected_percent(out_scores, r.threshold);
     result.mean_score = mean_of(out_scores);
     r.ood.push_back(result);
+    r.ood_summaries.push_back(o);
   }
+  r.test_summary = s;
+  r.test_labels = test.labels;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

@@ -11,6 +11,7 @@
 #include "data/datasets.h"
 #include "hw/ledger.h"
 #include "model/model_spec.h"
+#include "uncertainty/metrics.h"
 
 namespace spinbayes {
 
@@ -68,6 +69,11 @@ struct EvalReport {
   std::uint64_t chip_seed = 0;
   std::vector<LayerMapping> mapping;
   Ledger ledger;
+  // The per-input predictions behind the figures (not in the JSON): the test set's summary and
+  // labels, and each OOD set's summary in the order of `ood`.
+  PredictiveSummary test_summary;
+  std::vector<std::int32_t> test_labels;
+  std::vector<PredictiveSummary> ood_summaries;
 };
 
 EvalReport evaluate(const EvalOptions& options);
