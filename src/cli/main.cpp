@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "cli/experiment_command.h"
 #include "core/error.h"
 #include "cost/cost_model.h"
 #include "data/mnist_json.h"
@@ -161,6 +162,9 @@ int main(int argc, char** argv) {
   cost_cmd->add_option("--json", cost_json_path, "Write the figures as JSON");
   cost_cmd->add_option("--plot", cost_plot_path, "Write a PNG: energy by component and scheme, energy vs T");
 
+  // experiment
+  const auto experiment = add_experiment_command(app, argc, argv);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -228,6 +232,8 @@ int main(int argc, char** argv) {
       std::fputs(cost_table(report).c_str(), stdout);
       if (!cost_json_path.empty()) write_file_atomic(cost_json_path, cost_json(report).dump(2) + "\n");
       if (!cost_plot_path.empty()) write_cost_plot(report, cost_plot_path);
+    } else if (*experiment->app) {
+      run_experiment_command(*experiment, argc, argv);
     } else if (*convert_cmd) {
       convert_mnist_json_to_idx(digits_in, digits_out);
       std::printf("wrote %s\n", digits_out.c_str());

@@ -1,0 +1,125 @@
+#include "cli/experiment_command.h"
+
+#include <cstdio>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace spinbayes {
+
+namespace {
+
+std::vector<std::string> items_of(const std::string& text) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) items.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+double number_of(const std::string& option, const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty()) throw Error(option + ": '" + printable(text) + "' is not a number");
+  return value;
+}
+
+std::string text_of(const std::vector<double>& values) {
+  std::string out;
+  for (double v : values) out += (out.empty() ? "" : ",") + fmt::format("{:g}", v);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int argc, char** argv) {
+  auto c = std::make_unique<ExperimentCommand>();
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) quick = quick || std::string_view(argv[i]) == "--quick";
+  c->options = quick ? ExperimentOptions::quick_run() : ExperimentOptions::full();
+  ExperimentOptions& o = c->options;
+  std::string t_text;
+  for (int t : o.t_values) t_text += (t_text.empty() ? "" : ",") + std::to_string(t);
+  c->t_values = t_text;
+  c->extra_p = text_of(o.extra_p);
+  c->sweep_values = text_of(o.sweep_values);
+
+  auto* cmd = app.add_subcommand(
+      "experiment",
+      "Train (or reuse) a deterministic BNN, MC-Dropout and MC-SpatialDropout; evaluate them in software and on "
+      "the simulated chip; price them; write DIR/report.md, DIR/results.json and figures");
+  c->app = cmd;
+  cmd->add_flag("--quick", o.quick, "Small models and subsets (about 5 minutes on 2 cores)");
+  cmd->add_option("--out", o.out, "Output directory (stages/ caches each finished stage)")->capture_default_str();
+  cmd->add_option("--models", o.models, "Directory of the training runs (default: OUT/models)");
+  cmd->add_option("--model", o.architecture, "Architecture: mlp, lenet, vgg-small")->capture_default_str();
+  cmd->add_option("--width", o.width, "Width (0 = the architecture's default)")->capture_default_str();
+  cmd->add_option("--epochs", o.epochs)->capture_default_str();
+  cmd->add_option("--batch", o.batch)->capture_default_str();
+  cmd->add_option("--lr", o.lr)->capture_default_str();
+  cmd->add_option("--train-subset", o.train_subset, "Training images (0 = all)")->capture_default_str();
+  cmd->add_option("--validation", o.validation, "Training images held out (OOD threshold)")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Training seed")->capture_default_str();
+  cmd->add_option("--p", o.p, "Dropout rate of the element and spatial models")->capture_default_str();
+  cmd->add_option("--extra-p", c->extra_p, "More spatial models at these rates (comma-separated; the p axis)")
+      ->capture_default_str();
+  cmd->add_option("--samples", o.samples, "Monte Carlo samples T of the tables")->capture_default_str();
+  cmd->add_option("--t-values", c->t_values, "The T axis (comma-separated)")->capture_default_str();
+  cmd->add_option("--test-count", o.test_count, "Test images in software (0 = all)")->capture_default_str();
+  cmd->add_option("--chip-test-count", o.chip_test_count, "Test images on the chip (0 = all)")->capture_default_str();
+  cmd->add_option("--curve-test-count", o.curve_test_count, "Test images per point of the T axis (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--ood-count", o.ood_count, "Images per OOD set (0 = as many as test images)")->capture_default_str();
+  cmd->add_option("--ood", c->ood, "OOD sets besides mnist, gaussian, rotate90 (e.g. idx:PATH; comma-separated)");
+  cmd->add_option("--eval-seed", o.eval_seed, "Seed of the dropout masks and noise sets")->capture_default_str();
+  cmd->add_option("--chip-seed", o.chip_seed, "Which simulated chip")->capture_default_str();
+  cmd->add_option("--sweep-param", o.sweep_param, "Hardware parameter of the device-variation chart")
+      ->capture_default_str();
+  cmd->add_option("--sweep-values", c->sweep_values, "Its values (comma-separated)")->capture_default_str();
+  cmd->add_option("--sweep-chips", o.sweep_chips, "Chips per value")->capture_default_str();
+  cmd->add_option("--sweep-samples", o.sweep_samples, "T of the sweep")->capture_default_str();
+  cmd->add_option("--sweep-test-count", o.sweep_test_count, "Test images of the sweep")->capture_default_str();
+  cmd->add_option("--threads", o.threads)->capture_default_str();
+  cmd->add_flag("--quiet", o.quiet, "No progress output");
+  cmd->add_option("--fashion-mnist", o.paths.fashion_mnist, "Directory with the Fashion-MNIST IDX files")
+      ->capture_default_str();
+  cmd->add_option("--digits", o.paths.mnist_digits, "Directory with the MNIST digits as IDX (OOD set)")
+      ->capture_default_str();
+  return c;
+}
+
+void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
+  ExperimentOptions& o = c.options;
+  o.t_values.clear();
+  for (const auto& t : items_of(c.t_values)) {
+    const double v = number_of("--t-values", t);
+    if (v != static_cast<double>(static_cast<int>(v))) throw Error("--t-values: '" + printable(t) + "' is not a whole number");
+    o.t_values.push_back(static_cast<int>(v));
+  }
+  o.extra_p.clear();
+  for (const auto& p : items_of(c.extra_p)) o.extra_p.push_back(number_of("--extra-p", p));
+  o.sweep_values.clear();
+  for (const auto& v : items_of(c.sweep_values)) o.sweep_values.push_back(number_of("--sweep-values", v));
+  for (const auto& name : items_of(c.ood)) {
+    if (std::find(o.ood.begin(), o.ood.end(), name) == o.ood.end()) o.ood.push_back(name);
+  }
+  o.command = "spinbayes";
+  for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];
+  const ExperimentResult r = run_experiment(o);
+  std::printf("wrote %s, %s and %s/figures (%d stages run, %d cached, %.1f s)\n", (o.out / "report.md").c_str(),
+              (o.out / "results.json").c_str(), o.out.c_str(), r.stages_run, r.stages_cached, r.seconds);
+}
+
+}  // namespace spinbayes

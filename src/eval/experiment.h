@@ -1,0 +1,79 @@
+#pragma once
+// `spinbayes experiment`: the whole comparison in one command. A deterministic BNN, MC-Dropout
+// (element) and MC-SpatialDropout, trained the same way on Fashion-MNIST, are evaluated in software
+// (the engine) and on the simulated chip, against OOD sets, priced by the cost model, and written
+// up as DIR/report.md, DIR/results.json and PNG figures.
+//
+// Every stage (a training run, an evaluation, a sweep, a pricing) stores its result in
+// DIR/stages/<stage>.json, written atomically together with the key of its inputs (model IR
+// fingerprint, T, seeds, image counts, ...). A run started again skips the stages whose stored key
+// equals the current one and redoes the others; an interrupted training run resumes from its last
+// checkpoint. Each number comes from the same library call the `eval`, `sweep` and `cost`
+// subcommands make, and the report gives that command next to it.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/datasets.h"
+
+namespace spinbayes {
+
+struct ExperimentOptions {
+  std::filesystem::path out;     // report.md, results.json, figures/, stages/
+  std::filesystem::path models;  // the training runs; empty: out/models (the experiment's own)
+  bool quick = false;
+
+  // Training, the same for every model (dropout kind and p aside).
+  std::string architecture = "vgg-small";
+  int width = 32;
+  int epochs = 12;
+  int batch = 100;
+  double lr = 2e-3;
+  int train_subset = 0;   // training images (0 = all that the validation split leaves)
+  int validation = 5000;  // held out; sets the OOD threshold
+  std::uint64_t seed = 1;
+  double p = 0.1;               // dropout rate of the element and spatial models
+  std::vector<double> extra_p;  // more spatial models at these rates (the p axis of the energy chart)
+
+  // Evaluation.
+  int samples = 10;                             // T of the main tables, software and chip
+  std::vector<int> t_values = {1, 2, 5, 10, 20, 50};  // the T axis (software)
+  int test_count = 0;        // test images of the software tables (0 = all 10 000)
+  int chip_test_count = 0;   // test images on the chip (0 = all)
+  int curve_test_count = 2000;  // test images of each point of the T axis
+  int ood_count = 0;         // images per OOD set (0 = as many as test images)
+  std::vector<std::string> ood = {"mnist", "gaussian", "rotate90"};
+  std::uint64_t eval_seed = 1, chip_seed = 1;
+
+  // Accuracy against device variation (spintronic chip, `spinbayes sweep`).
+  std::string sweep_param = "mtj.sigma_rp";
+  std::vector<double> sweep_values = {0, 0.03, 0.06, 0.1};
+  int sweep_chips = 2, sweep_samples = 5, sweep_test_count = 300;
+
+  int threads = 2;
+  bool quiet = false;
+  DataPaths paths = DataPaths::from_environment();
+  std::string command;  // the command line, quoted into the report
+
+  // The full run (vgg-small width 32, the README's training recipe) and the --quick one.
+  static ExperimentOptions full();
+  static ExperimentOptions quick_run();
+
+  void validate() const;  // throws Error naming the option
+};
+
+struct ExperimentResult {
+  nlohmann::json results;  // what DIR/results.json holds
+  int stages_run = 0, stages_cached = 0;
+  double seconds = 0;
+};
+
+ExperimentResult run_experiment(const ExperimentOptions& options);
+
+// A command line as one shell line (arguments quoted where needed), for the report.
+std::string shell_line(const std::vector<std::string>& args);
+
+}  // namespace spinbayes

@@ -1,0 +1,318 @@
+// `spinbayes experiment`: a tiny run whose numbers equal what `spinbayes eval` and `spinbayes cost`
+// print for the same models, that resumes after SIGKILL to the result of an uninterrupted run, and
+// whose bad input ends in one line naming the option.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "cli_runner.h"
+#include "cost/cost_model.h"
+#include "data/datasets.h"
+#include "data/idx.h"
+#include "data/image_set.h"
+#include "eval/evaluation.h"
+#include "train/export.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+bool have_data() {
+  const auto paths = spinbayes::DataPaths::from_environment();
+  return fs::exists(paths.fashion_mnist / "train-images-idx3-ubyte.gz") &&
+         fs::exists(paths.mnist_digits / "images-idx3-ubyte");
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A tiny experiment: an MLP trained for two epochs on 1000 images, a few hundred test images, T = 3,
+// one extra spatial model, a two-point sweep on one chip. One thread, so that tests side by side
+// do not oversubscribe the cores.
+std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out) {
+  return {"experiment",         "--out",          out.string(), "--fashion-mnist", data.string(),
+          "--model",            "mlp",            "--width",    "64",              "--epochs",
+          "2",                  "--train-subset", "1000",       "--validation",    "200",
+          "--test-count",       "200",            "--chip-test-count", "100",      "--curve-test-count",
+          "200",                "--ood-count",    "100",        "--samples",       "3",
+          "--t-values",         "1,3",            "--extra-p",  "0.2",             "--sweep-values",
+          "0,0.05",             "--sweep-chips",  "1",          "--sweep-test-count", "50",
+          "--threads",          "1"};
+}
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string line;
+  for (const auto& a : args) line += (line.empty() ? "" : " ") + a;
+  return line;
+}
+
+// A running `spinbayes` child; its stdout and stderr go to `log`.
+class Child {
+ public:
+  Child(const std::vector<std::string>& args, const fs::path& log) {
+    std::vector<std::string> all = {SPINBAYES_CLI_PATH};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(fd);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() {
+    if (running()) kill();
+  }
+  bool running() {
+    if (reaped_) return false;
+    if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
+    return !reaped_;
+  }
+  // SIGKILL; true if the child was still running.
+  bool kill() {
+    if (!running()) return false;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status_, 0);
+    reaped_ = true;
+    return WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL;
+  }
+  bool succeeded() {
+    if (!reaped_ && ::waitpid(pid_, &status_, 0) == pid_) reaped_ = true;
+    return WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool reaped_ = false;
+};
+
+// Polls until `condition` holds while the child runs; true if it held before the child ended.
+bool wait_until(Child& child, const std::function<bool()>& condition) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(300)) {
+    if (condition()) return child.running();
+    if (!child.running()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
+// Drops what depends on the clock or the machine: every "seconds", and the run's own record.
+void erase_timings(json& j) {
+  if (j.is_object()) {
+    j.erase("seconds");
+    for (auto& [key, value] : j.items()) erase_timings(value);
+  } else if (j.is_array()) {
+    for (auto& value : j) erase_timings(value);
+  }
+}
+
+json stable_results(const fs::path& out) {
+  json j = json::parse(read_file(out / "results.json"));
+  j.erase("run");
+  erase_timings(j);
+  return j;
+}
+
+std::vector<std::string> temporaries_in(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.path().filename().string().find(".tmp") != std::string::npos) found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+const json& model_named(const json& results, const std::string& name) {
+  for (const auto& m : results["models"]) {
+    if (m["name"] == name) return m;
+  }
+  static const json none;
+  ADD_FAILURE() << "no model " << name;
+  return none;
+}
+
+class Experiment : public ::testing::Test {
+ protected:
+  // One data set and one uninterrupted run shared by the tests.
+  static void SetUpTestSuite() {
+    if (!have_data()) return;
+    scratch_ = fs::temp_directory_path() / ("spinbayes-experiment-" + std::to_string(::getpid()));
+    fs::remove_all(scratch_);
+    fs::create_directories(scratch_ / "data");
+    // The first 1200 training and 200 test images, uncompressed: the run trains rather than decompresses.
+    const auto paths = spinbayes::DataPaths::from_environment();
+    for (const auto& [split, prefix, count] :
+         {std::tuple<std::string, std::string, int>{"train", "train", 1200}, {"test", "t10k", 200}}) {
+      const auto set = spinbayes::first_images(spinbayes::load_fashion_mnist(paths, split), count);
+      spinbayes::save_idx_images(set, scratch_ / "data" / (prefix + "-images-idx3-ubyte"),
+                                 scratch_ / "data" / (prefix + "-labels-idx1-ubyte"));
+    }
+    straight_ = scratch_ / "straight";
+    Child run(tiny_args(scratch_ / "data", straight_), scratch_ / "straight.log");
+    straight_ok_ = run.succeeded();
+  }
+  static void TearDownTestSuite() {
+    if (!scratch_.empty()) fs::remove_all(scratch_);
+  }
+  void SetUp() override {
+    if (!have_data()) GTEST_SKIP() << "Fashion-MNIST or the MNIST digits not installed";
+    ASSERT_TRUE(straight_ok_) << read_file(scratch_ / "straight.log");
+  }
+  static fs::path scratch_, straight_;
+  static bool straight_ok_;
+};
+fs::path Experiment::scratch_, Experiment::straight_;
+bool Experiment::straight_ok_ = false;
+
+}  // namespace
+
+TEST_F(Experiment, WritesTheReportFiguresAndResults) {
+  for (const char* file : {"report.md", "results.json", "figures/reliability.png", "figures/entropy.png",
+                           "figures/t_axis.png", "figures/variation.png", "figures/energy.png",
+                           "figures/quality_energy.png"}) {
+    ASSERT_TRUE(fs::exists(straight_ / file)) << file;
+    EXPECT_LT(fs::file_size(straight_ / file), 300u * 1024u) << file;
+  }
+  const json results = json::parse(read_file(straight_ / "results.json"));
+  ASSERT_EQ(results["models"].size(), 4u);
+  EXPECT_EQ(results["models"][0]["dropout"], "none");
+  EXPECT_EQ(results["models"][1]["dropout"], "element");
+  EXPECT_EQ(results["models"][2]["dropout"], "spatial");
+  EXPECT_EQ(results["models"][3]["p"], 0.2);
+  const std::string report = read_file(straight_ / "report.md");
+  EXPECT_NE(report.find("spinbayes eval --model"), std::string::npos);
+  EXPECT_NE(report.find("spinbayes cost --model"), std::string::npos);
+  EXPECT_NE(report.find("![Reliability diagrams](figures/reliability.png)"), std::string::npos);
+  EXPECT_TRUE(temporaries_in(straight_).empty());
+}
+
+// Acceptance: each number is what `spinbayes eval` / `spinbayes cost` print for the same model.
+TEST_F(Experiment, NumbersEqualTheEvalAndCostCommandsAndTheLibrary) {
+  const json results = json::parse(read_file(straight_ / "results.json"));
+  const json& spatial = model_named(results, "mlp64-spatial");
+  auto without_timing = [](json j) {
+    j.erase("seconds");
+    return j;
+  };
+  for (const char* where : {"software", "chip"}) {
+    const auto out = scratch_ / (std::string(where) + ".json");
+    const auto args = spatial[where]["command"].get<std::vector<std::string>>();
+    const auto r = spinbayes::run_cli(joined(args) + " --threads 1 --json " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(without_timing(json::parse(read_file(out))), without_timing(spatial[where]["report"])) << where;
+  }
+  {
+    const auto out = scratch_ / "cost.json";
+    const auto args = spatial["cost"]["command"].get<std::vector<std::string>>();
+    const auto r = spinbayes::run_cli(joined(args) + " --json " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(json::parse(read_file(out)), spatial["cost"]["report"]);
+  }
+  // The library calls behind them, for the element model.
+  const json& element = model_named(results, "mlp64-element");
+  spinbayes::EvalOptions e;
+  e.model = element["dir"].get<std::string>();
+  e.samples = 3;
+  e.ood = {"mnist", "gaussian", "rotate90"};
+  e.test_count = 200;
+  e.ood_count = 100;
+  e.threads = 1;
+  e.paths.fashion_mnist = scratch_ / "data";
+  EXPECT_EQ(without_timing(spinbayes::report_json(spinbayes::evaluate(e))),
+            without_timing(element["software"]["report"]));
+  spinbayes::CostOptions c;
+  c.model_ir = spinbayes::ensure_model_ir(element["dir"].get<std::string>());
+  c.samples = 3;
+  EXPECT_EQ(spinbayes::cost_json(spinbayes::run_cost(c)), element["cost"]["report"]);
+}
+
+// Killed with SIGKILL in training and again between stages, then run to the end: the same results
+// as the uninterrupted run, finished stages not redone, no temporary file left.
+TEST_F(Experiment, KilledAndRunAgainMatchesAnUninterruptedRun) {
+  const auto out = scratch_ / "killed";
+  const auto log = scratch_ / "killed.log";
+  const auto args = tiny_args(scratch_ / "data", out);
+  {
+    Child run(args, log);
+    ASSERT_TRUE(wait_until(run, [&] { return fs::exists(out / "models" / "mlp64-element" / "checkpoint.pt"); }))
+        << read_file(log);
+    ASSERT_TRUE(run.kill());
+  }
+  {
+    Child run(args, log);
+    ASSERT_TRUE(wait_until(run, [&] { return fs::exists(out / "stages" / "sweep-mlp64-spatial.json"); }))
+        << read_file(log);
+    ASSERT_TRUE(run.kill());
+  }
+  EXPECT_FALSE(fs::exists(out / "results.json"));
+  const auto before = read_file(log).size();
+  {
+    Child run(args, log);
+    ASSERT_TRUE(run.succeeded()) << read_file(log);
+  }
+  const std::string last = read_file(log).substr(before);
+  EXPECT_NE(last.find("evaluate mlp64-spatial in software (T = 3): cached"), std::string::npos) << last;
+  EXPECT_EQ(last.find("train mlp64-element"), last.find("train mlp64-element (MC-Dropout (element), 2 epochs): cached"))
+      << last;
+
+  std::string straight = stable_results(straight_).dump(1), resumed = stable_results(out).dump(1);
+  for (std::size_t at = straight.find(straight_.string()); at != std::string::npos;
+       at = straight.find(straight_.string(), at)) {
+    straight.replace(at, straight_.string().size(), out.string());
+  }
+  EXPECT_EQ(straight, resumed);
+  EXPECT_EQ(temporaries_in(out), std::vector<std::string>{});
+}
+
+TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
+  const auto dir = fs::temp_directory_path() / ("spinbayes-experiment-bad-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "file") << "not a directory";
+  const std::string out = " --out " + (dir / "out").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"experiment --ood svhn" + out, "--ood: unknown OOD set 'svhn'"},
+      {"experiment --samples 0" + out, "--samples: must be in 1..10000, got 0"},
+      {"experiment --p 1" + out, "--p: dropout probability must be in (0, 1), got 1"},
+      {"experiment --t-values 1,x" + out, "--t-values: 'x' is not a number"},
+      {"experiment --sweep-values 0,0.9" + out, "--sweep-values: mtj.sigma_rp = 0.9 is out of range"},
+      {"experiment --out " + (dir / "file").string(), "--out: '" + (dir / "file").string() + "' exists and is not a directory"},
+  };
+  for (const auto& [args, message] : cases) {
+    const auto r = spinbayes::run_cli(args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("spinbayes: error: " + message), std::string::npos) << args << "\n" << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+  if (have_data()) {
+    const auto r = spinbayes::run_cli("experiment --ood idx:" + (dir / "missing.idx").string() + out);
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("missing.idx"), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+  fs::remove_all(dir);
+}
