@@ -597,6 +597,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   }
 
   json model_results = json::array();
+  std::vector<std::string> reused;  // training runs finished before this invocation
   for (Model& m : models) {
     // Training: reuse a finished run with the same settings, resume an interrupted one.
     const std::string train_stage = "train-" + m.name;
@@ -616,6 +617,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
       }
     }
     if (reuse) {
+      reused.push_back(m.name);
       stages.finish(train_stage, train_what, 0, true);
     } else {
       stages.announce(train_stage, train_what);
@@ -746,6 +748,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
       {"command", std::vector<std::string>{"cost", "--model", spatial.dir.string(), "--samples",
                                            std::to_string(o.samples), "--plot", "energy.png"}}};
 
+  result.reused_models = reused;
   result.stages_run = stages.stages_run();
   result.stages_cached = stages.stages_cached();
   result.seconds = seconds_since(start);
@@ -753,6 +756,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
                            {"machine", {{"cpu", machine_cpu()}, {"cores", std::thread::hardware_concurrency()}}},
                            {"date", utc_now()},
                            {"seconds", result.seconds},
+                           {"reused_models", reused},
                            {"stages_run", result.stages_run},
                            {"stages_cached", result.stages_cached}};
   write_file_atomic(o.out / "results.json", result.results.dump(1) + "\n");

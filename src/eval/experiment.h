@@ -40,9 +40,9 @@ struct ExperimentOptions {
 
   // Evaluation.
   int samples = 10;                             // T of the main tables, software and chip
-  std::vector<int> t_values = {1, 2, 5, 10, 20, 50};  // the T axis (software)
-  int test_count = 0;        // test images of the software tables (0 = all 10 000)
-  int chip_test_count = 0;   // test images on the chip (0 = all)
+  std::vector<int> t_values = {1, 3, 10, 30};  // the T axis (software)
+  int test_count = 0;           // test images of the software tables (0 = all 10 000)
+  int chip_test_count = 2000;   // test images on the chip (0 = all)
   int curve_test_count = 2000;  // test images of each point of the T axis
   int ood_count = 0;         // images per OOD set (0 = as many as test images)
   std::vector<std::string> ood = {"mnist", "gaussian", "rotate90"};
@@ -67,6 +67,7 @@ struct ExperimentOptions {
 
 struct ExperimentResult {
   nlohmann::json results;  // what DIR/results.json holds
+  std::vector<std::string> reused_models;  // finished training runs found in place
   int stages_run = 0, stages_cached = 0;
   double seconds = 0;
 };

@@ -438,7 +438,15 @@ std::string experiment_report_markdown(const json& results) {
                        st["validation"].get<int>(), 100.0 * t["validation_accuracy"].get<double>(),
                        t["seconds"].get<double>());
   }
-  out += "\nTrain each: \n\n";
+  if (!run["reused_models"].empty()) {
+    std::string names;
+    for (const auto& n : run["reused_models"]) names += fmt::format("{}`{}`", names.empty() ? "" : ", ", n.get<std::string>());
+    out += fmt::format("\nThis invocation found {} trained and finished in its models directory and reused them; "
+                       "their training time above is the one recorded in their `train.jsonl`, not part of this "
+                       "run's time.\n",
+                       names);
+  }
+  out += "\nTrain each:\n\n";
   for (const auto& m : models) out += fmt::format("- {}: {}\n", m["role"].get<std::string>(), command_text(m["training"]["command"]));
 
   out += fmt::format("\n## In software (engine), T = {}\n\n", s["samples"].get<int>());
