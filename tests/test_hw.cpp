@@ -214,30 +214,96 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
   }
 }
 
-TEST(Chip, SimdDeviationsMatchThePlainLoop) {
+TEST(Chip, SimdTileSumsMatchThePlainLoop) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
-  HardwareConfig hw = HardwareConfig::defaults();
-  hw.crossbar.tile_rows = 64;
-  const Chip chip(ir, hw, 9);
-  const Engine& engine = chip.engine();
-  const ImageSet images = noise_images(1, 3);
-  const BinaryMap map = engine.run_prefix(images.image(0));
-  Patches patches;
-  const auto& layer = engine.layers()[1];
-  im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
-  const CrossbarLayer& array = chip.array(1);
-  const auto tiles = static_cast<std::size_t>(array.row_tiles());
-  ASSERT_GT(tiles, 1u);
-  std::vector<double> fast(tiles), plain(tiles);
-  std::vector<std::int32_t> fast_dots(tiles), plain_dots(tiles);
-  for (int m = 0; m < patches.signs.rows; m += 7) {
-    for (int j = 0; j < layer.shape.out_channels; ++j) {
-      array.tile_sums(patches, m, j, fast_dots.data(), fast.data());
-      array.tile_sums_reference(patches, m, j, plain_dots.data(), plain.data());
-      EXPECT_EQ(fast_dots, plain_dots);
-      for (std::size_t t = 0; t < tiles; ++t) ASSERT_NEAR(fast[t], plain[t], 1e-4);
-      EXPECT_EQ(array.tile_dot(patches, m, j, -1), std::accumulate(plain_dots.begin(), plain_dots.end(), 0));
+  // With variation: the SIMD and plain sums agree exactly. Without, but with stuck cells: each
+  // tile's sum is cell_scale x its exact dot.
+  for (const bool variation : {true, false}) {
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.crossbar.tile_rows = 64;
+    if (!variation) {
+      hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.0;
+      hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.01;
     }
+    const Chip chip(ir, hw, 9);
+    const Engine& engine = chip.engine();
+    const ImageSet images = noise_images(1, 3);
+    const BinaryMap map = engine.run_prefix(images.image(0));
+    Patches patches;
+    const auto& layer = engine.layers()[1];
+    im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
+    std::mt19937_64 gen(1);
+    for (int m = 0; m < patches.keep.rows; ++m) {
+      for (int w = 0; w < patches.keep.words; ++w) patches.keep.row(m)[w] &= gen() | gen();
+    }
+    const CrossbarLayer& array = chip.array(1);
+    const auto tiles = static_cast<std::size_t>(array.row_tiles());
+    ASSERT_GT(tiles, 1u);
+    std::vector<std::int32_t> fast(tiles), plain(tiles);
+    int differ = 0;
+    for (int m = 0; m < patches.signs.rows; m += 7) {
+      for (int j = 0; j < layer.shape.out_channels; ++j) {
+        array.tile_sums(patches, m, j, fast.data());
+        array.tile_sums_reference(patches, m, j, plain.data());
+        ASSERT_EQ(fast, plain);
+        for (std::size_t t = 0; t < tiles; ++t) {
+          const std::int32_t ideal = array.cell_scale() * array.tile_dot(patches, m, j, static_cast<int>(t));
+          if (!variation) {
+            ASSERT_EQ(plain[t], ideal);
+          }
+          differ += plain[t] != ideal;
+        }
+      }
+    }
+    if (variation) {
+      EXPECT_GT(differ, 0);
+    }
+  }
+}
+
+TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
+  // Device variation, faults and sense-amplifier offsets, on one-tile and several-tile columns,
+  // with a third of the rows not driven.
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  for (const int tile_rows : {64, 4096}) {
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.crossbar.tile_rows = tile_rows;
+    hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.003;
+    const Chip chip(ir, hw, 11);
+    const Engine& engine = chip.engine();
+    const BinaryMap map = engine.run_prefix(noise_images(1, 5).image(0));
+    Patches patches;
+    const auto& layer = engine.layers()[1];
+    im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
+    std::mt19937_64 gen(3);
+    for (int m = 0; m < patches.keep.rows; ++m) {
+      for (int w = 0; w < patches.keep.words; ++w) patches.keep.row(m)[w] &= gen() | gen();
+    }
+    const CrossbarLayer& array = chip.array(1);
+    const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
+    int analog = 0;
+    for (int m = 0; m < patches.signs.rows; ++m) {
+      // The GEMM's dots on the cells' bits (stuck cells are the layer's to correct).
+      std::vector<std::int32_t> dots(static_cast<std::size_t>(cols));
+      for (int j = 0; j < cols; ++j) {
+        int kept = 0, mismatched = 0;
+        for (int w = 0; w < patches.keep.words; ++w) {
+          const BitWord k = patches.keep.row(m)[w];
+          kept += std::popcount(k);
+          mismatched += std::popcount((patches.signs.row(m)[w] ^ array.weights().row(j)[w]) & k);
+        }
+        dots[static_cast<std::size_t>(j)] = kept - 2 * mismatched;
+      }
+      std::vector<BitWord> fast(static_cast<std::size_t>(words)), plain(static_cast<std::size_t>(words));
+      LayerEvents events;
+      array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), fast.data(), events);
+      array.sense_row_reference(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), plain.data());
+      ASSERT_EQ(fast, plain) << "tile_rows " << tile_rows << ", window " << m;
+      std::vector<BitWord> ideal(static_cast<std::size_t>(words));
+      threshold_bits(dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), cols, ideal.data());
+      analog += fast != ideal;
+    }
+    EXPECT_GT(analog, 0) << "the analog path never changed a decision";
   }
 }
 

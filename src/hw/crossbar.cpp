@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 #include "core/counter_rng.h"
 #include "core/error.h"
@@ -107,17 +109,16 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
   }
 
   stuck_.resize(static_cast<std::size_t>(cols_));
-  dev_on_.assign(static_cast<std::size_t>(cols_) * padded_rows_, 0.0f);
-  dev_off_.assign(static_cast<std::size_t>(cols_) * padded_rows_, 0.0f);
-  screen_.assign(static_cast<std::size_t>(cols_), 0.0);
+  // Read values per column and row, [input bit 0, input bit 1], in dot units before fixed point.
+  std::vector<float> value(static_cast<std::size_t>(cols_) * 2 * padded_rows_, 0.0f);
+  stuck_variance_.assign(static_cast<std::size_t>(cols_), 0.0);
   offset_.assign(static_cast<std::size_t>(cols_), 0.0);
   // One unit of column current: V * G_half, in uA.
   const double unit_ua = hw.crossbar.read_voltage_v * readout.g_half * 1e6;
   for (int j = 0; j < cols_; ++j) {
     const auto jk = static_cast<std::uint64_t>(j);
-    const std::size_t base = static_cast<std::size_t>(j) * padded_rows_;
+    const std::size_t base = static_cast<std::size_t>(j) * 2 * padded_rows_;
     const float* ref = reference.data() + static_cast<std::size_t>(j / hw.crossbar.tile_cols) * padded_rows_;
-    double variance = 0.0;
     for (int r = 0; r < rows_; ++r) {
       const auto rk = static_cast<std::uint64_t>(r);
       const bool plus = weights.get(j, r);
@@ -135,6 +136,10 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
         weights_.set(j, r, state[0] == MtjState::parallel);
         if (state[0] == state[1]) stuck_[static_cast<std::size_t>(j)].push_back({r, value_of(state[0])});
       }
+      // Input bit 1 reads MTJ1, bit 0 MTJ2: +1 where the MTJ read is P.
+      const std::size_t bit0 = base + value_index(r, false), bit1 = base + value_index(r, true);
+      value[bit0] = static_cast<float>(value_of(state[1]));
+      value[bit1] = static_cast<float>(value_of(state[0]));
       if (variation) {
         float dev[2];
         for (int mtj = 0; mtj < 2; ++mtj) {
@@ -142,27 +147,44 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
                                        gaussian_at(chip_seed, kCellTmr, lk, jk, rk, mtj));
           dev[mtj] = static_cast<float>(readout.units(g) - value_of(state[mtj]));
         }
-        dev_on_[base + static_cast<std::size_t>(r)] = dev[0] - ref[r];
-        dev_off_[base + static_cast<std::size_t>(r)] = dev[1] - ref[r];
-        const double v_on = state[0] == MtjState::parallel ? var_p : var_ap;
-        const double v_off = state[1] == MtjState::parallel ? var_p : var_ap;
-        variance += std::max(v_on, v_off) + var_reference;
+        value[bit0] += dev[1] - ref[r];
+        value[bit1] += dev[0] - ref[r];
+        // A cell whose MTJs hold the same state may read P where the dot counts a mismatch.
+        if (state[0] == state[1]) stuck_variance_[static_cast<std::size_t>(j)] += var_p;
       }
     }
     if (row_tiles_ == 1 && !output_) {
       offset_[static_cast<std::size_t>(j)] =
           hw.crossbar.sense_offset_sigma_ua / unit_ua * gaussian_at(chip_seed, kSenseOffset, lk, jk);
     }
-    // Largest change the analog path can make to the summed column, at screen_sigmas: the
-    // deviation sum, plus half an ADC step per tile for rounding once the sum is not an integer.
-    const bool rounding = adc && (adc_step_ != 1.0 || variation);
-    screen_[static_cast<std::size_t>(j)] =
-        hw.crossbar.screen_sigmas <= 0.0
-            ? -1.0
-            : hw.crossbar.screen_sigmas * std::sqrt(variance) + (rounding ? 0.5 * adc_step_ * row_tiles_ : 0.0);
   }
+  // Fixed point: the largest scale (64, 32, 16, 8 units per dot unit) that holds the largest
+  // |value|; beyond 127 / 8 (absurd variation) values saturate.
+  float largest = 0.0f;
+  for (float v : value) largest = std::max(largest, std::fabs(v));
+  cell_scale_ = 64;
+  while (cell_scale_ > 8 && largest * static_cast<float>(cell_scale_) > 127.0f) cell_scale_ /= 2;
+  cell_value_.resize(value.size());
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    cell_value_[i] = static_cast<std::int8_t>(std::clamp(std::lround(value[i] * static_cast<float>(cell_scale_)), -127L, 127L));
+  }
+  // ADC: code = round(sum / cell_scale / adc_step), with adc_step = tile_rows / K, as one exact
+  // product over one division.
+  adc_multiplier_ = k >= tile_rows_ ? 1.0 : static_cast<double>(k);
+  adc_divisor_ = static_cast<double>(cell_scale_) * (k >= tile_rows_ ? 1.0 : static_cast<double>(tile_rows_));
+  // Dividing by a power of two is multiplying by its exact reciprocal: the same quotient, faster.
+  adc_divisor_power_of_two_ = std::exp2(std::round(std::log2(adc_divisor_))) == adc_divisor_;
+  // The screen (within_screen): first-order variances of a matching read (P), a mismatching one
+  // (AP) and what every driven row adds (its reference cells, the fixed-point rounding).
+  screen_sigmas_ = hw.crossbar.screen_sigmas;
+  variance_match_ = var_p;
+  variance_mismatch_ = var_ap;
+  variance_driven_ = var_reference + (variation ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0);
+  // Half an ADC step per tile for rounding once the sum is not an integer.
+  screen_rounding_ = adc && (adc_step_ != 1.0 || variation) ? 0.5 * adc_step_ * row_tiles_ : 0.0;
   bool offsets = false;
   for (double o : offset_) offsets = offsets || o != 0.0;
+  for (const auto& cells : stuck_) stuck_cells_ = stuck_cells_ || !cells.empty();
   exact_ = !variation && !faults && !offsets && (!adc || adc_step_ == 1.0);
   packed_ = pack_operand(weights_);
 }
@@ -208,85 +230,213 @@ std::int32_t CrossbarLayer::tile_dot(const Patches& patches, int m, int j, int t
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
-// Per tile of `tile_words` words: the exact partial dot (driven rows - 2 x mismatches, by
-// popcount) and the analog deviation, sixteen rows at a time: the input bits pick MTJ1's or
-// MTJ2's deviation (a blend), the keep bits which rows are driven (a masked add).
-__attribute__((target("avx512f,popcnt"))) void tile_sums_avx512(const BitWord* x, const BitWord* k, const BitWord* w,
-                                                                 const float* on, const float* off, int words,
-                                                                 int tile_words, std::int32_t* dots, double* devs) {
-  for (int w0 = 0, t = 0; w0 < words; w0 += tile_words, ++t) {
-    __m512 acc = _mm512_setzero_ps();
-    long long kept = 0, mismatched = 0;
-    const int w1 = std::min(words, w0 + tile_words);
-    for (int word = w0; word < w1; ++word) {
-      const BitWord kw = k[word], xw = x[word];
-      if (kw == 0) continue;
-      kept += _mm_popcnt_u64(kw);
-      mismatched += _mm_popcnt_u64((xw ^ w[word]) & kw);
-      for (int g = 0; g < 4; ++g) {
-        const auto kg = static_cast<__mmask16>(kw >> (16 * g));
-        if (kg == 0) continue;
-        const auto xg = static_cast<__mmask16>(xw >> (16 * g));
-        const std::size_t r = static_cast<std::size_t>(word) * kBitsPerWord + 16 * static_cast<std::size_t>(g);
-        const __m512 v = _mm512_mask_blend_ps(xg, _mm512_loadu_ps(off + r), _mm512_loadu_ps(on + r));
-        acc = _mm512_mask_add_ps(acc, kg, acc, v);
+// Sixteen vectors of sixteen int32 lanes to their sixteen sums, in order: pairwise interleaves and
+// adds (epi32 within 128-bit lanes, then epi64, then across 128-bit lanes twice).
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) __m512i sums_of_16(const __m512i* v) {
+  __m512i t[8], u[4], w[2];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]), _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+  }
+  for (int i = 0; i < 2; ++i) {
+    w[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * i], u[2 * i + 1], 0x88),
+                            _mm512_shuffle_i32x4(u[2 * i], u[2 * i + 1], 0xdd));
+  }
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(w[0], w[1], 0x88), _mm512_shuffle_i32x4(w[0], w[1], 0xdd));
+}
+
+// The sums of the `filled` accumulators, stored in order.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void flush_ring(__m512i* ring, int& filled, std::int32_t*& sums) {
+  if (filled == 16) {
+    _mm512_storeu_si512(sums, sums_of_16(ring));
+  } else {
+    for (int i = filled; i < 16; ++i) ring[i] = _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(sums, static_cast<__mmask16>((1u << filled) - 1), sums_of_16(ring));
+  }
+  sums += filled;
+  filled = 0;
+}
+
+// One 64-row word of kColumns columns: each driven row's value for its input bit, summed into acc.
+template <int kColumns>
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void pick_and_add(
+    __m512i* acc, const std::int8_t* const* v, int word, BitWord keep, BitWord x, __m512i ones) {
+  if (keep == 0) return;  // no row driven: dropped channels, padding
+  const __mmask64 bit0 = keep & ~x, bit1 = keep & x;
+  const std::size_t b = 128 * static_cast<std::size_t>(word);
+  for (int q = 0; q < kColumns; ++q) {
+    const __m512i picked = _mm512_mask_loadu_epi8(_mm512_maskz_loadu_epi8(bit0, v[q] + b), bit1, v[q] + b + 64);
+    acc[q] = _mm512_dpbusd_epi32(acc[q], ones, picked);
+  }
+}
+
+// Tile sums of the listed columns: per 64-row word, a masked load picks each driven row's MTJ2
+// value (input bit 0) and a merging masked load its MTJ1 value (bit 1); VPDPBUSD against bytes of
+// ones adds the 64 picks into sixteen 32-bit lanes. Four columns at a time, two accumulators each,
+// so eight independent chains hide the instruction's latency; sixteen tiles' lanes are summed at
+// a time, in CrossbarLayer::tile_sum_index order.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void column_sums_vnni(
+    const BitWord* x, const BitWord* keep, const std::int8_t* values, std::size_t column_bytes, const int* columns,
+    int count, int words, int tile_words, int tiles, std::int32_t* sums) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i ring[16];
+  int filled = 0;
+  constexpr int kColumns = CrossbarLayer::kColumnGroup;
+  for (int i0 = 0; i0 < count; i0 += kColumns) {
+    const int n = std::min(kColumns, count - i0);
+    const std::int8_t* v[kColumns];
+    for (int q = 0; q < kColumns; ++q) v[q] = values + static_cast<std::size_t>(columns[i0 + std::min(q, n - 1)]) * column_bytes;
+    for (int t = 0; t < tiles; ++t) {
+      __m512i even[kColumns], odd[kColumns];
+      for (int q = 0; q < kColumns; ++q) even[q] = odd[q] = _mm512_setzero_si512();
+      const int end = std::min(words, (t + 1) * tile_words);
+      int word = t * tile_words;
+      for (; word + 1 < end; word += 2) {
+        pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
+        pick_and_add<kColumns>(odd, v, word + 1, keep[word + 1], x[word + 1], ones);
+      }
+      if (word < end) pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
+      for (int q = 0; q < n; ++q) {
+        ring[filled++] = _mm512_add_epi32(even[q], odd[q]);
+        if (filled == 16) flush_ring(ring, filled, sums);
       }
     }
-    dots[t] = static_cast<std::int32_t>(kept - 2 * mismatched);
-    devs[t] = _mm512_reduce_add_ps(acc);
+  }
+  if (filled > 0) flush_ring(ring, filled, sums);
+}
+
+// ADC codes of n tile sums, eight at a time: the same exact product, correctly rounded quotient
+// and round-half-away as adc_code().
+__attribute__((target("avx512f,avx512dq,avx512vl"))) void adc_codes_avx512(const std::int32_t* sums, int n,
+                                                                          double multiplier, double divisor,
+                                                                          bool power_of_two, int levels,
+                                                                          std::int32_t* codes) {
+  const __m512d mul = _mm512_set1_pd(multiplier), div = _mm512_set1_pd(divisor), half = _mm512_set1_pd(0.5);
+  const __m512d reciprocal = _mm512_set1_pd(1.0 / divisor);
+  const __m512d top = _mm512_set1_pd(levels), bottom = _mm512_set1_pd(-levels);
+  for (int i = 0; i < n; i += 8) {
+    const auto lanes = static_cast<__mmask8>(n - i >= 8 ? 0xff : (1u << (n - i)) - 1);
+    const __m512d product = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, sums + i)), mul);
+    const __m512d x = power_of_two ? _mm512_mul_pd(product, reciprocal) : _mm512_div_pd(product, div);
+    const __m512d magnitude = _mm512_roundscale_pd(_mm512_add_pd(_mm512_abs_pd(x), half), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __mmask8 negative = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LT_OQ);
+    const __m512d code = _mm512_mask_sub_pd(magnitude, negative, _mm512_setzero_pd(), magnitude);
+    _mm256_mask_storeu_epi32(codes + i, lanes, _mm512_cvtpd_epi32(_mm512_max_pd(_mm512_min_pd(code, top), bottom)));
+  }
+}
+
+// One window's screen, eight columns at a time: the margin sign * dot - bound + 1/2 + offset
+// (the comparison halfway between integer dots), whether the column fires on it, and whether it
+// lies within the column's screen (CrossbarLayer::within_screen) and so needs the analog sum.
+struct ScreenTerms {
+  double sigmas, rounding, match, mismatch, driven;
+  int kept;
+};
+__attribute__((target("avx512f,avx512vl"))) void screen_avx512(const std::int32_t* dots, const std::int32_t* sign,
+                                                               const std::int32_t* bound, const double* offset,
+                                                               const double* stuck_variance, const ScreenTerms& terms,
+                                                               int n, BitWord* fire, BitWord* near) {
+  const __m512d half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd(), kept = _mm512_set1_pd(terms.kept);
+  const __m512d match = _mm512_set1_pd(terms.match), mismatch = _mm512_set1_pd(terms.mismatch);
+  const __m512d driven = _mm512_set1_pd(terms.driven * terms.kept);
+  const __m512d sigmas2 = _mm512_set1_pd(terms.sigmas * terms.sigmas), rounding = _mm512_set1_pd(terms.rounding);
+  for (int j = 0; j < n; j += 8) {
+    const auto lanes = static_cast<__mmask8>(n - j >= 8 ? 0xff : (1u << (n - j)) - 1);
+    const __m512d d = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, dots + j));
+    const __m512d s = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, sign + j));
+    const __m512d b = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, bound + j));
+    const __m512d margin =
+        _mm512_add_pd(_mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(s, d), b), half), _mm512_maskz_loadu_pd(lanes, offset + j));
+    const __m512d variance = _mm512_add_pd(
+        _mm512_add_pd(_mm512_mul_pd(half, _mm512_add_pd(_mm512_mul_pd(match, _mm512_add_pd(kept, d)),
+                                                        _mm512_mul_pd(mismatch, _mm512_sub_pd(kept, d)))),
+                      driven),
+        _mm512_maskz_loadu_pd(lanes, stuck_variance + j));
+    // |margin| <= rounding + sigmas sqrt(variance), without the square root.
+    const __m512d beyond = _mm512_sub_pd(_mm512_abs_pd(margin), rounding);
+    const __mmask8 f = _mm512_mask_cmp_pd_mask(lanes, margin, zero, _CMP_GE_OQ);
+    const __mmask8 c = _mm512_mask_cmp_pd_mask(lanes, beyond, zero, _CMP_LE_OQ) |
+                       _mm512_mask_cmp_pd_mask(lanes, _mm512_mul_pd(beyond, beyond),
+                                               _mm512_mul_pd(sigmas2, variance), _CMP_LE_OQ);
+    fire[j / kBitsPerWord] |= static_cast<BitWord>(f) << (j % kBitsPerWord);
+    near[j / kBitsPerWord] |= static_cast<BitWord>(c) << (j % kBitsPerWord);
   }
 }
 }  // namespace
 #pragma GCC diagnostic pop
 #endif
 
-void CrossbarLayer::tile_sums(const Patches& patches, int m, int j, std::int32_t* dots, double* devs) const {
+void CrossbarLayer::columns_tile_sums(const Patches& patches, int m, const int* columns, int count,
+                                      std::int32_t* sums) const {
 #if SPINBAYES_CROSSBAR_AVX512
-  if (cpu_features().avx512dq && cpu_features().popcnt) {
+  if (cpu_features().avx512_vnni) {
     // Tiles start on word boundaries (tile_rows is a multiple of 64); rows past rows_ are never kept.
-    const std::size_t base = static_cast<std::size_t>(j) * padded_rows_;
-    tile_sums_avx512(patches.signs.row(m), patches.keep.row(m), weights_.row(j), dev_on_.data() + base,
-                     dev_off_.data() + base, patches.signs.words, tile_rows_ / kBitsPerWord, dots, devs);
-    if (!stuck_[static_cast<std::size_t>(j)].empty()) {
-      for (int t = 0; t < row_tiles_; ++t) {
-        dots[t] += stuck_correction(patches, m, j, t * tile_rows_, std::min(rows_, (t + 1) * tile_rows_));
-      }
-    }
+    column_sums_vnni(patches.signs.row(m), patches.keep.row(m), cell_value_.data(), 2 * static_cast<std::size_t>(padded_rows_),
+                     columns, count, padded_rows_ / kBitsPerWord, tile_rows_ / kBitsPerWord, row_tiles_, sums);
     return;
   }
 #endif
-  tile_sums_reference(patches, m, j, dots, devs);
-}
-
-void CrossbarLayer::tile_sums_reference(const Patches& patches, int m, int j, std::int32_t* dots, double* devs) const {
-  const std::size_t base = static_cast<std::size_t>(j) * padded_rows_;
-  for (int t = 0; t < row_tiles_; ++t) {
-    double sum = 0.0;
-    for (int r = t * tile_rows_; r < std::min(rows_, (t + 1) * tile_rows_); ++r) {
-      if (!patches.keep.get(m, r)) continue;
-      sum += patches.signs.get(m, r) ? dev_on_[base + r] : dev_off_[base + r];
-    }
-    devs[t] = sum;
-    dots[t] = tile_dot(patches, m, j, t);
+  std::int32_t tile[kMaxTiles];
+  for (int i = 0; i < count; ++i) {
+    tile_sums_reference(patches, m, columns[i], tile);
+    for (int t = 0; t < row_tiles_; ++t) sums[tile_sum_index(i, t, count, row_tiles_)] = tile[t];
   }
 }
 
-double CrossbarLayer::column_sum(const Patches& patches, int m, int j, std::int32_t dot) const {
-  std::int32_t dots[kMaxTiles];
-  double devs[kMaxTiles];
-  tile_sums(patches, m, j, dots, devs);
-  if (row_tiles_ == 1 && !output_) return dot + devs[0];  // a sense amplifier: no ADC
-  double sum = 0.0;
-  for (int t = 0; t < row_tiles_; ++t) sum += quantize(dots[t] + devs[t]);
-  return sum;
+void CrossbarLayer::tile_sums(const Patches& patches, int m, int j, std::int32_t* sums) const {
+  columns_tile_sums(patches, m, &j, 1, sums);
 }
 
-double CrossbarLayer::quantize(double value) const {
-  // Round half away from zero (the ADC's comparator ladder has no notion of ties-to-even).
-  const double scaled = value / adc_step_;
-  const double code = std::clamp(static_cast<double>(static_cast<long long>(scaled + (scaled < 0 ? -0.5 : 0.5))), static_cast<double>(-adc_levels_),
-                                 static_cast<double>(adc_levels_));
-  return code * adc_step_;
+void CrossbarLayer::tile_sums_reference(const Patches& patches, int m, int j, std::int32_t* sums) const {
+  const std::int8_t* v = cell_value_.data() + static_cast<std::size_t>(j) * 2 * padded_rows_;
+  for (int t = 0; t < row_tiles_; ++t) {
+    std::int32_t sum = 0;
+    for (int r = t * tile_rows_; r < std::min(rows_, (t + 1) * tile_rows_); ++r) {
+      if (patches.keep.get(m, r)) sum += v[value_index(r, patches.signs.get(m, r))];
+    }
+    sums[t] = sum;
+  }
+}
+
+std::int32_t CrossbarLayer::adc_code(std::int32_t sum) const {
+  // Round half away from zero (the ADC's comparator ladder has no notion of ties-to-even). The
+  // product is exact and the quotient correctly rounded, so every path gets the same code.
+  const double x = static_cast<double>(sum) * adc_multiplier_ / adc_divisor_;
+  const double code = x >= 0.0 ? std::floor(x + 0.5) : -std::floor(0.5 - x);
+  return static_cast<std::int32_t>(std::clamp(code, static_cast<double>(-adc_levels_), static_cast<double>(adc_levels_)));
+}
+
+void CrossbarLayer::adc_codes(const std::int32_t* sums, int n, std::int32_t* codes) const {
+#if SPINBAYES_CROSSBAR_AVX512
+  if (cpu_features().avx512_vnni) {
+    adc_codes_avx512(sums, n, adc_multiplier_, adc_divisor_, adc_divisor_power_of_two_, adc_levels_, codes);
+    return;
+  }
+#endif
+  for (int i = 0; i < n; ++i) codes[i] = adc_code(sums[i]);
+}
+
+void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values) const {
+  const int tiles = row_tiles_;
+  if (tiles == 1 && !output_) {
+    for (int i = 0; i < count; ++i) values[i] = static_cast<double>(sums[i]) / cell_scale_;
+    return;
+  }
+  adc_codes(sums, count * tiles, sums);
+  for (int i = 0; i < count; ++i) {
+    std::int64_t codes = 0;
+    for (int t = 0; t < tiles; ++t) codes += sums[tile_sum_index(i, t, count, tiles)];
+    values[i] = static_cast<double>(codes) * adc_step_;
+  }
+}
+
+double CrossbarLayer::column_value(const std::int32_t* sums) const {
+  if (row_tiles_ == 1 && !output_) return static_cast<double>(sums[0]) / cell_scale_;  // a sense amplifier: no ADC
+  std::int64_t codes = 0;
+  for (int t = 0; t < row_tiles_; ++t) codes += adc_code(sums[t]);
+  return static_cast<double>(codes) * adc_step_;
 }
 
 void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t* dots, const std::int32_t* sign,
@@ -296,31 +446,102 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
     threshold_bits(dots, sign, bound, cols_, out);
     return;
   }
-  const bool single = row_tiles_ == 1;
+#if SPINBAYES_CROSSBAR_AVX512
+  if (cpu_features().avx512_vnni) {
+    // Stuck cells change the exact dot of their column.
+    thread_local std::vector<std::int32_t> exact;
+    exact.assign(dots, dots + cols_);
+    for (int j = 0; stuck_cells_ && j < cols_; ++j) {
+      if (!stuck_[static_cast<std::size_t>(j)].empty()) exact[static_cast<std::size_t>(j)] += stuck_correction(patches, m, j, 0, rows_);
+    }
+    const int words = (cols_ + kBitsPerWord - 1) / kBitsPerWord;
+    thread_local std::vector<BitWord> near;
+    near.assign(static_cast<std::size_t>(words), 0);
+    std::fill(out, out + words, BitWord{0});
+    if (screen_sigmas_ > 0.0) {
+      const ScreenTerms terms{screen_sigmas_,     screen_rounding_, variance_match_,
+                              variance_mismatch_, variance_driven_, patches.kept[static_cast<std::size_t>(m)]};
+      screen_avx512(exact.data(), sign, bound, offset_.data(), stuck_variance_.data(), terms, cols_, out, near.data());
+    } else {
+      std::fill(near.begin(), near.end(), ~BitWord{0});
+      if (cols_ % kBitsPerWord != 0) near.back() = (BitWord{1} << (cols_ % kBitsPerWord)) - 1;
+    }
+    thread_local std::vector<int> columns;
+    columns.clear();
+    for (int word = 0; word < words; ++word) {
+      for (BitWord bits = near[static_cast<std::size_t>(word)]; bits != 0; bits &= bits - 1) {
+        columns.push_back(word * kBitsPerWord + std::countr_zero(bits));
+      }
+    }
+    if (columns.empty()) return;
+    thread_local std::vector<std::int32_t> sums;
+    sums.resize(columns.size() * static_cast<std::size_t>(row_tiles_));
+    thread_local std::vector<double> values;
+    values.resize(columns.size());
+    columns_tile_sums(patches, m, columns.data(), static_cast<int>(columns.size()), sums.data());
+    column_values(sums.data(), static_cast<int>(columns.size()), values.data());
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const int j = columns[i];
+      const double value = values[i];
+      // Branch-free: the analog decisions are the coin flips of this loop.
+      const BitWord fire = sign[j] * value - bound[j] + 0.5 + offset_[static_cast<std::size_t>(j)] >= 0.0;
+      BitWord& word = out[j / kBitsPerWord];
+      word = (word & ~(BitWord{1} << (j % kBitsPerWord))) | (fire << (j % kBitsPerWord));
+    }
+    return;
+  }
+#endif
+  sense_row_reference(patches, m, dots, sign, bound, out);
+}
+
+bool CrossbarLayer::within_screen(double margin, int kept, std::int32_t dot, int j) const {
+  if (screen_sigmas_ <= 0.0) return true;
+  // Of `kept` driven rows, (kept + dot) / 2 match (read P) and (kept - dot) / 2 do not (AP).
+  const double variance = 0.5 * (variance_match_ * (kept + dot) + variance_mismatch_ * (kept - dot)) +
+                          variance_driven_ * kept + stuck_variance_[static_cast<std::size_t>(j)];
+  // |margin| <= rounding + sigmas sqrt(variance), without the square root.
+  const double beyond = std::fabs(margin) - screen_rounding_;
+  return beyond <= 0.0 || beyond * beyond <= screen_sigmas_ * screen_sigmas_ * variance;
+}
+
+void CrossbarLayer::sense_row_reference(const Patches& patches, int m, const std::int32_t* dots,
+                                        const std::int32_t* sign, const std::int32_t* bound, BitWord* out) const {
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);
     const std::int32_t dot = dots[j] + (stuck_[jj].empty() ? 0 : stuck_correction(patches, m, j, 0, rows_));
     // The comparison sign * value >= bound - 1/2 (halfway between integer dots), as a margin.
-    const double margin = sign[j] * static_cast<double>(dot) - bound[j] + 0.5 + (single ? offset_[jj] : 0.0);
+    const double margin = sign[j] * static_cast<double>(dot) - bound[j] + 0.5 + offset_[jj];
     bool fire;
-    if (screen_[jj] >= 0.0 && std::fabs(margin) > screen_[jj]) {
+    if (!within_screen(margin, patches.kept[static_cast<std::size_t>(m)], dot, j)) {
       fire = margin >= 0.0;
     } else {
-      const double sum = column_sum(patches, m, j, dot);
-      fire = sign[j] * sum - bound[j] + 0.5 + (single ? offset_[jj] : 0.0) >= 0.0;
+      std::int32_t sums[kMaxTiles];
+      tile_sums_reference(patches, m, j, sums);
+      fire = sign[j] * column_value(sums) - bound[j] + 0.5 + offset_[jj] >= 0.0;
     }
-    if (fire) out[j / kBitsPerWord] |= BitWord{1} << (j % kBitsPerWord);
+    const BitWord bit = BitWord{1} << (j % kBitsPerWord);
+    if (fire) {
+      out[j / kBitsPerWord] |= bit;
+    } else {
+      out[j / kBitsPerWord] &= ~bit;
+    }
   }
 }
 
 void CrossbarLayer::read_row(const Patches& patches, int m, const std::int32_t* dots, double* sums,
                              LayerEvents& events) const {
   count_reads(patches, m, events);
-  for (int j = 0; j < cols_; ++j) {
-    const auto jj = static_cast<std::size_t>(j);
-    const std::int32_t dot = dots[j] + (stuck_[jj].empty() ? 0 : stuck_correction(patches, m, j, 0, rows_));
-    sums[j] = exact_ ? dot : column_sum(patches, m, j, dot);
+  if (exact_) {
+    std::copy(dots, dots + cols_, sums);
+    return;
   }
+  thread_local std::vector<int> columns;
+  thread_local std::vector<std::int32_t> tiles;
+  columns.resize(static_cast<std::size_t>(cols_));
+  std::iota(columns.begin(), columns.end(), 0);
+  tiles.resize(static_cast<std::size_t>(cols_) * row_tiles_);
+  columns_tile_sums(patches, m, columns.data(), cols_, tiles.data());
+  column_values(tiles.data(), cols_, sums);
 }
 
 }  // namespace spinbayes
