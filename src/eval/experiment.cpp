@@ -9,6 +9,7 @@
 #include <functional>
 #include <iterator>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "cost/cost_model.h"
+#include "cost/technology.h"
 #include "eval/evaluation.h"
 #include "eval/experiment_report.h"
 #include "eval/sweep.h"
@@ -41,15 +43,16 @@ std::string read_bytes(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// FNV-1a (64 bit) of a file's bytes: the fingerprint a cached stage keeps of its input files.
-std::string file_fingerprint(const fs::path& path) {
+// FNV-1a (64 bit): the fingerprint a cached stage keeps of its input files and configurations.
+std::string fingerprint(std::string_view bytes) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char c : read_bytes(path)) {
+  for (const char c : bytes) {
     h ^= static_cast<unsigned char>(c);
     h *= 0x100000001b3ULL;
   }
   return fmt::format("{:016x}", h);
 }
+std::string file_fingerprint(const fs::path& path) { return fingerprint(read_bytes(path)); }
 
 std::string duration_text(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
@@ -509,6 +512,12 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   }
   const json data_key = {{"fashion_mnist", o.paths.fashion_mnist.string()},
                          {"digits", o.paths.mnist_digits.string()}};
+  // Every value of the default hardware and technology tables: a change to them redoes the chip
+  // and cost stages.
+  HardwareConfig hardware = HardwareConfig::load("default");
+  Technology technology = Technology::load("default", hardware);
+  const std::string hardware_key = fingerprint(hardware.table().to_commented_json());
+  const std::string technology_key = fingerprint(technology.table().to_commented_json());
 
   auto eval_options = [&](const Model& m, Backend backend, int samples, int test_count) {
     EvalOptions e;
@@ -531,6 +540,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
                 {"ood_count", e.ood_count}, {"data", data_key}};
     if (e.backend == Backend::cim) {
       key["hardware"] = e.hardware;
+      key["hardware_config"] = hardware_key;
       key["chip_seed"] = e.chip_seed;
     }
     return key;
@@ -669,7 +679,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
           "sweep-" + m.name,
           {{"model", m.identity()}, {"param", s.param}, {"values", values}, {"chips", s.chips},
            {"samples", s.eval.samples}, {"test_count", s.eval.test_count}, {"ood", s.eval.ood},
-           {"seed", s.eval.seed}, {"hardware", s.eval.hardware}, {"data", data_key}},
+           {"seed", s.eval.seed}, {"hardware", s.eval.hardware}, {"hardware_config", hardware_key},
+           {"data", data_key}},
           fmt::format("{} of {} on {} chips per value", o.sweep_param, m.name, o.sweep_chips),
           [&] { return sweep_result(run_sweep(s, !o.quiet), s); });
     }
@@ -681,7 +692,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     cost_ts.erase(std::unique(cost_ts.begin(), cost_ts.end()), cost_ts.end());
     entry["cost"] = stages.run(
         "cost-" + m.name, {{"model", m.identity()}, {"samples", o.samples}, {"t_values", cost_ts},
-                           {"hw", "default"}, {"tech", "default"}},
+                           {"hw", "default"}, {"tech", "default"}, {"hardware_config", hardware_key},
+                           {"technology", technology_key}},
         fmt::format("price {} under every dropout scheme", m.name), [&] {
           const fs::path ir = ensure_model_ir(m.dir);
           auto priced = [&](int t) {
