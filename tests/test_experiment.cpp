@@ -156,6 +156,27 @@ const json& model_named(const json& results, const std::string& name) {
   return none;
 }
 
+// The report, the figures (each under 300 KB) and the results of a finished run.
+void expect_report_figures_and_results(const fs::path& straight) {
+  for (const char* file : {"report.md", "results.json", "figures/reliability.png", "figures/entropy.png",
+                           "figures/t_axis.png", "figures/variation.png", "figures/energy.png",
+                           "figures/quality_energy.png"}) {
+    ASSERT_TRUE(fs::exists(straight / file)) << file;
+    EXPECT_LT(fs::file_size(straight / file), 300u * 1024u) << file;
+  }
+  const json results = json::parse(read_file(straight / "results.json"));
+  ASSERT_EQ(results["models"].size(), 4u);
+  EXPECT_EQ(results["models"][0]["dropout"], "none");
+  EXPECT_EQ(results["models"][1]["dropout"], "element");
+  EXPECT_EQ(results["models"][2]["dropout"], "spatial");
+  EXPECT_EQ(results["models"][3]["p"], 0.2);
+  const std::string report = read_file(straight / "report.md");
+  EXPECT_NE(report.find("spinbayes eval --model"), std::string::npos);
+  EXPECT_NE(report.find("spinbayes cost --model"), std::string::npos);
+  EXPECT_NE(report.find("![Reliability diagrams](figures/reliability.png)"), std::string::npos);
+  EXPECT_TRUE(temporaries_in(straight).empty());
+}
+
 class Experiment : public ::testing::Test {
  protected:
   // One data set and one uninterrupted run shared by the tests.
@@ -191,28 +212,10 @@ bool Experiment::straight_ok_ = false;
 
 }  // namespace
 
-TEST_F(Experiment, WritesTheReportFiguresAndResults) {
-  for (const char* file : {"report.md", "results.json", "figures/reliability.png", "figures/entropy.png",
-                           "figures/t_axis.png", "figures/variation.png", "figures/energy.png",
-                           "figures/quality_energy.png"}) {
-    ASSERT_TRUE(fs::exists(straight_ / file)) << file;
-    EXPECT_LT(fs::file_size(straight_ / file), 300u * 1024u) << file;
-  }
-  const json results = json::parse(read_file(straight_ / "results.json"));
-  ASSERT_EQ(results["models"].size(), 4u);
-  EXPECT_EQ(results["models"][0]["dropout"], "none");
-  EXPECT_EQ(results["models"][1]["dropout"], "element");
-  EXPECT_EQ(results["models"][2]["dropout"], "spatial");
-  EXPECT_EQ(results["models"][3]["p"], 0.2);
-  const std::string report = read_file(straight_ / "report.md");
-  EXPECT_NE(report.find("spinbayes eval --model"), std::string::npos);
-  EXPECT_NE(report.find("spinbayes cost --model"), std::string::npos);
-  EXPECT_NE(report.find("![Reliability diagrams](figures/reliability.png)"), std::string::npos);
-  EXPECT_TRUE(temporaries_in(straight_).empty());
-}
-
-// Acceptance: each number is what `spinbayes eval` / `spinbayes cost` print for the same model.
+// The report, the figures (each under 300 KB) and the results are there; and (the acceptance) each
+// number is what `spinbayes eval` / `spinbayes cost` print for the same model.
 TEST_F(Experiment, NumbersEqualTheEvalAndCostCommandsAndTheLibrary) {
+  expect_report_figures_and_results(straight_);
   const json results = json::parse(read_file(straight_ / "results.json"));
   const json& spatial = model_named(results, "mlp64-spatial");
   auto without_timing = [](json j) {

@@ -582,8 +582,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     for (const Model& m : models) {
       const double macs = static_cast<double>(macs_per_image(m.train));
       const double train_images = m.train.subset > 0 ? m.train.subset : 60000 - m.train.validation;
-      const int runs = m.train.spec.has_dropout() ? 1 : 0;
-      auto passes = [&](int t) { return runs ? t : 1; };
+      const bool dropout = m.train.spec.has_dropout();
+      auto passes = [&](int t) { return dropout ? t : 1; };  // without dropout one pass serves every T
       stages.plan("train-" + m.name, Work::train, macs * train_images * m.train.epochs);
       if (m.main) {
         stages.plan("eval-" + m.name + "-engine", Work::engine,

@@ -60,7 +60,7 @@ json reliability_figure(const json& results, const std::filesystem::path& png) {
   const json& models = results["models"];
   std::vector<std::pair<std::string, std::string>> data;
   std::string script = header(1650, 560, "Reliability diagrams: accuracy against confidence in 15 bins (the ECE's)", 1, 3);
-  script += "set xrange [0:1]\nset yrange [0:1.02]\nset key top left\nset size ratio -1\n";
+  script += "set xrange [0:1]\nset yrange [0:1.02]\nset key bottom right\nset size ratio -1\n";
   script += "set xlabel 'confidence: top-class mean softmax probability (fraction)'\n";
   script += "set ylabel 'accuracy in the bin (fraction correct)'\n";
   for (std::size_t k : main_models(models)) {
@@ -380,8 +380,10 @@ std::string cost_section(const json& results) {
   for (const auto& m : models) {
     for (const auto& e : m["cost"]["energy_vs_t"]) {
       if (e["samples"].get<int>() != samples) continue;
-      out += fmt::format("| {} | {} | {:g} | {:.3f} | {:.2f} | {} |\n", m["role"].get<std::string>(),
-                         e["scheme"].get<std::string>(), m["cost"]["report"]["p"].get<double>(),
+      const bool dropout = e["scheme"].get<std::string>() != "none";
+      out += fmt::format("| {} | {} | {} | {:.3f} | {:.2f} | {} |\n", m["role"].get<std::string>(),
+                         e["scheme"].get<std::string>(),
+                         dropout ? fmt::format("{:g}", m["cost"]["report"]["p"].get<double>()) : "-",
                          e["energy_pj"]["total"].get<double>() * 1e-3, e["latency_ns"].get<double>() * 1e-3,
                          command_text(e["command"]));
     }
