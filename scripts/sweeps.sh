@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One figure per hardware non-ideality: accuracy, ECE, NLL and MNIST AUROC of a trained model on
-# simulated chips (2 chip seeds per value) as the parameter varies, against the software engine.
+# simulated chips (2 chip seeds per value, T = 10, the first 1000 test images and 1000 MNIST
+# digits) as the parameter varies, against the software engine.
 # Usage: bash scripts/sweeps.sh RUN_DIR [OUT_DIR]   (writes OUT_DIR/sweep-<param>.{csv,png})
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -8,10 +9,15 @@ model=${1:?usage: sweeps.sh RUN_DIR [OUT_DIR]}
 out=${2:-$model/sweeps}
 mkdir -p "$out"
 export OPENBLAS_NUM_THREADS=1
-cli="$root/build/spinbayes"
-common=(--model "$model" --chips 2 --samples 5 --test-count 300 --ood mnist)
+cli=${SPINBAYES:-$root/build/spinbayes}
+common=(--model "$model" --chips 2 --samples 10 --test-count 1000 --ood mnist)
 run() { "$cli" sweep "${common[@]}" --out "$out/sweep-$1" --param "$@"; }
-run mtj.sigma_delta --values 0,0.05,0.1,0.2
+# Module p variation, from the spread of Delta alone, shows where the write current is not
+# trimmed module by module.
+untrimmed="$out/untrimmed.json"
+printf '{"mtj": {"sigma_ic0": 0}, "dropout_module": {"write_current": "per_chip"}}\n' > "$untrimmed"
+"$cli" sweep "${common[@]}" --hw "$untrimmed" --out "$out/sweep-mtj.sigma_delta" \
+  --param mtj.sigma_delta --values 0,0.01,0.03,0.05
 run mtj.sigma_rp --values 0,0.05,0.1,0.15
 run faults.cell_stuck_ap --values 0,0.001,0.01,0.03
 run mtj.temperature_k --values 280,300,330,360

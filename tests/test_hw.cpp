@@ -96,6 +96,7 @@ TEST(Mtj, CalibratedCurrentReproducesTargetOverSimulatedWrites) {
 
 TEST(DropoutModules, SpreadOfProbabilityMatchesAnalyticSpread) {
   HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.write_current = "per_chip";  // one current for every module: their p spreads
   // Small spreads, where the first-order formula holds (ln tau varies by about 0.09).
   hw.mtj.sigma_delta = 0.01;
   hw.mtj.sigma_ic0 = 0.002;

@@ -58,7 +58,9 @@ ConfigTable HardwareConfig::table() {
   t.number("dropout_module.pulse_width_ns", dropout_module.pulse_width_ns, 0.01, 1e4, "ns",
            "write pulse of the stochastic write; thermal-activation regime needs t >> tau0");
   t.choice("dropout_module.write_current", dropout_module.write_current, {"per_chip", "per_module"},
-           "per_chip: one current calibrated on the nominal device; per_module: trimmed per module");
+           "per_module: each module's current trimmed at test to its own Delta and Ic0, at the reference "
+           "temperature (a designer must: untrimmed at 3 % Ic0 spread the modules' p spreads over several "
+           "times 0.1); per_chip: one current calibrated on the nominal device");
   t.choice("dropout_module.element_masks", dropout_module.element_masks, {"per_window", "per_element"},
            "element dropout: per_window = a module per crossbar row, fresh bit at every window (SpinDrop); "
            "per_element = one bit per input element, as in training");

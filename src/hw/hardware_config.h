@@ -41,7 +41,7 @@ struct CrossbarParams {
 
 struct DropoutModuleParams {
   double pulse_width_ns = 5.0;
-  std::string write_current = "per_chip";    // per_chip: one current for all modules; per_module: trimmed
+  std::string write_current = "per_module";  // per_module: trimmed per module; per_chip: one current for all
   std::string element_masks = "per_window";  // per_window: a module per row, fresh bit per window;
                                              // per_element: one bit per input element (as in training)
 };
