@@ -300,11 +300,51 @@ TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
       array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), fast.data(), events);
       array.sense_row_reference(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), plain.data());
       ASSERT_EQ(fast, plain) << "tile_rows " << tile_rows << ", window " << m;
+      // Every column read out (as the output layer is): the SIMD batch against column by column.
+      std::vector<double> read(static_cast<std::size_t>(cols));
+      array.read_row(patches, m, dots.data(), read.data(), events);
+      std::vector<std::int32_t> sums(static_cast<std::size_t>(array.row_tiles()));
+      for (int j = 0; j < cols; ++j) {
+        array.tile_sums_reference(patches, m, j, sums.data());
+        ASSERT_EQ(read[static_cast<std::size_t>(j)], array.column_value(sums.data())) << j;
+      }
       std::vector<BitWord> ideal(static_cast<std::size_t>(words));
       threshold_bits(dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), cols, ideal.data());
       analog += fast != ideal;
     }
     EXPECT_GT(analog, 0) << "the analog path never changed a decision";
+  }
+}
+
+TEST(Chip, SimdAdcCodesMatchTheScalarConversion) {
+  // Coarse and fine ADCs, tiles of 128 and 192 rows (power-of-two and other divisors), and the
+  // exact ties of round-half-away-from-zero.
+  const ModelIR ir = spread_model_ir(spec_of("lenet", 8, DropoutKind::spatial), 1);
+  for (const int bits : {4, 8}) {
+    for (const int tile_rows : {128, 192}) {
+      HardwareConfig hw = HardwareConfig::defaults();
+      hw.crossbar.adc_bits = bits;
+      hw.crossbar.tile_rows = tile_rows;
+      const Chip chip(ir, hw, 2);
+      const CrossbarLayer& array = chip.array(1);
+      std::vector<std::int32_t> sums;
+      for (std::int32_t v = -20000; v <= 20000; v += 7) sums.push_back(v);
+      for (std::int32_t v = -300; v <= 300; ++v) sums.push_back(v);
+      sums.insert(sums.end(), {4096, -4096, 12288});
+      std::vector<std::int32_t> codes(sums.size());
+      array.adc_codes(sums.data(), static_cast<int>(sums.size()), codes.data());
+      int ties = 0;
+      for (std::size_t i = 0; i < sums.size(); ++i) {
+        ASSERT_EQ(codes[i], array.adc_code(sums[i])) << sums[i];
+        const int levels = (1 << bits) / 2 - 1;
+        const double step = static_cast<double>(tile_rows) / levels;
+        const double x = sums[i] / (step * array.cell_scale());
+        ties += std::fabs(std::fabs(x - std::trunc(x)) - 0.5) < 1e-9;
+      }
+      if (bits == 8 && tile_rows == 128) {
+        EXPECT_GT(ties, 0);  // 4096 / 64 dot units = 63.5 steps of 128 / 127
+      }
+    }
   }
 }
 
