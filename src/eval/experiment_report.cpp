@@ -408,8 +408,8 @@ std::string experiment_report_markdown(const json& results) {
   const json& s = results["settings"];
   const json& models = results["models"];
   std::string out = "# Deterministic BNN, MC-Dropout and MC-SpatialDropout: software and simulated chip\n\n";
-  out += fmt::format("Made by `{}` on {} ({} cores), {}, in {:.0f} s ({} stages run, {} taken from a previous run's "
-                     "cache in `stages/`).\n\n",
+  out += fmt::format("Made by `{}` on {} ({} cores), {}, in {:.0f} s ({} stages run, {} found finished: results "
+                     "cached in `stages/` or training runs in place).\n\n",
                      run["command"].get<std::string>(), run["machine"]["cpu"].get<std::string>(),
                      run["machine"]["cores"].get<int>(), run["date"].get<std::string>(), run["seconds"].get<double>(),
                      run["stages_run"].get<int>(), run["stages_cached"].get<int>());
