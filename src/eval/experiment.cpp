@@ -183,9 +183,11 @@ class Stages {
     fs::create_directories(dir_);
   }
 
-  // Announces the plan: the estimated seconds of every stage, in the order they will run.
-  void plan(const std::string& name, Work kind, double macs) {
-    planned_.push_back({name, kind, macs / kMacsPerSecond[static_cast<int>(kind)]});
+  // Announces the plan: the estimated seconds of every stage, in the order they will run. A stage
+  // whose result is already stored (`done`; a finished training run) is expected to be reused.
+  void plan(const std::string& name, Work kind, double macs, bool done = false) {
+    done = done || fs::exists(dir_ / (name + ".json"));
+    planned_.push_back({name, kind, done ? 0.0 : macs / kMacsPerSecond[static_cast<int>(kind)]});
   }
 
   // The stored result of `name` when its key matches, else compute() stored with the key.
@@ -588,7 +590,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
       const double train_images = m.train.subset > 0 ? m.train.subset : 60000 - m.train.validation;
       const bool dropout = m.train.spec.has_dropout();
       auto passes = [&](int t) { return dropout ? t : 1; };  // without dropout one pass serves every T
-      stages.plan("train-" + m.name, Work::train, macs * train_images * m.train.epochs);
+      stages.plan("train-" + m.name, Work::train, macs * train_images * m.train.epochs,
+                  fs::exists(m.dir / "model.sbir"));
       if (m.main) {
         stages.plan("eval-" + m.name + "-engine", Work::engine,
                     mask_factor * macs * passes(o.samples) * images(m.train, o.test_count, o.ood_count, true));
