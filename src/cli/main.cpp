@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   auto* sweep_cmd = app.add_subcommand("sweep", "Accuracy, ECE, NLL and OOD AUROC on simulated chips vs a hardware parameter");
   sweep_cmd->add_option("--model", sweep.eval.model, "Training run directory")->required();
   sweep_cmd->add_option("--param", sweep.param,
-                        "Hardware key, e.g. mtj.sigma_delta, mtj.sigma_rp, crossbar.sense_offset_sigma_ua, "
+                        "Hardware key, e.g. mtj.sigma_ic0, mtj.sigma_rp, crossbar.sense_offset_sigma_ua, "
                         "faults.cell_stuck_ap, mtj.temperature_k")
       ->required();
   sweep_cmd->add_option("--values", sweep_values, "Comma-separated values")->required();

@@ -425,10 +425,15 @@ void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values)
     return;
   }
   adc_codes(sums, count * tiles, sums);
-  for (int i = 0; i < count; ++i) {
-    std::int64_t codes = 0;
-    for (int t = 0; t < tiles; ++t) codes += sums[tile_sum_index(i, t, count, tiles)];
-    values[i] = static_cast<double>(codes) * adc_step_;
+  // Group by group (tile_sum_index): n columns side by side, tile after tile.
+  for (int first = 0; first < count; first += kColumnGroup) {
+    const int n = std::min(kColumnGroup, count - first);
+    const std::int32_t* group = sums + static_cast<std::size_t>(first) * tiles;
+    std::int64_t codes[kColumnGroup] = {};
+    for (int t = 0; t < tiles; ++t) {
+      for (int q = 0; q < n; ++q) codes[q] += group[t * n + q];
+    }
+    for (int q = 0; q < n; ++q) values[first + q] = static_cast<double>(codes[q]) * adc_step_;
   }
 }
 
