@@ -215,6 +215,21 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
   }
 }
 
+// The windows of the chip's second layer on a noise image, with about a quarter of the rows
+// left undriven (random keep bits).
+Patches driven_patches(const Chip& chip, unsigned image_seed, std::uint64_t keep_seed) {
+  const Engine& engine = chip.engine();
+  const BinaryMap map = engine.run_prefix(noise_images(1, image_seed).image(0));
+  Patches patches;
+  const auto& layer = engine.layers()[1];
+  im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
+  std::mt19937_64 gen(keep_seed);
+  for (int m = 0; m < patches.keep.rows; ++m) {
+    for (int w = 0; w < patches.keep.words; ++w) patches.keep.row(m)[w] &= gen() | gen();
+  }
+  return patches;
+}
+
 TEST(Chip, SimdTileSumsMatchThePlainLoop) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
   // With variation: the SIMD and plain sums agree exactly. Without, but with stuck cells: each
@@ -227,16 +242,8 @@ TEST(Chip, SimdTileSumsMatchThePlainLoop) {
       hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.01;
     }
     const Chip chip(ir, hw, 9);
-    const Engine& engine = chip.engine();
-    const ImageSet images = noise_images(1, 3);
-    const BinaryMap map = engine.run_prefix(images.image(0));
-    Patches patches;
-    const auto& layer = engine.layers()[1];
-    im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
-    std::mt19937_64 gen(1);
-    for (int m = 0; m < patches.keep.rows; ++m) {
-      for (int w = 0; w < patches.keep.words; ++w) patches.keep.row(m)[w] &= gen() | gen();
-    }
+    const auto& layer = chip.engine().layers()[1];
+    const Patches patches = driven_patches(chip, 3, 1);
     const CrossbarLayer& array = chip.array(1);
     const auto tiles = static_cast<std::size_t>(array.row_tiles());
     ASSERT_GT(tiles, 1u);
@@ -271,15 +278,8 @@ TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
     hw.crossbar.tile_rows = tile_rows;
     hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.003;
     const Chip chip(ir, hw, 11);
-    const Engine& engine = chip.engine();
-    const BinaryMap map = engine.run_prefix(noise_images(1, 5).image(0));
-    Patches patches;
-    const auto& layer = engine.layers()[1];
-    im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
-    std::mt19937_64 gen(3);
-    for (int m = 0; m < patches.keep.rows; ++m) {
-      for (int w = 0; w < patches.keep.words; ++w) patches.keep.row(m)[w] &= gen() | gen();
-    }
+    const auto& layer = chip.engine().layers()[1];
+    const Patches patches = driven_patches(chip, 5, 3);
     const CrossbarLayer& array = chip.array(1);
     const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
     int analog = 0;
