@@ -184,25 +184,31 @@ class Stages {
   }
 
   // Announces the plan: the estimated seconds of every stage, in the order they will run. A stage
-  // whose result is already stored (`done`; a finished training run) is expected to be reused.
-  void plan(const std::string& name, Work kind, double macs, bool done = false) {
-    done = done || fs::exists(dir_ / (name + ".json"));
+  // that will be reused (`done`: a finished training run, or a stored result under the same key)
+  // adds nothing to the ETA.
+  void plan(const std::string& name, Work kind, double macs, bool done) {
     planned_.push_back({name, kind, done ? 0.0 : macs / kMacsPerSecond[static_cast<int>(kind)]});
+  }
+
+  // The result stored for `name` under `key`, or null.
+  json stored(const std::string& name, const json& key) const {
+    const fs::path file = dir_ / (name + ".json");
+    if (!fs::exists(file)) return json();
+    try {
+      json entry = json::parse(read_bytes(file));
+      if (entry.value("key", json()) == key && entry.contains("result")) return entry["result"];
+    } catch (const json::exception&) {
+      // An unreadable entry is recomputed.
+    }
+    return json();
   }
 
   // The stored result of `name` when its key matches, else compute() stored with the key.
   json run(const std::string& name, const json& key, const std::string& what, const std::function<json()>& compute) {
     const fs::path file = dir_ / (name + ".json");
-    if (fs::exists(file)) {
-      try {
-        json stored = json::parse(read_bytes(file));
-        if (stored.value("key", json()) == key && stored.contains("result")) {
-          finish(name, what, 0.0, true);
-          return stored["result"];
-        }
-      } catch (const json::exception&) {
-        // An unreadable entry is recomputed.
-      }
+    if (json result = stored(name, key); !result.is_null()) {
+      finish(name, what, 0.0, true);
+      return result;
     }
     announce(name, what);
     const auto start = Clock::now();
@@ -564,6 +570,21 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     s.chips = o.sweep_chips;
     return s;
   };
+  auto sweep_key = [&](const Model& m, const SweepOptions& s) {
+    return json{{"model", m.identity()}, {"param", s.param}, {"values", s.values}, {"chips", s.chips},
+                {"samples", s.eval.samples}, {"test_count", s.eval.test_count}, {"ood", s.eval.ood},
+                {"seed", s.eval.seed}, {"hardware", s.eval.hardware}, {"hardware_config", hardware_key},
+                {"data", data_key}};
+  };
+  // Pricing: the main T with every scheme, and the model's own scheme along the T axis.
+  std::vector<int> cost_ts = o.t_values;
+  cost_ts.push_back(o.samples);
+  std::sort(cost_ts.begin(), cost_ts.end());
+  cost_ts.erase(std::unique(cost_ts.begin(), cost_ts.end()), cost_ts.end());
+  auto cost_key = [&](const Model& m) {
+    return json{{"model", m.identity()}, {"samples", o.samples}, {"t_values", cost_ts}, {"hw", "default"},
+                {"tech", "default"}, {"hardware_config", hardware_key}, {"technology", technology_key}};
+  };
   // The T axis; the deterministic network is the same at every T, so it gets one point.
   auto t_axis = [&](const Model& m) {
     std::vector<int> ts = o.t_values;
@@ -582,7 +603,14 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
       const double ood = ood_count > 0 ? ood_count : test;
       return test + ood * static_cast<double>(o.ood.size()) + (validation ? t.validation : 0);
     };
-    for (const Model& m : models) {
+    for (Model m : models) {
+      // A finished run's stages are known to be stored when their keys match already.
+      const bool trained = run_is_finished(m) && fs::exists(m.dir / "config.json") &&
+                           training_settings(load_run_config(m.dir)) == training_settings(m.train);
+      if (trained) m.ir_fingerprint = file_fingerprint(m.dir / "model.sbir");
+      auto done = [&](const std::string& name, const json& key) {
+        return trained && !stages.stored(name, key).is_null();
+      };
       // Element masks cost about twice spatial ones to draw (a bit per element, not per channel),
       // in software and on the chip alike (measured on vgg-small).
       const double mask_factor = m.train.spec.dropout == DropoutKind::element ? 2.0 : 1.0;
@@ -590,26 +618,33 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
       const double train_images = m.train.subset > 0 ? m.train.subset : 60000 - m.train.validation;
       const bool dropout = m.train.spec.has_dropout();
       auto passes = [&](int t) { return dropout ? t : 1; };  // without dropout one pass serves every T
-      stages.plan("train-" + m.name, Work::train, macs * train_images * m.train.epochs,
-                  fs::exists(m.dir / "model.sbir"));
+      stages.plan("train-" + m.name, Work::train, macs * train_images * m.train.epochs, trained);
       if (m.main) {
-        stages.plan("eval-" + m.name + "-engine", Work::engine,
-                    mask_factor * macs * passes(o.samples) * images(m.train, o.test_count, o.ood_count, true));
-        stages.plan("eval-" + m.name + "-cim", Work::chip,
-                    mask_factor * macs * passes(o.samples) * images(m.train, o.chip_test_count, o.ood_count, true));
+        for (const Backend backend : {Backend::engine, Backend::cim}) {
+          const bool chip = backend == Backend::cim;
+          const EvalOptions e = eval_options(m, backend, o.samples, chip ? o.chip_test_count : o.test_count);
+          const std::string name = fmt::format("eval-{}-{}", m.name, to_string(backend));
+          stages.plan(name, chip ? Work::chip : Work::engine,
+                      mask_factor * macs * passes(o.samples) * images(m.train, e.test_count, o.ood_count, true),
+                      done(name, eval_key(m, e)));
+        }
       }
       for (int t : t_axis(m)) {
         if (m.main && same_as_main(t)) continue;
-        stages.plan(fmt::format("curve-{}-T{}", m.name, t), Work::engine,
-                    mask_factor * macs * passes(t) * images(m.train, o.curve_test_count, o.ood_count, true));
+        const EvalOptions e = eval_options(m, Backend::engine, t, o.curve_test_count);
+        const std::string name = fmt::format("curve-{}-T{}", m.name, t);
+        stages.plan(name, Work::engine,
+                    mask_factor * macs * passes(t) * images(m.train, o.curve_test_count, o.ood_count, true),
+                    done(name, eval_key(m, e)));
       }
       if (m.main) {
         const double sweep_images = 2.0 * (o.sweep_test_count > 0 ? o.sweep_test_count : 10000);
         stages.plan("sweep-" + m.name, Work::chip,
-                    mask_factor * macs * passes(o.sweep_samples) * sweep_images * static_cast<double>(o.sweep_values.size()) *
-                        o.sweep_chips);
+                    mask_factor * macs * passes(o.sweep_samples) * sweep_images *
+                        static_cast<double>(o.sweep_values.size()) * o.sweep_chips,
+                    done("sweep-" + m.name, sweep_key(m, sweep_options(m))));
       }
-      stages.plan("cost-" + m.name, Work::engine, 0);
+      stages.plan("cost-" + m.name, Work::engine, 0, true);
     }
   }
 
@@ -681,27 +716,14 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
 
     if (m.main) {
       const SweepOptions s = sweep_options(m);
-      std::vector<double> values = s.values;
       entry["variation"] = stages.run(
-          "sweep-" + m.name,
-          {{"model", m.identity()}, {"param", s.param}, {"values", values}, {"chips", s.chips},
-           {"samples", s.eval.samples}, {"test_count", s.eval.test_count}, {"ood", s.eval.ood},
-           {"seed", s.eval.seed}, {"hardware", s.eval.hardware}, {"hardware_config", hardware_key},
-           {"data", data_key}},
+          "sweep-" + m.name, sweep_key(m, s),
           fmt::format("{} of {} on {} chips per value", o.sweep_param, m.name, o.sweep_chips),
           [&] { return sweep_result(run_sweep(s, !o.quiet), s); });
     }
 
-    // Pricing: the main T with every scheme, and the model's own scheme along the T axis.
-    std::vector<int> cost_ts = o.t_values;
-    cost_ts.push_back(o.samples);
-    std::sort(cost_ts.begin(), cost_ts.end());
-    cost_ts.erase(std::unique(cost_ts.begin(), cost_ts.end()), cost_ts.end());
     entry["cost"] = stages.run(
-        "cost-" + m.name, {{"model", m.identity()}, {"samples", o.samples}, {"t_values", cost_ts},
-                           {"hw", "default"}, {"tech", "default"}, {"hardware_config", hardware_key},
-                           {"technology", technology_key}},
-        fmt::format("price {} under every dropout scheme", m.name), [&] {
+        "cost-" + m.name, cost_key(m), fmt::format("price {} under every dropout scheme", m.name), [&] {
           const fs::path ir = ensure_model_ir(m.dir);
           auto priced = [&](int t) {
             CostOptions c;
