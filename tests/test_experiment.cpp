@@ -21,6 +21,7 @@
 
 #include "cli_runner.h"
 #include "cost/cost_model.h"
+#include "cli_child.h"
 #include "data/datasets.h"
 #include "data/idx.h"
 #include "data/image_set.h"
@@ -29,6 +30,8 @@
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using spinbayes::CliChild;
+using spinbayes::wait_until;
 
 namespace {
 
@@ -63,64 +66,6 @@ std::string joined(const std::vector<std::string>& args) {
   return line;
 }
 
-// A running `spinbayes` child; its stdout and stderr go to `log`.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<std::string> all = {SPINBAYES_CLI_PATH};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fd);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    if (running()) kill();
-  }
-  bool running() {
-    if (reaped_) return false;
-    if (::waitpid(pid_, &status_, WNOHANG) == pid_) reaped_ = true;
-    return !reaped_;
-  }
-  // SIGKILL; true if the child was still running.
-  bool kill() {
-    if (!running()) return false;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status_, 0);
-    reaped_ = true;
-    return WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL;
-  }
-  bool succeeded() {
-    if (!reaped_ && ::waitpid(pid_, &status_, 0) == pid_) reaped_ = true;
-    return WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-  bool reaped_ = false;
-};
-
-// Polls until `condition` holds while the child runs; true if it held before the child ended.
-bool wait_until(Child& child, const std::function<bool()>& condition) {
-  const auto start = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(300)) {
-    if (condition()) return child.running();
-    if (!child.running()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return false;
-}
 
 // Drops what depends on the clock or the machine: every "seconds", and the run's own record.
 void erase_timings(json& j) {
@@ -194,7 +139,7 @@ class Experiment : public ::testing::Test {
                                  scratch_ / "data" / (prefix + "-labels-idx1-ubyte"));
     }
     straight_ = scratch_ / "straight";
-    Child run(tiny_args(scratch_ / "data", straight_), scratch_ / "straight.log");
+    CliChild run(tiny_args(scratch_ / "data", straight_), scratch_ / "straight.log");
     straight_ok_ = run.succeeded();
   }
   static void TearDownTestSuite() {
@@ -261,13 +206,13 @@ TEST_F(Experiment, KilledAndRunAgainMatchesAnUninterruptedRun) {
   const auto log = scratch_ / "killed.log";
   const auto args = tiny_args(scratch_ / "data", out);
   {
-    Child run(args, log);
+    CliChild run(args, log);
     ASSERT_TRUE(wait_until(run, [&] { return fs::exists(out / "models" / "mlp64-element" / "checkpoint.pt"); }))
         << read_file(log);
     ASSERT_TRUE(run.kill());
   }
   {
-    Child run(args, log);
+    CliChild run(args, log);
     ASSERT_TRUE(wait_until(run, [&] { return fs::exists(out / "stages" / "sweep-mlp64-spatial.json"); }))
         << read_file(log);
     ASSERT_TRUE(run.kill());
@@ -275,7 +220,7 @@ TEST_F(Experiment, KilledAndRunAgainMatchesAnUninterruptedRun) {
   EXPECT_FALSE(fs::exists(out / "results.json"));
   const auto before = read_file(log).size();
   {
-    Child run(args, log);
+    CliChild run(args, log);
     ASSERT_TRUE(run.succeeded()) << read_file(log);
   }
   const std::string last = read_file(log).substr(before);

@@ -23,12 +23,14 @@
 #include <tuple>
 #include <vector>
 
+#include "cli_child.h"
 #include "data/datasets.h"
 #include "data/idx.h"
 #include "data/image_set.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+using spinbayes::CliChild;
+using spinbayes::wait_until;
 
 namespace {
 
@@ -67,73 +69,10 @@ std::string read_file(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// A running `spinbayes` child; its stdout and stderr go to `log`.
-class Child {
- public:
-  Child(const std::vector<std::string>& args, const fs::path& log) {
-    std::vector<std::string> all = {SPINBAYES_CLI_PATH};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fd);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      wait();
-    }
-  }
-
-  bool running() {
-    if (reaped_) return false;
-    const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
-    if (r == pid_) reaped_ = true;
-    return !reaped_;
-  }
-  int wait() {
-    if (!reaped_ && ::waitpid(pid_, &status_, 0) == pid_) reaped_ = true;
-    return status_;
-  }
-  // Kills with SIGKILL; true if the child was still running, i.e. the kill interrupted it.
-  bool kill() {
-    if (!running()) return false;
-    ::kill(pid_, SIGKILL);
-    wait();
-    return WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL;
-  }
-  bool succeeded() { return wait() == 0 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = 0;
-  bool reaped_ = false;
-};
 
 std::vector<std::string> with(std::vector<std::string> args, std::initializer_list<std::string> more) {
   args.insert(args.end(), more);
   return args;
-}
-
-// Polls until `condition` holds or the child ends; true if it held while the child still ran.
-bool wait_until(Child& child, const std::function<bool()>& condition, double timeout_s = 300) {
-  const auto start = Clock::now();
-  while (std::chrono::duration<double>(Clock::now() - start).count() < timeout_s) {
-    if (condition()) return child.running();
-    if (!child.running()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return false;
 }
 
 int history_lines(const fs::path& run) {
@@ -158,7 +97,7 @@ std::string evaluation_of(const fs::path& run, const std::string& data, const fs
   std::string out;
   for (const char* backend : {"engine", "torch"}) {
     const auto json = scratch / (run.filename().string() + "-" + backend + ".json");
-    Child eval({"eval", "--model", run.string(), "--fashion-mnist", data, "--backend", backend, "--samples", "3",
+    CliChild eval({"eval", "--model", run.string(), "--fashion-mnist", data, "--backend", backend, "--samples", "3",
                 "--test-count", "200", "--ood", "gaussian,rotate90", "--ood-count", "50", "--threads", "1", "--json",
                 json.string()},
                scratch / "eval.log");
@@ -214,7 +153,7 @@ void expect_same_outcome(const Outcome& straight, const Outcome& resumed) {
 // The uninterrupted run.
 Outcome uninterrupted(const std::string& data, const fs::path& scratch) {
   const auto run = scratch / "straight";
-  Child train(with(kTrain, {"--fashion-mnist", data, "--out", run.string()}), scratch / "straight.log");
+  CliChild train(with(kTrain, {"--fashion-mnist", data, "--out", run.string()}), scratch / "straight.log");
   EXPECT_TRUE(train.succeeded()) << read_file(scratch / "straight.log");
   EXPECT_EQ(history_lines(run), 3);
   EXPECT_TRUE(temporaries_in(run).empty());
@@ -233,7 +172,7 @@ TEST(Resume, KilledAfterEpochsThenResumedMatchesAnUninterruptedRun) {
 
   // Killed as soon as the first epoch's checkpoint is there ...
   {
-    Child train(with(kTrain, {"--fashion-mnist", data, "--out", run.string()}), log);
+    CliChild train(with(kTrain, {"--fashion-mnist", data, "--out", run.string()}), log);
     ASSERT_TRUE(wait_until(train, [&] { return fs::exists(run / "checkpoint.pt"); }))
         << "the run ended before its first checkpoint: " << read_file(log);
     ASSERT_TRUE(train.kill());
@@ -242,7 +181,7 @@ TEST(Resume, KilledAfterEpochsThenResumedMatchesAnUninterruptedRun) {
   expect_outputs_whole(run);
   // ... resumed and killed again once the second epoch is recorded ...
   {
-    Child train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
+    CliChild train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
     ASSERT_TRUE(wait_until(train, [&] { return history_lines(run) >= 2; }))
         << "the resumed run ended before its second epoch: " << read_file(log);
     ASSERT_TRUE(train.kill());
@@ -251,7 +190,7 @@ TEST(Resume, KilledAfterEpochsThenResumedMatchesAnUninterruptedRun) {
   expect_outputs_whole(run);
   // ... and resumed to the end.
   {
-    Child train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
+    CliChild train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
     ASSERT_TRUE(train.succeeded()) << read_file(log);
   }
   EXPECT_EQ(history_lines(run), 3);
@@ -284,7 +223,7 @@ TEST(Resume, KilledWhileLoadingOrWritingThenRunAgainMatchesAnUninterruptedRun) {
   std::uniform_int_distribution<int> offset_ms(0, 300);
   int kills = 0, kills_inside_a_write = 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    Child train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
+    CliChild train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
     const int lines = history_lines(run);
     bool reached = false;
     if (attempt == 0) {
@@ -302,7 +241,7 @@ TEST(Resume, KilledWhileLoadingOrWritingThenRunAgainMatchesAnUninterruptedRun) {
     EXPECT_FALSE(fs::exists(run / "model.sbir"));
   }
   {
-    Child train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
+    CliChild train(with(kTrain, {"--fashion-mnist", data, "--out", run.string(), "--resume"}), log);
     ASSERT_TRUE(train.succeeded()) << read_file(log);
   }
   RecordProperty("kills_inside_a_checkpoint_write", kills_inside_a_write);

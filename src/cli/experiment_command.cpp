@@ -9,23 +9,11 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace spinbayes {
 
 namespace {
-
-std::vector<std::string> items_of(const std::string& text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) items.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return items;
-}
 
 double number_of(const std::string& option, const std::string& text) {
   std::size_t used = 0;
@@ -114,16 +102,16 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   }
   ExperimentOptions& o = c.options;
   o.t_values.clear();
-  for (const auto& t : items_of(c.t_values)) {
+  for (const auto& t : split_list(c.t_values)) {
     const double v = number_of("--t-values", t);
     if (v != static_cast<double>(static_cast<int>(v))) throw Error("--t-values: '" + printable(t) + "' is not a whole number");
     o.t_values.push_back(static_cast<int>(v));
   }
   o.extra_p.clear();
-  for (const auto& p : items_of(c.extra_p)) o.extra_p.push_back(number_of("--extra-p", p));
+  for (const auto& p : split_list(c.extra_p)) o.extra_p.push_back(number_of("--extra-p", p));
   o.sweep_values.clear();
-  for (const auto& v : items_of(c.sweep_values)) o.sweep_values.push_back(number_of("--sweep-values", v));
-  for (const auto& name : items_of(c.ood)) {
+  for (const auto& v : split_list(c.sweep_values)) o.sweep_values.push_back(number_of("--sweep-values", v));
+  for (const auto& name : split_list(c.ood)) {
     if (std::find(o.ood.begin(), o.ood.end(), name) == o.ood.end()) o.ood.push_back(name);
   }
   o.command = "spinbayes";

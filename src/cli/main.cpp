@@ -7,6 +7,7 @@
 #include "core/atomic_file.h"
 #include "cli/experiment_command.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "cost/cost_model.h"
 #include "data/mnist_json.h"
 #include "eval/bench.h"
@@ -19,19 +20,6 @@
 namespace {
 
 using namespace spinbayes;
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) items.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return items;
-}
 
 void add_data_options(CLI::App& cmd, DataPaths& paths) {
   cmd.add_option("--fashion-mnist", paths.fashion_mnist, "Directory with the Fashion-MNIST IDX files")

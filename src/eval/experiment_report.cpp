@@ -56,6 +56,19 @@ std::string test_images_text(int n) { return n > 0 ? fmt::format("{}", n) : "all
 
 // ---- figures ---------------------------------------------------------------------------------
 
+// The title of a model's panel: its role and T.
+std::string panel_title(const json& m) {
+  return gp_string(fmt::format("{}, T = {}", m["role"].get<std::string>(), m["software"]["report"]["samples"].get<int>()));
+}
+
+// Ends the multiplot, renders it to `png` and describes the figure for the report.
+json finish_figure(std::string script, const std::vector<std::pair<std::string, std::string>>& data,
+                   const std::filesystem::path& png, const std::string& caption) {
+  script += "unset multiplot\n";
+  render_plot(script, data, png, "experiment");
+  return {{"file", "figures/" + png.filename().string()}, {"caption", caption}};
+}
+
 json reliability_figure(const json& results, const std::filesystem::path& png) {
   const json& models = results["models"];
   std::vector<std::pair<std::string, std::string>> data;
@@ -82,16 +95,13 @@ json reliability_figure(const json& results, const std::filesystem::path& png) {
                           gp_string(fmt::format("{} (ECE {:.3f})", chip ? "simulated chip" : "software",
                                              m[where]["report"]["ece"].get<double>())));
     }
-    script += fmt::format("set title {}\n", gp_string(fmt::format("{}, T = {}", m["role"].get<std::string>(),
-                                                                   m["software"]["report"]["samples"].get<int>())));
+    script += fmt::format("set title {}\n", panel_title(m));
     script += plot + "\n";
   }
-  script += "unset multiplot\n";
-  render_plot(script, data, png, "experiment");
-  return {{"file", "figures/" + png.filename().string()},
-          {"caption", "Reliability diagrams of the three models, software engine (solid) and simulated chip (dotted): "
+  return finish_figure(script, data, png,
+                       "Reliability diagrams of the three models, software engine (solid) and simulated chip (dotted): "
                       "the accuracy of the test images in each confidence bin against their mean confidence. "
-                      "Points under the diagonal are over-confident."}};
+                      "Points under the diagonal are over-confident.");
 }
 
 json entropy_figure(const json& results, const std::filesystem::path& png) {
@@ -124,15 +134,12 @@ json entropy_figure(const json& results, const std::filesystem::path& png) {
       plot += fmt::format("{}'{}' using 1:{} with histeps lw {} lc {} title {}", s == 0 ? "" : ", ", file, s + 2,
                           in ? 3 : 2, in ? "rgb '#000000'" : std::to_string(s), gp_string(in ? "test (in-distribution)" : sets[s]));
     }
-    script += fmt::format("set title {}\n", gp_string(fmt::format("{}, T = {}", m["role"].get<std::string>(),
-                                                                   m["software"]["report"]["samples"].get<int>())));
+    script += fmt::format("set title {}\n", panel_title(m));
     script += plot + "\n";
   }
-  script += "unset multiplot\n";
-  render_plot(script, data, png, "experiment");
-  return {{"file", "figures/" + png.filename().string()},
-          {"caption", "Histograms of the predictive entropy, software engine: test images against each OOD set "
-                      "(log scale; the higher an OOD set's mass at high entropy, the better it is detected)."}};
+  return finish_figure(script, data, png,
+                       "Histograms of the predictive entropy, software engine: test images against each OOD set "
+                      "(log scale; the higher an OOD set's mass at high entropy, the better it is detected).");
 }
 
 json t_axis_figure(const json& results, const std::filesystem::path& png) {
@@ -182,12 +189,10 @@ json t_axis_figure(const json& results, const std::filesystem::path& png) {
     }
     script += plot + "\n";
   }
-  script += "unset multiplot\n";
-  render_plot(script, data, png, "experiment");
-  return {{"file", "figures/" + png.filename().string()},
-          {"caption", fmt::format("Accuracy, NLL and AUROC against {} as T grows, software engine, {} test images; "
+  return finish_figure(script, data, png,
+                       fmt::format("Accuracy, NLL and AUROC against {} as T grows, software engine, {} test images; "
                                   "each model evaluated at the dropout rate it was trained with.",
-                                  ood, test_images_text(images))}};
+                                  ood, test_images_text(images)));
 }
 
 json variation_figure(const json& results, const std::filesystem::path& png) {
@@ -249,12 +254,10 @@ json variation_figure(const json& results, const std::filesystem::path& png) {
     }
     script += plot + "\n";
   }
-  script += "unset multiplot\n";
-  render_plot(script, data, png, "experiment");
-  return {{"file", "figures/" + png.filename().string()},
-          {"caption", fmt::format("Accuracy and AUROC against {} on simulated chips as {} grows; the dashed lines are "
+  return finish_figure(script, data, png,
+                       fmt::format("Accuracy and AUROC against {} on simulated chips as {} grows; the dashed lines are "
                                   "the software engine on the same images.",
-                                  ood, param)}};
+                                  ood, param));
 }
 
 // The energy of a model's own scheme at T, from its cost stage.
@@ -296,20 +299,18 @@ json quality_energy_figure(const json& results, const std::filesystem::path& png
     }
     script += plot + "\n";
   }
-  script += "unset multiplot\n";
-  render_plot(script, data, png, "experiment");
   std::vector<std::string> rates;
   for (const auto& m : models) {
     if (m["dropout"].get<std::string>() == "spatial") rates.push_back(fmt::format("{:g}", m["p"].get<double>()));
   }
   std::string p_text;
   for (const auto& r : rates) p_text += (p_text.empty() ? "" : ", ") + r;
-  return {{"file", "figures/" + png.filename().string()},
-          {"caption", fmt::format("AUROC against {} and NLL (software engine, {} test images) against the energy of "
+  return finish_figure(script, data, png,
+                       fmt::format("AUROC against {} and NLL (software engine, {} test images) against the energy of "
                                   "one inference of T passes on the chip under each model's own dropout scheme. The p "
                                   "axis covers spatial-dropout models trained at p = {}; every model is evaluated at "
                                   "the rate it was trained with.",
-                                  ood, test_images_text(results["settings"]["curve_test_count"].get<int>()), p_text)}};
+                                  ood, test_images_text(results["settings"]["curve_test_count"].get<int>()), p_text));
 }
 
 // ---- report.md ---------------------------------------------------------------------------------
