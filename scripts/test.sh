@@ -4,6 +4,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$root/scripts/setup.sh"
 export OPENBLAS_NUM_THREADS=1
+# OpenMP threads sleep rather than spin while they wait: under ctest -j 2 on two cores, spinning
+# threads of one test starve the other's (a LibTorch epoch took 10x longer).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j 2
 # Sanitized unit tests (ASan + UBSan) and a minute of fuzzing per parser.
 bash "$root/scripts/hardening.sh"
