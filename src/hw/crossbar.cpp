@@ -453,11 +453,15 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
   }
 #if SPINBAYES_CROSSBAR_AVX512
   if (cpu_features().avx512_vnni) {
-    // Stuck cells change the exact dot of their column.
-    thread_local std::vector<std::int32_t> exact;
-    exact.assign(dots, dots + cols_);
-    for (int j = 0; stuck_cells_ && j < cols_; ++j) {
-      if (!stuck_[static_cast<std::size_t>(j)].empty()) exact[static_cast<std::size_t>(j)] += stuck_correction(patches, m, j, 0, rows_);
+    // Stuck cells change the exact dot of their column: a corrected copy only where there are any.
+    const std::int32_t* exact = dots;
+    if (stuck_cells_) {
+      thread_local std::vector<std::int32_t> corrected;
+      corrected.assign(dots, dots + cols_);
+      for (int j = 0; j < cols_; ++j) {
+        if (!stuck_[static_cast<std::size_t>(j)].empty()) corrected[static_cast<std::size_t>(j)] += stuck_correction(patches, m, j, 0, rows_);
+      }
+      exact = corrected.data();
     }
     const int words = (cols_ + kBitsPerWord - 1) / kBitsPerWord;
     thread_local std::vector<BitWord> near;
@@ -466,7 +470,7 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
     if (screen_sigmas_ > 0.0) {
       const ScreenTerms terms{screen_sigmas_,     screen_rounding_, variance_match_,
                               variance_mismatch_, variance_driven_, patches.kept[static_cast<std::size_t>(m)]};
-      screen_avx512(exact.data(), sign, bound, offset_.data(), stuck_variance_.data(), terms, cols_, out, near.data());
+      screen_avx512(exact, sign, bound, offset_.data(), stuck_variance_.data(), terms, cols_, out, near.data());
     } else {
       std::fill(near.begin(), near.end(), ~BitWord{0});
       if (cols_ % kBitsPerWord != 0) near.back() = (BitWord{1} << (cols_ % kBitsPerWord)) - 1;
