@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The full experiment, written into docs/: `spinbayes experiment --models runs` (it reuses the
-# recipe's runs/vgg32-none, -element and -spatial when they are there, and trains them otherwise),
-# then its report, results and figures copied to docs/results.md and docs/results/.
-# About 10 minutes on 2 cores with the models trained; training them adds about 45 (idle machine).
+# The full experiment, written into docs/: `spinbayes experiment` (it trains its three models into
+# runs/experiment/models, 8 epochs each, or reuses them when they are there and current), then its
+# report, results and figures copied to docs/results.md and docs/results/.
+# Under an hour from nothing on 2 cores; a run killed mid-way resumes where it stopped.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OPENBLAS_NUM_THREADS=1
 spinbayes="${BUILD_DIR:-$root/build}/spinbayes"
 cd "$root"  # relative paths, so that the report's commands read as they would be typed here
 
-"$spinbayes" experiment --models runs --out runs/experiment
+"$spinbayes" experiment --out runs/experiment
 mkdir -p docs/results/figures
 cp runs/experiment/figures/*.png docs/results/figures/
 cp runs/experiment/results.json docs/results/results.json
