@@ -230,6 +230,87 @@ Patches driven_patches(const Chip& chip, unsigned image_seed, std::uint64_t keep
   return patches;
 }
 
+// The same windows under a spatial mask: every channel dropped with probability 1/10, for all
+// taps inside the map alike (what the chip's spatial modules do).
+Patches spatial_patches(const Chip& chip, unsigned image_seed, std::uint64_t keep_seed) {
+  const Engine& engine = chip.engine();
+  BinaryMap map = engine.run_prefix(noise_images(1, image_seed).image(0));
+  std::mt19937_64 gen(keep_seed);
+  std::vector<BitWord> channels(static_cast<std::size_t>(map.signs.words), 0);
+  for (int c = 0; c < map.channels; ++c) {
+    if (gen() % 10 != 0) channels[static_cast<std::size_t>(c / kBitsPerWord)] |= BitWord{1} << (c % kBitsPerWord);
+  }
+  map.keep = BitMatrix(map.height * map.width, map.channels);
+  for (int pix = 0; pix < map.keep.rows; ++pix) std::copy(channels.begin(), channels.end(), map.keep.row(pix));
+  Patches patches;
+  const auto& layer = engine.layers()[1];
+  im2col_bits(map, layer.kernel, layer.stride, layer.padding, patches);
+  return patches;
+}
+
+// The GEMM's dots of window m on the cells' bits (stuck cells are the layer's to correct).
+std::vector<std::int32_t> window_dots(const Patches& patches, int m, const CrossbarLayer& array, int cols) {
+  std::vector<std::int32_t> dots(static_cast<std::size_t>(cols));
+  for (int j = 0; j < cols; ++j) {
+    int kept = 0, mismatched = 0;
+    for (int w = 0; w < patches.keep.words; ++w) {
+      const BitWord k = patches.keep.row(m)[w];
+      kept += std::popcount(k);
+      mismatched += std::popcount((patches.signs.row(m)[w] ^ array.weights().row(j)[w]) & k);
+    }
+    dots[static_cast<std::size_t>(j)] = kept - 2 * mismatched;
+  }
+  return dots;
+}
+
+// The conditioned screen's centre and variance describe this chip's analog sums: on windows under
+// a spatial mask (borders included), the residual (analog value - centre) / sqrt(variance) has a
+// mean square near one (a little under: where it cannot tell, the variance takes the larger) and
+// stays well inside the screen's 6 sigmas, and the centre takes most of the deviation from the
+// ideal dot away. Random keep bits are not conditioned.
+TEST(Chip, ConditionedScreenPredictsTheAnalogSum) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.crossbar.tile_rows = 4096;  // one tile: the sense amplifier sees the sum itself
+  hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
+  const Chip chip(ir, hw, 13);
+  const CrossbarLayer& array = chip.array(1);
+  const int cols = chip.engine().layers()[1].shape.out_channels;
+  double z2 = 0.0, largest = 0.0, raw2 = 0.0, left2 = 0.0;
+  int n = 0, borders = 0;
+  for (const unsigned image : {5u, 6u}) {
+    const Patches patches = spatial_patches(chip, image, image + 1);
+    const CrossbarLayer::ScreenTerms interior = array.screen_terms(patches, patches.out_w + 1);
+    ASSERT_TRUE(interior.conditioned);
+    for (int m = 0; m < patches.signs.rows; ++m) {
+      const CrossbarLayer::ScreenTerms st = array.screen_terms(patches, m);
+      ASSERT_TRUE(st.conditioned) << m;
+      ASSERT_GT(st.base, 0.0);
+      borders += st.s0 != interior.s0;
+      const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+      std::int32_t sum = 0;
+      for (int j = 0; j < cols; ++j) {
+        array.tile_sums_reference(patches, m, j, &sum);
+        const double value = array.column_value(&sum);
+        const double dot = dots[static_cast<std::size_t>(j)];
+        const double centre = dot + st.a * st.s0[j] + st.b * st.se[j];
+        const double z = (value - centre) / std::sqrt(st.base + st.slope * dot);
+        z2 += z * z;
+        largest = std::max(largest, std::fabs(z));
+        raw2 += std::pow(value - dot, 2);
+        left2 += std::pow(value - centre, 2);
+        ++n;
+      }
+    }
+  }
+  EXPECT_GT(borders, 0);
+  EXPECT_GT(z2 / n, 0.6);
+  EXPECT_LT(z2 / n, 1.15);
+  EXPECT_LT(largest, 5.0);
+  EXPECT_LT(left2, 0.6 * raw2);  // measured: 0.38 (mean square 0.86, largest 3.4 sigmas)
+  EXPECT_FALSE(array.screen_terms(driven_patches(chip, 5, 3), 0).conditioned);
+}
+
 TEST(Chip, SimdTileSumsMatchThePlainLoop) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
   // With variation: the SIMD and plain sums agree exactly. Without, but with stuck cells: each
@@ -279,38 +360,31 @@ TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
     hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.003;
     const Chip chip(ir, hw, 11);
     const auto& layer = chip.engine().layers()[1];
-    const Patches patches = driven_patches(chip, 5, 3);
     const CrossbarLayer& array = chip.array(1);
     const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
     int analog = 0;
-    for (int m = 0; m < patches.signs.rows; ++m) {
-      // The GEMM's dots on the cells' bits (stuck cells are the layer's to correct).
-      std::vector<std::int32_t> dots(static_cast<std::size_t>(cols));
-      for (int j = 0; j < cols; ++j) {
-        int kept = 0, mismatched = 0;
-        for (int w = 0; w < patches.keep.words; ++w) {
-          const BitWord k = patches.keep.row(m)[w];
-          kept += std::popcount(k);
-          mismatched += std::popcount((patches.signs.row(m)[w] ^ array.weights().row(j)[w]) & k);
+    // Random keep bits (the ensemble screen) and a spatial mask (the conditioned one).
+    for (const bool spatial : {false, true}) {
+      const Patches patches = spatial ? spatial_patches(chip, 5, 3) : driven_patches(chip, 5, 3);
+      for (int m = 0; m < patches.signs.rows; ++m) {
+        const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+        std::vector<BitWord> fast(static_cast<std::size_t>(words)), plain(static_cast<std::size_t>(words));
+        LayerEvents events;
+        array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), fast.data(), events);
+        array.sense_row_reference(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), plain.data());
+        ASSERT_EQ(fast, plain) << "tile_rows " << tile_rows << ", window " << m;
+        // Every column read out (as the output layer is): the SIMD batch against column by column.
+        std::vector<double> read(static_cast<std::size_t>(cols));
+        array.read_row(patches, m, dots.data(), read.data(), events);
+        std::vector<std::int32_t> sums(static_cast<std::size_t>(array.row_tiles()));
+        for (int j = 0; j < cols; ++j) {
+          array.tile_sums_reference(patches, m, j, sums.data());
+          ASSERT_EQ(read[static_cast<std::size_t>(j)], array.column_value(sums.data())) << j;
         }
-        dots[static_cast<std::size_t>(j)] = kept - 2 * mismatched;
+        std::vector<BitWord> ideal(static_cast<std::size_t>(words));
+        threshold_bits(dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), cols, ideal.data());
+        analog += fast != ideal;
       }
-      std::vector<BitWord> fast(static_cast<std::size_t>(words)), plain(static_cast<std::size_t>(words));
-      LayerEvents events;
-      array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), fast.data(), events);
-      array.sense_row_reference(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), plain.data());
-      ASSERT_EQ(fast, plain) << "tile_rows " << tile_rows << ", window " << m;
-      // Every column read out (as the output layer is): the SIMD batch against column by column.
-      std::vector<double> read(static_cast<std::size_t>(cols));
-      array.read_row(patches, m, dots.data(), read.data(), events);
-      std::vector<std::int32_t> sums(static_cast<std::size_t>(array.row_tiles()));
-      for (int j = 0; j < cols; ++j) {
-        array.tile_sums_reference(patches, m, j, sums.data());
-        ASSERT_EQ(read[static_cast<std::size_t>(j)], array.column_value(sums.data())) << j;
-      }
-      std::vector<BitWord> ideal(static_cast<std::size_t>(words));
-      threshold_bits(dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), cols, ideal.data());
-      analog += fast != ideal;
     }
     EXPECT_GT(analog, 0) << "the analog path never changed a decision";
   }

@@ -68,7 +68,12 @@ BenchReport run_bench(const BenchOptions& o) {
     r.cim_setup_seconds = seconds_of([&] {
       chip = std::make_unique<Chip>(load_model_ir(ensure_model_ir(o.model)), HardwareConfig::load(o.hardware), 1);
     });
-    const double cim_s = best_seconds(2, [&] { chip->predict(images, o.samples, o.seed, true); });
+    Ledger ledger;
+    const double cim_s = best_seconds(2, [&] { chip->predict(images, o.samples, o.seed, true, &ledger); });
+    const LayerEvents total = ledger.total();
+    r.cim_analog_share = total.simulated_decisions > 0
+                             ? static_cast<double>(total.analog_decisions) / static_cast<double>(total.simulated_decisions)
+                             : 0.0;
     r.hardware = o.hardware;
     r.cim_samples_per_s = work / cim_s;
     r.cim_time_over_engine = cim_s / engine_s;
@@ -160,7 +165,8 @@ nlohmann::json bench_json(const BenchReport& r) {
     j["cim"] = {{"hardware", r.hardware},
                 {"samples_per_s", r.cim_samples_per_s},
                 {"time_over_engine", r.cim_time_over_engine},
-                {"setup_seconds", r.cim_setup_seconds}};
+                {"setup_seconds", r.cim_setup_seconds},
+                {"analog_share", r.cim_analog_share}};
   }
   return j;
 }
@@ -174,8 +180,9 @@ std::string bench_table(const BenchReport& r) {
                      r.ratio);
   if (!r.hardware.empty()) {
     out += fmt::format("  cim       {:10.0f} images x samples / s   ({:.2f}x the engine's time; hardware {}, "
-                       "chip set up in {:.2f} s)\n",
-                       r.cim_samples_per_s, r.cim_time_over_engine, r.hardware, r.cim_setup_seconds);
+                       "chip set up in {:.2f} s; {:.1f} % of decisions through the analog sum)\n",
+                       r.cim_samples_per_s, r.cim_time_over_engine, r.hardware, r.cim_setup_seconds,
+                       100.0 * r.cim_analog_share);
   }
   out += fmt::format("  engine    {:10.1f} G binary MAC/s; popcount roof {:.1f} G binary MAC/s ({:.0f} %)\n",
                      r.engine_binary_macs_per_s / 1e9, r.popcount_roof_macs_per_s / 1e9,

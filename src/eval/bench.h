@@ -49,6 +49,7 @@ struct BenchReport {
   // The chip simulator on the same images and samples (when asked for).
   std::string hardware;
   double cim_samples_per_s = 0, cim_time_over_engine = 0, cim_setup_seconds = 0;
+  double cim_analog_share = 0;  // hidden-layer decisions the screen sent through the analog sum
 };
 
 BenchReport run_bench(const BenchOptions& options);

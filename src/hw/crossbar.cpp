@@ -111,7 +111,7 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
   stuck_.resize(static_cast<std::size_t>(cols_));
   // Read values per column and row, [input bit 0, input bit 1], in dot units before fixed point.
   std::vector<float> value(static_cast<std::size_t>(cols_) * 2 * padded_rows_, 0.0f);
-  stuck_variance_.assign(static_cast<std::size_t>(cols_), 0.0);
+  column_variance_.assign(static_cast<std::size_t>(cols_), 0.0);
   offset_.assign(static_cast<std::size_t>(cols_), 0.0);
   // One unit of column current: V * G_half, in uA.
   const double unit_ua = hw.crossbar.read_voltage_v * readout.g_half * 1e6;
@@ -150,7 +150,7 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
         value[bit0] += dev[1] - ref[r];
         value[bit1] += dev[0] - ref[r];
         // A cell whose MTJs hold the same state may read P where the dot counts a mismatch.
-        if (state[0] == state[1]) stuck_variance_[static_cast<std::size_t>(j)] += var_p;
+        if (state[0] == state[1]) column_variance_[static_cast<std::size_t>(j)] += var_p;
       }
     }
     if (row_tiles_ == 1 && !output_) {
@@ -180,13 +180,194 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
   variance_match_ = var_p;
   variance_mismatch_ = var_ap;
   variance_driven_ = var_reference + (variation ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0);
-  // Half an ADC step per tile for rounding once the sum is not an integer.
-  screen_rounding_ = adc && (adc_step_ != 1.0 || variation) ? 0.5 * adc_step_ * row_tiles_ : 0.0;
+  // ADC rounding, once the sum is not an integer: step^2 / 12 per tile (see the header).
+  if (adc && (adc_step_ != 1.0 || variation)) {
+    for (double& v : column_variance_) v += row_tiles_ * adc_step_ * adc_step_ / 12.0;
+  }
+  variance_reference_ = var_reference;
+  variance_rounding_ = variation ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
+  kernel_ = mapping.kernel;
+  tap_rows_ = mapping.in_channels;
+  conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == rows_;
+  if (conditioned_) conditioned_sums();
+  vnni_ = cpu_features().avx512_vnni;
+  popcnt_ = cpu_features().popcnt;
+  no_sums_.assign(static_cast<std::size_t>(cols_), 0);
   bool offsets = false;
   for (double o : offset_) offsets = offsets || o != 0.0;
   for (const auto& cells : stuck_) stuck_cells_ = stuck_cells_ || !cells.empty();
   exact_ = !variation && !faults && !offsets && (!adc || adc_step_ == 1.0);
   packed_ = pack_operand(weights_);
+}
+
+void CrossbarLayer::conditioned_sums() {
+  // delta[x] = stored value - cell_scale x ideal value of the MTJ read for input bit x: MTJ1
+  // holds the (fault-corrected) weight, MTJ2 its complement, or both the stuck value.
+  const int taps = kernel_ * kernel_;
+  const std::size_t rects = static_cast<std::size_t>(taps) * taps;
+  rect_s0_.assign(rects * cols_, 0);
+  rect_se_.assign(rects * cols_, 0);
+  std::vector<std::int32_t> tap_s0(static_cast<std::size_t>(taps)), tap_se(static_cast<std::size_t>(taps));
+  std::vector<char> stuck(static_cast<std::size_t>(rows_));
+  for (int j = 0; j < cols_; ++j) {
+    const std::int8_t* v = cell_value_.data() + static_cast<std::size_t>(j) * 2 * padded_rows_;
+    std::fill(stuck.begin(), stuck.end(), 0);
+    for (const StuckCell& c : stuck_[static_cast<std::size_t>(j)]) stuck[static_cast<std::size_t>(c.row)] = 1;
+    std::fill(tap_s0.begin(), tap_s0.end(), 0);
+    std::fill(tap_se.begin(), tap_se.end(), 0);
+    for (int r = 0; r < rows_; ++r) {
+      const int ideal1 = weights_.get(j, r) ? 1 : -1;
+      const int ideal0 = stuck[static_cast<std::size_t>(r)] ? ideal1 : -ideal1;
+      const int delta0 = v[value_index(r, false)] - cell_scale_ * ideal0;
+      const int delta1 = v[value_index(r, true)] - cell_scale_ * ideal1;
+      tap_s0[static_cast<std::size_t>(r / tap_rows_)] += delta0;
+      tap_se[static_cast<std::size_t>(r / tap_rows_)] += delta1 - delta0;
+    }
+    for (int ky0 = 0; ky0 < kernel_; ++ky0) {
+      for (int ky1 = ky0; ky1 < kernel_; ++ky1) {
+        for (int kx0 = 0; kx0 < kernel_; ++kx0) {
+          for (int kx1 = kx0; kx1 < kernel_; ++kx1) {
+            std::int32_t s0 = 0, se = 0;
+            for (int ky = ky0; ky <= ky1; ++ky) {
+              for (int kx = kx0; kx <= kx1; ++kx) {
+                s0 += tap_s0[static_cast<std::size_t>(ky * kernel_ + kx)];
+                se += tap_se[static_cast<std::size_t>(ky * kernel_ + kx)];
+              }
+            }
+            const std::size_t at = static_cast<std::size_t>(rectangle(ky0, ky1, kx0, kx1)) * cols_ + j;
+            rect_s0_[at] = s0;
+            rect_se_[at] = se;
+          }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+// Set bits of row among bits [begin, end).
+inline __attribute__((always_inline)) int count_bits(const BitWord* row, int begin, int end) {
+  int n = 0;
+  for (int word = begin / kBitsPerWord; word * kBitsPerWord < end; ++word) {
+    BitWord bits = row[word];
+    const int lo = word * kBitsPerWord;
+    if (begin > lo) bits &= ~BitWord{0} << (begin - lo);
+    if (end < lo + kBitsPerWord) bits &= (BitWord{1} << (end - lo)) - 1;
+    n += std::popcount(bits);
+  }
+  return n;
+}
+
+// A window's driven rows by kernel tap: whether every tap they touch holds the same count kc and
+// those taps form a rectangle of the kernel (rows ky0..ky1, columns kx0..kx1, `valid` taps), and
+// n1 = |keep and x|.
+struct TapPattern {
+  bool uniform = false;
+  int kc = 0, valid = 0, ky0 = 0, ky1 = -1, kx0 = 0, kx1 = -1, n1 = 0;
+};
+inline __attribute__((always_inline)) TapPattern tap_pattern_body(const BitWord* keep, const BitWord* x, int words,
+                                                                  int kernel, int tap_rows) {
+  // Consecutive windows mostly drive the same rows (spatial masks, away from the borders): the
+  // taps of the last keep row seen on this thread are reused when the row is the same.
+  thread_local std::vector<BitWord> last_keep;
+  thread_local TapPattern last;
+  thread_local int last_kernel = 0, last_tap_rows = 0;
+  TapPattern p;
+  if (kernel == last_kernel && tap_rows == last_tap_rows && static_cast<int>(last_keep.size()) == words &&
+      std::equal(keep, keep + words, last_keep.begin())) {
+    p = last;
+  } else {
+    p.ky0 = p.kx0 = kernel;
+    bool uniform = true;
+    for (int t = 0; t < kernel * kernel && uniform; ++t) {
+      const int n = count_bits(keep, t * tap_rows, (t + 1) * tap_rows);
+      if (n == 0) continue;
+      if (p.kc == 0) p.kc = n;
+      uniform = n == p.kc;
+      ++p.valid;
+      p.ky0 = std::min(p.ky0, t / kernel), p.ky1 = std::max(p.ky1, t / kernel);
+      p.kx0 = std::min(p.kx0, t % kernel), p.kx1 = std::max(p.kx1, t % kernel);
+    }
+    p.uniform = uniform && p.valid > 0 && p.valid == (p.ky1 - p.ky0 + 1) * (p.kx1 - p.kx0 + 1);
+    last_keep.assign(keep, keep + words);
+    last = p;
+    last_kernel = kernel;
+    last_tap_rows = tap_rows;
+  }
+  if (p.uniform) {
+    for (int word = 0; word < words; ++word) p.n1 += std::popcount(keep[word] & x[word]);
+  }
+  return p;
+}
+// The same counts with the POPCNT instruction (the baseline build counts bits in a library call).
+TapPattern tap_pattern_plain(const BitWord* keep, const BitWord* x, int words, int kernel, int tap_rows) {
+  return tap_pattern_body(keep, x, words, kernel, tap_rows);
+}
+#if SPINBAYES_CROSSBAR_AVX512
+__attribute__((target("popcnt"))) TapPattern tap_pattern_popcnt(const BitWord* keep, const BitWord* x, int words,
+                                                                 int kernel, int tap_rows) {
+  return tap_pattern_body(keep, x, words, kernel, tap_rows);
+}
+#endif
+}  // namespace
+
+CrossbarLayer::ScreenTerms CrossbarLayer::screen_terms(const Patches& patches, int m) const {
+  const int k = patches.kept[static_cast<std::size_t>(m)];
+  // The ensemble screen: centred on the dot; of k driven rows, (k + dot) / 2 match (read P) and
+  // (k - dot) / 2 do not (AP), and each adds its reference cells and fixed-point rounding.
+  ScreenTerms st;
+  st.s0 = st.se = no_sums_.data();
+  st.base = 0.5 * (variance_match_ + variance_mismatch_) * k + variance_driven_ * k;
+  st.slope = 0.5 * (variance_match_ - variance_mismatch_);
+  if (!conditioned_ || k == 0) return st;
+  // Driven rows: the same count kc in every tap they touch, and those taps a rectangle (the
+  // kernel's part inside the map).
+  const BitWord* keep = patches.keep.row(m);
+  const BitWord* x = patches.signs.row(m);
+#if SPINBAYES_CROSSBAR_AVX512
+  const TapPattern p = popcnt_ ? tap_pattern_popcnt(keep, x, patches.keep.words, kernel_, tap_rows_)
+                               : tap_pattern_plain(keep, x, patches.keep.words, kernel_, tap_rows_);
+#else
+  const TapPattern p = tap_pattern_plain(keep, x, patches.keep.words, kernel_, tap_rows_);
+#endif
+  if (!p.uniform) return st;
+  const int kc = p.kc, valid = p.valid, n1 = p.n1;
+  const int ky0 = p.ky0, ky1 = p.ky1, kx0 = p.kx0, kx1 = p.kx1;
+  const double kappa = static_cast<double>(kc) / tap_rows_, nu = static_cast<double>(n1) / k;
+  st.a = kappa / cell_scale_;
+  st.b = kappa * nu / cell_scale_;
+  const std::size_t at = static_cast<std::size_t>(rectangle(ky0, ky1, kx0, kx1)) * cols_;
+  st.s0 = rect_s0_.data() + at;
+  st.se = rect_se_.data() + at;
+  // What is left: sum over the valid taps' rows of alpha delta0 + beta e, alpha = keep - kappa,
+  // beta = (keep and x) - kappa nu, i.e. gamma dev2 + beta dev1 - alpha ref with gamma = alpha -
+  // beta (dev1, dev2: the deviations of MTJ1 and MTJ2, one P and one AP; ref: the reference
+  // column's), plus the rounding of delta0 and delta1. Three kinds of rows: driven reading bit 1
+  // (MTJ1), driven reading bit 0 (MTJ2), and dropped. A driven row whose read MTJ is P (a match:
+  // (k + dot) / 2 of them) adds (read^2 - other^2)(vP - vAP) to what a mismatch adds; which kind
+  // the matches fall in is not known, so each counts the larger extra. A dropped row's two MTJs
+  // are either way round: the larger of the two.
+  const double kinds[3][3] = {{static_cast<double>(n1), 1.0 - kappa, 1.0 - kappa * nu},
+                              {static_cast<double>(k - n1), 1.0 - kappa, -kappa * nu},
+                              {static_cast<double>(valid * tap_rows_ - k), -kappa, -kappa * nu}};
+  double variance = 0.0, match_extra = -std::numeric_limits<double>::infinity();
+  for (int kind = 0; kind < 3; ++kind) {
+    const double count = kinds[kind][0], alpha = kinds[kind][1], beta = kinds[kind][2], gamma = alpha - beta;
+    double devices;
+    if (kind < 2) {
+      const double read = kind == 0 ? beta : gamma, other = kind == 0 ? gamma : beta;
+      devices = read * read * variance_mismatch_ + other * other * variance_match_;
+      match_extra = std::max(match_extra, (read * read - other * other) * (variance_match_ - variance_mismatch_));
+    } else {
+      devices = std::max(gamma * gamma * variance_match_ + beta * beta * variance_mismatch_,
+                         gamma * gamma * variance_mismatch_ + beta * beta * variance_match_);
+    }
+    variance += count * (devices + alpha * alpha * variance_reference_ + variance_rounding_ * (gamma * gamma + beta * beta));
+  }
+  st.base = variance + 0.5 * k * match_extra;
+  st.slope = 0.5 * match_extra;
+  st.conditioned = true;
+  return st;
 }
 
 void CrossbarLayer::count_reads(const Patches& patches, int m, LayerEvents& events) const {
@@ -247,18 +428,6 @@ inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) __m
   return _mm512_add_epi32(_mm512_shuffle_i32x4(w[0], w[1], 0x88), _mm512_shuffle_i32x4(w[0], w[1], 0xdd));
 }
 
-// The sums of the `filled` accumulators, stored in order.
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void flush_ring(__m512i* ring, int& filled, std::int32_t*& sums) {
-  if (filled == 16) {
-    _mm512_storeu_si512(sums, sums_of_16(ring));
-  } else {
-    for (int i = filled; i < 16; ++i) ring[i] = _mm512_setzero_si512();
-    _mm512_mask_storeu_epi32(sums, static_cast<__mmask16>((1u << filled) - 1), sums_of_16(ring));
-  }
-  sums += filled;
-  filled = 0;
-}
-
 // One 64-row word of kColumns columns: each driven row's value for its input bit, summed into acc.
 template <int kColumns>
 inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void pick_and_add(
@@ -266,45 +435,74 @@ inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) voi
   if (keep == 0) return;  // no row driven: dropped channels, padding
   const __mmask64 bit0 = keep & ~x, bit1 = keep & x;
   const std::size_t b = 128 * static_cast<std::size_t>(word);
+#pragma GCC unroll 8
   for (int q = 0; q < kColumns; ++q) {
     const __m512i picked = _mm512_mask_loadu_epi8(_mm512_maskz_loadu_epi8(bit0, v[q] + b), bit1, v[q] + b + 64);
     acc[q] = _mm512_dpbusd_epi32(acc[q], ones, picked);
   }
 }
 
+// The sums of the first sixteen ring entries, stored; the entries past them moved to the front.
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void flush_ring(__m512i* ring, int& filled,
+                                                                                         std::int32_t*& sums) {
+  _mm512_storeu_si512(sums, sums_of_16(ring));
+  sums += 16;
+  filled -= 16;
+  for (int r = 0; r < filled; ++r) ring[r] = ring[16 + r];
+}
+
+// The tile sums of one group of kColumns columns (the first n of them kept) into the ring.
+template <int kColumns>
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void group_tile_sums(
+    const BitWord* x, const BitWord* keep, const std::int8_t* const* v, int n, int words, int tile_words, int tiles,
+    __m512i ones, __m512i* ring, int& filled, std::int32_t*& sums) {
+  for (int t = 0; t < tiles; ++t) {
+    __m512i even[kColumns], odd[kColumns];
+#pragma GCC unroll 8
+    for (int q = 0; q < kColumns; ++q) even[q] = odd[q] = _mm512_setzero_si512();
+    const int end = std::min(words, (t + 1) * tile_words);
+    int word = t * tile_words;
+    for (; word + 1 < end; word += 2) {
+      pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
+      pick_and_add<kColumns>(odd, v, word + 1, keep[word + 1], x[word + 1], ones);
+    }
+    if (word < end) pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
+#pragma GCC unroll 8
+    for (int q = 0; q < kColumns; ++q) ring[filled + q] = _mm512_add_epi32(even[q], odd[q]);
+    filled += n;
+    if (filled >= 16) flush_ring(ring, filled, sums);
+  }
+}
+
 // Tile sums of the listed columns: per 64-row word, a masked load picks each driven row's MTJ2
 // value (input bit 0) and a merging masked load its MTJ1 value (bit 1); VPDPBUSD against bytes of
-// ones adds the 64 picks into sixteen 32-bit lanes. Four columns at a time, two accumulators each,
-// so eight independent chains hide the instruction's latency; sixteen tiles' lanes are summed at
-// a time, in CrossbarLayer::tile_sum_index order.
+// ones adds the 64 picks into sixteen 32-bit lanes. Four columns at a time (the last group one,
+// two or four), two accumulators each, so eight independent chains hide the instruction's
+// latency; sixteen tiles' lanes are summed at a time, in CrossbarLayer::tile_sum_index order.
+// Every index into the accumulators is a constant, so that they live in registers.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void column_sums_vnni(
     const BitWord* x, const BitWord* keep, const std::int8_t* values, std::size_t column_bytes, const int* columns,
     int count, int words, int tile_words, int tiles, std::int32_t* sums) {
-  const __m512i ones = _mm512_set1_epi8(1);
-  __m512i ring[16];
-  int filled = 0;
   constexpr int kColumns = CrossbarLayer::kColumnGroup;
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i ring[16 + kColumns];
+  int filled = 0;
   for (int i0 = 0; i0 < count; i0 += kColumns) {
     const int n = std::min(kColumns, count - i0);
     const std::int8_t* v[kColumns];
     for (int q = 0; q < kColumns; ++q) v[q] = values + static_cast<std::size_t>(columns[i0 + std::min(q, n - 1)]) * column_bytes;
-    for (int t = 0; t < tiles; ++t) {
-      __m512i even[kColumns], odd[kColumns];
-      for (int q = 0; q < kColumns; ++q) even[q] = odd[q] = _mm512_setzero_si512();
-      const int end = std::min(words, (t + 1) * tile_words);
-      int word = t * tile_words;
-      for (; word + 1 < end; word += 2) {
-        pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
-        pick_and_add<kColumns>(odd, v, word + 1, keep[word + 1], x[word + 1], ones);
-      }
-      if (word < end) pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
-      for (int q = 0; q < n; ++q) {
-        ring[filled++] = _mm512_add_epi32(even[q], odd[q]);
-        if (filled == 16) flush_ring(ring, filled, sums);
-      }
+    if (n == 1) {
+      group_tile_sums<1>(x, keep, v, n, words, tile_words, tiles, ones, ring, filled, sums);
+    } else if (n == 2) {
+      group_tile_sums<2>(x, keep, v, n, words, tile_words, tiles, ones, ring, filled, sums);
+    } else {
+      group_tile_sums<kColumns>(x, keep, v, n, words, tile_words, tiles, ones, ring, filled, sums);
     }
   }
-  if (filled > 0) flush_ring(ring, filled, sums);
+  if (filled > 0) {
+    for (int i = filled; i < 16; ++i) ring[i] = _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(sums, static_cast<__mmask16>((1u << filled) - 1), sums_of_16(ring));
+  }
 }
 
 // ADC codes of n tile sums, eight at a time: the same exact product, correctly rounded quotient
@@ -327,39 +525,34 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) void adc_codes_avx512(const
   }
 }
 
-// One window's screen, eight columns at a time: the margin sign * dot - bound + 1/2 + offset
-// (the comparison halfway between integer dots), whether the column fires on it, and whether it
-// lies within the column's screen (CrossbarLayer::within_screen) and so needs the analog sum.
-struct ScreenTerms {
-  double sigmas, rounding, match, mismatch, driven;
-  int kept;
-};
+// One window's screen, eight columns at a time: the margin sign * (dot + a s0 + b se) - bound +
+// 1/2 + offset (the comparison halfway between integer dots, about the expected value), whether
+// the column fires on it, and whether it lies within base + slope dot + column_variance of it
+// (CrossbarLayer::within_screen) and so needs the analog sum.
 __attribute__((target("avx512f,avx512vl"))) void screen_avx512(const std::int32_t* dots, const std::int32_t* sign,
                                                                const std::int32_t* bound, const double* offset,
-                                                               const double* stuck_variance, const ScreenTerms& terms,
+                                                               const double* column_variance,
+                                                               const CrossbarLayer::ScreenTerms& terms, double sigmas,
                                                                int n, BitWord* fire, BitWord* near) {
-  const __m512d half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd(), kept = _mm512_set1_pd(terms.kept);
-  const __m512d match = _mm512_set1_pd(terms.match), mismatch = _mm512_set1_pd(terms.mismatch);
-  const __m512d driven = _mm512_set1_pd(terms.driven * terms.kept);
-  const __m512d sigmas2 = _mm512_set1_pd(terms.sigmas * terms.sigmas), rounding = _mm512_set1_pd(terms.rounding);
+  const __m512d half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd();
+  const __m512d a = _mm512_set1_pd(terms.a), b = _mm512_set1_pd(terms.b);
+  const __m512d base = _mm512_set1_pd(terms.base), slope = _mm512_set1_pd(terms.slope);
+  const __m512d sigmas2 = _mm512_set1_pd(sigmas * sigmas);
   for (int j = 0; j < n; j += 8) {
     const auto lanes = static_cast<__mmask8>(n - j >= 8 ? 0xff : (1u << (n - j)) - 1);
     const __m512d d = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, dots + j));
     const __m512d s = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, sign + j));
-    const __m512d b = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, bound + j));
-    const __m512d margin =
-        _mm512_add_pd(_mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(s, d), b), half), _mm512_maskz_loadu_pd(lanes, offset + j));
-    const __m512d variance = _mm512_add_pd(
-        _mm512_add_pd(_mm512_mul_pd(half, _mm512_add_pd(_mm512_mul_pd(match, _mm512_add_pd(kept, d)),
-                                                        _mm512_mul_pd(mismatch, _mm512_sub_pd(kept, d)))),
-                      driven),
-        _mm512_maskz_loadu_pd(lanes, stuck_variance + j));
-    // |margin| <= rounding + sigmas sqrt(variance), without the square root.
-    const __m512d beyond = _mm512_sub_pd(_mm512_abs_pd(margin), rounding);
+    const __m512d bd = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, bound + j));
+    const __m512d mu = _mm512_add_pd(_mm512_mul_pd(a, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.s0 + j))),
+                                     _mm512_mul_pd(b, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.se + j))));
+    const __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(s, _mm512_add_pd(d, mu)), bd), half),
+                                         _mm512_maskz_loadu_pd(lanes, offset + j));
+    const __m512d variance =
+        _mm512_add_pd(_mm512_add_pd(base, _mm512_mul_pd(slope, d)), _mm512_maskz_loadu_pd(lanes, column_variance + j));
+    // |margin| <= sigmas sqrt(variance), without the square root.
     const __mmask8 f = _mm512_mask_cmp_pd_mask(lanes, margin, zero, _CMP_GE_OQ);
-    const __mmask8 c = _mm512_mask_cmp_pd_mask(lanes, beyond, zero, _CMP_LE_OQ) |
-                       _mm512_mask_cmp_pd_mask(lanes, _mm512_mul_pd(beyond, beyond),
-                                               _mm512_mul_pd(sigmas2, variance), _CMP_LE_OQ);
+    const __mmask8 c =
+        _mm512_mask_cmp_pd_mask(lanes, _mm512_mul_pd(margin, margin), _mm512_mul_pd(sigmas2, variance), _CMP_LE_OQ);
     fire[j / kBitsPerWord] |= static_cast<BitWord>(f) << (j % kBitsPerWord);
     near[j / kBitsPerWord] |= static_cast<BitWord>(c) << (j % kBitsPerWord);
   }
@@ -371,7 +564,7 @@ __attribute__((target("avx512f,avx512vl"))) void screen_avx512(const std::int32_
 void CrossbarLayer::columns_tile_sums(const Patches& patches, int m, const int* columns, int count,
                                       std::int32_t* sums) const {
 #if SPINBAYES_CROSSBAR_AVX512
-  if (cpu_features().avx512_vnni) {
+  if (vnni_) {
     // Tiles start on word boundaries (tile_rows is a multiple of 64); rows past rows_ are never kept.
     column_sums_vnni(patches.signs.row(m), patches.keep.row(m), cell_value_.data(), 2 * static_cast<std::size_t>(padded_rows_),
                      columns, count, padded_rows_ / kBitsPerWord, tile_rows_ / kBitsPerWord, row_tiles_, sums);
@@ -410,7 +603,7 @@ std::int32_t CrossbarLayer::adc_code(std::int32_t sum) const {
 
 void CrossbarLayer::adc_codes(const std::int32_t* sums, int n, std::int32_t* codes) const {
 #if SPINBAYES_CROSSBAR_AVX512
-  if (cpu_features().avx512_vnni) {
+  if (vnni_) {
     adc_codes_avx512(sums, n, adc_multiplier_, adc_divisor_, adc_divisor_power_of_two_, adc_levels_, codes);
     return;
   }
@@ -447,12 +640,13 @@ double CrossbarLayer::column_value(const std::int32_t* sums) const {
 void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t* dots, const std::int32_t* sign,
                               const std::int32_t* bound, BitWord* out, LayerEvents& events) const {
   count_reads(patches, m, events);
+  events.simulated_decisions += static_cast<std::uint64_t>(cols_);
   if (exact_) {
     threshold_bits(dots, sign, bound, cols_, out);
     return;
   }
 #if SPINBAYES_CROSSBAR_AVX512
-  if (cpu_features().avx512_vnni) {
+  if (vnni_) {
     // Stuck cells change the exact dot of their column: a corrected copy only where there are any.
     const std::int32_t* exact = dots;
     if (stuck_cells_) {
@@ -468,9 +662,8 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
     near.assign(static_cast<std::size_t>(words), 0);
     std::fill(out, out + words, BitWord{0});
     if (screen_sigmas_ > 0.0) {
-      const ScreenTerms terms{screen_sigmas_,     screen_rounding_, variance_match_,
-                              variance_mismatch_, variance_driven_, patches.kept[static_cast<std::size_t>(m)]};
-      screen_avx512(exact, sign, bound, offset_.data(), stuck_variance_.data(), terms, cols_, out, near.data());
+      screen_avx512(exact, sign, bound, offset_.data(), column_variance_.data(), screen_terms(patches, m), screen_sigmas_,
+                    cols_, out, near.data());
     } else {
       std::fill(near.begin(), near.end(), ~BitWord{0});
       if (cols_ % kBitsPerWord != 0) near.back() = (BitWord{1} << (cols_ % kBitsPerWord)) - 1;
@@ -482,6 +675,7 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
         columns.push_back(word * kBitsPerWord + std::countr_zero(bits));
       }
     }
+    events.analog_decisions += columns.size();
     if (columns.empty()) return;
     thread_local std::vector<std::int32_t> sums;
     sums.resize(columns.size() * static_cast<std::size_t>(row_tiles_));
@@ -500,30 +694,31 @@ void CrossbarLayer::sense_row(const Patches& patches, int m, const std::int32_t*
     return;
   }
 #endif
-  sense_row_reference(patches, m, dots, sign, bound, out);
+  events.analog_decisions += static_cast<std::uint64_t>(sense_row_reference(patches, m, dots, sign, bound, out));
 }
 
-bool CrossbarLayer::within_screen(double margin, int kept, std::int32_t dot, int j) const {
+bool CrossbarLayer::within_screen(double margin, double variance) const {
   if (screen_sigmas_ <= 0.0) return true;
-  // Of `kept` driven rows, (kept + dot) / 2 match (read P) and (kept - dot) / 2 do not (AP).
-  const double variance = 0.5 * (variance_match_ * (kept + dot) + variance_mismatch_ * (kept - dot)) +
-                          variance_driven_ * kept + stuck_variance_[static_cast<std::size_t>(j)];
-  // |margin| <= rounding + sigmas sqrt(variance), without the square root.
-  const double beyond = std::fabs(margin) - screen_rounding_;
-  return beyond <= 0.0 || beyond * beyond <= screen_sigmas_ * screen_sigmas_ * variance;
+  // |margin| <= sigmas sqrt(variance), without the square root.
+  return margin * margin <= screen_sigmas_ * screen_sigmas_ * variance;
 }
 
-void CrossbarLayer::sense_row_reference(const Patches& patches, int m, const std::int32_t* dots,
-                                        const std::int32_t* sign, const std::int32_t* bound, BitWord* out) const {
+int CrossbarLayer::sense_row_reference(const Patches& patches, int m, const std::int32_t* dots,
+                                       const std::int32_t* sign, const std::int32_t* bound, BitWord* out) const {
+  int analog = 0;
+  const ScreenTerms st = screen_terms(patches, m);
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);
     const std::int32_t dot = dots[j] + (stuck_[jj].empty() ? 0 : stuck_correction(patches, m, j, 0, rows_));
-    // The comparison sign * value >= bound - 1/2 (halfway between integer dots), as a margin.
-    const double margin = sign[j] * static_cast<double>(dot) - bound[j] + 0.5 + offset_[jj];
+    // The comparison sign * value >= bound - 1/2 (halfway between integer dots), as a margin
+    // about the value expected.
+    const double margin = sign[j] * (dot + (st.a * st.s0[j] + st.b * st.se[j])) - bound[j] + 0.5 + offset_[jj];
+    const bool within = within_screen(margin, (st.base + st.slope * dot) + column_variance_[jj]);
     bool fire;
-    if (!within_screen(margin, patches.kept[static_cast<std::size_t>(m)], dot, j)) {
+    if (!within) {
       fire = margin >= 0.0;
     } else {
+      ++analog;
       std::int32_t sums[kMaxTiles];
       tile_sums_reference(patches, m, j, sums);
       fire = sign[j] * column_value(sums) - bound[j] + 0.5 + offset_[jj] >= 0.0;
@@ -535,6 +730,7 @@ void CrossbarLayer::sense_row_reference(const Patches& patches, int m, const std
       out[j / kBitsPerWord] &= ~bit;
     }
   }
+  return analog;
 }
 
 void CrossbarLayer::read_row(const Patches& patches, int m, const std::int32_t* dots, double* sums,

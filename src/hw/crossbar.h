@@ -21,11 +21,25 @@
 // value whatever the input: kept as a sparse list per column and added exactly.
 //
 // Speed: the exact integer dots come from the engine's binary GEMM; the analog sum over a column
-// is evaluated only where the decision could differ: where the ideal margin lies within
-// screen_sigmas standard deviations of the column's deviation sum (plus the ADC rounding bound).
-// That deviation's variance over chips is known per window from the dot itself: of k driven
-// rows, (k + dot) / 2 read a P MTJ and (k - dot) / 2 an AP one.
+// is evaluated only where the decision could differ: where the margin about the expected value
+// lies within screen_sigmas standard deviations of what the devices and the ADCs can add.
+// Ensemble screen: centred on the dot; the deviation's variance over chips is known per window
+// from the dot itself: of k driven rows, (k + dot) / 2 read a P MTJ and (k - dot) / 2 an AP one.
+// ADC rounding: each tile's code is off by up to half a step, uniformly, a variance of
+// step^2 / 12 per tile; a sum of uniform errors is strictly sub-Gaussian (its tail falls at least
+// as fast as the normal's of the same variance), so it joins the devices' variance.
 // screen_sigmas = 0 evaluates every column: the reference path.
+// Conditioned screen: where a window's driven rows are its valid taps' rows of the same kept
+// channels (spatial masks: every tap inside the map holds kc of its C rows, those outside none),
+// the screen centres each column on what the chip's own cells predict, not on the ideal dot. Of a
+// driven row's deviation delta[x] = delta0 + x * e (e = delta1 - delta0), the sums of delta0 and
+// of e over each rectangle of taps are known per column once per chip; with kappa = kc / C kept
+// and nu = n1 / k of the k driven rows reading bit 1, the centre is
+//   mu = kappa * (S0 + nu * Se),
+// and what is left, sum(delta0 * (keep - kappa) + e * (keep and x - kappa nu)), is a sum over
+// rows whose variance the window's counts give (screen_terms()): about 0.4x the ensemble
+// variance at p = 0.1, so about 0.63x the screen's width. Other windows (element masks drawn
+// per window) use the ensemble screen.
 // Fixed point: each cell's read value (its ideal +-1, or its stuck value, plus its deviation) is
 // held as an 8-bit integer in units of 1 / cell_scale, a power of two from 64 down to 8 chosen so
 // the largest value fits (1/64 of a dot unit at the default variation: a rounding variance of
@@ -36,6 +50,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/aligned.h"
 #include "engine/bit_matrix.h"
 #include "hw/hardware_config.h"
 #include "hw/ledger.h"
@@ -59,8 +74,9 @@ class CrossbarLayer {
   // sign[j] * dot >= bound[j] in exact arithmetic).
   void sense_row(const Patches& patches, int m, const std::int32_t* dots, const std::int32_t* sign,
                  const std::int32_t* bound, BitWord* out, LayerEvents& events) const;
-  // The same decisions column by column with the plain deviation loop (tests).
-  void sense_row_reference(const Patches& patches, int m, const std::int32_t* dots, const std::int32_t* sign,
+  // The same decisions column by column with the plain deviation loop; returns how many took the
+  // analog sum.
+  int sense_row_reference(const Patches& patches, int m, const std::int32_t* dots, const std::int32_t* sign,
                            const std::int32_t* bound, BitWord* out) const;
   // Column sums of one window as read out through the ADCs (output layer).
   void read_row(const Patches& patches, int m, const std::int32_t* dots, double* sums, LayerEvents& events) const;
@@ -86,11 +102,27 @@ class CrossbarLayer {
   }
   int row_tiles() const { return row_tiles_; }
 
+  // What the screen knows of window m before any analog sum (public for tests): column j's value
+  // is expected at dot_j + a * s0[j] + b * se[j] (dot units), with variance
+  // base + slope * dot_j + its own (stuck cells, ADC rounding). Conditioned: the chip's sums over
+  // the window's taps (s0: delta0, se: e, in 1 / cell_scale); otherwise a = b = 0 and the
+  // ensemble variance.
+  struct ScreenTerms {
+    bool conditioned = false;
+    double a = 0, b = 0, base = 0, slope = 0;
+    const std::int32_t* s0 = nullptr;
+    const std::int32_t* se = nullptr;
+  };
+  ScreenTerms screen_terms(const Patches& patches, int m) const;
+
  private:
   std::int32_t stuck_correction(const Patches& patches, int m, int j, int r0, int r1) const;
   // Whether column j's analog sum can move across the threshold from `margin`, at screen_sigmas
-  // standard deviations (plus ADC rounding), with `kept` rows driven and exact dot `dot`.
-  bool within_screen(double margin, int kept, std::int32_t dot, int j) const;
+  // standard deviations (ADC rounding included), with `kept` rows driven and exact dot `dot`.
+  bool within_screen(double margin, double variance) const;
+  // Each rectangle of taps (rows ky0..ky1, columns kx0..kx1 of the kernel): its index into
+  // rect_s0_ / rect_se_ (times cols_).
+  int rectangle(int ky0, int ky1, int kx0, int kx1) const { return ((ky0 * kernel_ + ky1) * kernel_ + kx0) * kernel_ + kx1; }
   // Tile sums of the listed columns of window m, row_tiles_ each, at tile_sum_index: in groups of
   // kColumnGroup columns, tile by tile (the order the SIMD kernel makes them in).
   void columns_tile_sums(const Patches& patches, int m, const int* columns, int count, std::int32_t* sums) const;
@@ -102,6 +134,7 @@ class CrossbarLayer {
   // column_value() of `count` columns' consecutive tile sums (overwritten by their ADC codes).
   void column_values(std::int32_t* sums, int count, double* values) const;
   void count_reads(const Patches& patches, int m, LayerEvents& events) const;
+  void conditioned_sums();  // rect_s0_, rect_se_ from cell_value_
 
   int rows_ = 0, cols_ = 0, padded_rows_ = 0, tile_rows_ = 0, row_tiles_ = 1, col_tiles_ = 1;
   bool output_ = false, exact_ = true, stuck_cells_ = false;
@@ -114,13 +147,23 @@ class CrossbarLayer {
   std::vector<std::vector<StuckCell>> stuck_;  // per column, by row
   // Per column, two bytes per padded row (value_index): the value (dot units x cell_scale_,
   // reference column subtracted) of the cell read when the input bit is 0 (MTJ2) and 1 (MTJ1).
-  std::vector<std::int8_t> cell_value_;
+  AlignedVector<std::int8_t> cell_value_;  // 64-byte aligned: each word's loads stay in one line
   int cell_scale_ = 64;
   std::vector<double> offset_;  // sense-amplifier offset per column, dot units
   // The screen: decisions whose |margin| falls outside within_screen() skip the analog sum.
-  double screen_sigmas_ = 0, screen_rounding_ = 0;
+  double screen_sigmas_ = 0;
   double variance_match_ = 0, variance_mismatch_ = 0, variance_driven_ = 0;
-  std::vector<double> stuck_variance_;  // per column
+  // Per column, what every window adds to the screen's variance: its stuck cells (a P read where
+  // the dot counts a mismatch) and the ADC rounding of its tiles.
+  std::vector<double> column_variance_;
+  // The conditioned screen: taps of tap_rows_ rows (C_in), kernel_ x kernel_ of them; per
+  // rectangle of taps and column, the sums of delta0 and e (cell_scale units); the variances of a
+  // P and an AP read, of a reference row and of the fixed-point rounding of one value.
+  bool conditioned_ = false;
+  bool vnni_ = false, popcnt_ = false;  // the CPU's: the SIMD kernels, the POPCNT instruction
+  int kernel_ = 1, tap_rows_ = 0;
+  std::vector<std::int32_t> rect_s0_, rect_se_, no_sums_;  // no_sums_: cols_ zeros (the ensemble centre)
+  double variance_reference_ = 0, variance_rounding_ = 0;
   double adc_step_ = 1.0;
   double adc_divisor_ = 1.0;  // a code is sum x adc_multiplier_ / adc_divisor_, rounded
   double adc_multiplier_ = 1.0;

@@ -31,6 +31,9 @@ struct EventTally {
   T module_resets{}, module_writes{}, module_reads{};
   T wordline_drives{}, cell_reads{};
   T sense_decisions{}, adc_conversions{}, digital_accumulates{}, digital_macs{};
+  // The simulator's own work, not the hardware's (not priced, not in kinds()): hidden-layer
+  // decisions taken, and those the screen sent through the analog sum.
+  T simulated_decisions{}, analog_decisions{};
 
   static constexpr std::array<std::pair<const char*, T EventTally::*>, 9> kinds() {
     return {{{"module_resets", &EventTally::module_resets},
@@ -53,11 +56,15 @@ struct EventTally {
   }
   EventTally& operator+=(const EventTally& o) {
     for (const auto& kind : kinds()) this->*kind.second += o.*kind.second;
+    simulated_decisions += o.simulated_decisions;
+    analog_decisions += o.analog_decisions;
     return *this;
   }
   EventTally scaled(T factor) const {
     EventTally t = *this;
     for (const auto& kind : kinds()) t.*kind.second *= factor;
+    t.simulated_decisions *= factor;
+    t.analog_decisions *= factor;
     return t;
   }
   bool operator==(const EventTally&) const = default;
