@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <vector>
+
 #include "core/error.h"
 #include "model/dropout_mask.h"
 #include "model/model_spec.h"
@@ -185,4 +188,27 @@ TEST(DropoutMask, PackedDrawsEqualOneByOneDraws) {
       }
     }
   }
+}
+
+// Units with their own probability (the chip's dropout modules): each draw against its own bound.
+TEST(DropoutMask, PackedDrawsWithOwnBoundsEqualOneByOneDraws) {
+  const DropoutDraws draws(9, 2, 3, 4, 0.1);
+  std::vector<std::uint64_t> bounds(64);
+  for (std::size_t i = 0; i < bounds.size(); ++i) bounds[i] = DropoutDraws::bound_for(0.02 * static_cast<double>(i % 40));
+  int kept = 0;
+  for (const int count : {1, 7, 8, 9, 63, 64}) {
+    for (const std::uint64_t first : {0ULL, 5000ULL, 123456789ULL}) {
+      const std::uint64_t fast = draws.keep_bits(first, 1, count, bounds.data());
+      EXPECT_EQ(fast, draws.keep_bits_reference(first, 1, count, bounds.data()));
+      for (int i = 0; i < count; ++i) {
+        const bool keep = draws.draw53(first + static_cast<std::uint64_t>(i)) >= bounds[static_cast<std::size_t>(i)];
+        EXPECT_EQ(((fast >> i) & 1u) != 0, keep) << "count " << count << " i " << i;
+        kept += keep;
+      }
+      if (count < 64) {
+        EXPECT_EQ(fast >> count, 0u);
+      }
+    }
+  }
+  EXPECT_GT(kept, 0);
 }

@@ -131,8 +131,10 @@ void Chip::mask_patches(int index, Patches& patches, int row, std::uint64_t seed
         const int first = word * kBitsPerWord;
         const int count = std::min(kBitsPerWord, rows - first);
         BitWord bits = 0;
-        if (uniform_bank_[i] && disturb == 0.0) {
-          bits = draws.keep_bits(window_unit + static_cast<std::uint64_t>(first), 1, count);
+        if (disturb == 0.0) {
+          // Module first + b draws unit window_unit + first + b against its own bound.
+          bits = draws.keep_bits(window_unit + static_cast<std::uint64_t>(first), 1, count,
+                                 uniform_bank_[i] ? nullptr : bank.drop_bounds() + first);
         } else {
           for (int b = 0; b < count; ++b) {
             const std::uint64_t unit = window_unit + static_cast<std::uint64_t>(first + b);

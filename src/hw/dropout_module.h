@@ -24,6 +24,7 @@ class DropoutBank {
   // Module m drops iff the pass's uniform draw u (as u * 2^53) is below this: the same comparison
   // as the software masks (DropoutDraws), so a module with p_m = p draws exactly the software bit.
   std::uint64_t drop_bound(int m) const { return bound_[static_cast<std::size_t>(m)]; }
+  const std::uint64_t* drop_bounds() const { return bound_.data(); }  // all of them, by module
   double write_current_ua() const { return write_current_ua_; }  // the per-chip current (nominal device)
 
  private:

@@ -11,9 +11,13 @@
 
 namespace spinbayes {
 
-std::uint64_t DropoutDraws::keep_bits_reference(std::uint64_t first, std::uint64_t stride, int count) const {
+std::uint64_t DropoutDraws::keep_bits_reference(std::uint64_t first, std::uint64_t stride, int count,
+                                                 const std::uint64_t* bounds) const {
   std::uint64_t bits = 0;
-  for (int i = 0; i < count; ++i) bits |= static_cast<std::uint64_t>(keeps(first + i * stride)) << i;
+  for (int i = 0; i < count; ++i) {
+    const std::uint64_t bound = bounds != nullptr ? bounds[i] : bound_;
+    bits |= static_cast<std::uint64_t>(draw53(first + i * stride) >= bound) << i;
+  }
   return bits;
 }
 
@@ -36,6 +40,7 @@ __attribute__((target("avx512f,avx512dq"))) inline __m512i mix64_x8(__m512i z) {
 }
 
 __attribute__((target("avx512f,avx512dq"))) std::uint64_t keep_bits_avx512(std::uint64_t state, std::uint64_t bound,
+                                                                           const std::uint64_t* bounds,
                                                                            std::uint64_t first, std::uint64_t stride,
                                                                            int count) {
   const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
@@ -50,9 +55,11 @@ __attribute__((target("avx512f,avx512dq"))) std::uint64_t keep_bits_avx512(std::
         _mm512_set1_epi64(static_cast<long long>(first + static_cast<std::uint64_t>(i) * stride)),
         _mm512_mullo_epi64(lane, step));
     const __m512i h = mix64_x8(_mm512_xor_si512(st, _mm512_add_epi64(unit, fold)));
-    const __mmask8 keep = _mm512_cmpge_epu64_mask(_mm512_srli_epi64(h, 11), b);
     const int valid = count - i < 8 ? count - i : 8;
-    bits |= static_cast<std::uint64_t>(keep & ((1u << valid) - 1u)) << i;
+    const auto lanes = static_cast<__mmask8>((1u << valid) - 1u);
+    const __m512i lane_bound = bounds != nullptr ? _mm512_maskz_loadu_epi64(lanes, bounds + i) : b;
+    const __mmask8 keep = _mm512_mask_cmpge_epu64_mask(lanes, _mm512_srli_epi64(h, 11), lane_bound);
+    bits |= static_cast<std::uint64_t>(keep) << i;
   }
   return bits;
 }
@@ -62,11 +69,12 @@ __attribute__((target("avx512f,avx512dq"))) std::uint64_t keep_bits_avx512(std::
 #pragma GCC diagnostic pop
 #endif
 
-std::uint64_t DropoutDraws::keep_bits(std::uint64_t first, std::uint64_t stride, int count) const {
+std::uint64_t DropoutDraws::keep_bits(std::uint64_t first, std::uint64_t stride, int count,
+                                       const std::uint64_t* bounds) const {
 #if SPINBAYES_MASK_AVX512
-  if (cpu_features().avx512dq) return keep_bits_avx512(state_, bound_, first, stride, count);
+  if (cpu_features().avx512dq) return keep_bits_avx512(state_, bound_, bounds, first, stride, count);
 #endif
-  return keep_bits_reference(first, stride, count);
+  return keep_bits_reference(first, stride, count, bounds);
 }
 
 }  // namespace spinbayes

@@ -29,10 +29,14 @@ class DropoutDraws {
   // The draw itself, u * 2^53 as an integer: a unit is kept iff draw53(unit) >= bound_for(p).
   std::uint64_t draw53(std::uint64_t unit) const { return mix64(state_ ^ (unit + kHashFold)) >> 11; }
   static std::uint64_t bound_for(double p) { return static_cast<std::uint64_t>(std::ceil(p * 0x1.0p53)); }
-  // Up to 64 draws at once: bit i of the result is keeps(first + i * stride), i < count (<= 64).
-  // Eight lanes at a time with AVX-512 where the CPU has it; keep_bits_reference is the plain loop.
-  std::uint64_t keep_bits(std::uint64_t first, std::uint64_t stride, int count) const;
-  std::uint64_t keep_bits_reference(std::uint64_t first, std::uint64_t stride, int count) const;
+  // Up to 64 draws at once: bit i of the result is keeps(first + i * stride), i < count (<= 64),
+  // or, given `bounds`, draw53(first + i * stride) >= bounds[i] (units with their own
+  // probability, as the chip's dropout modules). Eight lanes at a time with AVX-512 where the CPU
+  // has it; keep_bits_reference is the plain loop.
+  std::uint64_t keep_bits(std::uint64_t first, std::uint64_t stride, int count,
+                          const std::uint64_t* bounds = nullptr) const;
+  std::uint64_t keep_bits_reference(std::uint64_t first, std::uint64_t stride, int count,
+                                    const std::uint64_t* bounds = nullptr) const;
 
  private:
   // hash_key(a, b, c, d, unit) = mix64(mix64(x) ^ (unit + kHashFold)) with x as computed here.
