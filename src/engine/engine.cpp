@@ -216,8 +216,15 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
 
 std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed,
                                              std::uint64_t image, std::uint64_t sample, bool dropout) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
   Patches patches;
+  std::vector<std::int32_t> dots;
+  layer_dots(index, input, seed, image, sample, dropout, patches, dots);
+  return dots;
+}
+
+void Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
+                        std::uint64_t sample, bool dropout, Patches& patches, std::vector<std::int32_t>& dots) const {
+  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
   if (masked(index, dropout)) {
     BinaryMap masked = input;
     apply_masks(index, masked, seed, image, sample);
@@ -225,9 +232,8 @@ std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, 
   } else {
     im2col_bits(input, l.kernel, l.stride, l.padding, patches);
   }
-  std::vector<std::int32_t> dots(static_cast<std::size_t>(patches.signs.rows) * l.shape.out_channels);
+  dots.resize(static_cast<std::size_t>(patches.signs.rows) * l.shape.out_channels);  // every entry written below
   bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
-  return dots;
 }
 
 BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout) const {

@@ -86,6 +86,10 @@ class Engine {
   // after applying that layer's masks when `dropout` is set. For tests and the bench.
   std::vector<std::int32_t> layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
                                        std::uint64_t sample, bool dropout) const;
+  // The same into `dots`, with `patches` as scratch: buffers kept from call to call, as the
+  // Monte Carlo loop keeps them (the bench times layers this way).
+  void layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
+                  bool dropout, Patches& patches, std::vector<std::int32_t>& dots) const;
   // Layer `index`'s output map (thresholded, pooled) from its dots (out pixels x out channels).
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
   bool masked(int index, bool dropout) const;  // does layer `index` apply dropout masks in this pass?
