@@ -133,8 +133,7 @@ void Chip::mask_patches(int index, Patches& patches, int row, std::uint64_t seed
         BitWord bits = 0;
         if (disturb == 0.0) {
           // Module first + b draws unit window_unit + first + b against its own bound.
-          bits = draws.keep_bits(window_unit + static_cast<std::uint64_t>(first), 1, count,
-                                 uniform_bank_[i] ? nullptr : bank.drop_bounds() + first);
+          bits = draws.keep_bits(window_unit + static_cast<std::uint64_t>(first), 1, count, bank.drop_bounds() + first);
         } else {
           for (int b = 0; b < count; ++b) {
             const std::uint64_t unit = window_unit + static_cast<std::uint64_t>(first + b);

@@ -175,17 +175,16 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
   // Dividing by a power of two is multiplying by its exact reciprocal: the same quotient, faster.
   adc_divisor_power_of_two_ = std::exp2(std::round(std::log2(adc_divisor_))) == adc_divisor_;
   // The screen (within_screen): first-order variances of a matching read (P), a mismatching one
-  // (AP) and what every driven row adds (its reference cells, the fixed-point rounding).
+  // (AP), a row's reference cells and the fixed-point rounding of one value.
   screen_sigmas_ = hw.crossbar.screen_sigmas;
   variance_match_ = var_p;
   variance_mismatch_ = var_ap;
-  variance_driven_ = var_reference + (variation ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0);
+  variance_reference_ = var_reference;
+  variance_rounding_ = variation ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
   // ADC rounding, once the sum is not an integer: step^2 / 12 per tile (see the header).
   if (adc && (adc_step_ != 1.0 || variation)) {
     for (double& v : column_variance_) v += row_tiles_ * adc_step_ * adc_step_ / 12.0;
   }
-  variance_reference_ = var_reference;
-  variance_rounding_ = variation ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
   kernel_ = mapping.kernel;
   tap_rows_ = mapping.in_channels;
   conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == rows_;
@@ -317,7 +316,7 @@ CrossbarLayer::ScreenTerms CrossbarLayer::screen_terms(const Patches& patches, i
   // (k - dot) / 2 do not (AP), and each adds its reference cells and fixed-point rounding.
   ScreenTerms st;
   st.s0 = st.se = no_sums_.data();
-  st.base = 0.5 * (variance_match_ + variance_mismatch_) * k + variance_driven_ * k;
+  st.base = (0.5 * (variance_match_ + variance_mismatch_) + variance_reference_ + variance_rounding_) * k;
   st.slope = 0.5 * (variance_match_ - variance_mismatch_);
   if (!conditioned_ || k == 0) return st;
   // Driven rows: the same count kc in every tap they touch, and those taps a rectangle (the

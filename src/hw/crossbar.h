@@ -117,8 +117,8 @@ class CrossbarLayer {
 
  private:
   std::int32_t stuck_correction(const Patches& patches, int m, int j, int r0, int r1) const;
-  // Whether column j's analog sum can move across the threshold from `margin`, at screen_sigmas
-  // standard deviations (ADC rounding included), with `kept` rows driven and exact dot `dot`.
+  // Whether an analog sum of this variance (ScreenTerms plus the column's own) can move the
+  // decision across the threshold from `margin`, at screen_sigmas standard deviations.
   bool within_screen(double margin, double variance) const;
   // Each rectangle of taps (rows ky0..ky1, columns kx0..kx1 of the kernel): its index into
   // rect_s0_ / rect_se_ (times cols_).
@@ -152,13 +152,13 @@ class CrossbarLayer {
   std::vector<double> offset_;  // sense-amplifier offset per column, dot units
   // The screen: decisions whose |margin| falls outside within_screen() skip the analog sum.
   double screen_sigmas_ = 0;
-  double variance_match_ = 0, variance_mismatch_ = 0, variance_driven_ = 0;
+  double variance_match_ = 0, variance_mismatch_ = 0;
   // Per column, what every window adds to the screen's variance: its stuck cells (a P read where
   // the dot counts a mismatch) and the ADC rounding of its tiles.
   std::vector<double> column_variance_;
   // The conditioned screen: taps of tap_rows_ rows (C_in), kernel_ x kernel_ of them; per
-  // rectangle of taps and column, the sums of delta0 and e (cell_scale units); the variances of a
-  // P and an AP read, of a reference row and of the fixed-point rounding of one value.
+  // rectangle of taps and column, the sums of delta0 and e (cell_scale units). Both screens: the
+  // variances of a reference row and of the fixed-point rounding of one value.
   bool conditioned_ = false;
   bool vnni_ = false, popcnt_ = false;  // the CPU's: the SIMD kernels, the POPCNT instruction
   int kernel_ = 1, tap_rows_ = 0;
