@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/bit_matrix.h"
+#include "engine/channel_conv.h"
 
 namespace spinbayes {
 namespace {
@@ -36,13 +37,13 @@ BitMatrix random_weights(int out_channels, int in_channels) {
   return pack_weights(w.data(), out_channels, in_channels, 3);
 }
 
-// Args: input channels, map size; the layer keeps the channel count (N = C). One benchmark per
-// kernel this CPU has ("portable" is the reference).
+// Args: input channels, map size, output channels. One benchmark per kernel this CPU has
+// ("portable" is the reference).
 void BM_Conv3x3Gemm(benchmark::State& state, const std::string& kernel) {
   const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
   Patches patches;
   im2col_bits(random_map(channels, size, true), 3, 1, 1, patches);
-  const BitMatrix weights = random_weights(channels, channels);
+  const BitMatrix weights = random_weights(static_cast<int>(state.range(2)), channels);
   const PackedOperand packed = pack_operand(weights);
   std::vector<std::int32_t> out(static_cast<std::size_t>(patches.signs.rows) * weights.rows);
   for (auto _ : state) {
@@ -51,6 +52,25 @@ void BM_Conv3x3Gemm(benchmark::State& state, const std::string& kernel) {
     benchmark::ClobberMemory();
   }
   const double macs = double{1} * patches.signs.rows * weights.rows * patches.signs.bits;
+  state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// A whole 3x3 layer under spatial dropout, as the engine runs it: signs gathered, keep rows copied
+// per rectangle of taps, GEMM. Args as BM_Conv3x3Gemm.
+void BM_ChannelMaskedConv3x3(benchmark::State& state) {
+  const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
+  const BinaryMap map = random_map(channels, size, false);
+  const BitMatrix weights = random_weights(static_cast<int>(state.range(2)), channels);
+  const PackedOperand packed = pack_operand(weights);
+  std::vector<BitWord> channel_keep(static_cast<std::size_t>(words_for_bits(channels)), 0x5bd1e995f7a3c1e9ULL);
+  ChannelConvScratch scratch;
+  std::vector<std::int32_t> out(static_cast<std::size_t>(size) * size * weights.rows);
+  for (auto _ : state) {
+    channel_masked_conv(map, channel_keep, 3, 1, 1, weights, packed, scratch, out.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double macs = double{1} * size * size * weights.rows * weights.bits;
   state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -69,10 +89,10 @@ void BM_Im2colBits(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * patches.signs.rows);
 }
 
+// The 3x3 binary convolutions of vgg-small (width 32) on 28 x 28 images.
 void ConvShapes(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"C", "map"});
-  for (int channels : {32, 64})
-    for (int size : {28, 14}) b->Args({channels, size});
+  b->ArgNames({"C", "map", "out"});
+  b->Args({32, 28, 32})->Args({32, 14, 64})->Args({64, 14, 64})->Args({64, 7, 128})->Args({128, 7, 128});
 }
 
 const bool kGemmsRegistered = [] {
@@ -83,6 +103,7 @@ const bool kGemmsRegistered = [] {
   }
   return true;
 }();
+BENCHMARK(BM_ChannelMaskedConv3x3)->Apply(ConvShapes)->UseRealTime();
 BENCHMARK(BM_Im2colBits)
     ->ArgNames({"C", "map", "dropout"})
     ->ArgsProduct({{32, 64}, {28, 14}, {0, 1}})

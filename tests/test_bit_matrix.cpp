@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/channel_conv.h"
 
 namespace spinbayes {
 namespace {
@@ -170,7 +171,7 @@ TEST(Im2colBits, CornerAndCentreOfAPaddedMap) {
 
 TEST(Im2colBits, IgnoresStrayBitsPastTheChannels) {
   std::mt19937_64 rng(9);
-  for (int c : {3, 70}) {
+  for (int c : {3, 40, 70}) {  // 40: the byte-copying path
     TestMap m = random_map(rng, c, 4, 5, KeepMode::kElement);
     Patches clean, stray;
     im2col_bits(m.bits, 3, 1, 1, clean);
@@ -180,6 +181,42 @@ TEST(Im2colBits, IgnoresStrayBitsPastTheChannels) {
     EXPECT_TRUE(same_bits(clean.signs, stray.signs)) << c;
     EXPECT_TRUE(same_bits(clean.keep, stray.keep)) << c;
     EXPECT_EQ(clean.kept, stray.kept) << c;
+  }
+}
+
+// The byte-copying path (channels a multiple of 8) against the bit-packing reference, on stacks
+// of maps with and without masks, every channel count from 8 to 136 in steps of 8.
+TEST(Im2colBits, ByteCopyingPathEqualsTheReference) {
+  std::mt19937_64 rng(31);
+  Patches fast, reference;
+  for (int trial = 0; trial < 80; ++trial) {
+    const int c = 8 * (1 + trial % 17), k = 1 + 2 * pick(rng, 3), stride = 1 + pick(rng, 2), pad = pick(rng, 3);
+    int h, w;
+    do {
+      h = 1 + pick(rng, 12);
+      w = 1 + pick(rng, 12);
+    } while (h + 2 * pad < k || w + 2 * pad < k);
+    const auto mode = static_cast<KeepMode>(trial % 3);
+    std::vector<BinaryMap> maps;
+    for (int s = 1 + pick(rng, 3); s > 0; --s) maps.push_back(random_map(rng, c, h, w, mode).bits);
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
+                 " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " maps " +
+                 std::to_string(maps.size()));
+    // Stray bits past the channels must not reach the patches.
+    for (BinaryMap& map : maps)
+      for (BitMatrix* mat : {&map.signs, &map.keep})
+        if (c % kBitsPerWord != 0)
+          for (int r = 0; r < mat->rows; ++r) mat->row(r)[mat->words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
+    // Dirty buffers: every word of the output must be written.
+    std::fill(fast.signs.data.begin(), fast.signs.data.end(), ~BitWord{0});
+    std::fill(fast.keep.data.begin(), fast.keep.data.end(), ~BitWord{0});
+    im2col_bits(maps, k, stride, pad, fast);
+    im2col_bits_reference(maps, k, stride, pad, reference);
+    ASSERT_EQ(fast.out_h, reference.out_h);
+    ASSERT_EQ(fast.out_w, reference.out_w);
+    ASSERT_TRUE(same_bits(fast.signs, reference.signs));
+    ASSERT_TRUE(same_bits(fast.keep, reference.keep));
+    ASSERT_EQ(fast.kept, reference.kept);
   }
 }
 
@@ -194,7 +231,7 @@ TEST(Im2colBits, RejectsBadGeometry) {
 // pack_weights + im2col_bits + bgemm against the naive convolution over random geometries.
 TEST(BinaryConv, MatchesNaiveIntegerConvolution) {
   std::mt19937_64 rng(20240611);
-  constexpr std::array kChannels = {1, 3, 16, 31, 32, 63, 64, 65, 130};
+  constexpr std::array kChannels = {1, 3, 8, 16, 24, 31, 32, 40, 63, 64, 65, 128, 130};
   constexpr std::array kKernels = {1, 3, 5};
   constexpr std::array kStrides = {1, 2};
   constexpr std::array kPads = {0, 1, 2};
@@ -294,6 +331,65 @@ TEST(Bgemm, MatchesReferenceOnConvShapes) {
   expect_bgemm_matches_reference(rng, 784, 32, 9 * 32, 0.9);
   expect_bgemm_matches_reference(rng, 196, 64, 9 * 64, 0.9);
   expect_bgemm_matches_reference(rng, 3, 10, 4096, 0.9);
+}
+
+// The channel-masked convolution (keep rows laid out per rectangle of taps) against the plain
+// path and the naive convolution, over random geometries, channel counts on and off
+// the byte-copying path, with and without a mask; one scratch reused across shapes.
+TEST(ChannelMaskedConv, MatchesThePlainPathAndTheNaiveConvolution) {
+  std::mt19937_64 rng(4242);
+  constexpr std::array kChannels = {1, 3, 8, 16, 24, 31, 32, 40, 64, 65, 128};
+  ChannelConvScratch scratch;
+  for (int trial = 0; trial < 160; ++trial) {
+    const int c = pick(rng, kChannels), k = 1 + 2 * pick(rng, 3), stride = 1 + pick(rng, 2), pad = pick(rng, 3);
+    int h, w;
+    do {
+      h = 1 + pick(rng, 14);
+      w = 1 + pick(rng, 14);
+    } while (h + 2 * pad < k || w + 2 * pad < k);
+    const int o = 1 + pick(rng, 70);
+    const bool masked = trial % 4 != 0;
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
+                 " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " map " +
+                 std::to_string(h) + "x" + std::to_string(w) + " o=" + std::to_string(o) +
+                 (masked ? " masked" : ""));
+    TestMap m = random_map(rng, c, h, w, masked ? KeepMode::kChannel : KeepMode::kNone);
+    std::vector<BitWord> channel_keep;
+    if (masked) {
+      channel_keep.assign(static_cast<std::size_t>(words_for_bits(c)), 0);
+      for (int ch = 0; ch < c; ++ch)
+        if (m.keep[static_cast<std::size_t>(ch)] != 0) channel_keep[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
+      // Bits past the channels in the mask must not count.
+      if (c % kBitsPerWord != 0) channel_keep.back() |= ~BitWord{0} << (c % kBitsPerWord);
+    }
+    std::vector<std::int8_t> weights(static_cast<std::size_t>(o) * c * k * k);
+    for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
+    const BitMatrix packed = pack_weights(weights.data(), o, c, k);
+    const std::vector<std::int32_t> naive = naive_conv(m, weights, o, k, stride, pad);
+
+    BinaryMap signs_only = m.bits;
+    signs_only.keep = BitMatrix();
+    std::vector<std::int32_t> plain(naive.size(), -12345), fast(naive.size(), -12345);
+    channel_masked_conv_reference(signs_only, channel_keep, k, stride, pad, packed, plain.data());
+    ASSERT_EQ(plain, naive);
+    channel_masked_conv(signs_only, channel_keep, k, stride, pad, packed, pack_operand(packed), scratch, fast.data());
+    ASSERT_EQ(fast, naive);
+  }
+}
+
+TEST(ChannelMaskedConv, RejectsMismatchedOperands) {
+  std::mt19937_64 rng(3);
+  const TestMap m = random_map(rng, 8, 4, 4, KeepMode::kNone);
+  const BitMatrix weights(2, 9 * 8), wrong(2, 9 * 7);
+  ChannelConvScratch scratch;
+  std::vector<std::int32_t> dots(16 * 2);
+  const std::vector<BitWord> two_words(2, ~BitWord{0});
+  EXPECT_THROW(channel_masked_conv(m.bits, {}, 3, 1, 1, wrong, pack_operand(wrong), scratch, dots.data()), Error);
+  EXPECT_THROW(channel_masked_conv(m.bits, two_words, 3, 1, 1, weights, pack_operand(weights), scratch, dots.data()),
+               Error);
+  const TestMap with_keep = random_map(rng, 8, 4, 4, KeepMode::kElement);
+  EXPECT_THROW(
+      channel_masked_conv(with_keep.bits, {}, 3, 1, 1, weights, pack_operand(weights), scratch, dots.data()), Error);
 }
 
 TEST(Bgemm, LongRowsOfMaximalCounts) {

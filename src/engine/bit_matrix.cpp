@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -260,8 +261,8 @@ SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const BitMatrix& keep, const 
 // 3x8, 4x8, 2x12, 4x4 are within noise of each other on the 3x3 conv shapes.)
 constexpr int kBlockRows = 2, kBlockVectors = 2;
 
-SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const BitMatrix& keep,
-                               const std::vector<std::int32_t>& kept, const PackedOperand& b, std::int32_t* out) {
+SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+                               const PackedOperand& b, std::int32_t* out) {
   const int n = b.rows, npad = b.padded_rows, words = a.words;
   const BitWord* bt = b.data.data();
   const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
@@ -305,45 +306,60 @@ SPINBAYES_AVX2 void threshold_bits_avx2(const std::int32_t* dots, const std::int
 
 // The AVX-512 microkernel: the same transposed b (npad a multiple of 8), one 512-bit vector holding
 // word w of 8 rows of b, and VPOPCNTQ counting each 64-bit lane directly, so there are no byte
-// counters to flush. R rows of a x 8 * V columns from j0.
-template <int R, int V, bool kMasked>
-SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
-                                    const std::int32_t* kept, std::int32_t* out, int n, int j0) {
-  __m512i count[R][V];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) count[r][v] = _mm512_setzero_si512();
-  for (int w = 0; w < words; ++w) {
-    const BitWord* b_words = bt + static_cast<std::size_t>(w) * npad + j0;
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const std::size_t i = static_cast<std::size_t>(r) * words + w;
-      const __m512i av = _mm512_set1_epi64(static_cast<long long>(a[i]));
-      const __m512i kv = kMasked ? _mm512_set1_epi64(static_cast<long long>(k[i])) : __m512i{};
-#pragma GCC unroll 4
-      for (int v = 0; v < V; ++v) {
-        const __m512i bv = _mm512_loadu_si512(b_words + 8 * v);
-        __m512i x = _mm512_xor_si512(av, bv);
-        if constexpr (kMasked) x = _mm512_and_si512(x, kv);
+// counters to flush. R rows of a x 8 * V columns from j0. With AVX-512 the XOR and the AND are one
+// VPTERNLOGQ, so a masked word pair costs the same three vector operations as an unmasked one.
+// Word w's popcounts of (a XOR b) AND k into R x V counters: the first word sets them, the
+// others add to them.
+template <int R, int V, bool kMasked, bool kFirst>
+SPINBAYES_AVX512 inline __attribute__((always_inline)) void xnor_step512(__m512i (&count)[R][V], const BitWord* a,
+                                                                        const BitWord* k, int words,
+                                                                        const BitWord* b_words, int w) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const std::size_t i = static_cast<std::size_t>(r) * words + w;
+    const __m512i av = _mm512_set1_epi64(static_cast<long long>(a[i]));
+    const __m512i kv = kMasked ? _mm512_set1_epi64(static_cast<long long>(k[i])) : __m512i{};
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) {
+      const __m512i bv = _mm512_loadu_si512(b_words + 8 * v);
+      __m512i x = _mm512_xor_si512(av, bv);
+      if constexpr (kMasked) x = _mm512_and_si512(x, kv);
+      if constexpr (kFirst) {
+        count[r][v] = _mm512_popcnt_epi64(x);
+      } else {
         count[r][v] = _mm512_add_epi64(count[r][v], _mm512_popcnt_epi64(x));
       }
     }
   }
-#pragma GCC unroll 4
+}
+
+template <int R, int V, bool kMasked>
+SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
+                                    const std::int32_t* kept, std::int32_t* out, int n, int j0) {
+  __m512i count[R][V];
+  xnor_step512<R, V, kMasked, true>(count, a, k, words, bt + j0, 0);
+  for (int w = 1; w < words; ++w)
+    xnor_step512<R, V, kMasked, false>(count, a, k, words, bt + static_cast<std::size_t>(w) * npad + j0, w);
+
+  // dot = kept - 2 * count. Two counters of 8 lanes (their low halves: the counts are < 2^31)
+  // go into one vector of 16 int32, stored with a lane mask where it runs past column n.
+  const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const __m512i base = _mm512_set1_epi64(kept[r]);
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) {
-      const __m256i dot32 = _mm512_cvtepi64_epi32(_mm512_sub_epi64(base, _mm512_add_epi64(count[r][v], count[r][v])));
+    const __m512i base = _mm512_set1_epi32(kept[r]);
+    std::int32_t* row = out + static_cast<std::size_t>(r) * n;
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v += 2) {
       const int j = j0 + 8 * v;
-      std::int32_t* o = out + static_cast<std::size_t>(r) * n + j;
-      if (j + 8 <= n) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), dot32);
-      } else if (j < n) {  // the last, partial group of columns (padding columns are dropped)
-        alignas(32) std::int32_t lanes[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), dot32);
-        std::copy(lanes, lanes + (n - j), o);
+      if (j >= n) break;  // padding columns only
+      const int lanes = std::min(v + 2 <= V ? 16 : 8, n - j);
+      const __m512i counts = v + 1 < V ? _mm512_permutex2var_epi32(count[r][v], low_halves, count[r][v + 1])
+                                       : _mm512_permutexvar_epi32(low_halves, count[r][v]);
+      const __m512i dot = _mm512_sub_epi32(base, _mm512_add_epi32(counts, counts));
+      if (lanes == 16) {
+        _mm512_storeu_si512(row + j, dot);
+      } else {
+        _mm512_mask_storeu_epi32(row + j, static_cast<__mmask16>((1u << lanes) - 1), dot);
       }
     }
   }
@@ -367,8 +383,9 @@ SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const BitMatrix& keep, c
   }
 }
 
-// 4 rows of a x 16 columns: 8 accumulators.
-constexpr int kBlockRows512 = 4, kBlockVectors512 = 2;
+// 5 rows of a x 32 columns: 20 counters in registers. (5x32 and 6x32 beat 4x16, 4x32 and 8x16 on
+// the 3x3 convolutions of vgg-small: the short rows of narrow layers make the epilogue count.)
+constexpr int kBlockRows512 = 5, kBlockVectors512 = 4;
 
 SPINBAYES_AVX512 void bgemm_avx512(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
                                    const PackedOperand& b, std::int32_t* out) {
@@ -395,8 +412,8 @@ bool cpu_has_popcnt() { return cpu_features().popcnt; }
 
 // ---- The popcount roof -------------------------------------------------------------------------
 
-// The roof's operands, L1-resident: 8 rows of a and 16 rows of b of 96 words (18 KiB in all).
-constexpr int kRoofRowsA = 8, kRoofRowsB = 16, kRoofWords = 96;
+// The roof's operands, L1-resident: 24 rows of a and 32 rows of b of 64 words (28 KiB in all).
+constexpr int kRoofRowsA = 24, kRoofRowsB = 32, kRoofWords = 64;
 
 // One pass of a microkernel over every (a row, b row) pair: the sum of the popcounts of a XOR b.
 // b is row-major, or transposed (words x rows) for the AVX2 kernel.
@@ -529,7 +546,12 @@ BitMatrix pack_weights(const std::int8_t* signs, int out_channels, int in_channe
   return w;
 }
 
-void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out) {
+namespace {
+
+// Checks the maps and the geometry and shapes `out` for them (out_h, out_w, rows, bits); the
+// contents are left for the caller to write.
+void shape_patches(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out,
+                   bool with_keep = true) {
   if (maps.empty()) throw Error("im2col_bits: no maps");
   const BinaryMap& first = maps.front();
   const int c = first.channels, h = first.height, w = first.width;
@@ -545,23 +567,134 @@ void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int pa
         (!map.keep.data.empty() && !shape_ok(map.keep)))
       throw Error("im2col_bits: map matrices are not (height * width) x channels of one shape");
   }
-
   out.out_h = (h + 2 * padding - kernel) / stride + 1;
   out.out_w = (w + 2 * padding - kernel) / stride + 1;
-  const int per_map = out.out_h * out.out_w, bits = kernel * kernel * c;
-  const int rows = per_map * static_cast<int>(maps.size());
-  reshape(out.signs, rows, bits);  // every word is written below
-  reshape(out.keep, rows, bits);
+  const int rows = out.out_h * out.out_w * static_cast<int>(maps.size());
+  reshape(out.signs, rows, kernel * kernel * c);
+  if (!with_keep) return;
+  reshape(out.keep, rows, kernel * kernel * c);
   out.kept.resize(rows);
+}
 
+using PopcountWords = int (*)(const BitWord*, int);
+PopcountWords fastest_popcount_words() {
+#if SPINBAYES_X86
+  if (cpu_has_popcnt()) return popcount_words_popcnt;
+#endif
+  return popcount_words;
+}
+
+// Copies n bytes with 8-byte moves (the last one overlapping the one before it when n is not a
+// multiple of 8: it rewrites the same bytes), or 4-byte moves for 4 <= n < 8: fixed-size moves
+// compile to single loads and stores, where memcpy of a run-time size is a library call.
+inline void copy_bytes(std::uint8_t* dst, const std::uint8_t* src, int n) {
+  if (n >= 8) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8);
+    if (i < n) std::memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(dst, src, 4);
+    std::memcpy(dst + n - 4, src + n - 4, 4);
+  } else {
+    std::memcpy(dst, src, static_cast<std::size_t>(n));
+  }
+}
+
+// The map's channels as whole bytes, C / 8 a pixel, with `padding` zero pixels around it: on a
+// little-endian machine, bit i of a row of words is bit i % 8 of byte i / 8, so the bytes of a
+// pixel are the first C / 8 bytes of its row. `keep` without a mask is all ones inside the map.
+// kPixelBytes > 0: C / 8 fixed at compile time.
+template <int kPixelBytes = 0>
+void bordered_bytes(const BinaryMap& map, bool keep, int padding, std::uint8_t* out) {
+  const int pixel_bytes = kPixelBytes > 0 ? kPixelBytes : map.channels / 8;
+  const int bw = map.width + 2 * padding, bh = map.height + 2 * padding;
+  const bool ones = keep && map.keep.data.empty();
+  const BitMatrix& src = keep ? map.keep : map.signs;
+  // Held in locals: the byte stores below may alias anything, so members would be reloaded.
+  const auto* pixels = reinterpret_cast<const std::uint8_t*>(src.data.data());
+  const std::size_t pixel_stride = sizeof(BitWord) * static_cast<std::size_t>(src.words);
+  const int width = map.width, height = map.height;
+  const std::size_t row_bytes = static_cast<std::size_t>(bw) * pixel_bytes;
+  const std::size_t side = static_cast<std::size_t>(padding) * pixel_bytes;  // left and right border
+  std::memset(out, 0, row_bytes * padding);  // top border
+  std::uint8_t* dst = out + row_bytes * padding;
+  for (int y = 0; y < height; ++y, dst += row_bytes) {
+    std::memset(dst, 0, side);
+    std::memset(dst + row_bytes - side, 0, side);
+    std::uint8_t* in = dst + side;
+    if (ones) {
+      std::memset(in, 0xff, static_cast<std::size_t>(width) * pixel_bytes);
+      continue;
+    }
+    for (int x = 0; x < width; ++x, in += pixel_bytes, pixels += pixel_stride) copy_bytes(in, pixels, pixel_bytes);
+  }
+  std::memset(dst, 0, row_bytes * static_cast<std::size_t>(bh - height - padding));  // bottom border
+}
+
+using BorderedBytes = void (*)(const BinaryMap&, bool, int, std::uint8_t*);
+BorderedBytes bordered_bytes_for(int pixel_bytes) {
+  if (pixel_bytes == 4) return bordered_bytes<4>;
+  if (pixel_bytes == 8) return bordered_bytes<8>;
+  if (pixel_bytes == 16) return bordered_bytes<16>;
+  return bordered_bytes<>;
+}
+
+// Rows [first, first + out_w) of patches, one output row (oy) of a bordered byte map whose row oy
+// * stride starts at `line`: for each ky, the kernel * C / 8 bytes from (oy * stride + ky, ox * stride).
+// kKernel, kPixelBytes > 0: fixed at compile time (3x3 convolutions of 32, 64 or 128 channels), so
+// each run is a few fixed moves.
+template <int kKernel = 0, int kPixelBytes = 0>
+void copy_patch_line(const std::uint8_t* line, int bordered_width, int runtime_pixel_bytes, int runtime_kernel,
+                     int stride, BitMatrix& patches, int first, int out_w) {
+  const int kernel = kKernel > 0 ? kKernel : runtime_kernel;
+  const int pixel_bytes = kPixelBytes > 0 ? kPixelBytes : runtime_pixel_bytes;
+  const int words = patches.words, run = kernel * pixel_bytes;
+  const bool ragged = kernel * run % static_cast<int>(sizeof(BitWord)) != 0;  // the last word is partly padding
+  const std::size_t row_bytes = static_cast<std::size_t>(bordered_width) * pixel_bytes;
+  // Held in locals: the byte stores below may alias anything, so members would be reloaded.
+  BitWord* dst = patches.row(first);
+  const std::size_t step = static_cast<std::size_t>(stride) * pixel_bytes;
+  for (int ox = 0; ox < out_w; ++ox, dst += words, line += step) {
+    if constexpr (kKernel == 3 && kPixelBytes == 4) {
+      // 32 channels: nine 4-byte taps, three runs of 12 bytes, assembled into five whole words
+      // (the last one half padding) and stored aligned.
+      const auto load = [](const std::uint8_t* p, auto word) {
+        decltype(word) x;
+        std::memcpy(&x, p, sizeof x);
+        return static_cast<BitWord>(x);
+      };
+      const std::uint8_t *r0 = line, *r1 = line + row_bytes, *r2 = line + 2 * row_bytes;
+      dst[0] = load(r0, BitWord{});
+      dst[1] = load(r0 + 8, std::uint32_t{}) | load(r1, std::uint32_t{}) << 32;
+      dst[2] = load(r1 + 4, BitWord{});
+      dst[3] = load(r2, BitWord{});
+      dst[4] = load(r2 + 8, std::uint32_t{});
+      continue;
+    }
+    if (ragged) dst[words - 1] = 0;
+    auto* bytes = reinterpret_cast<std::uint8_t*>(dst);
+    for (int ky = 0; ky < kernel; ++ky) copy_bytes(bytes + ky * run, line + ky * row_bytes, run);
+  }
+}
+
+using CopyPatchLine = void (*)(const std::uint8_t*, int, int, int, int, BitMatrix&, int, int);
+CopyPatchLine patch_line_copier(int kernel, int pixel_bytes) {
+  if (kernel == 3 && pixel_bytes == 4) return copy_patch_line<3, 4>;
+  if (kernel == 3 && pixel_bytes == 8) return copy_patch_line<3, 8>;
+  if (kernel == 3 && pixel_bytes == 16) return copy_patch_line<3, 16>;
+  return copy_patch_line<>;
+}
+
+}  // namespace
+
+void im2col_bits_reference(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out) {
+  shape_patches(maps, kernel, stride, padding, out);
+  const int c = maps.front().channels, per_map = out.out_h * out.out_w, rows = out.signs.rows;
   auto write = c <= kBitsPerWord ? write_patch<true> : write_patch<false>;
   if (kernel == 3 && c == 16) write = write_patch<true, 3, 16>;
   if (kernel == 3 && c == 32) write = write_patch<true, 3, 32>;
   if (kernel == 3 && c == 64) write = write_patch<true, 3, 64>;
-  auto count = popcount_words;
-#if SPINBAYES_X86
-  if (cpu_has_popcnt()) count = popcount_words_popcnt;
-#endif
+  const PopcountWords count = fastest_popcount_words();
   const bool parallel = static_cast<long>(rows) * out.signs.words >= kParallelWork;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int r = 0; r < rows; ++r) {
@@ -569,6 +702,66 @@ void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int pa
     write(maps[static_cast<std::size_t>(r / per_map)], kernel, oy * stride - padding, ox * stride - padding,
           out.signs.row(r), out.keep.row(r));
     out.kept[r] = count(out.keep.row(r), out.keep.words);
+  }
+}
+
+void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out) {
+  const int c = maps.empty() ? 0 : maps.front().channels;
+  if (std::endian::native != std::endian::little || c % 8 != 0) {
+    im2col_bits_reference(maps, kernel, stride, padding, out);
+    return;
+  }
+  // Channels in whole bytes: each patch is `kernel` runs of kernel * C / 8 contiguous bytes of
+  // the bordered map (taps (ky, 0..kernel-1) are neighbouring pixels), copied, not shifted.
+  shape_patches(maps, kernel, stride, padding, out);
+  const BinaryMap& first = maps.front();
+  const int pixel_bytes = c / 8, bw = first.width + 2 * padding, bh = first.height + 2 * padding;
+  const std::size_t map_bytes = static_cast<std::size_t>(bh) * bw * pixel_bytes;
+  out.bordered_signs.resize(map_bytes * maps.size());
+  out.bordered_keep.resize(map_bytes * maps.size());
+  const BorderedBytes bordered = bordered_bytes_for(pixel_bytes);
+  for (std::size_t s = 0; s < maps.size(); ++s) {
+    bordered(maps[s], false, padding, out.bordered_signs.data() + s * map_bytes);
+    bordered(maps[s], true, padding, out.bordered_keep.data() + s * map_bytes);
+  }
+  const int rows = out.signs.rows, words = out.signs.words, lines = out.out_h * static_cast<int>(maps.size());
+  const std::size_t line_bytes = static_cast<std::size_t>(stride) * bw * pixel_bytes;
+  const PopcountWords count = fastest_popcount_words();
+  const CopyPatchLine copy_patch_line = patch_line_copier(kernel, pixel_bytes);
+  const bool parallel = static_cast<long>(rows) * words >= kParallelWork;
+#pragma omp parallel if (parallel)
+  {
+#pragma omp for schedule(static)
+    for (int line = 0; line < lines; ++line) {  // one output row of one map
+      const std::size_t at = static_cast<std::size_t>(line / out.out_h) * map_bytes + (line % out.out_h) * line_bytes;
+      copy_patch_line(out.bordered_signs.data() + at, bw, pixel_bytes, kernel, stride, out.signs, line * out.out_w,
+                      out.out_w);
+      copy_patch_line(out.bordered_keep.data() + at, bw, pixel_bytes, kernel, stride, out.keep, line * out.out_w,
+                      out.out_w);
+    }
+    // Counted in a second pass: a word read straight after the unaligned stores that wrote it
+    // would wait for them to retire (no store forwarding across two stores).
+#pragma omp for schedule(static)
+    for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
+  }
+}
+
+void im2col_signs(const BinaryMap& map, int kernel, int stride, int padding, Patches& out) {
+  if (!map.keep.data.empty()) throw Error("im2col_signs: the map carries its own keep mask");
+  const int c = map.channels;
+  if (std::endian::native != std::endian::little || c % 8 != 0) {
+    im2col_bits_reference(std::span<const BinaryMap>(&map, 1), kernel, stride, padding, out);
+    return;
+  }
+  shape_patches(std::span<const BinaryMap>(&map, 1), kernel, stride, padding, out, false);
+  const int pixel_bytes = c / 8, bw = map.width + 2 * padding, bh = map.height + 2 * padding;
+  out.bordered_signs.resize(static_cast<std::size_t>(bh) * bw * pixel_bytes);
+  bordered_bytes_for(pixel_bytes)(map, false, padding, out.bordered_signs.data());
+  const std::size_t line_bytes = static_cast<std::size_t>(stride) * bw * pixel_bytes;
+  const CopyPatchLine copy_patch_line = patch_line_copier(kernel, pixel_bytes);
+  for (int oy = 0; oy < out.out_h; ++oy) {
+    copy_patch_line(out.bordered_signs.data() + oy * line_bytes, bw, pixel_bytes, kernel, stride, out.signs,
+                    oy * out.out_w, out.out_w);
   }
 }
 
@@ -683,8 +876,8 @@ double measure_popcount_roof(double seconds, int threads) {
   std::vector<Kernel> kernels = {{roof_scalar<2, 4>, false}};
 #if SPINBAYES_X86
   if (cpu_has_avx512_popcount())
-    kernels = {{roof_avx512<4, 2>, true}, {roof_avx512<2, 2>, true}, {roof_avx512<4, 1>, true},
-               {roof_avx2<2, 2>, true}};
+    kernels = {{roof_avx512<4, 4>, true}, {roof_avx512<6, 4>, true}, {roof_avx512<8, 2>, true},
+               {roof_avx512<4, 2>, true}, {roof_avx2<2, 2>, true}};
   else if (cpu_has_avx2())
     kernels = {{roof_avx2<2, 2>, true},
                {roof_avx2<4, 2>, true},

@@ -186,21 +186,14 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
   const double p = spec_.p;
   map.keep = BitMatrix(map.height * map.width, map.channels);
-  const DropoutDraws draws(seed, image, sample, index, p);
   const bool per_channel = spec_.dropout == DropoutKind::spatial && l.shape.kind == LayerSpec::Kind::conv;
   if (per_channel) {
     // Spatial dropout: one draw per channel, held for every pixel of the map.
-    std::vector<BitWord> channel_keep(static_cast<std::size_t>(map.keep.words), 0);
-    for (int ch = 0; ch < map.channels; ++ch) {
-      if (draws.keeps(static_cast<std::uint64_t>(ch))) {
-        channel_keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
-      }
-    }
-    for (int pix = 0; pix < map.height * map.width; ++pix) {
-      std::copy(channel_keep.begin(), channel_keep.end(), map.keep.row(pix));
-    }
+    const std::vector<BitWord> keep = channel_keep(index, seed, image, sample);
+    for (int pix = 0; pix < map.height * map.width; ++pix) std::copy(keep.begin(), keep.end(), map.keep.row(pix));
     return;
   }
+  const DropoutDraws draws(seed, image, sample, index, p);
   // Element dropout (and every linear layer): one draw per input element, unit = (c * H + y) * W + x:
   // for one pixel, the channels' units are H * W apart.
   const auto plane = static_cast<std::uint64_t>(map.height) * map.width;
@@ -214,17 +207,45 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
   }
 }
 
+std::vector<BitWord> Engine::channel_keep(int index, std::uint64_t seed, std::uint64_t image,
+                                         std::uint64_t sample) const {
+  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
+  std::vector<BitWord> keep(static_cast<std::size_t>(words_for_bits(l.in_c)), 0);
+  const DropoutDraws draws(seed, image, sample, index, spec_.p);
+  for (int ch = 0; ch < l.in_c; ++ch) {
+    if (draws.keeps(static_cast<std::uint64_t>(ch))) {
+      keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
+    }
+  }
+  return keep;
+}
+
+bool Engine::channel_masked(int index, bool dropout) const {
+  return !masked(index, dropout) ||
+         (spec_.dropout == DropoutKind::spatial && layers_[static_cast<std::size_t>(index)].shape.kind ==
+                                                       LayerSpec::Kind::conv);
+}
+
 std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed,
                                              std::uint64_t image, std::uint64_t sample, bool dropout) const {
-  Patches patches;
-  std::vector<std::int32_t> dots;
-  layer_dots(index, input, seed, image, sample, dropout, patches, dots);
-  return dots;
+  LayerScratch scratch;
+  layer_dots(index, input, seed, image, sample, dropout, scratch);
+  return std::move(scratch.dots);
 }
 
 void Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
-                        std::uint64_t sample, bool dropout, Patches& patches, std::vector<std::int32_t>& dots) const {
+                        std::uint64_t sample, bool dropout, LayerScratch& scratch) const {
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
+  std::vector<std::int32_t>& dots = scratch.dots;
+  if (channel_masked(index, dropout)) {
+    const std::vector<BitWord> keep =
+        masked(index, dropout) ? channel_keep(index, seed, image, sample) : std::vector<BitWord>{};
+    dots.resize(static_cast<std::size_t>(l.shape.out_h) * l.shape.out_w * l.shape.out_channels);
+    channel_masked_conv(input, keep, l.kernel, l.stride, l.padding, l.weights, l.packed_weights, scratch.channel,
+                        dots.data());
+    return;
+  }
+  Patches& patches = scratch.patches;
   if (masked(index, dropout)) {
     BinaryMap masked = input;
     apply_masks(index, masked, seed, image, sample);
@@ -248,35 +269,49 @@ BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout
 }
 
 void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image,
-                       int first_sample, bool dropout, Patches& patches, std::vector<std::int32_t>& dots, float* logits,
-                       LayerEvents& events) const {
+                       int first_sample, bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const {
   const EngineLayer& l = layers_[static_cast<std::size_t>(i)];
   const int n = static_cast<int>(maps.size());
   const bool mask = masked(i, dropout);
-  const bool patch_masks = mask && chip_ != nullptr && chip_->patch_level_masks(i);
   auto sample = [&](int s) { return static_cast<std::uint64_t>(first_sample + s); };
-  if (mask && !patch_masks) {
+  const int out_c = l.shape.out_channels;
+  std::vector<std::int32_t>& dots = scratch.dots;
+  Patches& patches = scratch.patches;
+  int windows = l.shape.out_h * l.shape.out_w;
+  std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
+  if (chip_ == nullptr && channel_masked(i, dropout)) {
+    // The ideal engine under channel masks (or none): one sample at a time, the mask folded into
+    // the operands.
+    dots.resize(per_sample * static_cast<std::size_t>(n));
     for (int s = 0; s < n; ++s) {
-      BinaryMap& map = maps[static_cast<std::size_t>(s)];
-      if (chip_ != nullptr) {
-        chip_->mask_map(i, map, seed, image, sample(s), events);
-      } else {
-        apply_masks(i, map, seed, image, sample(s));
+      const std::vector<BitWord> keep = mask ? channel_keep(i, seed, image, sample(s)) : std::vector<BitWord>{};
+      channel_masked_conv(maps[static_cast<std::size_t>(s)], keep, l.kernel, l.stride, l.padding, l.weights,
+                          l.packed_weights, scratch.channel, dots.data() + static_cast<std::size_t>(s) * per_sample);
+    }
+  } else {
+    const bool patch_masks = mask && chip_ != nullptr && chip_->patch_level_masks(i);
+    if (mask && !patch_masks) {
+      for (int s = 0; s < n; ++s) {
+        BinaryMap& map = maps[static_cast<std::size_t>(s)];
+        if (chip_ != nullptr) {
+          chip_->mask_map(i, map, seed, image, sample(s), events);
+        } else {
+          apply_masks(i, map, seed, image, sample(s));
+        }
       }
     }
-  }
-  im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
-  const int windows = patches.out_h * patches.out_w;
-  if (patch_masks) {
-    for (int s = 0; s < n; ++s) chip_->mask_patches(i, patches, s * windows, seed, image, sample(s), events);
-  }
-  const int out_c = l.shape.out_channels;
-  const std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
-  dots.resize(per_sample * static_cast<std::size_t>(n));
-  if (chip_ != nullptr) {
-    bgemm(patches.signs, patches.keep, patches.kept, chip_->weights(i), chip_->packed_weights(i), dots.data());
-  } else {
-    bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
+    im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
+    windows = patches.out_h * patches.out_w;
+    per_sample = static_cast<std::size_t>(windows) * out_c;
+    if (patch_masks) {
+      for (int s = 0; s < n; ++s) chip_->mask_patches(i, patches, s * windows, seed, image, sample(s), events);
+    }
+    dots.resize(per_sample * static_cast<std::size_t>(n));
+    if (chip_ != nullptr) {
+      bgemm(patches.signs, patches.keep, patches.kept, chip_->weights(i), chip_->packed_weights(i), dots.data());
+    } else {
+      bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
+    }
   }
   if (l.shape.output) {
     const double scale = input_scale(i, dropout);
@@ -309,10 +344,9 @@ BinaryMap Engine::run_prefix(const float* pixels, LayerEvents* events) const {
   maps[0] = first_layer(pixels);
   LayerEvents scratch;
   if (events != nullptr) events[0].digital_macs += static_cast<std::uint64_t>(layers_.front().shape.macs());
-  Patches patches;
-  std::vector<std::int32_t> dots;
+  LayerScratch buffers;
   for (int i = 1; i < first_dropout_; ++i) {
-    run_layer(i, maps, 0, 0, 0, false, patches, dots, nullptr, events != nullptr ? events[i] : scratch);
+    run_layer(i, maps, 0, 0, 0, false, buffers, nullptr, events != nullptr ? events[i] : scratch);
   }
   return std::move(maps[0]);
 }
@@ -324,15 +358,14 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
   const int pixels = std::max(1, layers_[static_cast<std::size_t>(first_dropout_)].shape.out_h *
                                      layers_[static_cast<std::size_t>(first_dropout_)].shape.out_w);
   const int batch = std::max(1, 512 / pixels);
-  Patches patches;
-  std::vector<std::int32_t> dots;
+  LayerScratch buffers;
   std::vector<BinaryMap> maps;
   LayerEvents scratch;
   for (int begin = 0; begin < count; begin += batch) {
     const int n = std::min(batch, count - begin);
     maps.assign(static_cast<std::size_t>(n), prefix);
     for (int i = first_dropout_; i < layer_count; ++i) {
-      run_layer(i, maps, seed, image, first_sample + begin, dropout, patches, dots,
+      run_layer(i, maps, seed, image, first_sample + begin, dropout, buffers,
                 logits + static_cast<std::size_t>(begin) * spec_.classes, events != nullptr ? events[i] : scratch);
     }
   }

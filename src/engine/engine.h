@@ -8,6 +8,7 @@
 
 #include "data/image_set.h"
 #include "engine/bit_matrix.h"
+#include "engine/channel_conv.h"
 #include "hw/ledger.h"
 #include "model/model_ir.h"
 #include "uncertainty/metrics.h"
@@ -58,6 +59,13 @@ class ChipHooks {
                         LayerEvents& events) const = 0;
 };
 
+// The buffers a layer's pass reuses from call to call (one set per thread).
+struct LayerScratch {
+  Patches patches;              // patches with their keep bits (element masks, or a chip attached)
+  ChannelConvScratch channel;   // masks by whole channel: spatial dropout, or none
+  std::vector<std::int32_t> dots;
+};
+
 class Engine {
  public:
   explicit Engine(const ModelIR& ir);
@@ -86,10 +94,12 @@ class Engine {
   // after applying that layer's masks when `dropout` is set. For tests and the bench.
   std::vector<std::int32_t> layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
                                        std::uint64_t sample, bool dropout) const;
-  // The same into `dots`, with `patches` as scratch: buffers kept from call to call, as the
-  // Monte Carlo loop keeps them (the bench times layers this way).
+  // The same into scratch.dots, with buffers kept from call to call as the Monte Carlo loop keeps
+  // them (the bench times layers this way).
   void layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                  bool dropout, Patches& patches, std::vector<std::int32_t>& dots) const;
+                  bool dropout, LayerScratch& scratch) const;
+  // Layer `index`'s dropout mask as one bit per input channel (spatial dropout on a convolution).
+  std::vector<BitWord> channel_keep(int index, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
   // Layer `index`'s output map (thresholded, pooled) from its dots (out pixels x out channels).
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
   bool masked(int index, bool dropout) const;  // does layer `index` apply dropout masks in this pass?
@@ -99,8 +109,10 @@ class Engine {
   // image (the prefix pass: one map, no dropout). The maps become the layer's outputs; the output
   // layer writes n x classes logits instead.
   void run_layer(int index, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image, int first_sample,
-                 bool dropout, Patches& patches, std::vector<std::int32_t>& dots, float* logits,
-                 LayerEvents& events) const;
+                 bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const;
+  // Are layer `index`'s inputs in this pass kept or dropped a whole channel at a time (spatial
+  // dropout on a convolution, or no masks), so that channel_masked_conv computes its dots?
+  bool channel_masked(int index, bool dropout) const;
   BinaryMap first_layer(const float* pixels) const;
   void apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
   double input_scale(int index, bool dropout) const;  // 1 / (1 - p) when masked, else 1

@@ -102,12 +102,11 @@ BenchReport run_bench(const BenchOptions& o) {
       const double s = best_seconds(3, [&] {
 #pragma omp parallel
         {
-          Patches patches;
-          std::vector<std::int32_t> dots;
+          LayerScratch scratch;
 #pragma omp for schedule(dynamic, 8)
           for (int i = 0; i < images.n; ++i) {
             engine.layer_dots(index, maps[static_cast<std::size_t>(i)], o.seed, static_cast<std::uint64_t>(i), 0, true,
-                              patches, dots);
+                              scratch);
           }
         }
       });

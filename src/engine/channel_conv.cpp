@@ -1,0 +1,135 @@
+#include "engine/channel_conv.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace spinbayes {
+namespace {
+
+// ORs the first c bits of `channels` (bits past c ignored) into `dst` from bit `offset` on.
+void or_bits_at(BitWord* dst, int offset, std::span<const BitWord> channels, int c) {
+  for (int w = 0; w * kBitsPerWord < c; ++w) {
+    const int n = std::min(kBitsPerWord, c - w * kBitsPerWord);
+    const BitWord bits =
+        channels[static_cast<std::size_t>(w)] & (n == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << n) - 1);
+    const int at = offset + w * kBitsPerWord, word = at / kBitsPerWord, shift = at % kBitsPerWord;
+    dst[word] |= bits << shift;
+    if (shift != 0 && n > kBitsPerWord - shift) dst[word + 1] |= bits >> (kBitsPerWord - shift);
+  }
+}
+
+// Taps [lo, hi) of one axis that fall inside a map of `size` for the output position `o`.
+TapRange taps_inside(int o, int stride, int padding, int kernel, int size) {
+  const int first = o * stride - padding;  // input position of tap 0
+  return {std::clamp(-first, 0, kernel), std::clamp(size - first, 0, kernel)};
+}
+
+// The distinct tap ranges of `count` output positions along one axis, and each position's.
+void tap_classes(int count, int stride, int padding, int kernel, int size, std::vector<TapRange>& ranges,
+                 std::vector<int>& of) {
+  ranges.clear();
+  of.resize(static_cast<std::size_t>(count));
+  for (int o = 0; o < count; ++o) {
+    const TapRange r = taps_inside(o, stride, padding, kernel, size);
+    auto found =
+        std::find_if(ranges.begin(), ranges.end(), [&](const TapRange& x) { return x.lo == r.lo && x.hi == r.hi; });
+    if (found == ranges.end()) found = ranges.insert(ranges.end(), r);
+    of[static_cast<std::size_t>(o)] = static_cast<int>(found - ranges.begin());
+  }
+}
+
+void check_shapes(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, const BitMatrix& weights) {
+  if (!map.keep.data.empty()) throw Error("channel_masked_conv: the map carries its own keep mask");
+  if (!channel_keep.empty() && static_cast<int>(channel_keep.size()) != words_for_bits(map.channels))
+    throw Error("channel_masked_conv: channel mask of " + std::to_string(channel_keep.size()) + " words for " +
+                std::to_string(map.channels) + " channels");
+  if (weights.bits != kernel * kernel * map.channels)
+    throw Error("channel_masked_conv: weights of " + std::to_string(weights.bits) + " bits for a " +
+                std::to_string(kernel) + "x" + std::to_string(kernel) + " kernel over " +
+                std::to_string(map.channels) + " channels");
+}
+
+}  // namespace
+
+void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
+                         int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
+                         ChannelConvScratch& scratch, std::int32_t* dots) {
+  check_shapes(map, channel_keep, kernel, weights);
+  const int c = map.channels;
+  const std::vector<BitWord> all_kept(channel_keep.empty() ? static_cast<std::size_t>(words_for_bits(c)) : 0,
+                                      ~BitWord{0});
+  const std::span<const BitWord> channels = channel_keep.empty() ? std::span<const BitWord>(all_kept) : channel_keep;
+
+  Patches& patches = scratch.patches;
+  im2col_signs(map, kernel, stride, padding, patches);
+  const int out_h = patches.out_h, out_w = patches.out_w, words = patches.signs.words;
+  patches.keep.rows = patches.signs.rows;
+  patches.keep.bits = patches.signs.bits;
+  patches.keep.words = words;
+  patches.keep.data.resize(patches.signs.data.size());
+  patches.kept.resize(static_cast<std::size_t>(patches.signs.rows));
+
+  // A keep row for each rectangle: the channel mask at each tap inside it.
+  tap_classes(out_h, stride, padding, kernel, map.height, scratch.y_ranges, scratch.y_class);
+  tap_classes(out_w, stride, padding, kernel, map.width, scratch.x_ranges, scratch.x_class);
+  const int y_classes = static_cast<int>(scratch.y_ranges.size()), x_classes = static_cast<int>(scratch.x_ranges.size());
+  const int rectangles = y_classes * x_classes;
+  scratch.rectangle_keeps.assign(static_cast<std::size_t>(rectangles) * words, 0);
+  scratch.rectangle_kept.resize(static_cast<std::size_t>(rectangles));
+  for (int index = 0; index < rectangles; ++index) {
+    const TapRange y = scratch.y_ranges[static_cast<std::size_t>(index / x_classes)];
+    const TapRange x = scratch.x_ranges[static_cast<std::size_t>(index % x_classes)];
+    BitWord* keep = scratch.rectangle_keeps.data() + static_cast<std::size_t>(index) * words;
+    for (int ky = y.lo; ky < y.hi; ++ky)
+      for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keep, (ky * kernel + kx) * c, channels, c);
+    int kept = 0;
+    for (int w = 0; w < words; ++w) kept += std::popcount(keep[w]);
+    scratch.rectangle_kept[static_cast<std::size_t>(index)] = kept;
+  }
+
+  // Output rows: the first with each y range laid out pixel by pixel, the others copied whole.
+  scratch.first_row_of.assign(static_cast<std::size_t>(y_classes), -1);
+  const std::size_t line_words = static_cast<std::size_t>(out_w) * words;
+  for (int oy = 0; oy < out_h; ++oy) {
+    const int yc = scratch.y_class[static_cast<std::size_t>(oy)];
+    BitWord* keep_line = patches.keep.row(oy * out_w);
+    std::int32_t* kept_line = patches.kept.data() + static_cast<std::size_t>(oy) * out_w;
+    int& first = scratch.first_row_of[static_cast<std::size_t>(yc)];
+    if (first >= 0) {
+      std::memcpy(keep_line, patches.keep.row(first * out_w), sizeof(BitWord) * line_words);
+      std::memcpy(kept_line, patches.kept.data() + static_cast<std::size_t>(first) * out_w,
+                  sizeof(std::int32_t) * static_cast<std::size_t>(out_w));
+      continue;
+    }
+    first = oy;
+    for (int ox = 0; ox < out_w; ++ox) {
+      const int index = yc * x_classes + scratch.x_class[static_cast<std::size_t>(ox)];
+      std::copy_n(scratch.rectangle_keeps.data() + static_cast<std::size_t>(index) * words, words,
+                  keep_line + static_cast<std::size_t>(ox) * words);
+      kept_line[ox] = scratch.rectangle_kept[static_cast<std::size_t>(index)];
+    }
+  }
+  bgemm(patches.signs, patches.keep, patches.kept, weights, packed_weights, dots);
+}
+
+void channel_masked_conv_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel,
+                                   int stride, int padding, const BitMatrix& weights, std::int32_t* dots) {
+  check_shapes(map, channel_keep, kernel, weights);
+  BinaryMap masked = map;
+  if (!channel_keep.empty()) {
+    masked.keep = BitMatrix(map.height * map.width, map.channels);
+    for (int pixel = 0; pixel < masked.keep.rows; ++pixel)
+      for (int ch = 0; ch < map.channels; ++ch)
+        masked.keep.set(pixel, ch,
+                        (channel_keep[static_cast<std::size_t>(ch / kBitsPerWord)] >> (ch % kBitsPerWord)) & 1u);
+  }
+  Patches patches;
+  im2col_bits_reference(std::span<const BinaryMap>(&masked, 1), kernel, stride, padding, patches);
+  bgemm_reference(patches.signs, patches.keep, patches.kept, weights, dots);
+}
+
+}  // namespace spinbayes

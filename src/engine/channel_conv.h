@@ -1,0 +1,50 @@
+#pragma once
+// A binary convolution whose inputs are kept or dropped a whole channel at a time: spatial dropout
+// (one draw per input channel, held over the whole map) or no dropout at all.
+//
+// The keep bits of such a patch need not be gathered from the map bit by bit, as im2col_bits
+// gathers element masks: the keep row of an output pixel is the channel mask repeated over the
+// taps that fall inside the map, and those taps form a rectangle of the kernel that few pixels
+// share (for a 3x3 kernel with padding 1: the interior, four edges, four corners). So there is one
+// keep row per rectangle, built once; a whole output row of keep rows is laid out once for each
+// range of taps along y and copied to the output rows that have it; the popcount of each keep row
+// is its pixels' `kept`. Only the signs are gathered from the map (im2col_signs).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/bit_matrix.h"
+
+namespace spinbayes {
+
+// Kernel taps [lo, hi) along one axis.
+struct TapRange {
+  int lo, hi;
+};
+
+// Buffers of channel_masked_conv, kept from call to call.
+struct ChannelConvScratch {
+  Patches patches;  // signs gathered, keep rows and kept counts laid out per rectangle
+  // The distinct ranges of taps inside the map along y and along x, and each output row's and
+  // column's range among them.
+  std::vector<TapRange> y_ranges, x_ranges;
+  std::vector<int> y_class, x_class;
+  // For each pair (y range, x range), y-major: its keep row (words of a patch row) and popcount.
+  std::vector<BitWord> rectangle_keeps;
+  std::vector<std::int32_t> rectangle_kept;
+  std::vector<int> first_row_of;  // per y range: the first output row laid out with it, or -1
+};
+
+// The integer dot products (out pixels x out channels, channels fastest) of a KxK convolution of
+// `map` (whose own keep must be empty) with `weights` (pack_weights order) and `packed_weights`
+// (pack_operand of them), inputs of channel c present iff bit c of channel_keep is set
+// (words_for_bits(C) words; empty = every channel present).
+void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
+                         int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
+                         ChannelConvScratch& scratch, std::int32_t* dots);
+// The same the plain way: the mask spread over every pixel of the map, im2col_bits_reference and
+// bgemm_reference.
+void channel_masked_conv_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel,
+                                   int stride, int padding, const BitMatrix& weights, std::int32_t* dots);
+
+}  // namespace spinbayes
