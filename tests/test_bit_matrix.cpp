@@ -392,6 +392,38 @@ TEST(ChannelMaskedConv, RejectsMismatchedOperands) {
       channel_masked_conv(with_keep.bits, {}, 3, 1, 1, weights, pack_operand(weights), scratch, dots.data()), Error);
 }
 
+// Keep rows through an index (rows sharing a mask share its storage) against the same rows laid
+// out one by one, every kernel, with runs of shared rows and lone ones.
+TEST(Bgemm, IndexedKeepRowsEqualLaidOutRows) {
+  std::mt19937_64 rng(61);
+  for (int trial = 0; trial < 30; ++trial) {
+    const int bits = (1 + pick(rng, 20)) * kBitsPerWord - pick(rng, 64);
+    const int m = 1 + pick(rng, 90), n = 1 + pick(rng, 70), distinct = 1 + pick(rng, 9);
+    const BitMatrix a = random_bits(rng, m, bits), b = random_bits(rng, n, bits);
+    const BitMatrix table = random_bits(rng, distinct, bits, 0.8);
+    std::vector<std::int32_t> index(m);
+    for (int r = 0; r < m; ++r) index[r] = r > 0 && pick(rng, 4) != 0 ? index[r - 1] : pick(rng, distinct);
+    BitMatrix laid_out(m, bits);
+    std::vector<std::int32_t> kept(m);
+    for (int r = 0; r < m; ++r) {
+      std::copy_n(table.row(index[r]), table.words, laid_out.row(r));
+      for (int w = 0; w < table.words; ++w) kept[r] += std::popcount(laid_out.row(r)[w]);
+    }
+    std::vector<std::int32_t> want(static_cast<std::size_t>(m) * n);
+    bgemm_reference(a, laid_out, kept, b, want.data());
+    const PackedOperand packed = pack_operand(b);
+    for (const auto& kernel : bgemm_kernels()) {
+      std::vector<std::int32_t> got(want.size(), -12345);
+      bgemm_using(kernel, a, KeepRows(table, index), kept, b, packed, got.data());
+      ASSERT_EQ(got, want) << "kernel " << kernel << " trial " << trial;
+    }
+  }
+  const BitMatrix a(3, 64), table(2, 64);
+  const std::vector<std::int32_t> kept(3, 0), bad = {0, 2, 1};
+  std::vector<std::int32_t> out(9);
+  EXPECT_THROW(bgemm(a, KeepRows(table, bad), kept, a, out.data()), Error);
+}
+
 TEST(Bgemm, LongRowsOfMaximalCounts) {
   // Every bit differs: the per-byte counters of the AVX2 kernel run at their maximum across
   // several flushes (> 124 words).

@@ -136,14 +136,20 @@ SPINBAYES_POPCNT int popcount_words_popcnt(const BitWord* w, int n) {
 }
 #endif
 
-void check_bgemm_shapes(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+void check_bgemm_shapes(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
                         const BitMatrix& b) {
-  if (keep.rows != a.rows || keep.words != a.words || b.words != a.words ||
-      kept.size() != static_cast<std::size_t>(a.rows))
-    throw Error("bgemm: operand shapes disagree (a " + std::to_string(a.rows) + "x" +
-                std::to_string(a.words) + " words, keep " + std::to_string(keep.rows) + "x" +
-                std::to_string(keep.words) + ", kept " + std::to_string(kept.size()) + ", b " +
-                std::to_string(b.rows) + "x" + std::to_string(b.words) + ")");
+  const bool indexed = !keep.index.empty();
+  if ((indexed ? keep.index.size() != static_cast<std::size_t>(a.rows) : keep.rows.rows != a.rows) ||
+      keep.rows.words != a.words || b.words != a.words || kept.size() != static_cast<std::size_t>(a.rows))
+    throw Error("bgemm: operand shapes disagree (a " + std::to_string(a.rows) + "x" + std::to_string(a.words) +
+                " words, keep " + std::to_string(keep.rows.rows) + "x" + std::to_string(keep.rows.words) +
+                (indexed ? " through " + std::to_string(keep.index.size()) + " indices" : std::string()) + ", kept " +
+                std::to_string(kept.size()) + ", b " + std::to_string(b.rows) + "x" + std::to_string(b.words) + ")");
+  if (indexed) {
+    const auto [low, high] = std::minmax_element(keep.index.begin(), keep.index.end());
+    if (*low < 0 || *high >= keep.rows.rows)
+      throw Error("bgemm: keep index " + std::to_string(*low < 0 ? *low : *high) + " out of range");
+  }
 }
 
 // Below this many word operations (GEMM word pairs, im2col output words) a kernel runs on the
@@ -247,13 +253,16 @@ SPINBAYES_AVX2 void bgemm_columns(const BitWord* a, const BitWord* k, int words,
 
 // Rows [m, m + rows) of the output, rows <= R.
 template <int R, int V>
-SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const BitMatrix& keep, const std::int32_t* kept,
-                               const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows) {
+SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                               const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows,
+                               BitWord* gathered) {
   if (rows == R) {
-    bgemm_columns<R, V>(a.row(m), keep.row(m), a.words, bt, npad, kept + m,
-                        out + static_cast<std::size_t>(m) * n, n, 0);
+    const BitWord* k = keep.index.empty() ? keep.rows.row(m) : gathered;
+    if (!keep.index.empty())
+      for (int r = 0; r < R; ++r) std::copy_n(keep.row(m + r), a.words, gathered + static_cast<std::size_t>(r) * a.words);
+    bgemm_columns<R, V>(a.row(m), k, a.words, bt, npad, kept + m, out + static_cast<std::size_t>(m) * n, n, 0);
   } else if constexpr (R > 1) {
-    bgemm_rows<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows);
+    bgemm_rows<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows, gathered);
   }
 }
 
@@ -261,17 +270,22 @@ SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const BitMatrix& keep, const 
 // 3x8, 4x8, 2x12, 4x4 are within noise of each other on the 3x3 conv shapes.)
 constexpr int kBlockRows = 2, kBlockVectors = 2;
 
-SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
                                const PackedOperand& b, std::int32_t* out) {
   const int n = b.rows, npad = b.padded_rows, words = a.words;
   const BitWord* bt = b.data.data();
   const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
   const bool parallel = static_cast<long>(a.rows) * n * words >= kParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int i = 0; i < blocks; ++i) {
-    const int m = i * kBlockRows;
-    bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept.data(), bt, npad, n, out, m,
-                                          std::min(kBlockRows, a.rows - m));
+#pragma omp parallel if (parallel)
+  {
+    // The keep rows of a block, side by side, when they come through an index.
+    std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows) * words);
+#pragma omp for schedule(static)
+    for (int i = 0; i < blocks; ++i) {
+      const int m = i * kBlockRows;
+      bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept.data(), bt, npad, n, out, m,
+                                            std::min(kBlockRows, a.rows - m), gathered.data());
+    }
   }
 }
 
@@ -310,7 +324,7 @@ SPINBAYES_AVX2 void threshold_bits_avx2(const std::int32_t* dots, const std::int
 // VPTERNLOGQ, so a masked word pair costs the same three vector operations as an unmasked one.
 // Word w's popcounts of (a XOR b) AND k into R x V counters: the first word sets them, the
 // others add to them.
-template <int R, int V, bool kMasked, bool kFirst>
+template <int R, int V, bool kMasked, bool kFirst, bool kSharedKeep>
 SPINBAYES_AVX512 inline __attribute__((always_inline)) void xnor_step512(__m512i (&count)[R][V], const BitWord* a,
                                                                         const BitWord* k, int words,
                                                                         const BitWord* b_words, int w) {
@@ -318,7 +332,7 @@ SPINBAYES_AVX512 inline __attribute__((always_inline)) void xnor_step512(__m512i
   for (int r = 0; r < R; ++r) {
     const std::size_t i = static_cast<std::size_t>(r) * words + w;
     const __m512i av = _mm512_set1_epi64(static_cast<long long>(a[i]));
-    const __m512i kv = kMasked ? _mm512_set1_epi64(static_cast<long long>(k[i])) : __m512i{};
+    const __m512i kv = kMasked ? _mm512_set1_epi64(static_cast<long long>(k[kSharedKeep ? w : i])) : __m512i{};
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
       const __m512i bv = _mm512_loadu_si512(b_words + 8 * v);
@@ -333,13 +347,14 @@ SPINBAYES_AVX512 inline __attribute__((always_inline)) void xnor_step512(__m512i
   }
 }
 
-template <int R, int V, bool kMasked>
+template <int R, int V, bool kMasked, bool kSharedKeep = false>
 SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
                                     const std::int32_t* kept, std::int32_t* out, int n, int j0) {
   __m512i count[R][V];
-  xnor_step512<R, V, kMasked, true>(count, a, k, words, bt + j0, 0);
+  xnor_step512<R, V, kMasked, true, kSharedKeep>(count, a, k, words, bt + j0, 0);
   for (int w = 1; w < words; ++w)
-    xnor_step512<R, V, kMasked, false>(count, a, k, words, bt + static_cast<std::size_t>(w) * npad + j0, w);
+    xnor_step512<R, V, kMasked, false, kSharedKeep>(count, a, k, words, bt + static_cast<std::size_t>(w) * npad + j0,
+                                                    w);
 
   // dot = kept - 2 * count. Two counters of 8 lanes (their low halves: the counts are < 2^31)
   // go into one vector of 16 int32, stored with a lane mask where it runs past column n.
@@ -365,21 +380,35 @@ SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int word
   }
 }
 
-template <int R, int V>
+// kSharedKeep: the R rows have one keep row, k, and its words are broadcast once for all of them.
+template <int R, int V, bool kSharedKeep>
 SPINBAYES_AVX512 void bgemm_columns512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
                                        const std::int32_t* kept, std::int32_t* out, int n, int j) {
-  for (; j + 8 * V <= npad; j += 8 * V) xnor_block512<R, V, true>(a, k, words, bt, npad, kept, out, n, j);
-  if constexpr (V > 1) bgemm_columns512<R, V - 1>(a, k, words, bt, npad, kept, out, n, j);
+  for (; j + 8 * V <= npad; j += 8 * V) xnor_block512<R, V, true, kSharedKeep>(a, k, words, bt, npad, kept, out, n, j);
+  if constexpr (V > 1) bgemm_columns512<R, V - 1, kSharedKeep>(a, k, words, bt, npad, kept, out, n, j);
 }
 
 template <int R, int V>
-SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const BitMatrix& keep, const std::int32_t* kept,
-                                    const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows) {
+SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                    const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows,
+                                    BitWord* gathered) {
   if (rows == R) {
-    bgemm_columns512<R, V>(a.row(m), keep.row(m), a.words, bt, npad, kept + m, out + static_cast<std::size_t>(m) * n,
-                           n, 0);
+    const BitWord* arow = a.row(m);
+    std::int32_t* orow = out + static_cast<std::size_t>(m) * n;
+    if (keep.index.empty()) {
+      bgemm_columns512<R, V, false>(arow, keep.rows.row(m), a.words, bt, npad, kept + m, orow, n, 0);
+      return;
+    }
+    bool shared = true;
+    for (int r = 1; r < R; ++r) shared = shared && keep.index[static_cast<std::size_t>(m + r)] == keep.index[static_cast<std::size_t>(m)];
+    if (shared) {
+      bgemm_columns512<R, V, true>(arow, keep.row(m), a.words, bt, npad, kept + m, orow, n, 0);
+      return;
+    }
+    for (int r = 0; r < R; ++r) std::copy_n(keep.row(m + r), a.words, gathered + static_cast<std::size_t>(r) * a.words);
+    bgemm_columns512<R, V, false>(arow, gathered, a.words, bt, npad, kept + m, orow, n, 0);
   } else if constexpr (R > 1) {
-    bgemm_rows512<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows);
+    bgemm_rows512<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows, gathered);
   }
 }
 
@@ -387,16 +416,21 @@ SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const BitMatrix& keep, c
 // the 3x3 convolutions of vgg-small: the short rows of narrow layers make the epilogue count.)
 constexpr int kBlockRows512 = 5, kBlockVectors512 = 4;
 
-SPINBAYES_AVX512 void bgemm_avx512(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+SPINBAYES_AVX512 void bgemm_avx512(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
                                    const PackedOperand& b, std::int32_t* out) {
   const int n = b.rows, npad = b.padded_rows;
   const int blocks = (a.rows + kBlockRows512 - 1) / kBlockRows512;
   const bool parallel = static_cast<long>(a.rows) * n * a.words >= kParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int i = 0; i < blocks; ++i) {
-    const int m = i * kBlockRows512;
-    bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept.data(), b.data.data(), npad, n, out, m,
-                                                   std::min(kBlockRows512, a.rows - m));
+#pragma omp parallel if (parallel)
+  {
+    // The keep rows of a block whose rows don't share one, side by side.
+    std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows512) * a.words);
+#pragma omp for schedule(static)
+    for (int i = 0; i < blocks; ++i) {
+      const int m = i * kBlockRows512;
+      bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept.data(), b.data.data(), npad, n, out, m,
+                                                     std::min(kBlockRows512, a.rows - m), gathered.data());
+    }
   }
 }
 
@@ -769,7 +803,7 @@ void im2col_bits(const BinaryMap& map, int kernel, int stride, int padding, Patc
   im2col_bits(std::span<const BinaryMap>(&map, 1), kernel, stride, padding, out);
 }
 
-void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+void bgemm_reference(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
                      const BitMatrix& b, std::int32_t* out) {
   check_bgemm_shapes(a, keep, kept, b);
   for (int m = 0; m < a.rows; ++m)
@@ -803,7 +837,7 @@ std::vector<std::string> bgemm_kernels() {
   return kernels;
 }
 
-void bgemm_using(const std::string& kernel, const BitMatrix& a, const BitMatrix& keep,
+void bgemm_using(const std::string& kernel, const BitMatrix& a, const KeepRows& keep,
                  const std::vector<std::int32_t>& kept, const BitMatrix& b, const PackedOperand& packed_b,
                  std::int32_t* out) {
   if (kernel == "portable") {
@@ -825,13 +859,13 @@ void bgemm_using(const std::string& kernel, const BitMatrix& a, const BitMatrix&
   throw Error("bgemm: kernel '" + kernel + "' is not available on this CPU");
 }
 
-void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept, const BitMatrix& b,
+void bgemm(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept, const BitMatrix& b,
            const PackedOperand& packed_b, std::int32_t* out) {
   static const std::string best = bgemm_kernels().front();
   bgemm_using(best, a, keep, kept, b, packed_b, out);
 }
 
-void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+void bgemm(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
            const BitMatrix& b, std::int32_t* out) {
 #if SPINBAYES_X86
   if (cpu_has_avx2()) {

@@ -70,12 +70,22 @@ void im2col_bits_reference(std::span<const BinaryMap> maps, int kernel, int stri
 // out.keep and out.kept are left for the caller (channel_conv.h builds them per rectangle of taps).
 void im2col_signs(const BinaryMap& map, int kernel, int stride, int padding, Patches& out);
 
+// The keep operand of a binary GEMM: row m of the mask is rows.row(index[m]), so that patch rows
+// with one mask share one stored row (channel_conv.h), or rows.row(m) without an index (a
+// BitMatrix converts to this). Blocks of rows that share a keep row load it once for all of them.
+struct KeepRows {
+  KeepRows(const BitMatrix& rows_, std::span<const std::int32_t> index_ = {}) : rows(rows_), index(index_) {}
+  const BitMatrix& rows;
+  std::span<const std::int32_t> index;
+  const BitWord* row(int m) const { return rows.row(index.empty() ? m : index[static_cast<std::size_t>(m)]); }
+};
+
 // out[m * n + j] = dot(a.row(m), b.row(j)) under keep.row(m), with kept[m] = popcount(keep.row(m)):
 // a binary GEMM, M = a.rows, N = b.rows, all operands with the same `words`.
-void bgemm_reference(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+void bgemm_reference(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
                      const BitMatrix& b, std::int32_t* out);
 // The same result, fastest kernel for this CPU (AVX2 + POPCNT when available, chosen at run time).
-void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept,
+void bgemm(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
            const BitMatrix& b, std::int32_t* out);
 // b rearranged once for the AVX2 kernel (word-major: word w of rows j..j+3 side by side), so that
 // a layer's weights are not rearranged on every call.
@@ -85,13 +95,13 @@ struct PackedOperand {
 };
 PackedOperand pack_operand(const BitMatrix& b);
 // bgemm with b given both plainly (for the portable kernel) and packed (for the AVX2 kernel).
-void bgemm(const BitMatrix& a, const BitMatrix& keep, const std::vector<std::int32_t>& kept, const BitMatrix& b,
+void bgemm(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept, const BitMatrix& b,
            const PackedOperand& packed_b, std::int32_t* out);
 // Name of the kernel bgemm() dispatches to ("avx512-vpopcntdq", "avx2" or "portable").
 const char* bgemm_kernel_name();
 // Every kernel this CPU can run, best first, and bgemm through a named one (for tests and benches).
 std::vector<std::string> bgemm_kernels();
-void bgemm_using(const std::string& kernel, const BitMatrix& a, const BitMatrix& keep,
+void bgemm_using(const std::string& kernel, const BitMatrix& a, const KeepRows& keep,
                  const std::vector<std::int32_t>& kept, const BitMatrix& b, const PackedOperand& packed_b,
                  std::int32_t* out);
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <string>
 
 #include "core/error.h"
@@ -67,53 +66,40 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
   Patches& patches = scratch.patches;
   im2col_signs(map, kernel, stride, padding, patches);
   const int out_h = patches.out_h, out_w = patches.out_w, words = patches.signs.words;
-  patches.keep.rows = patches.signs.rows;
-  patches.keep.bits = patches.signs.bits;
-  patches.keep.words = words;
-  patches.keep.data.resize(patches.signs.data.size());
-  patches.kept.resize(static_cast<std::size_t>(patches.signs.rows));
 
   // A keep row for each rectangle: the channel mask at each tap inside it.
   tap_classes(out_h, stride, padding, kernel, map.height, scratch.y_ranges, scratch.y_class);
   tap_classes(out_w, stride, padding, kernel, map.width, scratch.x_ranges, scratch.x_class);
-  const int y_classes = static_cast<int>(scratch.y_ranges.size()), x_classes = static_cast<int>(scratch.x_ranges.size());
-  const int rectangles = y_classes * x_classes;
-  scratch.rectangle_keeps.assign(static_cast<std::size_t>(rectangles) * words, 0);
+  const int x_classes = static_cast<int>(scratch.x_ranges.size());
+  const int rectangles = static_cast<int>(scratch.y_ranges.size()) * x_classes;
+  BitMatrix& keeps = scratch.rectangle_keeps;
+  keeps.rows = rectangles;
+  keeps.bits = patches.signs.bits;
+  keeps.words = words;
+  keeps.data.assign(static_cast<std::size_t>(rectangles) * words, 0);
   scratch.rectangle_kept.resize(static_cast<std::size_t>(rectangles));
   for (int index = 0; index < rectangles; ++index) {
     const TapRange y = scratch.y_ranges[static_cast<std::size_t>(index / x_classes)];
     const TapRange x = scratch.x_ranges[static_cast<std::size_t>(index % x_classes)];
-    BitWord* keep = scratch.rectangle_keeps.data() + static_cast<std::size_t>(index) * words;
     for (int ky = y.lo; ky < y.hi; ++ky)
-      for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keep, (ky * kernel + kx) * c, channels, c);
+      for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keeps.row(index), (ky * kernel + kx) * c, channels, c);
     int kept = 0;
-    for (int w = 0; w < words; ++w) kept += std::popcount(keep[w]);
+    for (int w = 0; w < words; ++w) kept += std::popcount(keeps.row(index)[w]);
     scratch.rectangle_kept[static_cast<std::size_t>(index)] = kept;
   }
-
-  // Output rows: the first with each y range laid out pixel by pixel, the others copied whole.
-  scratch.first_row_of.assign(static_cast<std::size_t>(y_classes), -1);
-  const std::size_t line_words = static_cast<std::size_t>(out_w) * words;
+  // Each output pixel's rectangle, and its kept count.
+  scratch.keep_index.resize(static_cast<std::size_t>(patches.signs.rows));
+  patches.kept.resize(static_cast<std::size_t>(patches.signs.rows));
+  std::int32_t* keep_index = scratch.keep_index.data();
+  std::int32_t* kept = patches.kept.data();
   for (int oy = 0; oy < out_h; ++oy) {
-    const int yc = scratch.y_class[static_cast<std::size_t>(oy)];
-    BitWord* keep_line = patches.keep.row(oy * out_w);
-    std::int32_t* kept_line = patches.kept.data() + static_cast<std::size_t>(oy) * out_w;
-    int& first = scratch.first_row_of[static_cast<std::size_t>(yc)];
-    if (first >= 0) {
-      std::memcpy(keep_line, patches.keep.row(first * out_w), sizeof(BitWord) * line_words);
-      std::memcpy(kept_line, patches.kept.data() + static_cast<std::size_t>(first) * out_w,
-                  sizeof(std::int32_t) * static_cast<std::size_t>(out_w));
-      continue;
-    }
-    first = oy;
-    for (int ox = 0; ox < out_w; ++ox) {
-      const int index = yc * x_classes + scratch.x_class[static_cast<std::size_t>(ox)];
-      std::copy_n(scratch.rectangle_keeps.data() + static_cast<std::size_t>(index) * words, words,
-                  keep_line + static_cast<std::size_t>(ox) * words);
-      kept_line[ox] = scratch.rectangle_kept[static_cast<std::size_t>(index)];
+    const int first = scratch.y_class[static_cast<std::size_t>(oy)] * x_classes;
+    for (int ox = 0; ox < out_w; ++ox, ++keep_index, ++kept) {
+      *keep_index = first + scratch.x_class[static_cast<std::size_t>(ox)];
+      *kept = scratch.rectangle_kept[static_cast<std::size_t>(*keep_index)];
     }
   }
-  bgemm(patches.signs, patches.keep, patches.kept, weights, packed_weights, dots);
+  bgemm(patches.signs, KeepRows(keeps, scratch.keep_index), patches.kept, weights, packed_weights, dots);
 }
 
 void channel_masked_conv_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel,

@@ -6,9 +6,9 @@
 // gathers element masks: the keep row of an output pixel is the channel mask repeated over the
 // taps that fall inside the map, and those taps form a rectangle of the kernel that few pixels
 // share (for a 3x3 kernel with padding 1: the interior, four edges, four corners). So there is one
-// keep row per rectangle, built once; a whole output row of keep rows is laid out once for each
-// range of taps along y and copied to the output rows that have it; the popcount of each keep row
-// is its pixels' `kept`. Only the signs are gathered from the map (im2col_signs).
+// keep row per rectangle, built once and shared by its pixels through KeepRows (the GEMM loads it
+// once for a block of rows that share it), its popcount their `kept`; only the signs are gathered
+// from the map (im2col_signs).
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -24,15 +24,14 @@ struct TapRange {
 
 // Buffers of channel_masked_conv, kept from call to call.
 struct ChannelConvScratch {
-  Patches patches;  // signs gathered, keep rows and kept counts laid out per rectangle
+  Patches patches;  // signs gathered, kept counted per rectangle; keep not used
   // The distinct ranges of taps inside the map along y and along x, and each output row's and
   // column's range among them.
   std::vector<TapRange> y_ranges, x_ranges;
   std::vector<int> y_class, x_class;
-  // For each pair (y range, x range), y-major: its keep row (words of a patch row) and popcount.
-  std::vector<BitWord> rectangle_keeps;
-  std::vector<std::int32_t> rectangle_kept;
-  std::vector<int> first_row_of;  // per y range: the first output row laid out with it, or -1
+  // A keep row for each pair (y range, x range), y-major, and its popcount; each output pixel's pair.
+  BitMatrix rectangle_keeps;
+  std::vector<std::int32_t> rectangle_kept, keep_index;
 };
 
 // The integer dot products (out pixels x out channels, channels fastest) of a KxK convolution of
