@@ -251,16 +251,21 @@ SPINBAYES_AVX2 void bgemm_columns(const BitWord* a, const BitWord* k, int words,
   if constexpr (V > 1) bgemm_columns<R, V - 1>(a, k, words, bt, npad, kept, out, n, j);
 }
 
+// The R keep rows of the block of rows from m, `words` apart: in place when they come without an
+// index, else gathered side by side into `gathered`.
+const BitWord* block_keep(const KeepRows& keep, int m, int rows, int words, BitWord* gathered) {
+  if (keep.index.empty()) return keep.rows.row(m);
+  for (int r = 0; r < rows; ++r) std::copy_n(keep.row(m + r), words, gathered + static_cast<std::size_t>(r) * words);
+  return gathered;
+}
+
 // Rows [m, m + rows) of the output, rows <= R.
 template <int R, int V>
 SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
                                const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows,
                                BitWord* gathered) {
   if (rows == R) {
-    const BitWord* k = keep.index.empty() ? keep.rows.row(m) : gathered;
-    if (!keep.index.empty())
-      for (int r = 0; r < R; ++r) std::copy_n(keep.row(m + r), a.words, gathered + static_cast<std::size_t>(r) * a.words);
-    bgemm_columns<R, V>(a.row(m), k, a.words, bt, npad, kept + m, out + static_cast<std::size_t>(m) * n, n, 0);
+    bgemm_columns<R, V>(a.row(m), block_keep(keep, m, R, a.words, gathered), a.words, bt, npad, kept + m, out + static_cast<std::size_t>(m) * n, n, 0);
   } else if constexpr (R > 1) {
     bgemm_rows<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows, gathered);
   }
@@ -320,8 +325,9 @@ SPINBAYES_AVX2 void threshold_bits_avx2(const std::int32_t* dots, const std::int
 
 // The AVX-512 microkernel: the same transposed b (npad a multiple of 8), one 512-bit vector holding
 // word w of 8 rows of b, and VPOPCNTQ counting each 64-bit lane directly, so there are no byte
-// counters to flush. R rows of a x 8 * V columns from j0. With AVX-512 the XOR and the AND are one
-// VPTERNLOGQ, so a masked word pair costs the same three vector operations as an unmasked one.
+// counters to flush. R rows of a x 8 * V columns from j0. The XOR and the AND compile to one
+// VPTERNLOGQ (the mask costs about 5 % against an unmasked product on the vgg-small shapes).
+//
 // Word w's popcounts of (a XOR b) AND k into R x V counters: the first word sets them, the
 // others add to them.
 template <int R, int V, bool kMasked, bool kFirst, bool kSharedKeep>
@@ -395,18 +401,15 @@ SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const KeepRows& keep, co
   if (rows == R) {
     const BitWord* arow = a.row(m);
     std::int32_t* orow = out + static_cast<std::size_t>(m) * n;
-    if (keep.index.empty()) {
-      bgemm_columns512<R, V, false>(arow, keep.rows.row(m), a.words, bt, npad, kept + m, orow, n, 0);
-      return;
-    }
-    bool shared = true;
-    for (int r = 1; r < R; ++r) shared = shared && keep.index[static_cast<std::size_t>(m + r)] == keep.index[static_cast<std::size_t>(m)];
+    bool shared = !keep.index.empty();
+    for (int r = 1; r < R && shared; ++r)
+      shared = keep.index[static_cast<std::size_t>(m + r)] == keep.index[static_cast<std::size_t>(m)];
     if (shared) {
       bgemm_columns512<R, V, true>(arow, keep.row(m), a.words, bt, npad, kept + m, orow, n, 0);
-      return;
+    } else {
+      bgemm_columns512<R, V, false>(arow, block_keep(keep, m, R, a.words, gathered), a.words, bt, npad, kept + m,
+                                    orow, n, 0);
     }
-    for (int r = 0; r < R; ++r) std::copy_n(keep.row(m + r), a.words, gathered + static_cast<std::size_t>(r) * a.words);
-    bgemm_columns512<R, V, false>(arow, gathered, a.words, bt, npad, kept + m, orow, n, 0);
   } else if constexpr (R > 1) {
     bgemm_rows512<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows, gathered);
   }
@@ -739,63 +742,76 @@ void im2col_bits_reference(std::span<const BinaryMap> maps, int kernel, int stri
   }
 }
 
-void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out) {
-  const int c = maps.empty() ? 0 : maps.front().channels;
-  if (std::endian::native != std::endian::little || c % 8 != 0) {
-    im2col_bits_reference(maps, kernel, stride, padding, out);
-    return;
-  }
-  // Channels in whole bytes: each patch is `kernel` runs of kernel * C / 8 contiguous bytes of
-  // the bordered map (taps (ky, 0..kernel-1) are neighbouring pixels), copied, not shifted.
-  shape_patches(maps, kernel, stride, padding, out);
+namespace {
+
+// Whole bytes a channel group: the byte-copying path applies.
+bool byte_aligned(std::span<const BinaryMap> maps) {
+  return std::endian::native == std::endian::little && !maps.empty() && maps.front().channels % 8 == 0;
+}
+
+// The byte-copying path of im2col_bits (with_keep) and im2col_signs (without): each patch is
+// `kernel` runs of kernel * C / 8 contiguous bytes of the bordered map (taps (ky, 0..kernel-1) are
+// neighbouring pixels), copied, not shifted.
+void im2col_bytes(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out, bool with_keep) {
+  shape_patches(maps, kernel, stride, padding, out, with_keep);
   const BinaryMap& first = maps.front();
-  const int pixel_bytes = c / 8, bw = first.width + 2 * padding, bh = first.height + 2 * padding;
+  const int pixel_bytes = first.channels / 8, bw = first.width + 2 * padding, bh = first.height + 2 * padding;
   const std::size_t map_bytes = static_cast<std::size_t>(bh) * bw * pixel_bytes;
   out.bordered_signs.resize(map_bytes * maps.size());
-  out.bordered_keep.resize(map_bytes * maps.size());
+  if (with_keep) out.bordered_keep.resize(map_bytes * maps.size());
   const BorderedBytes bordered = bordered_bytes_for(pixel_bytes);
   for (std::size_t s = 0; s < maps.size(); ++s) {
     bordered(maps[s], false, padding, out.bordered_signs.data() + s * map_bytes);
-    bordered(maps[s], true, padding, out.bordered_keep.data() + s * map_bytes);
+    if (with_keep) bordered(maps[s], true, padding, out.bordered_keep.data() + s * map_bytes);
   }
   const int rows = out.signs.rows, words = out.signs.words, lines = out.out_h * static_cast<int>(maps.size());
   const std::size_t line_bytes = static_cast<std::size_t>(stride) * bw * pixel_bytes;
   const PopcountWords count = fastest_popcount_words();
   const CopyPatchLine copy_patch_line = patch_line_copier(kernel, pixel_bytes);
-  const bool parallel = static_cast<long>(rows) * words >= kParallelWork;
-#pragma omp parallel if (parallel)
-  {
-#pragma omp for schedule(static)
-    for (int line = 0; line < lines; ++line) {  // one output row of one map
-      const std::size_t at = static_cast<std::size_t>(line / out.out_h) * map_bytes + (line % out.out_h) * line_bytes;
-      copy_patch_line(out.bordered_signs.data() + at, bw, pixel_bytes, kernel, stride, out.signs, line * out.out_w,
-                      out.out_w);
+  const auto copy_line = [&](int line) {  // one output row of one map
+    const std::size_t at = static_cast<std::size_t>(line / out.out_h) * map_bytes + (line % out.out_h) * line_bytes;
+    copy_patch_line(out.bordered_signs.data() + at, bw, pixel_bytes, kernel, stride, out.signs, line * out.out_w,
+                    out.out_w);
+    if (with_keep)
       copy_patch_line(out.bordered_keep.data() + at, bw, pixel_bytes, kernel, stride, out.keep, line * out.out_w,
                       out.out_w);
-    }
-    // Counted in a second pass: a word read straight after the unaligned stores that wrote it
-    // would wait for them to retire (no store forwarding across two stores).
+  };
+  // The keep rows are counted in a second pass: a word read straight after the unaligned stores
+  // that wrote it would wait for them to retire (no store forwarding across two stores).
+  if (static_cast<long>(rows) * words < kParallelWork) {  // no fork: on the calling thread
+    for (int line = 0; line < lines; ++line) copy_line(line);
+    if (with_keep)
+      for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
+    return;
+  }
+#pragma omp parallel
+  {
 #pragma omp for schedule(static)
-    for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
+    for (int line = 0; line < lines; ++line) copy_line(line);
+    if (with_keep) {
+#pragma omp for schedule(static)
+      for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
+    }
+  }
+}
+
+}  // namespace
+
+void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int padding, Patches& out) {
+  if (byte_aligned(maps)) {
+    im2col_bytes(maps, kernel, stride, padding, out, true);
+  } else {
+    im2col_bits_reference(maps, kernel, stride, padding, out);
   }
 }
 
 void im2col_signs(const BinaryMap& map, int kernel, int stride, int padding, Patches& out) {
   if (!map.keep.data.empty()) throw Error("im2col_signs: the map carries its own keep mask");
-  const int c = map.channels;
-  if (std::endian::native != std::endian::little || c % 8 != 0) {
-    im2col_bits_reference(std::span<const BinaryMap>(&map, 1), kernel, stride, padding, out);
-    return;
-  }
-  shape_patches(std::span<const BinaryMap>(&map, 1), kernel, stride, padding, out, false);
-  const int pixel_bytes = c / 8, bw = map.width + 2 * padding, bh = map.height + 2 * padding;
-  out.bordered_signs.resize(static_cast<std::size_t>(bh) * bw * pixel_bytes);
-  bordered_bytes_for(pixel_bytes)(map, false, padding, out.bordered_signs.data());
-  const std::size_t line_bytes = static_cast<std::size_t>(stride) * bw * pixel_bytes;
-  const CopyPatchLine copy_patch_line = patch_line_copier(kernel, pixel_bytes);
-  for (int oy = 0; oy < out.out_h; ++oy) {
-    copy_patch_line(out.bordered_signs.data() + oy * line_bytes, bw, pixel_bytes, kernel, stride, out.signs,
-                    oy * out.out_w, out.out_w);
+  const std::span<const BinaryMap> maps(&map, 1);
+  if (byte_aligned(maps)) {
+    im2col_bytes(maps, kernel, stride, padding, out, false);
+  } else {
+    im2col_bits_reference(maps, kernel, stride, padding, out);
   }
 }
 

@@ -9,12 +9,13 @@
 namespace spinbayes {
 namespace {
 
-// ORs the first c bits of `channels` (bits past c ignored) into `dst` from bit `offset` on.
+// ORs the first c bits of `channels` (bits past c ignored; empty: c ones) into `dst` from bit
+// `offset` on.
 void or_bits_at(BitWord* dst, int offset, std::span<const BitWord> channels, int c) {
   for (int w = 0; w * kBitsPerWord < c; ++w) {
     const int n = std::min(kBitsPerWord, c - w * kBitsPerWord);
-    const BitWord bits =
-        channels[static_cast<std::size_t>(w)] & (n == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << n) - 1);
+    const BitWord given = channels.empty() ? ~BitWord{0} : channels[static_cast<std::size_t>(w)];
+    const BitWord bits = given & (n == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << n) - 1);
     const int at = offset + w * kBitsPerWord, word = at / kBitsPerWord, shift = at % kBitsPerWord;
     dst[word] |= bits << shift;
     if (shift != 0 && n > kBitsPerWord - shift) dst[word + 1] |= bits >> (kBitsPerWord - shift);
@@ -59,9 +60,6 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
                          ChannelConvScratch& scratch, std::int32_t* dots) {
   check_shapes(map, channel_keep, kernel, weights);
   const int c = map.channels;
-  const std::vector<BitWord> all_kept(channel_keep.empty() ? static_cast<std::size_t>(words_for_bits(c)) : 0,
-                                      ~BitWord{0});
-  const std::span<const BitWord> channels = channel_keep.empty() ? std::span<const BitWord>(all_kept) : channel_keep;
 
   Patches& patches = scratch.patches;
   im2col_signs(map, kernel, stride, padding, patches);
@@ -82,7 +80,7 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
     const TapRange y = scratch.y_ranges[static_cast<std::size_t>(index / x_classes)];
     const TapRange x = scratch.x_ranges[static_cast<std::size_t>(index % x_classes)];
     for (int ky = y.lo; ky < y.hi; ++ky)
-      for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keeps.row(index), (ky * kernel + kx) * c, channels, c);
+      for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keeps.row(index), (ky * kernel + kx) * c, channel_keep, c);
     int kept = 0;
     for (int w = 0; w < words; ++w) kept += std::popcount(keeps.row(index)[w]);
     scratch.rectangle_kept[static_cast<std::size_t>(index)] = kept;

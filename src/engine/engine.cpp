@@ -189,7 +189,8 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
   const bool per_channel = spec_.dropout == DropoutKind::spatial && l.shape.kind == LayerSpec::Kind::conv;
   if (per_channel) {
     // Spatial dropout: one draw per channel, held for every pixel of the map.
-    const std::vector<BitWord> keep = channel_keep(index, seed, image, sample);
+    std::vector<BitWord> keep;
+    channel_keep(index, seed, image, sample, keep);
     for (int pix = 0; pix < map.height * map.width; ++pix) std::copy(keep.begin(), keep.end(), map.keep.row(pix));
     return;
   }
@@ -207,23 +208,34 @@ void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uin
   }
 }
 
-std::vector<BitWord> Engine::channel_keep(int index, std::uint64_t seed, std::uint64_t image,
-                                         std::uint64_t sample) const {
+void Engine::channel_keep(int index, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
+                          std::vector<BitWord>& keep) const {
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
-  std::vector<BitWord> keep(static_cast<std::size_t>(words_for_bits(l.in_c)), 0);
+  keep.assign(static_cast<std::size_t>(words_for_bits(l.in_c)), 0);
   const DropoutDraws draws(seed, image, sample, index, spec_.p);
   for (int ch = 0; ch < l.in_c; ++ch) {
     if (draws.keeps(static_cast<std::uint64_t>(ch))) {
       keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
     }
   }
-  return keep;
 }
 
 bool Engine::channel_masked(int index, bool dropout) const {
   return !masked(index, dropout) ||
          (spec_.dropout == DropoutKind::spatial && layers_[static_cast<std::size_t>(index)].shape.kind ==
                                                        LayerSpec::Kind::conv);
+}
+
+void Engine::channel_dots(int index, const BinaryMap& map, std::uint64_t seed, std::uint64_t image,
+                          std::uint64_t sample, bool dropout, LayerScratch& scratch, std::int32_t* dots) const {
+  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
+  if (masked(index, dropout)) {
+    channel_keep(index, seed, image, sample, scratch.channel_keep);
+  } else {
+    scratch.channel_keep.clear();  // every channel present
+  }
+  channel_masked_conv(map, scratch.channel_keep, l.kernel, l.stride, l.padding, l.weights, l.packed_weights,
+                      scratch.channel, dots);
 }
 
 std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed,
@@ -238,11 +250,8 @@ void Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed, s
   const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
   std::vector<std::int32_t>& dots = scratch.dots;
   if (channel_masked(index, dropout)) {
-    const std::vector<BitWord> keep =
-        masked(index, dropout) ? channel_keep(index, seed, image, sample) : std::vector<BitWord>{};
     dots.resize(static_cast<std::size_t>(l.shape.out_h) * l.shape.out_w * l.shape.out_channels);
-    channel_masked_conv(input, keep, l.kernel, l.stride, l.padding, l.weights, l.packed_weights, scratch.channel,
-                        dots.data());
+    channel_dots(index, input, seed, image, sample, dropout, scratch, dots.data());
     return;
   }
   Patches& patches = scratch.patches;
@@ -277,16 +286,14 @@ void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, 
   const int out_c = l.shape.out_channels;
   std::vector<std::int32_t>& dots = scratch.dots;
   Patches& patches = scratch.patches;
-  int windows = l.shape.out_h * l.shape.out_w;
-  std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
+  const int windows = l.shape.out_h * l.shape.out_w;  // im2col's output pixels (1 for a linear layer)
+  const std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
+  dots.resize(per_sample * static_cast<std::size_t>(n));
   if (chip_ == nullptr && channel_masked(i, dropout)) {
-    // The ideal engine under channel masks (or none): one sample at a time, the mask folded into
-    // the operands.
-    dots.resize(per_sample * static_cast<std::size_t>(n));
+    // The ideal engine under channel masks (or none): one sample at a time, keep rows shared.
     for (int s = 0; s < n; ++s) {
-      const std::vector<BitWord> keep = mask ? channel_keep(i, seed, image, sample(s)) : std::vector<BitWord>{};
-      channel_masked_conv(maps[static_cast<std::size_t>(s)], keep, l.kernel, l.stride, l.padding, l.weights,
-                          l.packed_weights, scratch.channel, dots.data() + static_cast<std::size_t>(s) * per_sample);
+      channel_dots(i, maps[static_cast<std::size_t>(s)], seed, image, sample(s), dropout, scratch,
+                   dots.data() + static_cast<std::size_t>(s) * per_sample);
     }
   } else {
     const bool patch_masks = mask && chip_ != nullptr && chip_->patch_level_masks(i);
@@ -301,12 +308,9 @@ void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, 
       }
     }
     im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
-    windows = patches.out_h * patches.out_w;
-    per_sample = static_cast<std::size_t>(windows) * out_c;
     if (patch_masks) {
       for (int s = 0; s < n; ++s) chip_->mask_patches(i, patches, s * windows, seed, image, sample(s), events);
     }
-    dots.resize(per_sample * static_cast<std::size_t>(n));
     if (chip_ != nullptr) {
       bgemm(patches.signs, patches.keep, patches.kept, chip_->weights(i), chip_->packed_weights(i), dots.data());
     } else {

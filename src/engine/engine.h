@@ -63,6 +63,7 @@ class ChipHooks {
 struct LayerScratch {
   Patches patches;              // patches with their keep bits (element masks, or a chip attached)
   ChannelConvScratch channel;   // masks by whole channel: spatial dropout, or none
+  std::vector<BitWord> channel_keep;
   std::vector<std::int32_t> dots;
 };
 
@@ -98,8 +99,10 @@ class Engine {
   // them (the bench times layers this way).
   void layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
                   bool dropout, LayerScratch& scratch) const;
-  // Layer `index`'s dropout mask as one bit per input channel (spatial dropout on a convolution).
-  std::vector<BitWord> channel_keep(int index, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
+  // Layer `index`'s dropout mask as one bit per input channel (spatial dropout on a convolution),
+  // into `keep`.
+  void channel_keep(int index, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
+                    std::vector<BitWord>& keep) const;
   // Layer `index`'s output map (thresholded, pooled) from its dots (out pixels x out channels).
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
   bool masked(int index, bool dropout) const;  // does layer `index` apply dropout masks in this pass?
@@ -113,6 +116,9 @@ class Engine {
   // Are layer `index`'s inputs in this pass kept or dropped a whole channel at a time (spatial
   // dropout on a convolution, or no masks), so that channel_masked_conv computes its dots?
   bool channel_masked(int index, bool dropout) const;
+  // The dots of layer `index` for one map of one sample through channel_masked_conv, into `dots`.
+  void channel_dots(int index, const BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
+                    bool dropout, LayerScratch& scratch, std::int32_t* dots) const;
   BinaryMap first_layer(const float* pixels) const;
   void apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
   double input_scale(int index, bool dropout) const;  // 1 / (1 - p) when masked, else 1
