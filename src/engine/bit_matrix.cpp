@@ -156,6 +156,28 @@ void check_bgemm_shapes(const BitMatrix& a, const KeepRows& keep, const std::vec
 // calling thread: forking would cost more.
 constexpr long kParallelWork = 1L << 14;
 
+// Is a kernel of `work` word operations worth forking for? Not when small, and not inside a
+// parallel region: the Monte Carlo loop is parallel over images, and a nested region there runs on
+// one thread anyway, yet forms a team on every call (with it, vgg-small's 3x3 layers ran 5-15 %
+// slower).
+bool worth_a_fork(long work) { return work >= kParallelWork && !omp_in_parallel() && omp_get_max_threads() > 1; }
+
+// Runs body(first, last) over the blocks [0, blocks): split evenly across the threads (as
+// schedule(static) would) when worth_a_fork(work), else on the calling thread.
+
+template <typename Body>
+void for_block_ranges(int blocks, long work, const Body& body) {
+  if (!worth_a_fork(work)) {
+    body(0, blocks);
+    return;
+  }
+#pragma omp parallel
+  {
+    const long t = omp_get_thread_num(), threads = omp_get_num_threads();
+    body(static_cast<int>(blocks * t / threads), static_cast<int>(blocks * (t + 1) / threads));
+  }
+}
+
 #if SPINBAYES_X86
 
 // Per-byte popcount of a 256-bit vector by nibble lookup (Mula, Kurz, Lemire, "Faster population
@@ -275,23 +297,23 @@ SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const KeepRows& keep, const s
 // 3x8, 4x8, 2x12, 4x4 are within noise of each other on the 3x3 conv shapes.)
 constexpr int kBlockRows = 2, kBlockVectors = 2;
 
-SPINBAYES_AVX2 void bgemm_avx2(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
-                               const PackedOperand& b, std::int32_t* out) {
-  const int n = b.rows, npad = b.padded_rows, words = a.words;
-  const BitWord* bt = b.data.data();
-  const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
-  const bool parallel = static_cast<long>(a.rows) * n * words >= kParallelWork;
-#pragma omp parallel if (parallel)
-  {
-    // The keep rows of a block, side by side, when they come through an index.
-    std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows) * words);
-#pragma omp for schedule(static)
-    for (int i = 0; i < blocks; ++i) {
-      const int m = i * kBlockRows;
-      bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept.data(), bt, npad, n, out, m,
-                                            std::min(kBlockRows, a.rows - m), gathered.data());
-    }
+// Blocks [first, last) of R rows of the output.
+SPINBAYES_AVX2 void bgemm_blocks_avx2(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                      const PackedOperand& b, std::int32_t* out, int first, int last) {
+  // The keep rows of a block, side by side, when they come through an index.
+  std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows) * a.words);
+  for (int i = first; i < last; ++i) {
+    const int m = i * kBlockRows;
+    bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
+                                          std::min(kBlockRows, a.rows - m), gathered.data());
   }
+}
+
+void bgemm_avx2(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
+                const PackedOperand& b, std::int32_t* out) {
+  const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
+  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words,
+                   [&](int first, int last) { bgemm_blocks_avx2(a, keep, kept.data(), b, out, first, last); });
 }
 
 // Eight decisions per step: sign * dot > bound - 1, the comparison's lanes gathered by movemask.
@@ -419,22 +441,22 @@ SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const KeepRows& keep, co
 // the 3x3 convolutions of vgg-small: the short rows of narrow layers make the epilogue count.)
 constexpr int kBlockRows512 = 5, kBlockVectors512 = 4;
 
-SPINBAYES_AVX512 void bgemm_avx512(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
-                                   const PackedOperand& b, std::int32_t* out) {
-  const int n = b.rows, npad = b.padded_rows;
-  const int blocks = (a.rows + kBlockRows512 - 1) / kBlockRows512;
-  const bool parallel = static_cast<long>(a.rows) * n * a.words >= kParallelWork;
-#pragma omp parallel if (parallel)
-  {
-    // The keep rows of a block whose rows don't share one, side by side.
-    std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows512) * a.words);
-#pragma omp for schedule(static)
-    for (int i = 0; i < blocks; ++i) {
-      const int m = i * kBlockRows512;
-      bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept.data(), b.data.data(), npad, n, out, m,
-                                                     std::min(kBlockRows512, a.rows - m), gathered.data());
-    }
+SPINBAYES_AVX512 void bgemm_blocks_avx512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                          const PackedOperand& b, std::int32_t* out, int first, int last) {
+  // The keep rows of a block whose rows don't share one, side by side.
+  std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows512) * a.words);
+  for (int i = first; i < last; ++i) {
+    const int m = i * kBlockRows512;
+    bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
+                                                   std::min(kBlockRows512, a.rows - m), gathered.data());
   }
+}
+
+void bgemm_avx512(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
+                  const PackedOperand& b, std::int32_t* out) {
+  const int blocks = (a.rows + kBlockRows512 - 1) / kBlockRows512;
+  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words,
+                   [&](int first, int last) { bgemm_blocks_avx512(a, keep, kept.data(), b, out, first, last); });
 }
 
 #pragma GCC diagnostic pop
@@ -732,14 +754,14 @@ void im2col_bits_reference(std::span<const BinaryMap> maps, int kernel, int stri
   if (kernel == 3 && c == 32) write = write_patch<true, 3, 32>;
   if (kernel == 3 && c == 64) write = write_patch<true, 3, 64>;
   const PopcountWords count = fastest_popcount_words();
-  const bool parallel = static_cast<long>(rows) * out.signs.words >= kParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int r = 0; r < rows; ++r) {
-    const int pixel = r % per_map, oy = pixel / out.out_w, ox = pixel % out.out_w;
-    write(maps[static_cast<std::size_t>(r / per_map)], kernel, oy * stride - padding, ox * stride - padding,
-          out.signs.row(r), out.keep.row(r));
-    out.kept[r] = count(out.keep.row(r), out.keep.words);
-  }
+  for_block_ranges(rows, static_cast<long>(rows) * out.signs.words, [&](int first, int last) {
+    for (int r = first; r < last; ++r) {
+      const int pixel = r % per_map, oy = pixel / out.out_w, ox = pixel % out.out_w;
+      write(maps[static_cast<std::size_t>(r / per_map)], kernel, oy * stride - padding, ox * stride - padding,
+            out.signs.row(r), out.keep.row(r));
+      out.kept[r] = count(out.keep.row(r), out.keep.words);
+    }
+  });
 }
 
 namespace {
@@ -778,7 +800,7 @@ void im2col_bytes(std::span<const BinaryMap> maps, int kernel, int stride, int p
   };
   // The keep rows are counted in a second pass: a word read straight after the unaligned stores
   // that wrote it would wait for them to retire (no store forwarding across two stores).
-  if (static_cast<long>(rows) * words < kParallelWork) {  // no fork: on the calling thread
+  if (!worth_a_fork(static_cast<long>(rows) * words)) {  // on the calling thread
     for (int line = 0; line < lines; ++line) copy_line(line);
     if (with_keep)
       for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
