@@ -146,9 +146,14 @@ void check_bgemm_shapes(const BitMatrix& a, const KeepRows& keep, const std::vec
                 (indexed ? " through " + std::to_string(keep.index.size()) + " indices" : std::string()) + ", kept " +
                 std::to_string(kept.size()) + ", b " + std::to_string(b.rows) + "x" + std::to_string(b.words) + ")");
   if (indexed) {
-    const auto [low, high] = std::minmax_element(keep.index.begin(), keep.index.end());
-    if (*low < 0 || *high >= keep.rows.rows)
-      throw Error("bgemm: keep index " + std::to_string(*low < 0 ? *low : *high) + " out of range");
+    // An OR of comparisons, which vectorizes; the offender is looked up only when there is one.
+    const std::int32_t rows = keep.rows.rows;
+    bool outside = false;
+    for (const std::int32_t i : keep.index) outside |= (i < 0) | (i >= rows);
+    if (outside) {
+      const auto bad = std::find_if(keep.index.begin(), keep.index.end(), [&](std::int32_t i) { return i < 0 || i >= rows; });
+      throw Error("bgemm: keep index " + std::to_string(*bad) + " out of range");
+    }
   }
 }
 

@@ -65,9 +65,31 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
   im2col_signs(map, kernel, stride, padding, patches);
   const int out_h = patches.out_h, out_w = patches.out_w, words = patches.signs.words;
 
-  // A keep row for each rectangle: the channel mask at each tap inside it.
-  tap_classes(out_h, stride, padding, kernel, map.height, scratch.y_ranges, scratch.y_class);
-  tap_classes(out_w, stride, padding, kernel, map.width, scratch.x_ranges, scratch.x_class);
+  const ConvGeometry geometry{map.height, map.width, c, kernel, stride, padding};
+  if (scratch.geometry != geometry) {
+    std::vector<int> y_class, x_class;
+    tap_classes(out_h, stride, padding, kernel, map.height, scratch.y_ranges, y_class);
+    tap_classes(out_w, stride, padding, kernel, map.width, scratch.x_ranges, x_class);
+    const int x_classes = static_cast<int>(scratch.x_ranges.size());
+    scratch.keep_index.resize(static_cast<std::size_t>(out_h) * out_w);
+    for (int oy = 0; oy < out_h; ++oy)
+      for (int ox = 0; ox < out_w; ++ox)
+        scratch.keep_index[static_cast<std::size_t>(oy) * out_w + ox] =
+            y_class[static_cast<std::size_t>(oy)] * x_classes + x_class[static_cast<std::size_t>(ox)];
+    scratch.geometry = geometry;
+  }
+
+  // A keep row for each rectangle: the channel mask at each tap inside it; its popcount is the
+  // rectangle's taps times the channels kept.
+  int channels_kept = c;
+  if (!channel_keep.empty()) {
+    channels_kept = 0;
+    for (int w = 0; w * kBitsPerWord < c; ++w) {
+      const int n = std::min(kBitsPerWord, c - w * kBitsPerWord);
+      channels_kept += std::popcount(channel_keep[static_cast<std::size_t>(w)] &
+                                     (n == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << n) - 1));
+    }
+  }
   const int x_classes = static_cast<int>(scratch.x_ranges.size());
   const int rectangles = static_cast<int>(scratch.y_ranges.size()) * x_classes;
   BitMatrix& keeps = scratch.rectangle_keeps;
@@ -81,22 +103,12 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
     const TapRange x = scratch.x_ranges[static_cast<std::size_t>(index % x_classes)];
     for (int ky = y.lo; ky < y.hi; ++ky)
       for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keeps.row(index), (ky * kernel + kx) * c, channel_keep, c);
-    int kept = 0;
-    for (int w = 0; w < words; ++w) kept += std::popcount(keeps.row(index)[w]);
-    scratch.rectangle_kept[static_cast<std::size_t>(index)] = kept;
+    scratch.rectangle_kept[static_cast<std::size_t>(index)] = (y.hi - y.lo) * (x.hi - x.lo) * channels_kept;
   }
-  // Each output pixel's rectangle, and its kept count.
-  scratch.keep_index.resize(static_cast<std::size_t>(patches.signs.rows));
+  // Each output pixel's kept count.
   patches.kept.resize(static_cast<std::size_t>(patches.signs.rows));
-  std::int32_t* keep_index = scratch.keep_index.data();
-  std::int32_t* kept = patches.kept.data();
-  for (int oy = 0; oy < out_h; ++oy) {
-    const int first = scratch.y_class[static_cast<std::size_t>(oy)] * x_classes;
-    for (int ox = 0; ox < out_w; ++ox, ++keep_index, ++kept) {
-      *keep_index = first + scratch.x_class[static_cast<std::size_t>(ox)];
-      *kept = scratch.rectangle_kept[static_cast<std::size_t>(*keep_index)];
-    }
-  }
+  const std::int32_t* rectangle_kept = scratch.rectangle_kept.data();
+  for (std::size_t r = 0; r < patches.kept.size(); ++r) patches.kept[r] = rectangle_kept[scratch.keep_index[r]];
   bgemm(patches.signs, KeepRows(keeps, scratch.keep_index), patches.kept, weights, packed_weights, dots);
 }
 

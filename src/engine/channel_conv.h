@@ -22,16 +22,24 @@ struct TapRange {
   int lo, hi;
 };
 
+// The shape of a convolution: what the rectangles of in-map taps depend on.
+struct ConvGeometry {
+  int height = -1, width = -1, channels = -1, kernel = -1, stride = -1, padding = -1;
+  bool operator==(const ConvGeometry&) const = default;
+};
+
 // Buffers of channel_masked_conv, kept from call to call.
 struct ChannelConvScratch {
   Patches patches;  // signs gathered, kept counted per rectangle; keep not used
-  // The distinct ranges of taps inside the map along y and along x, and each output row's and
-  // column's range among them.
+  // What follows from the geometry alone, kept while it stays the same: the distinct ranges of
+  // taps inside the map along y and along x, and each output pixel's rectangle (pair of ranges,
+  // y-major).
+  ConvGeometry geometry;
   std::vector<TapRange> y_ranges, x_ranges;
-  std::vector<int> y_class, x_class;
-  // A keep row for each pair (y range, x range), y-major, and its popcount; each output pixel's pair.
+  std::vector<std::int32_t> keep_index;
+  // A keep row for each rectangle and its popcount, from the channel mask of the call.
   BitMatrix rectangle_keeps;
-  std::vector<std::int32_t> rectangle_kept, keep_index;
+  std::vector<std::int32_t> rectangle_kept;
 };
 
 // The integer dot products (out pixels x out channels, channels fastest) of a KxK convolution of
