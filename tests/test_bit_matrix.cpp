@@ -374,6 +374,14 @@ TEST(ChannelMaskedConv, MatchesThePlainPathAndTheNaiveConvolution) {
     ASSERT_EQ(plain, naive);
     channel_masked_conv(signs_only, channel_keep, k, stride, pad, packed, pack_operand(packed), scratch, fast.data());
     ASSERT_EQ(fast, naive);
+    // Again on the same geometry (the scratch keeps its rectangles) with the complementary mask.
+    if (masked) {
+      for (auto& word : channel_keep) word = ~word;
+      channel_masked_conv_reference(signs_only, channel_keep, k, stride, pad, packed, plain.data());
+      channel_masked_conv(signs_only, channel_keep, k, stride, pad, packed, pack_operand(packed), scratch,
+                          fast.data());
+      ASSERT_EQ(fast, plain);
+    }
   }
 }
 
