@@ -90,8 +90,9 @@ BenchReport run_bench(const BenchOptions& o) {
       (static_cast<double>(r.prefix_macs) * images.n + static_cast<double>(r.suffix_macs) * work) / engine_s;
   r.popcount_roof_macs_per_s = measure_popcount_roof(o.roof_seconds, o.threads);
 
-  // Each 3x3 convolution alone, masks included, parallel over images as predict() runs it, each
-  // thread keeping its patch and dot buffers from image to image as predict() does.
+  // Each 3x3 convolution alone, masks included, for every image and sample of the run (each sample
+  // its own masks), parallel over images as predict() runs it, each thread keeping its patch and
+  // dot buffers from call to call as predict() does.
   std::vector<BinaryMap> maps(static_cast<std::size_t>(images.n));
 #pragma omp parallel for schedule(dynamic, 8)
   for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)] = engine.run_prefix(images.image(i));
@@ -105,15 +106,16 @@ BenchReport run_bench(const BenchOptions& o) {
           LayerScratch scratch;
 #pragma omp for schedule(dynamic, 8)
           for (int i = 0; i < images.n; ++i) {
-            engine.layer_dots(index, maps[static_cast<std::size_t>(i)], o.seed, static_cast<std::uint64_t>(i), 0, true,
-                              scratch);
+            for (int sample = 0; sample < o.samples; ++sample)
+              engine.layer_dots(index, maps[static_cast<std::size_t>(i)], o.seed, static_cast<std::uint64_t>(i),
+                                static_cast<std::uint64_t>(sample), true, scratch);
           }
         }
       });
       LayerBench b;
       b.layer = index;
       b.macs = l.shape.macs();
-      b.macs_per_s = static_cast<double>(b.macs) * images.n / s;
+      b.macs_per_s = static_cast<double>(b.macs) * images.n * o.samples / s;
       b.roof_share = b.macs_per_s / r.popcount_roof_macs_per_s;
       r.conv3x3.push_back(b);
     }
