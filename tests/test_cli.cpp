@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_runner.h"
 #include "data/idx.h"
 
@@ -208,6 +210,42 @@ TEST(Cli, EvalJsonIsTheSameWithOneAndTwoThreads) {
       EXPECT_EQ(outputs[0], outputs[1]);
     }
   }
+  std::filesystem::remove_all(dir);
+}
+
+// The bench's JSON on a small vgg-small: every figure present and consistent with the others, a
+// 3x3 layer's MAC count from its shape, and the prefix-reuse points T = 1, 10, 50.
+TEST(Cli, BenchReportsEveryFigure) {
+  const auto dir = fresh_dir("bench-" + std::to_string(::getpid()));
+  const auto run = dir / "vgg";
+  const auto trained = run_cli("train --model vgg-small --width 8 --dropout spatial --p 0.2 --epochs 1 --subset 200 "
+                               "--validation 100 --quiet --out " + run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto json = dir / "bench.json";
+  const auto r = run_cli("bench --model " + run.string() + " --samples 2 --images 8 --json " + json.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(read_file(json));
+  for (const char* key : {"torch_samples_per_s", "engine_samples_per_s", "ratio", "engine_binary_macs_per_s",
+                          "popcount_roof_macs_per_s"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_GT(j[key].get<double>(), 0.0) << key;
+  }
+  EXPECT_NEAR(j["ratio"].get<double>(),
+              j["engine_samples_per_s"].get<double>() / j["torch_samples_per_s"].get<double>(),
+              1e-9 * j["ratio"].get<double>());
+  const double roof = j["popcount_roof_macs_per_s"].get<double>();
+  const auto& layers = j["conv3x3_layers"];
+  ASSERT_EQ(layers.size(), 5u);  // vgg-small's binary 3x3 convolutions
+  // Layer 1: 8 -> 8 channels on 28 x 28, 3 x 3 taps.
+  EXPECT_EQ(layers[0]["macs_per_image"].get<long>(), 28L * 28 * 8 * 9 * 8);
+  for (const auto& l : layers) {
+    EXPECT_GT(l["macs_per_s"].get<double>(), 0.0);
+    EXPECT_NEAR(l["roof_share"].get<double>(), l["macs_per_s"].get<double>() / roof, 1e-9);
+  }
+  std::vector<int> points;
+  for (const auto& p : j["scaling"]) points.push_back(p["samples"].get<int>());
+  EXPECT_EQ(points, (std::vector<int>{1, 10, 50}));
+  expect_one_line_error(run_cli("bench --model " + run.string() + " --samples 0"), "samples");
   std::filesystem::remove_all(dir);
 }
 
