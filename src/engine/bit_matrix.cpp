@@ -188,6 +188,18 @@ void for_block_ranges(int blocks, long work, const Body& body) {
   }
 }
 
+// A SIMD GEMM kernel's blocks [first, last) of block_rows output rows each.
+using GemmBlocks = void (*)(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                            const PackedOperand& b, std::int32_t* out, int first, int last);
+
+// Every block of the product, across the threads when worth_a_fork.
+void bgemm_in_blocks(GemmBlocks gemm_blocks, int block_rows, const BitMatrix& a, const KeepRows& keep,
+                     const std::vector<std::int32_t>& kept, const PackedOperand& b, std::int32_t* out) {
+  const int blocks = (a.rows + block_rows - 1) / block_rows;
+  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words,
+                   [&](int first, int last) { gemm_blocks(a, keep, kept.data(), b, out, first, last); });
+}
+
 #if SPINBAYES_X86
 
 // Per-byte popcount of a 256-bit vector by nibble lookup (Mula, Kurz, Lemire, "Faster population
@@ -317,13 +329,6 @@ SPINBAYES_AVX2 void bgemm_blocks_avx2(const BitMatrix& a, const KeepRows& keep, 
     bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
                                           std::min(kBlockRows, a.rows - m), gathered.data());
   }
-}
-
-void bgemm_avx2(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
-                const PackedOperand& b, std::int32_t* out) {
-  const int blocks = (a.rows + kBlockRows - 1) / kBlockRows;
-  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words,
-                   [&](int first, int last) { bgemm_blocks_avx2(a, keep, kept.data(), b, out, first, last); });
 }
 
 // Eight decisions per step: sign * dot > bound - 1, the comparison's lanes gathered by movemask.
@@ -460,13 +465,6 @@ SPINBAYES_AVX512 void bgemm_blocks_avx512(const BitMatrix& a, const KeepRows& ke
     bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
                                                    std::min(kBlockRows512, a.rows - m), gathered.data());
   }
-}
-
-void bgemm_avx512(const BitMatrix& a, const KeepRows& keep, const std::vector<std::int32_t>& kept,
-                  const PackedOperand& b, std::int32_t* out) {
-  const int blocks = (a.rows + kBlockRows512 - 1) / kBlockRows512;
-  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words,
-                   [&](int first, int last) { bgemm_blocks_avx512(a, keep, kept.data(), b, out, first, last); });
 }
 
 #pragma GCC diagnostic pop
@@ -906,11 +904,11 @@ void bgemm_using(const std::string& kernel, const BitMatrix& a, const KeepRows& 
   check_bgemm_shapes(a, keep, kept, b);
   if (packed_b.rows != b.rows || packed_b.words != b.words) throw Error("bgemm: packed operand does not match b");
   if (kernel == "avx512-vpopcntdq" && cpu_has_avx512_popcount()) {
-    bgemm_avx512(a, keep, kept, packed_b, out);
+    bgemm_in_blocks(bgemm_blocks_avx512, kBlockRows512, a, keep, kept, packed_b, out);
     return;
   }
   if (kernel == "avx2" && cpu_has_avx2()) {
-    bgemm_avx2(a, keep, kept, packed_b, out);
+    bgemm_in_blocks(bgemm_blocks_avx2, kBlockRows, a, keep, kept, packed_b, out);
     return;
   }
 #endif
