@@ -181,22 +181,12 @@ BinaryMap Engine::first_layer(const float* pixels) const {
   });
 }
 
-void Engine::apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image,
+void Engine::apply_element_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image,
                          std::uint64_t sample) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
-  const double p = spec_.p;
   map.keep = BitMatrix(map.height * map.width, map.channels);
-  const bool per_channel = spec_.dropout == DropoutKind::spatial && l.shape.kind == LayerSpec::Kind::conv;
-  if (per_channel) {
-    // Spatial dropout: one draw per channel, held for every pixel of the map.
-    std::vector<BitWord> keep;
-    channel_keep(index, seed, image, sample, keep);
-    for (int pix = 0; pix < map.height * map.width; ++pix) std::copy(keep.begin(), keep.end(), map.keep.row(pix));
-    return;
-  }
-  const DropoutDraws draws(seed, image, sample, index, p);
-  // Element dropout (and every linear layer): one draw per input element, unit = (c * H + y) * W + x:
-  // for one pixel, the channels' units are H * W apart.
+  const DropoutDraws draws(seed, image, sample, index, spec_.p);
+  // One draw per input element, unit = (c * H + y) * W + x: for one pixel, the channels' units are
+  // H * W apart.
   const auto plane = static_cast<std::uint64_t>(map.height) * map.width;
   for (int pix = 0; pix < map.height * map.width; ++pix) {
     BitWord* row = map.keep.row(pix);
@@ -257,7 +247,7 @@ void Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed, s
   Patches& patches = scratch.patches;
   if (masked(index, dropout)) {
     BinaryMap masked = input;
-    apply_masks(index, masked, seed, image, sample);
+    apply_element_masks(index, masked, seed, image, sample);
     im2col_bits(masked, l.kernel, l.stride, l.padding, patches);
   } else {
     im2col_bits(input, l.kernel, l.stride, l.padding, patches);
@@ -303,7 +293,7 @@ void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, 
         if (chip_ != nullptr) {
           chip_->mask_map(i, map, seed, image, sample(s), events);
         } else {
-          apply_masks(i, map, seed, image, sample(s));
+          apply_element_masks(i, map, seed, image, sample(s));
         }
       }
     }

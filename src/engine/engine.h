@@ -120,7 +120,9 @@ class Engine {
   void channel_dots(int index, const BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
                     bool dropout, LayerScratch& scratch, std::int32_t* dots) const;
   BinaryMap first_layer(const float* pixels) const;
-  void apply_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
+  // Element masks (element dropout, and every linear layer) on `map`: masks by whole channel never
+  // come here, they go to channel_dots.
+  void apply_element_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
   double input_scale(int index, bool dropout) const;  // 1 / (1 - p) when masked, else 1
 
   ModelSpec spec_;
