@@ -16,6 +16,7 @@
 #include "hw/dropout_module.h"
 #include "hw/hardware_config.h"
 #include "hw/mtj.h"
+#include "model/dropout_mask.h"
 #include "random_networks.h"
 
 using namespace spinbayes;
@@ -459,7 +460,13 @@ TEST(Chip, ModuleVariationShiftsTheDropRate) {
   for (int s = 0; s < 400; ++s) {
     BinaryMap m = map;
     chip.mask_map(2, m, 1, 0, static_cast<std::uint64_t>(s), events);
-    for (int c = 0; c < 16; ++c, ++total) dropped += m.keep.get(0, c) ? 0 : 1;
+    // Module c draws unit c of this pass against its own bound, the same bit at every pixel.
+    const DropoutDraws draws(1, 0, static_cast<std::uint64_t>(s), 2, ir.spec.p);
+    for (int c = 0; c < 16; ++c, ++total) {
+      dropped += m.keep.get(0, c) ? 0 : 1;
+      EXPECT_EQ(m.keep.get(0, c), draws.draw53(static_cast<std::uint64_t>(c)) >= bank.drop_bound(c)) << c;
+      EXPECT_EQ(m.keep.get(15, c), m.keep.get(0, c)) << c;
+    }
   }
   EXPECT_NEAR(static_cast<double>(dropped) / total, mean, 0.04);
   EXPECT_EQ(events.module_writes, 400u * 16u);

@@ -64,11 +64,12 @@ void Chip::mask_map(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t
   const Scheme s = scheme(index);
   if (s == Scheme::spatial) {
     // One module per channel: reset and written once, read at every window.
-    std::vector<BitWord> channel_keep(static_cast<std::size_t>(map.keep.words), 0);
-    for (int c = 0; c < map.channels; ++c) {
-      if (draws.draw53(static_cast<std::uint64_t>(c)) >= bank.drop_bound(c)) {
-        channel_keep[static_cast<std::size_t>(c / kBitsPerWord)] |= BitWord{1} << (c % kBitsPerWord);
-      }
+    // Module c draws unit c against its own bound.
+    std::vector<BitWord> channel_keep(static_cast<std::size_t>(map.keep.words));
+    for (int word = 0; word < map.keep.words; ++word) {
+      const int first = word * kBitsPerWord;
+      channel_keep[static_cast<std::size_t>(word)] = draws.keep_bits(
+          static_cast<std::uint64_t>(first), 1, std::min(kBitsPerWord, map.channels - first), bank.drop_bounds() + first);
     }
     for (int pix = 0; pix < map.height * map.width; ++pix) {
       std::copy(channel_keep.begin(), channel_keep.end(), map.keep.row(pix));
