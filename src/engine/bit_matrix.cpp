@@ -174,7 +174,6 @@ bool worth_a_fork(long work) { return work >= kParallelWork && !omp_in_parallel(
 
 // Runs body(first, last) over the blocks [0, blocks): split evenly across the threads (as
 // schedule(static) would) when worth_a_fork(work), else on the calling thread.
-
 template <typename Body>
 void for_block_ranges(int blocks, long work, const Body& body) {
   if (!worth_a_fork(work)) {
@@ -188,16 +187,20 @@ void for_block_ranges(int blocks, long work, const Body& body) {
   }
 }
 
-// A SIMD GEMM kernel's blocks [first, last) of block_rows output rows each.
+// A SIMD GEMM kernel's blocks [first, last) of block_rows output rows each; `gathered` holds
+// block_rows keep rows side by side, for blocks whose keep rows come through an index.
 using GemmBlocks = void (*)(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
-                            const PackedOperand& b, std::int32_t* out, int first, int last);
+                            const PackedOperand& b, std::int32_t* out, int first, int last, BitWord* gathered);
 
-// Every block of the product, across the threads when worth_a_fork.
+// Every block of the product, across the threads when worth_a_fork, each with its own gathered
+// keep rows.
 void bgemm_in_blocks(GemmBlocks gemm_blocks, int block_rows, const BitMatrix& a, const KeepRows& keep,
                      const std::vector<std::int32_t>& kept, const PackedOperand& b, std::int32_t* out) {
   const int blocks = (a.rows + block_rows - 1) / block_rows;
-  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words,
-                   [&](int first, int last) { gemm_blocks(a, keep, kept.data(), b, out, first, last); });
+  for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words, [&](int first, int last) {
+    std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(block_rows) * a.words);
+    gemm_blocks(a, keep, kept.data(), b, out, first, last, gathered.data());
+  });
 }
 
 #if SPINBAYES_X86
@@ -321,14 +324,11 @@ constexpr int kBlockRows = 2, kBlockVectors = 2;
 
 // Blocks [first, last) of R rows of the output.
 SPINBAYES_AVX2 void bgemm_blocks_avx2(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
-                                      const PackedOperand& b, std::int32_t* out, int first, int last) {
-  // The keep rows of a block, side by side, when they come through an index.
-  std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows) * a.words);
-  for (int i = first; i < last; ++i) {
-    const int m = i * kBlockRows;
+                                      const PackedOperand& b, std::int32_t* out, int first, int last,
+                                      BitWord* gathered) {
+  for (int m = first * kBlockRows; m < std::min(a.rows, last * kBlockRows); m += kBlockRows)
     bgemm_rows<kBlockRows, kBlockVectors>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
-                                          std::min(kBlockRows, a.rows - m), gathered.data());
-  }
+                                          std::min(kBlockRows, a.rows - m), gathered);
 }
 
 // Eight decisions per step: sign * dot > bound - 1, the comparison's lanes gathered by movemask.
@@ -457,14 +457,11 @@ SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const KeepRows& keep, co
 constexpr int kBlockRows512 = 5, kBlockVectors512 = 4;
 
 SPINBAYES_AVX512 void bgemm_blocks_avx512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
-                                          const PackedOperand& b, std::int32_t* out, int first, int last) {
-  // The keep rows of a block whose rows don't share one, side by side.
-  std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(kBlockRows512) * a.words);
-  for (int i = first; i < last; ++i) {
-    const int m = i * kBlockRows512;
+                                          const PackedOperand& b, std::int32_t* out, int first, int last,
+                                          BitWord* gathered) {
+  for (int m = first * kBlockRows512; m < std::min(a.rows, last * kBlockRows512); m += kBlockRows512)
     bgemm_rows512<kBlockRows512, kBlockVectors512>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
-                                                   std::min(kBlockRows512, a.rows - m), gathered.data());
-  }
+                                                   std::min(kBlockRows512, a.rows - m), gathered);
 }
 
 #pragma GCC diagnostic pop
@@ -816,22 +813,16 @@ void im2col_bytes(std::span<const BinaryMap> maps, int kernel, int stride, int p
       copy_patch_line(out.bordered_keep.data() + at, bw, pixel_bytes, kernel, stride, out.keep, line * out.out_w,
                       out.out_w);
   };
+  const long work = static_cast<long>(rows) * words;
+  for_block_ranges(lines, work, [&](int first, int last) {
+    for (int line = first; line < last; ++line) copy_line(line);
+  });
   // The keep rows are counted in a second pass: a word read straight after the unaligned stores
   // that wrote it would wait for them to retire (no store forwarding across two stores).
-  if (!worth_a_fork(static_cast<long>(rows) * words)) {  // on the calling thread
-    for (int line = 0; line < lines; ++line) copy_line(line);
-    if (with_keep)
-      for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
-    return;
-  }
-#pragma omp parallel
-  {
-#pragma omp for schedule(static)
-    for (int line = 0; line < lines; ++line) copy_line(line);
-    if (with_keep) {
-#pragma omp for schedule(static)
-      for (int r = 0; r < rows; ++r) out.kept[r] = count(out.keep.row(r), words);
-    }
+  if (with_keep) {
+    for_block_ranges(rows, work, [&](int first, int last) {
+      for (int r = first; r < last; ++r) out.kept[r] = count(out.keep.row(r), words);
+    });
   }
 }
 
