@@ -312,7 +312,8 @@ SPINBAYES_AVX2 void bgemm_rows(const BitMatrix& a, const KeepRows& keep, const s
                                const BitWord* bt, int npad, int n, std::int32_t* out, int m, int rows,
                                BitWord* gathered) {
   if (rows == R) {
-    bgemm_columns<R, V>(a.row(m), block_keep(keep, m, R, a.words, gathered), a.words, bt, npad, kept + m, out + static_cast<std::size_t>(m) * n, n, 0);
+    bgemm_columns<R, V>(a.row(m), block_keep(keep, m, R, a.words, gathered), a.words, bt, npad, kept + m,
+                        out + static_cast<std::size_t>(m) * n, n, 0);
   } else if constexpr (R > 1) {
     bgemm_rows<R - 1, V>(a, keep, kept, bt, npad, n, out, m, rows, gathered);
   }
