@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "engine/bit_matrix.h"
+#include "engine/bgemm.h"
 #include "engine/channel_conv.h"
+#include "engine/im2col.h"
+#include "popcount_roof.h"
 
 namespace spinbayes {
 namespace {

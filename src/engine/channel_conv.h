@@ -13,7 +13,9 @@
 #include <span>
 #include <vector>
 
+#include "engine/bgemm.h"
 #include "engine/bit_matrix.h"
+#include "engine/im2col.h"
 
 namespace spinbayes {
 
