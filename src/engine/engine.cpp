@@ -4,14 +4,13 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "model/dropout_mask.h"
+#include "engine/bgemm.h"
+#include "engine/ideal_backend.h"
+#include "engine/threshold.h"
 
 namespace spinbayes {
 
 namespace {
-
-// sign(BN(x)) >= 0 as the folded comparison of model_ir.h.
-inline bool fires(double pre, const FoldedThreshold& t) { return t.flip ? pre <= t.threshold : pre >= t.threshold; }
 
 // 2x2 max-pool, stride 2, floor, on a channels-last binary map: the max of +-1 values is +1 iff
 // any is +1, so pooling is a bitwise OR of the four pixel rows.
@@ -45,23 +44,6 @@ BinaryMap pooled(const EngineLayer& layer, BitMatrix signs) {
   return map;
 }
 
-// The folded threshold as a bound on the integer dot product d, whose pre-activation is d * scale:
-// the smallest d with d * scale >= threshold (or, flipped, the largest d with d * scale <=
-// threshold), clamped just outside the reachable range [-fan_in, fan_in].
-std::int32_t integer_bound(const FoldedThreshold& t, double scale, int fan_in) {
-  const double lo = -fan_in - 1.0, hi = fan_in + 1.0;
-  double d = std::clamp(t.flip ? std::floor(t.threshold / scale) : std::ceil(t.threshold / scale), lo, hi);
-  // Settle the rounding of threshold / scale against the exact comparison the float path makes.
-  if (!t.flip) {
-    while (d - 1 >= lo && fires((d - 1) * scale, t)) --d;
-    while (d < hi && !fires(d * scale, t)) ++d;
-  } else {
-    while (d + 1 <= hi && fires((d + 1) * scale, t)) ++d;
-    while (d > lo && !fires(d * scale, t)) --d;
-  }
-  return static_cast<std::int32_t>(d);
-}
-
 // Thresholds a layer's outputs (out pixels x channels, channels fastest) into a binary map and
 // pools it when the layer says so; fire(pix, oc) is the sense decision.
 template <typename Fire>
@@ -81,76 +63,22 @@ BinaryMap threshold_and_pool(const EngineLayer& layer, int out_h, int out_w, Fir
 
 }  // namespace
 
-Engine::Engine(const ModelIR& ir)
-    : spec_(ir.spec),
-      // The same float the LibTorch path multiplies kept inputs by (inverted dropout).
-      dropout_scale_(static_cast<float>(1.0 / (1.0 - ir.spec.p))) {
-  ir.validate();
-  int c = spec_.channels, h = spec_.height, w = spec_.width_px;
-  first_dropout_ = static_cast<int>(ir.layers.size()) - 1;  // the output layer always runs per sample
-  for (std::size_t i = 0; i < ir.layers.size(); ++i) {
-    const BinaryLayerIR& src = ir.layers[i];
-    EngineLayer layer;
-    layer.shape = src.shape;
-    layer.in_c = c;
-    layer.in_h = h;
-    layer.in_w = w;
-    if (src.shape.kind == LayerSpec::Kind::conv) {
-      layer.kernel = src.shape.kernel;
-      layer.stride = src.shape.stride;
-      layer.padding = src.shape.padding;
-    } else {
-      // A linear layer on a C x H x W map is a convolution with an H x W kernel and no padding:
-      // LibTorch's flatten order (c, y, x) is the weight order (c, ky, kx) of that convolution.
-      if (h != w) throw Error("model IR: linear layer " + std::to_string(i) + " follows a non-square map");
-      layer.kernel = h;
-    }
-    if (src.shape.real_input) {
-      layer.real_weights.assign(src.weights.begin(), src.weights.end());
-    } else {
-      layer.weights = pack_weights(src.weights.data(), src.shape.out_channels, c, layer.kernel);
-      layer.packed_weights = pack_operand(layer.weights);
-    }
-    for (int oc = 0; oc < src.shape.out_channels; ++oc) {
-      const auto k = static_cast<std::size_t>(oc);
-      if (src.shape.output) {
-        layer.affine.push_back(fold_output(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps));
-      } else {
-        layer.thresholds.push_back(
-            fold_batch_norm(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps));
-      }
-    }
-    if (!src.shape.output && !src.shape.real_input) {
-      const double scales[2] = {1.0, src.shape.dropout_before ? dropout_scale_ : 1.0};
-      for (const auto& t : layer.thresholds) layer.dot_sign.push_back(t.flip ? -1 : 1);
-      for (int on = 0; on < 2; ++on) {
-        for (const auto& t : layer.thresholds) {
-          const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
-          layer.dot_bound[on].push_back(t.flip ? -bound : bound);
-        }
-      }
-    }
-    if (src.shape.dropout_before) first_dropout_ = std::min(first_dropout_, static_cast<int>(i));
-    c = src.shape.out_channels;
-    h = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_h() : 1;
-    w = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_w() : 1;
-    layers_.push_back(std::move(layer));
+Engine::Engine(const ModelIR& ir) : model_(std::make_shared<const CompiledModel>(ir)), backend_(ideal_backend(model_)) {}
+
+Engine::Engine(std::shared_ptr<const CompiledModel> model, EngineBackend backend)
+    : model_(std::move(model)), backend_(std::move(backend)) {
+  if (model_ == nullptr || backend_.masks == nullptr || backend_.arrays == nullptr) {
+    throw Error("engine: a model and both parts of a backend are needed");
   }
 }
 
-bool Engine::masked(int index, bool dropout) const {
-  return dropout && layers_[static_cast<std::size_t>(index)].shape.dropout_before && spec_.has_dropout();
-}
-
-double Engine::input_scale(int index, bool dropout) const { return masked(index, dropout) ? dropout_scale_ : 1.0; }
-
 BinaryMap Engine::first_layer(const float* pixels) const {
-  const EngineLayer& l = layers_.front();
+  const EngineLayer& l = layers().front();
   const int c = l.in_c, h = l.in_h, w = l.in_w, k = l.kernel, pad = l.padding, stride = l.stride;
   const int out_h = l.shape.out_h, out_w = l.shape.out_w, out_c = l.shape.out_channels;
   // Normalized exactly as the LibTorch path: (x - mean) / std in float.
   std::vector<float> x(static_cast<std::size_t>(c) * h * w);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = (pixels[i] - spec_.input_mean) / spec_.input_std;
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = (pixels[i] - spec().input_mean) / spec().input_std;
   // Real input times +-1 weights, accumulated plane by plane (out_c x out_h x out_w) so that the
   // inner loop runs along a row of the map and vectorizes.
   std::vector<float> pre(static_cast<std::size_t>(out_c) * out_h * out_w, 0.0f);
@@ -181,51 +109,40 @@ BinaryMap Engine::first_layer(const float* pixels) const {
   });
 }
 
-void Engine::apply_element_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image,
-                         std::uint64_t sample) const {
-  map.keep = BitMatrix(map.height * map.width, map.channels);
-  const DropoutDraws draws(seed, image, sample, index, spec_.p);
-  // One draw per input element, unit = (c * H + y) * W + x: for one pixel, the channels' units are
-  // H * W apart.
-  const auto plane = static_cast<std::uint64_t>(map.height) * map.width;
-  for (int pix = 0; pix < map.height * map.width; ++pix) {
-    BitWord* row = map.keep.row(pix);
-    for (int word = 0; word < map.keep.words; ++word) {
-      const int first = word * kBitsPerWord;
-      row[word] = draws.keep_bits(static_cast<std::uint64_t>(first) * plane + static_cast<std::uint64_t>(pix), plane,
-                                  std::min(kBitsPerWord, map.channels - first));
-    }
-  }
-}
-
-void Engine::channel_keep(int index, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                          std::vector<BitWord>& keep) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
-  keep.assign(static_cast<std::size_t>(words_for_bits(l.in_c)), 0);
-  const DropoutDraws draws(seed, image, sample, index, spec_.p);
-  for (int ch = 0; ch < l.in_c; ++ch) {
-    if (draws.keeps(static_cast<std::uint64_t>(ch))) {
-      keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
-    }
-  }
-}
-
-bool Engine::channel_masked(int index, bool dropout) const {
-  return !masked(index, dropout) ||
-         (spec_.dropout == DropoutKind::spatial && layers_[static_cast<std::size_t>(index)].shape.kind ==
-                                                       LayerSpec::Kind::conv);
-}
-
-void Engine::channel_dots(int index, const BinaryMap& map, std::uint64_t seed, std::uint64_t image,
-                          std::uint64_t sample, bool dropout, LayerScratch& scratch, std::int32_t* dots) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
-  if (masked(index, dropout)) {
-    channel_keep(index, seed, image, sample, scratch.channel_keep);
+PatchRows Engine::channel_pass(int index, const BinaryMap& map, const MaskKey& key, bool mask, LayerScratch& scratch,
+                               std::int32_t* dots, LayerEvents& events) const {
+  const EngineLayer& l = model_->layer(index);
+  if (mask) {
+    backend_.masks->channel_keep(key, scratch.channel_keep, events);
   } else {
     scratch.channel_keep.clear();  // every channel present
   }
-  channel_masked_conv(map, scratch.channel_keep, l.kernel, l.stride, l.padding, l.weights, l.packed_weights,
-                      scratch.channel, dots);
+  const ArrayStage& arrays = *backend_.arrays;
+  channel_masked_conv(map, scratch.channel_keep, l.kernel, l.stride, l.padding, arrays.weights(index),
+                      arrays.packed_weights(index), scratch.channel, dots);
+  const ChannelConvScratch& c = scratch.channel;
+  return {c.patches.signs, KeepRows(c.rectangle_keeps, c.keep_index), c.patches.kept.data()};
+}
+
+PatchRows Engine::batch_pass(int index, std::span<BinaryMap> maps, const MaskKey& key, MaskGrain grain,
+                             LayerScratch& scratch, std::int32_t* dots, LayerEvents& events) const {
+  const EngineLayer& l = model_->layer(index);
+  const MaskSource& masks = *backend_.masks;
+  auto sample_key = [&](std::size_t s) { return MaskKey{key.seed, key.image, key.sample + s, key.layer}; };
+  if (grain == MaskGrain::element) {
+    for (std::size_t s = 0; s < maps.size(); ++s) masks.mask_map(sample_key(s), maps[s], events);
+  }
+  Patches& patches = scratch.patches;
+  im2col_bits(std::span<const BinaryMap>(maps), l.kernel, l.stride, l.padding, patches);
+  if (grain == MaskGrain::window) {
+    const int windows = patches.out_h * patches.out_w;
+    for (std::size_t s = 0; s < maps.size(); ++s) {
+      masks.mask_patches(sample_key(s), patches, static_cast<int>(s) * windows, events);
+    }
+  }
+  const ArrayStage& arrays = *backend_.arrays;
+  bgemm(patches.signs, patches.keep, patches.kept, arrays.weights(index), arrays.packed_weights(index), dots);
+  return {patches.signs, KeepRows(patches.keep), patches.kept.data()};
 }
 
 std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed,
@@ -237,29 +154,24 @@ std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, 
 
 void Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
                         std::uint64_t sample, bool dropout, LayerScratch& scratch) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
-  std::vector<std::int32_t>& dots = scratch.dots;
-  if (channel_masked(index, dropout)) {
-    dots.resize(static_cast<std::size_t>(l.shape.out_h) * l.shape.out_w * l.shape.out_channels);
-    channel_dots(index, input, seed, image, sample, dropout, scratch, dots.data());
-    return;
-  }
-  Patches& patches = scratch.patches;
-  if (masked(index, dropout)) {
-    BinaryMap masked = input;
-    apply_element_masks(index, masked, seed, image, sample);
-    im2col_bits(masked, l.kernel, l.stride, l.padding, patches);
+  const EngineLayer& l = model_->layer(index);
+  const bool mask = model_->masked(index, dropout);
+  const MaskGrain g = grain(index, mask);
+  const MaskKey key{seed, image, sample, index};
+  LayerEvents events;
+  scratch.dots.resize(static_cast<std::size_t>(l.shape.out_h) * l.shape.out_w * l.shape.out_channels);
+  if (g == MaskGrain::channel) {
+    channel_pass(index, input, key, mask, scratch, scratch.dots.data(), events);
   } else {
-    im2col_bits(input, l.kernel, l.stride, l.padding, patches);
+    BinaryMap masked = input;
+    batch_pass(index, std::span<BinaryMap>(&masked, 1), key, g, scratch, scratch.dots.data(), events);
   }
-  dots.resize(static_cast<std::size_t>(patches.signs.rows) * l.shape.out_channels);  // every entry written below
-  bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
 }
 
 BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(index)];
+  const EngineLayer& l = model_->layer(index);
   const int out_c = l.shape.out_channels, out_h = l.shape.out_h, out_w = l.shape.out_w;
-  const std::int32_t* bound = l.dot_bound[masked(index, dropout) ? 1 : 0].data();
+  const std::int32_t* bound = l.dot_bound[model_->masked(index, dropout) ? 1 : 0].data();
   BitMatrix signs(out_h * out_w, out_c);
   for (int pix = 0; pix < out_h * out_w; ++pix) {
     threshold_bits(dots + static_cast<std::size_t>(pix) * out_c, l.dot_sign.data(), bound, out_c, signs.row(pix));
@@ -269,77 +181,56 @@ BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout
 
 void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image,
                        int first_sample, bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const {
-  const EngineLayer& l = layers_[static_cast<std::size_t>(i)];
+  const EngineLayer& l = model_->layer(i);
+  const ArrayStage& arrays = *backend_.arrays;
   const int n = static_cast<int>(maps.size());
-  const bool mask = masked(i, dropout);
-  auto sample = [&](int s) { return static_cast<std::uint64_t>(first_sample + s); };
+  const bool mask = model_->masked(i, dropout);
+  const MaskGrain g = grain(i, mask);
+  const MaskKey first{seed, image, static_cast<std::uint64_t>(first_sample), i};
   const int out_c = l.shape.out_channels;
-  std::vector<std::int32_t>& dots = scratch.dots;
-  Patches& patches = scratch.patches;
   const int windows = l.shape.out_h * l.shape.out_w;  // im2col's output pixels (1 for a linear layer)
   const std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
+  std::vector<std::int32_t>& dots = scratch.dots;
   dots.resize(per_sample * static_cast<std::size_t>(n));
-  if (chip_ == nullptr && channel_masked(i, dropout)) {
-    // The ideal engine under channel masks (or none): one sample at a time, keep rows shared.
-    for (int s = 0; s < n; ++s) {
-      channel_dots(i, maps[static_cast<std::size_t>(s)], seed, image, sample(s), dropout, scratch,
-                   dots.data() + static_cast<std::size_t>(s) * per_sample);
-    }
-  } else {
-    const bool patch_masks = mask && chip_ != nullptr && chip_->patch_level_masks(i);
-    if (mask && !patch_masks) {
-      for (int s = 0; s < n; ++s) {
-        BinaryMap& map = maps[static_cast<std::size_t>(s)];
-        if (chip_ != nullptr) {
-          chip_->mask_map(i, map, seed, image, sample(s), events);
-        } else {
-          apply_element_masks(i, map, seed, image, sample(s));
-        }
-      }
-    }
-    im2col_bits(maps, l.kernel, l.stride, l.padding, patches);
-    if (patch_masks) {
-      for (int s = 0; s < n; ++s) chip_->mask_patches(i, patches, s * windows, seed, image, sample(s), events);
-    }
-    if (chip_ != nullptr) {
-      bgemm(patches.signs, patches.keep, patches.kept, chip_->weights(i), chip_->packed_weights(i), dots.data());
-    } else {
-      bgemm(patches.signs, patches.keep, patches.kept, l.weights, l.packed_weights, dots.data());
-    }
-  }
-  if (l.shape.output) {
-    const double scale = input_scale(i, dropout);
-    std::vector<double> sums(static_cast<std::size_t>(out_c));
-    for (int s = 0; s < n; ++s) {
-      const std::int32_t* d = dots.data() + static_cast<std::size_t>(s) * per_sample;
-      if (chip_ != nullptr) {
-        chip_->read_out(i, patches, s * windows, d, sums.data(), events);
-      } else {
-        for (int oc = 0; oc < out_c; ++oc) sums[static_cast<std::size_t>(oc)] = d[oc];
-      }
+  const double scale = model_->input_scale(i, dropout);
+  std::vector<double> sums(l.shape.output ? static_cast<std::size_t>(out_c) : 0);
+  // Sample s's output from its dots, read from windows [row, row + windows) of `rows`.
+  auto finish = [&](int s, const PatchRows& rows, int row) {
+    const std::int32_t* d = dots.data() + static_cast<std::size_t>(s) * per_sample;
+    if (l.shape.output) {
+      arrays.read_out(i, rows, row, d, sums.data(), events);
       float* out = logits + static_cast<std::size_t>(s) * out_c;
       for (int oc = 0; oc < out_c; ++oc) {
         const auto& a = l.affine[static_cast<std::size_t>(oc)];
         out[oc] = static_cast<float>(a.scale * (sums[static_cast<std::size_t>(oc)] * scale) + a.bias);
       }
+      return;
+    }
+    BitMatrix signs(windows, out_c);
+    arrays.sense(i, rows, row, windows, d, mask, signs, events);
+    maps[static_cast<std::size_t>(s)] = pooled(l, std::move(signs));
+  };
+  if (g == MaskGrain::channel) {
+    // One sample at a time, keep rows shared by the windows of each rectangle of in-map taps.
+    for (int s = 0; s < n; ++s) {
+      const MaskKey key{seed, image, first.sample + static_cast<std::uint64_t>(s), i};
+      finish(s, channel_pass(i, maps[static_cast<std::size_t>(s)], key, mask, scratch,
+                             dots.data() + static_cast<std::size_t>(s) * per_sample, events),
+             0);
     }
     return;
   }
-  for (int s = 0; s < n; ++s) {
-    const std::int32_t* d = dots.data() + static_cast<std::size_t>(s) * per_sample;
-    BinaryMap& map = maps[static_cast<std::size_t>(s)];
-    map = chip_ != nullptr ? pooled(l, chip_->sense(i, patches, s * windows, d, mask, events))
-                           : layer_output(i, d, dropout);
-  }
+  const PatchRows rows = batch_pass(i, std::span<BinaryMap>(maps), first, g, scratch, dots.data(), events);
+  for (int s = 0; s < n; ++s) finish(s, rows, s * windows);
 }
 
 BinaryMap Engine::run_prefix(const float* pixels, LayerEvents* events) const {
   std::vector<BinaryMap> maps(1);
   maps[0] = first_layer(pixels);
   LayerEvents scratch;
-  if (events != nullptr) events[0].digital_macs += static_cast<std::uint64_t>(layers_.front().shape.macs());
+  if (events != nullptr) events[0].digital_macs += static_cast<std::uint64_t>(layers().front().shape.macs());
   LayerScratch buffers;
-  for (int i = 1; i < first_dropout_; ++i) {
+  for (int i = 1; i < model_->first_dropout_layer(); ++i) {
     run_layer(i, maps, 0, 0, 0, false, buffers, nullptr, events != nullptr ? events[i] : scratch);
   }
   return std::move(maps[0]);
@@ -347,10 +238,10 @@ BinaryMap Engine::run_prefix(const float* pixels, LayerEvents* events) const {
 
 void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, int first_sample,
                         int count, bool dropout, float* logits, LayerEvents* events) const {
-  const int layer_count = static_cast<int>(layers_.size());
+  const int layer_count = static_cast<int>(layers().size());
   // Samples per batch: enough rows for an efficient GEMM, few enough to stay in cache.
-  const int pixels = std::max(1, layers_[static_cast<std::size_t>(first_dropout_)].shape.out_h *
-                                     layers_[static_cast<std::size_t>(first_dropout_)].shape.out_w);
+  const int pixels = std::max(1, layers()[static_cast<std::size_t>(model_->first_dropout_layer())].shape.out_h *
+                                     layers()[static_cast<std::size_t>(model_->first_dropout_layer())].shape.out_w);
   const int batch = std::max(1, 512 / pixels);
   LayerScratch buffers;
   std::vector<BinaryMap> maps;
@@ -358,9 +249,9 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
   for (int begin = 0; begin < count; begin += batch) {
     const int n = std::min(batch, count - begin);
     maps.assign(static_cast<std::size_t>(n), prefix);
-    for (int i = first_dropout_; i < layer_count; ++i) {
+    for (int i = model_->first_dropout_layer(); i < layer_count; ++i) {
       run_layer(i, maps, seed, image, first_sample + begin, dropout, buffers,
-                logits + static_cast<std::size_t>(begin) * spec_.classes, events != nullptr ? events[i] : scratch);
+                logits + static_cast<std::size_t>(begin) * spec().classes, events != nullptr ? events[i] : scratch);
     }
   }
 }
@@ -368,16 +259,16 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
 McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
                               Ledger* ledger) const {
   if (samples < 1) throw Error("samples: must be >= 1");
-  spec_.check_input(images.name, images.c, images.h, images.w);
-  const bool stochastic = dropout && spec_.has_dropout();
+  spec().check_input(images.name, images.c, images.h, images.w);
+  const bool stochastic = dropout && spec().has_dropout();
   if (!stochastic) samples = 1;
-  const int classes = spec_.classes;
+  const int classes = spec().classes;
   McPredictions mc;
   mc.samples = samples;
   mc.inputs = images.n;
   mc.classes = classes;
   mc.probs.resize(static_cast<std::size_t>(samples) * images.n * classes);
-  const std::size_t layer_count = layers_.size();
+  const std::size_t layer_count = layers().size();
   // Event counts per thread, added up at the end: integer sums, so the total does not depend on
   // how images were shared out.
   std::vector<std::vector<LayerEvents>> thread_events;

@@ -1,67 +1,27 @@
 #pragma once
-// The bit-packed Monte Carlo inference engine: executes a model IR for T stochastic passes with
-// XNOR-popcount arithmetic. Layers before the first dropout site run once per image; the rest
-// run once per sample. Masks come from dropout_keeps(), the same function the LibTorch path uses,
-// so both backends see the same masks for the same seed.
+// The bit-packed Monte Carlo inference engine: executes a compiled model for T stochastic passes
+// with XNOR-popcount arithmetic, on a backend (backend.h): the software one (ideal_backend.h) or a
+// simulated chip's (hw/chip.h), through the same loop. Layers before the first dropout site run
+// once per image; the rest run once per sample.
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <vector>
 
 #include "data/image_set.h"
-#include "engine/bit_matrix.h"
+#include "engine/backend.h"
 #include "engine/channel_conv.h"
-#include "hw/ledger.h"
+#include "engine/compiled_model.h"
+#include "engine/events.h"
+#include "engine/im2col.h"
 #include "model/model_ir.h"
 #include "uncertainty/metrics.h"
 
 namespace spinbayes {
 
-// One layer ready to run: packed weights and the folded batch norm.
-struct EngineLayer {
-  LayerSpec shape;
-  int in_c = 0, in_h = 0, in_w = 0;  // input map (a linear layer sees the map it flattens)
-  int kernel = 1, stride = 1, padding = 0;  // linear layers run as a convolution over the whole map
-  BitMatrix weights;                    // binary-input layers: out x fan-in bits, (ky, kx, c) order
-  PackedOperand packed_weights;         // the same, arranged once for the SIMD kernel
-  std::vector<float> real_weights;      // first layer: +-1, LibTorch order (out, c, ky, kx)
-  std::vector<FoldedThreshold> thresholds;  // hidden layers, one per output channel
-  // The same comparison on the integer dot product, for dropout off [0] and on [1] (the dot is
-  // scaled by 1 / (1 - p) when on): the channel fires iff dot_sign * dot >= dot_bound, with
-  // dot_sign = -1 for a flipped threshold (dot <= b is -dot >= -b).
-  std::vector<std::int32_t> dot_sign, dot_bound[2];
-  std::vector<OutputAffine> affine;         // output layer, one per class
-};
-
-// The two parts of a pass that a hardware model replaces (see DESIGN: "mask source" and "array
-// backend"): where dropout masks come from, and how a layer's dot products become its output.
-// With none attached the engine draws PRNG masks and thresholds exact popcounts; the chip
-// simulator (hw/chip.h) attaches itself and the same loop runs on simulated MTJ hardware.
-// Every hook adds what it did to the layer's event counts.
-class ChipHooks {
- public:
-  virtual ~ChipHooks() = default;
-  // Masks of layer `index` for one pass go either on its input map, like the PRNG masks, or, when
-  // patch_level_masks(index), on its patch rows [row, row + windows) after im2col (bits that
-  // differ from one window to the next).
-  virtual bool patch_level_masks(int index) const = 0;
-  virtual void mask_map(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                        LayerEvents& events) const = 0;
-  virtual void mask_patches(int index, Patches& patches, int row, std::uint64_t seed, std::uint64_t image,
-                            std::uint64_t sample, LayerEvents& events) const = 0;
-  // The bits the arrays actually hold (faults included), for the GEMM.
-  virtual const BitMatrix& weights(int index) const = 0;
-  virtual const PackedOperand& packed_weights(int index) const = 0;
-  // Hidden layer: the sense decisions of patch rows [row, row + windows) from their GEMM dots
-  // (windows x out channels); `masked` selects the threshold for dropout on.
-  virtual BitMatrix sense(int index, const Patches& patches, int row, const std::int32_t* dots, bool masked,
-                          LayerEvents& events) const = 0;
-  // Output layer: the column sums (dot units) of patch row `row`, as read out through the ADCs.
-  virtual void read_out(int index, const Patches& patches, int row, const std::int32_t* dots, double* sums,
-                        LayerEvents& events) const = 0;
-};
-
 // The buffers a layer's pass reuses from call to call (one set per thread).
 struct LayerScratch {
-  Patches patches;              // patches with their keep bits (element masks, or a chip attached)
+  Patches patches;              // patches with their keep bits (element or window masks)
   ChannelConvScratch channel;   // masks by whole channel: spatial dropout, or none
   std::vector<BitWord> channel_keep;
   std::vector<std::int32_t> dots;
@@ -69,13 +29,14 @@ struct LayerScratch {
 
 class Engine {
  public:
+  // The software backend: PRNG masks and exact thresholds.
   explicit Engine(const ModelIR& ir);
-  // Runs every later pass on `chip` (not owned; nullptr = the ideal engine again).
-  void attach(const ChipHooks* chip) { chip_ = chip; }
+  Engine(std::shared_ptr<const CompiledModel> model, EngineBackend backend);
 
-  const ModelSpec& spec() const { return spec_; }
-  const std::vector<EngineLayer>& layers() const { return layers_; }
-  int first_dropout_layer() const { return first_dropout_; }
+  const CompiledModel& model() const { return *model_; }
+  const ModelSpec& spec() const { return model_->spec(); }
+  const std::vector<EngineLayer>& layers() const { return model_->layers(); }
+  int first_dropout_layer() const { return model_->first_dropout_layer(); }
 
   // Monte Carlo predictions with the layout and mask keys of TorchModel::predict: `samples` passes
   // with dropout on, or one pass with it off. Parallel over images (OpenMP); the result does not
@@ -99,13 +60,9 @@ class Engine {
   // them (the bench times layers this way).
   void layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
                   bool dropout, LayerScratch& scratch) const;
-  // Layer `index`'s dropout mask as one bit per input channel (spatial dropout on a convolution),
-  // into `keep`.
-  void channel_keep(int index, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                    std::vector<BitWord>& keep) const;
-  // Layer `index`'s output map (thresholded, pooled) from its dots (out pixels x out channels).
+  // Layer `index`'s output map (its decisions, pooled) from its dots (out pixels x out channels)
+  // through the ideal threshold, for a hidden layer.
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
-  bool masked(int index, bool dropout) const;  // does layer `index` apply dropout masks in this pass?
 
  private:
   // Binary layer `index` (>= 1) for maps[s], s < n: the passes of samples first_sample + s of one
@@ -113,23 +70,20 @@ class Engine {
   // layer writes n x classes logits instead.
   void run_layer(int index, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image, int first_sample,
                  bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const;
-  // Are layer `index`'s inputs in this pass kept or dropped a whole channel at a time (spatial
-  // dropout on a convolution, or no masks), so that channel_masked_conv computes its dots?
-  bool channel_masked(int index, bool dropout) const;
-  // The dots of layer `index` for one map of one sample through channel_masked_conv, into `dots`.
-  void channel_dots(int index, const BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                    bool dropout, LayerScratch& scratch, std::int32_t* dots) const;
+  // The grain of layer `index`'s masks in this pass; unmasked layers run as the channel grain with
+  // every channel kept.
+  MaskGrain grain(int index, bool mask) const { return mask ? backend_.masks->grain(index) : MaskGrain::channel; }
+  // The dots of one sample's map whose inputs are kept a whole channel at a time (or all kept),
+  // through channel_masked_conv; returns the patch rows they came from.
+  PatchRows channel_pass(int index, const BinaryMap& map, const MaskKey& key, bool mask, LayerScratch& scratch,
+                         std::int32_t* dots, LayerEvents& events) const;
+  // The dots of maps[s] (samples key.sample + s) under element or window masks, as one GEMM.
+  PatchRows batch_pass(int index, std::span<BinaryMap> maps, const MaskKey& key, MaskGrain grain,
+                       LayerScratch& scratch, std::int32_t* dots, LayerEvents& events) const;
   BinaryMap first_layer(const float* pixels) const;
-  // Element masks (element dropout, and every linear layer) on `map`: masks by whole channel never
-  // come here, they go to channel_dots.
-  void apply_element_masks(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const;
-  double input_scale(int index, bool dropout) const;  // 1 / (1 - p) when masked, else 1
 
-  ModelSpec spec_;
-  double dropout_scale_ = 1.0;
-  std::vector<EngineLayer> layers_;
-  int first_dropout_ = 0;
-  const ChipHooks* chip_ = nullptr;
+  std::shared_ptr<const CompiledModel> model_;
+  EngineBackend backend_;
 };
 
 }  // namespace spinbayes

@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "engine/bgemm.h"
 #include "engine/engine.h"
 #include "hw/chip.h"
+#include "popcount_roof.h"
 #include "train/export.h"
 #include "train/run.h"
 #include "train/torch_model.h"

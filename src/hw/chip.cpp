@@ -4,87 +4,88 @@
 #include <cmath>
 #include <limits>
 
+#include "core/streams.h"
 #include "model/dropout_mask.h"
 
 namespace spinbayes {
 
-namespace {
-constexpr std::uint64_t kPerWindowStream = name_tag("masks.per_window");
-constexpr std::uint64_t kDisturbStream = name_tag("masks.read_disturb");
-}  // namespace
+// ---- ChipMasks: the dropout modules --------------------------------------------------------------
 
-Chip::Chip(const ModelIR& ir, const HardwareConfig& hw, std::uint64_t chip_seed)
-    : engine_(ir), hw_(hw), chip_seed_(chip_seed), mapping_(map_layers(ir.spec, hw.crossbar)) {
-  hw_.validate();
-  const auto& layers = engine_.layers();
-  arrays_.resize(layers.size());
+ChipMasks::ChipMasks(std::shared_ptr<const CompiledModel> model, const HardwareConfig& hw,
+                     std::vector<LayerMapping> mapping, std::uint64_t chip_seed)
+    : model_(std::move(model)),
+      read_disturb_(hw.faults.read_disturb),
+      element_masks_(hw.dropout_module.element_masks),
+      mapping_(std::move(mapping)) {
+  const auto& layers = model_->layers();
   banks_.resize(layers.size());
   uniform_bank_.assign(layers.size(), true);
+  const ModelSpec& spec = model_->spec();
   for (std::size_t i = 1; i < layers.size(); ++i) {
-    arrays_[i] = CrossbarLayer(hw_, mapping_[i], layers[i].weights, chip_seed_, static_cast<int>(i));
-    if (!layers[i].shape.dropout_before || !ir.spec.has_dropout()) continue;
+    if (!layers[i].shape.dropout_before || !spec.has_dropout()) continue;
     const EngineLayer& l = layers[i];
     int modules = 0;
-    switch (scheme(static_cast<int>(i))) {
-      case Scheme::spatial: modules = l.in_c; break;
-      case Scheme::element_per_window: modules = mapping_[i].rows; break;
-      case Scheme::element_per_element:
-      case Scheme::linear: modules = l.in_c * l.in_h * l.in_w; break;
+    switch (layout(static_cast<int>(i))) {
+      case ModuleLayout::spatial: modules = l.in_c; break;
+      case ModuleLayout::element_per_window: modules = mapping_[i].rows; break;
+      case ModuleLayout::element_per_element:
+      case ModuleLayout::linear: modules = l.in_c * l.in_h * l.in_w; break;
     }
-    banks_[i] = DropoutBank(hw_, ir.spec.p, modules, chip_seed_, static_cast<int>(i));
-    const std::uint64_t software = DropoutDraws::bound_for(ir.spec.p);
+    banks_[i] = DropoutBank(hw, spec.p, modules, chip_seed, static_cast<int>(i));
+    const std::uint64_t software = DropoutDraws::bound_for(spec.p);
     for (int m = 0; m < modules; ++m) uniform_bank_[i] = uniform_bank_[i] && banks_[i].drop_bound(m) == software;
   }
-  engine_.attach(this);
 }
 
-Chip::Scheme Chip::scheme(int index) const {
-  if (mapping_[static_cast<std::size_t>(index)].linear) return Scheme::linear;
-  if (engine_.spec().dropout == DropoutKind::spatial) return Scheme::spatial;
-  return hw_.dropout_module.element_masks == "per_window" ? Scheme::element_per_window : Scheme::element_per_element;
+ModuleLayout ChipMasks::layout(int layer) const {
+  if (mapping_[static_cast<std::size_t>(layer)].linear) return ModuleLayout::linear;
+  if (model_->spec().dropout == DropoutKind::spatial) return ModuleLayout::spatial;
+  return element_masks_ == ElementMasks::per_window ? ModuleLayout::element_per_window
+                                                    : ModuleLayout::element_per_element;
 }
 
-bool Chip::patch_level_masks(int index) const {
-  const Scheme s = scheme(index);
-  return s == Scheme::element_per_window || (s == Scheme::spatial && hw_.faults.read_disturb > 0.0);
+MaskGrain ChipMasks::grain(int layer) const {
+  switch (layout(layer)) {
+    case ModuleLayout::spatial: return read_disturb_ > 0.0 ? MaskGrain::window : MaskGrain::channel;
+    case ModuleLayout::element_per_window: return MaskGrain::window;
+    case ModuleLayout::element_per_element:
+    case ModuleLayout::linear: return MaskGrain::element;
+  }
+  return MaskGrain::element;
 }
 
-McPredictions Chip::predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
-                            Ledger* ledger) const {
-  return engine_.predict(images, samples, seed, dropout, ledger);
+void ChipMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, LayerEvents& events) const {
+  // One module per channel: reset and written once, read at every window. Module c draws unit c
+  // against its own bound.
+  const DropoutBank& bank = banks_[static_cast<std::size_t>(key.layer)];
+  const int channels = bank.size();
+  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->spec().p);
+  keep.resize(static_cast<std::size_t>(words_for_bits(channels)));
+  for (int word = 0; word < words_for_bits(channels); ++word) {
+    const int first = word * kBitsPerWord;
+    keep[static_cast<std::size_t>(word)] = draws.keep_bits(static_cast<std::uint64_t>(first), 1,
+                                                           std::min(kBitsPerWord, channels - first), bank.drop_bounds() + first);
+  }
+  const auto c = static_cast<std::uint64_t>(channels);
+  events.module_resets += c;
+  events.module_writes += c;
+  events.module_reads += c * static_cast<std::uint64_t>(mapping_[static_cast<std::size_t>(key.layer)].windows);
 }
 
-void Chip::mask_map(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                    LayerEvents& events) const {
+void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events) const {
+  const int index = key.layer;
+  const std::uint64_t seed = key.seed, image = key.image, sample = key.sample;
   const auto i = static_cast<std::size_t>(index);
   const DropoutBank& bank = banks_[i];
   const LayerMapping& mapping = mapping_[i];
-  const DropoutDraws draws(seed, image, sample, index, engine_.spec().p);
+  const DropoutDraws draws(seed, image, sample, index, model_->spec().p);
   map.keep = BitMatrix(map.height * map.width, map.channels);
-  const Scheme s = scheme(index);
-  if (s == Scheme::spatial) {
-    // One module per channel: reset and written once, read at every window.
-    // Module c draws unit c against its own bound.
-    std::vector<BitWord> channel_keep(static_cast<std::size_t>(map.keep.words));
-    for (int word = 0; word < map.keep.words; ++word) {
-      const int first = word * kBitsPerWord;
-      channel_keep[static_cast<std::size_t>(word)] = draws.keep_bits(
-          static_cast<std::uint64_t>(first), 1, std::min(kBitsPerWord, map.channels - first), bank.drop_bounds() + first);
-    }
-    for (int pix = 0; pix < map.height * map.width; ++pix) {
-      std::copy(channel_keep.begin(), channel_keep.end(), map.keep.row(pix));
-    }
-    const auto channels = static_cast<std::uint64_t>(map.channels);
-    events.module_resets += channels;
-    events.module_writes += channels;
-    events.module_reads += channels * static_cast<std::uint64_t>(mapping.windows);
-    return;
-  }
+  const ModuleLayout s = layout(index);
   // One module per input element (per_element, linear): unit = (c * H + y) * W + x, as the
   // software masks number them.
   const auto plane = static_cast<std::uint64_t>(map.height) * map.width;
-  const double disturb = s == Scheme::linear ? hw_.faults.read_disturb : 0.0;
-  const std::uint64_t disturb_seed = stream_seed(seed, kDisturbStream);
+  const double disturb = s == ModuleLayout::linear ? read_disturb_ : 0.0;
+  const std::uint64_t disturb_seed = stream_seed(seed, streams::kReadDisturb);
   for (int pix = 0; pix < map.height * map.width; ++pix) {
     BitWord* row = map.keep.row(pix);
     for (int word = 0; word < map.keep.words; ++word) {
@@ -109,22 +110,23 @@ void Chip::mask_map(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t
   const auto modules = static_cast<std::uint64_t>(bank.size());
   events.module_resets += modules;
   events.module_writes += modules;
-  events.module_reads += s == Scheme::linear ? modules : static_cast<std::uint64_t>(mapping.in_map_rows);
+  events.module_reads += s == ModuleLayout::linear ? modules : static_cast<std::uint64_t>(mapping.in_map_rows);
 }
 
-void Chip::mask_patches(int index, Patches& patches, int row, std::uint64_t seed, std::uint64_t image,
-                        std::uint64_t sample, LayerEvents& events) const {
+void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, LayerEvents& events) const {
+  const int index = key.layer;
+  const std::uint64_t seed = key.seed, image = key.image, sample = key.sample;
   const auto i = static_cast<std::size_t>(index);
   const DropoutBank& bank = banks_[i];
   const LayerMapping& mapping = mapping_[i];
   const int windows = patches.out_h * patches.out_w;
   const int rows = mapping.rows;
   const int words = patches.keep.words;
-  const double disturb = hw_.faults.read_disturb;
-  const std::uint64_t disturb_seed = stream_seed(seed, kDisturbStream);
-  if (scheme(index) == Scheme::element_per_window) {
+  const double disturb = read_disturb_;
+  const std::uint64_t disturb_seed = stream_seed(seed, streams::kReadDisturb);
+  if (layout(index) == ModuleLayout::element_per_window) {
     // A module per row, reset, written and read afresh at every window: unit = window * rows + row.
-    const DropoutDraws draws(stream_seed(seed, kPerWindowStream), image, sample, index, engine_.spec().p);
+    const DropoutDraws draws(stream_seed(seed, streams::kPerWindowMasks), image, sample, index, model_->spec().p);
     for (int m = 0; m < windows; ++m) {
       BitWord* keep = patches.keep.row(row + m);
       const std::uint64_t window_unit = static_cast<std::uint64_t>(m) * static_cast<std::uint64_t>(rows);
@@ -154,7 +156,7 @@ void Chip::mask_patches(int index, Patches& patches, int row, std::uint64_t seed
     // Spatial modules under read disturb: a dropped module is read at every window, in raster
     // order, and each read flips it to P with probability q; the first flipping read is
     // geometric: floor(ln(1 - u) / ln(1 - q)).
-    const DropoutDraws draws(seed, image, sample, index, engine_.spec().p);
+    const DropoutDraws draws(seed, image, sample, index, model_->spec().p);
     const int channels = bank.size();
     const int taps = rows / channels;
     std::vector<std::int64_t> flips_at(static_cast<std::size_t>(channels), -1);  // -1: kept throughout
@@ -193,24 +195,44 @@ void Chip::mask_patches(int index, Patches& patches, int row, std::uint64_t seed
   }
 }
 
-BitMatrix Chip::sense(int index, const Patches& patches, int row, const std::int32_t* dots, bool masked,
-                      LayerEvents& events) const {
-  const EngineLayer& l = engine_.layers()[static_cast<std::size_t>(index)];
-  const int windows = patches.out_h * patches.out_w;
+// ---- ChipArrays: the crossbars -------------------------------------------------------------------
+
+ChipArrays::ChipArrays(std::shared_ptr<const CompiledModel> model, const HardwareConfig& hw,
+                       const std::vector<LayerMapping>& mapping, std::uint64_t chip_seed)
+    : model_(std::move(model)) {
+  const auto& layers = model_->layers();
+  arrays_.resize(layers.size());
+  for (std::size_t i = 1; i < layers.size(); ++i) {
+    arrays_[i] = CrossbarLayer(hw, mapping[i], layers[i].weights, chip_seed, static_cast<int>(i));
+  }
+}
+
+void ChipArrays::sense(int layer, const PatchRows& patches, int row, int windows, const std::int32_t* dots,
+                       bool masked, BitMatrix& signs, LayerEvents& events) const {
+  const EngineLayer& l = model_->layer(layer);
   const int out_c = l.shape.out_channels;
-  BitMatrix signs(windows, out_c);
-  const CrossbarLayer& array = arrays_[static_cast<std::size_t>(index)];
+  const CrossbarLayer& array = arrays_[static_cast<std::size_t>(layer)];
   const std::int32_t* bound = l.dot_bound[masked ? 1 : 0].data();
   for (int m = 0; m < windows; ++m) {
     array.sense_row(patches, row + m, dots + static_cast<std::size_t>(m) * out_c, l.dot_sign.data(), bound,
                     signs.row(m), events);
   }
-  return signs;
 }
 
-void Chip::read_out(int index, const Patches& patches, int row, const std::int32_t* dots, double* sums,
-                    LayerEvents& events) const {
-  arrays_[static_cast<std::size_t>(index)].read_row(patches, row, dots, sums, events);
+void ChipArrays::read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
+                          LayerEvents& events) const {
+  arrays_[static_cast<std::size_t>(layer)].read_row(patches, row, dots, sums, events);
+}
+
+// ---- Chip --------------------------------------------------------------------------------------
+
+Chip::Chip(const ModelIR& ir, const HardwareConfig& hw, std::uint64_t chip_seed)
+    : model_(std::make_shared<const CompiledModel>(ir)) {
+  HardwareConfig checked = hw;
+  checked.validate();
+  mapping_ = map_layers(ir.spec, checked.crossbar);
+  masks_ = std::make_shared<const ChipMasks>(model_, checked, mapping_, chip_seed);
+  arrays_ = std::make_shared<const ChipArrays>(model_, checked, mapping_, chip_seed);
 }
 
 }  // namespace spinbayes

@@ -1,6 +1,7 @@
 #pragma once
-// A simulated spintronic CiM chip running a trained model: the engine's Monte Carlo loop with the
-// chip's dropout modules as the mask source and its MTJ crossbars as the array backend.
+// A simulated spintronic CiM chip running a trained model: the hardware backend of the engine's
+// Monte Carlo loop (engine/backend.h), with the chip's dropout modules as the mask source
+// (ChipMasks) and its MTJ crossbars as the array stage (ChipArrays).
 //
 // Dropout semantics on the chip, and how they match training:
 //   spatial: one module per input channel, reset and written once per pass, read at every
@@ -20,6 +21,8 @@
 #include <memory>
 #include <vector>
 
+#include "engine/backend.h"
+#include "engine/compiled_model.h"
 #include "engine/engine.h"
 #include "hw/crossbar.h"
 #include "hw/dropout_module.h"
@@ -29,46 +32,83 @@
 
 namespace spinbayes {
 
-class Chip final : public ChipHooks {
+// How a layer's dropout modules sit on the chip.
+enum class ModuleLayout {
+  spatial,             // one per input channel, written once per pass, read at every window
+  element_per_window,  // one per crossbar row, written afresh at every window (SpinDrop)
+  element_per_element, // one per input element, held for every window that reads it
+  linear,              // one per input of a linear layer, read once per pass
+};
+
+// The dropout modules of every layer: the chip's mask source.
+class ChipMasks final : public MaskSource {
  public:
-  Chip(const ModelIR& ir, const HardwareConfig& hw, std::uint64_t chip_seed);
-  Chip(const Chip&) = delete;
-  Chip& operator=(const Chip&) = delete;
+  ChipMasks(std::shared_ptr<const CompiledModel> model, const HardwareConfig& hw, std::vector<LayerMapping> mapping,
+            std::uint64_t chip_seed);
 
-  // Monte Carlo predictions as Engine::predict; the run's events are added to `ledger`.
-  McPredictions predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
-                        Ledger* ledger = nullptr) const;
-
-  const ModelSpec& spec() const { return engine_.spec(); }
-  const std::vector<LayerMapping>& mapping() const { return mapping_; }
   const DropoutBank& bank(int layer) const { return banks_[static_cast<std::size_t>(layer)]; }
-  const CrossbarLayer& array(int layer) const { return arrays_[static_cast<std::size_t>(layer)]; }
-  const Engine& engine() const { return engine_; }
+  ModuleLayout layout(int layer) const;
 
-  // ChipHooks
-  bool patch_level_masks(int index) const override;
-  void mask_map(int index, BinaryMap& map, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                LayerEvents& events) const override;
-  void mask_patches(int index, Patches& patches, int row, std::uint64_t seed, std::uint64_t image,
-                    std::uint64_t sample, LayerEvents& events) const override;
-  const BitMatrix& weights(int index) const override { return array(index).weights(); }
-  const PackedOperand& packed_weights(int index) const override { return array(index).packed_weights(); }
-  BitMatrix sense(int index, const Patches& patches, int row, const std::int32_t* dots, bool masked,
-                  LayerEvents& events) const override;
-  void read_out(int index, const Patches& patches, int row, const std::int32_t* dots, double* sums,
+  // Spatial modules: channel, or window under read disturb (a module's bit may change between
+  // windows); per_window modules: window; the rest: element.
+  MaskGrain grain(int layer) const override;
+  void channel_keep(const MaskKey& key, std::vector<BitWord>& keep, LayerEvents& events) const override;
+  void mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events) const override;
+  void mask_patches(const MaskKey& key, Patches& patches, int row, LayerEvents& events) const override;
+
+ private:
+  std::shared_ptr<const CompiledModel> model_;
+  double read_disturb_ = 0.0;
+  ElementMasks element_masks_;
+  std::vector<LayerMapping> mapping_;
+  std::vector<DropoutBank> banks_;   // per layer; empty where there is no dropout
+  std::vector<bool> uniform_bank_;   // every module of the layer at the software probability
+};
+
+// The crossbars of every binary-input layer: the chip's array stage.
+class ChipArrays final : public ArrayStage {
+ public:
+  ChipArrays(std::shared_ptr<const CompiledModel> model, const HardwareConfig& hw,
+             const std::vector<LayerMapping>& mapping, std::uint64_t chip_seed);
+
+  const CrossbarLayer& array(int layer) const { return arrays_[static_cast<std::size_t>(layer)]; }
+
+  const BitMatrix& weights(int layer) const override { return array(layer).weights(); }
+  const PackedOperand& packed_weights(int layer) const override { return array(layer).packed_weights(); }
+  void sense(int layer, const PatchRows& patches, int row, int windows, const std::int32_t* dots, bool masked,
+             BitMatrix& signs, LayerEvents& events) const override;
+  void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                 LayerEvents& events) const override;
 
  private:
-  enum class Scheme { spatial, element_per_window, element_per_element, linear };
-  Scheme scheme(int index) const;
-
-  Engine engine_;
-  HardwareConfig hw_;
-  std::uint64_t chip_seed_;
-  std::vector<LayerMapping> mapping_;
+  std::shared_ptr<const CompiledModel> model_;
   std::vector<CrossbarLayer> arrays_;  // per layer; empty for the first (digital) layer
-  std::vector<DropoutBank> banks_;     // per layer; empty where there is no dropout
-  std::vector<bool> uniform_bank_;     // every module of the layer at the software probability
+};
+
+class Chip {
+ public:
+  Chip(const ModelIR& ir, const HardwareConfig& hw, std::uint64_t chip_seed);
+
+  // The engine on this chip's backend (it shares the chip's parts; the chip must outlive it).
+  Engine engine() const { return Engine(model_, EngineBackend{masks_, arrays_}); }
+  // Monte Carlo predictions as Engine::predict; the run's events are added to `ledger`.
+  McPredictions predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
+                        Ledger* ledger = nullptr) const {
+    return engine().predict(images, samples, seed, dropout, ledger);
+  }
+
+  const ModelSpec& spec() const { return model_->spec(); }
+  const std::vector<LayerMapping>& mapping() const { return mapping_; }
+  const ChipMasks& masks() const { return *masks_; }
+  const ChipArrays& arrays() const { return *arrays_; }
+  const DropoutBank& bank(int layer) const { return masks_->bank(layer); }
+  const CrossbarLayer& array(int layer) const { return arrays_->array(layer); }
+
+ private:
+  std::shared_ptr<const CompiledModel> model_;
+  std::vector<LayerMapping> mapping_;
+  std::shared_ptr<const ChipMasks> masks_;
+  std::shared_ptr<const ChipArrays> arrays_;
 };
 
 }  // namespace spinbayes

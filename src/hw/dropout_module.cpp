@@ -8,12 +8,6 @@
 
 namespace spinbayes {
 
-namespace {
-constexpr std::uint64_t kModuleDelta = name_tag("module.delta");
-constexpr std::uint64_t kModuleIc0 = name_tag("module.ic0");
-constexpr std::uint64_t kModuleFault = name_tag("module.fault");
-}  // namespace
-
 DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::uint64_t chip_seed, int site) {
   probability_.resize(static_cast<std::size_t>(modules));
   bound_.resize(static_cast<std::size_t>(modules));
@@ -22,7 +16,7 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
   const MtjSwitching reference = nominal_switching(mtj, /*at_reference=*/true);
   const bool active = p > 0.0;
   write_current_ua_ = active ? write_current_for(reference, p, pulse) : 0.0;
-  const bool per_module = hw.dropout_module.write_current == "per_module";
+  const bool per_module = hw.dropout_module.write_current == WriteCurrent::per_module;
   const bool exact = mtj.sigma_delta == 0.0 && mtj.sigma_ic0 == 0.0 && mtj.temperature_k == mtj.reference_temperature_k;
   const double temperature_scale = mtj.reference_temperature_k / mtj.temperature_k;  // Delta ~ 1 / T
   for (int m = 0; m < modules; ++m) {
@@ -30,14 +24,14 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
     double pm = p;
     if (active && !exact) {
       MtjSwitching device = reference;
-      device.delta = std::max(1.0, mtj.delta * (1.0 + mtj.sigma_delta * gaussian_at(chip_seed, kModuleDelta, site, key)));
-      device.ic0_ua = std::max(1e-3, mtj.ic0_ua * (1.0 + mtj.sigma_ic0 * gaussian_at(chip_seed, kModuleIc0, site, key)));
+      device.delta = std::max(1.0, mtj.delta * (1.0 + mtj.sigma_delta * gaussian_at(chip_seed, streams::kModuleDelta, site, key)));
+      device.ic0_ua = std::max(1e-3, mtj.ic0_ua * (1.0 + mtj.sigma_ic0 * gaussian_at(chip_seed, streams::kModuleIc0, site, key)));
       const double current = per_module ? write_current_for(device, p, pulse) : write_current_ua_;
       device.delta *= temperature_scale;
       pm = switching_probability(device, current, pulse);
     }
     // At the nominal device and temperature the calibration inverts exactly: pm = p, bit for bit.
-    const double u = uniform_at(chip_seed, kModuleFault, site, key);
+    const double u = uniform_at(chip_seed, streams::kModuleFault, site, key);
     if (u < hw.faults.module_stuck_p) {
       pm = 0.0;
     } else if (u < hw.faults.module_stuck_p + hw.faults.module_stuck_ap) {

@@ -4,12 +4,6 @@
 
 namespace spinbayes {
 
-LayerEvents Ledger::total() const {
-  LayerEvents t;
-  for (const auto& l : layers) t += l;
-  return t;
-}
-
 namespace {
 
 template <typename T>

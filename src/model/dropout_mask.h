@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/counter_rng.h"
+#include "core/streams.h"
 
 namespace spinbayes {
 
@@ -45,16 +46,5 @@ class DropoutDraws {
   }
   std::uint64_t state_, bound_;
 };
-
-// Seeds of different evaluation streams (test set, validation set, each OOD set, training) are
-// derived from the user's seed and a tag so their masks are independent.
-inline std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t tag) { return hash_key(seed, tag); }
-
-// FNV-1a of a name: a stable tag for stream_seed.
-constexpr std::uint64_t name_tag(const char* s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (; *s != 0; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 0x100000001b3ULL;
-  return h;
-}
 
 }  // namespace spinbayes

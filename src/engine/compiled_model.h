@@ -1,0 +1,54 @@
+#pragma once
+// A model IR made ready to run: each layer's weights packed for the binary GEMM, its batch norm
+// folded into per-channel thresholds (and those restated as bounds on the integer dot product), and
+// where the Monte Carlo part of a pass begins. Built once; every backend reads it.
+#include <cstdint>
+#include <vector>
+
+#include "engine/bgemm.h"
+#include "engine/bit_matrix.h"
+#include "model/model_ir.h"
+
+namespace spinbayes {
+
+// One layer ready to run: packed weights and the folded batch norm.
+struct EngineLayer {
+  LayerSpec shape;
+  int in_c = 0, in_h = 0, in_w = 0;  // input map (a linear layer sees the map it flattens)
+  int kernel = 1, stride = 1, padding = 0;  // linear layers run as a convolution over the whole map
+  BitMatrix weights;                    // binary-input layers: out x fan-in bits, (ky, kx, c) order
+  PackedOperand packed_weights;         // the same, arranged once for the SIMD kernel
+  std::vector<float> real_weights;      // first layer: +-1, LibTorch order (out, c, ky, kx)
+  std::vector<FoldedThreshold> thresholds;  // hidden layers, one per output channel
+  // The same comparison on the integer dot product, for dropout off [0] and on [1] (the dot is
+  // scaled by 1 / (1 - p) when on): the channel fires iff dot_sign * dot >= dot_bound, with
+  // dot_sign = -1 for a flipped threshold (dot <= b is -dot >= -b).
+  std::vector<std::int32_t> dot_sign, dot_bound[2];
+  std::vector<OutputAffine> affine;         // output layer, one per class
+};
+
+class CompiledModel {
+ public:
+  explicit CompiledModel(const ModelIR& ir);
+
+  const ModelSpec& spec() const { return spec_; }
+  const std::vector<EngineLayer>& layers() const { return layers_; }
+  const EngineLayer& layer(int index) const { return layers_[static_cast<std::size_t>(index)]; }
+  // Layers before this one run once per image; it and the rest once per Monte Carlo sample.
+  int first_dropout_layer() const { return first_dropout_; }
+  // Does layer `index` apply dropout masks in a pass with dropout on (`dropout`) or off?
+  bool masked(int index, bool dropout) const;
+  // The factor kept inputs are scaled by in such a pass: 1 / (1 - p) when masked, else 1.
+  double input_scale(int index, bool dropout) const { return masked(index, dropout) ? dropout_scale_ : 1.0; }
+
+ private:
+  ModelSpec spec_;
+  double dropout_scale_ = 1.0;
+  std::vector<EngineLayer> layers_;
+  int first_dropout_ = 0;
+};
+
+// sign(BN(x)) >= 0 as the folded comparison of model_ir.h.
+inline bool fires(double pre, const FoldedThreshold& t) { return t.flip ? pre <= t.threshold : pre >= t.threshold; }
+
+}  // namespace spinbayes

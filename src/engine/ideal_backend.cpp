@@ -1,0 +1,67 @@
+#include "engine/ideal_backend.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "engine/threshold.h"
+#include "model/dropout_mask.h"
+
+namespace spinbayes {
+
+MaskGrain PrngMasks::grain(int layer) const {
+  const bool conv = model_->layer(layer).shape.kind == LayerSpec::Kind::conv;
+  return model_->spec().dropout == DropoutKind::spatial && conv ? MaskGrain::channel : MaskGrain::element;
+}
+
+void PrngMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, LayerEvents&) const {
+  const int channels = model_->layer(key.layer).in_c;
+  keep.assign(static_cast<std::size_t>(words_for_bits(channels)), 0);
+  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->spec().p);
+  for (int ch = 0; ch < channels; ++ch) {
+    if (draws.keeps(static_cast<std::uint64_t>(ch))) {
+      keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
+    }
+  }
+}
+
+void PrngMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents&) const {
+  map.keep = BitMatrix(map.height * map.width, map.channels);
+  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->spec().p);
+  // One draw per input element, unit = (c * H + y) * W + x: for one pixel, the channels' units are
+  // H * W apart.
+  const auto plane = static_cast<std::uint64_t>(map.height) * map.width;
+  for (int pix = 0; pix < map.height * map.width; ++pix) {
+    BitWord* row = map.keep.row(pix);
+    for (int word = 0; word < map.keep.words; ++word) {
+      const int first = word * kBitsPerWord;
+      row[word] = draws.keep_bits(static_cast<std::uint64_t>(first) * plane + static_cast<std::uint64_t>(pix), plane,
+                                  std::min(kBitsPerWord, map.channels - first));
+    }
+  }
+}
+
+void PrngMasks::mask_patches(const MaskKey& key, Patches&, int, LayerEvents&) const {
+  throw Error("layer " + std::to_string(key.layer) + ": software masks are never drawn per window");
+}
+
+void ExactArrays::sense(int layer, const PatchRows&, int, int windows, const std::int32_t* dots, bool masked,
+                        BitMatrix& signs, LayerEvents&) const {
+  const EngineLayer& l = model_->layer(layer);
+  const int out_c = l.shape.out_channels;
+  const std::int32_t* bound = l.dot_bound[masked ? 1 : 0].data();
+  for (int m = 0; m < windows; ++m) {
+    threshold_bits(dots + static_cast<std::size_t>(m) * out_c, l.dot_sign.data(), bound, out_c, signs.row(m));
+  }
+}
+
+void ExactArrays::read_out(int layer, const PatchRows&, int, const std::int32_t* dots, double* sums,
+                           LayerEvents&) const {
+  const int out_c = model_->layer(layer).shape.out_channels;
+  std::copy(dots, dots + out_c, sums);
+}
+
+EngineBackend ideal_backend(const std::shared_ptr<const CompiledModel>& model) {
+  return {std::make_shared<PrngMasks>(model), std::make_shared<ExactArrays>(model)};
+}
+
+}  // namespace spinbayes
