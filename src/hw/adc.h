@@ -1,0 +1,31 @@
+#pragma once
+// The ADC that digitizes a column's partial sum in one row tile: codes -K..K, K = (2^bits - 1) / 2,
+// at a step of full_scale / K dot units, full scale +-tile_rows; exact integers when K >= tile_rows.
+// It reads the tile sum in the cell array's fixed point (1 / cell_scale dot units).
+#include <cstdint>
+
+namespace spinbayes {
+
+class Adc {
+ public:
+  Adc() = default;
+  Adc(int bits, int tile_rows, int cell_scale);
+
+  double step() const { return step_; }  // dot units per code
+  int levels() const { return levels_; }  // largest |code|
+  // One conversion: round(sum / cell_scale / step), half away from zero (the comparator ladder has
+  // no notion of ties-to-even), clamped to the levels.
+  std::int32_t code(std::int32_t sum) const;
+  // n conversions, eight at a time with AVX-512 where the CPU has it: the same codes.
+  void codes(const std::int32_t* sums, int n, std::int32_t* codes) const;
+
+ private:
+  double step_ = 1.0;
+  // A code is sum x multiplier_ / divisor_, rounded: one exact product over one division.
+  double multiplier_ = 1.0, divisor_ = 1.0;
+  bool divisor_power_of_two_ = true;
+  int levels_ = 0;
+  bool simd_ = false;
+};
+
+}  // namespace spinbayes

@@ -1,0 +1,163 @@
+#include "hw/cell_array.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/counter_rng.h"
+#include "core/cpu_features.h"
+#include "core/streams.h"
+#include "hw/mtj.h"
+#include "hw/tile_sums.h"
+
+namespace spinbayes {
+
+namespace {
+
+// Conductances of the nominal cell at the read bias, and the dot-unit scale.
+struct Readout {
+  double g_p = 0, g_ap = 0, g_mid = 0, g_half = 0;
+  explicit Readout(const HardwareConfig& hw) {
+    const double v = hw.crossbar.read_voltage_v;
+    g_p = 1.0 / resistance_ohm(hw.mtj, MtjState::parallel, v);
+    g_ap = 1.0 / resistance_ohm(hw.mtj, MtjState::antiparallel, v);
+    g_mid = 0.5 * (g_p + g_ap);
+    g_half = 0.5 * (g_p - g_ap);
+  }
+  double units(double g) const { return (g - g_mid) / g_half; }
+};
+
+// The conductance of one MTJ in `state` with its own R_P and TMR (relative deviations nr, nt in
+// standard normal units).
+double conductance(const HardwareConfig& hw, MtjState state, double nr, double nt) {
+  const double v = hw.crossbar.read_voltage_v;
+  const double rp = hw.mtj.rp_ohm() * std::max(0.05, 1.0 + hw.mtj.sigma_rp * nr);
+  if (state == MtjState::parallel) return 1.0 / rp;
+  return 1.0 / (rp * (1.0 + tmr_at_bias(hw.mtj, v) * std::max(0.0, 1.0 + hw.mtj.sigma_tmr * nt)));
+}
+
+int value_of(MtjState s) { return s == MtjState::parallel ? 1 : -1; }
+
+}  // namespace
+
+CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
+                     std::uint64_t chip_seed, int layer)
+    : rows_(mapping.rows),
+      cols_(mapping.cols),
+      padded_rows_(weights.words * kBitsPerWord),
+      tile_rows_(hw.crossbar.tile_rows),
+      row_tiles_(mapping.row_tiles),
+      weights_(weights) {
+  const Readout readout(hw);
+  const double sr = hw.mtj.sigma_rp, st = hw.mtj.sigma_tmr;
+  variation_ = sr > 0.0 || st > 0.0;
+  const double stuck_p = hw.faults.cell_stuck_p, stuck_ap = hw.faults.cell_stuck_ap;
+  faults_ = stuck_p > 0.0 || stuck_ap > 0.0;
+  const auto lk = static_cast<std::uint64_t>(layer);
+
+  // First-order variance (dot units) of a P and an AP cell: g = 1 / R, so dg / g = -dR / R with
+  // dR_P / R_P = sigma_rp n and dR_AP / R_AP = sigma_rp n + TMR sigma_tmr n' / (1 + TMR).
+  const double tmr_v = tmr_at_bias(hw.mtj, hw.crossbar.read_voltage_v);
+  variances_.match = std::pow(readout.g_p * sr / readout.g_half, 2);
+  variances_.mismatch =
+      std::pow(readout.g_ap / readout.g_half, 2) * (sr * sr + std::pow(tmr_v * st / (1.0 + tmr_v), 2));
+  variances_.reference = 0.25 * (variances_.match + variances_.mismatch);
+
+  // Reference columns: one per column tile, a P and an AP MTJ per row, averaged.
+  const int col_tiles = mapping.col_tiles;
+  std::vector<float> reference(static_cast<std::size_t>(col_tiles) * padded_rows_, 0.0f);
+  if (variation_) {
+    for (int ct = 0; ct < col_tiles; ++ct) {
+      for (int r = 0; r < rows_; ++r) {
+        const auto key = static_cast<std::uint64_t>(r);
+        double g = 0.0;
+        for (int half = 0; half < 2; ++half) {
+          const auto state = half == 0 ? MtjState::parallel : MtjState::antiparallel;
+          g += 0.5 * conductance(hw, state, gaussian_at(chip_seed, streams::kReferenceResistance, lk, ct, key, half),
+                                 gaussian_at(chip_seed, streams::kReferenceTmr, lk, ct, key, half));
+        }
+        reference[static_cast<std::size_t>(ct) * padded_rows_ + r] = static_cast<float>(readout.units(g));
+      }
+    }
+  }
+
+  stuck_.resize(static_cast<std::size_t>(cols_));
+  // Read values per column and row, [input bit 0, input bit 1], in dot units before fixed point.
+  std::vector<float> value(static_cast<std::size_t>(cols_) * column_bytes(), 0.0f);
+  for (int j = 0; j < cols_; ++j) {
+    const auto jk = static_cast<std::uint64_t>(j);
+    const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
+    const float* ref = reference.data() + static_cast<std::size_t>(j / hw.crossbar.tile_cols) * padded_rows_;
+    for (int r = 0; r < rows_; ++r) {
+      const auto rk = static_cast<std::uint64_t>(r);
+      const bool plus = weights.get(j, r);
+      MtjState state[2] = {plus ? MtjState::parallel : MtjState::antiparallel,
+                           plus ? MtjState::antiparallel : MtjState::parallel};
+      if (faults_) {
+        for (int mtj = 0; mtj < 2; ++mtj) {
+          const double u = uniform_at(chip_seed, streams::kCellFault, lk, jk, rk, mtj);
+          if (u < stuck_p) {
+            state[mtj] = MtjState::parallel;
+          } else if (u < stuck_p + stuck_ap) {
+            state[mtj] = MtjState::antiparallel;
+          }
+        }
+        weights_.set(j, r, state[0] == MtjState::parallel);
+        if (state[0] == state[1]) stuck_[static_cast<std::size_t>(j)].push_back({r, value_of(state[0])});
+      }
+      // Input bit 1 reads MTJ1, bit 0 MTJ2: +1 where the MTJ read is P.
+      const std::size_t bit0 = base + value_index(r, false), bit1 = base + value_index(r, true);
+      value[bit0] = static_cast<float>(value_of(state[1]));
+      value[bit1] = static_cast<float>(value_of(state[0]));
+      if (variation_) {
+        float dev[2];
+        for (int mtj = 0; mtj < 2; ++mtj) {
+          const double g = conductance(hw, state[mtj], gaussian_at(chip_seed, streams::kCellResistance, lk, jk, rk, mtj),
+                                       gaussian_at(chip_seed, streams::kCellTmr, lk, jk, rk, mtj));
+          dev[mtj] = static_cast<float>(readout.units(g) - value_of(state[mtj]));
+        }
+        value[bit0] += dev[1] - ref[r];
+        value[bit1] += dev[0] - ref[r];
+      }
+    }
+  }
+  for (const auto& cells : stuck_) any_stuck_ = any_stuck_ || !cells.empty();
+  // One unit of column current: V * G_half, in uA.
+  unit_ua_ = hw.crossbar.read_voltage_v * readout.g_half * 1e6;
+  // Fixed point: the largest scale (64, 32, 16, 8 units per dot unit) that holds the largest
+  // |value|; beyond 127 / 8 (absurd variation) values saturate.
+  float largest = 0.0f;
+  for (float v : value) largest = std::max(largest, std::fabs(v));
+  cell_scale_ = 64;
+  while (cell_scale_ > 8 && largest * static_cast<float>(cell_scale_) > 127.0f) cell_scale_ /= 2;
+  value_.resize(value.size());
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    value_[i] = static_cast<std::int8_t>(std::clamp(std::lround(value[i] * static_cast<float>(cell_scale_)), -127L, 127L));
+  }
+  variances_.rounding = variation_ ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
+  vnni_ = cpu_features().avx512_vnni;
+}
+
+void CellArray::tile_sums_reference(const PatchRows& patches, int m, int j, std::int32_t* sums) const {
+  const std::int8_t* v = column_values(j);
+  for (int t = 0; t < row_tiles_; ++t) {
+    std::int32_t sum = 0;
+    for (int r = t * tile_rows_; r < std::min(rows_, (t + 1) * tile_rows_); ++r) {
+      if (patches.driven(m, r)) sum += v[value_index(r, patches.sign(m, r))];
+    }
+    sums[t] = sum;
+  }
+}
+
+void CellArray::tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const {
+  if (vnni_ && tile_sums_vnni(patches.sign_row(m), patches.keep_row(m), value_.data(), column_bytes(), columns, count,
+                              padded_rows_ / kBitsPerWord, tile_rows_ / kBitsPerWord, row_tiles_, sums)) {
+    return;
+  }
+  std::int32_t tile[kMaxTiles];
+  for (int i = 0; i < count; ++i) {
+    tile_sums_reference(patches, m, columns[i], tile);
+    for (int t = 0; t < row_tiles_; ++t) sums[tile_sum_index(i, t, count, row_tiles_)] = tile[t];
+  }
+}
+
+}  // namespace spinbayes

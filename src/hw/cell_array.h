@@ -1,0 +1,93 @@
+#pragma once
+// The sampled cells of one layer's crossbar tiles: what each 2T-2MTJ cell reads for either input
+// bit, drawn once per chip seed (R_P and TMR device variation, stuck MTJs), with its tile's
+// reference column subtracted, in fixed point.
+//
+// Cell: MTJ1 holds the weight (P for +1), MTJ2 its complement; input bit 1 drives MTJ1's word line,
+// bit 0 MTJ2's, so a matching cell conducts G_P and a mismatching one G_AP; dropped and padded rows
+// are not driven. A cell read at conductance g contributes (g - G_mid) / G_half "dot units", with
+// G_mid = (G_P + G_AP) / 2 and G_half = (G_P - G_AP) / 2: +1 for a match and -1 for a mismatch at
+// nominal conductances. Each tile has a reference column (one P and one AP MTJ per row, averaged:
+// G_mid nominal) driven on the same word lines and subtracted from every column, so a column's
+// value is the dot product plus the device deviations of its driven rows.
+// Faults: a stuck MTJ holds P or AP whatever was written. A cell whose MTJ1 is in the wrong state
+// acts as a flipped weight; a cell whose two MTJs are in the same state contributes that state's
+// value whatever the input: kept as a sparse list per column, added exactly.
+// Fixed point: each cell's read value (its ideal +-1, or its stuck value, plus its deviation) is
+// held as an 8-bit integer in units of 1 / cell_scale, a power of two from 64 down to 8 chosen so
+// the largest value fits (1/64 of a dot unit at the default variation: a rounding variance of
+// 2e-5 against a cell's 1e-2). A tile's column current is the sum of the bytes its driven rows
+// pick, exactly cell_scale x the ideal dot without variation.
+#include <cstdint>
+#include <vector>
+
+#include "core/aligned.h"
+#include "engine/backend.h"
+#include "engine/bit_matrix.h"
+#include "hw/hardware_config.h"
+#include "hw/mapping.h"
+
+namespace spinbayes {
+
+class CellArray {
+ public:
+  CellArray() = default;
+  // `weights`: the layer's packed weights (out x rows, patch order); `layer` keys the chip's draws.
+  CellArray(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights, std::uint64_t chip_seed,
+            int layer);
+
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  int padded_rows() const { return padded_rows_; }
+  int tile_rows() const { return tile_rows_; }
+  int row_tiles() const { return row_tiles_; }
+  const BitMatrix& weights() const { return weights_; }  // the bits MTJ1 holds after faults
+  bool variation() const { return variation_; }
+  bool faults() const { return faults_; }
+  int cell_scale() const { return cell_scale_; }
+  double unit_ua() const { return unit_ua_; }  // one dot unit of column current, V * G_half
+
+  // A cell whose two MTJs hold one state: +1 or -1 whatever the input.
+  struct StuckCell {
+    int row;
+    int value;
+  };
+  const std::vector<StuckCell>& stuck(int column) const { return stuck_[static_cast<std::size_t>(column)]; }
+  bool any_stuck() const { return any_stuck_; }
+
+  // Column j's values, two bytes per padded row (value_index): the value (dot units x cell_scale,
+  // reference column subtracted) of the cell read when the input bit is 0 (MTJ2) and 1 (MTJ1).
+  const std::int8_t* values() const { return value_.data(); }
+  const std::int8_t* column_values(int j) const { return value_.data() + static_cast<std::size_t>(j) * column_bytes(); }
+  std::size_t column_bytes() const { return 2 * static_cast<std::size_t>(padded_rows_); }
+  // Where row r's value for input bit `one` sits in a column's bytes: per 64-row word, 64 bytes
+  // for bit 0 (MTJ2) then 64 for bit 1 (MTJ1).
+  static std::size_t value_index(int r, bool one) {
+    return 2 * static_cast<std::size_t>(r - r % kBitsPerWord) + (one ? kBitsPerWord : 0) + r % kBitsPerWord;
+  }
+
+  // First-order variances (dot units squared) of one read: a matching cell (P), a mismatching one
+  // (AP), a row's reference cells, and the fixed-point rounding of one value.
+  struct Variances {
+    double match = 0, mismatch = 0, reference = 0, rounding = 0;
+  };
+  const Variances& variances() const { return variances_; }
+
+  // Column j's current in each row tile for window m of `patches` (1 / cell_scale units): the sum
+  // of the values its driven rows pick. The plain loop, and the listed columns at once (SIMD where
+  // the CPU has it, the same integers) at tile_sum_index().
+  void tile_sums_reference(const PatchRows& patches, int m, int j, std::int32_t* sums) const;
+  void tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
+
+ private:
+  int rows_ = 0, cols_ = 0, padded_rows_ = 0, tile_rows_ = 0, row_tiles_ = 1;
+  bool variation_ = false, faults_ = false, any_stuck_ = false, vnni_ = false;
+  BitMatrix weights_;
+  std::vector<std::vector<StuckCell>> stuck_;  // per column, by row
+  AlignedVector<std::int8_t> value_;  // 64-byte aligned: each word's loads stay in one line
+  int cell_scale_ = 64;
+  double unit_ua_ = 0;
+  Variances variances_;
+};
+
+}  // namespace spinbayes

@@ -1,0 +1,270 @@
+#include "hw/crossbar_screen.h"
+
+#include <algorithm>
+#include <bit>
+#include <limits>
+
+#include "core/cpu_features.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SPINBAYES_SCREEN_AVX512 1
+#else
+#define SPINBAYES_SCREEN_AVX512 0
+#endif
+
+namespace spinbayes {
+
+CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mapping, const Adc* adc, double sigmas)
+    : cols_(cells.cols()), cell_scale_(cells.cell_scale()), sigmas_(sigmas), variances_(cells.variances()) {
+  column_variance_.assign(static_cast<std::size_t>(cols_), 0.0);
+  if (cells.variation()) {
+    // A cell whose MTJs hold the same state may read P where the dot counts a mismatch.
+    for (int j = 0; j < cols_; ++j) {
+      for (std::size_t c = 0; c < cells.stuck(j).size(); ++c) column_variance_[static_cast<std::size_t>(j)] += variances_.match;
+    }
+  }
+  // ADC rounding, once the sum is not an integer: step^2 / 12 per tile (see the header).
+  if (adc != nullptr && (adc->step() != 1.0 || cells.variation())) {
+    for (double& v : column_variance_) v += cells.row_tiles() * adc->step() * adc->step() / 12.0;
+  }
+  kernel_ = mapping.kernel;
+  tap_rows_ = mapping.in_channels;
+  conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == cells.rows();
+  if (conditioned_) conditioned_sums(cells);
+  popcnt_ = cpu_features().popcnt;
+  no_sums_.assign(static_cast<std::size_t>(cols_), 0);
+}
+
+void CrossbarScreen::conditioned_sums(const CellArray& cells) {
+  // delta[x] = stored value - cell_scale x ideal value of the MTJ read for input bit x: MTJ1
+  // holds the (fault-corrected) weight, MTJ2 its complement, or both the stuck value.
+  const int taps = kernel_ * kernel_;
+  const std::size_t rects = static_cast<std::size_t>(taps) * taps;
+  rect_s0_.assign(rects * cols_, 0);
+  rect_se_.assign(rects * cols_, 0);
+  std::vector<std::int32_t> tap_s0(static_cast<std::size_t>(taps)), tap_se(static_cast<std::size_t>(taps));
+  const int rows = cells.rows(), cell_scale = cells.cell_scale();
+  std::vector<char> stuck(static_cast<std::size_t>(rows));
+  for (int j = 0; j < cols_; ++j) {
+    const std::int8_t* v = cells.column_values(j);
+    std::fill(stuck.begin(), stuck.end(), 0);
+    for (const CellArray::StuckCell& c : cells.stuck(j)) stuck[static_cast<std::size_t>(c.row)] = 1;
+    std::fill(tap_s0.begin(), tap_s0.end(), 0);
+    std::fill(tap_se.begin(), tap_se.end(), 0);
+    for (int r = 0; r < rows; ++r) {
+      const int ideal1 = cells.weights().get(j, r) ? 1 : -1;
+      const int ideal0 = stuck[static_cast<std::size_t>(r)] ? ideal1 : -ideal1;
+      const int delta0 = v[CellArray::value_index(r, false)] - cell_scale * ideal0;
+      const int delta1 = v[CellArray::value_index(r, true)] - cell_scale * ideal1;
+      tap_s0[static_cast<std::size_t>(r / tap_rows_)] += delta0;
+      tap_se[static_cast<std::size_t>(r / tap_rows_)] += delta1 - delta0;
+    }
+    for (int ky0 = 0; ky0 < kernel_; ++ky0) {
+      for (int ky1 = ky0; ky1 < kernel_; ++ky1) {
+        for (int kx0 = 0; kx0 < kernel_; ++kx0) {
+          for (int kx1 = kx0; kx1 < kernel_; ++kx1) {
+            std::int32_t s0 = 0, se = 0;
+            for (int ky = ky0; ky <= ky1; ++ky) {
+              for (int kx = kx0; kx <= kx1; ++kx) {
+                s0 += tap_s0[static_cast<std::size_t>(ky * kernel_ + kx)];
+                se += tap_se[static_cast<std::size_t>(ky * kernel_ + kx)];
+              }
+            }
+            const std::size_t at = static_cast<std::size_t>(rectangle(ky0, ky1, kx0, kx1)) * cols_ + j;
+            rect_s0_[at] = s0;
+            rect_se_[at] = se;
+          }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+// Set bits of row among bits [begin, end).
+inline __attribute__((always_inline)) int count_bits(const BitWord* row, int begin, int end) {
+  int n = 0;
+  for (int word = begin / kBitsPerWord; word * kBitsPerWord < end; ++word) {
+    BitWord bits = row[word];
+    const int lo = word * kBitsPerWord;
+    if (begin > lo) bits &= ~BitWord{0} << (begin - lo);
+    if (end < lo + kBitsPerWord) bits &= (BitWord{1} << (end - lo)) - 1;
+    n += std::popcount(bits);
+  }
+  return n;
+}
+
+// A window's driven rows by kernel tap: whether every tap they touch holds the same count kc and
+// those taps form a rectangle of the kernel (rows ky0..ky1, columns kx0..kx1, `valid` taps), and
+// n1 = |keep and x|.
+struct TapPattern {
+  bool uniform = false;
+  int kc = 0, valid = 0, ky0 = 0, ky1 = -1, kx0 = 0, kx1 = -1, n1 = 0;
+};
+inline __attribute__((always_inline)) TapPattern tap_pattern_body(const BitWord* keep, const BitWord* x, int words,
+                                                                  int kernel, int tap_rows) {
+  // Consecutive windows mostly drive the same rows (spatial masks, away from the borders): the
+  // taps of the last keep row seen on this thread are reused when the row is the same.
+  thread_local std::vector<BitWord> last_keep;
+  thread_local TapPattern last;
+  thread_local int last_kernel = 0, last_tap_rows = 0;
+  TapPattern p;
+  if (kernel == last_kernel && tap_rows == last_tap_rows && static_cast<int>(last_keep.size()) == words &&
+      std::equal(keep, keep + words, last_keep.begin())) {
+    p = last;
+  } else {
+    p.ky0 = p.kx0 = kernel;
+    bool uniform = true;
+    for (int t = 0; t < kernel * kernel && uniform; ++t) {
+      const int n = count_bits(keep, t * tap_rows, (t + 1) * tap_rows);
+      if (n == 0) continue;
+      if (p.kc == 0) p.kc = n;
+      uniform = n == p.kc;
+      ++p.valid;
+      p.ky0 = std::min(p.ky0, t / kernel), p.ky1 = std::max(p.ky1, t / kernel);
+      p.kx0 = std::min(p.kx0, t % kernel), p.kx1 = std::max(p.kx1, t % kernel);
+    }
+    p.uniform = uniform && p.valid > 0 && p.valid == (p.ky1 - p.ky0 + 1) * (p.kx1 - p.kx0 + 1);
+    last_keep.assign(keep, keep + words);
+    last = p;
+    last_kernel = kernel;
+    last_tap_rows = tap_rows;
+  }
+  if (p.uniform) {
+    for (int word = 0; word < words; ++word) p.n1 += std::popcount(keep[word] & x[word]);
+  }
+  return p;
+}
+// The same counts with the POPCNT instruction (the baseline build counts bits in a library call).
+TapPattern tap_pattern_plain(const BitWord* keep, const BitWord* x, int words, int kernel, int tap_rows) {
+  return tap_pattern_body(keep, x, words, kernel, tap_rows);
+}
+#if SPINBAYES_SCREEN_AVX512
+__attribute__((target("popcnt"))) TapPattern tap_pattern_popcnt(const BitWord* keep, const BitWord* x, int words,
+                                                                 int kernel, int tap_rows) {
+  return tap_pattern_body(keep, x, words, kernel, tap_rows);
+}
+#endif
+}  // namespace
+
+CrossbarScreen::Terms CrossbarScreen::terms(const PatchRows& patches, int m) const {
+  const int k = patches.kept[m];
+  // The ensemble screen: centred on the dot; of k driven rows, (k + dot) / 2 match (read P) and
+  // (k - dot) / 2 do not (AP), and each adds its reference cells and fixed-point rounding.
+  Terms st;
+  st.s0 = st.se = no_sums_.data();
+  st.base = (0.5 * (variances_.match + variances_.mismatch) + variances_.reference + variances_.rounding) * k;
+  st.slope = 0.5 * (variances_.match - variances_.mismatch);
+  if (!conditioned_ || k == 0) return st;
+  // Driven rows: the same count kc in every tap they touch, and those taps a rectangle (the
+  // kernel's part inside the map).
+  const BitWord* keep = patches.keep_row(m);
+  const BitWord* x = patches.sign_row(m);
+#if SPINBAYES_SCREEN_AVX512
+  const TapPattern p = popcnt_ ? tap_pattern_popcnt(keep, x, patches.words(), kernel_, tap_rows_)
+                               : tap_pattern_plain(keep, x, patches.words(), kernel_, tap_rows_);
+#else
+  const TapPattern p = tap_pattern_plain(keep, x, patches.words(), kernel_, tap_rows_);
+#endif
+  if (!p.uniform) return st;
+  const int kc = p.kc, valid = p.valid, n1 = p.n1;
+  const int ky0 = p.ky0, ky1 = p.ky1, kx0 = p.kx0, kx1 = p.kx1;
+  const double kappa = static_cast<double>(kc) / tap_rows_, nu = static_cast<double>(n1) / k;
+  st.a = kappa / cell_scale_;
+  st.b = kappa * nu / cell_scale_;
+  const std::size_t at = static_cast<std::size_t>(rectangle(ky0, ky1, kx0, kx1)) * cols_;
+  st.s0 = rect_s0_.data() + at;
+  st.se = rect_se_.data() + at;
+  // What is left: sum over the valid taps' rows of alpha delta0 + beta e, alpha = keep - kappa,
+  // beta = (keep and x) - kappa nu, i.e. gamma dev2 + beta dev1 - alpha ref with gamma = alpha -
+  // beta (dev1, dev2: the deviations of MTJ1 and MTJ2, one P and one AP; ref: the reference
+  // column's), plus the rounding of delta0 and delta1. Three kinds of rows: driven reading bit 1
+  // (MTJ1), driven reading bit 0 (MTJ2), and dropped. A driven row whose read MTJ is P (a match:
+  // (k + dot) / 2 of them) adds (read^2 - other^2)(vP - vAP) to what a mismatch adds; which kind
+  // the matches fall in is not known, so each counts the larger extra. A dropped row's two MTJs
+  // are either way round: the larger of the two.
+  const double kinds[3][3] = {{static_cast<double>(n1), 1.0 - kappa, 1.0 - kappa * nu},
+                              {static_cast<double>(k - n1), 1.0 - kappa, -kappa * nu},
+                              {static_cast<double>(valid * tap_rows_ - k), -kappa, -kappa * nu}};
+  double variance = 0.0, match_extra = -std::numeric_limits<double>::infinity();
+  for (int kind = 0; kind < 3; ++kind) {
+    const double count = kinds[kind][0], alpha = kinds[kind][1], beta = kinds[kind][2], gamma = alpha - beta;
+    double devices;
+    if (kind < 2) {
+      const double read = kind == 0 ? beta : gamma, other = kind == 0 ? gamma : beta;
+      devices = read * read * variances_.mismatch + other * other * variances_.match;
+      match_extra = std::max(match_extra, (read * read - other * other) * (variances_.match - variances_.mismatch));
+    } else {
+      devices = std::max(gamma * gamma * variances_.match + beta * beta * variances_.mismatch,
+                         gamma * gamma * variances_.mismatch + beta * beta * variances_.match);
+    }
+    variance += count * (devices + alpha * alpha * variances_.reference + variances_.rounding * (gamma * gamma + beta * beta));
+  }
+  st.base = variance + 0.5 * k * match_extra;
+  st.slope = 0.5 * match_extra;
+  st.conditioned = true;
+  return st;
+}
+
+bool CrossbarScreen::within(double margin, double variance) const {
+  if (sigmas_ <= 0.0) return true;
+  // |margin| <= sigmas sqrt(variance), without the square root.
+  return margin * margin <= sigmas_ * sigmas_ * variance;
+}
+
+#if SPINBAYES_SCREEN_AVX512
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as merge sources, which -Wuninitialized
+// flags inside the system header once inlined (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace {
+// One window's screen, eight columns at a time: the margin sign * (dot + a s0 + b se) - bound +
+// 1/2 + offset (the comparison halfway between integer dots, about the expected value), whether
+// the column fires on it, and whether it lies within base + slope dot + column_variance of it
+// (CrossbarScreen::within) and so needs the analog sum.
+__attribute__((target("avx512f,avx512vl"))) void screen_avx512(const std::int32_t* dots, const std::int32_t* sign,
+                                                               const std::int32_t* bound, const double* offset,
+                                                               const double* column_variance,
+                                                               const CrossbarScreen::Terms& terms, double sigmas,
+                                                               int n, BitWord* fire, BitWord* near) {
+  const __m512d half = _mm512_set1_pd(0.5), zero = _mm512_setzero_pd();
+  const __m512d a = _mm512_set1_pd(terms.a), b = _mm512_set1_pd(terms.b);
+  const __m512d base = _mm512_set1_pd(terms.base), slope = _mm512_set1_pd(terms.slope);
+  const __m512d sigmas2 = _mm512_set1_pd(sigmas * sigmas);
+  for (int j = 0; j < n; j += 8) {
+    const auto lanes = static_cast<__mmask8>(n - j >= 8 ? 0xff : (1u << (n - j)) - 1);
+    const __m512d d = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, dots + j));
+    const __m512d s = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, sign + j));
+    const __m512d bd = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, bound + j));
+    const __m512d mu = _mm512_add_pd(_mm512_mul_pd(a, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.s0 + j))),
+                                     _mm512_mul_pd(b, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.se + j))));
+    const __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(s, _mm512_add_pd(d, mu)), bd), half),
+                                         _mm512_maskz_loadu_pd(lanes, offset + j));
+    const __m512d variance =
+        _mm512_add_pd(_mm512_add_pd(base, _mm512_mul_pd(slope, d)), _mm512_maskz_loadu_pd(lanes, column_variance + j));
+    // |margin| <= sigmas sqrt(variance), without the square root.
+    const __mmask8 f = _mm512_mask_cmp_pd_mask(lanes, margin, zero, _CMP_GE_OQ);
+    const __mmask8 c =
+        _mm512_mask_cmp_pd_mask(lanes, _mm512_mul_pd(margin, margin), _mm512_mul_pd(sigmas2, variance), _CMP_LE_OQ);
+    fire[j / kBitsPerWord] |= static_cast<BitWord>(f) << (j % kBitsPerWord);
+    near[j / kBitsPerWord] |= static_cast<BitWord>(c) << (j % kBitsPerWord);
+  }
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+bool CrossbarScreen::screen(const std::int32_t* dots, const std::int32_t* sign, const std::int32_t* bound,
+                            const double* offset, const Terms& terms, int n, BitWord* fire, BitWord* near) const {
+#if SPINBAYES_SCREEN_AVX512
+  screen_avx512(dots, sign, bound, offset, column_variance_.data(), terms, sigmas_, n, fire, near);
+  return true;
+#else
+  (void)dots, (void)sign, (void)bound, (void)offset, (void)terms, (void)n, (void)fire, (void)near;
+  return false;
+#endif
+}
+
+}  // namespace spinbayes

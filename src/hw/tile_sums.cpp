@@ -1,0 +1,128 @@
+#include "hw/tile_sums.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SPINBAYES_TILE_SUMS_AVX512 1
+#else
+#define SPINBAYES_TILE_SUMS_AVX512 0
+#endif
+
+namespace spinbayes {
+
+#if SPINBAYES_TILE_SUMS_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace {
+// Sixteen vectors of sixteen int32 lanes to their sixteen sums, in order: pairwise interleaves and
+// adds (epi32 within 128-bit lanes, then epi64, then across 128-bit lanes twice).
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) __m512i sums_of_16(const __m512i* v) {
+  __m512i t[8], u[4], w[2];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]), _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
+  }
+  for (int i = 0; i < 2; ++i) {
+    w[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(u[2 * i], u[2 * i + 1], 0x88),
+                            _mm512_shuffle_i32x4(u[2 * i], u[2 * i + 1], 0xdd));
+  }
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(w[0], w[1], 0x88), _mm512_shuffle_i32x4(w[0], w[1], 0xdd));
+}
+
+// One 64-row word of kColumns columns: each driven row's value for its input bit, summed into acc.
+template <int kColumns>
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void pick_and_add(
+    __m512i* acc, const std::int8_t* const* v, int word, BitWord keep, BitWord x, __m512i ones) {
+  if (keep == 0) return;  // no row driven: dropped channels, padding
+  const __mmask64 bit0 = keep & ~x, bit1 = keep & x;
+  const std::size_t b = 128 * static_cast<std::size_t>(word);
+#pragma GCC unroll 8
+  for (int q = 0; q < kColumns; ++q) {
+    const __m512i picked = _mm512_mask_loadu_epi8(_mm512_maskz_loadu_epi8(bit0, v[q] + b), bit1, v[q] + b + 64);
+    acc[q] = _mm512_dpbusd_epi32(acc[q], ones, picked);
+  }
+}
+
+// The sums of the first sixteen ring entries, stored; the entries past them moved to the front.
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void flush_ring(__m512i* ring, int& filled,
+                                                                                         std::int32_t*& sums) {
+  _mm512_storeu_si512(sums, sums_of_16(ring));
+  sums += 16;
+  filled -= 16;
+  for (int r = 0; r < filled; ++r) ring[r] = ring[16 + r];
+}
+
+// The tile sums of one group of kColumns columns (the first n of them kept) into the ring.
+template <int kColumns>
+inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni"))) void group_tile_sums(
+    const BitWord* x, const BitWord* keep, const std::int8_t* const* v, int n, int words, int tile_words, int tiles,
+    __m512i ones, __m512i* ring, int& filled, std::int32_t*& sums) {
+  for (int t = 0; t < tiles; ++t) {
+    __m512i even[kColumns], odd[kColumns];
+#pragma GCC unroll 8
+    for (int q = 0; q < kColumns; ++q) even[q] = odd[q] = _mm512_setzero_si512();
+    const int end = std::min(words, (t + 1) * tile_words);
+    int word = t * tile_words;
+    for (; word + 1 < end; word += 2) {
+      pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
+      pick_and_add<kColumns>(odd, v, word + 1, keep[word + 1], x[word + 1], ones);
+    }
+    if (word < end) pick_and_add<kColumns>(even, v, word, keep[word], x[word], ones);
+#pragma GCC unroll 8
+    for (int q = 0; q < kColumns; ++q) ring[filled + q] = _mm512_add_epi32(even[q], odd[q]);
+    filled += n;
+    if (filled >= 16) flush_ring(ring, filled, sums);
+  }
+}
+
+// Tile sums of the listed columns: per 64-row word, a masked load picks each driven row's MTJ2
+// value (input bit 0) and a merging masked load its MTJ1 value (bit 1); VPDPBUSD against bytes of
+// ones adds the 64 picks into sixteen 32-bit lanes. Four columns at a time (the last group one,
+// two or four), two accumulators each, so eight independent chains hide the instruction's
+// latency; sixteen tiles' lanes are summed at a time, in tile_sum_index order.
+// Every index into the accumulators is a constant, so that they live in registers.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void column_sums_vnni512(
+    const BitWord* x, const BitWord* keep, const std::int8_t* values, std::size_t column_bytes, const int* columns,
+    int count, int words, int tile_words, int tiles, std::int32_t* sums) {
+  constexpr int kColumns = kColumnGroup;
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i ring[16 + kColumns];
+  int filled = 0;
+  for (int i0 = 0; i0 < count; i0 += kColumns) {
+    const int n = std::min(kColumns, count - i0);
+    const std::int8_t* v[kColumns];
+    for (int q = 0; q < kColumns; ++q) v[q] = values + static_cast<std::size_t>(columns[i0 + std::min(q, n - 1)]) * column_bytes;
+    if (n == 1) {
+      group_tile_sums<1>(x, keep, v, n, words, tile_words, tiles, ones, ring, filled, sums);
+    } else if (n == 2) {
+      group_tile_sums<2>(x, keep, v, n, words, tile_words, tiles, ones, ring, filled, sums);
+    } else {
+      group_tile_sums<kColumns>(x, keep, v, n, words, tile_words, tiles, ones, ring, filled, sums);
+    }
+  }
+  if (filled > 0) {
+    for (int i = filled; i < 16; ++i) ring[i] = _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(sums, static_cast<__mmask16>((1u << filled) - 1), sums_of_16(ring));
+  }
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+bool tile_sums_vnni(const BitWord* x, const BitWord* keep, const std::int8_t* values, std::size_t column_bytes,
+                    const int* columns, int count, int words, int tile_words, int tiles, std::int32_t* sums) {
+#if SPINBAYES_TILE_SUMS_AVX512
+  // Tiles start on word boundaries (tile_rows is a multiple of 64); rows past the layer's are never
+  // driven.
+  column_sums_vnni512(x, keep, values, column_bytes, columns, count, words, tile_words, tiles, sums);
+  return true;
+#else
+  (void)x, (void)keep, (void)values, (void)column_bytes, (void)columns, (void)count, (void)words, (void)tile_words,
+      (void)tiles, (void)sums;
+  return false;
+#endif
+}
+
+}  // namespace spinbayes

@@ -1,0 +1,28 @@
+#pragma once
+// The tile sums of a window: for each listed column, the sum over each row tile of the values its
+// driven rows pick (the cell array's bytes, 1 / cell_scale dot units). With AVX-512 VNNI a masked
+// byte load picks 64 rows' values per instruction and VPDPBUSD adds them.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/bit_matrix.h"
+
+namespace spinbayes {
+
+constexpr int kMaxTiles = 1024;  // row tiles one column may span
+// Tile sums of `count` columns are kept in groups of kColumnGroup columns, tile by tile: column
+// i's sum in tile t is at tile_sum_index(i, t, count, tiles).
+constexpr int kColumnGroup = 4;
+inline std::size_t tile_sum_index(int i, int t, int count, int tiles) {
+  const int first = i - i % kColumnGroup, n = std::min(kColumnGroup, count - first);
+  return static_cast<std::size_t>(first) * tiles + static_cast<std::size_t>(t) * n + i % kColumnGroup;
+}
+
+// The tile sums of the listed columns of one window (x: its input bits, keep: its driven rows,
+// `words` 64-row words, tiles of tile_words words) from `values` (column_bytes a column, bytes at
+// CellArray::value_index). False where this build has no AVX-512 kernel (nothing written).
+bool tile_sums_vnni(const BitWord* x, const BitWord* keep, const std::int8_t* values, std::size_t column_bytes,
+                    const int* columns, int count, int words, int tile_words, int tiles, std::int32_t* sums);
+
+}  // namespace spinbayes
