@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -14,18 +16,19 @@ namespace spinbayes {
 
 void ConfigTable::number(const std::string& key, double& value, double lo, double hi, const std::string& unit,
                          const std::string& source) {
-  entries_.push_back({key, unit, source, Entry::Type::number, &value, nullptr, nullptr, lo, hi, {}});
+  entries_.push_back({key, unit, source, Entry::Type::number, &value, nullptr, lo, hi, {}, {}, {}});
 }
 
 void ConfigTable::integer(const std::string& key, int& value, int lo, int hi, const std::string& unit,
                           const std::string& source) {
-  entries_.push_back({key, unit, source, Entry::Type::integer, nullptr, &value, nullptr, static_cast<double>(lo),
-                      static_cast<double>(hi), {}});
+  entries_.push_back({key, unit, source, Entry::Type::integer, nullptr, &value, static_cast<double>(lo),
+                      static_cast<double>(hi), {}, {}, {}});
 }
 
-void ConfigTable::choice(const std::string& key, std::string& value, const std::vector<std::string>& choices,
-                         const std::string& source) {
-  entries_.push_back({key, "", source, Entry::Type::choice, nullptr, nullptr, &value, 0, 0, choices});
+void ConfigTable::add_choice(const std::string& key, std::vector<std::string> words, const std::string& source,
+                             std::function<int()> get, std::function<void(int)> set) {
+  entries_.push_back({key, "", source, Entry::Type::choice, nullptr, nullptr, 0, 0, std::move(words), std::move(get),
+                      std::move(set)});
 }
 
 const ConfigTable::Entry* ConfigTable::find(const std::string& key) const {
@@ -72,10 +75,9 @@ void ConfigTable::check_entry(const Entry& e, const std::string& origin) const {
       }
       break;
     case Entry::Type::choice: {
-      bool known = false;
-      for (const auto& c : e.choices) known = known || c == *e.word;
-      if (!known) {
-        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, printable(*e.word), join(e.choices)));
+      const int i = e.choice_index();
+      if (i < 0 || i >= static_cast<int>(e.choices.size())) {
+        throw Error(fmt::format("{}: {} = choice {} is not one of: {}", origin, e.key, i, join(e.choices)));
       }
       break;
     }
@@ -100,9 +102,16 @@ void ConfigTable::set(const Entry& e, const nlohmann::json& value, const std::st
       *e.integer = value.get<int>();
       break;
     case Entry::Type::choice:
+    {
       if (!value.is_string()) throw Error(fmt::format("{}: {} must be a string", origin, e.key));
-      *e.word = value.get<std::string>();
+      const auto& word = value.get_ref<const std::string&>();
+      const auto found = std::find(e.choices.begin(), e.choices.end(), word);
+      if (found == e.choices.end()) {
+        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, printable(word), join(e.choices)));
+      }
+      e.set_choice_index(static_cast<int>(found - e.choices.begin()));
       break;
+    }
   }
   check_entry(e, origin);
 }
@@ -168,7 +177,7 @@ std::string ConfigTable::to_commented_json() const {
       switch (e.type) {
         case Entry::Type::number: value = nlohmann::json(*e.number).dump(); break;
         case Entry::Type::integer: value = std::to_string(*e.integer); break;
-        case Entry::Type::choice: value = nlohmann::json(*e.word).dump(); break;
+        case Entry::Type::choice: value = nlohmann::json(e.choices.at(static_cast<std::size_t>(e.choice_index()))).dump(); break;
       }
       std::string note = e.unit;
       if (e.type == Entry::Type::choice) note = join(e.choices);

@@ -5,6 +5,7 @@
 // defaults. Unknown keys, wrong types and out-of-range values are one-line errors naming the file
 // and the key. to_commented_json() writes the table back out, each value with its unit and source.
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,12 @@ class ConfigTable {
               const std::string& source);
   // An integer in [lo, hi].
   void integer(const std::string& key, int& value, int lo, int hi, const std::string& unit, const std::string& source);
-  // One of a fixed set of words.
-  void choice(const std::string& key, std::string& value, const std::vector<std::string>& choices,
-              const std::string& source);
+  // One of a fixed set of words, stored as an enum whose value i is words[i].
+  template <typename Enum>
+  void choice(const std::string& key, Enum& value, std::vector<std::string> words, const std::string& source) {
+    add_choice(key, std::move(words), source, [&value] { return static_cast<int>(value); },
+               [&value](int i) { value = static_cast<Enum>(i); });
+  }
 
   // The unit of a numeric key, or nullptr when `key` is not a number (or not a key).
   const std::string* number_unit(const std::string& key) const;
@@ -42,10 +46,13 @@ class ConfigTable {
     enum class Type { number, integer, choice } type = Type::number;
     double* number = nullptr;
     int* integer = nullptr;
-    std::string* word = nullptr;
     double lo = 0, hi = 0;
     std::vector<std::string> choices;
+    std::function<int()> choice_index;              // the current word's index in `choices`
+    std::function<void(int)> set_choice_index;
   };
+  void add_choice(const std::string& key, std::vector<std::string> words, const std::string& source,
+                  std::function<int()> get, std::function<void(int)> set);
   const Entry* find(const std::string& key) const;
   void set(const Entry& entry, const nlohmann::json& value, const std::string& origin);
   void check_entry(const Entry& entry, const std::string& origin) const;

@@ -43,20 +43,19 @@ AreaBreakdown& AreaBreakdown::operator+=(const AreaBreakdown& o) {
 
 bool uses_adc(const LayerMapping& m) { return m.on_crossbar && (m.output || m.row_tiles > 1); }
 
-int dropout_modules(const LayerMapping& m, DropoutScheme scheme, const std::string& element_masks) {
+int dropout_modules(const LayerMapping& m, DropoutScheme scheme, ElementMasks element_masks) {
   if (!m.dropout) return 0;
   switch (scheme) {
     case DropoutScheme::none: return 0;
     case DropoutScheme::element:
-      return element_masks == "per_element" && !m.linear ? m.in_channels * m.in_h * m.in_w : m.modules_element;
+      return element_masks == ElementMasks::per_element && !m.linear ? m.in_channels * m.in_h * m.in_w : m.modules_element;
     case DropoutScheme::spatial: return m.modules_spatial;
     case DropoutScheme::layer: return 1;
   }
   return 0;
 }
 
-EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, double p,
-                                 const std::string& element_masks) {
+EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, double p, ElementMasks element_masks) {
   EventCounts e;
   if (!m.on_crossbar) {
     e.digital_macs = static_cast<double>(m.macs);
@@ -78,7 +77,7 @@ EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, do
   const double modules = dropout_modules(m, scheme, element_masks);
   switch (scheme) {
     case DropoutScheme::element:
-      if (element_masks == "per_element") {
+      if (element_masks == ElementMasks::per_element) {
         // One bit per input element, read by every tap that lands inside the map.
         e.module_resets = e.module_writes = modules;
         e.module_reads = static_cast<double>(m.in_map_rows);
@@ -421,7 +420,7 @@ nlohmann::json cost_json(const CostReport& r) {
           {"samples", r.samples},
           {"hw", r.hw_source},
           {"tech", r.tech_source},
-          {"element_masks", r.hw.dropout_module.element_masks},
+          {"element_masks", name_of(r.hw.dropout_module.element_masks)},
           {"technology", tech},
           {"layers", layers},
           {"schemes", schemes},

@@ -60,12 +60,12 @@ bool uses_adc(const LayerMapping& m);
 
 // Dropout modules a layer needs under `scheme` (0 where its input has no dropout). Element
 // dropout with per_element masks holds one bit per input element: C_in * H * W modules.
-int dropout_modules(const LayerMapping& m, DropoutScheme scheme, const std::string& element_masks = "per_window");
+int dropout_modules(const LayerMapping& m, DropoutScheme scheme,
+                    ElementMasks element_masks = ElementMasks::per_window);
 
 // Expected events of one pass of a layer. `element_masks` is the hardware config's
-// dropout_module.element_masks (per_window | per_element).
-EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, double p,
-                                 const std::string& element_masks);
+// dropout_module.element_masks.
+EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, double p, ElementMasks element_masks);
 
 EnergyBreakdown price_events(const EventCounts& events, const Technology& tech);
 

@@ -15,6 +15,15 @@ double MtjParams::area_um2() const {
 
 double MtjParams::rp_ohm() const { return ra_ohm_um2 / area_um2(); }
 
+namespace {
+// The words of the choices, in the order of their enums.
+const std::vector<std::string> kWriteCurrents = {"per_chip", "per_module"};
+const std::vector<std::string> kElementMasks = {"per_window", "per_element"};
+}  // namespace
+
+const char* name_of(WriteCurrent w) { return kWriteCurrents[static_cast<std::size_t>(w)].c_str(); }
+const char* name_of(ElementMasks e) { return kElementMasks[static_cast<std::size_t>(e)].c_str(); }
+
 HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
 
 HardwareConfig HardwareConfig::ideal() {
@@ -22,7 +31,7 @@ HardwareConfig HardwareConfig::ideal() {
   hw.mtj.sigma_rp = hw.mtj.sigma_tmr = hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
   hw.crossbar.sense_offset_sigma_ua = 0.0;
   hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
-  hw.dropout_module.element_masks = "per_element";
+  hw.dropout_module.element_masks = ElementMasks::per_element;
   hw.faults = FaultParams{};
   return hw;
 }
@@ -57,11 +66,11 @@ ConfigTable HardwareConfig::table() {
            "decisions further than this from the threshold skip the analog sum; 0 = always analog");
   t.number("dropout_module.pulse_width_ns", dropout_module.pulse_width_ns, 0.01, 1e4, "ns",
            "write pulse of the stochastic write; thermal-activation regime needs t >> tau0");
-  t.choice("dropout_module.write_current", dropout_module.write_current, {"per_chip", "per_module"},
+  t.choice("dropout_module.write_current", dropout_module.write_current, kWriteCurrents,
            "per_module: each module's current trimmed at test to its own Delta and Ic0, at the reference "
            "temperature (a designer must: untrimmed at 3 % Ic0 spread the modules' p spreads over several "
            "times 0.1); per_chip: one current calibrated on the nominal device");
-  t.choice("dropout_module.element_masks", dropout_module.element_masks, {"per_window", "per_element"},
+  t.choice("dropout_module.element_masks", dropout_module.element_masks, kElementMasks,
            "element dropout: per_window = a module per crossbar row, fresh bit at every window (SpinDrop); "
            "per_element = one bit per input element, as in training");
   t.number("faults.cell_stuck_p", faults.cell_stuck_p, 0, 0.5, "probability per MTJ", "stuck-at-P crossbar MTJs");

@@ -39,11 +39,19 @@ struct CrossbarParams {
   double screen_sigmas = 6.0;
 };
 
+// How the dropout modules' write current is set: one current calibrated on the nominal device for
+// the whole chip, or each module trimmed to its own Delta and Ic0.
+enum class WriteCurrent { per_chip, per_module };
+// Element dropout on the chip: a module per crossbar row with a fresh bit at every window
+// (SpinDrop), or one bit per input element held for every window that reads it (as in training).
+enum class ElementMasks { per_window, per_element };
+const char* name_of(WriteCurrent w);
+const char* name_of(ElementMasks e);
+
 struct DropoutModuleParams {
   double pulse_width_ns = 5.0;
-  std::string write_current = "per_module";  // per_module: trimmed per module; per_chip: one current for all
-  std::string element_masks = "per_window";  // per_window: a module per row, fresh bit per window;
-                                             // per_element: one bit per input element (as in training)
+  WriteCurrent write_current = WriteCurrent::per_module;
+  ElementMasks element_masks = ElementMasks::per_window;
 };
 
 struct FaultParams {
