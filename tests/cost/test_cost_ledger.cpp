@@ -21,17 +21,17 @@ struct Case {
   std::string name;
   std::string architecture;
   DropoutKind kind;
-  std::string element_masks;
+  ElementMasks element_masks;
 };
 
 }  // namespace
 
 TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
   const int samples = 8, images = 6;
-  for (const Case& c : {Case{"spatial", "vgg-small", DropoutKind::spatial, "per_window"},
-                        Case{"element-per-window", "vgg-small", DropoutKind::element, "per_window"},
-                        Case{"element-per-element", "lenet", DropoutKind::element, "per_element"},
-                        Case{"none", "lenet", DropoutKind::none, "per_window"}}) {
+  for (const Case& c : {Case{"spatial", "vgg-small", DropoutKind::spatial, ElementMasks::per_window},
+                        Case{"element-per-window", "vgg-small", DropoutKind::element, ElementMasks::per_window},
+                        Case{"element-per-element", "lenet", DropoutKind::element, ElementMasks::per_element},
+                        Case{"none", "lenet", DropoutKind::none, ElementMasks::per_window}}) {
     SCOPED_TRACE(c.name);
     ModelSpec spec;
     spec.architecture = c.architecture;
@@ -67,7 +67,7 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
       double sigma_rows = 0;
       if (m.dropout) {
         const double bits = c.kind == DropoutKind::spatial && !m.linear ? m.in_channels
-                            : c.element_masks == "per_element" || m.linear
+                            : c.element_masks == ElementMasks::per_element || m.linear
                                 ? static_cast<double>(m.in_channels) * m.in_h * m.in_w
                                 : static_cast<double>(m.in_map_rows);
         const double group = static_cast<double>(m.in_map_rows) / bits;

@@ -1,7 +1,8 @@
 // The hardware cost model: dropout-module counts per scheme, event counts and energies of a small
 // network recomputed by hand, the element/spatial ratios, priced ledgers, the technology file's
-// errors, and `spinbayes cost` end to end.
+// errors (`spinbayes cost` end to end: tests/cli/test_cost_cli.cpp).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -13,7 +14,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli_runner.h"
 #include "core/error.h"
 #include "cost/cost_model.h"
 #include "cost/technology.h"
@@ -80,10 +80,6 @@ fs::path fresh_dir(const std::string& name) {
 
 void write_file(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 }  // namespace
 
@@ -272,7 +268,7 @@ TEST(CostHandNetwork, CountsEnergiesLatencyAndAreaByHand) {
 // per pass, read at every tap inside the map.
 TEST(CostHandNetwork, PerElementMasksCountOneModulePerInputElement) {
   HardwareConfig hw = HardwareConfig::defaults();
-  hw.dropout_module.element_masks = "per_element";
+  hw.dropout_module.element_masks = ElementMasks::per_element;
   const CostReport r = cost_report(spec_of("lenet", 2, "all", DropoutKind::element, 0.25), hw, round_technology(), 3);
   const auto& conv2 = r.scheme(DropoutScheme::element).layers[1];
   EXPECT_EQ(conv2.modules, 2 * 12 * 12);
@@ -498,92 +494,5 @@ TEST(CostTechnology, BadFilesNameTheKey) {
     }
   }
   EXPECT_THROW(Technology::load((dir / "absent.json").string()), Error);
-  fs::remove_all(dir);
-}
-
-namespace {
-
-// A run directory holding only a model IR (all weights +1, unit batch norms): the cost model
-// reads the architecture, not the weights.
-fs::path ir_only_run(const fs::path& dir, const ModelSpec& spec) {
-  ModelIR ir;
-  ir.spec = spec;
-  for (const LayerSpec& l : build_layers(spec)) {
-    BinaryLayerIR layer;
-    layer.shape = l;
-    layer.weights.assign(static_cast<std::size_t>(l.out_channels) * layer.fan_in(), 1);
-    layer.bn_mean.assign(static_cast<std::size_t>(l.out_channels), 0.0f);
-    layer.bn_var.assign(static_cast<std::size_t>(l.out_channels), 1.0f);
-    layer.bn_gamma.assign(static_cast<std::size_t>(l.out_channels), 1.0f);
-    layer.bn_beta.assign(static_cast<std::size_t>(l.out_channels), 0.0f);
-    ir.layers.push_back(std::move(layer));
-  }
-  fs::create_directories(dir);
-  save_model_ir(ir, dir / "model.sbir");
-  return dir;
-}
-
-}  // namespace
-
-TEST(CostCli, WritesTableJsonWithRatiosAndPlot) {
-  const auto dir = fresh_dir("cli");
-  const ModelSpec spec = spec_of("vgg-small", 8, "all", DropoutKind::element, 0.2);
-  const auto run = ir_only_run(dir / "run", spec);
-  const bool gnuplot = std::system("command -v gnuplot >/dev/null 2>&1") == 0;
-  const std::string plot = gnuplot ? " --plot " + (dir / "cost.png").string() : "";
-  const auto r = run_cli("cost --model " + run.string() + " --samples 6 --json " + (dir / "cost.json").string() + plot);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("conv2"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("element / spatial"), std::string::npos) << r.output;
-
-  const nlohmann::json j = nlohmann::json::parse(read_file(dir / "cost.json"));
-  const HardwareConfig hw = HardwareConfig::defaults();
-  const CostReport expected = cost_report(spec, hw, Technology::defaults(hw), 6);
-  ASSERT_TRUE(j.at("ratios").contains("modules_element_over_spatial"));
-  ASSERT_TRUE(j.at("ratios").contains("dropout_energy_element_over_spatial"));
-  EXPECT_DOUBLE_EQ(j["ratios"]["modules_element_over_spatial"].get<double>(), expected.modules_element_over_spatial());
-  EXPECT_NEAR(j["ratios"]["dropout_energy_element_over_spatial"].get<double>(),
-              expected.dropout_energy_element_over_spatial(), 1e-9 * expected.dropout_energy_element_over_spatial());
-  EXPECT_EQ(j["samples"], 6);
-  EXPECT_EQ(j["p"], 0.2);
-  ASSERT_EQ(j["layers"].size(), expected.mapping.size());
-  EXPECT_EQ(j["layers"][1]["ratios"]["modules_element_over_spatial"], 9.0);
-  EXPECT_TRUE(j["layers"][0]["ratios"]["modules_element_over_spatial"].is_null());  // no dropout on conv1
-  for (const char* scheme : {"none", "element", "spatial", "layer"}) {
-    ASSERT_TRUE(j["schemes"].contains(scheme)) << scheme;
-    EXPECT_GT(j["schemes"][scheme]["energy_pj"]["total"].get<double>(), 0.0);
-    EXPECT_GT(j["schemes"][scheme]["latency_ns"].get<double>(), 0.0);
-    EXPECT_GT(j["schemes"][scheme]["area_um2"]["total"].get<double>(), 0.0);
-  }
-  EXPECT_EQ(j["technology"]["module"]["write_pj"], Technology::defaults().module.write_pj);
-  if (gnuplot) {
-    const std::string png = read_file(dir / "cost.png");
-    ASSERT_GT(png.size(), 1000u);
-    EXPECT_EQ(png.substr(1, 3), "PNG");
-  }
-  fs::remove_all(dir);
-}
-
-TEST(CostCli, BadTechnologyFileIsAOneLineError) {
-  const auto dir = fresh_dir("cli-errors");
-  const auto run = ir_only_run(dir / "run", spec_of("lenet", 4));
-  write_file(dir / "tech.json", R"({"adc": {"conversion_pj": -1}})");
-  for (const auto& [args, cause] : std::vector<std::pair<std::string, std::string>>{
-           {" --tech " + (dir / "tech.json").string(), "adc.conversion_pj"},
-           {" --tech nowhere.json", "nowhere.json"},
-           {" --samples 0", "samples"},
-           {" --p 1.5", "p:"},
-           {" --p -0.2", "p:"},
-           {" --json " + (dir / "tech.json" / "cost.json").string(), "cost.json"}}) {
-    SCOPED_TRACE(args);
-    const auto r = run_cli("cost --model " + run.string() + args);
-    EXPECT_EQ(r.exit_code, 1) << r.output;
-    // One error line (stdout, where the table may already be, comes through the pipe separately).
-    const auto start = r.output.find("spinbayes: error:");
-    ASSERT_NE(start, std::string::npos) << r.output;
-    EXPECT_EQ(r.output.find("error:", start + 17), std::string::npos) << r.output;
-    const std::string line = r.output.substr(start, r.output.find('\n', start) - start);
-    EXPECT_NE(line.find(cause), std::string::npos) << line;
-  }
   fs::remove_all(dir);
 }

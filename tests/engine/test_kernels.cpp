@@ -15,7 +15,11 @@
 #include <vector>
 
 #include "core/error.h"
+#include "engine/bgemm.h"
 #include "engine/channel_conv.h"
+#include "engine/im2col.h"
+#include "engine/threshold.h"
+#include "popcount_roof.h"
 
 namespace spinbayes {
 namespace {

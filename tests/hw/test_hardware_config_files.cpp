@@ -48,6 +48,13 @@ class ConfigFile : public ::testing::Test {
   fs::path dir_;
 };
 
+
+std::filesystem::path write_temp(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / ("spinbayes-hw-" + name);
+  std::ofstream(path) << text;
+  return path;
+}
+
 }  // namespace
 
 TEST_F(ConfigFile, CommentsAndPartialFilesOverTheDefault) {
@@ -121,3 +128,44 @@ TEST_F(ConfigFile, MissingFileOrPreset) {
   }
   EXPECT_EQ(HardwareConfig::load("ideal").crossbar.adc_bits, HardwareConfig::ideal().crossbar.adc_bits);
 }
+
+TEST(HardwareConfigFile, DefaultRoundTripsThroughItsCommentedJson) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  const std::string text = hw.table().to_commented_json();
+  EXPECT_NE(text.find("Ikeda"), std::string::npos);  // sources travel with the values
+  HardwareConfig changed = HardwareConfig::ideal();
+  changed.table().apply_file(write_temp("roundtrip.json", text));
+  EXPECT_EQ(changed.mtj.sigma_rp, hw.mtj.sigma_rp);
+  EXPECT_EQ(changed.crossbar.adc_bits, hw.crossbar.adc_bits);
+  EXPECT_EQ(changed.dropout_module.element_masks, hw.dropout_module.element_masks);
+}
+
+TEST(HardwareConfigFile, BadFilesGiveOneLineErrorsNamingTheKey) {
+  const auto expect_error = [](const std::string& name, const std::string& text, const std::string& needle) {
+    const auto path = write_temp(name, text);
+    try {
+      HardwareConfig::load(path.string());
+      ADD_FAILURE() << name << " was accepted";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(needle), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  expect_error("unknown.json", R"({"mtj": {"tmr": 1.2, "colour": 3}})", "mtj.colour");
+  expect_error("unknown-section.json", R"({"magnet": {"tmr": 1.2}})", "magnet");
+  expect_error("range.json", R"({"crossbar": {"adc_bits": 40}})", "crossbar.adc_bits");
+  expect_error("negative.json", R"({"mtj": {"ra_ohm_um2": -5}})", "mtj.ra_ohm_um2");
+  expect_error("type.json", R"({"mtj": {"delta": "high"}})", "mtj.delta");
+  expect_error("choice.json", R"({"dropout_module": {"write_current": "max"}})", "dropout_module.write_current");
+  expect_error("tile.json", R"({"crossbar": {"tile_rows": 100}})", "crossbar.tile_rows");
+  expect_error("json.json", R"({"mtj": {"tmr": 1.2,,}})", "not valid JSON");
+  EXPECT_THROW(HardwareConfig::load("no-such-preset"), Error);
+  // Comments are allowed, and a partial file keeps the other defaults.
+  const auto ok = write_temp("ok.json", "// a hotter chip\n{\"mtj\": {\"temperature_k\": 350}}\n");
+  const HardwareConfig hw = HardwareConfig::load(ok.string());
+  EXPECT_EQ(hw.mtj.temperature_k, 350.0);
+  EXPECT_EQ(hw.mtj.tmr, HardwareConfig::defaults().mtj.tmr);
+}
+
+// With the ideal preset the chip computes exactly what the engine computes, for every dropout kind.

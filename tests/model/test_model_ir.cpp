@@ -19,9 +19,7 @@
 #include "core/error.h"
 #include "model/model_ir.h"
 #include "model/model_spec.h"
-#include "train/binary_net.h"
-#include "train/export.h"
-#include "train/run.h"
+#include "model_ir_checks.h"
 
 using namespace spinbayes;
 namespace fs = std::filesystem;
@@ -32,18 +30,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // The folded comparison: +1 iff (flip ? x <= threshold : x >= threshold).
 bool folded_positive(const FoldedThreshold& t, double x) { return t.flip ? x <= t.threshold : x >= t.threshold; }
-
-ModelSpec small_spec(const std::string& architecture, int width) {
-  ModelSpec spec;
-  spec.architecture = architecture;
-  spec.width = width;
-  spec.dropout = DropoutKind::spatial;
-  spec.p = 0.25;
-  spec.dropout_layers = "last:2";
-  spec.input_mean = 0.2860f;
-  spec.input_std = 0.3530f;
-  return spec;
-}
 
 // Random signs and batch-norm values, including the edge cases gamma == 0, gamma < 0 and var == 0.
 ModelIR random_ir(const ModelSpec& spec, unsigned seed) {
@@ -67,50 +53,6 @@ ModelIR random_ir(const ModelSpec& spec, unsigned seed) {
     ir.layers.push_back(std::move(layer));
   }
   return ir;
-}
-
-void expect_same_spec(const ModelSpec& a, const ModelSpec& b) {
-  EXPECT_EQ(a.architecture, b.architecture);
-  EXPECT_EQ(a.width, b.width);
-  EXPECT_EQ(a.dropout, b.dropout);
-  EXPECT_EQ(a.p, b.p);
-  EXPECT_EQ(a.dropout_layers, b.dropout_layers);
-  EXPECT_EQ(a.channels, b.channels);
-  EXPECT_EQ(a.height, b.height);
-  EXPECT_EQ(a.width_px, b.width_px);
-  EXPECT_EQ(a.classes, b.classes);
-  EXPECT_EQ(a.input_mean, b.input_mean);
-  EXPECT_EQ(a.input_std, b.input_std);
-}
-
-void expect_same_ir(const ModelIR& a, const ModelIR& b) {
-  expect_same_spec(a.spec, b.spec);
-  ASSERT_EQ(a.layers.size(), b.layers.size());
-  for (std::size_t i = 0; i < a.layers.size(); ++i) {
-    SCOPED_TRACE("layer " + std::to_string(i));
-    const BinaryLayerIR& x = a.layers[i];
-    const BinaryLayerIR& y = b.layers[i];
-    EXPECT_EQ(x.shape.kind, y.shape.kind);
-    EXPECT_EQ(x.shape.in_channels, y.shape.in_channels);
-    EXPECT_EQ(x.shape.out_channels, y.shape.out_channels);
-    EXPECT_EQ(x.shape.kernel, y.shape.kernel);
-    EXPECT_EQ(x.shape.stride, y.shape.stride);
-    EXPECT_EQ(x.shape.padding, y.shape.padding);
-    EXPECT_EQ(x.shape.in_h, y.shape.in_h);
-    EXPECT_EQ(x.shape.in_w, y.shape.in_w);
-    EXPECT_EQ(x.shape.out_h, y.shape.out_h);
-    EXPECT_EQ(x.shape.out_w, y.shape.out_w);
-    EXPECT_EQ(x.shape.pool_after, y.shape.pool_after);
-    EXPECT_EQ(x.shape.real_input, y.shape.real_input);
-    EXPECT_EQ(x.shape.output, y.shape.output);
-    EXPECT_EQ(x.shape.dropout_before, y.shape.dropout_before);
-    EXPECT_EQ(x.weights, y.weights);
-    EXPECT_EQ(x.bn_mean, y.bn_mean);
-    EXPECT_EQ(x.bn_var, y.bn_var);
-    EXPECT_EQ(x.bn_gamma, y.bn_gamma);
-    EXPECT_EQ(x.bn_beta, y.bn_beta);
-    EXPECT_EQ(x.bn_eps, y.bn_eps);
-  }
 }
 
 // An independent encoder of the documented format, for payloads the library would refuse to write.
@@ -528,89 +470,4 @@ TEST_F(ModelIRFile, RandomlyCorruptedPayloadsGiveErrorsNotCrashes) {
   }
   EXPECT_GT(rejected, 0);
   EXPECT_EQ(loaded + rejected, 2000);
-}
-
-// LibTorch side: a network with known latent weights and batch-norm state, saved the way the trainer
-// saves it, comes out of export_model_ir sign for sign and value for value.
-TEST_F(ModelIRFile, ExportReadsSignsAndBatchNormFromTheCheckpoint) {
-  const ModelSpec spec = small_spec("lenet", 4);
-  torch::manual_seed(16);
-  BinaryNet net(spec);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& item : net->named_parameters()) {
-      auto& value = item.value();
-      if (item.key().ends_with("_weight")) {
-        value.uniform_(-1.0, 1.0);
-        value.view(-1)[3] = 0.0f;  // sign(0) = +1
-        value.view(-1)[4] = -0.0f;  // -0 >= 0 too
-      } else {
-        value.normal_();  // batch-norm gamma and beta
-      }
-    }
-    for (auto& item : net->named_buffers()) {
-      if (item.key().ends_with("running_mean")) item.value().normal_(0.0, 5.0);
-      if (item.key().ends_with("running_var")) item.value().uniform_(0.01, 3.0);
-    }
-  }
-  TrainOptions options;
-  options.spec = spec;
-  options.out = dir_ / "run";
-  save_run_config(options);
-  torch::serialize::OutputArchive archive;
-  net->save(archive);
-  archive.save_to((options.out / "checkpoint.pt").string());
-
-  const ModelIR ir = export_model_ir(options.out);
-  expect_same_spec(ir.spec, spec);
-  const auto params = net->named_parameters();
-  const auto buffers = net->named_buffers();
-  auto floats = [](const torch::Tensor& t) {
-    const auto c = t.detach().contiguous();
-    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-  };
-  ASSERT_EQ(ir.layers.size(), 4u);
-  for (std::size_t i = 0; i < ir.layers.size(); ++i) {
-    SCOPED_TRACE("layer " + std::to_string(i));
-    const std::string name = "layer" + std::to_string(i);
-    const BinaryLayerIR& l = ir.layers[i];
-    const std::vector<float> latent = floats(params[name + "_weight"]);
-    ASSERT_EQ(l.weights.size(), latent.size());
-    for (std::size_t k = 0; k < latent.size(); ++k) {
-      ASSERT_EQ(l.weights[k], latent[k] >= 0.0f ? 1 : -1) << "weight " << k << " = " << latent[k];
-    }
-    EXPECT_EQ(l.weights[3], 1);
-    EXPECT_EQ(l.weights[4], 1);
-    EXPECT_EQ(l.bn_mean, floats(buffers[name + "_bn.running_mean"]));
-    EXPECT_EQ(l.bn_var, floats(buffers[name + "_bn.running_var"]));
-    EXPECT_EQ(l.bn_gamma, floats(params[name + "_bn.weight"]));
-    EXPECT_EQ(l.bn_beta, floats(params[name + "_bn.bias"]));
-    EXPECT_EQ(l.bn_eps, 1e-5f);  // LibTorch's default
-  }
-  // Conv weights in LibTorch's (in_channel, ky, kx) order: layer 1's weight [2][3][4][1].
-  const auto w = params["layer1_weight"];
-  EXPECT_EQ(ir.layers[1].weights[2 * 100 + 3 * 25 + 4 * 5 + 1], w[2][3][4][1].item<float>() >= 0.0f ? 1 : -1);
-
-  export_run(options.out);
-  expect_same_ir(ir, load_model_ir(options.out / "model.sbir"));
-}
-
-TEST_F(ModelIRFile, ExportNamesTheMissingFile) {
-  try {
-    export_model_ir(dir_ / "no-run");
-    ADD_FAILURE() << "exported a missing run";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
-  }
-  TrainOptions options;
-  options.spec = small_spec("mlp", 16);
-  options.out = dir_ / "untrained";
-  save_run_config(options);
-  try {
-    export_run(options.out);
-    ADD_FAILURE() << "exported a run without a checkpoint";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint.pt: not found"), std::string::npos) << e.what();
-  }
-  EXPECT_FALSE(fs::exists(options.out / "model.sbir"));
 }

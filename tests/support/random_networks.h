@@ -8,6 +8,16 @@
 
 namespace spinbayes {
 
+// A spec of a zoo network with dropout at p = 0.2 (p set by the caller otherwise).
+inline ModelSpec spec_of(const std::string& architecture, int width, DropoutKind dropout) {
+  ModelSpec spec;
+  spec.architecture = architecture;
+  spec.width = width;
+  spec.dropout = dropout;
+  spec.p = 0.2;
+  return spec;
+}
+
 // A network with random weights and batch-norm statistics spread so that each layer's thresholds
 // fall inside the range of its dot products (many decisions near the threshold).
 inline ModelIR spread_model_ir(const ModelSpec& spec, unsigned seed) {
