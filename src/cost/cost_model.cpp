@@ -11,16 +11,6 @@
 
 namespace spinbayes {
 
-std::string to_string(DropoutScheme scheme) {
-  switch (scheme) {
-    case DropoutScheme::none: return "none";
-    case DropoutScheme::element: return "element";
-    case DropoutScheme::spatial: return "spatial";
-    case DropoutScheme::layer: return "layer";
-  }
-  return "none";
-}
-
 EnergyBreakdown& EnergyBreakdown::operator+=(const EnergyBreakdown& o) {
   modules_pj += o.modules_pj;
   crossbar_pj += o.crossbar_pj;
@@ -43,25 +33,25 @@ AreaBreakdown& AreaBreakdown::operator+=(const AreaBreakdown& o) {
 
 bool uses_adc(const LayerMapping& m) { return m.on_crossbar && (m.output || m.row_tiles > 1); }
 
-int dropout_modules(const LayerMapping& m, DropoutScheme scheme, ElementMasks element_masks) {
+int dropout_modules(const LayerMapping& m, DropoutKind scheme, ElementMasks element_masks) {
   if (!m.dropout) return 0;
   switch (scheme) {
-    case DropoutScheme::none: return 0;
-    case DropoutScheme::element:
+    case DropoutKind::none: return 0;
+    case DropoutKind::element:
       return element_masks == ElementMasks::per_element && !m.linear ? m.in_channels * m.in_h * m.in_w : m.modules_element;
-    case DropoutScheme::spatial: return m.modules_spatial;
-    case DropoutScheme::layer: return 1;
+    case DropoutKind::spatial: return m.modules_spatial;
+    case DropoutKind::layer: return 1;
   }
   return 0;
 }
 
-EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, double p, ElementMasks element_masks) {
+EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, double p, ElementMasks element_masks) {
   EventCounts e;
   if (!m.on_crossbar) {
     e.digital_macs = static_cast<double>(m.macs);
     return e;
   }
-  const bool dropped = scheme != DropoutScheme::none && m.dropout;
+  const bool dropped = scheme != DropoutKind::none && m.dropout;
   const double keep = dropped ? 1.0 - p : 1.0;
   const double windows = static_cast<double>(m.windows);
   const double driven_rows = static_cast<double>(m.in_map_rows) * keep;  // summed over windows
@@ -76,7 +66,7 @@ EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, do
   if (!dropped) return e;
   const double modules = dropout_modules(m, scheme, element_masks);
   switch (scheme) {
-    case DropoutScheme::element:
+    case DropoutKind::element:
       if (element_masks == ElementMasks::per_element) {
         // One bit per input element, read by every tap that lands inside the map.
         e.module_resets = e.module_writes = modules;
@@ -85,12 +75,12 @@ EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, do
         e.module_resets = e.module_writes = e.module_reads = modules * windows;
       }
       break;
-    case DropoutScheme::spatial:
-    case DropoutScheme::layer:
+    case DropoutKind::spatial:
+    case DropoutKind::layer:
       e.module_resets = e.module_writes = modules;
       e.module_reads = modules * windows;
       break;
-    case DropoutScheme::none: break;
+    case DropoutKind::none: break;
   }
   return e;
 }
@@ -142,19 +132,10 @@ AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& t
   return a;
 }
 
-DropoutScheme scheme_of(DropoutKind kind) {
-  switch (kind) {
-    case DropoutKind::none: return DropoutScheme::none;
-    case DropoutKind::element: return DropoutScheme::element;
-    case DropoutKind::spatial: return DropoutScheme::spatial;
-  }
-  return DropoutScheme::none;
-}
-
 std::vector<EventCounts> expected_ledger(const ModelSpec& spec, const HardwareConfig& hw, int samples,
                                          std::uint64_t images, bool dropout) {
   const bool stochastic = dropout && spec.has_dropout();
-  const DropoutScheme scheme = stochastic ? scheme_of(spec.dropout) : DropoutScheme::none;
+  const DropoutKind scheme = stochastic ? spec.dropout : DropoutKind::none;
   std::vector<EventCounts> out;
   for (const LayerMapping& m : map_layers(spec, hw.crossbar)) {
     const EventCounts pass = expected_pass_events(m, scheme, spec.p, hw.dropout_module.element_masks);
@@ -180,11 +161,11 @@ PricedLedger price_ledger(const Ledger& ledger, const Technology& tech) {
 
 EnergyBreakdown SchemeCost::energy_at(int samples) const {
   EnergyBreakdown e = prefix_energy;
-  e += sample_energy.scaled(scheme == DropoutScheme::none ? 1 : samples);
+  e += sample_energy.scaled(scheme == DropoutKind::none ? 1 : samples);
   return e;
 }
 
-const SchemeCost& CostReport::scheme(DropoutScheme s) const {
+const SchemeCost& CostReport::scheme(DropoutKind s) const {
   for (const SchemeCost& c : schemes) {
     if (c.scheme == s) return c;
   }
@@ -198,22 +179,22 @@ double ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
 }  // namespace
 
 double CostReport::modules_element_over_spatial() const {
-  return ratio(scheme(DropoutScheme::element).total.modules, scheme(DropoutScheme::spatial).total.modules);
+  return ratio(scheme(DropoutKind::element).total.modules, scheme(DropoutKind::spatial).total.modules);
 }
 
 double CostReport::dropout_energy_element_over_spatial() const {
-  return ratio(scheme(DropoutScheme::element).total.energy.modules_pj,
-               scheme(DropoutScheme::spatial).total.energy.modules_pj);
+  return ratio(scheme(DropoutKind::element).total.energy.modules_pj,
+               scheme(DropoutKind::spatial).total.energy.modules_pj);
 }
 
 double CostReport::layer_modules_element_over_spatial(std::size_t layer) const {
-  return ratio(scheme(DropoutScheme::element).layers.at(layer).modules,
-               scheme(DropoutScheme::spatial).layers.at(layer).modules);
+  return ratio(scheme(DropoutKind::element).layers.at(layer).modules,
+               scheme(DropoutKind::spatial).layers.at(layer).modules);
 }
 
 double CostReport::layer_dropout_energy_element_over_spatial(std::size_t layer) const {
-  return ratio(scheme(DropoutScheme::element).layers.at(layer).energy.modules_pj,
-               scheme(DropoutScheme::spatial).layers.at(layer).energy.modules_pj);
+  return ratio(scheme(DropoutKind::element).layers.at(layer).energy.modules_pj,
+               scheme(DropoutKind::spatial).layers.at(layer).energy.modules_pj);
 }
 
 CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Technology& tech, int samples,
@@ -240,11 +221,11 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
   without.dropout = DropoutKind::none;
   const std::vector<LayerMapping> plain = map_layers(without, hw.crossbar);
 
-  for (DropoutScheme s : kDropoutSchemes) {
+  for (DropoutKind s : kDropoutKinds) {
     SchemeCost c;
     c.scheme = s;
-    c.runs = s == DropoutScheme::none ? 1 : samples;
-    const std::vector<LayerMapping>& mapping = s == DropoutScheme::none ? plain : r.mapping;
+    c.runs = s == DropoutKind::none ? 1 : samples;
+    const std::vector<LayerMapping>& mapping = s == DropoutKind::none ? plain : r.mapping;
     for (const LayerMapping& m : mapping) {
       LayerCost l;
       l.modules = dropout_modules(m, s, hw.dropout_module.element_masks);
@@ -256,7 +237,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
       const double pass_ns = pass_latency_ns(m, l.modules, l.pass, tech);
       l.latency_ns = pass_ns * runs;
       l.area = layer_area(m, l.modules, tech, hw.crossbar);
-      const bool per_sample = m.per_sample && s != DropoutScheme::none;
+      const bool per_sample = m.per_sample && s != DropoutKind::none;
       (per_sample ? c.sample_energy : c.prefix_energy) += l.pass_energy;
       (per_sample ? c.sample_latency_ns : c.prefix_latency_ns) += pass_ns;
       c.total.modules += l.modules;
@@ -335,10 +316,10 @@ std::string cost_table(const CostReport& r) {
   out += "energy per inference in nJ (pass energy x runs: T for layers from the first dropout site on, 1 before it "
          "and without dropout)\n\n";
 
-  const SchemeCost& el = r.scheme(DropoutScheme::element);
-  const SchemeCost& sp = r.scheme(DropoutScheme::spatial);
-  const SchemeCost& ly = r.scheme(DropoutScheme::layer);
-  const SchemeCost& no = r.scheme(DropoutScheme::none);
+  const SchemeCost& el = r.scheme(DropoutKind::element);
+  const SchemeCost& sp = r.scheme(DropoutKind::spatial);
+  const SchemeCost& ly = r.scheme(DropoutKind::layer);
+  const SchemeCost& no = r.scheme(DropoutKind::none);
   out += fmt::format("{:<6} {:<9} {:>6} {:>5} {:>5} {:>7} {:>3} | {:>7} {:>7} {:>5} {:>7} | {:>10} {:>10} {:>10} {:>8}\n",
                      "layer", "kind", "rows", "cols", "tiles", "windows", "T", "mod el", "mod sp", "mod 1", "el/sp",
                      "drop el", "drop sp", "drop 1", "el/sp");
@@ -411,8 +392,8 @@ nlohmann::json cost_json(const CostReport& r) {
     s["latency_per_sample_ns"] = c.sample_latency_ns;
     schemes[to_string(c.scheme)] = s;
   }
-  const SchemeCost& el = r.scheme(DropoutScheme::element);
-  const SchemeCost& sp = r.scheme(DropoutScheme::spatial);
+  const SchemeCost& el = r.scheme(DropoutKind::element);
+  const SchemeCost& sp = r.scheme(DropoutKind::spatial);
   Technology tech_copy = r.tech;  // table() binds to a mutable object
   const nlohmann::json tech = nlohmann::json::parse(tech_copy.table().to_commented_json(), nullptr, true, true);
   return {{"model", r.spec},

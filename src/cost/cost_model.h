@@ -33,10 +33,6 @@
 
 namespace spinbayes {
 
-enum class DropoutScheme { none, element, spatial, layer };
-inline constexpr std::array<DropoutScheme, 4> kDropoutSchemes = {DropoutScheme::none, DropoutScheme::element,
-                                                                 DropoutScheme::spatial, DropoutScheme::layer};
-std::string to_string(DropoutScheme scheme);
 
 struct EnergyBreakdown {  // pJ
   double modules_pj = 0;    // dropout modules: resets, stochastic writes, reads
@@ -60,12 +56,12 @@ bool uses_adc(const LayerMapping& m);
 
 // Dropout modules a layer needs under `scheme` (0 where its input has no dropout). Element
 // dropout with per_element masks holds one bit per input element: C_in * H * W modules.
-int dropout_modules(const LayerMapping& m, DropoutScheme scheme,
+int dropout_modules(const LayerMapping& m, DropoutKind scheme,
                     ElementMasks element_masks = ElementMasks::per_window);
 
 // Expected events of one pass of a layer. `element_masks` is the hardware config's
 // dropout_module.element_masks.
-EventCounts expected_pass_events(const LayerMapping& m, DropoutScheme scheme, double p, ElementMasks element_masks);
+EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, double p, ElementMasks element_masks);
 
 EnergyBreakdown price_events(const EventCounts& events, const Technology& tech);
 
@@ -81,9 +77,6 @@ double pass_latency_ns(const LayerMapping& m, int modules, const EventCounts& pa
 // Area of a layer: its tiles (each layer owns whole tiles), dropout modules, one sense amplifier
 // per column or the ADCs of each tile. The first layer's digital unit is not counted.
 AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& tech, const CrossbarParams& crossbar);
-
-// The model's own dropout kind as a scheme.
-DropoutScheme scheme_of(DropoutKind kind);
 
 // What a simulated run's ledger holds on average: per layer, for `images` images of `samples` MC
 // samples, under the model's own dropout (per_sample layers counted `samples` times). With
@@ -112,7 +105,7 @@ struct LayerCost {
 };
 
 struct SchemeCost {
-  DropoutScheme scheme = DropoutScheme::none;
+  DropoutKind scheme = DropoutKind::none;
   int runs = 1;  // passes of the per-sample layers per inference: T, or 1 without dropout
   std::vector<LayerCost> layers;
   LayerCost total;  // summed over layers
@@ -130,9 +123,9 @@ struct CostReport {
   HardwareConfig hw;
   Technology tech;
   std::vector<LayerMapping> mapping;  // the network with dropout at the model's dropout sites
-  std::vector<SchemeCost> schemes;    // in kDropoutSchemes order
+  std::vector<SchemeCost> schemes;    // in kDropoutKinds order
 
-  const SchemeCost& scheme(DropoutScheme s) const;
+  const SchemeCost& scheme(DropoutKind s) const;
   double modules_element_over_spatial() const;
   double dropout_energy_element_over_spatial() const;
   // The same two ratios for one layer; 0 where the layer has no dropout.

@@ -27,7 +27,7 @@ void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
   for (int t = 1; t <= t_max; ++t) {
     curves += fmt::format("{}", t);
     for (const SchemeCost& c : r.schemes) curves += fmt::format(" {:.6g}", c.energy_at(t).total_pj() * uj);
-    for (DropoutScheme s : {DropoutScheme::element, DropoutScheme::spatial, DropoutScheme::layer}) {
+    for (DropoutKind s : {DropoutKind::element, DropoutKind::spatial, DropoutKind::layer}) {
       curves += fmt::format(" {:.6g}", r.scheme(s).energy_at(t).modules_pj * uj);
     }
     curves += "\n";

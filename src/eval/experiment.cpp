@@ -731,7 +731,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
             c.samples = t;
             return run_cost(c);
           };
-          const DropoutScheme own = scheme_of(m.train.spec.dropout);
+          const DropoutKind own = m.train.spec.dropout;
           json along_t = json::array();
           for (int t : cost_ts) {
             const CostReport r = priced(t);

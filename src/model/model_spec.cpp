@@ -23,6 +23,7 @@ std::string to_string(DropoutKind kind) {
     case DropoutKind::none: return "none";
     case DropoutKind::element: return "element";
     case DropoutKind::spatial: return "spatial";
+    case DropoutKind::layer: return "layer";
   }
   return "none";
 }
@@ -62,6 +63,7 @@ void ModelSpec::validate() const {
   }
   if (width < 0 || width > 4096) throw Error("width: must be in 1..4096 (0 = default), got " + std::to_string(width));
   if (!(p >= 0.0 && p < 1.0)) throw Error("p: dropout probability must be in [0, 1), got " + std::to_string(p));
+  if (dropout == DropoutKind::layer) throw Error("dropout: 'layer' is a cost-model scheme, not one a model trains with");
   parse_dropout_layers(dropout_layers);
   if (channels < 1 || channels > 64 || height < 8 || height > 1024 || width_px < 8 || width_px > 1024 ||
       classes < 2 || classes > 10000) {

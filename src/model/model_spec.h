@@ -2,6 +2,7 @@
 // The architecture of a binary network, independent of any backend: which zoo model, its width,
 // where dropout sits and of which kind. The layer list derived from it is what the trainer, the
 // inference engine and the hardware cost model all walk.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,8 +11,15 @@
 
 namespace spinbayes {
 
-enum class DropoutKind { none, element, spatial };
-DropoutKind parse_dropout_kind(const std::string& name);  // throws Error for unknown names
+// Where dropout's random bits fall, in training, on the chip and in the cost model alike: nowhere;
+// one per input element (MC-Dropout; SpinDrop's hardware); one per input channel, held over the
+// map (MC-SpatialDropout); one for a whole layer's input (the cost model's lower bound of
+// Scale-Dropout's kind: priced, never trained).
+enum class DropoutKind { none, element, spatial, layer };
+inline constexpr std::array<DropoutKind, 4> kDropoutKinds = {DropoutKind::none, DropoutKind::element,
+                                                             DropoutKind::spatial, DropoutKind::layer};
+// A kind a model can be trained with (none, element, spatial); throws Error for any other name.
+DropoutKind parse_dropout_kind(const std::string& name);
 std::string to_string(DropoutKind kind);
 
 struct ModelSpec {

@@ -92,10 +92,10 @@ TEST(CostModules, KSquaredFewerForEveryConvEqualForLinear) {
                                                 {"mlp", 64}}) {
     SCOPED_TRACE(architecture + " width " + std::to_string(width));
     const CostReport r = cost_report(spec_of(architecture, width), hw, Technology::defaults(hw), 10);
-    const auto& el = r.scheme(DropoutScheme::element);
-    const auto& sp = r.scheme(DropoutScheme::spatial);
-    const auto& one = r.scheme(DropoutScheme::layer);
-    const auto& none = r.scheme(DropoutScheme::none);
+    const auto& el = r.scheme(DropoutKind::element);
+    const auto& sp = r.scheme(DropoutKind::spatial);
+    const auto& one = r.scheme(DropoutKind::layer);
+    const auto& none = r.scheme(DropoutKind::none);
     int conv_sites = 0;
     for (std::size_t i = 0; i < r.mapping.size(); ++i) {
       const LayerMapping& m = r.mapping[i];
@@ -151,8 +151,8 @@ TEST(CostModules, WholeNetworkRatiosForVggSmallAndLenet) {
       spatial += l.in_channels;
     }
     const CostReport r = cost_report(spec, hw, Technology::defaults(hw), 10);
-    EXPECT_EQ(r.scheme(DropoutScheme::element).total.modules, element);
-    EXPECT_EQ(r.scheme(DropoutScheme::spatial).total.modules, spatial);
+    EXPECT_EQ(r.scheme(DropoutKind::element).total.modules, element);
+    EXPECT_EQ(r.scheme(DropoutKind::spatial).total.modules, spatial);
     EXPECT_DOUBLE_EQ(r.modules_element_over_spatial(), element / spatial);
     RecordProperty(architecture + "_" + layers + "_modules_ratio", std::to_string(r.modules_element_over_spatial()));
     if (layers == "last:2") {
@@ -189,7 +189,7 @@ TEST(CostHandNetwork, CountsEnergiesLatencyAndAreaByHand) {
   EXPECT_FALSE(r.mapping[0].per_sample);
 
   // Events of one pass, element scheme (a module per row, fresh at every window).
-  const auto& el = r.scheme(DropoutScheme::element);
+  const auto& el = r.scheme(DropoutKind::element);
   const EventCounts& e2 = el.layers[1].pass;
   EXPECT_DOUBLE_EQ(e2.module_resets, 50.0 * 64);
   EXPECT_DOUBLE_EQ(e2.module_writes, 50.0 * 64);
@@ -199,13 +199,13 @@ TEST(CostHandNetwork, CountsEnergiesLatencyAndAreaByHand) {
   EXPECT_DOUBLE_EQ(e2.sense_decisions, 64.0 * 4);
   EXPECT_DOUBLE_EQ(e2.adc_conversions, 0.0);
   // Spatial: two modules, reset and written once, read at each of the 64 windows.
-  const auto& sp = r.scheme(DropoutScheme::spatial);
+  const auto& sp = r.scheme(DropoutKind::spatial);
   EXPECT_DOUBLE_EQ(sp.layers[1].pass.module_resets, 2.0);
   EXPECT_DOUBLE_EQ(sp.layers[1].pass.module_writes, 2.0);
   EXPECT_DOUBLE_EQ(sp.layers[1].pass.module_reads, 2.0 * 64);
   EXPECT_DOUBLE_EQ(sp.layers[1].pass.cell_reads, e2.cell_reads);  // same expected word lines
   // One module per layer.
-  const auto& one = r.scheme(DropoutScheme::layer);
+  const auto& one = r.scheme(DropoutKind::layer);
   EXPECT_DOUBLE_EQ(one.layers[1].pass.module_writes, 1.0);
   EXPECT_DOUBLE_EQ(one.layers[1].pass.module_reads, 64.0);
   // Linear layers: 64 and 32 modules written and read once per pass under element and spatial.
@@ -218,7 +218,7 @@ TEST(CostHandNetwork, CountsEnergiesLatencyAndAreaByHand) {
   EXPECT_DOUBLE_EQ(el.layers[3].pass.digital_accumulates, 10.0);
   EXPECT_DOUBLE_EQ(el.layers[0].pass.digital_macs, 24.0 * 24 * 2 * 25);
   // No dropout: every in-map row driven.
-  EXPECT_DOUBLE_EQ(r.scheme(DropoutScheme::none).layers[1].pass.wordline_drives, 50.0 * 64);
+  EXPECT_DOUBLE_EQ(r.scheme(DropoutKind::none).layers[1].pass.wordline_drives, 50.0 * 64);
 
   // Dropout-module energy per inference (pJ): T passes of the three dropout layers.
   const double write_path = 1.0 + 2.0;  // reset + write
@@ -270,11 +270,11 @@ TEST(CostHandNetwork, PerElementMasksCountOneModulePerInputElement) {
   HardwareConfig hw = HardwareConfig::defaults();
   hw.dropout_module.element_masks = ElementMasks::per_element;
   const CostReport r = cost_report(spec_of("lenet", 2, "all", DropoutKind::element, 0.25), hw, round_technology(), 3);
-  const auto& conv2 = r.scheme(DropoutScheme::element).layers[1];
+  const auto& conv2 = r.scheme(DropoutKind::element).layers[1];
   EXPECT_EQ(conv2.modules, 2 * 12 * 12);
   EXPECT_DOUBLE_EQ(conv2.pass.module_writes, 2.0 * 12 * 12);
   EXPECT_DOUBLE_EQ(conv2.pass.module_reads, 50.0 * 64);
-  EXPECT_EQ(r.scheme(DropoutScheme::element).layers[2].modules, 64);  // linear: one per input
+  EXPECT_EQ(r.scheme(DropoutKind::element).layers[2].modules, 64);  // linear: one per input
 }
 
 // The per-layer ratio of a KxK conv follows from the counts: element spends (reset + write + read)
@@ -294,8 +294,8 @@ TEST(CostRatios, DropoutEnergyRatioFollowsCountsAndPerEventEnergies) {
       const double w = static_cast<double>(m.windows), k2 = m.kernel * m.kernel;
       expect_near_rel(r.layer_dropout_energy_element_over_spatial(i), k2 * w * (writes + read) / (writes + w * read),
                       m.name);
-      conv_el += r.scheme(DropoutScheme::element).layers[i].energy.modules_pj;
-      conv_sp += r.scheme(DropoutScheme::spatial).layers[i].energy.modules_pj;
+      conv_el += r.scheme(DropoutKind::element).layers[i].energy.modules_pj;
+      conv_sp += r.scheme(DropoutKind::spatial).layers[i].energy.modules_pj;
     }
     // Never below the module ratio, and bounded by K^2 (1 + writes / read).
     EXPECT_GT(conv_el / conv_sp, 9.0);
@@ -327,13 +327,13 @@ TEST(CostInference, EnergyGrowsLinearlyInSamplesPrefixOnce) {
   const Technology t = Technology::defaults(hw);
   const CostReport r5 = cost_report(spec_of("vgg-small", 16), hw, t, 5);
   const CostReport r9 = cost_report(spec_of("vgg-small", 16), hw, t, 9);
-  for (DropoutScheme s : kDropoutSchemes) {
+  for (DropoutKind s : kDropoutKinds) {
     SCOPED_TRACE(to_string(s));
     const SchemeCost& a = r5.scheme(s);
     const SchemeCost& b = r9.scheme(s);
     expect_near_rel(a.total.energy.total_pj(), a.energy_at(5).total_pj(), "energy_at(T) is the reported total");
     expect_near_rel(b.total.energy.total_pj(), a.energy_at(9).total_pj(), "energy_at extrapolates");
-    if (s == DropoutScheme::none) {
+    if (s == DropoutKind::none) {
       expect_near_rel(a.total.energy.total_pj(), b.total.energy.total_pj(), "no dropout: one pass");
     } else {
       // conv1 runs once per image; the rest T times.
@@ -385,7 +385,7 @@ TEST(CostLedger, PricedLedgerMatchesAnalyticCountsWithoutDropout) {
   // Without dropout every pass is the same: each layer runs once per image, whatever `samples`.
   const CostReport one = cost_report(spec, hw, t, 1);
   for (std::size_t i = 0; i < expected.size(); ++i) {
-    expect_near_rel(expected[i].cell_reads, one.scheme(DropoutScheme::none).layers[i].pass.cell_reads * images,
+    expect_near_rel(expected[i].cell_reads, one.scheme(DropoutKind::none).layers[i].pass.cell_reads * images,
                     "once per image");
   }
   // A dropout model run with dropout off counts the same.

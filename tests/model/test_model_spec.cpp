@@ -80,6 +80,17 @@ TEST(ModelSpec, RejectsBadFieldsNamingThem) {
   spec.dropout_layers = "first:2";
   EXPECT_THROW(spec.validate(), Error);
   EXPECT_THROW(parse_dropout_kind("gaussian"), Error);
+  // One bit per layer is a scheme the cost model prices, not one a model trains with.
+  EXPECT_EQ(to_string(DropoutKind::layer), "layer");
+  EXPECT_THROW(parse_dropout_kind("layer"), Error);
+  spec.dropout_layers = "all";
+  spec.dropout = DropoutKind::layer;
+  try {
+    spec.validate();
+    ADD_FAILURE() << "a model with one dropout bit per layer validated";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dropout: 'layer'"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ModelSpec, JsonRoundTrip) {
