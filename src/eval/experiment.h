@@ -15,9 +15,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "data/datasets.h"
+#include "eval/experiment_results.h"
 
 namespace spinbayes {
 
@@ -66,7 +65,7 @@ struct ExperimentOptions {
 };
 
 struct ExperimentResult {
-  nlohmann::json results;  // what DIR/results.json holds
+  ExperimentResults results;  // what DIR/results.json holds
   std::vector<std::string> reused_models;  // finished training runs found in place
   int stages_run = 0, stages_cached = 0;
   double seconds = 0;
