@@ -8,8 +8,6 @@
 #include <functional>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "cost/cost_model.h"
