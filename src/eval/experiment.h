@@ -10,14 +10,17 @@
 // equals the current one and redoes the others; an interrupted training run resumes from its last
 // checkpoint. Each number comes from the same library call the `eval`, `sweep` and `cost`
 // subcommands make, and the report gives that command next to it.
+//
+// The parts: the plan of models and stages (eval/experiment_plan.h), the stage store and progress
+// lines (eval/stage_cache.h), the typed results (eval/experiment_results.h), and the figures and
+// report.md drawn from them (eval/experiment_report.h).
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "data/datasets.h"
+#include "eval/experiment_results.h"
 
 namespace spinbayes {
 
@@ -66,7 +69,7 @@ struct ExperimentOptions {
 };
 
 struct ExperimentResult {
-  nlohmann::json results;  // what DIR/results.json holds
+  ExperimentResults results;  // what DIR/results.json holds
   std::vector<std::string> reused_models;  // finished training runs found in place
   int stages_run = 0, stages_cached = 0;
   double seconds = 0;

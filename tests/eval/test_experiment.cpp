@@ -14,6 +14,7 @@
 #include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -26,6 +27,8 @@
 #include "data/idx.h"
 #include "data/image_set.h"
 #include "eval/evaluation.h"
+#include "eval/experiment_plan.h"
+#include "eval/experiment_report.h"
 #include "train/export.h"
 
 namespace fs = std::filesystem;
@@ -199,6 +202,14 @@ TEST_F(Experiment, NumbersEqualTheEvalAndCostCommandsAndTheLibrary) {
   EXPECT_EQ(spinbayes::cost_json(spinbayes::run_cost(c)), element["cost"]["report"]);
 }
 
+// results.json reads back into the typed results unchanged, and report.md is drawn from them alone.
+TEST_F(Experiment, ResultsReadBackAndTheReportComesFromThemAlone) {
+  const json written = json::parse(read_file(straight_ / "results.json"));
+  const auto results = written.get<spinbayes::ExperimentResults>();
+  EXPECT_EQ(json(results), written);
+  EXPECT_EQ(spinbayes::experiment_report_markdown(results), read_file(straight_ / "report.md"));
+}
+
 // Killed with SIGKILL in training and again between stages, then run to the end: the same results
 // as the uninterrupted run, finished stages not redone, no temporary file left.
 TEST_F(Experiment, KilledAndRunAgainMatchesAnUninterruptedRun) {
@@ -263,4 +274,42 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
   }
   fs::remove_all(dir);
+}
+
+// One list of stages, each named once and after its model's training; models found by role; the
+// main software evaluation doubles as the T axis's point at the main T; extra rates get no sweep.
+TEST(ExperimentPlan, EachStageOnceAfterItsTrainingModelsByRole) {
+  using spinbayes::ModelRole;
+  using spinbayes::StageKind;
+  auto o = spinbayes::ExperimentOptions::quick_run();
+  o.extra_p = {0.2};
+  o.samples = 3;
+  o.t_values = {1, 3, 10};
+  o.curve_test_count = o.test_count;
+  const auto plan = spinbayes::plan_experiment(o);
+  ASSERT_EQ(plan.models.size(), 4u);
+  EXPECT_EQ(plan.model(ModelRole::spatial).name, "vgg16-spatial");
+  EXPECT_EQ(plan.model(ModelRole::extra_spatial).name, "vgg16-spatial-p0.2");
+  EXPECT_EQ(plan.model(ModelRole::deterministic).train.spec.dropout, spinbayes::DropoutKind::none);
+
+  std::set<std::string> names;
+  std::vector<bool> trained(plan.models.size());
+  std::vector<std::string> t_axis;
+  for (const auto& s : plan.stages) {
+    EXPECT_TRUE(names.insert(s.name).second) << s.name;
+    if (s.kind == StageKind::train) {
+      trained[s.model] = true;
+    } else {
+      EXPECT_TRUE(trained[s.model]) << s.name;
+    }
+    if (plan.models[s.model].role == ModelRole::spatial && (s.kind == StageKind::curve_point || s.on_t_axis)) {
+      t_axis.push_back(s.name);
+    }
+  }
+  EXPECT_EQ(t_axis, (std::vector<std::string>{"eval-vgg16-spatial-engine", "curve-vgg16-spatial-T1",
+                                              "curve-vgg16-spatial-T10"}));
+  EXPECT_EQ(names.count("curve-vgg16-none-T1"), 1u);
+  EXPECT_EQ(names.count("curve-vgg16-none-T10"), 0u);  // no dropout: one point serves every T
+  EXPECT_EQ(names.count("sweep-vgg16-spatial"), 1u);
+  EXPECT_EQ(names.count("sweep-vgg16-spatial-p0.2"), 0u);
 }

@@ -1,0 +1,98 @@
+// The experiment's two presets, the checks of its options, and the command lines the report quotes.
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "eval/evaluation.h"
+#include "eval/experiment.h"
+#include "hw/hardware_config.h"
+
+namespace spinbayes {
+
+ExperimentOptions ExperimentOptions::full() {
+  ExperimentOptions o;
+  o.out = "runs/experiment";
+  return o;
+}
+
+ExperimentOptions ExperimentOptions::quick_run() {
+  ExperimentOptions o;
+  o.out = "runs/experiment-quick";
+  o.quick = true;
+  o.width = 16;
+  o.epochs = 5;
+  o.train_subset = 8000;
+  o.validation = 1000;
+  o.extra_p = {0.05, 0.2};
+  o.t_values = {1, 3, 10, 30};
+  o.test_count = 1000;
+  o.chip_test_count = 500;
+  o.curve_test_count = 1000;
+  o.sweep_values = {0, 0.05, 0.1};
+  o.sweep_test_count = 200;
+  return o;
+}
+
+void ExperimentOptions::validate() const {
+  auto in_range = [](const char* name, long long v, long long lo, long long hi) {
+    if (v < lo || v > hi) throw Error(fmt::format("{}: must be in {}..{}, got {}", name, lo, hi, v));
+  };
+  if (!(p > 0.0 && p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", p));
+  in_range("--width", width, 0, 4096);
+  ModelSpec spec;
+  spec.architecture = architecture;
+  spec.width = width;
+  spec.p = p;
+  spec.validate();
+  in_range("--epochs", epochs, 1, 1000);
+  in_range("--batch", batch, 1, 60000);
+  if (!(lr > 0.0 && lr <= 1.0)) throw Error(fmt::format("--lr: must be in (0, 1], got {:g}", lr));
+  in_range("--train-subset", train_subset, 0, 60000);
+  in_range("--validation", validation, 0, 59000);
+  std::set<double> rates = {p};
+  for (double q : extra_p) {
+    if (!(q > 0.0 && q < 1.0)) throw Error(fmt::format("--extra-p: dropout probability must be in (0, 1), got {:g}", q));
+    if (!rates.insert(q).second) throw Error(fmt::format("--extra-p: {:g} is given twice (or equals --p)", q));
+  }
+  in_range("--samples", samples, 1, 10000);
+  if (t_values.empty()) throw Error("--t-values: give at least one T");
+  for (int t : t_values) in_range("--t-values", t, 1, 10000);
+  in_range("--test-count", test_count, 0, 10000);
+  in_range("--chip-test-count", chip_test_count, 0, 10000);
+  in_range("--curve-test-count", curve_test_count, 0, 10000);
+  in_range("--ood-count", ood_count, 0, 10000);
+  if (ood.empty()) throw Error("--ood: give at least one OOD set");
+  for (const auto& name : ood) check_ood_set_name(name, "--ood");
+  if (sweep_values.empty()) throw Error("--sweep-values: give at least one value");
+  in_range("--sweep-chips", sweep_chips, 1, 100);
+  in_range("--sweep-samples", sweep_samples, 1, 10000);
+  in_range("--sweep-test-count", sweep_test_count, 0, 10000);
+  in_range("--threads", threads, 1, 256);
+  HardwareConfig probe = HardwareConfig::load("default");
+  if (probe.table().number_unit(sweep_param) == nullptr) {
+    throw Error("--sweep-param: '" + printable(sweep_param) + "' is not a numeric hardware parameter");
+  }
+  for (double v : sweep_values) {
+    HardwareConfig hw = probe;
+    hw.table().apply(nlohmann::json{{sweep_param, v}}, "--sweep-values");
+  }
+}
+
+std::string shell_line(const std::vector<std::string>& args) {
+  std::string out = "spinbayes";
+  for (const auto& a : args) {
+    const bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                         "0123456789-_./,:=+@%") == std::string::npos;
+    if (plain) {
+      out += " " + a;
+    } else {
+      std::string quoted = "'";
+      for (char c : a) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      out += " " + quoted + "'";
+    }
+  }
+  return out;
+}
+
+}  // namespace spinbayes
