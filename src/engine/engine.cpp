@@ -145,19 +145,17 @@ PatchRows Engine::batch_pass(int index, std::span<BinaryMap> maps, const MaskKey
   return {patches.signs, KeepRows(patches.keep), patches.kept.data()};
 }
 
-std::vector<std::int32_t> Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed,
-                                             std::uint64_t image, std::uint64_t sample, bool dropout) const {
+std::vector<std::int32_t> Engine::layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout) const {
   LayerScratch scratch;
-  layer_dots(index, input, seed, image, sample, dropout, scratch);
+  layer_dots(input, key, dropout, scratch);
   return std::move(scratch.dots);
 }
 
-void Engine::layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
-                        std::uint64_t sample, bool dropout, LayerScratch& scratch) const {
+void Engine::layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout, LayerScratch& scratch) const {
+  const int index = key.layer;
   const EngineLayer& l = model_->layer(index);
   const bool mask = model_->masked(index, dropout);
   const MaskGrain g = grain(index, mask);
-  const MaskKey key{seed, image, sample, index};
   LayerEvents events;
   scratch.dots.resize(static_cast<std::size_t>(l.shape.out_h) * l.shape.out_w * l.shape.out_channels);
   if (g == MaskGrain::channel) {
@@ -179,14 +177,14 @@ BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout
   return pooled(l, std::move(signs));
 }
 
-void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image,
-                       int first_sample, bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const {
+void Engine::run_layer(std::vector<BinaryMap>& maps, const MaskKey& first, bool dropout, LayerScratch& scratch,
+                       float* logits, LayerEvents& events) const {
+  const int i = first.layer;
   const EngineLayer& l = model_->layer(i);
   const ArrayStage& arrays = *backend_.arrays;
   const int n = static_cast<int>(maps.size());
   const bool mask = model_->masked(i, dropout);
   const MaskGrain g = grain(i, mask);
-  const MaskKey first{seed, image, static_cast<std::uint64_t>(first_sample), i};
   const int out_c = l.shape.out_channels;
   const int windows = l.shape.out_h * l.shape.out_w;  // im2col's output pixels (1 for a linear layer)
   const std::size_t per_sample = static_cast<std::size_t>(windows) * out_c;
@@ -213,7 +211,7 @@ void Engine::run_layer(int i, std::vector<BinaryMap>& maps, std::uint64_t seed, 
   if (g == MaskGrain::channel) {
     // One sample at a time, keep rows shared by the windows of each rectangle of in-map taps.
     for (int s = 0; s < n; ++s) {
-      const MaskKey key{seed, image, first.sample + static_cast<std::uint64_t>(s), i};
+      const MaskKey key{first.seed, first.image, first.sample + static_cast<std::uint64_t>(s), i};
       finish(s, channel_pass(i, maps[static_cast<std::size_t>(s)], key, mask, scratch,
                              dots.data() + static_cast<std::size_t>(s) * per_sample, events),
              0);
@@ -231,7 +229,7 @@ BinaryMap Engine::run_prefix(const float* pixels, LayerEvents* events) const {
   if (events != nullptr) events[0].digital_macs += static_cast<std::uint64_t>(layers().front().shape.macs());
   LayerScratch buffers;
   for (int i = 1; i < model_->first_dropout_layer(); ++i) {
-    run_layer(i, maps, 0, 0, 0, false, buffers, nullptr, events != nullptr ? events[i] : scratch);
+    run_layer(maps, MaskKey{0, 0, 0, i}, false, buffers, nullptr, events != nullptr ? events[i] : scratch);
   }
   return std::move(maps[0]);
 }
@@ -250,7 +248,7 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
     const int n = std::min(batch, count - begin);
     maps.assign(static_cast<std::size_t>(n), prefix);
     for (int i = model_->first_dropout_layer(); i < layer_count; ++i) {
-      run_layer(i, maps, seed, image, first_sample + begin, dropout, buffers,
+      run_layer(maps, MaskKey{seed, image, static_cast<std::uint64_t>(first_sample + begin), i}, dropout, buffers,
                 logits + static_cast<std::size_t>(begin) * spec().classes, events != nullptr ? events[i] : scratch);
     }
   }

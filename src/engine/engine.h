@@ -52,24 +52,23 @@ class Engine {
   // each layer together, as one taller binary GEMM.
   void run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, int first_sample, int count,
                   bool dropout, float* logits, LayerEvents* events = nullptr) const;
-  // Layer `index`'s integer dot products (out pixels x out channels, channels fastest) for a map,
-  // after applying that layer's masks when `dropout` is set. For tests and the bench.
-  std::vector<std::int32_t> layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image,
-                                       std::uint64_t sample, bool dropout) const;
+  // Layer key.layer's integer dot products (out pixels x out channels, channels fastest) for a
+  // map, after applying that layer's masks of pass `key` when `dropout` is set. For tests and the
+  // bench.
+  std::vector<std::int32_t> layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout) const;
   // The same into scratch.dots, with buffers kept from call to call as the Monte Carlo loop keeps
   // them (the bench times layers this way).
-  void layer_dots(int index, const BinaryMap& input, std::uint64_t seed, std::uint64_t image, std::uint64_t sample,
-                  bool dropout, LayerScratch& scratch) const;
+  void layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout, LayerScratch& scratch) const;
   // Layer `index`'s output map (its decisions, pooled) from its dots (out pixels x out channels)
   // through the ideal threshold, for a hidden layer.
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
 
  private:
-  // Binary layer `index` (>= 1) for maps[s], s < n: the passes of samples first_sample + s of one
-  // image (the prefix pass: one map, no dropout). The maps become the layer's outputs; the output
-  // layer writes n x classes logits instead.
-  void run_layer(int index, std::vector<BinaryMap>& maps, std::uint64_t seed, std::uint64_t image, int first_sample,
-                 bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const;
+  // Binary layer first.layer (>= 1) for maps[s], s < n: the passes of samples first.sample + s of
+  // one image (the prefix pass: one map, no dropout). The maps become the layer's outputs; the
+  // output layer writes n x classes logits instead.
+  void run_layer(std::vector<BinaryMap>& maps, const MaskKey& first, bool dropout, LayerScratch& scratch,
+                 float* logits, LayerEvents& events) const;
   // The grain of layer `index`'s masks in this pass; unmasked layers run as the channel grain with
   // every channel kept.
   MaskGrain grain(int index, bool mask) const { return mask ? backend_.masks->grain(index) : MaskGrain::channel; }

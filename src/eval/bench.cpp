@@ -109,8 +109,9 @@ BenchReport run_bench(const BenchOptions& o) {
 #pragma omp for schedule(dynamic, 8)
           for (int i = 0; i < images.n; ++i) {
             for (int sample = 0; sample < o.samples; ++sample)
-              engine.layer_dots(index, maps[static_cast<std::size_t>(i)], o.seed, static_cast<std::uint64_t>(i),
-                                static_cast<std::uint64_t>(sample), true, scratch);
+              engine.layer_dots(maps[static_cast<std::size_t>(i)],
+                                MaskKey{o.seed, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(sample), index},
+                                true, scratch);
           }
         }
       });
@@ -124,7 +125,7 @@ BenchReport run_bench(const BenchOptions& o) {
 #pragma omp parallel for schedule(dynamic, 8)
     for (int i = 0; i < images.n; ++i) {
       auto& m = maps[static_cast<std::size_t>(i)];
-      m = engine.layer_output(index, engine.layer_dots(index, m, 0, 0, 0, false).data(), false);
+      m = engine.layer_output(index, engine.layer_dots(m, MaskKey{0, 0, 0, index}, false).data(), false);
     }
   }
 

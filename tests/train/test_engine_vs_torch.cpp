@@ -132,8 +132,9 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
       if (pre.dim() == 2) pre = pre.view({pre.size(0), pre.size(1), 1, 1});
       const auto torch_dots = (pre / scale).permute({0, 2, 3, 1}).contiguous();  // channels last
       for (int i = 0; i < images.n; ++i) {
-        const auto dots = engine.layer_dots(layer, to_map(input, i), seed, static_cast<std::uint64_t>(i),
-                                            static_cast<std::uint64_t>(sample), masked);
+        const auto dots = engine.layer_dots(
+            to_map(input, i), MaskKey{seed, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(sample), layer},
+            masked);
         const auto expected = torch_dots[i].flatten();
         ASSERT_EQ(static_cast<std::int64_t>(dots.size()), expected.numel());
         const float* e = expected.data_ptr<float>();
