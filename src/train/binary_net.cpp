@@ -125,8 +125,21 @@ BinaryNet load_trained_net(const std::filesystem::path& run_dir) {
   } catch (const c10::Error&) {
     throw Error(checkpoint.string() + ": corrupt or incompatible checkpoint");
   }
+  check_finite_tensors(*net, checkpoint.string());
   net->eval();
   return net;
+}
+
+void check_finite_tensor(const torch::Tensor& tensor, const std::string& name, const std::string& origin) {
+  if (!tensor.defined() || !tensor.is_floating_point()) return;
+  if (!torch::isfinite(tensor).all().item<bool>()) {
+    throw Error(printable(origin) + ": tensor '" + name + "' holds non-finite values (NaN or infinity)");
+  }
+}
+
+void check_finite_tensors(torch::nn::Module& net, const std::string& origin) {
+  for (const auto& item : net.named_parameters()) check_finite_tensor(item.value(), item.key(), origin);
+  for (const auto& item : net.named_buffers()) check_finite_tensor(item.value(), item.key(), origin);
 }
 
 }  // namespace spinbayes
