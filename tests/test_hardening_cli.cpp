@@ -84,7 +84,7 @@ TEST(HardeningCli, TrainingSetsSmallerThanABatchAreRefused) {
   const auto dir = fresh_dir("small");
   expect_one_line_error(run_cli("train --model mlp --width 16 --subset 1 --validation 100 --epochs 1 --quiet --out " +
                                 (dir / "a").string()),
-                        {"subset", "fewer than one batch of 100"});
+                        {"training set", "--subset 1", "fewer than one batch of 100"});
   EXPECT_FALSE(fs::exists(dir / "a" / "checkpoint.pt"));
   expect_one_line_error(run_cli("train --model mlp --width 16 --subset 99 --validation 100 --epochs 1 --quiet --out " +
                                 (dir / "b").string()),
@@ -257,6 +257,9 @@ TEST(HardeningCli, CommandLineErrorsAreOneLineWithExitOne) {
                         {"--values", "'zz\\ny' is not a number"});
   expect_one_line_error(run_cli("experiment --quick --extra-p nan --out /tmp/x"), {"--extra-p", "not a finite number"});
   expect_one_line_error(run_cli(""), {"subcommand"});
+  // Seeds are unsigned 64-bit: -1 is not wrapped to 2^64 - 1, nor 2^64 saturated.
+  expect_one_line_error(run_cli("train --model mlp --out /tmp/x --seed -1"), {"--seed", "'-1' is not a whole number"});
+  expect_one_line_error(run_cli("eval --model x --chip-seed 18446744073709551616"), {"--chip-seed", "not a whole number"});
   const auto help = run_cli("train --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("--epochs"), std::string::npos);

@@ -2,6 +2,7 @@
 // The command line's own checks and parsers, shared by every subcommand: numbers (one parser for
 // every option that takes a list of numbers), UTF-8 arguments, and CLI11's errors turned into the
 // one-line form "spinbayes: error: ...".
+#include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -28,6 +29,21 @@ inline double parse_number(const std::string& option, const std::string& text) {
     throw Error(option + ": '" + printable(text) + "' is not a finite number");
   }
   return value;
+}
+
+// For options stored in a std::uint64_t (the seeds): CLI11 would wrap "-1" to 2^64 - 1 and
+// saturate what is past 2^64 - 1; this refuses both, and anything but decimal digits.
+inline CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+          return "'" + printable(text) + "' is not a whole number in 0..18446744073709551615";
+        }
+        return std::string();
+      },
+      "UINT64");
 }
 
 // "a,b,c" as numbers (empty items skipped).

@@ -52,7 +52,7 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_option("--lr", o.lr)->capture_default_str();
   cmd->add_option("--train-subset", o.train_subset, "Training images (0 = all)")->capture_default_str();
   cmd->add_option("--validation", o.validation, "Training images held out (OOD threshold)")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Training seed")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Training seed")->check(seed_value())->capture_default_str();
   cmd->add_option("--p", o.p, "Dropout rate of the element and spatial models")->capture_default_str();
   cmd->add_option("--extra-p", c->extra_p, "More spatial models at these rates (comma-separated; the p axis)")
       ->capture_default_str();
@@ -64,8 +64,8 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
       ->capture_default_str();
   cmd->add_option("--ood-count", o.ood_count, "Images per OOD set (0 = as many as test images)")->capture_default_str();
   cmd->add_option("--ood", c->ood, "OOD sets besides mnist, gaussian, rotate90 (e.g. idx:PATH; comma-separated)");
-  cmd->add_option("--eval-seed", o.eval_seed, "Seed of the dropout masks and noise sets")->capture_default_str();
-  cmd->add_option("--chip-seed", o.chip_seed, "Which simulated chip")->capture_default_str();
+  cmd->add_option("--eval-seed", o.eval_seed, "Seed of the dropout masks and noise sets")->check(seed_value())->capture_default_str();
+  cmd->add_option("--chip-seed", o.chip_seed, "Which simulated chip")->check(seed_value())->capture_default_str();
   cmd->add_option("--sweep-param", o.sweep_param, "Hardware parameter of the device-variation chart")
       ->capture_default_str();
   cmd->add_option("--sweep-values", c->sweep_values, "Its values (comma-separated)")->capture_default_str();
@@ -113,6 +113,7 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
     throw Error("--train-subset: " + std::to_string(o.train_subset) + " images are fewer than one batch of " +
                 std::to_string(o.batch) + "; lower --batch or train on more images");
   }
+  o.validate();  // before the lock creates the directory
   if (o.out.empty()) throw Error("--out: must not be empty");
   // Held for the whole run: a second experiment into the same directory stops here.
   const DirectoryLock lock(o.out, "--out", "experiment");

@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--epochs", train.epochs)->capture_default_str();
   train_cmd->add_option("--batch", train.batch)->capture_default_str();
   train_cmd->add_option("--lr", train.lr, "Adam learning rate (cosine schedule)")->capture_default_str();
-  train_cmd->add_option("--seed", train.seed)->capture_default_str();
+  train_cmd->add_option("--seed", train.seed)->check(seed_value())->capture_default_str();
   train_cmd->add_option("--validation", train.validation, "Images held out for validation")
       ->capture_default_str();
   train_cmd->add_option("--subset", train.subset, "Train on N images only (0 = all)")->capture_default_str();
@@ -135,9 +135,10 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--hw", eval.hardware, "cim: hardware config file, or a preset: default, ideal")
       ->capture_default_str();
   eval_cmd->add_option("--chip-seed", eval.chip_seed, "cim: seed of the simulated chip's device variation")
+      ->check(seed_value())
       ->capture_default_str();
   eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
-  eval_cmd->add_option("--seed", eval.seed)->capture_default_str();
+  eval_cmd->add_option("--seed", eval.seed)->check(seed_value())->capture_default_str();
   eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");
   eval_cmd->add_option("--ood", ood_list, "OOD sets: mnist,gaussian,uniform,rotate90,invert,idx:PATH")
       ->capture_default_str();
@@ -157,7 +158,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--samples", bench.samples, "Monte Carlo samples T")->capture_default_str();
   bench_cmd->add_option("--images", bench.images, "Test images to run")->capture_default_str();
   bench_cmd->add_option("--threads", bench.threads)->capture_default_str();
-  bench_cmd->add_option("--seed", bench.seed)->capture_default_str();
+  bench_cmd->add_option("--seed", bench.seed)->check(seed_value())->capture_default_str();
   bench_cmd->add_option("--json", bench_json_path, "Write the figures as JSON");
   bench_cmd->add_option("--hw", bench.hardware, "Also time the simulated chip: default, ideal or a config file");
   add_data_options(*bench_cmd, bench.paths);
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--samples", sweep.eval.samples, "Monte Carlo samples T")->capture_default_str();
   sweep_cmd->add_option("--test-count", sweep.eval.test_count, "First N test images (0 = all)")->capture_default_str();
   sweep_cmd->add_option("--ood", sweep_ood, "OOD sets for the AUROC")->capture_default_str();
-  sweep_cmd->add_option("--seed", sweep.eval.seed)->capture_default_str();
+  sweep_cmd->add_option("--seed", sweep.eval.seed)->check(seed_value())->capture_default_str();
   sweep_cmd->add_option("--threads", sweep.eval.threads)->capture_default_str();
   sweep_cmd->add_option("--out", sweep.out, "Output prefix: writes PREFIX.csv and PREFIX.png (default DIR/sweep-PARAM)");
   add_data_options(*sweep_cmd, sweep.eval.paths);

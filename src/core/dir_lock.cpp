@@ -12,10 +12,11 @@
 namespace spinbayes {
 
 DirectoryLock::DirectoryLock(const std::filesystem::path& dir, const std::string& option, const std::string& what) {
+  if (dir.empty()) throw Error(option + ": must not be empty");
   const std::string name = option + ": " + printable(dir.string());
   std::error_code ec;
   if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec)) {
-    throw Error(name + ": exists and is not a directory");
+    throw Error(option + ": '" + printable(dir.string()) + "' exists and is not a directory");
   }
   std::filesystem::create_directories(dir, ec);
   if (ec) throw Error(name + ": cannot create the directory: " + ec.message());

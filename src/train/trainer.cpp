@@ -171,7 +171,7 @@ TrainResult train_model(const TrainOptions& input_options) {
   // Every step takes a whole batch (a last partial one is dropped): fewer images than one batch
   // would leave nothing to train on, and batch norm needs at least two.
   if (data.train.n < options.batch) {
-    throw Error(fmt::format("subset: the training set holds {} images after the validation split ({} held out){}, "
+    throw Error(fmt::format("training set: it holds {} images after the validation split ({} held out){}, "
                             "fewer than one batch of {}; lower --batch or train on more images",
                             data.train.n, options.validation,
                             options.subset > 0 ? fmt::format(" and --subset {}", options.subset) : std::string(),
