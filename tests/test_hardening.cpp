@@ -140,6 +140,13 @@ TEST_F(Hardening, SeveralOutputsAreWrittenAllOrNone) {
   auto names = names_in(dir_);
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"a.csv", "b.png"})) << "a temporary was left behind";
+  // A device that fails is written before any file is renamed into place.
+  const fs::path full = dir_ / "full";
+  if (::mknod(full.c_str(), S_IFCHR | 0666, makedev(1, 7)) == 0) {
+    expect_error([&] { write_files_atomic({{dir_ / "a.csv", "new a"}, {full, "plot"}}); }, {"No space left"});
+    EXPECT_EQ(read_file(dir_ / "a.csv"), "old a") << "the file was renamed though the device failed";
+    fs::remove(full);
+  }
   write_files_atomic({{dir_ / "a.csv", "new a"}, {dir_ / "c.png", "new c"}});
   EXPECT_EQ(read_file(dir_ / "a.csv"), "new a");
   EXPECT_EQ(read_file(dir_ / "c.png"), "new c");

@@ -236,12 +236,21 @@ void write_files_atomic(const std::vector<std::pair<std::filesystem::path, std::
     }
     throw;
   }
+  // What is written through (a device, a FIFO) can fail and cannot be taken back, so it goes
+  // first; the renames, which replace regular files, follow once it has succeeded.
+  std::vector<std::size_t> order;
   for (std::size_t i = 0; i < staged.size(); ++i) {
+    if (staged[i].target.through) order.push_back(i);
+  }
+  for (std::size_t i = 0; i < staged.size(); ++i) {
+    if (!staged[i].target.through) order.push_back(i);
+  }
+  for (std::size_t k = 0; k < order.size(); ++k) {
     try {
-      commit(staged[i], files[i].second);
+      commit(staged[order[k]], files[order[k]].second);
     } catch (...) {
-      for (std::size_t j = i + 1; j < staged.size(); ++j) {
-        if (!staged[j].tmp.empty()) ::unlink(staged[j].tmp.c_str());
+      for (std::size_t j = k + 1; j < order.size(); ++j) {
+        if (!staged[order[j]].tmp.empty()) ::unlink(staged[order[j]].tmp.c_str());
       }
       throw;
     }

@@ -118,6 +118,7 @@ BinaryNet load_trained_net(const std::filesystem::path& run_dir) {
   BinaryNet net(options.spec);
   const auto checkpoint = run_dir / "checkpoint.pt";
   if (!std::filesystem::exists(checkpoint)) throw Error(checkpoint.string() + ": not found (train the model first)");
+  if (!std::filesystem::is_regular_file(checkpoint)) throw Error(checkpoint.string() + ": not a regular file");
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(checkpoint.string());

@@ -126,6 +126,7 @@ void save_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::o
 
 int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::optim::Adam& optimizer,
                     nlohmann::json& history) {
+  if (!std::filesystem::is_regular_file(path)) throw Error(path.string() + ": not a regular file");
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string());
