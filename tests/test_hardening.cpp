@@ -165,6 +165,12 @@ TEST_F(Hardening, ReadingADirectoryOrAMissingFileSaysSo) {
   expect_error([&] { table.apply_file(dir_ / "hw.json"); }, {"is a directory"});
 }
 
+TEST_F(Hardening, AnIdxFifoIsRefusedInsteadOfWaitingForAWriter) {
+  const fs::path fifo = dir_ / "images-idx3-ubyte";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+  expect_error([&] { load_idx_images(fifo); }, {fifo.string(), "not a regular file"});
+}
+
 // ---- locks ---------------------------------------------------------------------------------------
 
 TEST_F(Hardening, ADirectoryLockExcludesASecondHolderUntilReleased) {

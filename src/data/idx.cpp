@@ -68,6 +68,8 @@ class ZReader {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail(path, "file not found");
     if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, expected an IDX file");
+    // A FIFO would block the open until someone writes; a device has no size to check against.
+    if (!std::filesystem::is_regular_file(path, ec)) fail(path, "is not a regular file, expected an IDX file");
     file_ = gzopen(path.c_str(), "rb");
     if (file_ == nullptr)
       fail(path, std::string("cannot open for reading: ") + std::strerror(errno));
