@@ -8,24 +8,14 @@
 
 #include <fmt/format.h>
 
+#include "cli/arguments.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/text.h"
 
 namespace spinbayes {
 
 namespace {
-
-double number_of(const std::string& option, const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || text.empty()) throw Error(option + ": '" + printable(text) + "' is not a number");
-  return value;
-}
 
 std::string text_of(const std::vector<double>& values) {
   std::string out;
@@ -62,7 +52,7 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_option("--lr", o.lr)->capture_default_str();
   cmd->add_option("--train-subset", o.train_subset, "Training images (0 = all)")->capture_default_str();
   cmd->add_option("--validation", o.validation, "Training images held out (OOD threshold)")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Training seed")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Training seed")->check(seed_value())->capture_default_str();
   cmd->add_option("--p", o.p, "Dropout rate of the element and spatial models")->capture_default_str();
   cmd->add_option("--extra-p", c->extra_p, "More spatial models at these rates (comma-separated; the p axis)")
       ->capture_default_str();
@@ -74,8 +64,8 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
       ->capture_default_str();
   cmd->add_option("--ood-count", o.ood_count, "Images per OOD set (0 = as many as test images)")->capture_default_str();
   cmd->add_option("--ood", c->ood, "OOD sets besides mnist, gaussian, rotate90 (e.g. idx:PATH; comma-separated)");
-  cmd->add_option("--eval-seed", o.eval_seed, "Seed of the dropout masks and noise sets")->capture_default_str();
-  cmd->add_option("--chip-seed", o.chip_seed, "Which simulated chip")->capture_default_str();
+  cmd->add_option("--eval-seed", o.eval_seed, "Seed of the dropout masks and noise sets")->check(seed_value())->capture_default_str();
+  cmd->add_option("--chip-seed", o.chip_seed, "Which simulated chip")->check(seed_value())->capture_default_str();
   cmd->add_option("--sweep-param", o.sweep_param, "Hardware parameter of the device-variation chart")
       ->capture_default_str();
   cmd->add_option("--sweep-values", c->sweep_values, "Its values (comma-separated)")->capture_default_str();
@@ -103,19 +93,30 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   ExperimentOptions& o = c.options;
   o.t_values.clear();
   for (const auto& t : split_list(c.t_values)) {
-    const double v = number_of("--t-values", t);
+    const double v = parse_number("--t-values", t);
+    if (!(v >= 1 && v <= 10000)) throw Error("--t-values: '" + printable(t) + "' is not in 1..10000");
     if (v != static_cast<double>(static_cast<int>(v))) throw Error("--t-values: '" + printable(t) + "' is not a whole number");
     o.t_values.push_back(static_cast<int>(v));
   }
-  o.extra_p.clear();
-  for (const auto& p : split_list(c.extra_p)) o.extra_p.push_back(number_of("--extra-p", p));
-  o.sweep_values.clear();
-  for (const auto& v : split_list(c.sweep_values)) o.sweep_values.push_back(number_of("--sweep-values", v));
+  o.extra_p = parse_number_list("--extra-p", c.extra_p);
+  o.sweep_values = parse_number_list("--sweep-values", c.sweep_values);
   for (const auto& name : split_list(c.ood)) {
     if (std::find(o.ood.begin(), o.ood.end(), name) == o.ood.end()) o.ood.push_back(name);
   }
   o.command = "spinbayes";
   for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];
+  std::error_code ec;
+  if (!o.models.empty() && std::filesystem::exists(o.models, ec) && !std::filesystem::is_directory(o.models, ec)) {
+    throw Error("--models: '" + printable(o.models.string()) + "' exists and is not a directory");
+  }
+  if (o.train_subset > 0 && o.train_subset < o.batch) {
+    throw Error("--train-subset: " + std::to_string(o.train_subset) + " images are fewer than one batch of " +
+                std::to_string(o.batch) + "; lower --batch or train on more images");
+  }
+  o.validate();  // before the lock creates the directory
+  if (o.out.empty()) throw Error("--out: must not be empty");
+  // Held for the whole run: a second experiment into the same directory stops here.
+  const DirectoryLock lock(o.out, "--out", "experiment");
   const ExperimentResult r = run_experiment(o);
   std::printf("wrote %s, %s and %s/figures (%d stages run, %d cached, %.1f s)\n", (o.out / "report.md").c_str(),
               (o.out / "results.json").c_str(), o.out.c_str(), r.stages_run, r.stages_cached, r.seconds);

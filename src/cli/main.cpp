@@ -1,11 +1,15 @@
 // spinbayes: the command line. Thin: each subcommand parses options into a library call.
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
+#include <iterator>
+#include <new>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "core/atomic_file.h"
+#include "cli/arguments.h"
 #include "cli/experiment_command.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/text.h"
 #include "cost/cost_model.h"
@@ -28,6 +32,68 @@ void add_data_options(CLI::App& cmd, DataPaths& paths) {
       ->capture_default_str();
 }
 
+// Fails unless every reported number in `report` is finite: a NaN must never pass for a result.
+void check_finite(const nlohmann::json& report, const std::string& what, const std::string& where = "") {
+  if (report.is_number_float() && !std::isfinite(report.get<double>())) {
+    throw Error(what + ": the result '" + where + "' is not finite (" + fmt::format("{}", report.get<double>()) +
+                "); the settings give no computable figures");
+  }
+  if (report.is_structured()) {
+    for (auto it = report.begin(); it != report.end(); ++it) {
+      const std::string key = report.is_object() ? it.key() : std::to_string(std::distance(report.begin(), it));
+      check_finite(*it, what, where.empty() ? key : where + "." + key);
+    }
+  }
+}
+
+// Checks done before CLI11 sees the arguments: every argument must be UTF-8 (paths and names go
+// into JSON reports, which hold only UTF-8), and the first must name a subcommand.
+void check_arguments(int argc, char** argv, const CLI::App& app) {
+  for (int i = 1; i < argc; ++i) {
+    if (!valid_utf8(argv[i])) {
+      throw Error("argument " + std::to_string(i) + " '" + quoted_argument(argv[i]) + "' is not valid UTF-8");
+    }
+  }
+  if (argc < 2 || argv[1][0] == '-') return;
+  std::string known;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (sub->get_name() == argv[1]) return;
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+  }
+  throw Error("unknown subcommand '" + quoted_argument(argv[1]) + "' (known: " + known + ")");
+}
+
+// Explicitly given training options replace the saved run's, so that train_model() can refuse
+// the ones that differ; the rest come from the run.
+TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
+  TrainOptions o = load_run_config(given.out);
+  const auto set = [&](const char* option) { return cmd.count(option) > 0; };
+  if (set("--model")) o.spec.architecture = given.spec.architecture;
+  if (set("--width")) o.spec.width = given.spec.width;
+  if (set("--dropout")) o.spec.dropout = given.spec.dropout;
+  if (set("--p")) o.spec.p = given.spec.p;
+  if (set("--dropout-layers")) o.spec.dropout_layers = given.spec.dropout_layers;
+  if (set("--epochs")) o.epochs = given.epochs;
+  if (set("--batch")) o.batch = given.batch;
+  if (set("--lr")) o.lr = given.lr;
+  if (set("--seed")) o.seed = given.seed;
+  if (set("--validation")) o.validation = given.validation;
+  if (set("--subset")) o.subset = given.subset;
+  if (set("--threads")) o.threads = given.threads;
+  const auto differences = run_setting_differences(o, load_run_config(given.out));
+  if (!differences.empty()) {
+    std::string list;
+    for (const auto& d : differences) list += (list.empty() ? "" : ", ") + d;
+    throw Error("--resume: " + given.out.string() + " holds a run trained with other settings: " + list +
+                "; resume with the run's settings or train into another --out");
+  }
+  o.out = given.out;
+  o.resume = true;
+  o.quiet = given.quiet;
+  o.paths = given.paths;
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -48,7 +114,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--epochs", train.epochs)->capture_default_str();
   train_cmd->add_option("--batch", train.batch)->capture_default_str();
   train_cmd->add_option("--lr", train.lr, "Adam learning rate (cosine schedule)")->capture_default_str();
-  train_cmd->add_option("--seed", train.seed)->capture_default_str();
+  train_cmd->add_option("--seed", train.seed)->check(seed_value())->capture_default_str();
   train_cmd->add_option("--validation", train.validation, "Images held out for validation")
       ->capture_default_str();
   train_cmd->add_option("--subset", train.subset, "Train on N images only (0 = all)")->capture_default_str();
@@ -69,9 +135,10 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--hw", eval.hardware, "cim: hardware config file, or a preset: default, ideal")
       ->capture_default_str();
   eval_cmd->add_option("--chip-seed", eval.chip_seed, "cim: seed of the simulated chip's device variation")
+      ->check(seed_value())
       ->capture_default_str();
   eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
-  eval_cmd->add_option("--seed", eval.seed)->capture_default_str();
+  eval_cmd->add_option("--seed", eval.seed)->check(seed_value())->capture_default_str();
   eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");
   eval_cmd->add_option("--ood", ood_list, "OOD sets: mnist,gaussian,uniform,rotate90,invert,idx:PATH")
       ->capture_default_str();
@@ -91,7 +158,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--samples", bench.samples, "Monte Carlo samples T")->capture_default_str();
   bench_cmd->add_option("--images", bench.images, "Test images to run")->capture_default_str();
   bench_cmd->add_option("--threads", bench.threads)->capture_default_str();
-  bench_cmd->add_option("--seed", bench.seed)->capture_default_str();
+  bench_cmd->add_option("--seed", bench.seed)->check(seed_value())->capture_default_str();
   bench_cmd->add_option("--json", bench_json_path, "Write the figures as JSON");
   bench_cmd->add_option("--hw", bench.hardware, "Also time the simulated chip: default, ideal or a config file");
   add_data_options(*bench_cmd, bench.paths);
@@ -115,7 +182,7 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--samples", sweep.eval.samples, "Monte Carlo samples T")->capture_default_str();
   sweep_cmd->add_option("--test-count", sweep.eval.test_count, "First N test images (0 = all)")->capture_default_str();
   sweep_cmd->add_option("--ood", sweep_ood, "OOD sets for the AUROC")->capture_default_str();
-  sweep_cmd->add_option("--seed", sweep.eval.seed)->capture_default_str();
+  sweep_cmd->add_option("--seed", sweep.eval.seed)->check(seed_value())->capture_default_str();
   sweep_cmd->add_option("--threads", sweep.eval.threads)->capture_default_str();
   sweep_cmd->add_option("--out", sweep.out, "Output prefix: writes PREFIX.csv and PREFIX.png (default DIR/sweep-PARAM)");
   add_data_options(*sweep_cmd, sweep.eval.paths);
@@ -154,24 +221,26 @@ int main(int argc, char** argv) {
   const auto experiment = add_experiment_command(app, argc, argv);
 
   try {
+    check_arguments(argc, argv, app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::string what = e.what();
+    if (what.empty()) what = e.get_name();
+    std::fprintf(stderr, "spinbayes: error: %s\n", quoted_argument(what).c_str());
+    return 1;
+  } catch (const spinbayes::Error& e) {
+    std::fprintf(stderr, "spinbayes: error: %s\n", e.what());
+    return 1;
   }
 
   try {
     if (*train_cmd) {
       train.spec.dropout = parse_dropout_kind(dropout);
       if (train.resume && std::filesystem::exists(train.out / "config.json")) {
-        // Resume what the directory holds; only the epoch budget and runtime knobs may change.
-        TrainOptions saved = load_run_config(train.out);
-        saved.epochs = train_cmd->count("--epochs") > 0 ? train.epochs : saved.epochs;
-        saved.out = train.out;
-        saved.resume = true;
-        saved.quiet = train.quiet;
-        saved.threads = train.threads;
-        saved.paths = train.paths;
-        train = saved;
+        // Resume what the directory holds with the run's own settings; only runtime knobs
+        // (--threads, --quiet, the data paths) may change.
+        train = resume_options(*train_cmd, train);
       }
       const TrainResult r = train_model(train);
       std::printf("trained %s (%s dropout, p=%g) for %d epochs in %.1f s: validation accuracy %.2f %%\n",
@@ -181,32 +250,30 @@ int main(int argc, char** argv) {
       eval.ood = split_list(ood_list);
       eval.score = parse_ood_score(score);
       eval.backend = parse_backend(backend);
+      if (!eval_json.empty()) check_output_path(eval_json, "--json");
       const EvalReport report = evaluate(eval);
+      const nlohmann::json json = report_json(report);
+      check_finite(json, "eval");
       std::fputs(report_table(report).c_str(), stdout);
-      if (!eval_json.empty()) write_file_atomic(eval_json, report_json(report).dump(2) + "\n");
+      if (!eval_json.empty()) write_file_atomic(eval_json, json.dump(2) + "\n");
     } else if (*bench_cmd) {
+      if (!bench_json_path.empty()) check_output_path(bench_json_path, "--json");
       const BenchReport report = run_bench(bench);
+      const nlohmann::json json = bench_json(report);
+      check_finite(json, "bench");
       std::fputs(bench_table(report).c_str(), stdout);
-      if (!bench_json_path.empty()) write_file_atomic(bench_json_path, bench_json(report).dump(2) + "\n");
+      if (!bench_json_path.empty()) write_file_atomic(bench_json_path, json.dump(2) + "\n");
     } else if (*sweep_cmd) {
       sweep.eval.ood = split_list(sweep_ood);
-      for (const auto& v : split_list(sweep_values)) {
-        std::size_t used = 0;
-        double value = 0;
-        try {
-          value = std::stod(v, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != v.size()) throw Error("--values: '" + v + "' is not a number");
-        sweep.values.push_back(value);
-      }
+      sweep.values = parse_number_list("--values", sweep_values);
       if (sweep.out.empty()) sweep.out = sweep.eval.model / ("sweep-" + sweep.param);
-      const SweepReport report = run_sweep(sweep);
       const auto csv = std::filesystem::path(sweep.out.string() + ".csv");
       const auto png = std::filesystem::path(sweep.out.string() + ".png");
-      write_file_atomic(csv, sweep_csv(report));
-      write_sweep_plot(report, png);
+      check_output_path(csv, "--out");
+      check_output_path(png, "--out");
+      const SweepReport report = run_sweep(sweep);
+      // Both files or neither: the figure is drawn before either is written.
+      write_files_atomic({{csv, sweep_csv(report)}, {png, sweep_plot_png(report)}});
       std::printf("wrote %s and %s\n", csv.c_str(), png.c_str());
     } else if (*hw_cmd) {
       HardwareConfig hw = HardwareConfig::load(hw_source);
@@ -215,11 +282,18 @@ int main(int argc, char** argv) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());
     } else if (*cost_cmd) {
+      if (!cost_json_path.empty()) check_output_path(cost_json_path, "--json");
+      if (!cost_plot_path.empty()) check_output_path(cost_plot_path, "--plot");
       cost.model_ir = ensure_model_ir(cost_dir);
       const CostReport report = run_cost(cost);
+      const nlohmann::json json = cost_json(report);
+      check_finite(json, "cost");
       std::fputs(cost_table(report).c_str(), stdout);
-      if (!cost_json_path.empty()) write_file_atomic(cost_json_path, cost_json(report).dump(2) + "\n");
-      if (!cost_plot_path.empty()) write_cost_plot(report, cost_plot_path);
+      // Both files or neither: the figure is drawn before either is written.
+      std::vector<std::pair<std::filesystem::path, std::string>> files;
+      if (!cost_json_path.empty()) files.emplace_back(cost_json_path, json.dump(2) + "\n");
+      if (!cost_plot_path.empty()) files.emplace_back(cost_plot_path, cost_plot_png(report));
+      write_files_atomic(files);
     } else if (*experiment->app) {
       run_experiment_command(*experiment, argc, argv);
     } else if (*convert_cmd) {
@@ -227,12 +301,15 @@ int main(int argc, char** argv) {
       std::printf("wrote %s\n", digits_out.c_str());
     }
   } catch (const spinbayes::Error& e) {
-    std::fprintf(stderr, "spinbayes: error: %s\n", e.what());
+    std::fprintf(stderr, "spinbayes: error: %s\n", printable(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "spinbayes: error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    std::fprintf(stderr, "spinbayes: error: %s\n", what.c_str());
+    std::fprintf(stderr, "spinbayes: error: %s\n", printable(what).c_str());
     return 1;
   }
   return 0;

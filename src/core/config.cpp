@@ -3,14 +3,13 @@
 #include <algorithm>
 
 #include <cmath>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace spinbayes {
 
@@ -94,13 +93,21 @@ void ConfigTable::set(const Entry& e, const nlohmann::json& value, const std::st
       if (!value.is_number()) throw Error(fmt::format("{}: {} must be a number", origin, e.key));
       *e.number = value.get<double>();
       break;
-    case Entry::Type::integer:
-      if (!value.is_number_integer()) throw Error(fmt::format("{}: {} must be an integer", origin, e.key));
-      if (value.get<std::int64_t>() < e.lo || value.get<std::int64_t>() > e.hi) {
+    case Entry::Type::integer: {
+      // A whole number written as a real (8.0, or 8 from a sweep's list of doubles) is that integer.
+      if (!value.is_number()) throw Error(fmt::format("{}: {} must be an integer", origin, e.key));
+      const double number = value.is_number_unsigned() ? static_cast<double>(value.get<std::uint64_t>())
+                            : value.is_number_integer() ? static_cast<double>(value.get<std::int64_t>())
+                                                        : value.get<double>();
+      if (!std::isfinite(number) || number != std::floor(number)) {
+        throw Error(fmt::format("{}: {} must be an integer, got {}", origin, e.key, value.dump()));
+      }
+      if (number < e.lo || number > e.hi) {
         throw Error(fmt::format("{}: {} = {} is out of range [{:g}, {:g}]", origin, e.key, value.dump(), e.lo, e.hi));
       }
-      *e.integer = value.get<int>();
+      *e.integer = static_cast<int>(number);
       break;
+    }
     case Entry::Type::choice:
     {
       if (!value.is_string()) throw Error(fmt::format("{}: {} must be a string", origin, e.key));
@@ -139,13 +146,10 @@ void ConfigTable::apply(const nlohmann::json& document, const std::string& origi
 }
 
 void ConfigTable::apply_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = read_file_bytes(path);
   nlohmann::json document;
   try {
-    document = nlohmann::json::parse(text.str(), nullptr, true, /*ignore_comments=*/true);
+    document = nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
   } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range for 1e400
     std::string what = e.what();
     throw Error(path.string() + ": not valid JSON (" + what.substr(0, what.find('\n')) + ")");

@@ -57,6 +57,11 @@ std::string gnuplot_escaped(const std::string& text) {
 
 void render_plot(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
                  const std::filesystem::path& png, const std::string& option) {
+  write_file_atomic(png, render_plot_png(script, data, option));
+}
+
+std::string render_plot_png(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
+                            const std::string& option) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
     throw Error(option + ": gnuplot not found (install the Debian package gnuplot-nox)");
   }
@@ -72,7 +77,7 @@ void render_plot(const std::string& script, const std::vector<std::pair<std::str
     why = why.substr(0, why.find_first_of('\n', why.find_first_not_of(" \n")));
     throw Error(option + ": gnuplot failed" + (why.empty() ? std::string() : ": " + why));
   }
-  write_file_atomic(png, read_text(out));
+  return read_text(out);
 }
 
 }  // namespace spinbayes

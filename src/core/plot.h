@@ -12,6 +12,9 @@ namespace spinbayes {
 // write 'out.png' there. `option` names the command-line option in errors ("--plot").
 void render_plot(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
                  const std::filesystem::path& png, const std::string& option);
+// The same, returning the PNG's bytes (for a command that writes it together with other files).
+std::string render_plot_png(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
+                            const std::string& option);
 
 // Text inside a gnuplot single-quoted string: a quote is written twice.
 std::string gnuplot_escaped(const std::string& text);

@@ -155,5 +155,6 @@ nlohmann::json energy_json(const EnergyBreakdown& energy);
 // Two panels: energy per inference by component and scheme (stacked bars), and energy per
 // inference against T. Runs gnuplot (pngcairo); the PNG is written atomically.
 void write_cost_plot(const CostReport& report, const std::filesystem::path& png);
+std::string cost_plot_png(const CostReport& report);  // the same figure's bytes
 
 }  // namespace spinbayes

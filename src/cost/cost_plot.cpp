@@ -3,12 +3,17 @@
 
 #include <fmt/format.h>
 
+#include "core/atomic_file.h"
 #include "core/plot.h"
 #include "cost/cost_model.h"
 
 namespace spinbayes {
 
 void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
+  write_file_atomic(png, cost_plot_png(r));
+}
+
+std::string cost_plot_png(const CostReport& r) {
   constexpr double uj = 1e-6;  // uJ per pJ
 
   // The dropout-module part is printed above each bar: on the spatial and layer bars it is too
@@ -70,7 +75,7 @@ void write_cost_plot(const CostReport& r, const std::filesystem::path& png) {
             "'' using 1:7 title 'spatial, dropout modules' lw 2 dt 2 lc rgb '#1f77b4', " +
             "'' using 1:8 title 'layer, dropout modules' lw 2 dt 2 lc rgb '#2ca02c'\n";
   script += "unset multiplot\n";
-  render_plot(script, {{"bars.dat", bars}, {"curves.dat", curves}}, png, "--plot");
+  return render_plot_png(script, {{"bars.dat", bars}, {"curves.dat", curves}}, "--plot");
 }
 
 }  // namespace spinbayes

@@ -23,6 +23,9 @@ std::vector<unsigned char> read_whole_file(const std::filesystem::path& path) {
   if (std::filesystem::is_directory(path, ec)) {
     throw Error(path.string() + ": is a directory, expected a CIFAR-10 batch file");
   }
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw Error(path.string() + ": is not a regular file, expected a CIFAR-10 batch file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path.string() + ": cannot open for reading");
   std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),

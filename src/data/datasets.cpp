@@ -60,7 +60,8 @@ ImageSet empty_like(const ImageSet& reference, const std::string& name, int coun
 // An IDX image file as an unlabeled OOD set of the reference's shape.
 ImageSet idx_ood_set(const std::string& name, const std::filesystem::path& path,
                      const ImageSet& reference, int count) {
-  ImageSet set = load_idx_images(path);
+  // Only the images asked for are read: a file announcing millions costs no more than `count`.
+  ImageSet set = load_idx_images(path, {}, static_cast<std::uint32_t>(std::max(count, 0)));
   if (!same_shape(set, reference)) {
     throw Error(path.string() + ": image shape " + shape_string(set) +
                 " does not match the in-distribution shape " + shape_string(reference));
@@ -148,14 +149,14 @@ DataPaths DataPaths::from_environment() {
   return paths;
 }
 
-ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split) {
+ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split, int max_images) {
   if (split != "train" && split != "test") {
     throw Error("unknown Fashion-MNIST split '" + split + "' (expected train or test)");
   }
   const std::string prefix = split == "train" ? "train" : "t10k";
   const auto images = fashion_file(paths.fashion_mnist, prefix + "-images-idx3-ubyte");
   const auto labels = fashion_file(paths.fashion_mnist, prefix + "-labels-idx1-ubyte");
-  ImageSet set = load_idx_images(images, labels);
+  ImageSet set = load_idx_images(images, labels, static_cast<std::uint32_t>(std::max(max_images, 0)));
   if (set.c != 1 || set.h != 28 || set.w != 28) {
     throw Error(images.string() + ": Fashion-MNIST images should be 1x28x28, got " +
                 shape_string(set));

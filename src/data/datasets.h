@@ -22,7 +22,8 @@ struct DataPaths {
 
 // "train" (60k) or "test" (10k) split of Fashion-MNIST. Throws Error naming the missing file and
 // how to install it.
-ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split);
+// `max_images` > 0 reads only the first so many.
+ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split, int max_images = 0);
 
 // Names accepted by make_ood_set, for messages and --help; the name alone, or idx:PATH.
 std::vector<std::string> ood_set_names();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <new>
 #include <string_view>
 
 #include "core/atomic_file.h"
@@ -67,6 +68,8 @@ class ZReader {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail(path, "file not found");
     if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, expected an IDX file");
+    // A FIFO would block the open until someone writes; a device has no size to check against.
+    if (!std::filesystem::is_regular_file(path, ec)) fail(path, "is not a regular file, expected an IDX file");
     file_ = gzopen(path.c_str(), "rb");
     if (file_ == nullptr)
       fail(path, std::string("cannot open for reading: ") + std::strerror(errno));
@@ -113,7 +116,7 @@ class ZReader {
 
 }  // namespace
 
-IdxArray read_idx(const std::filesystem::path& path) {
+IdxArray read_idx(const std::filesystem::path& path, std::uint32_t max_items) {
   ZReader reader(path);
   unsigned char magic[4];
   if (reader.read(magic, 4) != 4) fail(path, "too short for an IDX header");
@@ -136,6 +139,9 @@ IdxArray read_idx(const std::filesystem::path& path) {
   if (reader.read(sizes, sizes_bytes) != sizes_bytes) fail(path, "truncated IDX header");
   for (int i = 0; i < rank; ++i) array.dims.push_back(read_be32(sizes + 4 * i));
 
+  const std::uint64_t announced = data_size(path, array.dims);
+  const bool partial = max_items > 0 && max_items < array.dims[0];
+  if (partial) array.dims[0] = max_items;
   const std::uint64_t expected = data_size(path, array.dims);
   // Memory follows the data actually there, not the header's claim: a plain file is checked
   // against its size first; gzip data grows the buffer as it decompresses.
@@ -144,8 +150,8 @@ IdxArray read_idx(const std::filesystem::path& path) {
     std::error_code ec;
     const std::uint64_t header_bytes = 4 + sizes_bytes;
     const std::uint64_t file_size = std::filesystem::file_size(path, ec);
-    if (!ec && file_size < header_bytes + expected) {
-      fail(path, "truncated: expected " + std::to_string(expected) + " data bytes, got " +
+    if (!ec && file_size < header_bytes + announced) {
+      fail(path, "truncated: expected " + std::to_string(announced) + " data bytes, got " +
                      std::to_string(file_size < header_bytes ? 0 : file_size - header_bytes));
     }
     array.data.resize(static_cast<std::size_t>(expected));
@@ -164,6 +170,7 @@ IdxArray read_idx(const std::filesystem::path& path) {
     fail(path, "truncated: expected " + std::to_string(expected) + " data bytes, got " +
                    std::to_string(got));
   }
+  if (partial) return array;  // the rest is not read, so neither checked
   unsigned char extra;
   if (reader.read(&extra, 1) != 0) {
     fail(path, "trailing bytes after the " + std::to_string(expected) + " data bytes of a " +
@@ -190,8 +197,26 @@ void write_idx(const std::filesystem::path& path, const std::vector<std::uint32_
   write_file_atomic(path, content);
 }
 
-ImageSet load_idx_images(const std::filesystem::path& images, const std::filesystem::path& labels) {
-  const IdxArray array = read_idx(images);
+namespace {
+ImageSet load_idx_images_unguarded(const std::filesystem::path& images, const std::filesystem::path& labels,
+                                   std::uint32_t max_images);
+}  // namespace
+
+ImageSet load_idx_images(const std::filesystem::path& images, const std::filesystem::path& labels,
+                         std::uint32_t max_images) {
+  try {
+    return load_idx_images_unguarded(images, labels, max_images);
+  } catch (const std::bad_alloc&) {
+    fail(images, "out of memory loading its images" +
+                     (max_images > 0 ? " (the first " + std::to_string(max_images) + ")" : std::string()));
+  }
+}
+
+namespace {
+
+ImageSet load_idx_images_unguarded(const std::filesystem::path& images, const std::filesystem::path& labels,
+                                   std::uint32_t max_images) {
+  const IdxArray array = read_idx(images, max_images);
   const auto& d = array.dims;
   if (d.size() != 3 && d.size() != 4) {
     fail(images, "expected 3-D (N x H x W) or 4-D (N x C x H x W) images, got " +
@@ -212,7 +237,7 @@ ImageSet load_idx_images(const std::filesystem::path& images, const std::filesys
                  [](std::uint8_t v) { return static_cast<float>(v) / 255.0f; });
 
   if (!labels.empty()) {
-    const IdxArray label_array = read_idx(labels);
+    const IdxArray label_array = read_idx(labels, max_images);
     if (label_array.dims.size() != 1) {
       fail(labels, "expected 1-D labels, got " + std::to_string(label_array.dims.size()) + "-D (" +
                        shape_string(label_array.dims) + ")");
@@ -225,6 +250,8 @@ ImageSet load_idx_images(const std::filesystem::path& images, const std::filesys
   }
   return set;
 }
+
+}  // namespace
 
 void save_idx_images(const ImageSet& set, const std::filesystem::path& images,
                      const std::filesystem::path& labels) {

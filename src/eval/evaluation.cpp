@@ -1,6 +1,7 @@
 #include "eval/evaluation.h"
 
 #include <chrono>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <fmt/format.h>
@@ -110,8 +111,17 @@ EvalReport evaluate(const EvalOptions& options) {
   const TrainOptions run = load_run_config(options.model);
   configure_threads(options.threads);
   const Predictor model = load_predictor(options);
+  // Mutual information is the spread between stochastic passes: with one pass it is 0 for every
+  // input, and an OOD detector on it would report AUROC 0.5 as if it were a result.
+  if (options.score == OodScore::mutual_information &&
+      (options.deterministic || !model.spec.has_dropout() || options.samples < 2)) {
+    const std::string why = options.deterministic ? "--deterministic runs one pass"
+                            : !model.spec.has_dropout() ? "the model was trained without dropout, so every pass is the same"
+                                                        : "--samples 1 runs one pass";
+    throw Error("score: mutual information needs several stochastic passes, but " + why + "; use --score entropy");
+  }
 
-  ImageSet test = load_fashion_mnist(options.paths, "test");
+  ImageSet test = load_fashion_mnist(options.paths, "test", options.test_count);
   if (options.test_count > 0) test = first_images(test, options.test_count);
   // OOD sets are built before any inference so that a bad name or file fails fast.
   const int ood_count = options.ood_count > 0 ? options.ood_count : test.n;
@@ -179,6 +189,28 @@ EvalReport evaluate(const EvalOptions& options) {
     r.ood.push_back(result);
     r.ood_summaries.push_back(o);
   }
+  // Every figure must be a number: settings that the model cannot compute (a NaN in a
+  // probability) fail here, naming what ran, instead of reporting NaN as a result.
+  const auto finite = [&](double value, const std::string& name) {
+    if (std::isfinite(value)) return;
+    std::string what = r.backend + " backend";
+    if (model.chip != nullptr) what += " on hardware '" + options.hardware + "'";
+    for (const auto& [key, v] : options.hardware_overrides) what += fmt::format(" with {} = {:g}", key, v);
+    throw Error(fmt::format("{}: {} is {} on the {}; these settings give no computable predictions",
+                            options.model.string(), name, value, what));
+  };
+  finite(r.accuracy, "accuracy");
+  finite(r.nll, "NLL");
+  finite(r.ece, "ECE");
+  finite(r.brier, "Brier score");
+  finite(r.mean_entropy, "mean entropy");
+  finite(r.mean_mutual_information, "mean mutual information");
+  finite(r.mean_variance, "mean variance");
+  finite(r.threshold, "the OOD threshold");
+  for (const OodResult& o : r.ood) {
+    for (const double v : {o.auroc, o.aupr, o.fpr95, o.detected_pct, o.mean_score}) finite(v, "OOD '" + o.name + "' figure");
+  }
+  r.seed = options.seed;
   r.test_summary = s;
   r.test_labels = test.labels;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -196,6 +228,7 @@ nlohmann::json report_json(const EvalReport& r) {
           {"backend", r.backend},
           {"deterministic", r.deterministic},
           {"samples", r.samples},
+          {"seed", r.seed},
           {"test_images", r.test_images},
           {"validation_images", r.validation_images},
           {"accuracy", r.accuracy},

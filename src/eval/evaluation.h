@@ -56,6 +56,7 @@ struct EvalReport {
   std::string model_dir;
   std::string backend;
   int samples = 0, test_images = 0, validation_images = 0;
+  std::uint64_t seed = 0;  // of the dropout masks and the noise OOD sets
   bool deterministic = false;
   std::string score;
   double accuracy = 0, nll = 0, ece = 0, brier = 0;

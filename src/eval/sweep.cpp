@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/atomic_file.h"
 #include "core/plot.h"
 #include "hw/hardware_config.h"
 
@@ -27,6 +28,7 @@ SweepReport run_sweep(const SweepOptions& o, bool progress) {
   for (double v : o.values) {
     HardwareConfig hw = probe;
     hw.table().apply(nlohmann::json{{o.param, v}}, "--values");
+    hw.validate("--values");  // the rules across keys too (tile_rows a multiple of 64)
   }
 
   SweepReport r;
@@ -80,6 +82,10 @@ std::string sweep_csv(const SweepReport& r) {
 }
 
 void write_sweep_plot(const SweepReport& r, const std::filesystem::path& png) {
+  write_file_atomic(png, sweep_plot_png(r));
+}
+
+std::string sweep_plot_png(const SweepReport& r) {
   // One line per value: value, then mean / min / max of each metric over the chips.
   std::vector<double> values;
   for (const auto& p : r.points) {
@@ -141,7 +147,7 @@ void write_sweep_plot(const SweepReport& r, const std::filesystem::path& png) {
   }
   if (sets == 0) plot += "0.5 with lines title 'no OOD sets', ";
   script += plot.substr(0, plot.size() - 2) + "\nunset multiplot\n";
-  render_plot(script, {{"sweep.dat", data}}, png, "sweep");
+  return render_plot_png(script, {{"sweep.dat", data}}, "sweep");
 }
 
 }  // namespace spinbayes

@@ -37,5 +37,6 @@ std::string sweep_csv(const SweepReport& report);
 // Four panels (accuracy, ECE, NLL, OOD AUROC) against the parameter: mean over chips with
 // min-max bars, the software engine dashed.
 void write_sweep_plot(const SweepReport& report, const std::filesystem::path& png);
+std::string sweep_plot_png(const SweepReport& report);  // the same figure's bytes
 
 }  // namespace spinbayes

@@ -61,7 +61,8 @@ ConfigTable HardwareConfig::table() {
            "0.1 V read bias keeps read current far below Ic0");
   t.number("crossbar.sense_offset_sigma_ua", crossbar.sense_offset_sigma_ua, 0, 100, "uA",
            "input-referred offset of a current sense amplifier, ~0.5 uA (Na et al., TCAS-II 2014)");
-  t.integer("crossbar.adc_bits", crossbar.adc_bits, 1, 16, "bits", "8-bit ADCs for partial sums (ISAAC, ISCA 2016)");
+  // One bit has no level besides zero (codes -K..K with K = (2^bits - 1) / 2 = 0): nothing to divide by.
+  t.integer("crossbar.adc_bits", crossbar.adc_bits, 2, 16, "bits", "8-bit ADCs for partial sums (ISAAC, ISCA 2016)");
   t.number("crossbar.screen_sigmas", crossbar.screen_sigmas, 0, 100, "sigmas",
            "decisions further than this from the threshold skip the analog sum; 0 = always analog");
   t.number("dropout_module.pulse_width_ns", dropout_module.pulse_width_ns, 0.01, 1e4, "ns",

@@ -69,7 +69,8 @@ void ModelSpec::validate() const {
       classes < 2 || classes > 10000) {
     throw Error("input shape: need channels in 1..64, height and width in 8..1024, classes in 2..10000");
   }
-  if (!(input_std > 0.0f)) throw Error("input_std: must be positive");
+  if (!std::isfinite(input_mean)) throw Error("input_mean: must be finite");
+  if (!(input_std > 0.0f && std::isfinite(input_std))) throw Error("input_std: must be finite and positive");
 }
 
 void ModelSpec::check_input(const std::string& name, int c, int h, int w) const {

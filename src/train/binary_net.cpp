@@ -118,6 +118,7 @@ BinaryNet load_trained_net(const std::filesystem::path& run_dir) {
   BinaryNet net(options.spec);
   const auto checkpoint = run_dir / "checkpoint.pt";
   if (!std::filesystem::exists(checkpoint)) throw Error(checkpoint.string() + ": not found (train the model first)");
+  if (!std::filesystem::is_regular_file(checkpoint)) throw Error(checkpoint.string() + ": not a regular file");
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(checkpoint.string());
@@ -125,8 +126,21 @@ BinaryNet load_trained_net(const std::filesystem::path& run_dir) {
   } catch (const c10::Error&) {
     throw Error(checkpoint.string() + ": corrupt or incompatible checkpoint");
   }
+  check_finite_tensors(*net, checkpoint.string());
   net->eval();
   return net;
+}
+
+void check_finite_tensor(const torch::Tensor& tensor, const std::string& name, const std::string& origin) {
+  if (!tensor.defined() || !tensor.is_floating_point()) return;
+  if (!torch::isfinite(tensor).all().item<bool>()) {
+    throw Error(printable(origin) + ": tensor '" + name + "' holds non-finite values (NaN or infinity)");
+  }
+}
+
+void check_finite_tensors(torch::nn::Module& net, const std::string& origin) {
+  for (const auto& item : net.named_parameters()) check_finite_tensor(item.value(), item.key(), origin);
+  for (const auto& item : net.named_buffers()) check_finite_tensor(item.value(), item.key(), origin);
 }
 
 }  // namespace spinbayes

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "model/model_spec.h"
@@ -57,5 +58,11 @@ TORCH_MODULE(BinaryNet);
 // The network of a training run directory: DIR/config.json's architecture with DIR/checkpoint.pt's
 // weights and batch-norm statistics. Throws Error naming the file on failure.
 BinaryNet load_trained_net(const std::filesystem::path& run_dir);
+
+// Throws Error("<origin>: tensor '<name>' holds non-finite values") unless every parameter and
+// buffer of `net` is finite: a NaN weight would otherwise binarize silently to -1.
+void check_finite_tensors(torch::nn::Module& net, const std::string& origin);
+// The same check for any one tensor.
+void check_finite_tensor(const torch::Tensor& tensor, const std::string& name, const std::string& origin);
 
 }  // namespace spinbayes

@@ -1,5 +1,7 @@
 #include "train/run.h"
 
+#include <fmt/format.h>
+
 #include <climits>
 #include <cstdint>
 #include <fstream>
@@ -8,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace spinbayes {
 
@@ -34,13 +37,14 @@ void save_run_config(const TrainOptions& o) {
 
 TrainOptions load_run_config(const std::filesystem::path& dir) {
   const auto path = dir / "config.json";
-  std::ifstream in(path);
-  if (!in) throw Error(path.string() + ": not found (not a training run directory?)");
-  std::stringstream text;
-  text << in.rdbuf();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    throw Error(printable(path.string()) + ": not found (not a training run directory?)");
+  }
+  const std::string text = read_file_bytes(path, std::uint64_t{1} << 20);
   TrainOptions o;
   try {
-    const auto j = nlohmann::json::parse(text.str());
+    const auto j = nlohmann::json::parse(text);
     if (j.value("format", "") != "spinbayes-run") throw Error("not a spinbayes run configuration");
     if (j.value("version", 0) != 1) throw Error("unsupported version");
     if (!j.contains("model") || !j.contains("training")) throw Error("missing 'model' or 'training'");
@@ -72,6 +76,25 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
   o.out = dir;
   o.validate();
   return o;
+}
+
+std::vector<std::string> run_setting_differences(const TrainOptions& o, const TrainOptions& saved) {
+  std::vector<std::string> out;
+  const auto differ = [&](const char* option, const auto& mine, const auto& theirs) {
+    if (mine != theirs) out.push_back(fmt::format("{} {} (the run has {})", option, mine, theirs));
+  };
+  differ("--model", printable(o.spec.architecture), printable(saved.spec.architecture));
+  differ("--width", o.spec.effective_width(), saved.spec.effective_width());
+  differ("--dropout", to_string(o.spec.dropout), to_string(saved.spec.dropout));
+  differ("--p", o.spec.p, saved.spec.p);
+  differ("--dropout-layers", printable(o.spec.dropout_layers), printable(saved.spec.dropout_layers));
+  differ("--epochs", o.epochs, saved.epochs);
+  differ("--batch", o.batch, saved.batch);
+  differ("--lr", o.lr, saved.lr);
+  differ("--seed", o.seed, saved.seed);
+  differ("--validation", o.validation, saved.validation);
+  differ("--subset", o.subset, saved.subset);
+  return out;
 }
 
 TrainingSplit load_training_split(const DataPaths& paths, int validation, int subset, std::uint64_t seed) {

@@ -3,6 +3,8 @@
 // points into the LibTorch trainer. This header is torch-free; the CLI and tests include it.
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "data/datasets.h"
 #include "data/image_set.h"
@@ -32,6 +34,10 @@ struct TrainOptions {
 // DIR/config.json: {"format": "spinbayes-run", "version": 1, "model": {...}, "training": {...}}.
 void save_run_config(const TrainOptions& options);
 TrainOptions load_run_config(const std::filesystem::path& dir);
+
+// The training settings in which `options` differs from `saved` (the run's), each as
+// "--epochs 5 (the run has 3)"; empty when a resume may continue the run as it was.
+std::vector<std::string> run_setting_differences(const TrainOptions& options, const TrainOptions& saved);
 
 struct TrainingSplit {
   ImageSet train, validation;

@@ -8,9 +8,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/counter_rng.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "model/dropout_mask.h"
 #include "train/binary_net.h"
@@ -110,24 +112,34 @@ void save_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::o
   archive.write("optimizer", optimizer_archive);
   archive.write("epoch", torch::tensor(static_cast<std::int64_t>(epoch)));
   archive.write("history", c10::IValue(history.dump()));
-  const auto tmp = temporary_path_for(path);
+  // Serialized in memory and written by write_file_atomic: LibTorch's file writer throws from a
+  // destructor when the disk fills up, which ends the process; this way a full disk is an Error
+  // naming the file and no temporary is left behind.
+  std::ostringstream bytes;
   try {
-    archive.save_to(tmp.string());
+    archive.save_to(bytes);
   } catch (const c10::Error&) {
-    throw Error(path.string() + ": cannot write checkpoint");
+    throw Error(path.string() + ": cannot serialize the checkpoint");
   }
-  commit_atomic(tmp, path);
+  write_file_atomic(path, bytes.str());
 }
 
 int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::optim::Adam& optimizer,
                     nlohmann::json& history) {
+  if (!std::filesystem::is_regular_file(path)) throw Error(path.string() + ": not a regular file");
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path.string());
     net->load(archive);
+    check_finite_tensors(*net, path.string());
     torch::serialize::InputArchive optimizer_archive;
     archive.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);
+    for (const auto& [key, state] : optimizer.state()) {
+      const auto& adam = static_cast<const torch::optim::AdamParamState&>(*state);
+      check_finite_tensor(adam.exp_avg(), "optimizer.exp_avg", path.string());
+      check_finite_tensor(adam.exp_avg_sq(), "optimizer.exp_avg_sq", path.string());
+    }
     torch::Tensor epoch;
     archive.read("epoch", epoch);
     c10::IValue text;
@@ -148,15 +160,33 @@ TrainResult train_model(const TrainOptions& input_options) {
   options.validate();
   configure_threads(options.threads);
   const auto checkpoint_path = options.out / "checkpoint.pt";
+  // Held until the run returns: a second process given the same directory stops here, before it
+  // looks at (or writes) anything in it.
+  const DirectoryLock lock(options.out, "--out", "training run");
   const bool resuming = options.resume && std::filesystem::exists(checkpoint_path);
   if (!options.resume && std::filesystem::exists(checkpoint_path)) {
     throw Error(options.out.string() + ": already holds a trained run (use --resume or another --out)");
   }
-  std::filesystem::create_directories(options.out);
 
   TrainingSplit data = load_training_split(options.paths, options.validation, options.subset, options.seed);
+  // Every step takes a whole batch (a last partial one is dropped): fewer images than one batch
+  // would leave nothing to train on, and batch norm needs at least two.
+  if (data.train.n < options.batch) {
+    throw Error(fmt::format("training set: it holds {} images after the validation split ({} held out){}, "
+                            "fewer than one batch of {}; lower --batch or train on more images",
+                            data.train.n, options.validation,
+                            options.subset > 0 ? fmt::format(" and --subset {}", options.subset) : std::string(),
+                            options.batch));
+  }
   if (resuming) {
     const TrainOptions saved = load_run_config(options.out);
+    const std::vector<std::string> differences = run_setting_differences(options, saved);
+    if (!differences.empty()) {
+      std::string list;
+      for (const auto& d : differences) list += (list.empty() ? "" : ", ") + d;
+      throw Error("--resume: " + options.out.string() + " holds a run trained with other settings: " + list +
+                  "; resume with the run's settings or train into another --out");
+    }
     options.spec = saved.spec;  // the architecture and normalization of the run being resumed
   } else {
     const PixelStatistics stats = pixel_statistics(data.train);
