@@ -14,6 +14,7 @@
 #include "core/counter_rng.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
+#include "core/streams.h"
 #include "model/dropout_mask.h"
 #include "train/binary_net.h"
 #include "train/export.h"
@@ -209,7 +210,7 @@ TrainResult train_model(const TrainOptions& input_options) {
   const ImageSet& train = data.train;
   const int steps_per_epoch = std::max(1, train.n / options.batch);  // a last partial batch is dropped
   const long total_steps = static_cast<long>(steps_per_epoch) * options.epochs;
-  const std::uint64_t mask_seed = stream_seed(options.seed, name_tag("train"));
+  const std::uint64_t mask_seed = stream_seed(options.seed, streams::kTrainMasks);
   // Cosine annealing from lr to 0 over the whole run, by optimizer step.
   const auto cosine_lr = [&](double step) { return options.lr * 0.5 * (1.0 + std::cos(std::numbers::pi * step / total_steps)); };
   Progress progress(options.quiet);
@@ -221,7 +222,7 @@ TrainResult train_model(const TrainOptions& input_options) {
     // Fisher-Yates with a per-epoch stream: the order depends on (seed, epoch) only.
     std::vector<int> order(static_cast<std::size_t>(train.n));
     for (int i = 0; i < train.n; ++i) order[static_cast<std::size_t>(i)] = i;
-    SplitMix64 shuffle_rng(hash_key(options.seed, name_tag("shuffle"), static_cast<std::uint64_t>(epoch)));
+    SplitMix64 shuffle_rng(hash_key(options.seed, streams::kShuffle, static_cast<std::uint64_t>(epoch)));
     for (int i = train.n - 1; i > 0; --i) {
       const auto j = static_cast<int>(shuffle_rng() % static_cast<std::uint64_t>(i + 1));
       std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
