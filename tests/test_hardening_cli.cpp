@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -209,6 +210,21 @@ TEST(HardeningCli, AOneBitAdcIsRefusedNotReportedAsNaN) {
   expect_one_line_error(r, {"crossbar.adc_bits", "out of range"});
   EXPECT_EQ(r.output.find("nan"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "out.json"));
+  fs::remove_all(dir);
+}
+
+TEST(HardeningCli, ADegenerateButComputableAdcRunsWithAWarning) {
+  const auto dir = fresh_dir("adc2");
+  std::ofstream(dir / "hw.json") << R"({"crossbar":{"adc_bits":2}})";
+  const auto r = run_cli("eval --backend cim --hw " + (dir / "hw.json").string() + " --model " + tiny_run().string() +
+                         kQuickEval + " --json " + (dir / "out.json").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("spinbayes: warning: --hw " + (dir / "hw.json").string() + ": crossbar.adc_bits = 2 leaves 1"),
+            std::string::npos) << r.output;
+  const auto j = nlohmann::json::parse(read_file(dir / "out.json"));
+  EXPECT_TRUE(j.at("nll").is_number() && std::isfinite(j.at("nll").get<double>())) << j.dump();
+  const auto fine = run_cli("eval --backend cim --hw default --model " + tiny_run().string() + kQuickEval);
+  EXPECT_EQ(fine.output.find("warning"), std::string::npos) << fine.output;
   fs::remove_all(dir);
 }
 

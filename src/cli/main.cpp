@@ -63,6 +63,18 @@ void check_arguments(int argc, char** argv, const CLI::App& app) {
   throw Error("unknown subcommand '" + quoted_argument(argv[1]) + "' (known: " + known + ")");
 }
 
+// A warning (not an error) for hardware that computes but can hardly classify: an ADC with fewer
+// than four levels per sign over partial sums of a whole tile rounds nearly every sum to 0.
+void warn_if_degenerate(const HardwareConfig& hw, const std::string& origin) {
+  const int levels = ((1 << hw.crossbar.adc_bits) - 1) / 2;
+  if (levels >= 4 || levels >= hw.crossbar.tile_rows) return;
+  std::fprintf(stderr,
+               "spinbayes: warning: %s: crossbar.adc_bits = %d leaves %d ADC level(s) per sign for partial sums of up "
+               "to %d rows (step %g); expect figures near chance\n",
+               printable(origin).c_str(), hw.crossbar.adc_bits, levels, hw.crossbar.tile_rows,
+               static_cast<double>(hw.crossbar.tile_rows) / levels);
+}
+
 // Explicitly given training options replace the saved run's, so that train_model() can refuse
 // the ones that differ; the rest come from the run.
 TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
@@ -251,6 +263,7 @@ int main(int argc, char** argv) {
       eval.score = parse_ood_score(score);
       eval.backend = parse_backend(backend);
       if (!eval_json.empty()) check_output_path(eval_json, "--json");
+      if (eval.backend == Backend::cim) warn_if_degenerate(HardwareConfig::load(eval.hardware), "--hw " + eval.hardware);
       const EvalReport report = evaluate(eval);
       const nlohmann::json json = report_json(report);
       check_finite(json, "eval");
@@ -258,6 +271,7 @@ int main(int argc, char** argv) {
       if (!eval_json.empty()) write_file_atomic(eval_json, json.dump(2) + "\n");
     } else if (*bench_cmd) {
       if (!bench_json_path.empty()) check_output_path(bench_json_path, "--json");
+      if (!bench.hardware.empty()) warn_if_degenerate(HardwareConfig::load(bench.hardware), "--hw " + bench.hardware);
       const BenchReport report = run_bench(bench);
       const nlohmann::json json = bench_json(report);
       check_finite(json, "bench");
@@ -271,6 +285,17 @@ int main(int argc, char** argv) {
       const auto png = std::filesystem::path(sweep.out.string() + ".png");
       check_output_path(csv, "--out");
       check_output_path(png, "--out");
+      if (sweep.param.rfind("crossbar.", 0) == 0) {
+        for (const double v : sweep.values) {
+          HardwareConfig hw = HardwareConfig::load(sweep.eval.hardware);
+          try {
+            hw.table().apply(nlohmann::json{{sweep.param, v}}, "--values");
+          } catch (const Error&) {
+            continue;  // run_sweep reports it
+          }
+          warn_if_degenerate(hw, fmt::format("--values {:g}", v));
+        }
+      }
       const SweepReport report = run_sweep(sweep);
       // Both files or neither: the figure is drawn before either is written.
       write_files_atomic({{csv, sweep_csv(report)}, {png, sweep_plot_png(report)}});
