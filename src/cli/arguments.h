@@ -85,19 +85,6 @@ inline bool valid_utf8(std::string_view text) {
 }
 
 // An argument quoted in an error: control characters and bytes past ASCII escaped.
-inline std::string quoted_argument(std::string_view text) {
-  std::string out;
-  for (const char ch : printable(text)) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c >= 0x80) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
+inline std::string quoted_argument(std::string_view text) { return printable(text, true); }
 
 }  // namespace spinbayes

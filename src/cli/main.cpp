@@ -46,6 +46,13 @@ void check_finite(const nlohmann::json& report, const std::string& what, const s
   }
 }
 
+// A report's table on stdout and its JSON at `path` (none when empty), once every figure is finite.
+void emit_report(const nlohmann::json& json, const std::string& table, const std::string& path, const char* what) {
+  check_finite(json, what);
+  std::fputs(table.c_str(), stdout);
+  if (!path.empty()) write_file_atomic(path, json.dump(2) + "\n");
+}
+
 // Checks done before CLI11 sees the arguments: every argument must be UTF-8 (paths and names go
 // into JSON reports, which hold only UTF-8), and the first must name a subcommand.
 void check_arguments(int argc, char** argv, const CLI::App& app) {
@@ -265,18 +272,12 @@ int main(int argc, char** argv) {
       if (!eval_json.empty()) check_output_path(eval_json, "--json");
       if (eval.backend == Backend::cim) warn_if_degenerate(HardwareConfig::load(eval.hardware), "--hw " + eval.hardware);
       const EvalReport report = evaluate(eval);
-      const nlohmann::json json = report_json(report);
-      check_finite(json, "eval");
-      std::fputs(report_table(report).c_str(), stdout);
-      if (!eval_json.empty()) write_file_atomic(eval_json, json.dump(2) + "\n");
+      emit_report(report_json(report), report_table(report), eval_json, "eval");
     } else if (*bench_cmd) {
       if (!bench_json_path.empty()) check_output_path(bench_json_path, "--json");
       if (!bench.hardware.empty()) warn_if_degenerate(HardwareConfig::load(bench.hardware), "--hw " + bench.hardware);
       const BenchReport report = run_bench(bench);
-      const nlohmann::json json = bench_json(report);
-      check_finite(json, "bench");
-      std::fputs(bench_table(report).c_str(), stdout);
-      if (!bench_json_path.empty()) write_file_atomic(bench_json_path, json.dump(2) + "\n");
+      emit_report(bench_json(report), bench_table(report), bench_json_path, "bench");
     } else if (*sweep_cmd) {
       sweep.eval.ood = split_list(sweep_ood);
       sweep.values = parse_number_list("--values", sweep_values);

@@ -14,8 +14,9 @@ class Error : public std::runtime_error {
 };
 
 // Text from a file or the command line as quoted in an Error: control characters escaped (\n, \r,
-// \t, \xNN), so that the message stays on one line.
-inline std::string printable(std::string_view text) {
+// \t, \xNN), so that the message stays on one line; with `ascii`, bytes past ASCII too (\xNN), for
+// text that may not be UTF-8.
+inline std::string printable(std::string_view text, bool ascii = false) {
   std::string out;
   out.reserve(text.size());
   for (const char ch : text) {
@@ -26,7 +27,7 @@ inline std::string printable(std::string_view text) {
       out += "\\r";
     } else if (c == '\t') {
       out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
+    } else if (c < 0x20 || c == 0x7f || (ascii && c >= 0x80)) {
       char escaped[8];
       std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(c));
       out += escaped;

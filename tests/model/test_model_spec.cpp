@@ -1,9 +1,10 @@
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <limits>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "model/dropout_mask.h"
@@ -90,6 +91,21 @@ TEST(ModelSpec, RejectsBadFieldsNamingThem) {
     ADD_FAILURE() << "a model with one dropout bit per layer validated";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("dropout: 'layer'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelSpec, NonFiniteNormalizationIsRejected) {
+  ModelSpec spec;
+  spec.architecture = "mlp";
+  spec.input_mean = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(spec.validate(), Error);
+  spec.input_mean = 0.3f;
+  spec.input_std = std::numeric_limits<float>::infinity();
+  try {
+    spec.validate();
+    ADD_FAILURE() << "an infinite input_std validated";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input_std"), std::string::npos) << e.what();
   }
 }
 

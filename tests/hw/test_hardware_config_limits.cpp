@@ -1,0 +1,51 @@
+// Hardware keys at their limits: integer keys given as whole reals (as a sweep gives them), and an
+// ADC too coarse to compute with.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "hw/hardware_config.h"
+
+using namespace spinbayes;
+
+namespace {
+
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no error thrown";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
+  }
+}
+
+}  // namespace
+
+TEST(HardwareConfigLimits, IntegerKeysTakeWholeRealsAsASweepGivesThem) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.table().apply(nlohmann::json{{"crossbar.adc_bits", 6.0}}, "--values");
+  EXPECT_EQ(hw.crossbar.adc_bits, 6);
+  hw.table().apply(nlohmann::json{{"crossbar.tile_rows", 256.0}}, "--values");
+  EXPECT_EQ(hw.crossbar.tile_rows, 256);
+  expect_error([&] { hw.table().apply(nlohmann::json{{"crossbar.adc_bits", 6.5}}, "--values"); },
+               {"crossbar.adc_bits", "integer"});
+  expect_error([&] { hw.table().apply(nlohmann::json{{"crossbar.adc_bits", 1e300}}, "--values"); },
+               {"crossbar.adc_bits", "out of range"});
+}
+
+TEST(HardwareConfigLimits, AnAdcOfOneBitIsOutOfRange) {
+  // K = (2^1 - 1) / 2 = 0 levels: the ADC step would divide by zero and every figure be NaN.
+  HardwareConfig hw = HardwareConfig::defaults();
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"adc_bits":1}})"), "hw.json"); },
+               {"hw.json", "crossbar.adc_bits", "out of range"});
+  hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"adc_bits":2}})"), "hw.json");
+  EXPECT_EQ(hw.crossbar.adc_bits, 2);
+}
