@@ -15,6 +15,8 @@ start=$SECONDS
 
 command -v clang++ >/dev/null 2>&1 || { echo "hardening: clang++ not found (run scripts/setup.sh)" >&2; exit 1; }
 
+# As in setup.sh: cache keys relative to the checkout; the debug build's working directory too.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 echo "hardening: building with clang, ASan + UBSan, libFuzzer in $build"
 CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPINBAYES_TORCH=OFF \
   -DSPINBAYES_SANITIZE=ON -DSPINBAYES_FUZZ=ON -DSPINBAYES_BENCHMARKS=OFF >/dev/null
