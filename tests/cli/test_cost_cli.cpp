@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "cost_fixtures.h"
 #include "core/error.h"
 #include "cost/cost_model.h"
 #include "cost/technology.h"
@@ -19,36 +20,8 @@
 #include "model/model_spec.h"
 
 using namespace spinbayes;
+using namespace spinbayes::testing;
 namespace fs = std::filesystem;
-
-namespace {
-
-ModelSpec spec_of(const std::string& architecture, int width, const std::string& dropout_layers = "all",
-                  DropoutKind kind = DropoutKind::spatial, double p = 0.1) {
-  ModelSpec spec;
-  spec.architecture = architecture;
-  spec.width = width;
-  spec.dropout = kind;
-  spec.p = p;
-  spec.dropout_layers = dropout_layers;
-  return spec;
-}
-
-fs::path fresh_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("spinbayes-cost-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-void write_file(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-}  // namespace
 
 namespace {
 

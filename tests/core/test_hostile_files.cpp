@@ -21,29 +21,20 @@
 #include "core/config.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
+#include "error_checks.h"
 #include "core/read_file.h"
 #include "data/idx.h"
 #include "hw/hardware_config.h"
 
 namespace fs = std::filesystem;
 using namespace spinbayes;
+using spinbayes::testing::expect_error;
 
 namespace {
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-  }
 }
 
 std::vector<std::string> names_in(const fs::path& dir) {

@@ -20,22 +20,13 @@
 #include "hw/mapping.h"
 #include "model/model_ir.h"
 #include "model/model_spec.h"
+#include "cost_fixtures.h"
 
 using namespace spinbayes;
+using namespace spinbayes::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-ModelSpec spec_of(const std::string& architecture, int width, const std::string& dropout_layers = "all",
-                  DropoutKind kind = DropoutKind::spatial, double p = 0.1) {
-  ModelSpec spec;
-  spec.architecture = architecture;
-  spec.width = width;
-  spec.dropout = kind;
-  spec.p = p;
-  spec.dropout_layers = dropout_layers;
-  return spec;
-}
 
 // Round per-event figures, so that hand sums are easy to follow.
 Technology round_technology() {
@@ -70,16 +61,6 @@ Technology round_technology() {
 void expect_near_rel(double actual, double expected, const std::string& what) {
   EXPECT_NEAR(actual, expected, 1e-9 * std::max(1.0, std::abs(expected))) << what;
 }
-
-fs::path fresh_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("spinbayes-cost-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-void write_file(const fs::path& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
 
 }  // namespace
 

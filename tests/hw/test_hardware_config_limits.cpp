@@ -2,7 +2,6 @@
 // ADC too coarse to compute with.
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -10,24 +9,11 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "error_checks.h"
 #include "hw/hardware_config.h"
 
 using namespace spinbayes;
-
-namespace {
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-    for (const auto& part : parts) EXPECT_NE(what.find(part), std::string::npos) << "'" << part << "' not in: " << what;
-  }
-}
-
-}  // namespace
+using spinbayes::testing::expect_error;
 
 TEST(HardwareConfigLimits, IntegerKeysTakeWholeRealsAsASweepGivesThem) {
   HardwareConfig hw = HardwareConfig::defaults();

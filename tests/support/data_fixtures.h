@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "error_checks.h"
 #include "data/cifar.h"
 #include "data/datasets.h"
 #include "data/idx.h"
@@ -86,20 +87,6 @@ inline std::string counting_bytes(std::size_t n) {
   std::string data(n, '\0');
   for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<char>(i % 256);
   return data;
-}
-
-// Runs `f`, which must throw spinbayes::Error with a one-line message containing all `parts`.
-template <typename F>
-inline void expect_error(F&& f, std::initializer_list<std::string> parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected spinbayes::Error";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    for (const auto& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << message << "\nlacks: " << part;
-  }
 }
 
 // n images of shape c x h x w with deterministic pixel values in [0, 1] and labels i % 10.
