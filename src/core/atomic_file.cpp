@@ -184,44 +184,6 @@ void commit(const Staged& s, std::string_view content) {
 
 }  // namespace
 
-std::filesystem::path temporary_path_for(const std::filesystem::path& path) {
-  const Target target = resolve_output(path);
-  if (!target.through) return temporary_beside(target.path);
-  // Written through at commit: the temporary lives in the temporary directory, not beside a
-  // device or a FIFO.
-  return fs::temp_directory_path() /
-         ("spinbayes-" + path.filename().string() + ".tmp." + std::to_string(::getpid()));
-}
-
-void commit_atomic(const std::filesystem::path& temporary, const std::filesystem::path& path) {
-  std::error_code ec;
-  Target target;
-  try {
-    target = resolve_output(path);
-  } catch (const Error&) {
-    fs::remove(temporary, ec);
-    throw;
-  }
-  if (target.through) {
-    std::string content;
-    std::FILE* f = std::fopen(temporary.c_str(), "rb");
-    if (f == nullptr) fail(path, std::string("cannot read its temporary file: ") + std::strerror(errno));
-    char buffer[1 << 16];
-    std::size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) content.append(buffer, n);
-    std::fclose(f);
-    fs::remove(temporary, ec);
-    write_through(target.path, content);
-    return;
-  }
-  fs::rename(temporary, target.path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(temporary, ignored);
-    fail(path, "cannot write (rename failed: " + ec.message() + ")");
-  }
-}
-
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
   commit(stage(path, content), content);
 }

@@ -27,10 +27,4 @@ void write_files_atomic(const std::vector<std::pair<std::filesystem::path, std::
 // Commands call it before their work, so that a bad output path does not fail at the end.
 void check_output_path(const std::filesystem::path& path, const std::string& option);
 
-// A temporary path beside `path` for writers that need a file name (e.g. a serializer);
-// call commit_atomic() once the temporary file is complete. It first removes the temporaries of
-// `path` that processes no longer running left behind (a run killed while writing).
-std::filesystem::path temporary_path_for(const std::filesystem::path& path);
-void commit_atomic(const std::filesystem::path& temporary, const std::filesystem::path& path);
-
 }  // namespace spinbayes
