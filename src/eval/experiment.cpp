@@ -10,6 +10,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/read_file.h"
 #include "cost/cost_model.h"
 #include "eval/evaluation.h"
 #include "eval/experiment_plan.h"
@@ -69,7 +70,7 @@ void prepare_out_dir(const fs::path& out) {
 // A training run is current when it holds the wanted settings and all its epochs.
 bool run_is_finished(const PlannedModel& m) {
   if (!fs::exists(m.dir / "model.sbir") || !fs::exists(m.dir / "train.jsonl")) return false;
-  const std::string history = read_bytes(m.dir / "train.jsonl");
+  const std::string history = read_file_bytes(m.dir / "train.jsonl");
   return std::count(history.begin(), history.end(), '\n') >= m.train.epochs;
 }
 

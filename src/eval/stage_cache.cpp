@@ -10,17 +10,12 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/read_file.h"
 
 namespace spinbayes {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot read");
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::string fingerprint(std::string_view bytes) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
@@ -31,7 +26,7 @@ std::string fingerprint(std::string_view bytes) {
   return fmt::format("{:016x}", h);
 }
 
-std::string file_fingerprint(const fs::path& path) { return fingerprint(read_bytes(path)); }
+std::string file_fingerprint(const fs::path& path) { return fingerprint(read_file_bytes(path)); }
 
 // ---- the store ----------------------------------------------------------------------------------
 
@@ -41,7 +36,7 @@ json StageCache::stored(const std::string& stage, const json& key) const {
   const fs::path file = dir_ / (stage + ".json");
   if (!fs::exists(file)) return json();
   try {
-    json entry = json::parse(read_bytes(file));
+    json entry = json::parse(read_file_bytes(file));
     if (entry.value("key", json()) == key && entry.contains("result")) return entry["result"];
   } catch (const json::exception&) {
     // An unreadable entry is recomputed.

@@ -18,7 +18,6 @@ namespace spinbayes {
 // configurations.
 std::string fingerprint(std::string_view bytes);
 std::string file_fingerprint(const std::filesystem::path& path);
-std::string read_bytes(const std::filesystem::path& path);  // throws Error naming the path
 
 class StageCache {
  public:
