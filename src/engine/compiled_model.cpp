@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "engine/threshold.h"
 
 namespace spinbayes {
 
@@ -83,6 +84,14 @@ CompiledModel::CompiledModel(const ModelIR& ir)
     h = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_h() : 1;
     w = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_w() : 1;
     layers_.push_back(std::move(layer));
+  }
+}
+
+void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs) {
+  const int out_c = layer.shape.out_channels;
+  const std::int32_t* bound = layer.dot_bound[masked ? 1 : 0].data();
+  for (int m = 0; m < windows; ++m) {
+    threshold_bits(dots + static_cast<std::size_t>(m) * out_c, layer.dot_sign.data(), bound, out_c, signs.row(m));
   }
 }
 

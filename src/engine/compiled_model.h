@@ -48,6 +48,11 @@ class CompiledModel {
   int first_dropout_ = 0;
 };
 
+// The exact sense decisions of `windows` windows of a hidden layer from their integer dots
+// (windows x out channels) into rows [0, windows) of `signs`, with the threshold for dropout on
+// (`masked`) or off.
+void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs);
+
 // sign(BN(x)) >= 0 as the folded comparison of model_ir.h.
 inline bool fires(double pre, const FoldedThreshold& t) { return t.flip ? pre <= t.threshold : pre >= t.threshold; }
 

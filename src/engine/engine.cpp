@@ -6,7 +6,6 @@
 #include "core/error.h"
 #include "engine/bgemm.h"
 #include "engine/ideal_backend.h"
-#include "engine/threshold.h"
 
 namespace spinbayes {
 
@@ -168,12 +167,8 @@ void Engine::layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout
 
 BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout) const {
   const EngineLayer& l = model_->layer(index);
-  const int out_c = l.shape.out_channels, out_h = l.shape.out_h, out_w = l.shape.out_w;
-  const std::int32_t* bound = l.dot_bound[model_->masked(index, dropout) ? 1 : 0].data();
-  BitMatrix signs(out_h * out_w, out_c);
-  for (int pix = 0; pix < out_h * out_w; ++pix) {
-    threshold_bits(dots + static_cast<std::size_t>(pix) * out_c, l.dot_sign.data(), bound, out_c, signs.row(pix));
-  }
+  BitMatrix signs(l.shape.out_h * l.shape.out_w, l.shape.out_channels);
+  threshold_windows(l, dots, signs.rows, model_->masked(index, dropout), signs);
   return pooled(l, std::move(signs));
 }
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "engine/threshold.h"
 #include "model/dropout_mask.h"
 
 namespace spinbayes {
@@ -46,12 +45,7 @@ void PrngMasks::mask_patches(const MaskKey& key, Patches&, int, LayerEvents&) co
 
 void ExactArrays::sense(int layer, const PatchRows&, int, int windows, const std::int32_t* dots, bool masked,
                         BitMatrix& signs, LayerEvents&) const {
-  const EngineLayer& l = model_->layer(layer);
-  const int out_c = l.shape.out_channels;
-  const std::int32_t* bound = l.dot_bound[masked ? 1 : 0].data();
-  for (int m = 0; m < windows; ++m) {
-    threshold_bits(dots + static_cast<std::size_t>(m) * out_c, l.dot_sign.data(), bound, out_c, signs.row(m));
-  }
+  threshold_windows(model_->layer(layer), dots, windows, masked, signs);
 }
 
 void ExactArrays::read_out(int layer, const PatchRows&, int, const std::int32_t* dots, double* sums,
