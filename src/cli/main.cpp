@@ -70,16 +70,10 @@ void check_arguments(int argc, char** argv, const CLI::App& app) {
   throw Error("unknown subcommand '" + quoted_argument(argv[1]) + "' (known: " + known + ")");
 }
 
-// A warning (not an error) for hardware that computes but can hardly classify: an ADC with fewer
-// than four levels per sign over partial sums of a whole tile rounds nearly every sum to 0.
+// A warning (not an error) for hardware that computes but can hardly classify.
 void warn_if_degenerate(const HardwareConfig& hw, const std::string& origin) {
-  const int levels = ((1 << hw.crossbar.adc_bits) - 1) / 2;
-  if (levels >= 4 || levels >= hw.crossbar.tile_rows) return;
-  std::fprintf(stderr,
-               "spinbayes: warning: %s: crossbar.adc_bits = %d leaves %d ADC level(s) per sign for partial sums of up "
-               "to %d rows (step %g); expect figures near chance\n",
-               printable(origin).c_str(), hw.crossbar.adc_bits, levels, hw.crossbar.tile_rows,
-               static_cast<double>(hw.crossbar.tile_rows) / levels);
+  const std::string why = hw.coarse_adc();
+  if (!why.empty()) std::fprintf(stderr, "spinbayes: warning: %s: %s\n", printable(origin).c_str(), why.c_str());
 }
 
 // Explicitly given training options replace the saved run's, so that train_model() can refuse

@@ -122,7 +122,6 @@ EvalReport evaluate(const EvalOptions& options) {
   }
 
   ImageSet test = load_fashion_mnist(options.paths, "test", options.test_count);
-  if (options.test_count > 0) test = first_images(test, options.test_count);
   // OOD sets are built before any inference so that a bad name or file fails fast.
   const int ood_count = options.ood_count > 0 ? options.ood_count : test.n;
   std::vector<ImageSet> ood_sets;

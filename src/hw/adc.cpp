@@ -43,7 +43,7 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) void adc_codes_avx512(const
 #endif
 
 Adc::Adc(int bits, int tile_rows, int cell_scale) {
-  const int k = ((1 << bits) - 1) / 2;
+  const int k = adc_codes_per_sign(bits);
   levels_ = std::min(k, tile_rows);
   step_ = k >= tile_rows ? 1.0 : static_cast<double>(tile_rows) / k;
   // code = round(sum / cell_scale / step), with step = tile_rows / K, as one exact product over

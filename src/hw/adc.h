@@ -6,6 +6,9 @@
 
 namespace spinbayes {
 
+// K, the largest code of a `bits`-bit ADC: codes -K..K.
+constexpr int adc_codes_per_sign(int bits) { return ((1 << bits) - 1) / 2; }
+
 class Adc {
  public:
   Adc() = default;

@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <numbers>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
+#include "hw/adc.h"
 
 namespace spinbayes {
 
@@ -102,6 +105,14 @@ HardwareConfig HardwareConfig::load(const std::string& source) {
   hw.table().apply_file(source);
   hw.validate(source);
   return hw;
+}
+
+std::string HardwareConfig::coarse_adc() const {
+  const int levels = adc_codes_per_sign(crossbar.adc_bits);
+  if (levels >= 4 || levels >= crossbar.tile_rows) return {};
+  return fmt::format("crossbar.adc_bits = {} leaves {} ADC level(s) per sign for partial sums of up to {} rows (step {:g}); "
+                     "expect figures near chance",
+                     crossbar.adc_bits, levels, crossbar.tile_rows, static_cast<double>(crossbar.tile_rows) / levels);
 }
 
 }  // namespace spinbayes

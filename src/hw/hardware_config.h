@@ -73,6 +73,9 @@ struct HardwareConfig {
   static HardwareConfig load(const std::string& source);
 
   ConfigTable table();  // binds every parameter (with range, unit, source) to this object
+  // What makes valid settings compute figures near chance, for a warning (empty: nothing): an ADC
+  // with fewer than four codes per sign over partial sums of a whole tile.
+  std::string coarse_adc() const;
   void validate(const std::string& origin = "hardware config");
 };
 
