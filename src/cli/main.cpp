@@ -280,17 +280,6 @@ int main(int argc, char** argv) {
       const auto png = std::filesystem::path(sweep.out.string() + ".png");
       check_output_path(csv, "--out");
       check_output_path(png, "--out");
-      if (sweep.param.rfind("crossbar.", 0) == 0) {
-        for (const double v : sweep.values) {
-          HardwareConfig hw = HardwareConfig::load(sweep.eval.hardware);
-          try {
-            hw.table().apply(nlohmann::json{{sweep.param, v}}, "--values");
-          } catch (const Error&) {
-            continue;  // run_sweep reports it
-          }
-          warn_if_degenerate(hw, fmt::format("--values {:g}", v));
-        }
-      }
       const SweepReport report = run_sweep(sweep);
       // Both files or neither: the figure is drawn before either is written.
       write_files_atomic({{csv, sweep_csv(report)}, {png, sweep_plot_png(report)}});

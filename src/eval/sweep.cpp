@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/atomic_file.h"
 #include "core/plot.h"
 #include "hw/hardware_config.h"
 
@@ -29,6 +28,8 @@ SweepReport run_sweep(const SweepOptions& o, bool progress) {
     HardwareConfig hw = probe;
     hw.table().apply(nlohmann::json{{o.param, v}}, "--values");
     hw.validate("--values");  // the rules across keys too (tile_rows a multiple of 64)
+    const std::string coarse = hw.coarse_adc();
+    if (progress && !coarse.empty()) std::fprintf(stderr, "spinbayes: warning: --values %g: %s\n", v, coarse.c_str());
   }
 
   SweepReport r;
@@ -79,10 +80,6 @@ std::string sweep_csv(const SweepReport& r) {
   row("software", "engine", r.software.accuracy, r.software.ece, r.software.nll, software_auroc);
   for (const auto& p : r.points) row(fmt::format("{:g}", p.value), std::to_string(p.chip), p.accuracy, p.ece, p.nll, p.auroc);
   return out;
-}
-
-void write_sweep_plot(const SweepReport& r, const std::filesystem::path& png) {
-  write_file_atomic(png, sweep_plot_png(r));
 }
 
 std::string sweep_plot_png(const SweepReport& r) {

@@ -34,9 +34,8 @@ struct SweepReport {
 
 SweepReport run_sweep(const SweepOptions& options, bool progress = true);
 std::string sweep_csv(const SweepReport& report);
-// Four panels (accuracy, ECE, NLL, OOD AUROC) against the parameter: mean over chips with
-// min-max bars, the software engine dashed.
-void write_sweep_plot(const SweepReport& report, const std::filesystem::path& png);
-std::string sweep_plot_png(const SweepReport& report);  // the same figure's bytes
+// The PNG's bytes: four panels (accuracy, ECE, NLL, OOD AUROC) against the parameter, mean over
+// chips with min-max bars, the software engine dashed.
+std::string sweep_plot_png(const SweepReport& report);
 
 }  // namespace spinbayes
