@@ -15,6 +15,7 @@
 #include "cost/cost_model.h"
 #include "data/mnist_json.h"
 #include "eval/bench.h"
+#include "eval/calibrate.h"
 #include "eval/evaluation.h"
 #include "eval/sweep.h"
 #include "hw/hardware_config.h"
@@ -107,6 +108,16 @@ TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
   return o;
 }
 
+void print_calibration(const CalibrationRecord& record, const std::filesystem::path& file) {
+  const auto line = [](const char* what, const FittedTemperature& f) {
+    std::printf("temperature %.4f for %s (fitted on %d validation images): NLL %.4f -> %.4f, ECE %.4f -> %.4f\n",
+                f.temperature, what, f.validation_images, f.nll_before, f.nll_after, f.ece_before, f.ece_after);
+  };
+  if (record.mc) line(("T = " + std::to_string(record.mc->samples) + " Monte Carlo passes").c_str(), *record.mc);
+  if (record.deterministic) line("one pass with dropout off", *record.deterministic);
+  std::printf("wrote %s\n", file.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,8 +171,25 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--ood-count", eval.ood_count, "Images per OOD set (0 = as many as test images)")
       ->capture_default_str();
   eval_cmd->add_option("--threads", eval.threads)->capture_default_str();
+  std::string calibration_mode;
+  eval_cmd->add_option("--calibration", calibration_mode,
+                       "none | temperature (default: the run's temperature when it has one)");
+  eval_cmd->add_option("--calibration-file", eval.calibration_file, "Temperatures to apply (default DIR/calibration.json)");
   eval_cmd->add_option("--json", eval_json, "Write the figures as JSON");
   add_data_options(*eval_cmd, eval.paths);
+
+  // calibrate
+  CalibrateOptions calibrate;
+  auto* calibrate_cmd = app.add_subcommand(
+      "calibrate", "Fit the run's temperature (temperature scaling) on its validation images: DIR/calibration.json");
+  calibrate_cmd->add_option("--model", calibrate.model, "Training run directory")->required();
+  calibrate_cmd->add_option("--samples", calibrate.samples, "Monte Carlo samples T of the fit")->capture_default_str();
+  calibrate_cmd->add_option("--seed", calibrate.seed)->check(seed_value())->capture_default_str();
+  calibrate_cmd->add_option("--validation-count", calibrate.validation_count, "First N validation images (0 = all)")
+      ->capture_default_str();
+  calibrate_cmd->add_option("--threads", calibrate.threads)->capture_default_str();
+  calibrate_cmd->add_option("--out", calibrate.out, "Output file (default DIR/calibration.json)");
+  add_data_options(*calibrate_cmd, calibrate.paths);
 
   // bench
   BenchOptions bench;
@@ -197,6 +225,11 @@ int main(int argc, char** argv) {
   sweep_cmd->add_option("--ood", sweep_ood, "OOD sets for the AUROC")->capture_default_str();
   sweep_cmd->add_option("--seed", sweep.eval.seed)->check(seed_value())->capture_default_str();
   sweep_cmd->add_option("--threads", sweep.eval.threads)->capture_default_str();
+  std::string sweep_calibration;
+  sweep_cmd->add_option("--calibration", sweep_calibration,
+                        "none | temperature (default: the run's temperature when it has one)");
+  sweep_cmd->add_option("--calibration-file", sweep.eval.calibration_file,
+                        "Temperatures to apply (default DIR/calibration.json)");
   sweep_cmd->add_option("--out", sweep.out, "Output prefix: writes PREFIX.csv and PREFIX.png (default DIR/sweep-PARAM)");
   add_data_options(*sweep_cmd, sweep.eval.paths);
 
@@ -259,10 +292,22 @@ int main(int argc, char** argv) {
       std::printf("trained %s (%s dropout, p=%g) for %d epochs in %.1f s: validation accuracy %.2f %%\n",
                   train.spec.architecture.c_str(), to_string(train.spec.dropout).c_str(), train.spec.p, r.epochs,
                   r.seconds, 100.0 * r.validation_accuracy);
+      if (train.validation > 0) {
+        // The run's temperature, fitted as `spinbayes calibrate` does with its defaults.
+        CalibrateOptions c;
+        c.model = train.out;
+        c.threads = train.threads;
+        c.paths = train.paths;
+        print_calibration(calibrate_run(c), calibration_path(train.out));
+      }
+    } else if (*calibrate_cmd) {
+      const CalibrationRecord record = calibrate_run(calibrate);
+      print_calibration(record, calibrate.out.empty() ? calibration_path(calibrate.model) : calibrate.out);
     } else if (*eval_cmd) {
       eval.ood = split_list(ood_list);
       eval.score = parse_ood_score(score);
       eval.backend = parse_backend(backend);
+      if (!calibration_mode.empty()) eval.calibration = parse_calibration_mode(calibration_mode);
       if (!eval_json.empty()) check_output_path(eval_json, "--json");
       if (eval.backend == Backend::cim) warn_if_degenerate(HardwareConfig::load(eval.hardware), "--hw " + eval.hardware);
       const EvalReport report = evaluate(eval);
@@ -274,6 +319,7 @@ int main(int argc, char** argv) {
       emit_report(bench_json(report), bench_table(report), bench_json_path, "bench");
     } else if (*sweep_cmd) {
       sweep.eval.ood = split_list(sweep_ood);
+      if (!sweep_calibration.empty()) sweep.eval.calibration = parse_calibration_mode(sweep_calibration);
       sweep.values = parse_number_list("--values", sweep_values);
       if (sweep.out.empty()) sweep.out = sweep.eval.model / ("sweep-" + sweep.param);
       const auto csv = std::filesystem::path(sweep.out.string() + ".csv");

@@ -14,6 +14,7 @@
 #include "train/torch_model.h"
 #include "engine/engine.h"
 #include "hw/chip.h"
+#include "uncertainty/calibration.h"
 #include "uncertainty/metrics.h"
 
 namespace spinbayes {
@@ -138,10 +139,15 @@ EvalReport evaluate(const EvalOptions& options) {
 
   const bool dropout = !options.deterministic;
   EvalReport r;
-  auto predict = [&](const ImageSet& set, const char* tag) {
+  r.calibration = resolve_calibration(options.calibration, options.model, options.calibration_file,
+                                      ensure_model_ir(options.model), !dropout || !model.spec.has_dropout());
+  // The predictive distribution at the applied temperature (temperature 1: as the network gives it).
+  auto predict_raw = [&](const ImageSet& set, const char* tag) {
     return summarize(
         model.predict(set, options.samples, stream_seed(options.seed, name_tag(tag)), dropout, &r.ledger));
   };
+  auto calibrated = [&](PredictiveSummary raw) { return with_temperature(std::move(raw), r.calibration.temperature); };
+  auto predict = [&](const ImageSet& set, const char* tag) { return calibrated(predict_raw(set, tag)); };
   if (model.chip != nullptr) {
     r.hardware = options.hardware;
     r.chip_seed = options.chip_seed;
@@ -152,7 +158,11 @@ EvalReport evaluate(const EvalOptions& options) {
   r.backend = to_string(options.backend);
   r.deterministic = options.deterministic;
   r.score = options.score == OodScore::entropy ? "entropy" : "mi";
-  const PredictiveSummary s = predict(test, "test");
+  const PredictiveSummary raw = predict_raw(test, "test");
+  const PredictiveSummary s = calibrated(raw);
+  r.nll_uncalibrated = negative_log_likelihood(raw, test.labels);
+  r.ece_uncalibrated = expected_calibration_error(raw, test.labels, model.spec.classes, 15);
+  r.brier_uncalibrated = brier_score(raw, test.labels, model.spec.classes);
   r.samples = dropout && r.spec.has_dropout() ? options.samples : 1;
   r.test_images = test.n;
   r.accuracy = accuracy(s, test.labels);
@@ -202,6 +212,9 @@ EvalReport evaluate(const EvalOptions& options) {
   finite(r.nll, "NLL");
   finite(r.ece, "ECE");
   finite(r.brier, "Brier score");
+  finite(r.nll_uncalibrated, "NLL at temperature 1");
+  finite(r.ece_uncalibrated, "ECE at temperature 1");
+  finite(r.brier_uncalibrated, "Brier score at temperature 1");
   finite(r.mean_entropy, "mean entropy");
   finite(r.mean_mutual_information, "mean mutual information");
   finite(r.mean_variance, "mean variance");
@@ -215,6 +228,24 @@ EvalReport evaluate(const EvalOptions& options) {
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
+
+namespace {
+
+// What was applied, where it came from, and the calibration figures without it.
+nlohmann::json calibration_json(const EvalReport& r) {
+  nlohmann::json j = {{"method", r.calibration.method},
+                      {"temperature", r.calibration.temperature},
+                      {"uncalibrated", {{"nll", r.nll_uncalibrated}, {"ece", r.ece_uncalibrated}, {"brier", r.brier_uncalibrated}}}};
+  if (r.calibration.fit) {
+    j["file"] = r.calibration.file;
+    j["fitted_on"] = {{"validation_images", r.calibration.fit->validation_images},
+                      {"samples", r.calibration.fit->samples},
+                      {"seed", r.calibration.fit->seed}};
+  }
+  return j;
+}
+
+}  // namespace
 
 nlohmann::json report_json(const EvalReport& r) {
   nlohmann::json ood = nlohmann::json::object();
@@ -234,6 +265,7 @@ nlohmann::json report_json(const EvalReport& r) {
           {"nll", r.nll},
           {"ece", r.ece},
           {"brier", r.brier},
+          {"calibration", calibration_json(r)},
           {"mean_entropy", r.mean_entropy},
           {"mean_mutual_information", r.mean_mutual_information},
           {"mean_variance", r.mean_variance},
@@ -257,9 +289,17 @@ std::string report_table(const EvalReport& r) {
                      r.deterministic ? ", evaluated deterministically" : "");
   out += fmt::format("samples   T = {}   test images {}   {:.1f} s\n", r.samples, r.test_images, r.seconds);
   out += fmt::format("  accuracy  {:7.2f} %\n", 100.0 * r.accuracy);
-  out += fmt::format("  NLL       {:7.4f}\n", r.nll);
-  out += fmt::format("  ECE       {:7.4f}   (15 bins)\n", r.ece);
-  out += fmt::format("  Brier     {:7.4f}\n", r.brier);
+  if (r.calibration.method == "temperature") {
+    out += fmt::format("  temperature {:.4f} (fitted on {} validation images at T = {}; {})\n", r.calibration.temperature,
+                       r.calibration.fit->validation_images, r.calibration.fit->samples, r.calibration.file);
+    out += fmt::format("  NLL       {:7.4f}   ({:.4f} before temperature scaling)\n", r.nll, r.nll_uncalibrated);
+    out += fmt::format("  ECE       {:7.4f}   (15 bins; {:.4f} before temperature scaling)\n", r.ece, r.ece_uncalibrated);
+    out += fmt::format("  Brier     {:7.4f}   ({:.4f} before temperature scaling)\n", r.brier, r.brier_uncalibrated);
+  } else {
+    out += fmt::format("  NLL       {:7.4f}\n", r.nll);
+    out += fmt::format("  ECE       {:7.4f}   (15 bins; no temperature scaling)\n", r.ece);
+    out += fmt::format("  Brier     {:7.4f}\n", r.brier);
+  }
   out += fmt::format("  entropy   {:7.4f}   mutual information {:.4f}   variance {:.5f}\n", r.mean_entropy,
                      r.mean_mutual_information, r.mean_variance);
   if (!r.mapping.empty()) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "data/datasets.h"
+#include "eval/calibrate.h"
 #include "hw/ledger.h"
 #include "model/model_spec.h"
 #include "uncertainty/metrics.h"
@@ -40,6 +41,9 @@ struct EvalOptions {
   // cim: hardware parameters set over the config (dotted key, value), e.g. {"mtj.sigma_rp", 0.05}.
   std::vector<std::pair<std::string, double>> hardware_overrides;
   int validation_count = 0;  // held-out images for the OOD threshold: 0 = all, -1 = none (use the test set)
+  // Temperature scaling (eval/calibrate.h): the run's temperature when it has one, by default.
+  CalibrationMode calibration = CalibrationMode::automatic;
+  std::filesystem::path calibration_file;  // empty: DIR/calibration.json
   DataPaths paths = DataPaths::from_environment();
 
   void validate() const;  // throws Error naming the field, including unknown OOD names
@@ -59,7 +63,9 @@ struct EvalReport {
   std::uint64_t seed = 0;  // of the dropout masks and the noise OOD sets
   bool deterministic = false;
   std::string score;
-  double accuracy = 0, nll = 0, ece = 0, brier = 0;
+  double accuracy = 0, nll = 0, ece = 0, brier = 0;  // at the applied temperature
+  AppliedCalibration calibration;
+  double nll_uncalibrated = 0, ece_uncalibrated = 0, brier_uncalibrated = 0;  // at temperature 1
   double mean_entropy = 0, mean_mutual_information = 0, mean_variance = 0;
   double threshold = 0;           // OOD score threshold keeping 95 % of validation inputs below
   std::string threshold_source;   // "validation", or "test" when the run held out no validation set

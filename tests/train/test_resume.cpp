@@ -105,6 +105,7 @@ std::string evaluation_of(const fs::path& run, const std::string& data, const fs
     auto j = nlohmann::json::parse(read_file(json));
     j.erase("seconds");
     j.erase("model_dir");
+    j["calibration"].erase("file");  // the run's own calibration.json, in its own directory
     out += j.dump(1) + "\n";
   }
   return out;
