@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/read_file.h"
 #include "cost/cost_model.h"
+#include "eval/calibrate.h"
 #include "eval/evaluation.h"
 #include "eval/experiment_plan.h"
 #include "eval/experiment_report.h"
@@ -61,6 +62,8 @@ void prepare_out_dir(const fs::path& out) {
   }
   fs::create_directories(out / "stages", ec);
   if (ec) throw Error("--out: cannot create '" + printable(out.string()) + "': " + ec.message());
+  fs::create_directories(out / "calibration", ec);
+  if (ec) throw Error("--out: cannot create '" + printable((out / "calibration").string()) + "': " + ec.message());
   fs::create_directories(out / "figures", ec);
   if (ec) throw Error("--out: cannot create '" + printable((out / "figures").string()) + "': " + ec.message());
 }
@@ -132,6 +135,13 @@ class ExperimentRun {
           r.dir = m.dir.string();
           r.model_ir = model_ir_[s.model];
           r.training = training_record(m, s.command);
+          break;
+        case StageKind::calibrate:
+          r.calibration = stage<Calibration>(i, [&] { return calibrate(s); });
+          // A stored stage's file is put back as the stage found it, for the evaluations to read.
+          if (!fs::exists(s.calibrate.out) || read_file_bytes(s.calibrate.out) != r.calibration->record) {
+            write_file_atomic(s.calibrate.out, r.calibration->record);
+          }
           break;
         case StageKind::software_eval:
           r.software = stage<Evaluation>(i, [&] { return evaluation_of(evaluate(s.eval), s.command, true); });
@@ -208,6 +218,18 @@ class ExperimentRun {
     cache_.store(s.name, key, result);
     progress_.finish(index, s.what, seconds_since(start), false);
     return result;
+  }
+
+  Calibration calibrate(const Stage& s) const {
+    const CalibrationRecord record = calibrate_run(s.calibrate);
+    const FittedTemperature& fit = record.mc ? *record.mc : *record.deterministic;
+    Calibration c;
+    c.applied = {fit.temperature, fit.samples, fit.validation_images, fit.nll_before, fit.nll_after, fit.ece_before,
+                 fit.ece_after};
+    c.file = fs::relative(s.calibrate.out, o_.out).string();
+    c.record = calibration_json(record);
+    c.command = s.command;
+    return c;
   }
 
   // Pricing: the main T with every scheme, and the model's own scheme along the T axis.

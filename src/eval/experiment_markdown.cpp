@@ -1,4 +1,5 @@
 // The experiment's report.md, from its typed results.
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -33,8 +34,8 @@ std::string listed(const std::vector<std::string>& items, const char* separator,
 // The main table of one place (software or chip) with the command behind each row.
 std::string metrics_table(const ExperimentResults& results, bool chip) {
   const std::vector<std::string>& sets = results.settings.ood;
-  std::string out = "| model | T | test images | accuracy | NLL | ECE | Brier | mean entropy | mean MI |";
-  std::string rule = "|---|---|---|---|---|---|---|---|---|";
+  std::string out = "| model | T | test images | temperature | accuracy | NLL | ECE | ECE at temperature 1 | Brier | mean entropy | mean MI |";
+  std::string rule = "|---|---|---|---|---|---|---|---|---|---|---|";
   for (const auto& s : sets) {
     out += fmt::format(" {} AUROC / FPR95 |", s);
     rule += "---|";
@@ -44,14 +45,80 @@ std::string metrics_table(const ExperimentResults& results, bool chip) {
   for (const ModelResults* m : results.main_models()) {
     const Evaluation& e = chip ? *m->chip : *m->software;
     const EvalSummary& r = e.report;
-    out += fmt::format("| {} | {} | {} | {:.2f} % | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.4f} |", m->role, r.samples,
-                       r.test_images, 100.0 * r.accuracy, r.nll, r.ece, r.brier, r.mean_entropy,
-                       r.mean_mutual_information);
+    out += fmt::format("| {} | {} | {} | {:.3f} | {:.2f} % | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.4f} | {:.4f} |", m->role,
+                       r.samples, r.test_images, r.calibration.temperature, 100.0 * r.accuracy, r.nll, r.ece,
+                       r.calibration.uncalibrated.ece, r.brier, r.mean_entropy, r.mean_mutual_information);
     for (const auto& s : sets) out += fmt::format(" {:.4f} / {:.4f} |", r.ood.at(s).auroc, r.ood.at(s).fpr95);
     out += "\n";
     commands += fmt::format("- {}: {}\n", m->role, command_text(e.command));
   }
   return out + "\nReproduce each row (`--json FILE` writes the same figures as JSON):\n\n" + commands;
+}
+
+// The per-layer element-over-spatial module ratios of the 3x3 convolutions with a dropout site,
+// from `spinbayes cost --json`'s layers (the paper's "9x per layer").
+std::vector<double> conv3x3_module_ratios(const CostSummary& c) {
+  std::vector<double> ratios;
+  const nlohmann::json& layers = c.document.value("layers", nlohmann::json::array());
+  for (const auto& layer : layers) {
+    if (layer.value("kind", "") != "conv3x3" || !layer.value("dropout", false)) continue;
+    ratios.push_back(layer.at("ratios").at("modules_element_over_spatial").get<double>());
+  }
+  return ratios;
+}
+
+std::string ratio_range(const std::vector<double>& values) {
+  if (values.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  return *lo == *hi ? fmt::format("{:.2f}x", *lo) : fmt::format("{:.2f}-{:.2f}x", *lo, *hi);
+}
+
+// The answer first: the paper's claims beside this run's figures.
+std::string headline_section(const ExperimentResults& results) {
+  const ExperimentSettings& s = results.settings;
+  const ModelResults& spatial = results.model(ModelRole::spatial);
+  const CostSummary& c = spatial.cost.report;
+  const std::vector<double> per_layer = conv3x3_module_ratios(c);
+  std::string out = "## The answer\n\n";
+  out += "The claims of Spatial-SpinDrop (Ahmed et al., IEEE TNANO 2024) against element-wise MC-Dropout on the same "
+         "spintronic hardware, beside what this run measured (cost: `spinbayes cost` on the spatial model's network, "
+         "every scheme at the same p and T):\n\n";
+  out += "| claim | paper | this run |\n|---|---|---|\n";
+  out += fmt::format("| dropout modules per 3x3 layer, element / spatial | 9x | {} ({} 3x3 layers with a dropout site) |\n",
+                     ratio_range(per_layer), per_layer.size());
+  out += fmt::format("| dropout modules per network, element / spatial | - | {:.2f}x ({} against {}) |\n",
+                     c.ratios.modules_element_over_spatial, c.schemes.at("element").modules,
+                     c.schemes.at("spatial").modules);
+  out += fmt::format("| dropout-module energy per inference, element / spatial | 94.11x | {:.2f}x (p = {:g}, T = {}) |\n",
+                     c.ratios.dropout_energy_element_over_spatial, c.p, c.samples);
+  out += fmt::format("| total energy per inference, element / spatial | - | {:.2f}x |\n",
+                     c.ratios.energy_element_over_spatial);
+  out += "| accuracy and uncertainty | comparable | the table below |\n\n";
+
+  const std::vector<std::string>& sets = s.ood;
+  out += fmt::format("Quality at T = {} (NLL and ECE after temperature scaling, before it in brackets; the temperature is "
+                     "fitted on the validation images and changes no prediction):\n\n",
+                     s.samples);
+  out += "| model | where | accuracy | NLL | ECE |";
+  std::string rule = "|---|---|---|---|---|";
+  for (const auto& set : sets) {
+    out += fmt::format(" {} AUROC |", set);
+    rule += "---|";
+  }
+  out += "\n" + rule + "\n";
+  for (const ModelResults* m : results.main_models()) {
+    for (const bool chip : {false, true}) {
+      const std::optional<Evaluation>& e = chip ? m->chip : m->software;
+      if (!e) continue;
+      const EvalSummary& r = e->report;
+      out += fmt::format("| {} | {} | {:.2f} % | {:.4f} ({:.4f}) | {:.4f} ({:.4f}) |", m->role,
+                         chip ? "chip" : "software", 100.0 * r.accuracy, r.nll, r.calibration.uncalibrated.nll, r.ece,
+                         r.calibration.uncalibrated.ece);
+      for (const auto& set : sets) out += fmt::format(" {:.4f} |", r.ood.at(set).auroc);
+      out += "\n";
+    }
+  }
+  return out + "\nEach row's command is in the sections below.\n\n";
 }
 
 std::string cost_section(const ExperimentResults& results) {
@@ -108,6 +175,18 @@ std::string models_section(const ExperimentResults& results) {
   }
   out += "\nTrain each:\n\n";
   for (const auto& m : results.models) out += fmt::format("- {}: {}\n", m.role, command_text(m.training.command));
+  out += "\nTemperature scaling: one temperature tau per model rescales its predictive distribution, "
+         "softmax(log(mean_t p_t) / tau), fitted by NLL on the validation images (for the MC models at the main T). "
+         "It keeps the order of the classes, so no prediction changes. Every evaluation below applies it; on the chip "
+         "it is digital work where the passes are averaged (for one pass, a scale of the last layer's output affine), "
+         "nothing analog.\n\n| model | temperature | fitted at T | validation NLL before / after | validation ECE "
+         "before / after | reproduce |\n|---|---|---|---|---|---|\n";
+  for (const auto& m : results.models) {
+    if (!m.calibration) continue;
+    const TemperatureFigures& t = m.calibration->applied;
+    out += fmt::format("| {} | {:.4f} | {} | {:.4f} / {:.4f} | {:.4f} / {:.4f} | {} |\n", m.role, t.temperature, t.samples,
+                       t.nll_before, t.nll_after, t.ece_before, t.ece_after, command_text(m.calibration->command));
+  }
   return out;
 }
 
@@ -187,6 +266,7 @@ std::string experiment_report_markdown(const ExperimentResults& results) {
       "Fashion-MNIST; OOD sets: {}. Software: the bit-packed engine. Chip: the simulated spintronic chip, hardware "
       "`default`, chip seed {}. Evaluation seed {}. All numbers are in `results.json`.\n\n",
       listed(s.ood, ", ", false), s.chip_seed, s.eval_seed);
+  out += headline_section(results);
   out += models_section(results);
   out += fmt::format("\n## In software (engine), T = {}\n\n", s.samples);
   out += metrics_table(results, false);

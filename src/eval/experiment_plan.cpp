@@ -57,17 +57,25 @@ std::vector<std::string> eval_command(const EvalOptions& e) {
   if (e.backend == Backend::cim) {
     args.insert(args.end(), {"--hw", e.hardware, "--chip-seed", std::to_string(e.chip_seed)});
   }
+  if (!e.calibration_file.empty()) args.insert(args.end(), {"--calibration-file", e.calibration_file.string()});
   return with_data(args, e.paths);
+}
+
+std::vector<std::string> calibrate_command(const CalibrateOptions& c) {
+  return with_data({"calibrate", "--model", c.model.string(), "--samples", std::to_string(c.samples), "--seed",
+                    std::to_string(c.seed), "--out", c.out.string()},
+                   c.paths);
 }
 
 std::vector<std::string> sweep_command(const SweepOptions& s) {
   std::vector<std::string> values;
   for (double v : s.values) values.push_back(number_text(v));
-  return with_data({"sweep", "--model", s.eval.model.string(), "--param", s.param, "--values", joined(values),
-                    "--chips", std::to_string(s.chips), "--samples", std::to_string(s.eval.samples), "--test-count",
-                    std::to_string(s.eval.test_count), "--ood", joined(s.eval.ood), "--seed",
-                    std::to_string(s.eval.seed)},
-                   s.eval.paths);
+  std::vector<std::string> args = {"sweep", "--model", s.eval.model.string(), "--param", s.param, "--values",
+                                   joined(values), "--chips", std::to_string(s.chips), "--samples",
+                                   std::to_string(s.eval.samples), "--test-count", std::to_string(s.eval.test_count),
+                                   "--ood", joined(s.eval.ood), "--seed", std::to_string(s.eval.seed)};
+  if (!s.eval.calibration_file.empty()) args.insert(args.end(), {"--calibration-file", s.eval.calibration_file.string()});
+  return with_data(args, s.eval.paths);
 }
 
 // ---- the models ---------------------------------------------------------------------------------
@@ -144,6 +152,7 @@ class Planner {
                        fmt::format("train {} ({}, {} epochs)", m.name, m.description, m.train.epochs),
                        {Work::train, macs_ * train_images * m.train.epochs});
     train.command = train_command(m.train);
+    add_calibration();
 
     if (m.main()) {
       add_evaluation(StageKind::software_eval, o_.samples, o_.test_count);
@@ -174,6 +183,32 @@ class Planner {
     s.what = std::move(what);
     s.work = work;
     return s;
+  }
+
+  // The temperatures, fitted at the main T with the evaluations' seed on the validation images.
+  void add_calibration() {
+    const PlannedModel& m = plan_.models[model_];
+    CalibrateOptions c;
+    c.model = m.dir;
+    c.out = plan_.calibration_file(m);
+    c.samples = std::max(2, o_.samples);
+    c.seed = o_.eval_seed;
+    c.threads = o_.threads;
+    c.paths = o_.paths;
+    const double validation = m.train.validation;
+    Stage& s = add(StageKind::calibrate, "calibrate-" + m.name, fmt::format("fit the temperature of {}", m.name),
+                   {Work::engine, mask_factor_ * macs_ * (passes(c.samples) + 1.0) * validation});
+    s.inputs = {{"samples", c.samples}, {"seed", c.seed}, {"data", data_key()}};
+    s.command = calibrate_command(c);
+    s.calibrate = std::move(c);
+  }
+
+  // What every evaluation of the model applies: the calibration stage's temperature.
+  void calibrated(EvalOptions& e, json& inputs) const {
+    const PlannedModel& m = plan_.models[model_];
+    e.calibration = CalibrationMode::temperature;
+    e.calibration_file = plan_.calibration_file(m);
+    inputs["calibration"] = {{"samples", std::max(2, o_.samples)}, {"seed", o_.eval_seed}};
   }
 
   // The T axis; the deterministic network is the same at every T, so it gets one point.
@@ -223,6 +258,7 @@ class Planner {
       s.inputs["hardware_config"] = hardware_key_;
       s.inputs["chip_seed"] = e.chip_seed;
     }
+    calibrated(e, s.inputs);
     s.command = eval_command(e);
     s.eval = std::move(e);
     if (kind == StageKind::software_eval) software_eval_ = plan_.stages.size() - 1;
@@ -251,6 +287,7 @@ class Planner {
     s.inputs = {{"param", w.param}, {"values", w.values}, {"chips", w.chips}, {"samples", w.eval.samples},
                 {"test_count", w.eval.test_count}, {"ood", w.eval.ood}, {"seed", w.eval.seed},
                 {"hardware", w.eval.hardware}, {"hardware_config", hardware_key_}, {"data", data_key()}};
+    calibrated(w.eval, s.inputs);
     s.command = sweep_command(w);
     s.sweep = std::move(w);
   }
@@ -279,6 +316,10 @@ json Stage::key(const PlannedModel& m, const std::string& model_ir) const {
   return k;
 }
 
+fs::path ExperimentPlan::calibration_file(const PlannedModel& m) const {
+  return out / "calibration" / (m.name + ".json");
+}
+
 const PlannedModel& ExperimentPlan::model(ModelRole role) const {
   for (const auto& m : models) {
     if (m.role == role) return m;
@@ -298,6 +339,7 @@ std::vector<std::string> cost_command(const PlannedModel& m, int samples) {
 
 ExperimentPlan plan_experiment(const ExperimentOptions& o) {
   ExperimentPlan plan;
+  plan.out = o.out;
   plan.own_models = o.models.empty();
   plan.models_dir = plan.own_models ? o.out / "models" : o.models;
   plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::deterministic, o.p));

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/calibrate.h"
 #include "eval/evaluation.h"
 #include "eval/experiment.h"
 #include "eval/experiment_results.h"
@@ -30,7 +31,7 @@ struct PlannedModel {
   nlohmann::json identity(const std::string& model_ir) const;      // what a stage key holds of it
 };
 
-enum class StageKind { train, software_eval, chip_eval, curve_point, sweep, cost };
+enum class StageKind { train, calibrate, software_eval, chip_eval, curve_point, sweep, cost };
 
 struct Stage {
   StageKind kind = StageKind::train;
@@ -40,6 +41,7 @@ struct Stage {
   WorkEstimate work;
   nlohmann::json inputs;             // the key less the model
   std::vector<std::string> command;  // the subcommand that computes the same numbers
+  CalibrateOptions calibrate;        // the calibration
   EvalOptions eval;                  // the evaluations
   SweepOptions sweep;                // the sweep
   bool on_t_axis = false;  // a software evaluation that is also its model's point of the T axis
@@ -50,6 +52,7 @@ struct Stage {
 };
 
 struct ExperimentPlan {
+  std::filesystem::path out;
   std::filesystem::path models_dir;
   bool own_models = true;  // out/models, not a --models directory of finished runs
   std::vector<PlannedModel> models;  // deterministic, element, spatial, then the extra rates
@@ -58,6 +61,9 @@ struct ExperimentPlan {
   std::vector<int> priced_t;         // T values the cost stages price: the T axis and the main T
 
   const PlannedModel& model(ModelRole role) const;  // the first of that role
+  // out/calibration/<model>.json: the temperatures the model's evaluations apply (the experiment
+  // leaves the training runs' own calibration.json alone).
+  std::filesystem::path calibration_file(const PlannedModel& model) const;
 };
 
 // Reads the OOD idx: files and the default hardware and technology tables for the keys.

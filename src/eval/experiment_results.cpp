@@ -138,12 +138,14 @@ void from_json(const json& j, CostSummary& c) {
 
 void to_json(json& j, const ModelResults& m) {
   j = static_cast<const ModelEntry&>(m);
+  put_if(j, "calibration", m.calibration);
   put_if(j, "software", m.software);
   put_if(j, "chip", m.chip);
   put_if(j, "variation", m.variation);
 }
 void from_json(const json& j, ModelResults& m) {
   static_cast<ModelEntry&>(m) = j.get<ModelEntry>();
+  get_if(j, "calibration", m.calibration);
   get_if(j, "software", m.software);
   get_if(j, "chip", m.chip);
   get_if(j, "variation", m.variation);

@@ -29,15 +29,31 @@ struct OodDetection {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OodDetection, auroc, fpr95)
 
 // What the report reads of `spinbayes eval --json`.
+// The calibration figures at temperature 1.
+struct UncalibratedFigures {
+  double nll = 0, ece = 0, brier = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(UncalibratedFigures, nll, ece, brier)
+
+struct EvalCalibration {
+  std::string method;  // none | temperature
+  double temperature = 1;
+  UncalibratedFigures uncalibrated;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EvalCalibration, method, temperature, uncalibrated)
+
+// What the report reads of `spinbayes eval --json`; accuracy, NLL, ECE, Brier and the OOD figures
+// are at the applied temperature.
 struct EvalMetrics {
   int samples = 0, test_images = 0;
   double accuracy = 0, nll = 0, ece = 0, brier = 0, mean_entropy = 0, mean_mutual_information = 0;
+  EvalCalibration calibration;
   std::string score;  // the OOD score: entropy or mutual information
   std::map<std::string, OodDetection> ood;
   double auroc(const std::string& set) const { return ood.at(set).auroc; }
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EvalMetrics, samples, test_images, accuracy, nll, ece, brier, mean_entropy,
-                                   mean_mutual_information, score, ood)
+                                   mean_mutual_information, calibration, score, ood)
 
 // `spinbayes eval --json`: the document as written, and its metrics.
 struct EvalSummary : EvalMetrics {
@@ -182,6 +198,26 @@ struct TrainingRecord {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingRecord, settings, epochs, validation_accuracy, seconds, command)
 
+// ---- calibration (`spinbayes calibrate`) --------------------------------------------------------
+
+// One fitted temperature as calibration.json holds it.
+struct TemperatureFigures {
+  double temperature = 1;
+  int samples = 0, validation_images = 0;
+  double nll_before = 0, nll_after = 0, ece_before = 0, ece_after = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TemperatureFigures, temperature, samples, validation_images, nll_before, nll_after,
+                                   ece_before, ece_after)
+
+// The calibration stage: the temperature the model's evaluations apply, the file they read it
+// from (relative to the experiment directory) and that file's text.
+struct Calibration {
+  TemperatureFigures applied;  // Monte Carlo for dropout models, one pass for the deterministic one
+  std::string file, record;
+  std::vector<std::string> command;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Calibration, applied, file, record, command)
+
 // ---- the run ----------------------------------------------------------------------------------
 
 // What the results hold of every model...
@@ -200,6 +236,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelEntry, name, role, main, dropout, p, dir
 
 // ... and what the main models add.
 struct ModelResults : ModelEntry {
+  std::optional<Calibration> calibration;
   std::optional<Evaluation> software, chip;
   std::optional<Variation> variation;
 

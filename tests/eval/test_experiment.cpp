@@ -118,7 +118,31 @@ void expect_report_figures_and_results(const fs::path& straight) {
   EXPECT_EQ(results["models"][1]["dropout"], "element");
   EXPECT_EQ(results["models"][2]["dropout"], "spatial");
   EXPECT_EQ(results["models"][3]["p"], 0.2);
+  // Every model's temperature is fitted once and applied by each of its evaluations, which report
+  // the figures at temperature 1 beside it.
+  for (const json& m : results["models"]) {
+    ASSERT_TRUE(m.contains("calibration")) << m["name"];
+    const double temperature = m["calibration"]["applied"]["temperature"].get<double>();
+    EXPECT_GT(temperature, 0.0);
+    EXPECT_TRUE(fs::exists(straight / m["calibration"]["file"].get<std::string>()));
+    for (const json& point : m["t_axis"]) {
+      EXPECT_EQ(point["report"]["calibration"]["method"], "temperature");
+      EXPECT_EQ(point["report"]["calibration"]["temperature"].get<double>(), temperature);
+    }
+    if (m["main"].get<bool>()) {
+      EXPECT_EQ(m["chip"]["report"]["calibration"]["temperature"].get<double>(), temperature);
+    }
+  }
   const std::string report = read_file(straight / "report.md");
+  // The answer comes first: the paper's claims beside this run's figures, before the models.
+  const auto answer = report.find("## The answer"), models = report.find("## Models");
+  ASSERT_NE(answer, std::string::npos);
+  EXPECT_LT(answer, models);
+  EXPECT_EQ(report.find("\n## "), answer - 1);
+  for (const char* claim : {"| dropout modules per 3x3 layer, element / spatial | 9x |",
+                            "| dropout-module energy per inference, element / spatial | 94.11x |"}) {
+    EXPECT_NE(report.find(claim), std::string::npos) << claim;
+  }
   EXPECT_NE(report.find("spinbayes eval --model"), std::string::npos);
   EXPECT_NE(report.find("spinbayes cost --model"), std::string::npos);
   EXPECT_NE(report.find("![Reliability diagrams](figures/reliability.png)"), std::string::npos);
@@ -194,6 +218,8 @@ TEST_F(Experiment, NumbersEqualTheEvalAndCostCommandsAndTheLibrary) {
   e.ood_count = 100;
   e.threads = 1;
   e.paths.fashion_mnist = scratch_ / "data";
+  e.calibration = spinbayes::CalibrationMode::temperature;
+  e.calibration_file = straight_ / element["calibration"]["file"].get<std::string>();
   EXPECT_EQ(without_timing(spinbayes::report_json(spinbayes::evaluate(e))),
             without_timing(element["software"]["report"]));
   spinbayes::CostOptions c;
