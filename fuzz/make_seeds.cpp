@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "cost/technology.h"
+#include "uncertainty/calibration.h"
 #include "data/idx.h"
 #include "hw/hardware_config.h"
 #include "model/model_ir.h"
@@ -184,6 +185,20 @@ void hardware_config_seeds(const fs::path& dir) {
   write(dir / "newline-in-key", "{\"mtj\": {\"tmr\\nratio\": 1}}");
 }
 
+void calibration_seeds(const fs::path& dir) {
+  CalibrationRecord record;
+  record.model_ir = "9f2c61e0a4b3d587";
+  record.mc = FittedTemperature{0.7, 20, 1, 5000, 0.41, 0.37, 0.066, 0.014};
+  record.deterministic = FittedTemperature{0.87, 1, 1, 5000, 0.41, 0.40, 0.022, 0.012};
+  write(dir / "both", calibration_json(record));
+  record.mc.reset();
+  write(dir / "deterministic-only", calibration_json(record));
+  write(dir / "negative-temperature", "{\"format\": \"spinbayes-calibration\", \"version\": 1, \"model_ir\": \"x\", "
+                                      "\"deterministic\": {\"temperature\": -1}}");
+  write(dir / "number-overflow", "{\"format\": \"spinbayes-calibration\", \"version\": 1, \"model_ir\": \"x\", "
+                                 "\"mc\": {\"temperature\": 1e400}}");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,6 +216,7 @@ int main(int argc, char** argv) {
     model_ir_seeds(dir / "model_ir", dir / "model_ir_payload", scratch / "file");
     hardware_config_seeds(dir / "hardware_config");
     technology_seeds(dir / "technology");
+    calibration_seeds(dir / "calibration");
     fs::remove_all(scratch);
   } catch (const Error& e) {
     std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());
