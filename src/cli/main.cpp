@@ -93,6 +93,7 @@ TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
   if (set("--seed")) o.seed = given.seed;
   if (set("--validation")) o.validation = given.validation;
   if (set("--subset")) o.subset = given.subset;
+  if (set("--init")) o.init = given.init;
   if (set("--threads")) o.threads = given.threads;
   const auto differences = run_setting_differences(o, load_run_config(given.out));
   if (!differences.empty()) {
@@ -104,6 +105,7 @@ TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
   o.out = given.out;
   o.resume = true;
   o.quiet = given.quiet;
+  o.stop_after_epochs = given.stop_after_epochs;
   o.paths = given.paths;
   return o;
 }
@@ -142,9 +144,15 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--validation", train.validation, "Images held out for validation")
       ->capture_default_str();
   train_cmd->add_option("--subset", train.subset, "Train on N images only (0 = all)")->capture_default_str();
+  train_cmd->add_option("--init", train.init,
+                        "Start from this run's last checkpoint (same network and schedule, dropout aside; some of "
+                        "its epochs done) and train the rest with this run's dropout");
   train_cmd->add_option("--threads", train.threads)->capture_default_str();
   train_cmd->add_option("--out", train.out, "Run directory")->required();
   train_cmd->add_flag("--resume", train.resume, "Continue from the run directory's last checkpoint");
+  train_cmd->add_option("--stop-after", train.stop_after_epochs,
+                        "End after this many epochs of this invocation, as an interruption would (--resume continues)")
+      ->capture_default_str();
   train_cmd->add_flag("--quiet", train.quiet, "No progress output");
   add_data_options(*train_cmd, train.paths);
 

@@ -22,6 +22,7 @@ void TrainOptions::validate() const {
   if (validation < 0) throw Error("validation: must be >= 0");
   if (subset < 0) throw Error("subset: must be >= 0");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
+  if (stop_after_epochs < 0) throw Error("stop-after: must be >= 0");
 }
 
 void save_run_config(const TrainOptions& o) {
@@ -31,7 +32,8 @@ void save_run_config(const TrainOptions& o) {
       {"model", o.spec},
       {"training",
        {{"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"seed", o.seed},
-        {"validation", o.validation}, {"subset", o.subset}, {"threads", o.threads}}}};
+        {"validation", o.validation}, {"subset", o.subset}, {"threads", o.threads},
+        {"init", o.init.string()}, {"init_epochs", o.init_epochs}}}};
   write_file_atomic(o.out / "config.json", j.dump(2) + "\n");
 }
 
@@ -68,6 +70,15 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
     o.validation = integer("validation");
     o.subset = integer("subset");
     o.threads = integer("threads");
+    // Runs trained from scratch before runs could start from another's checkpoint have neither key.
+    if (t.contains("init")) {
+      if (!t.at("init").is_string()) throw Error("training.init must be a string");
+      o.init = t.at("init").get<std::string>();
+    }
+    if (t.contains("init_epochs")) o.init_epochs = integer("init_epochs");
+    if (o.init_epochs < 0 || o.init_epochs >= o.epochs || o.init.empty() != (o.init_epochs == 0)) {
+      throw Error("training.init_epochs must be 0 without training.init and in 1..epochs-1 with it");
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(path.string() + ": corrupt configuration (" + std::string(e.what()).substr(0, 120) + ")");
   } catch (const Error& e) {
@@ -94,6 +105,7 @@ std::vector<std::string> run_setting_differences(const TrainOptions& o, const Tr
   differ("--seed", o.seed, saved.seed);
   differ("--validation", o.validation, saved.validation);
   differ("--subset", o.subset, saved.subset);
+  differ("--init", printable(o.init.string()), printable(saved.init.string()));
   return out;
 }
 

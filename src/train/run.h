@@ -21,6 +21,13 @@ struct TrainOptions {
   int validation = 5000;  // images held out of the training set (seeded split)
   int subset = 0;         // train on this many images only (0 = all)
   int threads = 2;        // LibTorch intra-op threads
+  // Start from another run's last checkpoint rather than from random weights: a run of the same
+  // network and schedule (architecture, width, epochs, batch, lr, seed, validation, subset; its
+  // dropout may differ) that has finished some but not all of its epochs. This run takes its
+  // weights, batch-norm statistics, optimizer state and history, and trains the remaining epochs
+  // with its own dropout: models that share their first epochs train those once.
+  std::filesystem::path init;
+  int init_epochs = 0;  // the epochs taken from `init` (0: trained from scratch); known once it starts
   // Not part of the saved configuration:
   std::filesystem::path out;
   bool resume = false;

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <optional>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -125,6 +126,22 @@ void save_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::o
   write_file_atomic(path, bytes.str());
 }
 
+// A run to start from must be the same network trained on the same schedule; only the dropout
+// (kind, rate, layers) may differ.
+void check_init_run(const TrainOptions& o, const TrainOptions& from) {
+  TrainOptions same_dropout = o;
+  same_dropout.spec.dropout = from.spec.dropout;
+  same_dropout.spec.p = from.spec.p;
+  same_dropout.spec.dropout_layers = from.spec.dropout_layers;
+  same_dropout.init = from.init;
+  const std::vector<std::string> differences = run_setting_differences(same_dropout, from);
+  if (!differences.empty()) {
+    std::string list;
+    for (const auto& d : differences) list += (list.empty() ? "" : ", ") + d;
+    throw Error("--init: " + printable(o.init.string()) + " is a run of another network or schedule: " + list);
+  }
+}
+
 int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::optim::Adam& optimizer,
                     nlohmann::json& history) {
   if (!std::filesystem::is_regular_file(path)) throw Error(path.string() + ": not a regular file");
@@ -179,6 +196,7 @@ TrainResult train_model(const TrainOptions& input_options) {
                             options.subset > 0 ? fmt::format(" and --subset {}", options.subset) : std::string(),
                             options.batch));
   }
+  std::optional<TrainOptions> init;  // the run this one starts from
   if (resuming) {
     const TrainOptions saved = load_run_config(options.out);
     const std::vector<std::string> differences = run_setting_differences(options, saved);
@@ -189,6 +207,15 @@ TrainResult train_model(const TrainOptions& input_options) {
                   "; resume with the run's settings or train into another --out");
     }
     options.spec = saved.spec;  // the architecture and normalization of the run being resumed
+    options.init_epochs = saved.init_epochs;
+  } else if (!options.init.empty()) {
+    init = load_run_config(options.init);
+    check_init_run(options, *init);
+    options.spec.input_mean = init->spec.input_mean;  // the same training images, so the same statistics
+    options.spec.input_std = init->spec.input_std;
+    options.spec.channels = init->spec.channels;
+    options.spec.height = init->spec.height;
+    options.spec.width_px = init->spec.width_px;
   } else {
     const PixelStatistics stats = pixel_statistics(data.train);
     options.spec.input_mean = static_cast<float>(stats.mean);
@@ -197,14 +224,26 @@ TrainResult train_model(const TrainOptions& input_options) {
     options.spec.height = data.train.h;
     options.spec.width_px = data.train.w;
   }
-  save_run_config(options);
 
   torch::manual_seed(options.seed);
   BinaryNet net(options.spec);
   torch::optim::Adam optimizer(net->parameters(), torch::optim::AdamOptions(options.lr));
   nlohmann::json history = nlohmann::json::array();
   int first_epoch = 0;
-  if (resuming) first_epoch = load_checkpoint(checkpoint_path, net, optimizer, history);
+  if (resuming) {
+    first_epoch = load_checkpoint(checkpoint_path, net, optimizer, history);
+  } else if (init) {
+    const auto from = options.init / "checkpoint.pt";
+    if (!std::filesystem::exists(from)) throw Error("--init: " + printable(from.string()) + ": not found");
+    first_epoch = load_checkpoint(from, net, optimizer, history);
+    if (first_epoch < 1 || first_epoch >= options.epochs) {
+      throw Error(fmt::format("--init: {} has finished {} of its {} epochs; a run can start from one that has "
+                              "finished 1 to {}",
+                              printable(options.init.string()), first_epoch, options.epochs, options.epochs - 1));
+    }
+    options.init_epochs = first_epoch;
+  }
+  save_run_config(options);
   net->train();
 
   const ImageSet& train = data.train;
