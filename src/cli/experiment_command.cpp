@@ -48,6 +48,9 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_option("--model", o.architecture, "Architecture: mlp, lenet, vgg-small")->capture_default_str();
   cmd->add_option("--width", o.width, "Width (0 = the architecture's default)")->capture_default_str();
   cmd->add_option("--epochs", o.epochs)->capture_default_str();
+  cmd->add_option("--shared-epochs", o.shared_epochs,
+                  "First epochs trained once without dropout and shared by every model (0 = none shared)")
+      ->capture_default_str();
   cmd->add_option("--batch", o.batch)->capture_default_str();
   cmd->add_option("--lr", o.lr)->capture_default_str();
   cmd->add_option("--train-subset", o.train_subset, "Training images (0 = all)")->capture_default_str();

@@ -82,6 +82,13 @@ bool trained_as_planned(const PlannedModel& m) {
          training_settings(load_run_config(m.dir)) == training_settings(m.train);
 }
 
+// Epochs the run of the shared first epochs has finished (0 when there is none).
+int shared_epochs_done(const PlannedModel& shared) {
+  if (!fs::exists(shared.dir / "train.jsonl") || !fs::exists(shared.dir / "checkpoint.pt")) return 0;
+  const std::string history = read_file_bytes(shared.dir / "train.jsonl");
+  return static_cast<int>(std::count(history.begin(), history.end(), '\n'));
+}
+
 TrainingRecord training_record(const PlannedModel& m, const std::vector<std::string>& command) {
   json last;
   std::string line;
@@ -112,8 +119,11 @@ class ExperimentRun {
     }
     for (const Stage& s : plan.stages) {
       const std::string& model_ir = model_ir_[s.model];
-      const bool done = !model_ir.empty() && (s.kind == StageKind::train || s.kind == StageKind::cost ||
-                                              !cache_.stored(s.name, s.key(plan.models[s.model], model_ir)).is_null());
+      const bool done = s.kind == StageKind::train_shared
+                            ? shared_epochs_done(*plan.shared) >= plan.shared->train.stop_after_epochs ||
+                                  std::all_of(model_ir_.begin(), model_ir_.end(), [](const auto& f) { return !f.empty(); })
+                            : !model_ir.empty() && (s.kind == StageKind::train || s.kind == StageKind::cost ||
+                                                    !cache_.stored(s.name, s.key(plan.models[s.model], model_ir)).is_null());
       progress_.plan(s.work, done);
     }
   }
@@ -125,6 +135,9 @@ class ExperimentRun {
       const PlannedModel& m = plan_.models[s.model];
       ModelResults& r = models[s.model];
       switch (s.kind) {
+        case StageKind::train_shared:
+          train_shared(i, *plan_.shared);
+          break;
         case StageKind::train:
           train(i, m);
           r.name = m.name;
@@ -172,6 +185,33 @@ class ExperimentRun {
   const Progress& progress() const { return progress_; }
 
  private:
+  // The shared first epochs: trained until the run has them, unless every model is trained already.
+  void train_shared(std::size_t stage, const PlannedModel& shared) {
+    const std::string& what = plan_.stages[stage].what;
+    const int wanted = shared.train.stop_after_epochs;
+    bool needed = false;
+    for (const PlannedModel& m : plan_.models) needed = needed || !trained_as_planned(m);
+    if (fs::exists(shared.dir / "config.json") &&
+        training_settings(load_run_config(shared.dir)) != training_settings(shared.train)) {
+      if (!plan_.own_models) {
+        throw Error(shared.dir.string() + ": holds a run trained with other settings; remove it or choose another --models");
+      }
+      fs::remove_all(shared.dir);
+    }
+    const int done = shared_epochs_done(shared);
+    if (!needed || done >= wanted) {
+      progress_.finish(stage, what, 0, true);
+      return;
+    }
+    progress_.start(stage, what);
+    const auto start = Clock::now();
+    TrainOptions t = shared.train;
+    t.resume = true;
+    t.stop_after_epochs = wanted - done;
+    train_model(t);
+    progress_.finish(stage, what, seconds_since(start), false);
+  }
+
   // Training: reuse a finished run with the same settings, resume an interrupted one.
   void train(std::size_t stage, const PlannedModel& m) {
     const std::string& what = plan_.stages[stage].what;
@@ -267,6 +307,7 @@ ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan&
           .architecture = o.architecture,
           .width = plan.model(ModelRole::deterministic).train.spec.effective_width(),
           .epochs = o.epochs,
+          .shared_epochs = o.shared_epochs,
           .batch = o.batch,
           .lr = o.lr,
           .train_subset = o.train_subset,

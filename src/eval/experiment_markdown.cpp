@@ -167,6 +167,14 @@ std::string models_section(const ExperimentResults& results) {
                        st.subset > 0 ? std::to_string(st.subset) : fmt::format("all ({})", 60000 - st.validation),
                        st.validation, 100.0 * t.validation_accuracy, t.seconds);
   }
+  const int shared = results.settings.shared_epochs;
+  if (shared > 0) {
+    out += fmt::format("\nThe first {} of the {} epochs were trained once, without dropout, and every model started "
+                       "from them (`spinbayes train --init`): each trained the remaining {} with its own dropout, "
+                       "so the dropout models learned with dropout for those epochs only. The training times "
+                       "include the shared epochs.\n",
+                       shared, results.settings.epochs, results.settings.epochs - shared);
+  }
   if (!results.run.reused_models.empty()) {
     out += fmt::format("\nThis invocation found {} trained and finished in its models directory and reused them; "
                        "their training time above is the one recorded in their `train.jsonl`, not part of this "

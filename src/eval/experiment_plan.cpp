@@ -41,12 +41,14 @@ std::vector<std::string> with_data(std::vector<std::string> args, const DataPath
 }
 
 std::vector<std::string> train_command(const TrainOptions& t) {
-  return with_data({"train", "--model", t.spec.architecture, "--width", std::to_string(t.spec.effective_width()),
+  std::vector<std::string> args = with_data({"train", "--model", t.spec.architecture, "--width", std::to_string(t.spec.effective_width()),
                     "--dropout", to_string(t.spec.dropout), "--p", number_text(t.spec.p), "--epochs",
                     std::to_string(t.epochs), "--batch", std::to_string(t.batch), "--lr", number_text(t.lr),
                     "--seed", std::to_string(t.seed), "--validation", std::to_string(t.validation), "--subset",
                     std::to_string(t.subset), "--out", t.out.string(), "--resume"},
                    t.paths);
+  if (!t.init.empty()) args.insert(args.end() - static_cast<long>(data_arguments(t.paths).size()), {"--init", t.init.string()});
+  return args;
 }
 
 std::vector<std::string> eval_command(const EvalOptions& e) {
@@ -84,6 +86,13 @@ std::string short_architecture(const std::string& architecture) {
   return architecture == "vgg-small" ? "vgg" : architecture;
 }
 
+// The run of the shared first epochs: dropout off, stopped after them.
+fs::path shared_run_dir(const ExperimentOptions& o, const fs::path& models_dir) {
+  return models_dir / fmt::format("{}{}-shared{}of{}", short_architecture(o.architecture),
+                                  ModelSpec{.architecture = o.architecture, .width = o.width}.effective_width(),
+                                  o.shared_epochs, o.epochs);
+}
+
 PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_dir, ModelRole role, double p) {
   static constexpr DropoutKind kinds[] = {DropoutKind::none, DropoutKind::element, DropoutKind::spatial,
                                           DropoutKind::spatial};
@@ -113,6 +122,10 @@ PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_di
   if (kinds[r] != DropoutKind::none && p != 0.1) m.name += fmt::format("-p{:g}", p);
   m.dir = models_dir / m.name;
   t.out = m.dir;
+  if (o.shared_epochs > 0) {
+    t.init = shared_run_dir(o, models_dir);
+    t.init_epochs = o.shared_epochs;
+  }
   return m;
 }
 
@@ -138,6 +151,19 @@ class Planner {
     technology_key_ = fingerprint(technology.table().to_commented_json());
   }
 
+  // The shared first epochs, before every model's stages.
+  void add_shared_stage() {
+    const PlannedModel& m = *plan_.shared;
+    model_ = 0;
+    const double train_images = m.train.subset > 0 ? m.train.subset : 60000 - m.train.validation;
+    Stage& s = add(StageKind::train_shared, "train-" + m.name,
+                   fmt::format("train {} (the first {} epochs, dropout off, shared by every model)", m.name,
+                               m.train.stop_after_epochs),
+                   {Work::train, static_cast<double>(macs_per_image(m.train)) * train_images * m.train.stop_after_epochs});
+    s.command = train_command(m.train);
+    s.command.insert(s.command.end(), {"--stop-after", std::to_string(m.train.stop_after_epochs)});
+  }
+
   void add_model_stages(std::size_t model) {
     const PlannedModel& m = plan_.models[model];
     model_ = model;
@@ -148,9 +174,13 @@ class Planner {
     dropout_ = m.train.spec.has_dropout();
 
     const double train_images = m.train.subset > 0 ? m.train.subset : 60000 - m.train.validation;
+    const int own_epochs = m.train.epochs - m.train.init_epochs;
     Stage& train = add(StageKind::train, "train-" + m.name,
-                       fmt::format("train {} ({}, {} epochs)", m.name, m.description, m.train.epochs),
-                       {Work::train, macs_ * train_images * m.train.epochs});
+                       m.train.init_epochs > 0
+                           ? fmt::format("train {} ({}, epochs {} to {})", m.name, m.description, m.train.init_epochs + 1,
+                                         m.train.epochs)
+                           : fmt::format("train {} ({}, {} epochs)", m.name, m.description, m.train.epochs),
+                       {Work::train, macs_ * train_images * own_epochs});
     train.command = train_command(m.train);
     add_calibration();
 
@@ -330,7 +360,7 @@ const PlannedModel& ExperimentPlan::model(ModelRole role) const {
 TrainingSettings training_settings(const TrainOptions& t) {
   return {t.spec.architecture, t.spec.effective_width(), to_string(t.spec.dropout), t.spec.p, t.spec.dropout_layers,
           t.epochs,            t.batch,                  t.lr,                      t.seed,   t.validation,
-          t.subset};
+          t.subset,            t.init_epochs};
 }
 
 std::vector<std::string> cost_command(const PlannedModel& m, int samples) {
@@ -355,6 +385,18 @@ ExperimentPlan plan_experiment(const ExperimentOptions& o) {
   plan.priced_t.erase(std::unique(plan.priced_t.begin(), plan.priced_t.end()), plan.priced_t.end());
 
   Planner planner(o, plan);
+  if (o.shared_epochs > 0) {
+    PlannedModel shared = planned_model(o, plan.models_dir, ModelRole::deterministic, o.p);
+    shared.name = shared_run_dir(o, plan.models_dir).filename().string();
+    shared.description = fmt::format("the first {} epochs, shared", o.shared_epochs);
+    shared.dir = plan.models_dir / shared.name;
+    shared.train.out = shared.dir;
+    shared.train.init.clear();
+    shared.train.init_epochs = 0;
+    shared.train.stop_after_epochs = o.shared_epochs;
+    plan.shared = std::move(shared);
+    planner.add_shared_stage();
+  }
   for (std::size_t m = 0; m < plan.models.size(); ++m) planner.add_model_stages(m);
   return plan;
 }

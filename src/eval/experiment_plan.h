@@ -5,6 +5,7 @@
 // numbers and an estimate of its work. The progress lines and the run walk this same list.
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,7 @@ struct PlannedModel {
   nlohmann::json identity(const std::string& model_ir) const;      // what a stage key holds of it
 };
 
-enum class StageKind { train, calibrate, software_eval, chip_eval, curve_point, sweep, cost };
+enum class StageKind { train_shared, train, calibrate, software_eval, chip_eval, curve_point, sweep, cost };
 
 struct Stage {
   StageKind kind = StageKind::train;
@@ -56,6 +57,9 @@ struct ExperimentPlan {
   std::filesystem::path models_dir;
   bool own_models = true;  // out/models, not a --models directory of finished runs
   std::vector<PlannedModel> models;  // deterministic, element, spatial, then the extra rates
+  // With shared epochs: the run of the first ones (dropout off, stopped after them) that every
+  // model starts from.
+  std::optional<PlannedModel> shared;
   std::vector<Stage> stages;         // in the order they run, each model's after its training
   int samples = 0;                   // the main T
   std::vector<int> priced_t;         // T values the cost stages price: the T axis and the main T

@@ -185,10 +185,11 @@ struct TrainingSettings {
   double lr = 0;
   std::uint64_t seed = 0;
   int validation = 0, subset = 0;
+  int shared_epochs = 0;  // the first epochs, trained once without dropout and shared by the models
   bool operator==(const TrainingSettings&) const = default;
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingSettings, architecture, width, dropout, p, dropout_layers, epochs, batch,
-                                   lr, seed, validation, subset)
+                                   lr, seed, validation, subset, shared_epochs)
 
 struct TrainingRecord {
   TrainingSettings settings;
@@ -254,7 +255,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SweepSettings, param, values, chips, samples,
 struct ExperimentSettings {
   bool quick = false;
   std::string architecture;
-  int width = 0, epochs = 0, batch = 0;
+  int width = 0, epochs = 0, shared_epochs = 0, batch = 0;
   double lr = 0;
   int train_subset = 0, validation = 0;
   std::uint64_t seed = 0;
@@ -268,7 +269,7 @@ struct ExperimentSettings {
   std::string hardware;
   SweepSettings sweep;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExperimentSettings, quick, architecture, width, epochs, batch, lr, train_subset,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExperimentSettings, quick, architecture, width, epochs, shared_epochs, batch, lr, train_subset,
                                    validation, seed, p, extra_p, samples, t_values, test_count, chip_test_count,
                                    curve_test_count, ood_count, ood, eval_seed, chip_seed, hardware, sweep)
 

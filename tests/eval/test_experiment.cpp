@@ -274,6 +274,35 @@ TEST_F(Experiment, KilledAndRunAgainMatchesAnUninterruptedRun) {
   EXPECT_EQ(temporaries_in(out), std::vector<std::string>{});
 }
 
+// With shared epochs the first one is trained once, without dropout, and every model starts from
+// it: each model's history begins with the shared run's, and its configuration says so.
+TEST_F(Experiment, SharedEpochsAreTrainedOnceAndEveryModelStartsFromThem) {
+  const auto out = scratch_ / "shared";
+  auto args = tiny_args(scratch_ / "data", out);
+  args.insert(args.end(), {"--shared-epochs", "1"});
+  CliChild run(args, scratch_ / "shared.log");
+  ASSERT_TRUE(run.succeeded()) << read_file(scratch_ / "shared.log");
+  const fs::path shared = out / "models" / "mlp64-shared1of2";
+  const auto first_line = [](const fs::path& run_dir) {
+    json line = json::parse(read_file(run_dir / "train.jsonl").substr(0, read_file(run_dir / "train.jsonl").find('\n')));
+    line.erase("seconds");
+    return line;
+  };
+  const std::string shared_history = read_file(shared / "train.jsonl");
+  EXPECT_EQ(std::count(shared_history.begin(), shared_history.end(), '\n'), 1);
+  const json results = json::parse(read_file(out / "results.json"));
+  EXPECT_EQ(results["settings"]["shared_epochs"], 1);
+  for (const json& m : results["models"]) {
+    const fs::path dir = m["dir"].get<std::string>();
+    const json config = json::parse(read_file(dir / "config.json"));
+    EXPECT_EQ(config["training"]["init"], shared.string()) << dir;
+    EXPECT_EQ(config["training"]["init_epochs"], 1) << dir;
+    EXPECT_EQ(first_line(dir), first_line(shared)) << dir;
+    EXPECT_EQ(m["training"]["epochs"], 2);
+  }
+  EXPECT_NE(read_file(out / "report.md").find("The first 1 of the 2 epochs were trained once"), std::string::npos);
+}
+
 TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   const auto dir = fs::temp_directory_path() / ("spinbayes-experiment-bad-" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -282,6 +311,7 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"experiment --ood svhn" + out, "--ood: unknown OOD set 'svhn'"},
       {"experiment --samples 0" + out, "--samples: must be in 1..10000, got 0"},
+      {"experiment --epochs 3 --shared-epochs 3" + out, "--shared-epochs: must be in 0..2, got 3"},
       {"experiment --p 1" + out, "--p: dropout probability must be in (0, 1), got 1"},
       {"experiment --t-values 1,x" + out, "--t-values: 'x' is not a number"},
       {"experiment --sweep-values 0,0.9" + out, "--sweep-values: mtj.sigma_rp = 0.9 is out of range"},
@@ -323,6 +353,10 @@ TEST(ExperimentPlan, EachStageOnceAfterItsTrainingModelsByRole) {
   std::vector<std::string> t_axis;
   for (const auto& s : plan.stages) {
     EXPECT_TRUE(names.insert(s.name).second) << s.name;
+    if (s.kind == StageKind::train_shared) {
+      EXPECT_EQ(&s, &plan.stages.front()) << "the shared epochs come before every model's stages";
+      continue;
+    }
     if (s.kind == StageKind::train) {
       trained[s.model] = true;
     } else {
@@ -338,4 +372,11 @@ TEST(ExperimentPlan, EachStageOnceAfterItsTrainingModelsByRole) {
   EXPECT_EQ(names.count("curve-vgg16-none-T10"), 0u);  // no dropout: one point serves every T
   EXPECT_EQ(names.count("sweep-vgg16-spatial"), 1u);
   EXPECT_EQ(names.count("sweep-vgg16-spatial-p0.2"), 0u);
+  // The quick run's models share their first epochs: one run of them, which every model starts from.
+  ASSERT_TRUE(plan.shared.has_value());
+  EXPECT_EQ(names.count("train-" + plan.shared->name), 1u);
+  for (const auto& m : plan.models) {
+    EXPECT_EQ(m.train.init, plan.shared->dir) << m.name;
+    EXPECT_EQ(m.train.init_epochs, o.shared_epochs) << m.name;
+  }
 }
