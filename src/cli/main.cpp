@@ -289,6 +289,13 @@ int main(int argc, char** argv) {
   }
 
   try {
+    // An option given with an empty path would silently mean "not given".
+    for (const auto& [cmd, option] : {std::pair{train_cmd, "--init"}, std::pair{eval_cmd, "--calibration-file"},
+                                      std::pair{sweep_cmd, "--calibration-file"}, std::pair{calibrate_cmd, "--out"}}) {
+      if (*cmd && cmd->count(option) > 0 && cmd->get_option(option)->as<std::string>().empty()) {
+        throw Error(std::string(option) + ": empty path");
+      }
+    }
     if (*train_cmd) {
       train.spec.dropout = parse_dropout_kind(dropout);
       if (train.resume && std::filesystem::exists(train.out / "config.json")) {
@@ -300,13 +307,19 @@ int main(int argc, char** argv) {
       std::printf("trained %s (%s dropout, p=%g) for %d epochs in %.1f s: validation accuracy %.2f %%\n",
                   train.spec.architecture.c_str(), to_string(train.spec.dropout).c_str(), train.spec.p, r.epochs,
                   r.seconds, 100.0 * r.validation_accuracy);
-      if (train.validation > 0) {
-        // The run's temperature, fitted as `spinbayes calibrate` does with its defaults.
-        CalibrateOptions c;
-        c.model = train.out;
-        c.threads = train.threads;
-        c.paths = train.paths;
-        print_calibration(calibrate_run(c), calibration_path(train.out));
+      // The finished run's temperature, fitted as `spinbayes calibrate` does with its defaults, unless
+      // the run has one for its current model already (a resumed finished run keeps its own).
+      if (r.epochs == train.epochs && !calibration_is_current(train.out)) {
+        if (train.validation >= kMinCalibrationImages) {
+          CalibrateOptions c;
+          c.model = train.out;
+          c.threads = train.threads;
+          c.paths = train.paths;
+          print_calibration(calibrate_run(c), calibration_path(train.out));
+        } else {
+          std::printf("no temperature fitted: the run holds out %d validation images, fewer than %d\n",
+                      train.validation, kMinCalibrationImages);
+        }
       }
     } else if (*calibrate_cmd) {
       const CalibrationRecord record = calibrate_run(calibrate);
@@ -316,12 +329,20 @@ int main(int argc, char** argv) {
       eval.score = parse_ood_score(score);
       eval.backend = parse_backend(backend);
       if (!calibration_mode.empty()) eval.calibration = parse_calibration_mode(calibration_mode);
-      if (!eval_json.empty()) check_output_path(eval_json, "--json");
+      if (!eval_json.empty()) {
+        check_output_path(eval_json, "--json");
+        auto inputs = run_files(eval.model);
+        if (!eval.calibration_file.empty()) inputs.push_back(eval.calibration_file);
+        check_not_an_input(eval_json, inputs, "--json");
+      }
       if (eval.backend == Backend::cim) warn_if_degenerate(HardwareConfig::load(eval.hardware), "--hw " + eval.hardware);
       const EvalReport report = evaluate(eval);
       emit_report(report_json(report), report_table(report), eval_json, "eval");
     } else if (*bench_cmd) {
-      if (!bench_json_path.empty()) check_output_path(bench_json_path, "--json");
+      if (!bench_json_path.empty()) {
+        check_output_path(bench_json_path, "--json");
+        check_not_an_input(bench_json_path, run_files(bench.model), "--json");
+      }
       if (!bench.hardware.empty()) warn_if_degenerate(HardwareConfig::load(bench.hardware), "--hw " + bench.hardware);
       const BenchReport report = run_bench(bench);
       emit_report(bench_json(report), bench_table(report), bench_json_path, "bench");
@@ -334,6 +355,10 @@ int main(int argc, char** argv) {
       const auto png = std::filesystem::path(sweep.out.string() + ".png");
       check_output_path(csv, "--out");
       check_output_path(png, "--out");
+      auto inputs = run_files(sweep.eval.model);
+      if (!sweep.eval.calibration_file.empty()) inputs.push_back(sweep.eval.calibration_file);
+      check_not_an_input(csv, inputs, "--out");
+      check_not_an_input(png, inputs, "--out");
       const SweepReport report = run_sweep(sweep);
       // Both files or neither: the figure is drawn before either is written.
       write_files_atomic({{csv, sweep_csv(report)}, {png, sweep_plot_png(report)}});
@@ -347,6 +372,9 @@ int main(int argc, char** argv) {
     } else if (*cost_cmd) {
       if (!cost_json_path.empty()) check_output_path(cost_json_path, "--json");
       if (!cost_plot_path.empty()) check_output_path(cost_plot_path, "--plot");
+      for (const auto& [path, option] : {std::pair{cost_json_path, "--json"}, std::pair{cost_plot_path, "--plot"}}) {
+        if (!path.empty()) check_not_an_input(path, run_files(cost_dir), option);
+      }
       cost.model_ir = ensure_model_ir(cost_dir);
       const CostReport report = run_cost(cost);
       const nlohmann::json json = cost_json(report);

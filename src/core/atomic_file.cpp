@@ -236,4 +236,15 @@ void check_output_path(const std::filesystem::path& path, const std::string& opt
   }
 }
 
+void check_not_an_input(const std::filesystem::path& path, const std::vector<std::filesystem::path>& inputs,
+                        const std::string& option) {
+  std::error_code ec;
+  for (const auto& input : inputs) {
+    if (fs::equivalent(path, input, ec) && !ec) {
+      throw Error(option + ": " + printable(path.string()) + ": is the input " + printable(input.string()) +
+                  ", which this command reads; write the output elsewhere");
+    }
+  }
+}
+
 }  // namespace spinbayes

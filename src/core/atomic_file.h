@@ -27,4 +27,10 @@ void write_files_atomic(const std::vector<std::pair<std::filesystem::path, std::
 // Commands call it before their work, so that a bad output path does not fail at the end.
 void check_output_path(const std::filesystem::path& path, const std::string& option);
 
+// Throws Error("<option>: <path>: is the input <input>; ...") when `path` names one of `inputs`
+// (the same file through a link, another spelling or a hard link): an output must never replace
+// what the command reads, such as a run's own checkpoint.
+void check_not_an_input(const std::filesystem::path& path, const std::vector<std::filesystem::path>& inputs,
+                        const std::string& option);
+
 }  // namespace spinbayes

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/atomic_file.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/read_file.h"
 #include "core/streams.h"
@@ -57,8 +58,25 @@ CalibrationRecord calibrate_run(const CalibrateOptions& options) {
                 ": the run held out no validation images (--validation 0), so there is nothing to fit a "
                 "temperature on");
   }
+  if (options.validation_count > run.validation) {
+    throw Error(fmt::format("--validation-count: the run held out {} validation images, fewer than the {} asked for",
+                            run.validation, options.validation_count));
+  }
+  const int images = options.validation_count > 0 ? options.validation_count : run.validation;
+  if (images < kMinCalibrationImages) {
+    throw Error(options.validation_count > 0
+                    ? fmt::format("--validation-count: a temperature fitted on {} images is noise; give at least {}",
+                                  images, kMinCalibrationImages)
+                    : fmt::format("{}: the run held out only {} validation images; a temperature needs at least {}",
+                                  printable(options.model.string()), images, kMinCalibrationImages));
+  }
   const std::filesystem::path out = options.out.empty() ? calibration_path(options.model) : options.out;
   check_output_path(out, "--out");
+  std::vector<std::filesystem::path> inputs = run_files(options.model);
+  std::erase(inputs, calibration_path(options.model));  // the default output
+  check_not_an_input(out, inputs, "--out");
+  // Training writes the run's files; a calibration reads them and writes its own.
+  const DirectoryLock lock(options.model, "--model", "training run or calibration");
   configure_threads(options.threads);
   const std::filesystem::path ir_path = ensure_model_ir(options.model);
   const Engine engine(load_model_ir(ir_path));
@@ -80,6 +98,18 @@ CalibrationRecord calibrate_run(const CalibrateOptions& options) {
   return record;
 }
 
+bool calibration_is_current(const std::filesystem::path& run_dir) {
+  try {
+    const auto path = calibration_path(run_dir);
+    const auto ir = run_dir / "model.sbir";
+    if (!std::filesystem::is_regular_file(path) || !std::filesystem::is_regular_file(ir)) return false;
+    return parse_calibration(read_file_bytes(path, std::uint64_t{1} << 20), path.string()).model_ir ==
+           file_fingerprint(ir);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 AppliedCalibration resolve_calibration(CalibrationMode mode, const std::filesystem::path& run_dir,
                                        const std::filesystem::path& file, const std::filesystem::path& model_ir,
                                        bool deterministic) {
@@ -88,7 +118,8 @@ AppliedCalibration resolve_calibration(CalibrationMode mode, const std::filesyst
   const std::filesystem::path path = file.empty() ? calibration_path(run_dir) : file;
   const std::string name = printable(path.string());
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
+  // A dangling link is there, and an error when read; only a path with nothing at it is "none".
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec))) {
     if (mode == CalibrationMode::automatic && file.empty()) return applied;
     throw Error(name + ": not found; fit one with `spinbayes calibrate --model " + printable(run_dir.string()) +
                 "`, or evaluate with --calibration none");

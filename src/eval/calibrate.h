@@ -21,6 +21,9 @@ CalibrationMode parse_calibration_mode(const std::string& name);  // "none" | "t
 
 std::filesystem::path calibration_path(const std::filesystem::path& run_dir);  // DIR/calibration.json
 
+// Fewer validation images than this give a temperature that fits their noise.
+inline constexpr int kMinCalibrationImages = 100;
+
 struct CalibrateOptions {
   std::filesystem::path model;  // a training run directory
   std::filesystem::path out;    // empty: DIR/calibration.json
@@ -34,9 +37,12 @@ struct CalibrateOptions {
 };
 
 // Fits the run's temperatures (Monte Carlo at T = samples for dropout models, and one pass with
-// dropout off) on its validation images with the engine, and writes them atomically. Throws when
-// the run held out no validation images.
+// dropout off) on its validation images with the engine, and writes them atomically, holding the
+// run's lock. Throws when the run held out fewer than kMinCalibrationImages validation images.
 CalibrationRecord calibrate_run(const CalibrateOptions& options);
+
+// Whether DIR/calibration.json reads and was fitted for the run's current model.sbir.
+bool calibration_is_current(const std::filesystem::path& run_dir);
 
 // The temperature an evaluation applies.
 struct AppliedCalibration {

@@ -47,6 +47,9 @@ void EvalOptions::validate() const {
   if (ood_count < 0) throw Error("ood-count: must be >= 0");
   if (validation_count < -1) throw Error("validation-count: must be >= -1");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
+  if (calibration == CalibrationMode::none && !calibration_file.empty()) {
+    throw Error("--calibration-file: given with --calibration none, which applies no file");
+  }
   for (const auto& name : ood) check_ood_set_name(name);
 }
 

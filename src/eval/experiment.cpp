@@ -309,6 +309,7 @@ ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan&
           .epochs = o.epochs,
           .shared_epochs = o.shared_epochs,
           .batch = o.batch,
+          .shared_command = plan.shared ? plan.stages.front().command : std::vector<std::string>{},
           .lr = o.lr,
           .train_subset = o.train_subset,
           .validation = o.validation,

@@ -182,6 +182,9 @@ std::string models_section(const ExperimentResults& results) {
                        listed(results.run.reused_models, ", ", true));
   }
   out += "\nTrain each:\n\n";
+  if (shared > 0) {
+    out += fmt::format("- the shared first {} epochs: {}\n", shared, command_text(results.settings.shared_command));
+  }
   for (const auto& m : results.models) out += fmt::format("- {}: {}\n", m.role, command_text(m.training.command));
   out += "\nTemperature scaling: one temperature tau per model rescales its predictive distribution, "
          "softmax(log(mean_t p_t) / tau), fitted by NLL on the validation images (for the MC models at the main T). "

@@ -256,6 +256,7 @@ struct ExperimentSettings {
   bool quick = false;
   std::string architecture;
   int width = 0, epochs = 0, shared_epochs = 0, batch = 0;
+  std::vector<std::string> shared_command;  // `spinbayes train` of the shared first epochs
   double lr = 0;
   int train_subset = 0, validation = 0;
   std::uint64_t seed = 0;
@@ -269,7 +270,7 @@ struct ExperimentSettings {
   std::string hardware;
   SweepSettings sweep;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExperimentSettings, quick, architecture, width, epochs, shared_epochs, batch, lr, train_subset,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExperimentSettings, quick, architecture, width, epochs, shared_epochs, shared_command, batch, lr, train_subset,
                                    validation, seed, p, extra_p, samples, t_values, test_count, chip_test_count,
                                    curve_test_count, ood_count, ood, eval_seed, chip_seed, hardware, sweep)
 

@@ -123,7 +123,7 @@ BinaryNet load_trained_net(const std::filesystem::path& run_dir) {
     torch::serialize::InputArchive archive;
     archive.load_from(checkpoint.string());
     net->load(archive);
-  } catch (const c10::Error&) {
+  } catch (const std::exception&) {  // c10::Error, and the archive reader's own parse errors
     throw Error(checkpoint.string() + ": corrupt or incompatible checkpoint");
   }
   check_finite_tensors(*net, checkpoint.string());

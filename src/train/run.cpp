@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/read_file.h"
 
@@ -87,6 +88,11 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
   o.out = dir;
   o.validate();
   return o;
+}
+
+std::vector<std::filesystem::path> run_files(const std::filesystem::path& dir) {
+  return {dir / "config.json", dir / "checkpoint.pt", dir / "train.jsonl", dir / "model.sbir",
+          dir / "calibration.json", dir / DirectoryLock::kFileName};
 }
 
 std::vector<std::string> run_setting_differences(const TrainOptions& o, const TrainOptions& saved) {

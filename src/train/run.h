@@ -42,6 +42,10 @@ struct TrainOptions {
 void save_run_config(const TrainOptions& options);
 TrainOptions load_run_config(const std::filesystem::path& dir);
 
+// The files of a run directory that commands read (and so must never write as an output):
+// config.json, checkpoint.pt, train.jsonl, model.sbir, calibration.json and the lock.
+std::vector<std::filesystem::path> run_files(const std::filesystem::path& dir);
+
 // The training settings in which `options` differs from `saved` (the run's), each as
 // "--epochs 5 (the run has 3)"; empty when a resume may continue the run as it was.
 std::vector<std::string> run_setting_differences(const TrainOptions& options, const TrainOptions& saved);

@@ -164,10 +164,12 @@ int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::op
     archive.read("history", text);
     history = nlohmann::json::parse(text.toStringRef());
     return static_cast<int>(epoch.item<std::int64_t>());
-  } catch (const c10::Error&) {
-    throw Error(path.string() + ": corrupt or incompatible checkpoint");
   } catch (const nlohmann::json::exception&) {
     throw Error(path.string() + ": corrupt training history");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception&) {  // c10::Error, and the archive reader's own parse errors
+    throw Error(path.string() + ": corrupt or incompatible checkpoint");
   }
 }
 
@@ -197,6 +199,7 @@ TrainResult train_model(const TrainOptions& input_options) {
                             options.batch));
   }
   std::optional<TrainOptions> init;  // the run this one starts from
+  std::optional<DirectoryLock> init_lock;  // held while its checkpoint is read
   if (resuming) {
     const TrainOptions saved = load_run_config(options.out);
     const std::vector<std::string> differences = run_setting_differences(options, saved);
@@ -210,6 +213,7 @@ TrainResult train_model(const TrainOptions& input_options) {
     options.init_epochs = saved.init_epochs;
   } else if (!options.init.empty()) {
     init = load_run_config(options.init);
+    init_lock.emplace(options.init, "--init", "training run");
     check_init_run(options, *init);
     options.spec.input_mean = init->spec.input_mean;  // the same training images, so the same statistics
     options.spec.input_std = init->spec.input_std;
@@ -242,6 +246,7 @@ TrainResult train_model(const TrainOptions& input_options) {
                               printable(options.init.string()), first_epoch, options.epochs, options.epochs - 1));
     }
     options.init_epochs = first_epoch;
+    init_lock.reset();
   }
   save_run_config(options);
   net->train();

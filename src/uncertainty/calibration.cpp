@@ -82,7 +82,7 @@ double temperature_nll(const PredictiveSummary& s, std::span<const std::int32_t>
 }
 
 TemperatureFit fit_temperature(const PredictiveSummary& summary, std::span<const std::int32_t> labels) {
-  const double lo = std::log(1.0 / 20.0), hi = std::log(20.0);
+  const double lo = std::log(kMinTemperature), hi = std::log(kMaxTemperature);
   const auto nll = [&](double u) { return temperature_nll(summary, labels, std::exp(u)); };
   // Grid in u = log tau, 4 points per factor e.
   constexpr int kGrid = 49;
@@ -154,8 +154,9 @@ FittedTemperature fitted_from(const nlohmann::json& j, const std::string& where)
   };
   FittedTemperature f;
   f.temperature = number("temperature");
-  if (!(f.temperature > 0.0)) {
-    throw Error(fmt::format("{}.temperature: must be positive, got {}", where, f.temperature));
+  if (!(f.temperature >= kMinTemperature && f.temperature <= kMaxTemperature)) {
+    throw Error(fmt::format("{}.temperature: must be in [{:g}, {:g}] (what a fit can give), got {:g}", where,
+                            kMinTemperature, kMaxTemperature, f.temperature));
   }
   f.samples = count("samples", 1, 10000);
   if (!field("seed").is_number_unsigned()) throw Error(where + ".seed: must be a non-negative integer");
@@ -178,6 +179,8 @@ std::string calibration_json(const CalibrationRecord& record) {
 }
 
 CalibrationRecord parse_calibration(std::string_view text, const std::string& name) {
+  // A NUL would end the text for the parser and hide what follows it.
+  if (text.find('\0') != std::string_view::npos) throw Error(name + ": not valid JSON (holds a NUL byte)");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
@@ -200,6 +203,7 @@ CalibrationRecord parse_calibration(std::string_view text, const std::string& na
   if (j.contains("mc")) record.mc = fitted_from(j.at("mc"), name + ": mc");
   if (j.contains("deterministic")) record.deterministic = fitted_from(j.at("deterministic"), name + ": deterministic");
   if (!record.mc && !record.deterministic) throw Error(name + ": holds no temperature (neither \"mc\" nor \"deterministic\")");
+  if (record.mc && record.mc->samples < 2) throw Error(name + ": mc.samples: must be at least 2 (Monte Carlo passes)");
   if (record.deterministic && record.deterministic->samples != 1) {
     throw Error(name + ": deterministic.samples: must be 1 (one pass with dropout off)");
   }

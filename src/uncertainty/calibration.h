@@ -25,13 +25,17 @@ PredictiveSummary with_temperature(PredictiveSummary summary, double temperature
 // NLL of the rescaled predictive distribution against labels.
 double temperature_nll(const PredictiveSummary& summary, std::span<const std::int32_t> labels, double temperature);
 
+// The temperatures a fit may return and a calibration file may hold: a model whose best
+// temperature lies beyond them is not one that temperature scaling can fix.
+inline constexpr double kMinTemperature = 1.0 / 20.0, kMaxTemperature = 20.0;
+
 struct TemperatureFit {
   double temperature = 1.0;
   double nll_before = 0.0;  // at temperature 1
   double nll_after = 0.0;   // at the fitted temperature
 };
 
-// The temperature in [1/20, 20] minimising temperature_nll (at a bound when the optimum lies
+// The temperature in [kMinTemperature, kMaxTemperature] minimising temperature_nll (at a bound when the optimum lies
 // beyond it): a grid in log tau, then a golden-section search around its best point. The NLL is
 // convex in 1/tau (a log-sum-exp of terms linear in 1/tau, less a linear term), so the search finds
 // the one minimum.
@@ -57,8 +61,8 @@ struct CalibrationRecord {
   std::optional<FittedTemperature> mc, deterministic;
 };
 std::string calibration_json(const CalibrationRecord& record);
-// Throws Error "<name>: <cause>" on anything but a well-formed record with positive finite
-// temperatures and at least one of "mc" and "deterministic".
+// Throws Error "<name>: <cause>" on anything but a well-formed record with temperatures in
+// [kMinTemperature, kMaxTemperature] and at least one of "mc" and "deterministic".
 CalibrationRecord parse_calibration(std::string_view text, const std::string& name);
 
 }  // namespace spinbayes

@@ -2,6 +2,8 @@
 // `eval` applies them on every backend (the chip too) without moving a prediction, and a bad
 // calibration file is a one-line error.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -140,8 +142,11 @@ TEST(CalibrationCli, BadCalibrationFilesAreOneLineErrors) {
     std::string text, cause;
   };
   const std::vector<Case> cases = {
-      {replaced(temperature, "\"temperature\": -2"), "mc.temperature: must be positive"},
-      {replaced(temperature, "\"temperature\": 0"), "mc.temperature: must be positive"},
+      {replaced(temperature, "\"temperature\": -2"), "mc.temperature: must be in [0.05, 20]"},
+      {replaced(temperature, "\"temperature\": 0"), "mc.temperature: must be in [0.05, 20]"},
+      {replaced(temperature, "\"temperature\": 1e308"), "mc.temperature: must be in [0.05, 20]"},
+      {replaced(temperature, "\"temperature\": 1e-320"), "mc.temperature: must be in [0.05, 20]"},
+      {good + std::string(1, '\0') + "garbage", "holds a NUL byte"},
       {replaced(temperature, "\"temperature\": 1e400"), "not valid JSON"},
       {replaced(temperature, "\"temperature\": null"), "mc.temperature: must be a number"},
       {replaced(record.at("model_ir").dump(), "\"0000000000000000\""), "fitted for another model IR"},
@@ -173,4 +178,55 @@ TEST(CalibrationCli, BadCalibrationFilesAreOneLineErrors) {
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_FALSE(fs::exists(no_validation / "calibration.json"));
   expect_one_line_error(run_cli("calibrate --model " + no_validation.string()), "held out no validation images");
+}
+
+// What the hostile-input review found: outputs onto the run's own files, fits on a handful of
+// images, empty paths, a dangling default file, and a calibration racing a training run.
+TEST(CalibrationCli, OutputsNeverReplaceTheRunsFilesAndOtherHostileInput) {
+  const fs::path copy = scratch() / "hostile";
+  fs::remove_all(copy);
+  fs::create_directories(copy);
+  for (const char* name : {"config.json", "checkpoint.pt", "model.sbir", "train.jsonl", "calibration.json"}) {
+    fs::copy_file(tiny_run() / name, copy / name);
+  }
+  const std::string checkpoint = read_text(copy / "checkpoint.pt");
+  const std::string run = copy.string();
+  const std::string eval = "eval --model " + run + " --samples 2 --test-count 20 --ood gaussian --ood-count 10";
+  fs::create_symlink(copy / "config.json", scratch() / "link-to-config.json");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {eval + " --json " + run + "/checkpoint.pt", "--json: " + run + "/checkpoint.pt: is the input"},
+      {eval + " --json " + run + "/calibration.json", "is the input"},
+      {eval + " --json " + (scratch() / "link-to-config.json").string(), "is the input " + run + "/config.json"},
+      {"calibrate --model " + run + " --out " + run + "/model.sbir", "--out: " + run + "/model.sbir: is the input"},
+      {"cost --model " + run + " --json " + run + "/train.jsonl", "--json: " + run + "/train.jsonl: is the input"},
+      {"calibrate --model " + run + " --validation-count 20", "--validation-count: a temperature fitted on 20 images is noise"},
+      {"calibrate --model " + run + " --validation-count 5000", "the run held out 200 validation images, fewer than the 5000"},
+      {"calibrate --model " + run + " --out ''", "--out: empty path"},
+      {eval + " --calibration-file ''", "--calibration-file: empty path"},
+      {eval + " --calibration none --calibration-file " + run + "/calibration.json", "given with --calibration none"},
+      {"train --model mlp --epochs 1 --init '' --out " + (scratch() / "x").string(), "--init: empty path"},
+  };
+  for (const auto& [command, cause] : cases) {
+    SCOPED_TRACE(command);
+    expect_one_line_error(run_cli(command), cause);
+  }
+  EXPECT_TRUE(read_text(copy / "checkpoint.pt") == checkpoint);
+  EXPECT_TRUE(json::parse(read_text(copy / "config.json")).is_object());
+
+  // A dangling link where the run's calibration.json would be is an error, not "no calibration".
+  fs::rename(copy / "calibration.json", copy / "moved.json");
+  fs::create_symlink(copy / "nowhere.json", copy / "calibration.json");
+  expect_one_line_error(run_cli(eval), "calibration.json");
+  fs::remove(copy / "calibration.json");
+  fs::rename(copy / "moved.json", copy / "calibration.json");
+
+  // A calibration takes the run's lock, as training does.
+  {
+    const int fd = ::open((copy / ".spinbayes.lock").c_str(), O_CREAT | O_RDWR, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    expect_one_line_error(run_cli("calibrate --model " + run), "is writing into this directory");
+    ::close(fd);
+  }
+  EXPECT_EQ(run_cli("calibrate --model " + run + " --samples 3").exit_code, 0);
 }
