@@ -42,7 +42,7 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
       "Train (or reuse) a deterministic BNN, MC-Dropout and MC-SpatialDropout; evaluate them in software and on "
       "the simulated chip; price them; write DIR/report.md, DIR/results.json and figures");
   c->app = cmd;
-  cmd->add_flag("--quick", o.quick, "Small models and subsets (under 10 minutes on 2 cores)");
+  cmd->add_flag("--quick", o.quick, "vgg-small width 16, 4 epochs of which 3 shared, fewer chip images (under 10 minutes on 2 cores)");
   cmd->add_option("--out", o.out, "Output directory (stages/ caches each finished stage)")->capture_default_str();
   cmd->add_option("--models", o.models, "Directory of the training runs (default: OUT/models)");
   cmd->add_option("--model", o.architecture, "Architecture: mlp, lenet, vgg-small")->capture_default_str();

@@ -87,9 +87,9 @@ Figure reliability_figure(const ExperimentResults& results, const fs::path& png)
     script += plot + "\n";
   }
   return finish_figure(script, data, png,
-                       "Reliability diagrams of the three models, software engine (solid) and simulated chip (dotted): "
-                      "the accuracy of the test images in each confidence bin against their mean confidence. "
-                      "Points under the diagonal are over-confident.");
+                       "Reliability diagrams of the three models, software engine (solid) and simulated chip (dotted), "
+                       "each at its model's temperature: the accuracy of the test images in each confidence bin "
+                       "against their mean confidence. Points under the diagonal are over-confident.");
 }
 
 Figure entropy_figure(const ExperimentResults& results, const fs::path& png) {
