@@ -63,7 +63,8 @@ struct Predictor {
   std::shared_ptr<const Chip> chip;
 };
 
-Predictor load_predictor(const EvalOptions& options) {
+// `ir_path`: the run's model IR, current (ensure_model_ir).
+Predictor load_predictor(const EvalOptions& options, const std::filesystem::path& ir_path) {
   const std::filesystem::path& dir = options.model;
   if (options.backend == Backend::torch) {
     auto model = std::make_shared<TorchModel>(TorchModel::load(dir));
@@ -73,7 +74,7 @@ Predictor load_predictor(const EvalOptions& options) {
             },
             nullptr};
   }
-  const ModelIR ir = load_model_ir(ensure_model_ir(dir));
+  const ModelIR ir = load_model_ir(ir_path);
   if (options.backend == Backend::cim) {
     HardwareConfig hw = HardwareConfig::load(options.hardware);
     for (const auto& [key, value] : options.hardware_overrides) {
@@ -114,7 +115,8 @@ EvalReport evaluate(const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const TrainOptions run = load_run_config(options.model);
   configure_threads(options.threads);
-  const Predictor model = load_predictor(options);
+  const std::filesystem::path ir_path = ensure_model_ir(options.model);
+  const Predictor model = load_predictor(options, ir_path);
   // Mutual information is the spread between stochastic passes: with one pass it is 0 for every
   // input, and an OOD detector on it would report AUROC 0.5 as if it were a result.
   if (options.score == OodScore::mutual_information &&
@@ -142,8 +144,8 @@ EvalReport evaluate(const EvalOptions& options) {
 
   const bool dropout = !options.deterministic;
   EvalReport r;
-  r.calibration = resolve_calibration(options.calibration, options.model, options.calibration_file,
-                                      ensure_model_ir(options.model), !dropout || !model.spec.has_dropout());
+  r.calibration = resolve_calibration(options.calibration, options.model, options.calibration_file, ir_path,
+                                      !dropout || !model.spec.has_dropout());
   // The predictive distribution at the applied temperature (temperature 1: as the network gives it).
   auto predict_raw = [&](const ImageSet& set, const char* tag) {
     return summarize(

@@ -71,10 +71,15 @@ void prepare_out_dir(const fs::path& out) {
 // ---- training runs -------------------------------------------------------------------------------
 
 // A training run is current when it holds the wanted settings and all its epochs.
+// Epochs a run's train.jsonl records (0 when there is none).
+int epochs_recorded(const fs::path& dir) {
+  if (!fs::exists(dir / "train.jsonl")) return 0;
+  const std::string history = read_file_bytes(dir / "train.jsonl");
+  return static_cast<int>(std::count(history.begin(), history.end(), '\n'));
+}
+
 bool run_is_finished(const PlannedModel& m) {
-  if (!fs::exists(m.dir / "model.sbir") || !fs::exists(m.dir / "train.jsonl")) return false;
-  const std::string history = read_file_bytes(m.dir / "train.jsonl");
-  return std::count(history.begin(), history.end(), '\n') >= m.train.epochs;
+  return fs::exists(m.dir / "model.sbir") && epochs_recorded(m.dir) >= m.train.epochs;
 }
 
 bool trained_as_planned(const PlannedModel& m) {
@@ -84,9 +89,7 @@ bool trained_as_planned(const PlannedModel& m) {
 
 // Epochs the run of the shared first epochs has finished (0 when there is none).
 int shared_epochs_done(const PlannedModel& shared) {
-  if (!fs::exists(shared.dir / "train.jsonl") || !fs::exists(shared.dir / "checkpoint.pt")) return 0;
-  const std::string history = read_file_bytes(shared.dir / "train.jsonl");
-  return static_cast<int>(std::count(history.begin(), history.end(), '\n'));
+  return fs::exists(shared.dir / "checkpoint.pt") ? epochs_recorded(shared.dir) : 0;
 }
 
 TrainingRecord training_record(const PlannedModel& m, const std::vector<std::string>& command) {
@@ -191,13 +194,7 @@ class ExperimentRun {
     const int wanted = shared.train.stop_after_epochs;
     bool needed = false;
     for (const PlannedModel& m : plan_.models) needed = needed || !trained_as_planned(m);
-    if (fs::exists(shared.dir / "config.json") &&
-        training_settings(load_run_config(shared.dir)) != training_settings(shared.train)) {
-      if (!plan_.own_models) {
-        throw Error(shared.dir.string() + ": holds a run trained with other settings; remove it or choose another --models");
-      }
-      fs::remove_all(shared.dir);
-    }
+    discard_if_trained_otherwise(shared);
     const int done = shared_epochs_done(shared);
     if (!needed || done >= wanted) {
       progress_.finish(stage, what, 0, true);
@@ -212,23 +209,25 @@ class ExperimentRun {
     progress_.finish(stage, what, seconds_since(start), false);
   }
 
+  // A run directory holding a run trained with other settings is removed (in the experiment's own
+  // models directory) or an error (in a --models directory, where nothing is ever deleted).
+  void discard_if_trained_otherwise(const PlannedModel& m) const {
+    if (!fs::exists(m.dir / "config.json")) return;
+    const TrainingSettings saved = training_settings(load_run_config(m.dir));
+    if (saved == training_settings(m.train)) return;
+    if (!plan_.own_models) {
+      throw Error(m.dir.string() + ": holds a run trained with other settings (" + json(saved).dump() +
+                  "); remove it or choose another --models");
+    }
+    if (!o_.quiet) std::fprintf(stderr, "%s: settings changed, training again\n", m.dir.c_str());
+    fs::remove_all(m.dir);
+  }
+
   // Training: reuse a finished run with the same settings, resume an interrupted one.
   void train(std::size_t stage, const PlannedModel& m) {
     const std::string& what = plan_.stages[stage].what;
-    bool reuse = false;
-    if (fs::exists(m.dir / "config.json")) {
-      const TrainingSettings saved = training_settings(load_run_config(m.dir));
-      if (saved != training_settings(m.train)) {
-        if (!plan_.own_models) {
-          throw Error(m.dir.string() + ": holds a run trained with other settings (" + json(saved).dump() +
-                      "); remove it or choose another --models");
-        }
-        if (!o_.quiet) std::fprintf(stderr, "%s: settings changed, training again\n", m.dir.c_str());
-        fs::remove_all(m.dir);
-      } else {
-        reuse = run_is_finished(m);
-      }
-    }
+    discard_if_trained_otherwise(m);
+    const bool reuse = run_is_finished(m);
     if (reuse) {
       reused_.push_back(m.name);
       progress_.finish(stage, what, 0, true);
