@@ -19,7 +19,7 @@ command -v clang++ >/dev/null 2>&1 || { echo "hardening: clang++ not found (run 
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 echo "hardening: building with clang, ASan + UBSan, libFuzzer in $build"
 CXX=clang++ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPINBAYES_TORCH=OFF \
-  -DSPINBAYES_SANITIZE=ON -DSPINBAYES_FUZZ=ON -DSPINBAYES_BENCHMARKS=OFF >/dev/null
+  -DSPINBAYES_SANITIZE=ON -DSPINBAYES_FUZZ=ON -DSPINBAYES_BENCHMARKS=OFF -DSPINBAYES_MPI=OFF >/dev/null
 cmake --build "$build" -j "$jobs"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1}

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/arguments.h"
+#include "cli/chips_command.h"
 #include "cli/experiment_command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -19,6 +20,7 @@
 #include "eval/evaluation.h"
 #include "eval/sweep.h"
 #include "hw/hardware_config.h"
+#include "population/ranks.h"
 #include "train/export.h"
 #include "train/run.h"
 
@@ -274,21 +276,34 @@ int main(int argc, char** argv) {
   // experiment
   const auto experiment = add_experiment_command(app, argc, argv);
 
+  // chips
+  const auto chips = add_chips_command(app);
+
+  // Under mpirun every rank parses the same arguments: only rank 0 reports an error.
+  const bool speaks = launched_rank() == 0;
   try {
     check_arguments(argc, argv, app);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) return speaks ? app.exit(e) : 0;  // --help
     std::string what = e.what();
     if (what.empty()) what = e.get_name();
-    std::fprintf(stderr, "spinbayes: error: %s\n", quoted_argument(what).c_str());
+    if (speaks) std::fprintf(stderr, "spinbayes: error: %s\n", quoted_argument(what).c_str());
     return 1;
   } catch (const spinbayes::Error& e) {
-    std::fprintf(stderr, "spinbayes: error: %s\n", e.what());
+    if (speaks) std::fprintf(stderr, "spinbayes: error: %s\n", e.what());
     return 1;
   }
 
   try {
+    // chips and sweep spread over mpirun's ranks; the other commands are one process's work.
+    std::unique_ptr<Ranks> ranks;
+    if (*chips->app || *sweep_cmd) {
+      ranks = std::make_unique<Ranks>(Ranks::FromLauncher{});
+    } else if (launched_ranks() > 1) {
+      throw Error(fmt::format("mpirun: {} runs as one process, not on {} ranks (chips and sweep use ranks)",
+                              app.get_subcommands().front()->get_name(), launched_ranks()));
+    }
     // An option given with an empty path would silently mean "not given".
     for (const auto& [cmd, option] : {std::pair{train_cmd, "--init"}, std::pair{eval_cmd, "--calibration-file"},
                                       std::pair{sweep_cmd, "--calibration-file"}, std::pair{calibrate_cmd, "--out"}}) {
@@ -357,9 +372,12 @@ int main(int argc, char** argv) {
       check_output_path(png, "--out");
       auto inputs = run_files(sweep.eval.model);
       if (!sweep.eval.calibration_file.empty()) inputs.push_back(sweep.eval.calibration_file);
-      check_not_an_input(csv, inputs, "--out");
-      check_not_an_input(png, inputs, "--out");
-      const SweepReport report = run_sweep(sweep);
+      sweep.checks = [&] {
+        check_not_an_input(csv, inputs, "--out");
+        check_not_an_input(png, inputs, "--out");
+      };
+      const SweepReport report = run_sweep(sweep, *ranks);
+      if (!ranks->root()) return 0;
       // Both files or neither: the figure is drawn before either is written.
       write_files_atomic({{csv, sweep_csv(report)}, {png, sweep_plot_png(report)}});
       std::printf("wrote %s and %s\n", csv.c_str(), png.c_str());
@@ -387,20 +405,24 @@ int main(int argc, char** argv) {
       write_files_atomic(files);
     } else if (*experiment->app) {
       run_experiment_command(*experiment, argc, argv);
+    } else if (*chips->app) {
+      run_chips_command(*chips, *ranks);
     } else if (*convert_cmd) {
       convert_mnist_json_to_idx(digits_in, digits_out);
       std::printf("wrote %s\n", digits_out.c_str());
     }
+  } catch (const FailedElsewhere&) {
+    return 1;  // rank 0 reports it
   } catch (const spinbayes::Error& e) {
-    std::fprintf(stderr, "spinbayes: error: %s\n", printable(e.what()).c_str());
+    if (speaks) std::fprintf(stderr, "spinbayes: error: %s\n", printable(e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "spinbayes: error: out of memory\n");
+    if (speaks) std::fprintf(stderr, "spinbayes: error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    std::fprintf(stderr, "spinbayes: error: %s\n", printable(what).c_str());
+    if (speaks) std::fprintf(stderr, "spinbayes: error: %s\n", printable(what).c_str());
     return 1;
   }
   return 0;

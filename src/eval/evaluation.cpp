@@ -110,12 +110,39 @@ double mean_of(const std::vector<double>& v) {
 
 }  // namespace
 
+EvalData load_eval_data(const EvalOptions& options) {
+  options.validate();
+  EvalData d;
+  d.run = load_run_config(options.model);
+  d.ir_path = ensure_model_ir(options.model);
+  d.test = load_fashion_mnist(options.paths, "test", options.test_count);
+  // OOD sets are built before any inference so that a bad name or file fails fast.
+  const int ood_count = options.ood_count > 0 ? options.ood_count : d.test.n;
+  for (const auto& name : options.ood) {
+    d.ood_sets.push_back(make_ood_set(name, d.test, ood_count, options.paths, options.seed));
+  }
+  if (d.run.validation > 0 && options.validation_count >= 0) {
+    d.validation = load_training_split(options.paths, d.run.validation, d.run.subset, d.run.seed).validation;
+    if (options.validation_count > 0 && options.validation_count < d.validation.n) {
+      d.validation = first_images(d.validation, options.validation_count);
+    }
+  }
+  return d;
+}
+
 EvalReport evaluate(const EvalOptions& options) {
   options.validate();
   const auto start = std::chrono::steady_clock::now();
-  const TrainOptions run = load_run_config(options.model);
+  EvalReport r = evaluate(options, load_eval_data(options));
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+EvalReport evaluate(const EvalOptions& options, const EvalData& data) {
+  options.validate();
+  const auto start = std::chrono::steady_clock::now();
   configure_threads(options.threads);
-  const std::filesystem::path ir_path = ensure_model_ir(options.model);
+  const std::filesystem::path& ir_path = data.ir_path;
   const Predictor model = load_predictor(options, ir_path);
   // Mutual information is the spread between stochastic passes: with one pass it is 0 for every
   // input, and an OOD detector on it would report AUROC 0.5 as if it were a result.
@@ -127,20 +154,9 @@ EvalReport evaluate(const EvalOptions& options) {
     throw Error("score: mutual information needs several stochastic passes, but " + why + "; use --score entropy");
   }
 
-  ImageSet test = load_fashion_mnist(options.paths, "test", options.test_count);
-  // OOD sets are built before any inference so that a bad name or file fails fast.
-  const int ood_count = options.ood_count > 0 ? options.ood_count : test.n;
-  std::vector<ImageSet> ood_sets;
-  for (const auto& name : options.ood) {
-    ood_sets.push_back(make_ood_set(name, test, ood_count, options.paths, options.seed));
-  }
-  ImageSet validation;
-  if (run.validation > 0 && options.validation_count >= 0) {
-    validation = load_training_split(options.paths, run.validation, run.subset, run.seed).validation;
-    if (options.validation_count > 0 && options.validation_count < validation.n) {
-      validation = first_images(validation, options.validation_count);
-    }
-  }
+  const ImageSet& test = data.test;
+  const ImageSet& validation = data.validation;
+  const std::vector<ImageSet>& ood_sets = data.ood_sets;
 
   const bool dropout = !options.deterministic;
   EvalReport r;

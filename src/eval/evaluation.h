@@ -12,6 +12,7 @@
 #include "eval/calibrate.h"
 #include "hw/ledger.h"
 #include "model/model_spec.h"
+#include "train/run.h"
 #include "uncertainty/metrics.h"
 
 namespace spinbayes {
@@ -84,6 +85,19 @@ struct EvalReport {
 };
 
 EvalReport evaluate(const EvalOptions& options);
+
+// What an evaluation reads besides the network: the run's settings, its model IR, and the test,
+// OOD and validation images. Loaded once, it serves many evaluations of one run that differ only
+// in the backend, the hardware or the chip (a chip population).
+struct EvalData {
+  TrainOptions run;
+  std::filesystem::path ir_path;  // the run's model IR, current
+  ImageSet test, validation;      // validation empty when the threshold comes from the test set
+  std::vector<ImageSet> ood_sets;  // in the order of EvalOptions::ood
+};
+EvalData load_eval_data(const EvalOptions& options);
+// `options` must name the same run, images and OOD sets as the options `data` was loaded with.
+EvalReport evaluate(const EvalOptions& options, const EvalData& data);
 nlohmann::json report_json(const EvalReport& report);
 std::string report_table(const EvalReport& report);
 
