@@ -3,8 +3,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace spinbayes {
 
@@ -13,8 +17,9 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-inline CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(SPINBAYES_CLI_PATH) + " " + args + " 2>&1";
+// A shell command line, its stdout and stderr together.
+inline CliResult run_shell(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   CliResult r;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -24,6 +29,16 @@ inline CliResult run_cli(const std::string& args) {
   const int status = ::pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+inline CliResult run_cli(const std::string& args) { return run_shell(std::string(SPINBAYES_CLI_PATH) + " " + args); }
+
+// The command failed with exit status 1 and printed exactly one line, the error, holding `parts`.
+inline void expect_cli_error(const CliResult& r, const std::vector<std::string>& parts) {
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_EQ(r.output.rfind("spinbayes: error: ", 0), 0u) << r.output;
+  for (const auto& part : parts) EXPECT_NE(r.output.find(part), std::string::npos) << "'" << part << "' not in: " << r.output;
 }
 
 }  // namespace spinbayes

@@ -1,0 +1,191 @@
+// `spinbayes chips` and `sweep` end to end: one process against mpirun's ranks, resuming after a
+// stop or a kill, and the one-line errors of bad input.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "cli_runner.h"
+
+namespace fs = std::filesystem;
+using spinbayes::expect_cli_error;
+using spinbayes::run_cli;
+using spinbayes::run_shell;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("spinbayes-chips-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+const fs::path& tiny_run() {
+  static const fs::path dir = [] {
+    const auto d = fresh_dir("tiny") / "run";
+    const auto r = run_cli("train --model mlp --width 16 --dropout spatial --p 0.2 --epochs 1 --subset 200 --batch 50 "
+                           "--validation 100 --threads 1 --quiet --out " + d.string());
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return d;
+  }();
+  return dir;
+}
+
+std::string chips_args(const fs::path& out, int chips = 6, int threads = 1) {
+  return "chips --model " + tiny_run().string() + " --chips " + std::to_string(chips) + " --threads " +
+         std::to_string(threads) +
+         " --samples 3 --test-count 60 --ood mnist,gaussian --ood-count 40 --validation-count 50 --quiet "
+         "--spec \"accuracy>=0.1,auroc.mnist>=0.3\" --out " + out.string();
+}
+
+// The launcher as a test runs it: as root it needs --allow-run-as-root, and more ranks than cores
+// --oversubscribe.
+std::string mpirun(int ranks) {
+  return "mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " ";
+}
+
+const std::vector<std::string> kOutputs = {"chips.csv", "chips.json", "chips.png", "population.json",
+                                           "chips/software.json", "chips/chip-1.json", "chips/chip-6.json"};
+
+void expect_same_outputs(const fs::path& a, const fs::path& b) {
+  for (const auto& name : kOutputs) {
+    ASSERT_TRUE(fs::exists(a / name)) << a / name;
+    ASSERT_TRUE(fs::exists(b / name)) << b / name;
+    EXPECT_EQ(read_file(a / name), read_file(b / name)) << name << " differs between " << a << " and " << b;
+  }
+}
+
+TEST(ChipsCli, RanksGiveTheSameBytesAsOneProcess) {
+  const auto dir = fresh_dir("ranks");
+  auto r = run_cli(chips_args(dir / "one"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("6 chips evaluated now, 0 stored before"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("yield"), std::string::npos) << r.output;
+  const std::string csv = read_file(dir / "one" / "chips.csv");
+  EXPECT_EQ(csv.rfind("chip,accuracy,nll,ece,", 0), 0u) << csv;
+  EXPECT_NE(csv.find("\nsoftware,"), std::string::npos);
+  EXPECT_NE(csv.find("\n6,"), std::string::npos);
+  const std::string json = read_file(dir / "one" / "chips.json");
+  for (const char* key : {"\"summary\"", "\"p95\"", "\"yield\"", "\"ci_low\"", "Clopper-Pearson"}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key;
+  }
+  // Chips differ from one another (their own device variation).
+  EXPECT_NE(read_file(dir / "one" / "chips/chip-1.json"), read_file(dir / "one" / "chips/chip-2.json"));
+
+  r = run_shell(mpirun(2) + SPINBAYES_CLI_PATH " " + chips_args(dir / "two"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_outputs(dir / "one", dir / "two");
+  r = run_shell(mpirun(3) + SPINBAYES_CLI_PATH " " + chips_args(dir / "three", 6, 2));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_outputs(dir / "one", dir / "three");
+  fs::remove_all(dir);
+}
+
+TEST(ChipsCli, AStoppedOrKilledRunResumesToTheSameOutput) {
+  const auto dir = fresh_dir("resume");
+  ASSERT_EQ(run_cli(chips_args(dir / "whole")).exit_code, 0);
+
+  auto r = run_cli(chips_args(dir / "stopped") + " --stop-after 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("stopped after 2 new chips"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "stopped" / "chips.csv"));
+  r = run_cli(chips_args(dir / "stopped"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("4 chips evaluated now, 2 stored before"), std::string::npos) << r.output;
+  expect_same_outputs(dir / "whole", dir / "stopped");
+
+  // Killed (SIGKILL) during a run of 40 chips, then the first six finished over two ranks.
+  r = run_shell("timeout -s KILL 1.5 " SPINBAYES_CLI_PATH " " + chips_args(dir / "killed", 40));
+  EXPECT_EQ(r.exit_code, 128 + 9) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "killed" / "chips.csv"));
+  r = run_shell(mpirun(2) + SPINBAYES_CLI_PATH " " + chips_args(dir / "killed"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_outputs(dir / "whole", dir / "killed");
+  // mpirun stopped by a signal (its ranks with it), then the rest on one process.
+  r = run_shell("timeout -s TERM 2 " + mpirun(2) + SPINBAYES_CLI_PATH " " + chips_args(dir / "terminated"));
+  r = run_cli(chips_args(dir / "terminated"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expect_same_outputs(dir / "whole", dir / "terminated");
+
+  // More chips later: the first six are reused.
+  r = run_cli(chips_args(dir / "whole", 8));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("2 chips evaluated now, 6 stored before"), std::string::npos) << r.output;
+  fs::remove_all(dir);
+}
+
+TEST(ChipsCli, BadInputIsOneLineAndWritesNothing) {
+  const auto dir = fresh_dir("bad");
+  const std::string run = "chips --model " + tiny_run().string() + " --test-count 40 --ood gaussian "
+                          "--validation-count 50 --threads 1 --quiet";
+  const std::string model = run + " --samples 2";
+  expect_cli_error(run_cli(model + " --chips 0 --out " + (dir / "a").string()), {"--chips", "must be in 1..100000"});
+  expect_cli_error(run_cli(model + " --chips -3 --out " + (dir / "a").string()), {"--chips"});
+  expect_cli_error(run_cli(model + " --chips 2 --spec \"accuracy>>0.9\" --out " + (dir / "a").string()),
+                        {"--spec", "'>0.9' is not a finite number"});
+  expect_cli_error(run_cli(model + " --chips 2 --spec accuracy --out " + (dir / "a").string()),
+                        {"--spec", "no comparison"});
+  expect_cli_error(run_cli(model + " --chips 2 --spec \"auroc.mnist>=0.9\" --out " + (dir / "a").string()),
+                        {"--spec", "unknown metric 'auroc.mnist'", "auroc.gaussian"});
+  expect_cli_error(run_cli(model + " --chips 2 --first-seed 18446744073709551615 --out " + (dir / "a").string()),
+                        {"--first-seed", "would pass"});
+  EXPECT_FALSE(fs::exists(dir / "a"));
+  // More ranks than chips: one line from rank 0 (mpirun adds its own note of the exit status).
+  auto r = run_shell(mpirun(3) + SPINBAYES_CLI_PATH " " + model + " --chips 2 --out " + (dir / "a").string());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("spinbayes: error: mpirun: 3 ranks for 2 chips"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("spinbayes: error"), r.output.rfind("spinbayes: error")) << "one error line: " << r.output;
+  EXPECT_FALSE(fs::exists(dir / "a"));
+  // Other commands are one process's work.
+  r = run_shell(mpirun(2) + SPINBAYES_CLI_PATH " hw");
+  EXPECT_NE(r.output.find("spinbayes: error: mpirun: hw runs as one process"), std::string::npos) << r.output;
+
+  // A directory of another configuration's chips, or of anything else, is refused as it is.
+  ASSERT_EQ(run_cli(model + " --chips 2 --out " + (dir / "pop").string()).exit_code, 0);
+  const std::string csv = read_file(dir / "pop" / "chips.csv");
+  expect_cli_error(run_cli(run + " --chips 2 --samples 3 --out " + (dir / "pop").string()),
+                        {"--out", "holds the chips of another model or configuration", "samples is 2 there, 3 here"});
+  expect_cli_error(run_cli(model + " --chips 2 --hw ideal --out " + (dir / "pop").string()),
+                        {"--out", "another model or configuration", "hardware_config"});
+  expect_cli_error(run_cli(model + " --chips 2 --calibration none --out " + (dir / "pop").string()),
+                        {"--out", "another model or configuration", "calibration"});
+  EXPECT_EQ(read_file(dir / "pop" / "chips.csv"), csv);
+  expect_cli_error(run_cli(model + " --chips 2 --out " + tiny_run().string()),
+                        {"--out", "is not empty and holds no chip population"});
+  // A record that is not one, or of another population, names its file.
+  std::ofstream(dir / "pop" / "chips" / "chip-2.json") << "{\"format\":\"spinbayes-chip\"";
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()), {"chip-2.json", "not valid JSON"});
+  fs::copy_file(dir / "pop" / "chips" / "chip-1.json", dir / "pop" / "chips" / "chip-2.json",
+                fs::copy_options::overwrite_existing);
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()),
+                        {"chip-2.json", "holds the record of another chip"});
+  EXPECT_EQ(read_file(dir / "pop" / "chips.csv"), csv);
+  fs::remove_all(dir);
+}
+
+TEST(ChipsCli, SweepOnRanksEqualsOneProcess) {
+  const auto dir = fresh_dir("sweep");
+  const std::string sweep = "sweep --model " + tiny_run().string() +
+                            " --param mtj.sigma_rp --values 0,0.1 --chips 3 --samples 2 --test-count 40 --ood gaussian "
+                            "--threads 1 --out ";
+  auto r = run_cli(sweep + (dir / "one").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_shell(mpirun(2) + SPINBAYES_CLI_PATH " " + sweep + (dir / "two").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_file(dir / "one.csv"), read_file(dir / "two.csv"));
+  EXPECT_EQ(read_file(dir / "one.png"), read_file(dir / "two.png"));
+  EXPECT_NE(read_file(dir / "one.csv").find("mtj.sigma_rp,0.1,3,"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
