@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "cost/technology.h"
+#include "population/chip_record.h"
 #include "uncertainty/calibration.h"
 #include "data/idx.h"
 #include "hw/hardware_config.h"
@@ -199,6 +200,25 @@ void calibration_seeds(const fs::path& dir) {
                                  "\"mc\": {\"temperature\": 1e400}}");
 }
 
+void chip_record_seeds(const fs::path& dir) {
+  ChipRecord record;
+  record.population = "9f2c61e0a4b3d587";
+  record.chip_seed = 7;
+  record.metrics = {{"accuracy", 0.894}, {"ece", 0.021}, {"auroc.mnist", 0.87}, {"detected_pct.mnist", 48.7}};
+  write(dir / "chip", chip_record_json(record));
+  record.software = true;
+  write(dir / "software", chip_record_json(record));
+  write(dir / "manifest", population_manifest_json(R"({"model_ir":"9f2c61e0a4b3d587","samples":10,"ood":["mnist"]})"));
+  write(dir / "seed-overflow", "{\"format\":\"spinbayes-chip\",\"version\":1,\"population\":\"p\",\"chip\":"
+                               "18446744073709551616,\"metrics\":{}}");
+}
+
+void yield_spec_seeds(const fs::path& dir) {
+  write(dir / "three", "accuracy>=0.89,ece<=0.05,auroc.mnist>0.9");
+  write(dir / "blanks", " nll < 0.4 , accuracy>1e-3");
+  write(dir / "unknown", "auroc.gaussian>=0.9");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,6 +237,8 @@ int main(int argc, char** argv) {
     hardware_config_seeds(dir / "hardware_config");
     technology_seeds(dir / "technology");
     calibration_seeds(dir / "calibration");
+    chip_record_seeds(dir / "chip_record");
+    yield_spec_seeds(dir / "yield_spec");
     fs::remove_all(scratch);
   } catch (const Error& e) {
     std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());

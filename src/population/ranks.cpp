@@ -38,20 +38,6 @@ bool launched_by_mpi() {
          environment("PMI_RANK") != nullptr;
 }
 
-// The message of whatever an item threw, on one line.
-std::string message_of(std::exception_ptr failure) {
-  try {
-    std::rethrow_exception(failure);
-  } catch (const std::bad_alloc&) {
-    return "out of memory";
-  } catch (const std::exception& e) {
-    std::string what = e.what();
-    return what.substr(0, what.find('\n'));
-  } catch (...) {
-    return "unknown failure";
-  }
-}
-
 Distribution distribute_here(WorkItems& work) {
   const auto start = Clock::now();
   Distribution d;
@@ -121,6 +107,20 @@ Ranks::~Ranks() {
 
 namespace {
 
+// The message of whatever an item threw, on one line.
+std::string message_of(std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::bad_alloc&) {
+    return "out of memory";
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return what.substr(0, what.find('\n'));
+  } catch (...) {
+    return "unknown failure";
+  }
+}
+
 // Messages between rank 0 and the others.
 enum Tag : int {
   kReady = 1,   // rank -> 0: ready for an item
@@ -150,7 +150,9 @@ bool poll(int from, int& source, int& tag, std::string& bytes) {
   return true;
 }
 
-void nap() { std::this_thread::sleep_for(std::chrono::microseconds(500)); }
+// Between polls. An item takes seconds, so a few milliseconds of latency cost nothing, while
+// frequent wake-ups would preempt rank 0's computing thread on its core.
+void nap() { std::this_thread::sleep_for(std::chrono::milliseconds(4)); }
 
 template <class T>
 std::string bytes_of(const T& value) {
