@@ -57,7 +57,7 @@ struct ExperimentOptions {
   // Accuracy against device variation (spintronic chip, `spinbayes sweep`).
   std::string sweep_param = "mtj.sigma_rp";
   std::vector<double> sweep_values = {0, 0.03, 0.06, 0.1};
-  int sweep_chips = 2, sweep_samples = 5, sweep_test_count = 300;
+  int sweep_chips = 20, sweep_samples = 5, sweep_test_count = 300;
 
   int threads = 2;
   bool quiet = false;

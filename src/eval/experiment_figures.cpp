@@ -8,6 +8,7 @@
 
 #include "core/plot.h"
 #include "eval/experiment_report.h"
+#include "population/statistics.h"
 
 namespace spinbayes {
 
@@ -182,28 +183,23 @@ Figure t_axis_figure(const ExperimentResults& results, const fs::path& png) {
                                   ood, test_images_text(images)));
 }
 
-// Per value of the swept parameter: mean, min and max over its chips of accuracy (%) and AUROC.
+// Per value of the swept parameter: median, 5th and 95th percentile over its chips of accuracy (%)
+// and AUROC.
 std::string variation_rows(const Variation& v) {
   std::vector<double> values;
   for (const auto& p : v.points) {
     if (std::find(values.begin(), values.end(), p.value) == values.end()) values.push_back(p.value);
   }
-  std::string rows = "# value, mean min max of accuracy (%), then of AUROC\n";
+  std::string rows = "# value, median p5 p95 of accuracy (%), then of AUROC\n";
   for (double x : values) {
-    double stats[2][3] = {{0, 1e300, -1e300}, {0, 1e300, -1e300}};
-    int n = 0;
+    std::vector<double> accuracy, auroc;
     for (const auto& p : v.points) {
       if (p.value != x) continue;
-      const double y[2] = {100.0 * p.accuracy, p.auroc.at(0)};
-      for (int i = 0; i < 2; ++i) {
-        stats[i][0] += y[i];
-        stats[i][1] = std::min(stats[i][1], y[i]);
-        stats[i][2] = std::max(stats[i][2], y[i]);
-      }
-      ++n;
+      accuracy.push_back(100.0 * p.accuracy);
+      auroc.push_back(p.auroc.at(0));
     }
-    rows += fmt::format("{:.6g} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g}\n", x, stats[0][0] / n, stats[0][1],
-                        stats[0][2], stats[1][0] / n, stats[1][1], stats[1][2]);
+    const MetricSummary a = summarize_metric(accuracy), o = summarize_metric(auroc);
+    rows += fmt::format("{:.6g} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g}\n", x, a.p50, a.p5, a.p95, o.p50, o.p5, o.p95);
   }
   return rows;
 }
@@ -215,7 +211,7 @@ Figure variation_figure(const ExperimentResults& results, const fs::path& png) {
   const SweepSettings& sweep = results.settings.sweep;
   std::string script = header(
       1500, 600,
-      fmt::format("Simulated chip against device variation: {} chips per value (mean, min-max bars), T = {}, {} test "
+      fmt::format("Simulated chip against device variation: {} chips per value (median, 5-95 % band), T = {}, {} test "
                   "images; dashed: software",
                   sweep.chips, sweep.samples, test_images_text(sweep.test_count)),
       1, 2);
@@ -234,10 +230,11 @@ Figure variation_figure(const ExperimentResults& results, const fs::path& png) {
       const EvalSummary& sw = m.variation->software;
       const double software = panel == 0 ? 100.0 * sw.accuracy : sw.auroc(ood);
       const int c = 2 + 3 * panel;
-      plot += fmt::format("{}'var{}.dat' using 1:{}:{}:{} with yerrorlines lw 2 pt 7 lc rgb '{}' title {}, "
+      plot += fmt::format("{}'var{}.dat' using 1:{}:{} with filledcurves fs transparent solid 0.2 lc rgb '{}' notitle, "
+                          "'var{}.dat' using 1:{} with linespoints lw 2 pt 7 lc rgb '{}' title {}, "
                           "{:.6g} with lines dt 2 lw 1 lc rgb '{}' notitle",
-                          plot == "plot " ? "" : ", ", k, c, c + 1, c + 2, colour(k), gp_string(m.role), software,
-                          colour(k));
+                          plot == "plot " ? "" : ", ", k, c + 1, c + 2, colour(k), k, c, colour(k), gp_string(m.role),
+                          software, colour(k));
     }
     script += plot + "\n";
   }

@@ -34,6 +34,7 @@ ExperimentOptions ExperimentOptions::quick_run() {
   o.chip_test_count = 500;
   o.curve_test_count = 1000;
   o.sweep_values = {0, 0.05, 0.1};
+  o.sweep_chips = 5;
   o.sweep_test_count = 200;
   return o;
 }

@@ -361,12 +361,11 @@ std::string chips_plot_png(const ChipPopulation& p) {
 
   std::vector<std::pair<std::string, std::string>> files;
   std::string script = "set terminal pngcairo size 1200,900 font 'sans,10' noenhanced\nset output 'out.png'\n";
-  std::string title = fmt::format("{} width {}, {} dropout p = {:g}, T = {}: ECDF over {} chips of '{}'; dashed = software",
-                                  p.spec.architecture, p.spec.effective_width(), to_string(p.spec.dropout), p.spec.p,
-                                  p.samples, p.chips.size(), p.hardware);
-  if (p.spec_required) {
-    title += fmt::format("; yield {} of {} for {} (dotted bounds)", p.passed, p.chips.size(), p.spec_required->text());
-  }
+  std::string title = fmt::format("{} {}, {} p = {:g}, T = {}: {} chips of '{}'", p.spec.architecture,
+                                  p.spec.effective_width(), to_string(p.spec.dropout), p.spec.p, p.samples,
+                                  p.chips.size(), p.hardware);
+  if (p.spec_required) title += fmt::format(", yield {} of {} (dotted: the spec's bounds)", p.passed, p.chips.size());
+  title += "; dashed: software";
   script += fmt::format("set multiplot layout 2,2 title '{}'\n", gnuplot_escaped(title));
   script += "set grid\nset key bottom right\nset ylabel 'share of chips'\nset yrange [0:1.05]\n";
   int file_index = 0;

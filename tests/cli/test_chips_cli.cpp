@@ -170,6 +170,14 @@ TEST(ChipsCli, BadInputIsOneLineAndWritesNothing) {
   expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()),
                         {"chip-2.json", "holds the record of another chip"});
   EXPECT_EQ(read_file(dir / "pop" / "chips.csv"), csv);
+
+  // A second run into a population that another one is writing.
+  run_shell("timeout -s KILL 4 " SPINBAYES_CLI_PATH " " + model + " --chips 400 --out " + (dir / "busy").string() +
+            " > /dev/null 2>&1 &");
+  for (int i = 0; i < 100 && !fs::exists(dir / "busy" / "population.json"); ++i) ::usleep(20000);
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "busy").string()),
+                   {"--out", "another chip population is writing into this directory"});
+  run_shell("sleep 4");
   fs::remove_all(dir);
 }
 
