@@ -39,7 +39,7 @@ std::unique_ptr<ChipsCommand> add_chips_command(CLI::App& app) {
   cmd->add_option("--ood-count", o.eval.ood_count, "Images per OOD set (0 = as many as test images)")
       ->capture_default_str();
   cmd->add_option("--validation-count", o.eval.validation_count,
-                  "Validation images for the OOD threshold (0 = all the run held out)")
+                  "Validation images for the OOD threshold (0 = all the run held out, -1 = none: the test images)")
       ->capture_default_str();
   cmd->add_option("--score", c->score, "OOD score: entropy | mi")->capture_default_str();
   cmd->add_option("--spec", o.spec, "Yield specification, e.g. \"accuracy>=0.89,ece<=0.05,auroc.mnist>=0.9\"");

@@ -45,12 +45,20 @@ void EvalOptions::validate() const {
   if (samples < 1 || samples > 10000) throw Error("samples: must be in 1..10000, got " + std::to_string(samples));
   if (test_count < 0) throw Error("test-count: must be >= 0");
   if (ood_count < 0) throw Error("ood-count: must be >= 0");
+  // Generated sets (noise, idx: files) hold this many images in memory, at 3 KiB each for 28x28.
+  if (ood_count > kMaxOodImages) throw Error(fmt::format("ood-count: must be <= {}, got {}", kMaxOodImages, ood_count));
+  if (hardware.empty()) throw Error("--hw: empty (give default, ideal or a hardware config file)");
   if (validation_count < -1) throw Error("validation-count: must be >= -1");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
   if (calibration == CalibrationMode::none && !calibration_file.empty()) {
     throw Error("--calibration-file: given with --calibration none, which applies no file");
   }
-  for (const auto& name : ood) check_ood_set_name(name);
+  for (std::size_t i = 0; i < ood.size(); ++i) {
+    check_ood_set_name(ood[i]);
+    for (std::size_t j = 0; j < i; ++j) {
+      if (ood[j] == ood[i]) throw Error("ood: '" + printable(ood[i]) + "' is given twice");
+    }
+  }
 }
 
 namespace {

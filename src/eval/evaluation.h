@@ -26,6 +26,8 @@ OodScore parse_ood_score(const std::string& name);  // "entropy" | "mi"
 enum class Backend { torch, engine, cim };
 Backend parse_backend(const std::string& name);
 std::string to_string(Backend backend);
+inline constexpr int kMaxOodImages = 1000000;
+
 struct EvalOptions {
   std::filesystem::path model;  // a training run directory
   Backend backend = Backend::engine;

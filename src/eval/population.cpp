@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -75,6 +76,17 @@ ChipRecord evaluate_member(const EvalOptions& options, const EvalData& data, con
 }
 
 namespace {
+
+// What a metric can be: shares and AUROCs in [0, 1], percentages in [0, 100], the rest >= 0.
+std::pair<double, double> metric_range(const std::string& name) {
+  const double inf = std::numeric_limits<double>::infinity();
+  if (name.rfind("detected_pct.", 0) == 0) return {0.0, 100.0};
+  if (name == "accuracy" || name.rfind("ece", 0) == 0 || name.rfind("brier", 0) == 0 || name.rfind("auroc.", 0) == 0 ||
+      name.rfind("aupr.", 0) == 0 || name.rfind("fpr95.", 0) == 0) {
+    return {0.0, name.rfind("brier", 0) == 0 ? 2.0 : 1.0};
+  }
+  return {0.0, inf};
+}
 
 // What the chips of a population were evaluated with: two runs with the same identity compute the
 // same records, so one may finish what the other began.
@@ -150,6 +162,10 @@ class PopulationWork final : public WorkItems {
     record.population = population_;
     const std::string bytes = chip_record_json(record);
     records_[item] = checked(bytes, item);
+    if (manifest_pending_) {
+      write_file_atomic(o_.out / "population.json", population_manifest_json(identity_));
+      manifest_pending_ = false;
+    }
     write_file_atomic(record_path(item), bytes);
     if (item == 0) return true;
     ++p_.computed;
@@ -183,9 +199,16 @@ class PopulationWork final : public WorkItems {
     if (r.software != (item == 0) || (item > 0 && r.chip_seed != seed_of(item))) {
       throw Error(file.string() + ": holds the record of another chip");
     }
-    for (const auto& name : population_metrics(o_.eval.ood)) {
-      if (r.metric(name) == nullptr) throw Error(file.string() + ": metrics: '" + name + "' missing");
+    const std::vector<std::string> names = population_metrics(o_.eval.ood);
+    for (const auto& name : names) {
+      const double* value = r.metric(name);
+      if (value == nullptr) throw Error(file.string() + ": metrics: '" + name + "' missing");
+      const auto [lo, hi] = metric_range(name);
+      if (*value < lo || *value > hi) {
+        throw Error(fmt::format("{}: metrics.{} = {} is outside [{}, {}]", file.string(), name, *value, lo, hi));
+      }
     }
+    if (r.metrics.size() != names.size()) throw Error(file.string() + ": metrics: holds metrics this population has not");
     return r;
   }
 
@@ -197,6 +220,12 @@ class PopulationWork final : public WorkItems {
     const auto status = fs::symlink_status(dir, ec);
     if (fs::exists(status) && !fs::is_directory(fs::status(dir, ec))) {
       throw Error("--out: " + dir.string() + ": not a directory");
+    }
+    // The outputs are this population's own files: never a link to somewhere else.
+    for (const char* name : {"chips.csv", "chips.json", "chips.png", "population.json"}) {
+      if (fs::is_symlink(fs::symlink_status(dir / name, ec))) {
+        throw Error("--out: " + (dir / name).string() + ": is a symbolic link; a population writes only its own files");
+      }
     }
     if (fs::exists(status) && !fs::exists(fs::symlink_status(manifest, ec))) {
       for (const auto& entry : fs::directory_iterator(dir)) {
@@ -216,16 +245,26 @@ class PopulationWork final : public WorkItems {
                     "); give another --out, or remove it");
       }
     } else {
-      fs::create_directories(dir / "chips");
+      make_directory(dir / "chips");
       for (const auto& entry : fs::directory_iterator(dir / "chips")) {
         if (entry.path().filename().string().find(".tmp.") == std::string::npos) {
           throw Error("--out: " + (dir / "chips").string() + " holds files but " + manifest.string() +
                       " is missing; remove it or give another --out");
         }
       }
-      write_file_atomic(manifest, population_manifest_json(identity_));
+      // Written with the first record, so that a run failing before any (a missing OOD file)
+      // leaves no configuration behind to refuse the corrected one.
+      manifest_pending_ = true;
     }
-    fs::create_directories(dir / "chips");
+    make_directory(dir / "chips");
+  }
+
+  static void make_directory(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec || !fs::is_directory(dir)) {
+      throw Error("--out: " + dir.string() + ": " + (ec ? ec.message() : std::string("not a directory")));
+    }
   }
 
   const ChipsOptions& o_;
@@ -233,6 +272,7 @@ class PopulationWork final : public WorkItems {
   std::chrono::steady_clock::time_point start_;
   std::string identity_, population_;
   std::unique_ptr<DirectoryLock> lock_;
+  bool manifest_pending_ = false;
   std::unique_ptr<EvalData> data_;
   std::vector<std::optional<ChipRecord>> records_;  // 0: software, i: chip first_seed + i - 1
 };
@@ -390,7 +430,7 @@ std::string chips_plot_png(const ChipPopulation& p) {
                             panel.scale * *p.software.metric(m), panel.scale * *p.software.metric(m), colour);
       if (p.spec_required) {
         for (const auto& r : p.spec_required->requirements) {
-          if (r.metric != m) continue;
+          if (r.metric != m || !std::isfinite(panel.scale * r.bound)) continue;
           script += fmt::format("set arrow from {:.9g}, graph 0 to {:.9g}, graph 1 nohead dt 3 lw 2 lc rgb '#cc0000'\n",
                                 panel.scale * r.bound, panel.scale * r.bound);
         }

@@ -45,9 +45,9 @@ bool metric_name(const std::string& s) {
   return true;
 }
 
-}  // namespace
-
-ChipRecord parse_chip_record(std::string_view text, const std::string& name) {
+// A JSON object of this format and version 1, or an Error naming `name`.
+nlohmann::ordered_json parse_versioned(std::string_view text, const std::string& name, const char* format,
+                                       const char* what) {
   if (text.find('\0') != std::string_view::npos) throw Error(name + ": not valid JSON (holds a NUL byte)");
   nlohmann::ordered_json j;
   try {
@@ -55,10 +55,17 @@ ChipRecord parse_chip_record(std::string_view text, const std::string& name) {
   } catch (const nlohmann::json::exception&) {
     throw Error(name + ": not valid JSON");
   }
-  if (!j.is_object() || j.value("format", nlohmann::ordered_json()) != "spinbayes-chip") {
-    throw Error(name + ": not a spinbayes chip record (\"format\": \"spinbayes-chip\")");
+  if (!j.is_object() || j.value("format", nlohmann::ordered_json()) != format) {
+    throw Error(name + ": not a spinbayes " + what + " (\"format\": \"" + format + "\")");
   }
   if (j.value("version", nlohmann::ordered_json()) != 1) throw Error(name + ": unsupported version (this build reads 1)");
+  return j;
+}
+
+}  // namespace
+
+ChipRecord parse_chip_record(std::string_view text, const std::string& name) {
+  const nlohmann::ordered_json j = parse_versioned(text, name, "spinbayes-chip", "chip record");
   for (const auto& [key, value] : j.items()) {
     if (key != "format" && key != "version" && key != "population" && key != "chip" && key != "metrics") {
       throw Error(name + ": unknown key '" + printable(key, true) + "'");
@@ -112,17 +119,7 @@ std::string population_manifest_json(const std::string& identity_json) {
 }
 
 std::string parse_population_manifest(std::string_view text, const std::string& name) {
-  if (text.find('\0') != std::string_view::npos) throw Error(name + ": not valid JSON (holds a NUL byte)");
-  nlohmann::ordered_json j;
-  try {
-    j = nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::exception&) {
-    throw Error(name + ": not valid JSON");
-  }
-  if (!j.is_object() || j.value("format", nlohmann::ordered_json()) != "spinbayes-population") {
-    throw Error(name + ": not a spinbayes chip population (\"format\": \"spinbayes-population\")");
-  }
-  if (j.value("version", nlohmann::ordered_json()) != 1) throw Error(name + ": unsupported version (this build reads 1)");
+  const nlohmann::ordered_json j = parse_versioned(text, name, "spinbayes-population", "chip population");
   if (!j.contains("identity") || !j.at("identity").is_object()) throw Error(name + ": identity: missing or not an object");
   const std::string identity = j.at("identity").dump();
   if (j.value("fingerprint", nlohmann::ordered_json()) != population_fingerprint(identity)) {

@@ -56,7 +56,7 @@ YieldSpec parse_yield_spec(std::string_view text, const std::vector<std::string>
   while (start <= text.size()) {
     const std::size_t comma = std::min(text.find(',', start), text.size());
     const std::string_view part = trimmed(text.substr(start, comma - start));
-    const std::string quoted = fmt::format("'{}'", printable(part, true));
+    const std::string quoted = fmt::format("'{}'", printable(part.substr(0, 120), true)) + (part.size() > 120 ? "..." : "");
     if (part.empty()) throw Error(option + ": an empty requirement (two commas, or a comma at an end)");
     const std::size_t op = part.find_first_of("<>=!");
     if (op == std::string_view::npos) {
@@ -78,11 +78,15 @@ YieldSpec parse_yield_spec(std::string_view text, const std::vector<std::string>
     }
     if (r.metric.empty()) throw Error(option + ": " + quoted + " names no metric");
     if (std::find(metrics.begin(), metrics.end(), r.metric) == metrics.end()) {
-      throw Error(fmt::format("{}: unknown metric '{}' (known: {})", option, printable(r.metric, true),
+      throw Error(fmt::format("{}: unknown metric '{}' (known: {})", option,
+                              printable(std::string_view(r.metric).substr(0, 120), true) + (r.metric.size() > 120 ? "..." : ""),
                               fmt::join(metrics, ", ")));
     }
     const std::string_view number = trimmed(part.substr(op + op_length));
     const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), r.bound);
+    if (!number.empty() && ec == std::errc::result_out_of_range && end == number.data() + number.size()) {
+      throw Error(option + ": " + quoted + ": '" + printable(number, true) + "' is outside the range of a double");
+    }
     if (number.empty() || ec != std::errc() || end != number.data() + number.size() || !std::isfinite(r.bound)) {
       throw Error(option + ": " + quoted + ": '" + printable(number, true) + "' is not a finite number");
     }

@@ -18,17 +18,9 @@ using spinbayes::run_shell;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("spinbayes-chips-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return spinbayes::fresh_test_dir("chips", name); }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+std::string read_file(const fs::path& path) { return spinbayes::file_bytes(path); }
 
 const fs::path& tiny_run() {
   static const fs::path dir = [] {
@@ -126,8 +118,9 @@ TEST(ChipsCli, AStoppedOrKilledRunResumesToTheSameOutput) {
 
 TEST(ChipsCli, BadInputIsOneLineAndWritesNothing) {
   const auto dir = fresh_dir("bad");
-  const std::string run = "chips --model " + tiny_run().string() + " --test-count 40 --ood gaussian "
-                          "--validation-count 50 --threads 1 --quiet";
+  const std::string base = "chips --model " + tiny_run().string() + " --test-count 40 --validation-count 50 --threads 1 "
+                           "--quiet";
+  const std::string run = base + " --ood gaussian";
   const std::string model = run + " --samples 2";
   expect_cli_error(run_cli(model + " --chips 0 --out " + (dir / "a").string()), {"--chips", "must be in 1..100000"});
   expect_cli_error(run_cli(model + " --chips -3 --out " + (dir / "a").string()), {"--chips"});
@@ -170,6 +163,41 @@ TEST(ChipsCli, BadInputIsOneLineAndWritesNothing) {
   expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()),
                         {"chip-2.json", "holds the record of another chip"});
   EXPECT_EQ(read_file(dir / "pop" / "chips.csv"), csv);
+
+  // Values no evaluation gives, or metrics this population has not, in a record.
+  const fs::path chip1 = dir / "pop" / "chips" / "chip-1.json";
+  const std::string original = read_file(chip1);
+  std::string record = original;
+  const auto at = record.find("\"accuracy\":") + 11;
+  std::ofstream(chip1) << record.substr(0, at) + "7.5," + record.substr(record.find(',', at) + 1);
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()),
+                   {"chip-1.json", "metrics.accuracy = 7.5 is outside [0, 1]"});
+  record.insert(record.find("\"metrics\":{") + 11, "\"bogus\":1,");
+  std::ofstream(chip1) << record;
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()),
+                   {"chip-1.json", "holds metrics this population has not"});
+  std::ofstream(chip1) << original;
+  // An output that is a link elsewhere is refused, the file it points to untouched.
+  std::ofstream(dir / "victim") << "precious";
+  fs::remove(dir / "pop" / "chips.csv");
+  fs::create_symlink(dir / "victim", dir / "pop" / "chips.csv");
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "pop").string()),
+                   {"chips.csv: is a symbolic link; a population writes only its own files"});
+  EXPECT_EQ(read_file(dir / "victim"), "precious");
+  // A run that fails before its first chip leaves no configuration to refuse the corrected one.
+  expect_cli_error(run_cli(base + " --samples 2 --chips 2 --ood idx:" + (dir / "nosuch").string() + " --out " +
+                           (dir / "fixed").string()),
+                   {"nosuch"});
+  EXPECT_FALSE(fs::exists(dir / "fixed" / "population.json"));
+  EXPECT_EQ(run_cli(model + " --chips 2 --out " + (dir / "fixed").string()).exit_code, 0);
+  // Options: an OOD set twice, an empty --hw, a chips/ that is a file, a bound far out.
+  expect_cli_error(run_cli(base + " --samples 2 --chips 2 --ood gaussian,gaussian --out " + (dir / "b").string()),
+                   {"ood: 'gaussian' is given twice"});
+  expect_cli_error(run_cli(model + " --chips 2 --hw '' --out " + (dir / "b").string()), {"--hw: empty"});
+  fs::create_directories(dir / "c");
+  std::ofstream(dir / "c" / "chips") << "x";
+  expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "c").string()), {"--out: ", "chips: "});
+  EXPECT_EQ(run_cli(model + " --chips 2 --spec \"accuracy>=-1e308\" --out " + (dir / "fixed").string()).exit_code, 0);
 
   // A second run into a population that another one is writing.
   run_shell("timeout -s KILL 4 " SPINBAYES_CLI_PATH " " + model + " --chips 400 --out " + (dir / "busy").string() +

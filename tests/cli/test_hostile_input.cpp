@@ -34,24 +34,11 @@ using spinbayes::run_cli;
 
 namespace {
 
-void expect_one_line_error(const CliResult& r, const std::vector<std::string>& parts) {
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-  EXPECT_EQ(r.output.rfind("spinbayes: error: ", 0), 0u) << r.output;
-  for (const auto& part : parts) EXPECT_NE(r.output.find(part), std::string::npos) << "'" << part << "' not in: " << r.output;
-}
+void expect_one_line_error(const CliResult& r, const std::vector<std::string>& parts) { spinbayes::expect_cli_error(r, parts); }
 
-fs::path fresh_dir(const std::string& name) {
-  const auto dir = fs::temp_directory_path() / ("spinbayes-hcli-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return spinbayes::fresh_test_dir("hcli", name); }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+std::string read_file(const fs::path& path) { return spinbayes::file_bytes(path); }
 
 std::vector<std::string> temporaries_in(const fs::path& dir) {
   std::vector<std::string> found;

@@ -98,7 +98,9 @@ TEST(YieldSpec, RefusesWhatDoesNotParse) {
   expect_error([] { parse_yield_spec("accuracy>=", kMetrics); }, {"'' is not a finite number"});
   expect_error([] { parse_yield_spec("accuracy>=inf", kMetrics); }, {"'inf' is not a finite number"});
   expect_error([] { parse_yield_spec("accuracy>=nan", kMetrics); }, {"not a finite number"});
-  expect_error([] { parse_yield_spec("accuracy>=1e999", kMetrics); }, {"not a finite number"});
+  expect_error([] { parse_yield_spec("accuracy>=1e999", kMetrics); }, {"'1e999' is outside the range of a double"});
+  expect_error([] { parse_yield_spec("accuracy>=1e-400", kMetrics); }, {"outside the range of a double"});
+  expect_error([] { parse_yield_spec(std::string(500, 'a') + ">=1", kMetrics); }, {"unknown metric 'aaaa", "a...'"});
   expect_error([] { parse_yield_spec(std::string("accuracy>=0.9\n,x", 16), kMetrics); }, {"\\n"});
 }
 

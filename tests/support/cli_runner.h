@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,20 @@ inline CliResult run_shell(const std::string& command_line) {
 }
 
 inline CliResult run_cli(const std::string& args) { return run_shell(std::string(SPINBAYES_CLI_PATH) + " " + args); }
+
+// A new empty directory for one test of this process: <tmp>/spinbayes-<prefix>-<name>-<pid>.
+inline std::filesystem::path fresh_test_dir(const std::string& prefix, const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("spinbayes-" + prefix + "-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 // The command failed with exit status 1 and printed exactly one line, the error, holding `parts`.
 inline void expect_cli_error(const CliResult& r, const std::vector<std::string>& parts) {
