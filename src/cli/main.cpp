@@ -368,11 +368,12 @@ int main(int argc, char** argv) {
       if (sweep.out.empty()) sweep.out = sweep.eval.model / ("sweep-" + sweep.param);
       const auto csv = std::filesystem::path(sweep.out.string() + ".csv");
       const auto png = std::filesystem::path(sweep.out.string() + ".png");
-      check_output_path(csv, "--out");
-      check_output_path(png, "--out");
-      auto inputs = run_files(sweep.eval.model);
-      if (!sweep.eval.calibration_file.empty()) inputs.push_back(sweep.eval.calibration_file);
+      // On rank 0 only, inside the run, so that a failure stops every rank (eval/population.h).
       sweep.checks = [&] {
+        check_output_path(csv, "--out");
+        check_output_path(png, "--out");
+        auto inputs = run_files(sweep.eval.model);
+        if (!sweep.eval.calibration_file.empty()) inputs.push_back(sweep.eval.calibration_file);
         check_not_an_input(csv, inputs, "--out");
         check_not_an_input(png, inputs, "--out");
       };
