@@ -171,6 +171,10 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--chip-seed", eval.chip_seed, "cim: seed of the simulated chip's device variation")
       ->check(seed_value())
       ->capture_default_str();
+  eval_cmd->add_option("--chips", eval.chips,
+                       "cim: evaluate on K chips (seeds --chip-seed onwards) x T passes, pooled, and split the "
+                       "uncertainty into masks and chips")
+      ->capture_default_str();
   eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
   eval_cmd->add_option("--seed", eval.seed)->check(seed_value())->capture_default_str();
   eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");

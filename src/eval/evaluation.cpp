@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -48,6 +49,11 @@ void EvalOptions::validate() const {
   // Generated sets (noise, idx: files) hold this many images in memory, at 3 KiB each for 28x28.
   if (ood_count > kMaxOodImages) throw Error(fmt::format("ood-count: must be <= {}, got {}", kMaxOodImages, ood_count));
   if (hardware.empty()) throw Error("--hw: empty (give default, ideal or a hardware config file)");
+  if (chips < 1 || chips > 1000) throw Error(fmt::format("--chips: must be in 1..1000, got {}", chips));
+  if (chips > 1 && backend != Backend::cim) throw Error("--chips: several chips need --backend cim");
+  if (chip_seed > std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(chips - 1)) {
+    throw Error("--chip-seed: the chips' seeds would pass 18446744073709551615");
+  }
   if (validation_count < -1) throw Error("validation-count: must be >= -1");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
   if (calibration == CalibrationMode::none && !calibration_file.empty()) {
@@ -66,9 +72,12 @@ namespace {
 // One interface over the backends: the spec and a predict() with TorchModel's signature (plus
 // the ledger the chip fills).
 struct Predictor {
+  using Predict = std::function<McPredictions(const ImageSet&, int, std::uint64_t, bool, Ledger*)>;
   ModelSpec spec;
-  std::function<McPredictions(const ImageSet&, int, std::uint64_t, bool, Ledger*)> predict;
-  std::shared_ptr<const Chip> chip;
+  Predict predict;
+  std::shared_ptr<const Chip> chip;  // cim: the first chip
+  // cim: each chip's predictions of a set, in chip order (predict pools them).
+  std::function<std::vector<McPredictions>(const ImageSet&, int, std::uint64_t, bool, Ledger*)> per_chip;
 };
 
 // `ir_path`: the run's model IR, current (ensure_model_ir).
@@ -80,7 +89,7 @@ Predictor load_predictor(const EvalOptions& options, const std::filesystem::path
             [model](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger*) {
               return model->predict(set, samples, seed, dropout);
             },
-            nullptr};
+            nullptr, nullptr};
   }
   const ModelIR ir = load_model_ir(ir_path);
   if (options.backend == Backend::cim) {
@@ -91,19 +100,28 @@ Predictor load_predictor(const EvalOptions& options, const std::filesystem::path
       hw.table().apply(nlohmann::json{{key, value}}, "--param");
     }
     hw.validate("--param");
-    auto chip = std::make_shared<const Chip>(ir, hw, options.chip_seed);
-    return {chip->spec(),
-            [chip](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger* ledger) {
-              return chip->predict(set, samples, seed, dropout, ledger);
-            },
-            chip};
+    std::vector<std::shared_ptr<const Chip>> chips;
+    for (int c = 0; c < options.chips; ++c) {
+      chips.push_back(std::make_shared<const Chip>(ir, hw, options.chip_seed + static_cast<std::uint64_t>(c)));
+    }
+    auto per_chip = [chips](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger* ledger) {
+      std::vector<McPredictions> out;
+      for (const auto& chip : chips) out.push_back(chip->predict(set, samples, seed, dropout, ledger));
+      return out;
+    };
+    Predictor p{chips.front()->spec(), nullptr, chips.front(), per_chip};
+    p.predict = [per_chip](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger* ledger) {
+      const std::vector<McPredictions> each = per_chip(set, samples, seed, dropout, ledger);
+      return each.size() == 1 ? each.front() : pooled_passes(each);
+    };
+    return p;
   }
   auto engine = std::make_shared<Engine>(ir);
   return {engine->spec(),
           [engine](const ImageSet& set, int samples, std::uint64_t seed, bool dropout, Ledger*) {
             return engine->predict(set, samples, seed, dropout);
           },
-          nullptr};
+          nullptr, nullptr};
 }
 
 const std::vector<double>& ood_scores(const PredictiveSummary& s, OodScore score) {
@@ -180,6 +198,7 @@ EvalReport evaluate(const EvalOptions& options, const EvalData& data) {
   if (model.chip != nullptr) {
     r.hardware = options.hardware;
     r.chip_seed = options.chip_seed;
+    r.chips = options.chips;
     r.mapping = model.chip->mapping();
   }
   r.spec = model.spec;
@@ -187,7 +206,16 @@ EvalReport evaluate(const EvalOptions& options, const EvalData& data) {
   r.backend = to_string(options.backend);
   r.deterministic = options.deterministic;
   r.score = options.score == OodScore::entropy ? "entropy" : "mi";
-  const PredictiveSummary raw = predict_raw(test, "test");
+  PredictiveSummary raw;
+  if (options.chips > 1) {
+    // Each chip's passes of the test set, kept apart for the split, then pooled.
+    const std::vector<McPredictions> each =
+        model.per_chip(test, options.samples, stream_seed(options.seed, name_tag("test")), dropout, &r.ledger);
+    r.split = split_uncertainty(each);
+    raw = summarize(pooled_passes(each));
+  } else {
+    raw = predict_raw(test, "test");
+  }
   const PredictiveSummary s = calibrated(raw);
   r.nll_uncalibrated = negative_log_likelihood(raw, test.labels);
   r.ece_uncalibrated = expected_calibration_error(raw, test.labels, model.spec.classes, 15);
@@ -306,7 +334,19 @@ nlohmann::json report_json(const EvalReport& r) {
   if (!r.mapping.empty()) {
     j["hardware"] = r.hardware;
     j["chip_seed"] = r.chip_seed;
+    j["chips"] = r.chips;
     j["ledger"] = ledger_json(r.ledger, r.mapping);
+  }
+  if (r.split) {
+    const UncertaintySplit& u = *r.split;
+    j["uncertainty_split"] = {
+        {"chips", u.chips},
+        {"variance", {{"total", mean_of(u.variance_total)}, {"masks", mean_of(u.variance_masks)},
+                      {"chips", mean_of(u.variance_chips)}}},
+        {"mutual_information", {{"total", mean_of(u.mi_total)}, {"masks", mean_of(u.mi_masks)},
+                                {"chips", mean_of(u.mi_chips)}}},
+        {"per_input", {{"variance_masks", u.variance_masks}, {"variance_chips", u.variance_chips},
+                       {"mi_masks", u.mi_masks}, {"mi_chips", u.mi_chips}}}};
   }
   return j;
 }
@@ -337,6 +377,16 @@ std::string report_table(const EvalReport& r) {
                        "{} sense decisions, {} ADC conversions\n",
                        r.hardware, r.chip_seed, t.module_writes, t.module_reads, t.wordline_drives, t.sense_decisions,
                        t.adc_conversions);
+    if (r.split) {
+      const UncertaintySplit& u = *r.split;
+      const auto share = [](double part, double total) { return total > 0 ? 100.0 * part / total : 0.0; };
+      const double v = mean_of(u.variance_total), mi = mean_of(u.mi_total);
+      out += fmt::format("uncertainty over {} chips (seeds {}..{}) x T = {}: variance {:.5f} = masks {:.5f} ({:.1f} %) "
+                         "+ chips {:.5f} ({:.1f} %); mutual information {:.4f} = masks {:.4f} + chips {:.4f}\n",
+                         u.chips, r.chip_seed, r.chip_seed + static_cast<std::uint64_t>(u.chips - 1), r.samples, v,
+                         mean_of(u.variance_masks), share(mean_of(u.variance_masks), v), mean_of(u.variance_chips),
+                         share(mean_of(u.variance_chips), v), mi, mean_of(u.mi_masks), mean_of(u.mi_chips));
+    }
   }
   if (!r.ood.empty()) {
     out += fmt::format("OOD detection by {} (threshold {:.4f} keeps 95 % of {} inputs below)\n", r.score,

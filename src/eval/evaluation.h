@@ -3,6 +3,7 @@
 // and out-of-distribution detection against named OOD / shifted sets.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "model/model_spec.h"
 #include "train/run.h"
 #include "uncertainty/metrics.h"
+#include "uncertainty/uncertainty_split.h"
 
 namespace spinbayes {
 
@@ -41,6 +43,9 @@ struct EvalOptions {
   int threads = 2;
   std::string hardware = "default";  // cim: "default", "ideal" or a hardware config file
   std::uint64_t chip_seed = 1;       // cim: which simulated chip (device variation and faults)
+  // cim: evaluate every input on this many chips (seeds chip_seed, chip_seed + 1, ...) x T passes,
+  // pool the passes, and split the uncertainty into masks and chips (uncertainty/uncertainty_split.h).
+  int chips = 1;
   // cim: hardware parameters set over the config (dotted key, value), e.g. {"mtj.sigma_rp", 0.05}.
   std::vector<std::pair<std::string, double>> hardware_overrides;
   int validation_count = 0;  // held-out images for the OOD threshold: 0 = all, -1 = none (use the test set)
@@ -77,6 +82,8 @@ struct EvalReport {
   // cim only: the chip, how the model sits on it, and what the whole run did (every set).
   std::string hardware;
   std::uint64_t chip_seed = 0;
+  int chips = 1;                         // pooled: chips x samples passes per input
+  std::optional<UncertaintySplit> split;  // of the test set, when chips > 1
   std::vector<LayerMapping> mapping;
   Ledger ledger;
   // The per-input predictions behind the figures (not in the JSON): the test set's summary and

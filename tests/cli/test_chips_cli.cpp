@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_runner.h"
 
 namespace fs = std::filesystem;
@@ -221,6 +223,41 @@ TEST(ChipsCli, SweepOnRanksEqualsOneProcess) {
   EXPECT_EQ(read_file(dir / "one.csv"), read_file(dir / "two.csv"));
   EXPECT_EQ(read_file(dir / "one.png"), read_file(dir / "two.png"));
   EXPECT_NE(read_file(dir / "one.csv").find("mtj.sigma_rp,0.1,3,"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(ChipsCli, EvalOnSeveralChipsSplitsTheUncertainty) {
+  const auto dir = fresh_dir("split");
+  const std::string eval = "eval --model " + tiny_run().string() + " --samples 3 --test-count 60 --ood gaussian --threads 1";
+  ASSERT_EQ(run_cli(eval + " --backend engine --json " + (dir / "engine.json").string()).exit_code, 0);
+  auto r = run_cli(eval + " --backend cim --hw ideal --chips 3 --json " + (dir / "ideal.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("uncertainty over 3 chips (seeds 1..3) x T = 3"), std::string::npos) << r.output;
+  r = run_cli(eval + " --backend cim --chips 3 --json " + (dir / "default.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto engine = nlohmann::json::parse(read_file(dir / "engine.json"));
+  const auto ideal = nlohmann::json::parse(read_file(dir / "ideal.json"));
+  const auto chips = nlohmann::json::parse(read_file(dir / "default.json"));
+  // Ideal chips are the engine three times over: the same predictive, nothing between chips.
+  EXPECT_EQ(ideal["accuracy"], engine["accuracy"]);
+  EXPECT_NEAR(ideal["nll"].get<double>(), engine["nll"].get<double>(), 1e-9);
+  EXPECT_NEAR(ideal["uncertainty_split"]["variance"]["chips"].get<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(ideal["uncertainty_split"]["mutual_information"]["chips"].get<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(ideal["mean_mutual_information"].get<double>(), engine["mean_mutual_information"].get<double>(), 1e-9);
+  // Chips with device variation add a part of their own; the parts add up to the total.
+  const auto& split = chips["uncertainty_split"];
+  EXPECT_EQ(chips["chips"], 3);
+  EXPECT_GT(split["variance"]["chips"].get<double>(), 0.0);
+  EXPECT_NEAR(split["variance"]["masks"].get<double>() + split["variance"]["chips"].get<double>(),
+              split["variance"]["total"].get<double>(), 1e-12);
+  EXPECT_NEAR(split["mutual_information"]["masks"].get<double>() + split["mutual_information"]["chips"].get<double>(),
+              split["mutual_information"]["total"].get<double>(), 1e-9);
+  EXPECT_EQ(split["per_input"]["variance_chips"].size(), 60u);
+  // The pooled predictive's mutual information is the split's total.
+  EXPECT_NEAR(chips["mean_mutual_information"].get<double>(), split["mutual_information"]["total"].get<double>(), 1e-9);
+  expect_cli_error(run_cli(eval + " --backend engine --chips 2"), {"--chips: several chips need --backend cim"});
+  expect_cli_error(run_cli(eval + " --backend cim --chips 0"), {"--chips: must be in 1..1000, got 0"});
+  expect_cli_error(run_cli(eval + " --backend cim --chips 2 --chip-seed 18446744073709551615"), {"--chip-seed", "would pass"});
   fs::remove_all(dir);
 }
 
