@@ -67,6 +67,17 @@ void EvalOptions::validate() const {
   }
 }
 
+HardwareConfig hardware_in_force(const EvalOptions& options) {
+  HardwareConfig hw = HardwareConfig::load(options.hardware);
+  for (const auto& [key, value] : options.hardware_overrides) {
+    const ConfigTable table = hw.table();
+    if (table.number_unit(key) == nullptr) throw Error("--param: '" + key + "' is not a numeric hardware key");
+    hw.table().apply(nlohmann::json{{key, value}}, "--param");
+  }
+  hw.validate("--param");
+  return hw;
+}
+
 namespace {
 
 // One interface over the backends: the spec and a predict() with TorchModel's signature (plus
@@ -80,8 +91,8 @@ struct Predictor {
   std::function<std::vector<McPredictions>(const ImageSet&, int, std::uint64_t, bool, Ledger*)> per_chip;
 };
 
-// `ir_path`: the run's model IR, current (ensure_model_ir).
-Predictor load_predictor(const EvalOptions& options, const std::filesystem::path& ir_path) {
+// `data.ir`: the run's model IR, current (ensure_model_ir), read once for every evaluation of it.
+Predictor load_predictor(const EvalOptions& options, const EvalData& data) {
   const std::filesystem::path& dir = options.model;
   if (options.backend == Backend::torch) {
     auto model = std::make_shared<TorchModel>(TorchModel::load(dir));
@@ -91,15 +102,9 @@ Predictor load_predictor(const EvalOptions& options, const std::filesystem::path
             },
             nullptr, nullptr};
   }
-  const ModelIR ir = load_model_ir(ir_path);
+  const ModelIR& ir = *data.ir;
   if (options.backend == Backend::cim) {
-    HardwareConfig hw = HardwareConfig::load(options.hardware);
-    for (const auto& [key, value] : options.hardware_overrides) {
-      const ConfigTable table = hw.table();
-      if (table.number_unit(key) == nullptr) throw Error("--param: '" + key + "' is not a numeric hardware key");
-      hw.table().apply(nlohmann::json{{key, value}}, "--param");
-    }
-    hw.validate("--param");
+    const HardwareConfig hw = hardware_in_force(options);
     std::vector<std::shared_ptr<const Chip>> chips;
     for (int c = 0; c < options.chips; ++c) {
       chips.push_back(std::make_shared<const Chip>(ir, hw, options.chip_seed + static_cast<std::uint64_t>(c)));
@@ -141,6 +146,7 @@ EvalData load_eval_data(const EvalOptions& options) {
   EvalData d;
   d.run = load_run_config(options.model);
   d.ir_path = ensure_model_ir(options.model);
+  if (options.backend != Backend::torch) d.ir = std::make_shared<const ModelIR>(load_model_ir(d.ir_path));
   d.test = load_fashion_mnist(options.paths, "test", options.test_count);
   // OOD sets are built before any inference so that a bad name or file fails fast.
   const int ood_count = options.ood_count > 0 ? options.ood_count : d.test.n;
@@ -169,7 +175,8 @@ EvalReport evaluate(const EvalOptions& options, const EvalData& data) {
   const auto start = std::chrono::steady_clock::now();
   configure_threads(options.threads);
   const std::filesystem::path& ir_path = data.ir_path;
-  const Predictor model = load_predictor(options, ir_path);
+  if (options.backend != Backend::torch && data.ir == nullptr) throw Error("evaluate: the model IR was not loaded");
+  const Predictor model = load_predictor(options, data);
   // Mutual information is the spread between stochastic passes: with one pass it is 0 for every
   // input, and an OOD detector on it would report AUROC 0.5 as if it were a result.
   if (options.score == OodScore::mutual_information &&

@@ -3,6 +3,7 @@
 // and out-of-distribution detection against named OOD / shifted sets.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,7 +12,9 @@
 
 #include "data/datasets.h"
 #include "eval/calibrate.h"
+#include "hw/hardware_config.h"
 #include "hw/ledger.h"
+#include "model/model_ir.h"
 #include "model/model_spec.h"
 #include "train/run.h"
 #include "uncertainty/metrics.h"
@@ -57,6 +60,9 @@ struct EvalOptions {
   void validate() const;  // throws Error naming the field, including unknown OOD names
 };
 
+// cim: the hardware config the options name, with their overrides applied and checked.
+HardwareConfig hardware_in_force(const EvalOptions& options);
+
 struct OodResult {
   std::string name;
   int images = 0;
@@ -101,6 +107,7 @@ EvalReport evaluate(const EvalOptions& options);
 struct EvalData {
   TrainOptions run;
   std::filesystem::path ir_path;  // the run's model IR, current
+  std::shared_ptr<const ModelIR> ir;  // read once (none for the torch backend)
   ImageSet test, validation;      // validation empty when the threshold comes from the test set
   std::vector<ImageSet> ood_sets;  // in the order of EvalOptions::ood
 };

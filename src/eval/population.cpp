@@ -106,14 +106,6 @@ json population_identity(const EvalOptions& e, const HardwareConfig& hw, const A
               {"data", {{"fashion_mnist", e.paths.fashion_mnist.string()}, {"digits", e.paths.mnist_digits.string()}}}};
 }
 
-// The base hardware with the options' overrides, checked.
-HardwareConfig hardware_of(const EvalOptions& e) {
-  HardwareConfig hw = HardwareConfig::load(e.hardware);
-  for (const auto& [key, value] : e.hardware_overrides) hw.table().apply(json{{key, value}}, "--param");
-  hw.validate("--hw");
-  return hw;
-}
-
 class PopulationWork final : public WorkItems {
  public:
   PopulationWork(const ChipsOptions& o, ChipPopulation& p) : o_(o), p_(p) {}
@@ -124,14 +116,14 @@ class PopulationWork final : public WorkItems {
     const EvalOptions& e = o_.eval;
     const TrainOptions run = load_run_config(e.model);
     const fs::path ir = ensure_model_ir(e.model);
-    const HardwareConfig hw = hardware_of(e);
+    const HardwareConfig hw = hardware_in_force(e);
     if (const std::string coarse = hw.coarse_adc(); o_.progress && !coarse.empty()) {
       std::fprintf(stderr, "spinbayes: warning: --hw %s: %s\n", printable(e.hardware).c_str(), coarse.c_str());
     }
     const AppliedCalibration calibration = resolve_calibration(
         e.calibration, e.model, e.calibration_file, ir, e.deterministic || !run.spec.has_dropout());
     identity_ = population_identity(e, hw, calibration, ir).dump();
-    population_ = population_fingerprint(identity_);
+    population_ = fingerprint(identity_);
     p_.spec = run.spec;
     open_directory();
 
@@ -414,7 +406,6 @@ std::string chips_plot_png(const ChipPopulation& p) {
     std::string plot = "plot ";
     int colour = 1;
     for (const auto& m : panel.metrics) {
-      const std::size_t k = static_cast<std::size_t>(std::find(p.metrics.begin(), p.metrics.end(), m) - p.metrics.begin());
       std::vector<double> values;
       for (const auto& c : p.chips) values.push_back(panel.scale * *c.metric(m));
       std::sort(values.begin(), values.end());
@@ -435,7 +426,6 @@ std::string chips_plot_png(const ChipPopulation& p) {
                                 panel.scale * r.bound, panel.scale * r.bound);
         }
       }
-      (void)k;
       ++colour;
     }
     script += plot.substr(0, plot.size() - 2) + "\n";

@@ -17,17 +17,6 @@ namespace spinbayes {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string fingerprint(std::string_view bytes) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char c : bytes) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return fmt::format("{:016x}", h);
-}
-
-std::string file_fingerprint(const fs::path& path) { return fingerprint(read_file_bytes(path)); }
-
 // ---- the store ----------------------------------------------------------------------------------
 
 StageCache::StageCache(fs::path dir) : dir_(std::move(dir)) { fs::create_directories(dir_); }

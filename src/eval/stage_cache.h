@@ -12,12 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace spinbayes {
+#include "core/fingerprint.h"
 
-// FNV-1a (64 bit) of bytes, and of a file's bytes: what a stage key keeps of its input files and
-// configurations.
-std::string fingerprint(std::string_view bytes);
-std::string file_fingerprint(const std::filesystem::path& path);
+namespace spinbayes {
 
 class StageCache {
  public:

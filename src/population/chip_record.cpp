@@ -1,11 +1,11 @@
 #include "population/chip_record.h"
 
 #include <cmath>
-#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fingerprint.h"
 
 namespace spinbayes {
 
@@ -97,23 +97,11 @@ ChipRecord parse_chip_record(std::string_view text, const std::string& name) {
   return r;
 }
 
-std::string population_fingerprint(const std::string& identity_json) {
-  // FNV-1a, 64 bits: a name for the configuration, not a defence against forgery.
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char c : identity_json) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
-  return text;
-}
-
 std::string population_manifest_json(const std::string& identity_json) {
   nlohmann::ordered_json j;
   j["format"] = "spinbayes-population";
   j["version"] = 1;
-  j["fingerprint"] = population_fingerprint(identity_json);
+  j["fingerprint"] = fingerprint(identity_json);
   j["identity"] = nlohmann::ordered_json::parse(identity_json);
   return j.dump(2) + "\n";
 }
@@ -122,7 +110,7 @@ std::string parse_population_manifest(std::string_view text, const std::string& 
   const nlohmann::ordered_json j = parse_versioned(text, name, "spinbayes-population", "chip population");
   if (!j.contains("identity") || !j.at("identity").is_object()) throw Error(name + ": identity: missing or not an object");
   const std::string identity = j.at("identity").dump();
-  if (j.value("fingerprint", nlohmann::ordered_json()) != population_fingerprint(identity)) {
+  if (j.value("fingerprint", nlohmann::ordered_json()) != fingerprint(identity)) {
     throw Error(name + ": fingerprint: missing or not the identity's (the file was edited)");
   }
   return identity;

@@ -29,8 +29,7 @@ std::string chip_record_json(const ChipRecord& record);
 ChipRecord parse_chip_record(std::string_view text, const std::string& name);
 
 // DIR/population.json: what a population's chips were evaluated with (`identity`, a JSON object
-// of settings) and its fingerprint, which every record carries.
-std::string population_fingerprint(const std::string& identity_json);
+// of settings) and its fingerprint (core/fingerprint.h), which every record carries.
 std::string population_manifest_json(const std::string& identity_json);
 // The identity a manifest holds, as compact JSON. Throws Error("<name>: ...") on anything else.
 std::string parse_population_manifest(std::string_view text, const std::string& name);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fingerprint.h"
 #include "error_checks.h"
 #include "population/chip_record.h"
 #include "population/ranks.h"
@@ -158,7 +159,7 @@ TEST(ChipRecords, ManifestsNameTheirIdentityAndItsDifferences) {
   EXPECT_EQ(identity_difference(identity, identity), "");
   EXPECT_EQ(identity_difference(identity, R"({"model_ir":"aa","samples":20})"), "samples is 10 there, 20 here");
   EXPECT_EQ(identity_difference(identity, R"({"model_ir":"aa"})"), "samples is 10 there, not here");
-  EXPECT_NE(population_fingerprint(identity), population_fingerprint(R"({"model_ir":"ab","samples":10})"));
+  EXPECT_NE(fingerprint(identity), fingerprint(R"({"model_ir":"ab","samples":10})"));
 }
 
 // A fake workload: results are the item's square; store stops after `stop_after` results.
