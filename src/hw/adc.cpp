@@ -42,13 +42,13 @@ __attribute__((target("avx512f,avx512dq,avx512vl"))) void adc_codes_avx512(const
 #pragma GCC diagnostic pop
 #endif
 
-Adc::Adc(int bits, int tile_rows, int cell_scale) {
+Adc::Adc(int bits, int tile_rows, int cell_scale, double gain) : gain_(gain) {
   const int k = adc_codes_per_sign(bits);
   levels_ = std::min(k, tile_rows);
   step_ = k >= tile_rows ? 1.0 : static_cast<double>(tile_rows) / k;
-  // code = round(sum / cell_scale / step), with step = tile_rows / K, as one exact product over
-  // one division.
-  multiplier_ = k >= tile_rows ? 1.0 : static_cast<double>(k);
+  // code = round(gain x sum / cell_scale / step), with step = tile_rows / K, as one product over
+  // one division (exact without a gain error; with one, the same rounded product on every path).
+  multiplier_ = (k >= tile_rows ? 1.0 : static_cast<double>(k)) * gain;
   divisor_ = static_cast<double>(cell_scale) * (k >= tile_rows ? 1.0 : static_cast<double>(tile_rows));
   // Dividing by a power of two is multiplying by its exact reciprocal: the same quotient, faster.
   divisor_power_of_two_ = std::exp2(std::round(std::log2(divisor_))) == divisor_;

@@ -39,8 +39,16 @@ int value_of(MtjState s) { return s == MtjState::parallel ? 1 : -1; }
 
 }  // namespace
 
+double crossbar_gain(const HardwareConfig& hw) {
+  if (hw.faults.rp_drift == 0.0 && hw.faults.tmr_drift == 0.0) return 1.0;
+  HardwareConfig drifted = hw;
+  drifted.mtj.ra_ohm_um2 *= 1.0 + hw.faults.rp_drift;
+  drifted.mtj.tmr *= 1.0 + hw.faults.tmr_drift;
+  return Readout(drifted).g_half / Readout(hw).g_half;
+}
+
 CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
-                     std::uint64_t chip_seed, int layer)
+                     std::uint64_t chip_seed, int layer, const std::vector<std::pair<int, int>>& dead_tiles)
     : rows_(mapping.rows),
       cols_(mapping.cols),
       padded_rows_(weights.words * kBitsPerWord),
@@ -121,6 +129,20 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
     }
   }
   for (const auto& cells : stuck_) any_stuck_ = any_stuck_ || !cells.empty();
+  // Dead tiles read nothing, whatever the cells were to hold.
+  if (!dead_tiles.empty()) dead_.assign(static_cast<std::size_t>(cols_), 0);
+  for (const auto& [row_tile, col_tile] : dead_tiles) {
+    const int c0 = col_tile * hw.crossbar.tile_cols, c1 = std::min(cols_, c0 + hw.crossbar.tile_cols);
+    const int r0 = row_tile * tile_rows_, r1 = std::min(rows_, r0 + tile_rows_);
+    for (int j = c0; j < c1; ++j) {
+      dead_[static_cast<std::size_t>(j)] = 1;
+      for (int r = r0; r < r1; ++r) {
+        const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
+        value[base + value_index(r, false)] = value[base + value_index(r, true)] = 0.0f;
+      }
+    }
+  }
+  gain_ = crossbar_gain(hw);
   // One unit of column current: V * G_half, in uA.
   unit_ua_ = hw.crossbar.read_voltage_v * readout.g_half * 1e6;
   // Fixed point: the largest scale (64, 32, 16, 8 units per dot unit) that holds the largest

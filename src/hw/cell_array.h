@@ -13,12 +13,19 @@
 // Faults: a stuck MTJ holds P or AP whatever was written. A cell whose MTJ1 is in the wrong state
 // acts as a flipped weight; a cell whose two MTJs are in the same state contributes that state's
 // value whatever the input: kept as a sparse list per column, added exactly.
+// Drift (faults.rp_drift, faults.tmr_drift) moves every MTJ, the reference columns' too, so the
+// reference still subtracts G_mid and a column's current is its value times gain() =
+// G_half' / G_half (exact for R_P, first order in the spread for TMR): the cell values stay in
+// the design's dot units and the read-out applies the gain (crossbar.h).
+// Dead tiles: a tile whose cells conduct nothing holds zero values, so its rows add nothing to
+// any of its columns whatever is driven; the exact dot does not know it (columns_dead()).
 // Fixed point: each cell's read value (its ideal +-1, or its stuck value, plus its deviation) is
 // held as an 8-bit integer in units of 1 / cell_scale, a power of two from 64 down to 8 chosen so
 // the largest value fits (1/64 of a dot unit at the default variation: a rounding variance of
 // 2e-5 against a cell's 1e-2). A tile's column current is the sum of the bytes its driven rows
 // pick, exactly cell_scale x the ideal dot without variation.
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/aligned.h"
@@ -29,12 +36,17 @@
 
 namespace spinbayes {
 
+// G_half' / G_half: the factor by which faults.rp_drift and faults.tmr_drift scale every column's
+// current (1 without drift).
+double crossbar_gain(const HardwareConfig& hw);
+
 class CellArray {
  public:
   CellArray() = default;
   // `weights`: the layer's packed weights (out x rows, patch order); `layer` keys the chip's draws.
+  // `dead_tiles`: (row tile, column tile) of the layer's tiles that conduct nothing.
   CellArray(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights, std::uint64_t chip_seed,
-            int layer);
+            int layer, const std::vector<std::pair<int, int>>& dead_tiles = {});
 
   int rows() const { return rows_; }
   int cols() const { return cols_; }
@@ -44,6 +56,10 @@ class CellArray {
   const BitMatrix& weights() const { return weights_; }  // the bits MTJ1 holds after faults
   bool variation() const { return variation_; }
   bool faults() const { return faults_; }
+  double gain() const { return gain_; }  // G_half' / G_half of the drifted devices (1: no drift)
+  // Whether column j has a dead row tile: its analog value differs from the dot by what those rows hold.
+  bool column_dead(int j) const { return !dead_.empty() && dead_[static_cast<std::size_t>(j)]; }
+  bool any_dead() const { return !dead_.empty(); }
   int cell_scale() const { return cell_scale_; }
   double unit_ua() const { return unit_ua_; }  // one dot unit of column current, V * G_half
 
@@ -84,6 +100,8 @@ class CellArray {
   bool variation_ = false, faults_ = false, any_stuck_ = false, vnni_ = false;
   BitMatrix weights_;
   std::vector<std::vector<StuckCell>> stuck_;  // per column, by row
+  std::vector<char> dead_;  // per column: a dead tile in it (empty: none in the layer)
+  double gain_ = 1.0;
   AlignedVector<std::int8_t> value_;  // 64-byte aligned: each word's loads stay in one line
   int cell_scale_ = 64;
   double unit_ua_ = 0;

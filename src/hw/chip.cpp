@@ -1,8 +1,10 @@
 #include "hw/chip.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "core/streams.h"
 #include "model/dropout_mask.h"
@@ -202,8 +204,33 @@ ChipArrays::ChipArrays(std::shared_ptr<const CompiledModel> model, const Hardwar
     : model_(std::move(model)) {
   const auto& layers = model_->layers();
   arrays_.resize(layers.size());
+  // Dead tiles: the faults.dead_tiles tiles of the chip with the smallest draws (every tile when
+  // there are fewer).
+  if (hw.faults.dead_tiles > 0) {
+    std::vector<std::pair<double, DeadTile>> tiles;
+    for (std::size_t i = 1; i < layers.size(); ++i) {
+      for (int rt = 0; rt < mapping[i].row_tiles; ++rt) {
+        for (int ct = 0; ct < mapping[i].col_tiles; ++ct) {
+          const double u = uniform_at(chip_seed, streams::kDeadTile, i, static_cast<std::uint64_t>(rt),
+                                      static_cast<std::uint64_t>(ct));
+          tiles.push_back({u, DeadTile{static_cast<int>(i), rt, ct}});
+        }
+      }
+    }
+    const std::size_t n = std::min(tiles.size(), static_cast<std::size_t>(hw.faults.dead_tiles));
+    std::partial_sort(tiles.begin(), tiles.begin() + static_cast<std::ptrdiff_t>(n), tiles.end(),
+                      [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::size_t k = 0; k < n; ++k) dead_.push_back(tiles[k].second);
+    std::sort(dead_.begin(), dead_.end(), [](const DeadTile& a, const DeadTile& b) {
+      return std::tie(a.layer, a.row_tile, a.col_tile) < std::tie(b.layer, b.row_tile, b.col_tile);
+    });
+  }
   for (std::size_t i = 1; i < layers.size(); ++i) {
-    arrays_[i] = CrossbarLayer(hw, mapping[i], layers[i].weights, chip_seed, static_cast<int>(i));
+    std::vector<std::pair<int, int>> dead;
+    for (const DeadTile& d : dead_) {
+      if (d.layer == static_cast<int>(i)) dead.emplace_back(d.row_tile, d.col_tile);
+    }
+    arrays_[i] = CrossbarLayer(hw, mapping[i], layers[i].weights, chip_seed, static_cast<int>(i), dead);
   }
 }
 

@@ -72,6 +72,10 @@ class ChipArrays final : public ArrayStage {
              const std::vector<LayerMapping>& mapping, std::uint64_t chip_seed);
 
   const CrossbarLayer& array(int layer) const { return arrays_[static_cast<std::size_t>(layer)]; }
+  struct DeadTile {
+    int layer = 0, row_tile = 0, col_tile = 0;
+  };
+  const std::vector<DeadTile>& dead_tiles() const { return dead_; }  // by layer, row tile, column tile
 
   const BitMatrix& weights(int layer) const override { return array(layer).weights(); }
   const PackedOperand& packed_weights(int layer) const override { return array(layer).packed_weights(); }
@@ -83,6 +87,7 @@ class ChipArrays final : public ArrayStage {
  private:
   std::shared_ptr<const CompiledModel> model_;
   std::vector<CrossbarLayer> arrays_;  // per layer; empty for the first (digital) layer
+  std::vector<DeadTile> dead_;
 };
 
 class Chip {

@@ -14,29 +14,47 @@
 namespace spinbayes {
 
 CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
-                             std::uint64_t chip_seed, int layer)
+                             std::uint64_t chip_seed, int layer, const std::vector<std::pair<int, int>>& dead_tiles)
     : cols_(mapping.cols), col_tiles_(mapping.col_tiles), output_(mapping.output) {
   if (mapping.row_tiles > kMaxTiles) {
     throw Error(mapping.name + ": " + std::to_string(mapping.row_tiles) + " row tiles exceed the simulator's " +
                 std::to_string(kMaxTiles) + "; raise crossbar.tile_rows");
   }
-  cells_ = CellArray(hw, mapping, weights, chip_seed, layer);
-  adc_ = Adc(hw.crossbar.adc_bits, hw.crossbar.tile_rows, cells_.cell_scale());
+  cells_ = CellArray(hw, mapping, weights, chip_seed, layer, dead_tiles);
+  gain_ = cells_.gain() * (uses_adc() ? 1.0 + hw.faults.adc_gain_error : 1.0);
+  adc_ = Adc(hw.crossbar.adc_bits, hw.crossbar.tile_rows, cells_.cell_scale(), gain_);
   screen_ = CrossbarScreen(cells_, mapping, uses_adc() ? &adc_ : nullptr, hw.crossbar.screen_sigmas);
-  // Sense-amplifier offsets, one per column read by a sense amplifier alone.
+  // Sense-amplifier offsets, one per column read by a sense amplifier alone: the spread of every
+  // chip, and a fault's offset of fixed size and random sign.
   offset_.assign(static_cast<std::size_t>(cols_), 0.0);
   bool offsets = false;
   if (!uses_adc()) {
     const auto lk = static_cast<std::uint64_t>(layer);
     for (int j = 0; j < cols_; ++j) {
-      offset_[static_cast<std::size_t>(j)] = hw.crossbar.sense_offset_sigma_ua / cells_.unit_ua() *
-                                             gaussian_at(chip_seed, streams::kSenseOffset, lk, static_cast<std::uint64_t>(j));
-      offsets = offsets || offset_[static_cast<std::size_t>(j)] != 0.0;
+      const auto jk = static_cast<std::uint64_t>(j);
+      double& offset = offset_[static_cast<std::size_t>(j)];
+      offset = hw.crossbar.sense_offset_sigma_ua / cells_.unit_ua() * gaussian_at(chip_seed, streams::kSenseOffset, lk, jk);
+      if (hw.faults.sense_offset_ua > 0.0) {
+        const bool up = uniform_at(chip_seed, streams::kSenseOffsetFault, lk, jk) < 0.5;
+        offset += (up ? 1.0 : -1.0) * hw.faults.sense_offset_ua / cells_.unit_ua();
+      }
+      offsets = offsets || offset != 0.0;
     }
   }
   vnni_ = cpu_features().avx512_vnni;
-  exact_ = !cells_.variation() && !cells_.faults() && !offsets && (!uses_adc() || adc_.step() == 1.0);
+  exact_ = !cells_.variation() && !cells_.faults() && !cells_.any_dead() && !offsets && gain_ == 1.0 &&
+           (!uses_adc() || adc_.step() == 1.0);
   packed_ = pack_operand(cells_.weights());
+}
+
+const double* CrossbarLayer::screen_offsets(const std::int32_t* bound) const {
+  if (gain_ == 1.0) return offset_.data();
+  thread_local std::vector<double> shifted;
+  shifted.resize(static_cast<std::size_t>(cols_));
+  for (int j = 0; j < cols_; ++j) {
+    shifted[static_cast<std::size_t>(j)] = (bound[j] - 0.5) * (1.0 - 1.0 / gain_) + offset_[static_cast<std::size_t>(j)] / gain_;
+  }
+  return shifted.data();
 }
 
 void CrossbarLayer::count_reads(const PatchRows& patches, int m, LayerEvents& events) const {
@@ -79,7 +97,7 @@ std::int32_t CrossbarLayer::tile_dot(const PatchRows& patches, int m, int j, int
 void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values) const {
   const int tiles = cells_.row_tiles();
   if (tiles == 1 && !output_) {
-    for (int i = 0; i < count; ++i) values[i] = static_cast<double>(sums[i]) / cells_.cell_scale();
+    for (int i = 0; i < count; ++i) values[i] = gain_ * (static_cast<double>(sums[i]) / cells_.cell_scale());
     return;
   }
   adc_.codes(sums, count * tiles, sums);
@@ -96,7 +114,7 @@ void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values)
 }
 
 double CrossbarLayer::column_value(const std::int32_t* sums) const {
-  if (!uses_adc()) return static_cast<double>(sums[0]) / cells_.cell_scale();  // a sense amplifier: no ADC
+  if (!uses_adc()) return gain_ * (static_cast<double>(sums[0]) / cells_.cell_scale());  // a sense amplifier: no ADC
   std::int64_t codes = 0;
   for (int t = 0; t < cells_.row_tiles(); ++t) codes += adc_.code(sums[t]);
   return static_cast<double>(codes) * adc_.step();
@@ -126,7 +144,7 @@ void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_
     near.assign(static_cast<std::size_t>(words), 0);
     std::fill(out, out + words, BitWord{0});
     if (screen_.sigmas() > 0.0) {
-      screen_.screen(exact, sign, bound, offset_.data(), screen_.terms(patches, m), cols_, out, near.data());
+      screen_.screen(exact, sign, bound, screen_offsets(bound), screen_.terms(patches, m), cols_, out, near.data());
     } else {
       std::fill(near.begin(), near.end(), ~BitWord{0});
       if (cols_ % kBitsPerWord != 0) near.back() = (BitWord{1} << (cols_ % kBitsPerWord)) - 1;
@@ -163,12 +181,13 @@ int CrossbarLayer::sense_row_reference(const PatchRows& patches, int m, const st
                                        const std::int32_t* sign, const std::int32_t* bound, BitWord* out) const {
   int analog = 0;
   const CrossbarScreen::Terms st = screen_.terms(patches, m);
+  const double* screen_offset = screen_offsets(bound);
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);
     const std::int32_t dot = dots[j] + (cells_.stuck(j).empty() ? 0 : stuck_correction(patches, m, j, 0, cells_.rows()));
     // The comparison sign * value >= bound - 1/2 (halfway between integer dots), as a margin
     // about the value expected.
-    const double margin = sign[j] * (dot + (st.a * st.s0[j] + st.b * st.se[j])) - bound[j] + 0.5 + offset_[jj];
+    const double margin = sign[j] * (dot + (st.a * st.s0[j] + st.b * st.se[j])) - bound[j] + 0.5 + screen_offset[jj];
     const bool within = screen_.within(margin, (st.base + st.slope * dot) + screen_.column_variance()[jj]);
     bool fire;
     if (!within) {

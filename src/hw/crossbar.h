@@ -9,6 +9,11 @@
 //   Several row tiles: each tile's partial sum is digitized by an ADC (adc.h) and the partials
 //   are added and compared digitally. The output layer is always read through ADCs (its logits
 //   are real).
+// Gain: drifted devices (cell_array.h) scale a column's current by g, and an ADC's gain error
+// scales its input by 1 + e, against thresholds set for the design: a sense amplifier fires iff
+// sign * g * value >= bound - 1/2 - offset, i.e. iff sign * value >= (bound - 1/2 - offset) / g,
+// which the screen sees as the offset (bound - 1/2)(1 - 1/g) + offset / g about the ungained value.
+// Faults on the sense amplifiers: a per-chip offset of faults.sense_offset_ua and random sign.
 // Speed: the exact integer dots come from the engine's binary GEMM, and the analog sum of a
 // column is taken only where the screen (crossbar_screen.h) says the decision could differ.
 #include <cstdint>
@@ -29,8 +34,9 @@ class CrossbarLayer {
  public:
   CrossbarLayer() = default;
   // `weights`: the layer's packed weights (out x rows, patch order); `layer` keys the chip's draws.
+  // `dead_tiles`: (row tile, column tile) of the layer's tiles that conduct nothing.
   CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
-                std::uint64_t chip_seed, int layer);
+                std::uint64_t chip_seed, int layer, const std::vector<std::pair<int, int>>& dead_tiles = {});
 
   const BitMatrix& weights() const { return cells_.weights(); }  // the bits the cells hold after faults
   const PackedOperand& packed_weights() const { return packed_; }
@@ -39,6 +45,10 @@ class CrossbarLayer {
   const Adc& adc() const { return adc_; }
   const CrossbarScreen& screen() const { return screen_; }
   bool uses_adc() const { return output_ || cells_.row_tiles() > 1; }
+  // What multiplies a column's value as compared or read out: the devices' drift, and through an
+  // ADC its gain error too.
+  double gain() const { return gain_; }
+  double offset(int j) const { return offset_[static_cast<std::size_t>(j)]; }  // sense amplifier, dot units
 
   // Sense decisions for one window (patch row m) of a hidden layer: bit j of `out` is set iff
   // column j fires, given the GEMM dots of that row and the folded threshold (fires iff
@@ -63,6 +73,8 @@ class CrossbarLayer {
   // column_value() of `count` columns' tile sums at tile_sum_index (overwritten by their ADC codes).
   void column_values(std::int32_t* sums, int count, double* values) const;
   void count_reads(const PatchRows& patches, int m, LayerEvents& events) const;
+  // The offsets the screen adds to the ungained margin: offset_ itself without a gain.
+  const double* screen_offsets(const std::int32_t* bound) const;
 
   int cols_ = 0, col_tiles_ = 1;
   bool output_ = false, exact_ = true;
@@ -71,6 +83,7 @@ class CrossbarLayer {
   CrossbarScreen screen_;
   PackedOperand packed_;
   std::vector<double> offset_;  // sense-amplifier offset per column, dot units
+  double gain_ = 1.0;
   bool vnni_ = false;           // the CPU's: the SIMD screen and tile sums
 };
 

@@ -24,9 +24,16 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
       for (std::size_t c = 0; c < cells.stuck(j).size(); ++c) column_variance_[static_cast<std::size_t>(j)] += variances_.match;
     }
   }
-  // ADC rounding, once the sum is not an integer: step^2 / 12 per tile (see the header).
-  if (adc != nullptr && (adc->step() != 1.0 || cells.variation())) {
-    for (double& v : column_variance_) v += cells.row_tiles() * adc->step() * adc->step() / 12.0;
+  // ADC rounding, once the sum is not an integer: step^2 / 12 per tile (see the header), and
+  // under a gain g, 1 / g^2 of that about the ungained value the screen centres on.
+  if (adc != nullptr && (adc->step() != 1.0 || adc->gain() != 1.0 || cells.variation())) {
+    const double step = adc->step() / adc->gain();
+    for (double& v : column_variance_) v += cells.row_tiles() * step * step / 12.0;
+  }
+  // A column with a dead tile is off its dot by what that tile's rows would have added: always
+  // the analog sum.
+  for (int j = 0; j < cols_; ++j) {
+    if (cells.column_dead(j)) column_variance_[static_cast<std::size_t>(j)] = std::numeric_limits<double>::infinity();
   }
   kernel_ = mapping.kernel;
   tap_rows_ = mapping.in_channels;

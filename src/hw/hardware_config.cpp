@@ -85,6 +85,20 @@ ConfigTable HardwareConfig::table() {
            "stuck-at-AP dropout modules: always drop");
   t.number("faults.read_disturb", faults.read_disturb, 0, 0.5, "probability per read",
            "a module read that flips AP -> P (the read current favours P)");
+  t.number("faults.module_ic0_drift", faults.module_ic0_drift, -0.5, 0.5, "relative",
+           "Ic0 of every module changed after its write current was set (aging, Ic0 ~ barrier and damping)");
+  t.number("faults.module_delta_drift", faults.module_delta_drift, -0.5, 0.5, "relative",
+           "Delta of every module changed after its write current was set (anisotropy loss)");
+  t.number("faults.rp_drift", faults.rp_drift, -0.5, 1.0, "relative",
+           "R_P of every crossbar MTJ changed (barrier wear-out raises RA); reference columns alike");
+  t.number("faults.tmr_drift", faults.tmr_drift, -0.9, 1.0, "relative",
+           "TMR of every crossbar MTJ changed (TMR falls as the MgO barrier degrades); reference columns alike");
+  t.number("faults.sense_offset_ua", faults.sense_offset_ua, 0, 100, "uA",
+           "extra input-referred offset of random sign on every sense amplifier (input-pair mismatch after aging)");
+  t.number("faults.adc_gain_error", faults.adc_gain_error, -0.5, 0.5, "relative",
+           "gain error of every partial-sum ADC (reference-ladder or bias drift)");
+  t.integer("faults.dead_tiles", faults.dead_tiles, 0, 1000000, "tiles",
+            "crossbar tiles, drawn per chip, whose cells conduct nothing (open bit line, dead word-line driver)");
   return t;
 }
 

@@ -58,6 +58,16 @@ struct FaultParams {
   double cell_stuck_p = 0.0, cell_stuck_ap = 0.0;      // per MTJ of the crossbar
   double module_stuck_p = 0.0, module_stuck_ap = 0.0;  // per dropout-module MTJ
   double read_disturb = 0.0;  // per module read: probability that the read flips AP -> P
+  // Drift after the write currents were set (aging): a relative change of every module's Ic0 and
+  // Delta, so each module switches with another probability than it was trimmed for.
+  double module_ic0_drift = 0.0, module_delta_drift = 0.0;
+  // Drift of every crossbar MTJ, reference columns included (one stack, one history): relative
+  // changes of R_P and of TMR. The reference still cancels G_mid, so a column reads its value
+  // times the gain G_half' / G_half against thresholds set at the design's G_half.
+  double rp_drift = 0.0, tmr_drift = 0.0;
+  double sense_offset_ua = 0.0;  // an extra offset of this size, of random sign, on every sense amplifier
+  double adc_gain_error = 0.0;   // relative gain error of every ADC: codes of (1 + e) x the input
+  int dead_tiles = 0;            // crossbar tiles whose cells conduct nothing (an open bit line or driver)
 };
 
 struct HardwareConfig {

@@ -41,12 +41,17 @@ TEST(Chip, IdealPresetReproducesTheEngine) {
 // The screen only skips the analog sum where it cannot change the decision: screened and full
 // analog evaluation agree bit for bit on a chip with variation, offsets, faults and every mask scheme.
 TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
+  for (const int faults : {0, 1}) {
   for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element}) {
     const ModelIR ir = spread_model_ir(spec_of("vgg-small", 8, kind), 21);
     HardwareConfig hw = HardwareConfig::defaults();
     hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
     hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.002;
     hw.faults.read_disturb = 0.01;
+    if (faults == 1) {  // the test-chip campaign's faults on top
+      hw.faults.tmr_drift = -0.2, hw.faults.rp_drift = 0.1, hw.faults.adc_gain_error = -0.08;
+      hw.faults.sense_offset_ua = 3.0, hw.faults.dead_tiles = 2, hw.faults.module_ic0_drift = 0.01;
+    }
     hw.crossbar.tile_rows = 64;  // every layer spans several tiles
     HardwareConfig full = hw;
     full.crossbar.screen_sigmas = 0.0;
@@ -57,6 +62,7 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
     // ...and the hardware made a difference.
     const McPredictions ideal = Chip(ir, HardwareConfig::ideal(), 5).predict(images, 3, 1, true);
     EXPECT_NE(a.probs, ideal.probs);
+  }
   }
 }
 

@@ -159,12 +159,21 @@ TEST(Chip, SimdTileSumsMatchThePlainLoop) {
 TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
   // Device variation, faults and sense-amplifier offsets, on one-tile and several-tile columns,
   // with a third of the rows not driven.
+  // Then the faults that move a column off its dot in other ways: drift and ADC gain (a gain on
+  // the value), a sense-amplifier offset fault, dead tiles (forced analog).
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
-  for (const int tile_rows : {64, 4096}) {
+  for (const int variant : {0, 1, 2, 3}) {
+   for (const int tile_rows : {64, 4096}) {
     HardwareConfig hw = HardwareConfig::defaults();
     hw.crossbar.tile_rows = tile_rows;
     hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.003;
+    if (variant == 1) hw.faults.tmr_drift = -0.3, hw.faults.rp_drift = 0.1, hw.faults.adc_gain_error = 0.07;
+    if (variant == 2) hw.faults.sense_offset_ua = 6.0;
+    if (variant == 3) hw.faults.dead_tiles = 4, hw.faults.adc_gain_error = -0.1;
     const Chip chip(ir, hw, 11);
+    if (variant == 1) {
+      ASSERT_NE(chip.array(1).gain(), 1.0);
+    }
     const auto& layer = chip.engine().layers()[1];
     const CrossbarLayer& array = chip.array(1);
     const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
@@ -178,7 +187,7 @@ TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
         LayerEvents events;
         array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), fast.data(), events);
         array.sense_row_reference(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), plain.data());
-        ASSERT_EQ(fast, plain) << "tile_rows " << tile_rows << ", window " << m;
+        ASSERT_EQ(fast, plain) << "variant " << variant << ", tile_rows " << tile_rows << ", window " << m;
         // Every column read out (as the output layer is): the SIMD batch against column by column.
         std::vector<double> read(static_cast<std::size_t>(cols));
         array.read_row(patches, m, dots.data(), read.data(), events);
@@ -193,6 +202,7 @@ TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
       }
     }
     EXPECT_GT(analog, 0) << "the analog path never changed a decision";
+   }
   }
 }
 
@@ -228,3 +238,163 @@ TEST(Chip, SimdAdcCodesMatchTheScalarConversion) {
   }
 }
 
+
+// ---- Fault injection: each fault of the test-chip campaign is the fault asked for -----------------
+
+namespace {
+// Round half away from zero, as the ADC.
+double round_away(double x) { return x >= 0.0 ? std::floor(x + 0.5) : -std::floor(0.5 - x); }
+}  // namespace
+
+TEST(Faults, StuckModulesTakeTheirShareAndAlwaysKeepOrDrop) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 64, DropoutKind::spatial), 3);
+  for (const bool ap : {false, true}) {
+    HardwareConfig hw = HardwareConfig::ideal();
+    (ap ? hw.faults.module_stuck_ap : hw.faults.module_stuck_p) = 0.2;
+    int stuck = 0, modules = 0;
+    for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+      const Chip chip(ir, hw, seed);
+      for (int l = 0; l < static_cast<int>(chip.mapping().size()); ++l) {
+        const DropoutBank& bank = chip.bank(l);
+        for (int m = 0; m < bank.size(); ++m, ++modules) {
+          const double p = bank.probability(m);
+          ASSERT_TRUE(p == ir.spec.p || p == (ap ? 1.0 : 0.0)) << p;
+          stuck += p != ir.spec.p;
+        }
+      }
+    }
+    ASSERT_GT(modules, 1000);
+    // Binomial(modules, 0.2): the share within 4 standard deviations.
+    EXPECT_NEAR(static_cast<double>(stuck) / modules, 0.2, 4.0 * std::sqrt(0.16 / modules)) << ap;
+  }
+}
+
+TEST(Faults, ModuleDriftSwitchesWithTheDriftedDevice) {
+  // Trimmed per module at the nominal device, then Ic0 or Delta moved: every module's probability
+  // is the drifted device's under the trimmed current.
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 3);
+  for (const bool delta : {false, true}) {
+    HardwareConfig hw = HardwareConfig::ideal();
+    (delta ? hw.faults.module_delta_drift : hw.faults.module_ic0_drift) = 0.02;
+    const Chip chip(ir, hw, 4);
+    MtjSwitching device = nominal_switching(hw.mtj, true);
+    const double current = write_current_for(device, ir.spec.p, hw.dropout_module.pulse_width_ns);
+    (delta ? device.delta : device.ic0_ua) *= 1.02;
+    const double expected = switching_probability(device, current, hw.dropout_module.pulse_width_ns);
+    EXPECT_LT(expected, ir.spec.p * 0.97);  // a harder device switches less
+    const DropoutBank& bank = chip.bank(2);
+    ASSERT_GT(bank.size(), 0);
+    for (int m = 0; m < bank.size(); ++m) EXPECT_DOUBLE_EQ(bank.probability(m), expected);
+  }
+}
+
+TEST(Faults, StuckCellsFlipTheirShareOfWeights) {
+  // Stuck at P: an MTJ1 that should hold AP (weight -1) holds P, a +1 weight.
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 32, DropoutKind::spatial), 3);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.faults.cell_stuck_p = 0.05;
+  const Chip faulty(ir, hw, 2), clean(ir, HardwareConfig::ideal(), 2);
+  int minus = 0, flipped = 0, lost = 0;
+  for (int l = 1; l < static_cast<int>(faulty.mapping().size()); ++l) {
+    const BitMatrix& a = faulty.array(l).weights();
+    const BitMatrix& b = clean.array(l).weights();
+    for (int j = 0; j < a.rows; ++j) {
+      for (int r = 0; r < faulty.mapping()[l].rows; ++r) {
+        minus += !b.get(j, r);
+        flipped += !b.get(j, r) && a.get(j, r);
+        lost += b.get(j, r) && !a.get(j, r);
+      }
+    }
+  }
+  EXPECT_EQ(lost, 0);
+  EXPECT_NEAR(static_cast<double>(flipped) / minus, 0.05, 4.0 * std::sqrt(0.05 * 0.95 / minus));
+}
+
+TEST(Faults, DriftAndAdcGainScaleWhatTheColumnsRead) {
+  // Exact cells and a 16-bit ADC: a column through the ADCs reads sum_t round(G * tile dot_t).
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.crossbar.tile_rows = 64;
+  hw.faults.rp_drift = 0.25;
+  hw.faults.tmr_drift = -0.2;
+  hw.faults.adc_gain_error = 0.1;
+  const Chip chip(ir, hw, 3);
+  const CrossbarLayer& array = chip.array(1);
+  ASSERT_TRUE(array.uses_adc());
+  // G_half' / G_half by hand: G = 1 / R_P and 1 / (R_P (1 + TMR(V))), R_P ~ RA.
+  const double v = hw.crossbar.read_voltage_v;
+  const auto half = [&](double ra_scale, double tmr_scale) {
+    MtjParams mtj = hw.mtj;
+    mtj.ra_ohm_um2 *= ra_scale;
+    mtj.tmr *= tmr_scale;
+    return 0.5 * (1.0 / mtj.rp_ohm() - 1.0 / (mtj.rp_ohm() * (1.0 + tmr_at_bias(mtj, v))));
+  };
+  const double drift = half(1.25, 0.8) / half(1.0, 1.0);
+  EXPECT_NEAR(crossbar_gain(hw), drift, 1e-12);
+  EXPECT_NEAR(array.gain(), drift * 1.1, 1e-12);
+  const Patches patches = driven_patches(chip, 5, 3);
+  const int cols = chip.engine().layers()[1].shape.out_channels;
+  int moved = 0;
+  for (int m = 0; m < patches.signs.rows; m += 7) {
+    const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+    std::vector<double> read(static_cast<std::size_t>(cols));
+    LayerEvents events;
+    array.read_row(patches, m, dots.data(), read.data(), events);
+    for (int j = 0; j < cols; ++j) {
+      double expected = 0.0;
+      for (int t = 0; t < array.cells().row_tiles(); ++t) expected += round_away(array.gain() * array.tile_dot(patches, m, j, t));
+      ASSERT_EQ(read[static_cast<std::size_t>(j)], expected) << m << " " << j;
+      moved += expected != dots[static_cast<std::size_t>(j)];
+    }
+  }
+  EXPECT_GT(moved, 0);
+}
+
+TEST(Faults, SenseOffsetFaultGivesEveryAmplifierItsSizeWithEitherSign) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 32, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.faults.sense_offset_ua = 5.0;
+  hw.crossbar.tile_rows = 4096;  // one row tile: sense amplifiers alone
+  const Chip chip(ir, hw, 8);
+  const CrossbarLayer& array = chip.array(1);
+  ASSERT_FALSE(array.uses_adc());
+  int up = 0;
+  const int cols = chip.mapping()[1].cols;
+  for (int j = 0; j < cols; ++j) {
+    EXPECT_NEAR(std::fabs(array.offset(j)) * array.cells().unit_ua(), 5.0, 1e-9);
+    up += array.offset(j) > 0.0;
+  }
+  EXPECT_GT(up, 0);
+  EXPECT_LT(up, cols);
+}
+
+TEST(Faults, DeadTilesReadNothing) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.crossbar.tile_rows = 64;
+  hw.faults.dead_tiles = 3;
+  const Chip chip(ir, hw, 5);
+  const auto& dead = chip.arrays().dead_tiles();
+  ASSERT_EQ(dead.size(), 3u);
+  // The tiles of layer 1 that died read zero on every window; the others what they would have.
+  const Chip clean(ir, [&] { HardwareConfig h = hw; h.faults.dead_tiles = 0; return h; }(), 5);
+  const Patches patches = driven_patches(chip, 5, 3);
+  const int cols = chip.mapping()[1].cols, tiles = chip.array(1).cells().row_tiles();
+  std::vector<std::int32_t> a(static_cast<std::size_t>(tiles)), b(static_cast<std::size_t>(tiles));
+  for (int m = 0; m < patches.signs.rows; m += 5) {
+    for (int j = 0; j < cols; ++j) {
+      chip.array(1).cells().tile_sums_reference(patches, m, j, a.data());
+      clean.array(1).cells().tile_sums_reference(patches, m, j, b.data());
+      for (int t = 0; t < tiles; ++t) {
+        bool is_dead = false;
+        for (const auto& d : dead) is_dead = is_dead || (d.layer == 1 && d.row_tile == t && d.col_tile == j / hw.crossbar.tile_cols);
+        EXPECT_EQ(a[static_cast<std::size_t>(t)], is_dead ? 0 : b[static_cast<std::size_t>(t)]);
+      }
+    }
+  }
+  // Asking for more dead tiles than the chip has kills them all.
+  hw.faults.dead_tiles = 100000;
+  std::size_t total = 0;
+  for (std::size_t l = 1; l < chip.mapping().size(); ++l) total += static_cast<std::size_t>(chip.mapping()[l].row_tiles * chip.mapping()[l].col_tiles);
+  EXPECT_EQ(Chip(ir, hw, 5).arrays().dead_tiles().size(), total);
+}
