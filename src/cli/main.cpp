@@ -9,6 +9,7 @@
 
 #include "cli/arguments.h"
 #include "cli/chips_command.h"
+#include "cli/test_chip_command.h"
 #include "cli/experiment_command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -283,6 +284,9 @@ int main(int argc, char** argv) {
   // chips
   const auto chips = add_chips_command(app);
 
+  // test-chip
+  const auto test_chip = add_test_chip_command(app);
+
   // Under mpirun every rank parses the same arguments: only rank 0 reports an error.
   const bool speaks = launched_rank() == 0;
   try {
@@ -300,12 +304,12 @@ int main(int argc, char** argv) {
   }
 
   try {
-    // chips and sweep spread over mpirun's ranks; the other commands are one process's work.
+    // chips, sweep and test-chip spread over mpirun's ranks; the other commands are one process's work.
     std::unique_ptr<Ranks> ranks;
-    if (*chips->app || *sweep_cmd) {
+    if (*chips->app || *sweep_cmd || *test_chip->app) {
       ranks = std::make_unique<Ranks>(Ranks::FromLauncher{});
     } else if (launched_ranks() > 1) {
-      throw Error(fmt::format("mpirun: {} runs as one process, not on {} ranks (chips and sweep use ranks)",
+      throw Error(fmt::format("mpirun: {} runs as one process, not on {} ranks (chips, sweep and test-chip use ranks)",
                               app.get_subcommands().front()->get_name(), launched_ranks()));
     }
     // An option given with an empty path would silently mean "not given".
@@ -412,6 +416,8 @@ int main(int argc, char** argv) {
       run_experiment_command(*experiment, argc, argv);
     } else if (*chips->app) {
       run_chips_command(*chips, *ranks);
+    } else if (*test_chip->app) {
+      run_test_chip_command(*test_chip, *ranks);
     } else if (*convert_cmd) {
       convert_mnist_json_to_idx(digits_in, digits_out);
       std::printf("wrote %s\n", digits_out.c_str());

@@ -43,5 +43,9 @@ inline constexpr std::uint64_t kModuleDelta = name_tag("module.delta");
 inline constexpr std::uint64_t kModuleIc0 = name_tag("module.ic0");
 inline constexpr std::uint64_t kModuleFault = name_tag("module.fault");
 
+// Field tests (eval/chip_test.h): the candidate test vectors, and each chip's masks from its seed.
+inline constexpr std::uint64_t kTestCandidates = name_tag("field_test.candidates");
+inline constexpr std::uint64_t kTestMasks = name_tag("field_test.masks");
+
 }  // namespace streams
 }  // namespace spinbayes

@@ -1,5 +1,6 @@
 #include "population/ranks.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -84,6 +85,8 @@ Ranks::Ranks(FromLauncher) {
 }
 Ranks::~Ranks() = default;
 
+std::string Ranks::broadcast(const std::string& bytes) const { return bytes; }
+
 Distribution distribute(const Ranks&, WorkItems& work) { return distribute_here(work); }
 
 #else
@@ -103,6 +106,19 @@ Ranks::Ranks(FromLauncher) {
 
 Ranks::~Ranks() {
   if (initialized_) MPI_Finalize();
+}
+
+std::string Ranks::broadcast(const std::string& bytes) const {
+  if (size_ == 1) return bytes;
+  auto size = static_cast<std::uint64_t>(bytes.size());
+  MPI_Bcast(&size, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+  std::string out = root() ? bytes : std::string(static_cast<std::size_t>(size), '\0');
+  // In pieces that fit an int count.
+  for (std::uint64_t at = 0; at < size; at += 1u << 30) {
+    const auto n = static_cast<int>(std::min<std::uint64_t>(size - at, 1u << 30));
+    MPI_Bcast(out.data() + at, n, MPI_CHAR, 0, MPI_COMM_WORLD);
+  }
+  return out;
 }
 
 namespace {

@@ -29,6 +29,9 @@ class Ranks {
   Ranks(const Ranks&) = delete;
   Ranks& operator=(const Ranks&) = delete;
 
+  // Rank 0's `bytes` on every rank (what the others pass is ignored). Every rank must call it.
+  std::string broadcast(const std::string& bytes) const;
+
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool root() const { return rank_ == 0; }

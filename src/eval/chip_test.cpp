@@ -1,0 +1,486 @@
+#include "eval/chip_test.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/plot.h"
+#include "core/streams.h"
+#include "eval/population.h"
+#include "hw/chip.h"
+#include "model/model_ir.h"
+#include "train/export.h"
+#include "train/run.h"
+#include "uncertainty/metrics.h"
+
+namespace spinbayes {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void TestChipOptions::validate() const {
+  if (model.empty()) throw Error("--model: empty path");
+  if (hardware.empty()) throw Error("--hw: empty");
+  if (samples < 2 || samples > 10000) throw Error(fmt::format("--samples: must be in 2..10000, got {}", samples));
+  if (chips < 2 || chips > kMaxChips) throw Error(fmt::format("--chips: must be in 2..{}, got {}", kMaxChips, chips));
+  if (ranking_chips < 2 || ranking_chips > 1000) {
+    throw Error(fmt::format("--ranking-chips: must be in 2..1000, got {}", ranking_chips));
+  }
+  if (candidates < 0) throw Error(fmt::format("--candidates: must be >= 0, got {}", candidates));
+  if (!(k > 0.0) || !std::isfinite(k) || k > 100.0) throw Error(fmt::format("--k: must be in (0, 100], got {}", k));
+  if (threads < 1 || threads > 256) throw Error(fmt::format("--threads: must be in 1..256, got {}", threads));
+  const std::uint64_t span = 2 * static_cast<std::uint64_t>(chips) + static_cast<std::uint64_t>(ranking_chips) - 1;
+  if (first_seed > std::numeric_limits<std::uint64_t>::max() - span) {
+    throw Error("--first-seed: the chips' seeds would pass 18446744073709551615");
+  }
+  if (out.empty()) throw Error("--out: empty path");
+  parse_fault_list(faults);
+}
+
+int parse_vector_count(const std::string& text, int training_images) {
+  const bool percent = !text.empty() && text.back() == '%';
+  const std::string number = percent ? text.substr(0, text.size() - 1) : text;
+  double value = 0.0;
+  std::size_t used = 0;
+  try {
+    value = std::stod(number, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (number.empty() || used != number.size() || !std::isfinite(value) || !(number[0] >= '0' && number[0] <= '9')) {
+    throw Error("--vectors: '" + printable(text) + "' is neither a count nor a percentage (e.g. 120 or 0.2%)");
+  }
+  if (!percent && value != std::floor(value)) throw Error("--vectors: a count must be a whole number, got " + number);
+  const double k = percent ? std::round(value / 100.0 * training_images) : value;
+  if (value <= 0.0 || (percent && value > 100.0)) {
+    throw Error("--vectors: must be more than 0" + std::string(percent ? " and at most 100%" : "") + ", got " + printable(text));
+  }
+  if (k > training_images) {
+    throw Error(fmt::format("--vectors: {} test vectors are more than the run's {} training images", k, training_images));
+  }
+  return std::max(1, static_cast<int>(k));
+}
+
+namespace {
+
+// What every computing rank holds: the network, the chips' base config, the fault cells, and the
+// candidate images.
+struct Setup {
+  std::shared_ptr<const ModelIR> ir;
+  HardwareConfig hw;
+  std::vector<FaultCell> cells;
+  int training_images = 0, vectors = 0;
+  std::vector<int> candidates;  // training image indices, in draw order
+  ImageSet candidate_images;
+};
+
+Setup load_setup(const TestChipOptions& o) {
+  Setup s;
+  s.cells = parse_fault_list(o.faults);
+  s.hw = HardwareConfig::load(o.hardware);
+  for (const FaultCell& c : s.cells) with_fault(s.hw, c);  // each cell's config is valid
+  const TrainOptions run = load_run_config(o.model);
+  s.ir = std::make_shared<const ModelIR>(load_model_ir(ensure_model_ir(o.model)));
+  const ImageSet train = load_training_split(o.paths, run.validation, run.subset, run.seed).train;
+  s.training_images = train.n;
+  s.vectors = parse_vector_count(o.vectors, train.n);
+  const int m = o.candidates > 0 ? o.candidates : std::min(train.n, 10 * s.vectors);
+  if (m > train.n) throw Error(fmt::format("--candidates: {} are more than the run's {} training images", m, train.n));
+  if (m < s.vectors) throw Error(fmt::format("--candidates: {} are fewer than the {} test vectors", m, s.vectors));
+  // The first m of a seeded Fisher-Yates permutation, one counter-based draw per position.
+  std::vector<int> order(static_cast<std::size_t>(train.n));
+  for (int i = 0; i < train.n; ++i) order[static_cast<std::size_t>(i)] = i;
+  for (int i = 0; i < m; ++i) {
+    const double u = uniform_at(o.seed, streams::kTestCandidates, static_cast<std::uint64_t>(i));
+    const int j = i + std::min(train.n - i - 1, static_cast<int>(u * (train.n - i)));
+    std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+  }
+  s.candidates.assign(order.begin(), order.begin() + m);
+  s.candidate_images = select_images(train, s.candidates);
+  return s;
+}
+
+struct ChipOutput {
+  std::vector<double> entropy;
+  std::vector<int> predicted;
+};
+
+ChipOutput run_chip(const Setup& s, const HardwareConfig& hw, std::uint64_t chip_seed, const ImageSet& images,
+                    const TestChipOptions& o) {
+  const Chip chip(*s.ir, hw, chip_seed);
+  const PredictiveSummary summary =
+      summarize(chip.predict(images, o.samples, hash_key(o.seed, streams::kTestMasks, chip_seed), true));
+  return {summary.entropy, summary.predicted};
+}
+
+std::string encode(const ChipOutput& c) { return json{{"entropy", c.entropy}, {"predicted", c.predicted}}.dump(); }
+
+ChipOutput decode(const std::string& bytes, std::size_t n) {
+  const json j = json::parse(bytes);
+  ChipOutput c{j.at("entropy").get<std::vector<double>>(), j.at("predicted").get<std::vector<int>>()};
+  if (c.entropy.size() != n || c.predicted.size() != n) throw Error("test-chip: a chip's result has the wrong size");
+  for (double e : c.entropy) {
+    if (!std::isfinite(e) || e < 0.0) throw Error("test-chip: a chip's entropy is not finite");
+  }
+  return c;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Phase 1: the candidates on the ranking chips.
+class RankingWork final : public WorkItems {
+ public:
+  RankingWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup) : o_(o), setup_(setup) {}
+  std::vector<std::size_t> plan() override {
+    if (o_.checks) o_.checks();
+    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+    outputs_.assign(static_cast<std::size_t>(o_.ranking_chips), {});
+    std::vector<std::size_t> items(static_cast<std::size_t>(o_.ranking_chips));
+    for (std::size_t i = 0; i < items.size(); ++i) items[i] = i;
+    start_ = std::chrono::steady_clock::now();
+    return items;
+  }
+  void prepare() override {
+    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+  }
+  std::string compute(std::size_t item) override {
+    const std::uint64_t seed = o_.first_seed + 2 * static_cast<std::uint64_t>(o_.chips) + item;
+    return encode(run_chip(*setup_, setup_->hw, seed, setup_->candidate_images, o_));
+  }
+  bool store(std::size_t item, const std::string& result) override {
+    outputs_[item] = decode(result, setup_->candidates.size());
+    if (o_.progress) {
+      std::fprintf(stderr, "ranking chip %zu of %d: %zu candidates  [%.1f s]\n", item + 1, o_.ranking_chips,
+                   setup_->candidates.size(), seconds_since(start_));
+    }
+    return true;
+  }
+  const std::vector<ChipOutput>& outputs() const { return outputs_; }
+
+ private:
+  const TestChipOptions& o_;
+  std::unique_ptr<Setup>& setup_;
+  std::vector<ChipOutput> outputs_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Phase 2: reference, hold-out and every fault cell on the test vectors.
+class CampaignWork final : public WorkItems {
+ public:
+  CampaignWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup, const std::vector<int>& positions)
+      : o_(o), setup_(setup), positions_(positions) {}
+  std::vector<std::size_t> plan() override {
+    outputs_.assign(items(), {});
+    std::vector<std::size_t> all(items());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    start_ = std::chrono::steady_clock::now();
+    return all;
+  }
+  void prepare() override {
+    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+    vectors_ = select_images(setup_->candidate_images, positions_);
+    configs_.clear();
+    for (const FaultCell& c : setup_->cells) configs_.push_back(with_fault(setup_->hw, c));
+  }
+  std::string compute(std::size_t item) override {
+    const std::size_t n = static_cast<std::size_t>(o_.chips), group = item / n, j = item % n;
+    const std::uint64_t seed = o_.first_seed + (group == 0 ? j : n + j);
+    const HardwareConfig& hw = group < 2 ? setup_->hw : configs_[group - 2];
+    return encode(run_chip(*setup_, hw, seed, vectors_, o_));
+  }
+  bool store(std::size_t item, const std::string& result) override {
+    outputs_[item] = decode(result, positions_.size());
+    ++stored_;
+    if (o_.progress && (stored_ % 25 == 0 || stored_ == items())) {
+      const double t = seconds_since(start_);
+      std::fprintf(stderr, "chips %zu of %zu  [%.0f s, about %.0f s to go]\n", stored_, items(), t,
+                   t / static_cast<double>(stored_) * static_cast<double>(items() - stored_));
+    }
+    return true;
+  }
+  const std::vector<ChipOutput>& outputs() const { return outputs_; }
+
+ private:
+  std::size_t items() const { return static_cast<std::size_t>(o_.chips) * (2 + parse_fault_list(o_.faults).size()); }
+  const TestChipOptions& o_;
+  std::unique_ptr<Setup>& setup_;
+  std::vector<int> positions_;
+  ImageSet vectors_;
+  std::vector<HardwareConfig> configs_;
+  std::vector<ChipOutput> outputs_;
+  std::size_t stored_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+double share_correct(const std::vector<int>& predicted, const std::vector<std::int32_t>& labels) {
+  int right = 0;
+  for (std::size_t i = 0; i < predicted.size(); ++i) right += predicted[i] == labels[i];
+  return static_cast<double>(right) / static_cast<double>(predicted.size());
+}
+
+}  // namespace
+
+TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
+  o.validate();
+  configure_threads(o.threads);
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<Setup> setup;
+  RankingWork ranking(o, setup);
+  const Distribution first = distribute(ranks, ranking);
+
+  // Rank 0 ranks the candidates and tells every rank which are the vectors ("" if it failed).
+  TestChipResult r;
+  std::string chosen;
+  std::exception_ptr failure;
+  if (ranks.root()) {
+    try {
+      std::vector<std::vector<double>> entropy;
+      for (const ChipOutput& c : ranking.outputs()) entropy.push_back(c.entropy);
+      const std::vector<VectorRank> all = rank_by_repeatability(entropy);
+      std::vector<int> positions;
+      for (int i = 0; i < setup->vectors; ++i) {
+        VectorRank v = all[static_cast<std::size_t>(i)];
+        positions.push_back(v.candidate);
+        v.candidate = setup->candidates[static_cast<std::size_t>(v.candidate)];
+        r.ranking.push_back(v);
+      }
+      chosen = json(positions).dump();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  chosen = ranks.broadcast(chosen);
+  if (failure) std::rethrow_exception(failure);
+  if (chosen.empty()) throw FailedElsewhere{};
+  const std::vector<int> positions = json::parse(chosen).get<std::vector<int>>();
+
+  CampaignWork campaign(o, setup, positions);
+  const Distribution second = distribute(ranks, campaign);
+  if (!ranks.root()) return {};
+
+  r.model_dir = o.model.string();
+  r.hardware = o.hardware;
+  r.samples = o.samples;
+  r.training_images = setup->training_images;
+  r.candidates = static_cast<int>(setup->candidates.size());
+  r.ranking_chips = o.ranking_chips;
+  r.vectors = setup->vectors;
+  r.chips = o.chips;
+  r.k = o.k;
+  r.seed = o.seed;
+  r.first_seed = o.first_seed;
+  r.counts = vector_counts(r.vectors);
+  r.distribution = second;
+  r.distribution.seconds += first.seconds;
+  for (std::size_t i = 0; i < r.distribution.ranks.size() && i < first.ranks.size(); ++i) {
+    r.distribution.ranks[i].items += first.ranks[i].items;
+    r.distribution.ranks[i].busy_seconds += first.ranks[i].busy_seconds;
+  }
+
+  std::vector<std::int32_t> labels;
+  for (int p : positions) labels.push_back(setup->candidate_images.labels[static_cast<std::size_t>(p)]);
+  const auto& out = campaign.outputs();
+  const auto n = static_cast<std::size_t>(o.chips);
+  const auto group = [&](std::size_t g) { return std::vector<ChipOutput>(out.begin() + static_cast<std::ptrdiff_t>(g * n),
+                                                                        out.begin() + static_cast<std::ptrdiff_t>((g + 1) * n)); };
+  const std::vector<ChipOutput> reference = group(0), holdout = group(1);
+  for (int count : r.counts) {
+    std::vector<double> stats;
+    for (const ChipOutput& c : reference) stats.push_back(test_statistic(c.entropy, count));
+    r.reference.push_back(fit_reference(stats));
+  }
+  for (const ChipOutput& c : reference) r.reference_accuracy += share_correct(c.predicted, labels) / static_cast<double>(n);
+
+  const auto evaluate_cell = [&](const std::vector<ChipOutput>& chips, const FaultCell& cell) {
+    FaultCellResult c;
+    c.cell = cell;
+    c.unit = cell.fault.empty() ? "" : fault_class(cell.fault).unit;
+    c.chips = static_cast<int>(chips.size());
+    c.flagged.assign(r.counts.size(), 0);
+    for (std::size_t j = 0; j < chips.size(); ++j) {
+      for (std::size_t q = 0; q < r.counts.size(); ++q) {
+        c.flagged[q] += flagged(test_statistic(chips[j].entropy, r.counts[q]), r.reference[q], o.k);
+      }
+      c.statistic.push_back(test_statistic(chips[j].entropy, r.vectors));
+      c.accuracy += share_correct(chips[j].predicted, labels) / static_cast<double>(chips.size());
+      int changed = 0;
+      for (std::size_t i = 0; i < labels.size(); ++i) changed += chips[j].predicted[i] != holdout[j].predicted[i];
+      c.changed_outputs += static_cast<double>(changed) / static_cast<double>(labels.size() * chips.size());
+      c.chips_changed += changed > 0;
+    }
+    return c;
+  };
+  r.fault_free = evaluate_cell(holdout, FaultCell{});
+  for (std::size_t g = 0; g < setup->cells.size(); ++g) r.cells.push_back(evaluate_cell(group(g + 2), setup->cells[g]));
+  r.seconds = seconds_since(start);
+  return r;
+}
+
+namespace {
+json cell_json(const TestChipResult& r, const FaultCellResult& c) {
+  json coverage = json::array();
+  for (std::size_t q = 0; q < r.counts.size(); ++q) {
+    const BinomialInterval ci = clopper_pearson(c.flagged[q], c.chips);
+    coverage.push_back({{"vectors", r.counts[q]},
+                        {"flagged", c.flagged[q]},
+                        {"share", static_cast<double>(c.flagged[q]) / c.chips},
+                        {"ci95", {ci.low, ci.high}}});
+  }
+  double mean = 0.0;
+  for (double s : c.statistic) mean += s / static_cast<double>(c.statistic.size());
+  json j = {{"chips", c.chips},
+            {"flagged", coverage},
+            {"statistic_mean", mean},
+            {"accuracy_on_vectors", c.accuracy},
+            {"changed_outputs", c.changed_outputs},
+            {"chips_with_changed_outputs", c.chips_changed}};
+  if (!c.cell.fault.empty()) {
+    j["fault"] = c.cell.fault;
+    j["severity"] = c.cell.severity;
+    j["unit"] = c.unit;
+    j["key"] = fault_class(c.cell.fault).key;
+  }
+  return j;
+}
+}  // namespace
+
+json test_chip_json(const TestChipResult& r) {
+  json vectors = json::array();
+  for (const VectorRank& v : r.ranking) {
+    vectors.push_back({{"training_image", v.candidate}, {"entropy_mean", v.mean}, {"entropy_sd", v.sd}, {"repeatability", v.score}});
+  }
+  json reference = json::array();
+  for (std::size_t q = 0; q < r.counts.size(); ++q) {
+    reference.push_back({{"vectors", r.counts[q]}, {"mu", r.reference[q].mu}, {"sigma", r.reference[q].sigma}});
+  }
+  json cells = json::array();
+  for (const FaultCellResult& c : r.cells) cells.push_back(cell_json(r, c));
+  return json{
+      {"model_dir", r.model_dir},
+      {"hardware", r.hardware},
+      {"samples", r.samples},
+      {"seed", r.seed},
+      {"first_seed", r.first_seed},
+      {"statistic", "mean predictive entropy over the test vectors (nats)"},
+      {"rule", fmt::format("flagged when the statistic leaves mu +- {:g} sigma of the reference chips", r.k)},
+      {"k", r.k},
+      {"selection", {{"rule", "repeatability = mean / (sd + 1e-3) of an image's predictive entropy over the ranking chips"},
+                     {"training_images", r.training_images},
+                     {"candidates", r.candidates},
+                     {"ranking_chips", r.ranking_chips},
+                     {"vectors", r.vectors},
+                     {"vectors_pct_of_training", 100.0 * r.vectors / r.training_images}}},
+      {"chips_per_set", r.chips},
+      {"reference", {{"chips", r.chips}, {"accuracy_on_vectors", r.reference_accuracy}, {"by_vectors", reference}}},
+      {"false_alarms", cell_json(r, r.fault_free)},
+      {"cells", cells},
+      {"test_vectors", vectors},
+      {"seconds", r.seconds}};
+}
+
+std::string test_chip_csv(const TestChipResult& r) {
+  std::string out = "fault,severity,unit,vectors,chips,flagged,share,ci_low,ci_high,changed_outputs,accuracy_on_vectors\n";
+  const auto rows = [&](const FaultCellResult& c) {
+    for (std::size_t q = 0; q < r.counts.size(); ++q) {
+      const BinomialInterval ci = clopper_pearson(c.flagged[q], c.chips);
+      out += fmt::format("{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f}\n", c.cell.fault.empty() ? "none" : c.cell.fault,
+                         c.cell.fault.empty() ? std::string() : fmt::format("{:g}", c.cell.severity), c.unit, r.counts[q],
+                         c.chips, c.flagged[q], static_cast<double>(c.flagged[q]) / c.chips, ci.low, ci.high,
+                         c.changed_outputs, c.accuracy);
+    }
+  };
+  rows(r.fault_free);
+  for (const FaultCellResult& c : r.cells) rows(c);
+  return out;
+}
+
+std::string vectors_csv(const TestChipResult& r) {
+  std::string out = "rank,training_image,entropy_mean,entropy_sd,repeatability\n";
+  for (std::size_t i = 0; i < r.ranking.size(); ++i) {
+    const VectorRank& v = r.ranking[i];
+    out += fmt::format("{},{},{:.6g},{:.6g},{:.6g}\n", i + 1, v.candidate, v.mean, v.sd, v.score);
+  }
+  return out;
+}
+
+std::string test_chip_table(const TestChipResult& r) {
+  const std::size_t last = r.counts.size() - 1;
+  std::string out = fmt::format(
+      "test vectors: {} of {} training images ({:.2f} %), ranked from {} candidates on {} fault-free chips; T = {}\n"
+      "reference: {} fault-free chips, statistic mu = {:.5f}, sigma = {:.5f} nats; flagged outside mu +- {:g} sigma\n"
+      "false alarms: {} of {} fault-free hold-out chips ({:.1f} %)\n\n",
+      r.vectors, r.training_images, 100.0 * r.vectors / r.training_images, r.candidates, r.ranking_chips, r.samples,
+      r.chips, r.reference[last].mu, r.reference[last].sigma, r.k, r.fault_free.flagged[last], r.fault_free.chips,
+      100.0 * r.fault_free.flagged[last] / r.fault_free.chips);
+  out += fmt::format("{:<16} {:>9} {:<24} {:>9} {:>15} {:>9} {:>9}\n", "fault", "severity", "unit", "coverage",
+                     "95 % interval", "changed", "accuracy");
+  for (const FaultCellResult& c : r.cells) {
+    const BinomialInterval ci = clopper_pearson(c.flagged[last], c.chips);
+    out += fmt::format("{:<16} {:>9g} {:<24} {:>8.1f}% {:>6.1f}-{:>5.1f} % {:>8.2f}% {:>8.2f}%\n", c.cell.fault,
+                       c.cell.severity, c.unit, 100.0 * c.flagged[last] / c.chips, 100.0 * ci.low, 100.0 * ci.high,
+                       100.0 * c.changed_outputs, 100.0 * c.accuracy);
+  }
+  out += fmt::format("(fault-free accuracy on the vectors {:.2f} %; changed: share of vector predictions the fault changed "
+                     "against the same chip without it)\n",
+                     100.0 * r.fault_free.accuracy);
+  return out;
+}
+
+std::string test_chip_plot_png(const TestChipResult& r) {
+  // One panel per severity rank (mild, moderate, severe as listed per class), a line per class;
+  // the false-alarm rate dashed in each.
+  std::vector<std::string> classes;
+  for (const FaultCellResult& c : r.cells) {
+    if (std::find(classes.begin(), classes.end(), c.cell.fault) == classes.end()) classes.push_back(c.cell.fault);
+  }
+  std::vector<std::pair<std::string, std::string>> data;
+  std::string fa;
+  for (std::size_t q = 0; q < r.counts.size(); ++q) {
+    fa += fmt::format("{} {:.6f}\n", r.counts[q], 100.0 * r.fault_free.flagged[q] / r.fault_free.chips);
+  }
+  data.emplace_back("false_alarms.dat", fa);
+  int panels = 1;
+  std::vector<std::string> panel_plots(3);
+  for (std::size_t ci = 0; ci < classes.size(); ++ci) {
+    int rank = 0;
+    for (const FaultCellResult& c : r.cells) {
+      if (c.cell.fault != classes[ci]) continue;
+      const std::string file = fmt::format("c{}_{}.dat", ci, rank);
+      std::string rows;
+      for (std::size_t q = 0; q < r.counts.size(); ++q) {
+        rows += fmt::format("{} {:.6f}\n", r.counts[q], 100.0 * c.flagged[q] / c.chips);
+      }
+      data.emplace_back(file, rows);
+      const int panel = std::min(rank, 2);
+      panels = std::max(panels, panel + 1);
+      std::string& p = panel_plots[static_cast<std::size_t>(panel)];
+      p += fmt::format("{}'{}' using 1:2 with linespoints lw 2 dt 1 lc {} pt {} title '{}'", p.empty() ? "" : ", ", file,
+                       ci + 1, ci % 12 + 1, gnuplot_escaped(c.cell.fault));
+      ++rank;
+    }
+  }
+  std::string script = fmt::format(
+      "set terminal pngcairo noenhanced size {},600 font 'sans,10'\nset output 'out.png'\nset multiplot layout 1,{}\n"
+      "set logscale x 2\nset xlabel 'test vectors (best first)'\nset ylabel 'chips flagged (%)'\nset yrange [-2:102]\n"
+      "set grid\nset key below font 'sans,8' maxrows 6\n",
+      480 * panels, panels);
+  const char* names[3] = {"mildest severity", "middle severity", "most severe"};
+  for (int p = 0; p < panels; ++p) {
+    script += fmt::format("set title '{} (false alarms dashed)'\nplot {}, 'false_alarms.dat' using 1:2 with lines lw 2 dt 2 "
+                          "lc rgb 'black' title 'fault-free'\n",
+                          panels == 1 ? "coverage" : names[p], panel_plots[static_cast<std::size_t>(p)]);
+  }
+  script += "unset multiplot\n";
+  return render_plot_png(script, data, "--out");
+}
+
+}  // namespace spinbayes

@@ -1,0 +1,67 @@
+#include "population/field_test.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace spinbayes {
+
+std::vector<VectorRank> rank_by_repeatability(const std::vector<std::vector<double>>& entropy) {
+  if (entropy.size() < 2) throw Error("repeatability ranking: needs at least two fault-free runs");
+  const std::size_t n = entropy.front().size();
+  for (const auto& run : entropy) {
+    if (run.size() != n) throw Error("repeatability ranking: runs of different candidates");
+  }
+  const double runs = static_cast<double>(entropy.size());
+  std::vector<VectorRank> ranks(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double mean = 0.0;
+    for (const auto& run : entropy) mean += run[i];
+    mean /= runs;
+    double ss = 0.0;
+    for (const auto& run : entropy) ss += (run[i] - mean) * (run[i] - mean);
+    const double sd = std::sqrt(ss / (runs - 1.0));
+    ranks[i] = {static_cast<int>(i), mean, sd, mean / (sd + kRepeatabilityEps)};
+  }
+  std::stable_sort(ranks.begin(), ranks.end(), [](const VectorRank& a, const VectorRank& b) { return a.score > b.score; });
+  return ranks;
+}
+
+Reference fit_reference(std::span<const double> statistics) {
+  if (statistics.size() < 2) throw Error("fault-free reference: needs at least two chips");
+  Reference r;
+  r.chips = static_cast<int>(statistics.size());
+  for (double s : statistics) r.mu += s;
+  r.mu /= static_cast<double>(statistics.size());
+  double ss = 0.0;
+  for (double s : statistics) ss += (s - r.mu) * (s - r.mu);
+  r.sigma = std::sqrt(ss / static_cast<double>(statistics.size() - 1));
+  return r;
+}
+
+bool flagged(double statistic, const Reference& reference, double k) {
+  return std::fabs(statistic - reference.mu) > k * reference.sigma;
+}
+
+double test_statistic(std::span<const double> entropy, int n) {
+  if (n < 1 || static_cast<std::size_t>(n) > entropy.size()) {
+    throw Error(fmt::format("test statistic: {} vectors of {}", n, entropy.size()));
+  }
+  double sum = 0.0;
+  for (int i = 0; i < n; ++i) sum += entropy[static_cast<std::size_t>(i)];
+  return sum / n;
+}
+
+std::vector<int> vector_counts(int k) {
+  std::vector<int> counts;
+  for (const int d : {16, 8, 4, 2, 1}) {
+    const int n = std::max(1, static_cast<int>(std::lround(static_cast<double>(k) / d)));
+    if (counts.empty() || counts.back() != n) counts.push_back(n);
+  }
+  return counts;
+}
+
+}  // namespace spinbayes

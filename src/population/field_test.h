@@ -1,0 +1,50 @@
+#pragma once
+// The statistics of a field test of an MC-dropout chip by its own uncertainty.
+//
+// Test vectors by repeatability ranking: each candidate image is run T passes on R fault-free
+// chips; its predictive entropy on chip r is H_r. An image makes a good test vector when its
+// uncertainty is there to move (a fault that removes randomness, such as modules stuck at P, can
+// only lower an entropy above zero) and when fault-free chips agree on it (what they disagree on
+// widens the reference and hides faults). The score is the signal-to-noise ratio of the entropy
+// over the fault-free runs,
+//   repeatability = mean_r H_r / (sd_r H_r + eps),   eps = 1e-3 nats,
+// and the K images of highest score are the test vectors, best first. eps keeps images of
+// (numerically) constant entropy finite and ranks a constant zero last.
+//
+// Detection: the test statistic of a chip is the mean predictive entropy over the test vectors.
+// Over fault-free chips it has mean mu and standard deviation sigma; a chip is flagged when its
+// statistic leaves mu +- k sigma (k = 3 by default).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace spinbayes {
+
+inline constexpr double kRepeatabilityEps = 1e-3;
+
+struct VectorRank {
+  int candidate = 0;  // index into the candidates
+  double mean = 0, sd = 0, score = 0;
+};
+
+// `entropy[r][i]`: candidate i's predictive entropy on fault-free run r (R >= 2 runs of the same
+// candidates). Every candidate, best first; ties by candidate index.
+std::vector<VectorRank> rank_by_repeatability(const std::vector<std::vector<double>>& entropy);
+
+struct Reference {
+  double mu = 0, sigma = 0;
+  int chips = 0;
+};
+// Mean and sample standard deviation (n - 1) of the fault-free statistics (at least two).
+Reference fit_reference(std::span<const double> statistics);
+// Whether `statistic` lies outside mu +- k sigma (strictly).
+bool flagged(double statistic, const Reference& reference, double k);
+
+// A chip's statistic over the first n test vectors: the mean of their entropies.
+double test_statistic(std::span<const double> entropy, int n);
+
+// The test-set sizes a coverage curve is drawn at: K/16, K/8, K/4, K/2 and K, rounded, at least
+// one, each once, ascending.
+std::vector<int> vector_counts(int k);
+
+}  // namespace spinbayes
