@@ -45,6 +45,8 @@ std::unique_ptr<TestChipCommand> add_test_chip_command(CLI::App& app) {
   cmd->add_option("--samples", o.samples, "Monte Carlo passes T per test")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of the candidates and of each chip's masks")->check(seed_value())->capture_default_str();
   cmd->add_option("--k", o.k, "Flag a chip whose statistic leaves mu +- k sigma")->capture_default_str();
+  cmd->add_flag("--random-baseline", o.random_baseline,
+                "Also test with K random training images (the ranking's baseline; twice the images per chip)");
   cmd->add_option("--threads", o.threads, "Threads per rank")->capture_default_str();
   cmd->add_option("--out", o.out, "Output directory: test_chip.json, test_chip.csv, vectors.csv, test_chip.png")->required();
   cmd->add_option("--fashion-mnist", o.paths.fashion_mnist, "Directory with the Fashion-MNIST IDX files")->capture_default_str();

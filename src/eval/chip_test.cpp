@@ -44,30 +44,6 @@ void TestChipOptions::validate() const {
   parse_fault_list(faults);
 }
 
-int parse_vector_count(const std::string& text, int training_images) {
-  const bool percent = !text.empty() && text.back() == '%';
-  const std::string number = percent ? text.substr(0, text.size() - 1) : text;
-  double value = 0.0;
-  std::size_t used = 0;
-  try {
-    value = std::stod(number, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (number.empty() || used != number.size() || !std::isfinite(value) || !(number[0] >= '0' && number[0] <= '9')) {
-    throw Error("--vectors: '" + printable(text) + "' is neither a count nor a percentage (e.g. 120 or 0.2%)");
-  }
-  if (!percent && value != std::floor(value)) throw Error("--vectors: a count must be a whole number, got " + number);
-  const double k = percent ? std::round(value / 100.0 * training_images) : value;
-  if (value <= 0.0 || (percent && value > 100.0)) {
-    throw Error("--vectors: must be more than 0" + std::string(percent ? " and at most 100%" : "") + ", got " + printable(text));
-  }
-  if (k > training_images) {
-    throw Error(fmt::format("--vectors: {} test vectors are more than the run's {} training images", k, training_images));
-  }
-  return std::max(1, static_cast<int>(k));
-}
-
 namespace {
 
 // What every computing rank holds: the network, the chips' base config, the fault cells, and the
@@ -263,7 +239,12 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
   if (chosen.empty()) throw FailedElsewhere{};
   const std::vector<int> positions = json::parse(chosen).get<std::vector<int>>();
 
-  CampaignWork campaign(o, setup, positions);
+  // The baseline: the first K candidates of the seeded draw, a random sample of the training images.
+  std::vector<int> campaign_positions = positions;
+  if (o.random_baseline) {
+    for (int i = 0; i < static_cast<int>(positions.size()); ++i) campaign_positions.push_back(i);
+  }
+  CampaignWork campaign(o, setup, campaign_positions);
   const Distribution second = distribute(ranks, campaign);
   if (!ranks.root()) return {};
 
@@ -279,6 +260,9 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
   r.seed = o.seed;
   r.first_seed = o.first_seed;
   r.counts = vector_counts(r.vectors);
+  if (o.random_baseline) {
+    for (int i = 0; i < r.vectors; ++i) r.random_vectors.push_back(setup->candidates[static_cast<std::size_t>(i)]);
+  }
   r.distribution = second;
   r.distribution.seconds += first.seconds;
   for (std::size_t i = 0; i < r.distribution.ranks.size() && i < first.ranks.size(); ++i) {
@@ -286,37 +270,67 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
     r.distribution.ranks[i].busy_seconds += first.ranks[i].busy_seconds;
   }
 
-  std::vector<std::int32_t> labels;
-  for (int p : positions) labels.push_back(setup->candidate_images.labels[static_cast<std::size_t>(p)]);
+  // Each chip ran the ranked vectors, then (with the baseline) the first K candidates.
+  const auto n = static_cast<std::size_t>(o.chips), k = static_cast<std::size_t>(r.vectors);
   const auto& out = campaign.outputs();
-  const auto n = static_cast<std::size_t>(o.chips);
-  const auto group = [&](std::size_t g) { return std::vector<ChipOutput>(out.begin() + static_cast<std::ptrdiff_t>(g * n),
-                                                                        out.begin() + static_cast<std::ptrdiff_t>((g + 1) * n)); };
+  const auto group = [&](std::size_t g) {
+    return std::vector<ChipOutput>(out.begin() + static_cast<std::ptrdiff_t>(g * n),
+                                   out.begin() + static_cast<std::ptrdiff_t>((g + 1) * n));
+  };
+  // One selection's slice of a chip's output.
+  const auto slice = [&](const ChipOutput& c, std::size_t first) {
+    return ChipOutput{std::vector<double>(c.entropy.begin() + static_cast<std::ptrdiff_t>(first),
+                                          c.entropy.begin() + static_cast<std::ptrdiff_t>(first + k)),
+                      std::vector<int>(c.predicted.begin() + static_cast<std::ptrdiff_t>(first),
+                                       c.predicted.begin() + static_cast<std::ptrdiff_t>(first + k))};
+  };
+  std::vector<std::int32_t> all_labels;
+  for (int p : campaign_positions) all_labels.push_back(setup->candidate_images.labels[static_cast<std::size_t>(p)]);
   const std::vector<ChipOutput> reference = group(0), holdout = group(1);
-  for (int count : r.counts) {
-    std::vector<double> stats;
-    for (const ChipOutput& c : reference) stats.push_back(test_statistic(c.entropy, count));
-    r.reference.push_back(fit_reference(stats));
-  }
-  for (const ChipOutput& c : reference) r.reference_accuracy += share_correct(c.predicted, labels) / static_cast<double>(n);
 
+  const auto fit = [&](std::size_t first) {
+    SelectionReference ref;
+    const std::vector<std::int32_t> labels(all_labels.begin() + static_cast<std::ptrdiff_t>(first),
+                                           all_labels.begin() + static_cast<std::ptrdiff_t>(first + k));
+    for (int count : r.counts) {
+      std::vector<double> stats;
+      for (const ChipOutput& c : reference) stats.push_back(test_statistic(slice(c, first).entropy, count));
+      ref.by_count.push_back(fit_reference(stats));
+    }
+    for (const ChipOutput& c : reference) {
+      ref.statistic.push_back(test_statistic(slice(c, first).entropy, r.vectors));
+      ref.accuracy += share_correct(slice(c, first).predicted, labels) / static_cast<double>(n);
+    }
+    return ref;
+  };
+  const auto select = [&](const std::vector<ChipOutput>& chips, std::size_t first, const SelectionReference& ref) {
+    SelectionResult s;
+    const std::vector<std::int32_t> labels(all_labels.begin() + static_cast<std::ptrdiff_t>(first),
+                                           all_labels.begin() + static_cast<std::ptrdiff_t>(first + k));
+    s.flagged.assign(r.counts.size(), 0);
+    for (std::size_t j = 0; j < chips.size(); ++j) {
+      const ChipOutput c = slice(chips[j], first), twin = slice(holdout[j], first);
+      for (std::size_t q = 0; q < r.counts.size(); ++q) {
+        s.flagged[q] += flagged(test_statistic(c.entropy, r.counts[q]), ref.by_count[q], o.k);
+      }
+      s.statistic.push_back(test_statistic(c.entropy, r.vectors));
+      s.accuracy += share_correct(c.predicted, labels) / static_cast<double>(chips.size());
+      int changed = 0;
+      for (std::size_t i = 0; i < k; ++i) changed += c.predicted[i] != twin.predicted[i];
+      s.changed_outputs += static_cast<double>(changed) / static_cast<double>(k * chips.size());
+      s.chips_changed += changed > 0;
+    }
+    return s;
+  };
+  r.reference = fit(0);
+  if (o.random_baseline) r.reference_random = fit(k);
   const auto evaluate_cell = [&](const std::vector<ChipOutput>& chips, const FaultCell& cell) {
     FaultCellResult c;
     c.cell = cell;
     c.unit = cell.fault.empty() ? "" : fault_class(cell.fault).unit;
     c.chips = static_cast<int>(chips.size());
-    c.flagged.assign(r.counts.size(), 0);
-    for (std::size_t j = 0; j < chips.size(); ++j) {
-      for (std::size_t q = 0; q < r.counts.size(); ++q) {
-        c.flagged[q] += flagged(test_statistic(chips[j].entropy, r.counts[q]), r.reference[q], o.k);
-      }
-      c.statistic.push_back(test_statistic(chips[j].entropy, r.vectors));
-      c.accuracy += share_correct(chips[j].predicted, labels) / static_cast<double>(chips.size());
-      int changed = 0;
-      for (std::size_t i = 0; i < labels.size(); ++i) changed += chips[j].predicted[i] != holdout[j].predicted[i];
-      c.changed_outputs += static_cast<double>(changed) / static_cast<double>(labels.size() * chips.size());
-      c.chips_changed += changed > 0;
-    }
+    c.ranked = select(chips, 0, r.reference);
+    if (o.random_baseline) c.random = select(chips, k, *r.reference_random);
     return c;
   };
   r.fault_free = evaluate_cell(holdout, FaultCell{});
@@ -326,23 +340,25 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
 }
 
 namespace {
-json cell_json(const TestChipResult& r, const FaultCellResult& c) {
+json selection_json(const TestChipResult& r, const SelectionResult& s, int chips) {
   json coverage = json::array();
   for (std::size_t q = 0; q < r.counts.size(); ++q) {
-    const BinomialInterval ci = clopper_pearson(c.flagged[q], c.chips);
+    const BinomialInterval ci = clopper_pearson(s.flagged[q], chips);
     coverage.push_back({{"vectors", r.counts[q]},
-                        {"flagged", c.flagged[q]},
-                        {"share", static_cast<double>(c.flagged[q]) / c.chips},
+                        {"flagged", s.flagged[q]},
+                        {"share", static_cast<double>(s.flagged[q]) / chips},
                         {"ci95", {ci.low, ci.high}}});
   }
-  double mean = 0.0;
-  for (double s : c.statistic) mean += s / static_cast<double>(c.statistic.size());
-  json j = {{"chips", c.chips},
-            {"flagged", coverage},
-            {"statistic_mean", mean},
-            {"accuracy_on_vectors", c.accuracy},
-            {"changed_outputs", c.changed_outputs},
-            {"chips_with_changed_outputs", c.chips_changed}};
+  return json{{"flagged", coverage},
+              {"statistic", s.statistic},
+              {"accuracy_on_vectors", s.accuracy},
+              {"changed_outputs", s.changed_outputs},
+              {"chips_with_changed_outputs", s.chips_changed}};
+}
+
+json cell_json(const TestChipResult& r, const FaultCellResult& c) {
+  json j = {{"chips", c.chips}, {"ranked", selection_json(r, c.ranked, c.chips)}};
+  if (c.random) j["random"] = selection_json(r, *c.random, c.chips);
   if (!c.cell.fault.empty()) {
     j["fault"] = c.cell.fault;
     j["severity"] = c.cell.severity;
@@ -351,6 +367,14 @@ json cell_json(const TestChipResult& r, const FaultCellResult& c) {
   }
   return j;
 }
+
+json reference_json(const TestChipResult& r, const SelectionReference& ref) {
+  json by = json::array();
+  for (std::size_t q = 0; q < r.counts.size(); ++q) {
+    by.push_back({{"vectors", r.counts[q]}, {"mu", ref.by_count[q].mu}, {"sigma", ref.by_count[q].sigma}});
+  }
+  return json{{"chips", r.chips}, {"by_vectors", by}, {"statistic", ref.statistic}, {"accuracy_on_vectors", ref.accuracy}};
+}
 }  // namespace
 
 json test_chip_json(const TestChipResult& r) {
@@ -358,48 +382,55 @@ json test_chip_json(const TestChipResult& r) {
   for (const VectorRank& v : r.ranking) {
     vectors.push_back({{"training_image", v.candidate}, {"entropy_mean", v.mean}, {"entropy_sd", v.sd}, {"repeatability", v.score}});
   }
-  json reference = json::array();
-  for (std::size_t q = 0; q < r.counts.size(); ++q) {
-    reference.push_back({{"vectors", r.counts[q]}, {"mu", r.reference[q].mu}, {"sigma", r.reference[q].sigma}});
-  }
   json cells = json::array();
   for (const FaultCellResult& c : r.cells) cells.push_back(cell_json(r, c));
-  return json{
-      {"model_dir", r.model_dir},
-      {"hardware", r.hardware},
-      {"samples", r.samples},
-      {"seed", r.seed},
-      {"first_seed", r.first_seed},
-      {"statistic", "mean predictive entropy over the test vectors (nats)"},
-      {"rule", fmt::format("flagged when the statistic leaves mu +- {:g} sigma of the reference chips", r.k)},
-      {"k", r.k},
-      {"selection", {{"rule", "repeatability = mean / (sd + 1e-3) of an image's predictive entropy over the ranking chips"},
-                     {"training_images", r.training_images},
-                     {"candidates", r.candidates},
-                     {"ranking_chips", r.ranking_chips},
-                     {"vectors", r.vectors},
-                     {"vectors_pct_of_training", 100.0 * r.vectors / r.training_images}}},
-      {"chips_per_set", r.chips},
-      {"reference", {{"chips", r.chips}, {"accuracy_on_vectors", r.reference_accuracy}, {"by_vectors", reference}}},
-      {"false_alarms", cell_json(r, r.fault_free)},
-      {"cells", cells},
-      {"test_vectors", vectors},
-      {"seconds", r.seconds}};
+  json reference = {{"ranked", reference_json(r, r.reference)}};
+  if (r.reference_random) reference["random"] = reference_json(r, *r.reference_random);
+  json j{{"model_dir", r.model_dir},
+         {"hardware", r.hardware},
+         {"samples", r.samples},
+         {"seed", r.seed},
+         {"first_seed", r.first_seed},
+         {"statistic", "mean predictive entropy over the test vectors (nats)"},
+         {"rule", fmt::format("flagged when the statistic leaves mu +- {:g} sigma of the reference chips", r.k)},
+         {"k", r.k},
+         {"selection",
+          {{"rule", "repeatability = mean / (sd + 1e-3) of an image's predictive entropy over the ranking chips"},
+           {"training_images", r.training_images},
+           {"candidates", r.candidates},
+           {"ranking_chips", r.ranking_chips},
+           {"vectors", r.vectors},
+           {"vectors_pct_of_training", 100.0 * r.vectors / r.training_images}}},
+         {"chips_per_set", r.chips},
+         {"reference", reference},
+         {"false_alarms", cell_json(r, r.fault_free)},
+         {"cells", cells},
+         {"test_vectors", vectors}};
+  if (!r.random_vectors.empty()) j["random_vectors"] = r.random_vectors;
+  return j;
 }
 
 std::string test_chip_csv(const TestChipResult& r) {
-  std::string out = "fault,severity,unit,vectors,chips,flagged,share,ci_low,ci_high,changed_outputs,accuracy_on_vectors\n";
-  const auto rows = [&](const FaultCellResult& c) {
+  std::string out =
+      "fault,severity,unit,selection,vectors,chips,flagged,share,ci_low,ci_high,changed_outputs,accuracy_on_vectors\n";
+  const auto rows = [&](const FaultCellResult& c, const SelectionResult& s, const char* selection) {
     for (std::size_t q = 0; q < r.counts.size(); ++q) {
-      const BinomialInterval ci = clopper_pearson(c.flagged[q], c.chips);
-      out += fmt::format("{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f}\n", c.cell.fault.empty() ? "none" : c.cell.fault,
-                         c.cell.fault.empty() ? std::string() : fmt::format("{:g}", c.cell.severity), c.unit, r.counts[q],
-                         c.chips, c.flagged[q], static_cast<double>(c.flagged[q]) / c.chips, ci.low, ci.high,
-                         c.changed_outputs, c.accuracy);
+      const BinomialInterval ci = clopper_pearson(s.flagged[q], c.chips);
+      out += fmt::format("{},{},{},{},{},{},{},{:.4f},{:.4f},{:.4f},{:.4f},{:.4f}\n",
+                         c.cell.fault.empty() ? "none" : c.cell.fault,
+                         c.cell.fault.empty() ? std::string() : fmt::format("{:g}", c.cell.severity), c.unit, selection,
+                         r.counts[q], c.chips, s.flagged[q], static_cast<double>(s.flagged[q]) / c.chips, ci.low, ci.high,
+                         s.changed_outputs, s.accuracy);
     }
   };
-  rows(r.fault_free);
-  for (const FaultCellResult& c : r.cells) rows(c);
+  for (const FaultCellResult* c : [&] {
+         std::vector<const FaultCellResult*> all = {&r.fault_free};
+         for (const auto& cell : r.cells) all.push_back(&cell);
+         return all;
+       }()) {
+    rows(*c, c->ranked, "ranked");
+    if (c->random) rows(*c, *c->random, "random");
+  }
   return out;
 }
 
@@ -414,24 +445,36 @@ std::string vectors_csv(const TestChipResult& r) {
 
 std::string test_chip_table(const TestChipResult& r) {
   const std::size_t last = r.counts.size() - 1;
+  const bool random = r.reference_random.has_value();
+  const auto pct = [&](int flagged, int chips) { return 100.0 * flagged / chips; };
   std::string out = fmt::format(
       "test vectors: {} of {} training images ({:.2f} %), ranked from {} candidates on {} fault-free chips; T = {}\n"
       "reference: {} fault-free chips, statistic mu = {:.5f}, sigma = {:.5f} nats; flagged outside mu +- {:g} sigma\n"
-      "false alarms: {} of {} fault-free hold-out chips ({:.1f} %)\n\n",
+      "false alarms: {} of {} fault-free hold-out chips ({:.1f} %)",
       r.vectors, r.training_images, 100.0 * r.vectors / r.training_images, r.candidates, r.ranking_chips, r.samples,
-      r.chips, r.reference[last].mu, r.reference[last].sigma, r.k, r.fault_free.flagged[last], r.fault_free.chips,
-      100.0 * r.fault_free.flagged[last] / r.fault_free.chips);
-  out += fmt::format("{:<16} {:>9} {:<24} {:>9} {:>15} {:>9} {:>9}\n", "fault", "severity", "unit", "coverage",
-                     "95 % interval", "changed", "accuracy");
-  for (const FaultCellResult& c : r.cells) {
-    const BinomialInterval ci = clopper_pearson(c.flagged[last], c.chips);
-    out += fmt::format("{:<16} {:>9g} {:<24} {:>8.1f}% {:>6.1f}-{:>5.1f} % {:>8.2f}% {:>8.2f}%\n", c.cell.fault,
-                       c.cell.severity, c.unit, 100.0 * c.flagged[last] / c.chips, 100.0 * ci.low, 100.0 * ci.high,
-                       100.0 * c.changed_outputs, 100.0 * c.accuracy);
+      r.chips, r.reference.by_count[last].mu, r.reference.by_count[last].sigma, r.k, r.fault_free.ranked.flagged[last],
+      r.fault_free.chips, pct(r.fault_free.ranked.flagged[last], r.fault_free.chips));
+  if (random) {
+    out += fmt::format("; with {} random vectors {} ({:.1f} %)", r.vectors, r.fault_free.random->flagged[last],
+                       pct(r.fault_free.random->flagged[last], r.fault_free.chips));
   }
-  out += fmt::format("(fault-free accuracy on the vectors {:.2f} %; changed: share of vector predictions the fault changed "
-                     "against the same chip without it)\n",
-                     100.0 * r.fault_free.accuracy);
+  out += "\n\n";
+  out += fmt::format("{:<16} {:>9} {:<24} {:>9} {:>15}{} {:>9} {:>9}\n", "fault", "severity", "unit", "coverage",
+                     "95 % interval", random ? fmt::format(" {:>9}", "random") : "", "changed", "accuracy");
+  for (const FaultCellResult& c : r.cells) {
+    const BinomialInterval ci = clopper_pearson(c.ranked.flagged[last], c.chips);
+    // Changed outputs and accuracy on the random vectors when there are any: a sample of the data,
+    // where the ranked vectors are the uncertain images.
+    const SelectionResult& shown = random ? *c.random : c.ranked;
+    out += fmt::format("{:<16} {:>9g} {:<24} {:>8.1f}% {:>6.1f}-{:>5.1f} %{} {:>8.2f}% {:>8.2f}%\n", c.cell.fault,
+                       c.cell.severity, c.unit, pct(c.ranked.flagged[last], c.chips), 100.0 * ci.low, 100.0 * ci.high,
+                       random ? fmt::format(" {:>8.1f}%", pct(c.random->flagged[last], c.chips)) : "",
+                       100.0 * shown.changed_outputs, 100.0 * shown.accuracy);
+  }
+  out += fmt::format("(changed: share of {} predictions the fault changed against the same chip without it; accuracy "
+                     "there, fault-free {:.2f} %)\n",
+                     random ? "the random vectors'" : "the vectors'",
+                     100.0 * (random ? r.fault_free.random->accuracy : r.fault_free.ranked.accuracy));
   return out;
 }
 
@@ -445,7 +488,7 @@ std::string test_chip_plot_png(const TestChipResult& r) {
   std::vector<std::pair<std::string, std::string>> data;
   std::string fa;
   for (std::size_t q = 0; q < r.counts.size(); ++q) {
-    fa += fmt::format("{} {:.6f}\n", r.counts[q], 100.0 * r.fault_free.flagged[q] / r.fault_free.chips);
+    fa += fmt::format("{} {:.6f}\n", r.counts[q], 100.0 * r.fault_free.ranked.flagged[q] / r.fault_free.chips);
   }
   data.emplace_back("false_alarms.dat", fa);
   int panels = 1;
@@ -457,7 +500,7 @@ std::string test_chip_plot_png(const TestChipResult& r) {
       const std::string file = fmt::format("c{}_{}.dat", ci, rank);
       std::string rows;
       for (std::size_t q = 0; q < r.counts.size(); ++q) {
-        rows += fmt::format("{} {:.6f}\n", r.counts[q], 100.0 * c.flagged[q] / c.chips);
+        rows += fmt::format("{} {:.6f}\n", r.counts[q], 100.0 * c.ranked.flagged[q] / c.chips);
       }
       data.emplace_back(file, rows);
       const int panel = std::min(rank, 2);

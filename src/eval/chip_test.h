@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,7 @@ struct TestChipOptions {
   int samples = 10;                  // T
   std::uint64_t seed = 1;            // the candidates and every chip's masks
   double k = 3.0;                    // flag outside mu +- k sigma
+  bool random_baseline = false;      // also test with the first K candidates, unranked
   int threads = 2;
   std::filesystem::path out;
   DataPaths paths = DataPaths::from_environment();
@@ -50,19 +52,28 @@ struct TestChipOptions {
   void validate() const;  // throws Error naming the option
 };
 
-// K from "--vectors" for a training set of `training_images`: "K" or "P%" (rounded, at least 1).
-// Throws Error("--vectors: ...") on a malformed value, zero, or more than the training images.
-int parse_vector_count(const std::string& text, int training_images);
+// What the test finds with one choice of vectors: the ranked ones, or as many random candidates
+// (the baseline the ranking is measured against).
+struct SelectionResult {
+  std::vector<int> flagged;        // chips flagged, per vector count
+  std::vector<double> statistic;   // per chip, at K vectors
+  double accuracy = 0;             // on these vectors, mean over chips
+  double changed_outputs = 0;      // mean share of these vectors whose prediction the fault changed
+  int chips_changed = 0;           // chips with at least one changed prediction
+};
 
 struct FaultCellResult {
-  FaultCell cell;                  // fault empty: the fault-free hold-out
+  FaultCell cell;  // fault empty: the fault-free hold-out
   std::string unit;
   int chips = 0;
-  std::vector<int> flagged;        // per vector count
-  std::vector<double> statistic;   // per chip, at K vectors
-  double accuracy = 0;             // on the vectors, mean over chips
-  double changed_outputs = 0;      // mean share of vectors whose prediction the fault changed
-  int chips_changed = 0;           // chips with at least one changed prediction
+  SelectionResult ranked;
+  std::optional<SelectionResult> random;
+};
+
+struct SelectionReference {
+  std::vector<Reference> by_count;  // per vector count
+  std::vector<double> statistic;    // per reference chip, at K vectors
+  double accuracy = 0;
 };
 
 struct TestChipResult {
@@ -71,10 +82,11 @@ struct TestChipResult {
   double k = 3.0;
   std::uint64_t seed = 0, first_seed = 0;
   std::vector<VectorRank> ranking;  // the K vectors, best first (candidate = training image index)
+  std::vector<int> random_vectors;  // the baseline's training images (empty without it)
   std::vector<int> counts;          // vector counts of the coverage curve
-  std::vector<Reference> reference;  // per count
-  double reference_accuracy = 0;
-  FaultCellResult fault_free;        // the hold-out
+  SelectionReference reference;
+  std::optional<SelectionReference> reference_random;
+  FaultCellResult fault_free;       // the hold-out
   std::vector<FaultCellResult> cells;
   Distribution distribution;
   double seconds = 0;

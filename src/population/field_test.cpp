@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -62,6 +63,30 @@ std::vector<int> vector_counts(int k) {
     if (counts.empty() || counts.back() != n) counts.push_back(n);
   }
   return counts;
+}
+
+int parse_vector_count(const std::string& text, int training_images) {
+  const bool percent = !text.empty() && text.back() == '%';
+  const std::string number = percent ? text.substr(0, text.size() - 1) : text;
+  double value = 0.0;
+  std::size_t used = 0;
+  try {
+    value = std::stod(number, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (number.empty() || used != number.size() || !std::isfinite(value) || !(number[0] >= '0' && number[0] <= '9')) {
+    throw Error("--vectors: '" + printable(text) + "' is neither a count nor a percentage (e.g. 120 or 0.2%)");
+  }
+  if (!percent && value != std::floor(value)) throw Error("--vectors: a count must be a whole number, got " + number);
+  const double k = percent ? std::round(value / 100.0 * training_images) : value;
+  if (value <= 0.0 || (percent && value > 100.0)) {
+    throw Error("--vectors: must be more than 0" + std::string(percent ? " and at most 100%" : "") + ", got " + printable(text));
+  }
+  if (k > training_images) {
+    throw Error(fmt::format("--vectors: {} test vectors are more than the run's {} training images", k, training_images));
+  }
+  return std::max(1, static_cast<int>(k));
 }
 
 }  // namespace spinbayes

@@ -16,6 +16,7 @@
 // statistic leaves mu +- k sigma (k = 3 by default).
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace spinbayes {
@@ -46,5 +47,9 @@ double test_statistic(std::span<const double> entropy, int n);
 // The test-set sizes a coverage curve is drawn at: K/16, K/8, K/4, K/2 and K, rounded, at least
 // one, each once, ascending.
 std::vector<int> vector_counts(int k);
+
+// K from "--vectors" for a training set of `training_images`: "K" or "P%" (rounded, at least 1).
+// Throws Error("--vectors: ...") on a malformed value, zero, or more than the training images.
+int parse_vector_count(const std::string& text, int training_images);
 
 }  // namespace spinbayes
