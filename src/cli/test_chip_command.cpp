@@ -69,6 +69,10 @@ void run_test_chip_command(TestChipCommand& c, const Ranks& ranks) {
     if (o.hardware != "default" && o.hardware != "ideal") inputs.push_back(o.hardware);
     lock = std::make_unique<DirectoryLock>(o.out, "--out", "chip test");
     for (const auto& path : {json_path, csv, vectors, png}) {
+      // The outputs are this test's own files: never a link to somewhere else.
+      if (std::filesystem::is_symlink(std::filesystem::symlink_status(path, ec))) {
+        throw Error("--out: " + path.string() + ": is a symbolic link; a chip test writes only its own files");
+      }
       check_output_path(path, "--out");
       check_not_an_input(path, inputs, "--out");
     }

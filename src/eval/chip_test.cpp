@@ -117,8 +117,9 @@ class RankingWork final : public WorkItems {
  public:
   RankingWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup) : o_(o), setup_(setup) {}
   std::vector<std::size_t> plan() override {
-    if (o_.checks) o_.checks();
+    // The inputs first: a bad one leaves no output directory behind.
     if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+    if (o_.checks) o_.checks();
     outputs_.assign(static_cast<std::size_t>(o_.ranking_chips), {});
     std::vector<std::size_t> items(static_cast<std::size_t>(o_.ranking_chips));
     for (std::size_t i = 0; i < items.size(); ++i) items[i] = i;
