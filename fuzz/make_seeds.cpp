@@ -219,6 +219,14 @@ void yield_spec_seeds(const fs::path& dir) {
   write(dir / "unknown", "auroc.gaussian>=0.9");
 }
 
+void fault_list_seeds(const fs::path& dir) {
+  write(dir / "cells", "module_stuck_p:0.05,dead_tile,tmr_drift:-0.2");
+  write(dir / "all", "all");
+  write(dir / "share", "0.2%");
+  write(dir / "count", "110");
+  write(dir / "out-of-range", "adc_gain:0.7,sense_offset:1e9");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -239,6 +247,7 @@ int main(int argc, char** argv) {
     calibration_seeds(dir / "calibration");
     chip_record_seeds(dir / "chip_record");
     yield_spec_seeds(dir / "yield_spec");
+    fault_list_seeds(dir / "fault_list");
     fs::remove_all(scratch);
   } catch (const Error& e) {
     std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());

@@ -73,6 +73,9 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
       ->capture_default_str();
   cmd->add_option("--sweep-values", c->sweep_values, "Its values (comma-separated)")->capture_default_str();
   cmd->add_option("--sweep-chips", o.sweep_chips, "Chips per value")->capture_default_str();
+  cmd->add_option("--split-chips", o.split_chips, "Chips the MC models' uncertainty is split over")->capture_default_str();
+  cmd->add_option("--split-test-count", o.split_test_count, "Test images of the uncertainty split (0 = all)")
+      ->capture_default_str();
   cmd->add_option("--sweep-samples", o.sweep_samples, "T of the sweep")->capture_default_str();
   cmd->add_option("--sweep-test-count", o.sweep_test_count, "Test images of the sweep")->capture_default_str();
   cmd->add_option("--threads", o.threads)->capture_default_str();

@@ -179,10 +179,13 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--samples", eval.samples, "Monte Carlo samples T")->capture_default_str();
   eval_cmd->add_option("--seed", eval.seed)->check(seed_value())->capture_default_str();
   eval_cmd->add_flag("--deterministic", eval.deterministic, "Dropout off, one pass");
-  eval_cmd->add_option("--ood", ood_list, "OOD sets: mnist,gaussian,uniform,rotate90,invert,idx:PATH")
+  eval_cmd->add_option("--ood", ood_list, "OOD sets: mnist,gaussian,uniform,rotate90,invert,idx:PATH, or none")
       ->capture_default_str();
   eval_cmd->add_option("--score", score, "OOD score: entropy | mi")->capture_default_str();
   eval_cmd->add_option("--test-count", eval.test_count, "First N test images (0 = all)")->capture_default_str();
+  eval_cmd->add_option("--validation-count", eval.validation_count,
+                       "Validation images for the OOD threshold (0 = all the run held out, -1 = none: the test images)")
+      ->capture_default_str();
   eval_cmd->add_option("--ood-count", eval.ood_count, "Images per OOD set (0 = as many as test images)")
       ->capture_default_str();
   eval_cmd->add_option("--threads", eval.threads)->capture_default_str();
@@ -348,7 +351,7 @@ int main(int argc, char** argv) {
       const CalibrationRecord record = calibrate_run(calibrate);
       print_calibration(record, calibrate.out.empty() ? calibration_path(calibrate.model) : calibrate.out);
     } else if (*eval_cmd) {
-      eval.ood = split_list(ood_list);
+      eval.ood = ood_list == "none" ? std::vector<std::string>{} : split_list(ood_list);
       eval.score = parse_ood_score(score);
       eval.backend = parse_backend(backend);
       if (!calibration_mode.empty()) eval.calibration = parse_calibration_mode(calibration_mode);

@@ -166,6 +166,9 @@ class ExperimentRun {
         case StageKind::chip_eval:
           r.chip = stage<Evaluation>(i, [&] { return evaluation_of(evaluate(s.eval), s.command, true); });
           break;
+        case StageKind::split:
+          r.split = stage<SplitRecord>(i, [&] { return split_of(evaluate(s.eval), s.command); });
+          break;
         case StageKind::curve_point:
           r.t_axis.push_back(stage<Evaluation>(i, [&] { return evaluation_of(evaluate(s.eval), s.command, false); }));
           break;

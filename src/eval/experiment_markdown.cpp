@@ -265,6 +265,32 @@ std::string coverage_section(const ExperimentResults& results) {
 
 }  // namespace
 
+// How much of each MC model's uncertainty on the chip comes from the chips rather than the masks.
+std::string split_section(const ExperimentResults& results) {
+  std::string out, commands;
+  for (const ModelResults* m : results.main_models()) {
+    if (!m->split) continue;
+    const SplitRecord& s = *m->split;
+    if (out.empty()) {
+      out = fmt::format(
+          "\n## How much of the uncertainty is the hardware's\n\n"
+          "The first {} test images on {} chips x T = {} passes, pooled: the predictive variance (summed over the "
+          "classes) split by the law of total variance into the masks' part (within a chip) and the chips' part "
+          "(between chips), and the mutual information by the chain rule (`eval --backend cim --chips K`).\n\n"
+          "| model | accuracy | variance | masks | chips | chips' share | MI | masks | chips | chips' share |\n"
+          "|---|---|---|---|---|---|---|---|---|---|\n",
+          s.test_images, s.chips, s.samples);
+    }
+    const auto share = [](double part, double total) { return total > 0.0 ? 100.0 * part / total : 0.0; };
+    out += fmt::format("| {} | {:.2f} % | {:.4f} | {:.4f} | {:.4f} | {:.1f} % | {:.4f} | {:.4f} | {:.4f} | {:.1f} % |\n",
+                       m->role, 100.0 * s.accuracy, s.variance_total, s.variance_masks, s.variance_chips,
+                       share(s.variance_chips, s.variance_total), s.mi_total, s.mi_masks, s.mi_chips,
+                       share(s.mi_chips, s.mi_total));
+    commands += fmt::format("- {}: {}\n", m->role, command_text(s.command));
+  }
+  return out.empty() ? out : out + "\nReproduce each row:\n\n" + commands;
+}
+
 std::string experiment_report_markdown(const ExperimentResults& results) {
   const RunRecord& run = results.run;
   const ExperimentSettings& s = results.settings;
@@ -283,6 +309,7 @@ std::string experiment_report_markdown(const ExperimentResults& results) {
   out += metrics_table(results, false);
   out += fmt::format("\n## On the simulated chip (`--hw default`), T = {}\n\n", s.samples);
   out += metrics_table(results, true);
+  out += split_section(results);
   out += "\n## Hardware cost\n\n" + cost_section(results);
   out += figures_section(results);
   out += coverage_section(results);

@@ -36,6 +36,8 @@ ExperimentOptions ExperimentOptions::quick_run() {
   o.sweep_values = {0, 0.05, 0.1};
   o.sweep_chips = 5;
   o.sweep_test_count = 200;
+  o.split_chips = 3;
+  o.split_test_count = 200;
   return o;
 }
 
@@ -72,6 +74,8 @@ void ExperimentOptions::validate() const {
   for (const auto& name : ood) check_ood_set_name(name, "--ood");
   if (sweep_values.empty()) throw Error("--sweep-values: give at least one value");
   in_range("--sweep-chips", sweep_chips, 1, 100);
+  in_range("--split-chips", split_chips, 2, 100);
+  in_range("--split-test-count", split_test_count, 0, 10000);
   in_range("--sweep-samples", sweep_samples, 1, 10000);
   in_range("--sweep-test-count", sweep_test_count, 0, 10000);
   in_range("--threads", threads, 1, 256);

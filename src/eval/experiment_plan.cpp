@@ -54,11 +54,13 @@ std::vector<std::string> train_command(const TrainOptions& t) {
 std::vector<std::string> eval_command(const EvalOptions& e) {
   std::vector<std::string> args = {"eval", "--model", e.model.string(), "--backend", to_string(e.backend),
                                    "--samples", std::to_string(e.samples), "--seed", std::to_string(e.seed),
-                                   "--ood", joined(e.ood), "--test-count", std::to_string(e.test_count),
+                                   "--ood", e.ood.empty() ? "none" : joined(e.ood), "--test-count", std::to_string(e.test_count),
                                    "--ood-count", std::to_string(e.ood_count)};
   if (e.backend == Backend::cim) {
     args.insert(args.end(), {"--hw", e.hardware, "--chip-seed", std::to_string(e.chip_seed)});
+    if (e.chips > 1) args.insert(args.end(), {"--chips", std::to_string(e.chips)});
   }
+  if (e.validation_count != 0) args.insert(args.end(), {"--validation-count", std::to_string(e.validation_count)});
   if (!e.calibration_file.empty()) args.insert(args.end(), {"--calibration-file", e.calibration_file.string()});
   return with_data(args, e.paths);
 }
@@ -187,6 +189,7 @@ class Planner {
     if (m.main()) {
       add_evaluation(StageKind::software_eval, o_.samples, o_.test_count);
       add_evaluation(StageKind::chip_eval, o_.samples, o_.chip_test_count);
+      if (dropout_) add_split();
     }
     for (int t : t_axis(m)) {
       if (m.main() && t == o_.samples && o_.curve_test_count == o_.test_count) {
@@ -292,6 +295,35 @@ class Planner {
     s.command = eval_command(e);
     s.eval = std::move(e);
     if (kind == StageKind::software_eval) software_eval_ = plan_.stages.size() - 1;
+  }
+
+  // The MC model's test-set uncertainty on several chips, split into the masks' part and the chips'
+  // (no OOD sets: the threshold and AUROCs are the chip evaluation's).
+  void add_split() {
+    const PlannedModel& m = plan_.models[model_];
+    EvalOptions e;
+    e.model = m.dir;
+    e.backend = Backend::cim;
+    e.samples = o_.samples;
+    e.seed = o_.eval_seed;
+    e.ood = {};
+    e.test_count = o_.split_test_count;
+    e.validation_count = -1;
+    e.threads = o_.threads;
+    e.hardware = "default";
+    e.chip_seed = o_.chip_seed;
+    e.chips = o_.split_chips;
+    e.paths = o_.paths;
+    const double images = o_.split_test_count > 0 ? o_.split_test_count : 10000;
+    Stage& s = add(StageKind::split, "split-" + m.name,
+                   fmt::format("split the uncertainty of {} over {} chips (T = {})", m.name, e.chips, e.samples),
+                   {Work::chip, mask_factor_ * macs_ * passes(e.samples) * images * e.chips});
+    s.inputs = {{"backend", "cim"},         {"samples", e.samples},         {"seed", e.seed},
+                {"chips", e.chips},         {"test_count", e.test_count},   {"data", data_key()},
+                {"hardware", e.hardware},   {"hardware_config", hardware_key_}, {"chip_seed", e.chip_seed}};
+    calibrated(e, s.inputs);
+    s.command = eval_command(e);
+    s.eval = std::move(e);
   }
 
   void add_sweep() {

@@ -32,7 +32,7 @@ struct PlannedModel {
   nlohmann::json identity(const std::string& model_ir) const;      // what a stage key holds of it
 };
 
-enum class StageKind { train_shared, train, calibrate, software_eval, chip_eval, curve_point, sweep, cost };
+enum class StageKind { train_shared, train, calibrate, software_eval, chip_eval, split, curve_point, sweep, cost };
 
 struct Stage {
   StageKind kind = StageKind::train;

@@ -57,6 +57,29 @@ EntropyHistogram entropy_histogram(const std::vector<double>& entropy, int class
 
 // ---- stage results from the library's reports ---------------------------------------------------
 
+SplitRecord split_of(const EvalReport& r, std::vector<std::string> command) {
+  if (!r.split) throw Error("uncertainty split: the evaluation ran on one chip");
+  const UncertaintySplit& u = *r.split;
+  const auto mean = [](const std::vector<double>& v) {
+    double sum = 0.0;
+    for (double x : v) sum += x;
+    return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
+  };
+  SplitRecord s;
+  s.chips = u.chips;
+  s.samples = r.samples;
+  s.test_images = r.test_images;
+  s.accuracy = r.accuracy;
+  s.variance_total = mean(u.variance_total);
+  s.variance_masks = mean(u.variance_masks);
+  s.variance_chips = mean(u.variance_chips);
+  s.mi_total = mean(u.mi_total);
+  s.mi_masks = mean(u.mi_masks);
+  s.mi_chips = mean(u.mi_chips);
+  s.command = std::move(command);
+  return s;
+}
+
 Evaluation evaluation_of(const EvalReport& r, std::vector<std::string> command, bool distributions) {
   Evaluation e{report_json(r).get<EvalSummary>(), std::move(command), std::nullopt};
   if (distributions) {
@@ -141,6 +164,7 @@ void to_json(json& j, const ModelResults& m) {
   put_if(j, "calibration", m.calibration);
   put_if(j, "software", m.software);
   put_if(j, "chip", m.chip);
+  put_if(j, "split", m.split);
   put_if(j, "variation", m.variation);
 }
 void from_json(const json& j, ModelResults& m) {
@@ -148,6 +172,7 @@ void from_json(const json& j, ModelResults& m) {
   get_if(j, "calibration", m.calibration);
   get_if(j, "software", m.software);
   get_if(j, "chip", m.chip);
+  get_if(j, "split", m.split);
   get_if(j, "variation", m.variation);
 }
 

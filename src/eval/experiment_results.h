@@ -105,6 +105,21 @@ struct Variation {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Variation, param, unit, ood, points, software, command)
 
+// ---- the uncertainty split (`spinbayes eval --backend cim --chips K`) ------------------------------
+
+// The test set's predictive uncertainty on K chips x T passes, averaged over the images: the
+// variance (summed over classes) and the mutual information, each total = masks + chips
+// (uncertainty/uncertainty_split.h).
+struct SplitRecord {
+  int chips = 0, samples = 0, test_images = 0;
+  double accuracy = 0;
+  double variance_total = 0, variance_masks = 0, variance_chips = 0;
+  double mi_total = 0, mi_masks = 0, mi_chips = 0;
+  std::vector<std::string> command;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SplitRecord, chips, samples, test_images, accuracy, variance_total, variance_masks,
+                                   variance_chips, mi_total, mi_masks, mi_chips, command)
+
 // ---- price (`spinbayes cost`) -----------------------------------------------------------------
 
 // Energy of one inference by component (pJ), as the cost model writes it.
@@ -239,6 +254,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ModelEntry, name, role, main, dropout, p, dir
 struct ModelResults : ModelEntry {
   std::optional<Calibration> calibration;
   std::optional<Evaluation> software, chip;
+  std::optional<SplitRecord> split;  // the MC models
   std::optional<Variation> variation;
 
   ModelRole kind() const;
@@ -322,6 +338,8 @@ void from_json(const nlohmann::json& j, ExperimentResults& r);
 
 // The stage results, from what the library calls return.
 Evaluation evaluation_of(const EvalReport& report, std::vector<std::string> command, bool distributions);
+// The averages of a report evaluated on several chips (it must hold a split).
+SplitRecord split_of(const EvalReport& report, std::vector<std::string> command);
 Variation variation_of(const SweepReport& report, std::vector<std::string> command);
 
 }  // namespace spinbayes

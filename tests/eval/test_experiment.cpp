@@ -60,6 +60,7 @@ std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out) {
           "200",                "--ood-count",    "100",        "--samples",       "3",
           "--t-values",         "1,3",            "--extra-p",  "0.2",             "--sweep-values",
           "0,0.05",             "--sweep-chips",  "1",          "--sweep-test-count", "50",
+          "--split-chips",      "2",              "--split-test-count", "60",
           "--threads",          "1"};
 }
 
@@ -201,6 +202,26 @@ TEST_F(Experiment, NumbersEqualTheEvalAndCostCommandsAndTheLibrary) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(without_timing(json::parse(read_file(out))), without_timing(spatial[where]["report"])) << where;
   }
+  // The uncertainty split: what `eval --backend cim --chips K` prints, masks + chips = total.
+  for (const char* name : {"mlp64-element", "mlp64-spatial"}) {
+    const json& split = model_named(results, name)["split"];
+    ASSERT_TRUE(split.is_object()) << name;
+    const auto out = scratch_ / "split.json";
+    const auto r = spinbayes::run_cli(joined(split["command"].get<std::vector<std::string>>()) + " --threads 1 --json " +
+                                      out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const json u = json::parse(read_file(out))["uncertainty_split"];
+    EXPECT_EQ(u["chips"], split["chips"]);
+    for (const char* what : {"total", "masks", "chips"}) {
+      EXPECT_EQ(u["variance"][what], split[std::string("variance_") + what]) << name << " " << what;
+      EXPECT_EQ(u["mutual_information"][what], split[std::string("mi_") + what]) << name << " " << what;
+    }
+    EXPECT_NEAR(split["variance_masks"].get<double>() + split["variance_chips"].get<double>(),
+                split["variance_total"].get<double>(), 1e-9);
+    EXPECT_GT(split["variance_chips"].get<double>(), 0.0) << "default chips differ from one another";
+  }
+  EXPECT_FALSE(model_named(results, "mlp64-none").contains("split"));
+  EXPECT_NE(read_file(straight_ / "report.md").find("## How much of the uncertainty is the hardware's"), std::string::npos);
   {
     const auto out = scratch_ / "cost.json";
     const auto args = spatial["cost"]["command"].get<std::vector<std::string>>();
@@ -372,6 +393,11 @@ TEST(ExperimentPlan, EachStageOnceAfterItsTrainingModelsByRole) {
   EXPECT_EQ(names.count("curve-vgg16-none-T10"), 0u);  // no dropout: one point serves every T
   EXPECT_EQ(names.count("sweep-vgg16-spatial"), 1u);
   EXPECT_EQ(names.count("sweep-vgg16-spatial-p0.2"), 0u);
+  // The uncertainty split: the main MC models only.
+  EXPECT_EQ(names.count("split-vgg16-spatial"), 1u);
+  EXPECT_EQ(names.count("split-vgg16-element"), 1u);
+  EXPECT_EQ(names.count("split-vgg16-none"), 0u);
+  EXPECT_EQ(names.count("split-vgg16-spatial-p0.2"), 0u);
   // The quick run's models share their first epochs: one run of them, which every model starts from.
   ASSERT_TRUE(plan.shared.has_value());
   EXPECT_EQ(names.count("train-" + plan.shared->name), 1u);
