@@ -15,22 +15,6 @@
 
 namespace spinbayes {
 
-// `text` as a finite number: all of it (no trailing junk, no blanks), an optional leading '+'.
-// Throws Error("<option>: '<text>' is not a number"), the text escaped onto one line.
-inline double parse_number(const std::string& option, const std::string& text) {
-  std::string_view digits = text;
-  if (digits.size() > 1 && digits.front() == '+' && digits[1] != '-') digits.remove_prefix(1);
-  double value = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (digits.empty() || end != digits.data() + digits.size() || ec == std::errc::invalid_argument) {
-    throw Error(option + ": '" + printable(text) + "' is not a number");
-  }
-  if (ec == std::errc::result_out_of_range || !std::isfinite(value)) {
-    throw Error(option + ": '" + printable(text) + "' is not a finite number");
-  }
-  return value;
-}
-
 // For options stored in a std::uint64_t (the seeds): CLI11 would wrap "-1" to 2^64 - 1 and
 // saturate what is past 2^64 - 1; this refuses both, and anything but decimal digits.
 inline CLI::Validator seed_value() {

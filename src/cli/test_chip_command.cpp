@@ -10,6 +10,7 @@
 #include "core/atomic_file.h"
 #include "core/dir_lock.h"
 #include "core/error.h"
+#include "core/plot.h"
 #include "eval/population.h"
 #include "train/run.h"
 
@@ -67,6 +68,7 @@ void run_test_chip_command(TestChipCommand& c, const Ranks& ranks) {
     }
     std::vector<std::filesystem::path> inputs = run_files(o.model);
     if (o.hardware != "default" && o.hardware != "ideal") inputs.push_back(o.hardware);
+    check_gnuplot("--out");  // the figure is drawn at the end: fail now, not after the chips
     lock = std::make_unique<DirectoryLock>(o.out, "--out", "chip test");
     for (const auto& path : {json_path, csv, vectors, png}) {
       // The outputs are this test's own files: never a link to somewhere else.

@@ -60,11 +60,15 @@ void render_plot(const std::string& script, const std::vector<std::pair<std::str
   write_file_atomic(png, render_plot_png(script, data, option));
 }
 
-std::string render_plot_png(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
-                            const std::string& option) {
+void check_gnuplot(const std::string& option) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
     throw Error(option + ": gnuplot not found (install the Debian package gnuplot-nox)");
   }
+}
+
+std::string render_plot_png(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
+                            const std::string& option) {
+  check_gnuplot(option);
   const TempDir dir;
   const std::string where = dir.path.string();
   if (where.find('\'') != std::string::npos) throw Error("plot: temporary path " + where + " contains a quote");

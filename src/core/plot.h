@@ -16,6 +16,10 @@ void render_plot(const std::string& script, const std::vector<std::pair<std::str
 std::string render_plot_png(const std::string& script, const std::vector<std::pair<std::string, std::string>>& data,
                             const std::string& option);
 
+// Throws Error("<option>: gnuplot not found ...") when gnuplot is not on PATH: for commands that
+// draw their figure after long work, to fail before it.
+void check_gnuplot(const std::string& option);
+
 // Text inside a gnuplot single-quoted string: a quote is written twice.
 std::string gnuplot_escaped(const std::string& text);
 

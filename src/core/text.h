@@ -1,7 +1,12 @@
 #pragma once
 // Small text helpers shared by the command line's parsers.
+#include <charconv>
+#include <cmath>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "core/error.h"
 
 namespace spinbayes {
 
@@ -17,6 +22,22 @@ inline std::vector<std::string> split_list(const std::string& text) {
     start = comma + 1;
   }
   return items;
+}
+
+// `text` as a finite number: all of it (no trailing junk, no blanks), an optional leading '+'.
+// Throws Error("<option>: '<text>' is not a number"), the text escaped onto one line.
+inline double parse_number(const std::string& option, const std::string& text) {
+  std::string_view digits = text;
+  if (digits.size() > 1 && digits.front() == '+' && digits[1] != '-') digits.remove_prefix(1);
+  double value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (digits.empty() || end != digits.data() + digits.size() || ec == std::errc::invalid_argument) {
+    throw Error(option + ": '" + printable(text) + "' is not a number");
+  }
+  if (ec == std::errc::result_out_of_range || !std::isfinite(value)) {
+    throw Error(option + ": '" + printable(text) + "' is not a finite number");
+  }
+  return value;
 }
 
 }  // namespace spinbayes

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/plot.h"
 #include "core/streams.h"
@@ -57,13 +58,48 @@ struct Setup {
   ImageSet candidate_images;
 };
 
-Setup load_setup(const TestChipOptions& o) {
+// The reference chips must be fault-free: a fault in --hw would be in every chip, the reference's
+// included, and a cell's severity would replace it rather than add to it.
+void check_fault_free(const HardwareConfig& hw, const std::string& source) {
+  const HardwareConfig clean = [&] {
+    HardwareConfig h = hw;
+    h.faults = FaultParams{};
+    return h;
+  }();
+  if (HardwareConfig(hw).table().to_commented_json() == HardwareConfig(clean).table().to_commented_json()) return;
+  throw Error("--hw: " + printable(source) + " holds faults (faults.* not 0); the reference chips of a test must be "
+              "fault-free: inject faults with --faults");
+}
+
+// `root`: rank 0, before any chip is handed out, which checks what the other ranks then take as given.
+Setup load_setup(const TestChipOptions& o, bool root) {
   Setup s;
   s.cells = parse_fault_list(o.faults);
   s.hw = HardwareConfig::load(o.hardware);
-  for (const FaultCell& c : s.cells) with_fault(s.hw, c);  // each cell's config is valid
+  check_fault_free(s.hw, o.hardware);
   const TrainOptions run = load_run_config(o.model);
-  s.ir = std::make_shared<const ModelIR>(load_model_ir(ensure_model_ir(o.model)));
+  if (root) {
+    // Not while a training run writes the model (its checkpoint, and the model IR exported from it).
+    const DirectoryLock lock(o.model, "--model", "training run or calibration");
+    s.ir = std::make_shared<const ModelIR>(load_model_ir(ensure_model_ir(o.model)));
+  } else {
+    s.ir = std::make_shared<const ModelIR>(load_model_ir(ensure_model_ir(o.model)));
+  }
+  // Each cell's chip can be built for this network (a config can be valid and still not fit it,
+  // such as a pulse too short for the dropout rate).
+  for (const FaultCell& c : s.cells) {
+    if (c.fault.rfind("module_", 0) == 0 && !s.ir->spec.has_dropout()) {
+      throw Error("--faults: " + c.fault + ": the network has no dropout, so its chip has no dropout modules");
+    }
+  }
+  if (root) {
+    try {
+      const Chip base(*s.ir, s.hw, o.first_seed);
+      for (const FaultCell& c : s.cells) const Chip faulty(*s.ir, with_fault(s.hw, c), o.first_seed);
+    } catch (const Error& e) {
+      throw Error("--hw: " + printable(o.hardware) + ": " + e.what());
+    }
+  }
   const ImageSet train = load_training_split(o.paths, run.validation, run.subset, run.seed).train;
   s.training_images = train.n;
   s.vectors = parse_vector_count(o.vectors, train.n);
@@ -118,7 +154,7 @@ class RankingWork final : public WorkItems {
   RankingWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup) : o_(o), setup_(setup) {}
   std::vector<std::size_t> plan() override {
     // The inputs first: a bad one leaves no output directory behind.
-    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_, true));
     if (o_.checks) o_.checks();
     outputs_.assign(static_cast<std::size_t>(o_.ranking_chips), {});
     std::vector<std::size_t> items(static_cast<std::size_t>(o_.ranking_chips));
@@ -127,7 +163,7 @@ class RankingWork final : public WorkItems {
     return items;
   }
   void prepare() override {
-    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_, false));
   }
   std::string compute(std::size_t item) override {
     const std::uint64_t seed = o_.first_seed + 2 * static_cast<std::uint64_t>(o_.chips) + item;
@@ -163,7 +199,7 @@ class CampaignWork final : public WorkItems {
     return all;
   }
   void prepare() override {
-    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_));
+    if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_, false));
     vectors_ = select_images(setup_->candidate_images, positions_);
     configs_.clear();
     for (const FaultCell& c : setup_->cells) configs_.push_back(with_fault(setup_->hw, c));

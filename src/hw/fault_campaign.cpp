@@ -74,23 +74,13 @@ std::vector<FaultCell> parse_fault_list(const std::string& text) {
       for (double s : c.severities) add({c.name, s});
       continue;
     }
-    const std::string number = item.substr(colon + 1);
-    double severity = 0.0;
-    std::size_t used = 0;
-    try {
-      severity = std::stod(number, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != number.size() || !std::isfinite(severity)) {
-      throw Error(fmt::format("--faults: {}: severity '{}' is not a number", c.name, printable(number)));
-    }
+    const double severity = parse_number("--faults: " + c.name + ": severity", item.substr(colon + 1));
     if (severity == 0.0 || severity < c.low || severity > c.high) {
-      throw Error(fmt::format("--faults: {}: severity {:g} is outside [{:g}, {:g}] {} (0 is no fault)", c.name, severity,
+      throw Error(fmt::format("--faults: {}: severity {} is outside [{:g}, {:g}] {} (0 is no fault)", c.name, severity,
                               c.low, c.high, c.unit));
     }
     if (c.key == "faults.dead_tiles" && severity != std::floor(severity)) {
-      throw Error(fmt::format("--faults: {}: severity {:g} is not a whole number of tiles", c.name, severity));
+      throw Error(fmt::format("--faults: {}: severity {} is not a whole number of tiles", c.name, severity));
     }
     add({c.name, severity});
   }

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace spinbayes {
 
@@ -69,13 +70,10 @@ int parse_vector_count(const std::string& text, int training_images) {
   const bool percent = !text.empty() && text.back() == '%';
   const std::string number = percent ? text.substr(0, text.size() - 1) : text;
   double value = 0.0;
-  std::size_t used = 0;
   try {
-    value = std::stod(number, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (number.empty() || used != number.size() || !std::isfinite(value) || !(number[0] >= '0' && number[0] <= '9')) {
+    if (number.empty() || !(number[0] >= '0' && number[0] <= '9')) throw Error("");
+    value = parse_number("--vectors", number);
+  } catch (const Error&) {
     throw Error("--vectors: '" + printable(text) + "' is neither a count nor a percentage (e.g. 120 or 0.2%)");
   }
   if (!percent && value != std::floor(value)) throw Error("--vectors: a count must be a whole number, got " + number);

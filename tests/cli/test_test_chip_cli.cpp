@@ -149,6 +149,20 @@ TEST(TestChipCli, BadInputIsOneLineAndWritesNothing) {
   bad("--first-seed 18446744073709551615", {"--first-seed", "would pass"});
   expect_cli_error(run_cli("test-chip --model " + (dir / "missing").string() + " --out " + out.string()), {"missing"});
   EXPECT_FALSE(fs::exists(out));
+  // A hardware config with faults (the reference would be faulty), or one the network's chip
+  // cannot be built on (a pulse too short for p = 0.2): refused before --out exists.
+  std::ofstream(dir / "faulty.json") << R"({"faults": {"dead_tiles": 4}})";
+  bad("--hw " + (dir / "faulty.json").string(), {"--hw", "holds faults", "must be fault-free", "--faults"});
+  std::ofstream(dir / "short.json") << R"({"dropout_module": {"pulse_width_ns": 0.01}})";
+  bad("--hw " + (dir / "short.json").string() + " --faults dead_tile:1",
+      {"--hw", "short.json", "pulse_width_ns", "needs I >= Ic0"});
+  // Module faults on a network without dropout: there are no modules to break.
+  const auto plain = dir / "plain";
+  ASSERT_EQ(run_cli("train --model mlp --width 16 --dropout none --epochs 1 --subset 200 --batch 50 --validation 100 "
+                    "--threads 1 --quiet --out " + plain.string()).exit_code, 0);
+  expect_cli_error(run_cli("test-chip --model " + plain.string() + " --faults module_stuck_p --out " + out.string()),
+                   {"--faults", "module_stuck_p: the network has no dropout"});
+  EXPECT_FALSE(fs::exists(out));
   // An output that is a link, or a file as --out: refused before any chip runs.
   fs::create_directories(out);
   std::ofstream(dir / "precious") << "keep";
