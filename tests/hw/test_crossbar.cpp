@@ -289,25 +289,30 @@ TEST(Faults, ModuleDriftSwitchesWithTheDriftedDevice) {
 }
 
 TEST(Faults, StuckCellsFlipTheirShareOfWeights) {
-  // Stuck at P: an MTJ1 that should hold AP (weight -1) holds P, a +1 weight.
+  // Stuck at P: an MTJ1 that should hold AP (weight -1) holds P, a +1 weight; stuck at AP the
+  // other way round.
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 32, DropoutKind::spatial), 3);
-  HardwareConfig hw = HardwareConfig::ideal();
-  hw.faults.cell_stuck_p = 0.05;
-  const Chip faulty(ir, hw, 2), clean(ir, HardwareConfig::ideal(), 2);
-  int minus = 0, flipped = 0, lost = 0;
-  for (int l = 1; l < static_cast<int>(faulty.mapping().size()); ++l) {
-    const BitMatrix& a = faulty.array(l).weights();
-    const BitMatrix& b = clean.array(l).weights();
-    for (int j = 0; j < a.rows; ++j) {
-      for (int r = 0; r < faulty.mapping()[l].rows; ++r) {
-        minus += !b.get(j, r);
-        flipped += !b.get(j, r) && a.get(j, r);
-        lost += b.get(j, r) && !a.get(j, r);
+  const Chip clean(ir, HardwareConfig::ideal(), 2);
+  for (const bool ap : {false, true}) {
+    HardwareConfig hw = HardwareConfig::ideal();
+    (ap ? hw.faults.cell_stuck_ap : hw.faults.cell_stuck_p) = 0.05;
+    const Chip faulty(ir, hw, 2);
+    int exposed = 0, flipped = 0, lost = 0;
+    for (int l = 1; l < static_cast<int>(faulty.mapping().size()); ++l) {
+      const BitMatrix& a = faulty.array(l).weights();
+      const BitMatrix& b = clean.array(l).weights();
+      for (int j = 0; j < a.rows; ++j) {
+        for (int r = 0; r < faulty.mapping()[l].rows; ++r) {
+          const bool weak = ap ? b.get(j, r) : !b.get(j, r);  // the weights this fault can flip
+          exposed += weak;
+          flipped += weak && a.get(j, r) != b.get(j, r);
+          lost += !weak && a.get(j, r) != b.get(j, r);
+        }
       }
     }
+    EXPECT_EQ(lost, 0) << ap;
+    EXPECT_NEAR(static_cast<double>(flipped) / exposed, 0.05, 4.0 * std::sqrt(0.05 * 0.95 / exposed)) << ap;
   }
-  EXPECT_EQ(lost, 0);
-  EXPECT_NEAR(static_cast<double>(flipped) / minus, 0.05, 4.0 * std::sqrt(0.05 * 0.95 / minus));
 }
 
 TEST(Faults, DriftAndAdcGainScaleWhatTheColumnsRead) {
