@@ -49,6 +49,9 @@ std::unique_ptr<TestChipCommand> add_test_chip_command(CLI::App& app) {
   cmd->add_flag("--random-baseline", o.random_baseline,
                 "Also test with K random training images (the ranking's baseline; twice the images per chip)");
   cmd->add_option("--threads", o.threads, "Threads per rank")->capture_default_str();
+  cmd->add_option("--stop-after", o.stop_after,
+                  "Hand out no more chips once this many new ones are stored, as an interruption would")
+      ->capture_default_str();
   cmd->add_option("--out", o.out, "Output directory: test_chip.json, test_chip.csv, vectors.csv, test_chip.png")->required();
   cmd->add_option("--fashion-mnist", o.paths.fashion_mnist, "Directory with the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_flag("--quiet", c->quiet, "No progress output");
@@ -81,6 +84,10 @@ void run_test_chip_command(TestChipCommand& c, const Ranks& ranks) {
   };
   const TestChipResult r = run_test_chip(o, ranks);
   if (!ranks.root()) return;
+  if (!r.complete) {
+    std::printf("stopped (--stop-after); run the same command again to finish %s\n", o.out.c_str());
+    return;
+  }
   if (ranks.size() > 1 && o.progress) std::fputs(distribution_table(r.distribution).c_str(), stderr);
   const std::string table = test_chip_table(r);
   write_files_atomic({{json_path, test_chip_json(r).dump(2) + "\n"},

@@ -11,12 +11,16 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dir_lock.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fingerprint.h"
+#include "core/read_file.h"
 #include "core/plot.h"
 #include "core/streams.h"
 #include "eval/population.h"
 #include "hw/chip.h"
 #include "model/model_ir.h"
+#include "population/chip_record.h"
 #include "train/export.h"
 #include "train/run.h"
 #include "uncertainty/metrics.h"
@@ -42,6 +46,7 @@ void TestChipOptions::validate() const {
     throw Error("--first-seed: the chips' seeds would pass 18446744073709551615");
   }
   if (out.empty()) throw Error("--out: empty path");
+  if (stop_after < 0) throw Error(fmt::format("--stop-after: must be >= 0, got {}", stop_after));
   parse_fault_list(faults);
 }
 
@@ -50,6 +55,7 @@ namespace {
 // What every computing rank holds: the network, the chips' base config, the fault cells, and the
 // candidate images.
 struct Setup {
+  std::filesystem::path ir_path;
   std::shared_ptr<const ModelIR> ir;
   HardwareConfig hw;
   std::vector<FaultCell> cells;
@@ -81,10 +87,11 @@ Setup load_setup(const TestChipOptions& o, bool root) {
   if (root) {
     // Not while a training run writes the model (its checkpoint, and the model IR exported from it).
     const DirectoryLock lock(o.model, "--model", "training run or calibration");
-    s.ir = std::make_shared<const ModelIR>(load_model_ir(ensure_model_ir(o.model)));
+    s.ir_path = ensure_model_ir(o.model);
   } else {
-    s.ir = std::make_shared<const ModelIR>(load_model_ir(ensure_model_ir(o.model)));
+    s.ir_path = ensure_model_ir(o.model);
   }
+  s.ir = std::make_shared<const ModelIR>(load_model_ir(s.ir_path));
   // Each cell's chip can be built for this network (a config can be valid and still not fit it,
   // such as a pulse too short for the dropout rate).
   for (const FaultCell& c : s.cells) {
@@ -144,6 +151,88 @@ ChipOutput decode(const std::string& bytes, std::size_t n) {
   return c;
 }
 
+// The chips a test has finished, a file each (DIR/chips/ranking-R.json, DIR/chips/chip-I.json),
+// written atomically as they arrive, beside DIR/test.json naming the configuration (its identity
+// and fingerprint, which every record carries): a run that stops resumes from them, and a DIR of
+// another configuration is refused. Rank 0 only.
+class RecordStore {
+ public:
+  void open(const fs::path& dir, const std::string& identity) {
+    dir_ = dir;
+    identity_ = identity;
+    key_ = fingerprint(identity);
+    const fs::path manifest = dir / "test.json";
+    std::error_code ec;
+    if (fs::is_symlink(fs::symlink_status(manifest, ec))) {
+      throw Error("--out: " + manifest.string() + ": is a symbolic link; a chip test writes only its own files");
+    }
+    if (fs::exists(fs::symlink_status(manifest, ec))) {
+      const std::string there = parse_population_manifest(read_file_bytes(manifest, 1 << 20), manifest.string());
+      const std::string difference = identity_difference(there, identity_);
+      if (!difference.empty()) {
+        throw Error("--out: " + dir.string() + " holds the chips of another test (" + difference +
+                    "); give another --out, or remove it");
+      }
+    } else {
+      manifest_pending_ = true;  // written with the first record
+    }
+    fs::create_directories(dir / "chips", ec);
+    if (ec || !fs::is_directory(dir / "chips")) {
+      throw Error("--out: " + (dir / "chips").string() + ": " + (ec ? ec.message() : std::string("not a directory")));
+    }
+  }
+
+  // A stored chip of `n` images, or nothing.
+  std::optional<ChipOutput> load(const std::string& name, std::size_t n) const {
+    const fs::path file = dir_ / "chips" / name;
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(file, ec))) return std::nullopt;
+    try {
+      const json j = json::parse(read_file_bytes(file, 1 << 26));
+      if (!j.is_object() || j.value("test", "") != key_) throw Error("a chip of another test");
+      return decode(j.dump(), n);
+    } catch (const json::exception&) {
+      throw Error(file.string() + ": not a chip record of this test (not valid JSON or fields missing)");
+    } catch (const Error& e) {
+      throw Error(file.string() + ": " + e.what() + "; remove it or give another --out");
+    }
+  }
+
+  void save(const std::string& name, const std::string& encoded) {
+    json j = json::parse(encoded);
+    j["test"] = key_;
+    if (manifest_pending_) {
+      write_file_atomic(dir_ / "test.json", population_manifest_json(identity_));
+      manifest_pending_ = false;
+    }
+    write_file_atomic(dir_ / "chips" / name, j.dump() + "\n");
+  }
+
+ private:
+  fs::path dir_;
+  std::string identity_, key_;
+  bool manifest_pending_ = false;
+};
+
+// What the chips of a test are computed from: two runs of the same identity compute the same chips.
+std::string test_identity(const TestChipOptions& o, const Setup& s) {
+  json cells = json::array();
+  for (const FaultCell& c : s.cells) cells.push_back({c.fault, c.severity});
+  return json{{"model_ir", file_fingerprint(s.ir_path)},
+              {"hardware_config", fingerprint(HardwareConfig(s.hw).table().to_commented_json())},
+              {"vectors", s.vectors},
+              {"candidates", s.candidates.size()},
+              {"ranking_chips", o.ranking_chips},
+              {"faults", cells},
+              {"chips", o.chips},
+              {"first_seed", o.first_seed},
+              {"samples", o.samples},
+              {"seed", o.seed},
+              {"random_baseline", o.random_baseline},
+              {"data", o.paths.fashion_mnist.string()}}
+      .dump();
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -151,14 +240,23 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // Phase 1: the candidates on the ranking chips.
 class RankingWork final : public WorkItems {
  public:
-  RankingWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup) : o_(o), setup_(setup) {}
+  RankingWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup, RecordStore& records, int& budget)
+      : o_(o), setup_(setup), records_(records), budget_(budget) {}
+  static std::string name(std::size_t item) { return fmt::format("ranking-{}.json", item); }
   std::vector<std::size_t> plan() override {
     // The inputs first: a bad one leaves no output directory behind.
     if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_, true));
     if (o_.checks) o_.checks();
+    records_.open(o_.out, test_identity(o_, *setup_));
     outputs_.assign(static_cast<std::size_t>(o_.ranking_chips), {});
-    std::vector<std::size_t> items(static_cast<std::size_t>(o_.ranking_chips));
-    for (std::size_t i = 0; i < items.size(); ++i) items[i] = i;
+    std::vector<std::size_t> items;
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (auto stored = records_.load(name(i), setup_->candidates.size())) {
+        outputs_[i] = std::move(*stored);
+      } else {
+        items.push_back(i);
+      }
+    }
     start_ = std::chrono::steady_clock::now();
     return items;
   }
@@ -171,17 +269,24 @@ class RankingWork final : public WorkItems {
   }
   bool store(std::size_t item, const std::string& result) override {
     outputs_[item] = decode(result, setup_->candidates.size());
+    records_.save(name(item), result);
+    --budget_;
     if (o_.progress) {
       std::fprintf(stderr, "ranking chip %zu of %d: %zu candidates  [%.1f s]\n", item + 1, o_.ranking_chips,
                    setup_->candidates.size(), seconds_since(start_));
     }
-    return true;
+    return budget_ > 0;
   }
   const std::vector<ChipOutput>& outputs() const { return outputs_; }
+  bool complete() const {
+    return std::all_of(outputs_.begin(), outputs_.end(), [](const ChipOutput& c) { return !c.entropy.empty(); });
+  }
 
  private:
   const TestChipOptions& o_;
   std::unique_ptr<Setup>& setup_;
+  RecordStore& records_;
+  int& budget_;
   std::vector<ChipOutput> outputs_;
   std::chrono::steady_clock::time_point start_;
 };
@@ -189,14 +294,24 @@ class RankingWork final : public WorkItems {
 // Phase 2: reference, hold-out and every fault cell on the test vectors.
 class CampaignWork final : public WorkItems {
  public:
-  CampaignWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup, const std::vector<int>& positions)
-      : o_(o), setup_(setup), positions_(positions) {}
+  CampaignWork(const TestChipOptions& o, std::unique_ptr<Setup>& setup, const std::vector<int>& positions,
+               RecordStore& records, int& budget)
+      : o_(o), setup_(setup), positions_(positions), records_(records), budget_(budget) {}
+  static std::string name(std::size_t item) { return fmt::format("chip-{}.json", item); }
   std::vector<std::size_t> plan() override {
     outputs_.assign(items(), {});
-    std::vector<std::size_t> all(items());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    std::vector<std::size_t> todo;
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      if (auto stored = records_.load(name(i), positions_.size())) {
+        outputs_[i] = std::move(*stored);
+        ++stored_;
+      } else {
+        todo.push_back(i);
+      }
+    }
     start_ = std::chrono::steady_clock::now();
-    return all;
+    if (budget_ <= 0) return {};
+    return todo;
   }
   void prepare() override {
     if (!setup_) setup_ = std::make_unique<Setup>(load_setup(o_, false));
@@ -212,21 +327,26 @@ class CampaignWork final : public WorkItems {
   }
   bool store(std::size_t item, const std::string& result) override {
     outputs_[item] = decode(result, positions_.size());
+    records_.save(name(item), result);
     ++stored_;
+    --budget_;
     if (o_.progress && (stored_ % 25 == 0 || stored_ == items())) {
       const double t = seconds_since(start_);
       std::fprintf(stderr, "chips %zu of %zu  [%.0f s, about %.0f s to go]\n", stored_, items(), t,
                    t / static_cast<double>(stored_) * static_cast<double>(items() - stored_));
     }
-    return true;
+    return budget_ > 0;
   }
   const std::vector<ChipOutput>& outputs() const { return outputs_; }
+  bool complete() const { return stored_ == items(); }
 
  private:
   std::size_t items() const { return static_cast<std::size_t>(o_.chips) * (2 + parse_fault_list(o_.faults).size()); }
   const TestChipOptions& o_;
   std::unique_ptr<Setup>& setup_;
   std::vector<int> positions_;
+  RecordStore& records_;
+  int& budget_;
   ImageSet vectors_;
   std::vector<HardwareConfig> configs_;
   std::vector<ChipOutput> outputs_;
@@ -247,14 +367,19 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
   configure_threads(o.threads);
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<Setup> setup;
-  RankingWork ranking(o, setup);
+  RecordStore records;
+  int budget = o.stop_after > 0 ? o.stop_after : std::numeric_limits<int>::max();
+  RankingWork ranking(o, setup, records, budget);
   const Distribution first = distribute(ranks, ranking);
 
-  // Rank 0 ranks the candidates and tells every rank which are the vectors ("" if it failed).
+  // Rank 0 ranks the candidates and tells every rank which are the vectors ("" if it failed,
+  // "stop" after --stop-after).
   TestChipResult r;
   std::string chosen;
   std::exception_ptr failure;
-  if (ranks.root()) {
+  if (ranks.root() && !ranking.complete()) {
+    chosen = "stop";
+  } else if (ranks.root()) {
     try {
       std::vector<std::vector<double>> entropy;
       for (const ChipOutput& c : ranking.outputs()) entropy.push_back(c.entropy);
@@ -274,6 +399,10 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
   chosen = ranks.broadcast(chosen);
   if (failure) std::rethrow_exception(failure);
   if (chosen.empty()) throw FailedElsewhere{};
+  if (chosen == "stop") {
+    r.complete = false;
+    return r;
+  }
   const std::vector<int> positions = json::parse(chosen).get<std::vector<int>>();
 
   // The baseline: the first K candidates of the seeded draw, a random sample of the training images.
@@ -281,9 +410,13 @@ TestChipResult run_test_chip(const TestChipOptions& o, const Ranks& ranks) {
   if (o.random_baseline) {
     for (int i = 0; i < static_cast<int>(positions.size()); ++i) campaign_positions.push_back(i);
   }
-  CampaignWork campaign(o, setup, campaign_positions);
+  CampaignWork campaign(o, setup, campaign_positions, records, budget);
   const Distribution second = distribute(ranks, campaign);
   if (!ranks.root()) return {};
+  if (!campaign.complete()) {
+    r.complete = false;
+    return r;
+  }
 
   r.model_dir = o.model.string();
   r.hardware = o.hardware;

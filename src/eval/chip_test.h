@@ -10,6 +10,8 @@
 // 4. Each fault cell (class, severity): the hold-out's N chips with the fault injected, so each
 //    faulty chip has a fault-free twin (same devices, same masks) and the outputs the fault changed
 //    are counted against it.
+// Every finished chip is stored in DIR/chips/ (DIR/test.json names the configuration): a run that
+// stops (killed, a rank lost, --stop-after) resumes with only the missing chips.
 // Chip seeds: reference first_seed.., hold-out and faulty first_seed + N.., ranking
 // first_seed + 2N..; each chip's masks come from (seed, chip seed), as a chip's own MTJs would.
 // Under mpirun the chips spread over the ranks; the outputs do not depend on how many.
@@ -43,6 +45,7 @@ struct TestChipOptions {
   std::uint64_t seed = 1;            // the candidates and every chip's masks
   double k = 3.0;                    // flag outside mu +- k sigma
   bool random_baseline = false;      // also test with the first K candidates, unranked
+  int stop_after = 0;                // hand out no more chips once this many new ones are stored (0: finish)
   int threads = 2;
   std::filesystem::path out;
   DataPaths paths = DataPaths::from_environment();
@@ -90,6 +93,7 @@ struct TestChipResult {
   std::vector<FaultCellResult> cells;
   Distribution distribution;
   double seconds = 0;
+  bool complete = true;  // false: stopped (--stop-after) before every chip was stored
 };
 
 // On rank 0: the result; on the other ranks: an empty one.

@@ -115,6 +115,28 @@ TEST(TestChipCli, RanksGiveTheSameBytesAndEveryCoverageRecomputes) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 4 * 2 * 4);  // 4 rows of (ranked, random) x 4 vector counts
 }
 
+TEST(TestChipCli, AStoppedRunResumesToTheSameBytes) {
+  const auto dir = fresh_dir("resume");
+  ASSERT_EQ(run_cli(args(dir / "full")).exit_code, 0);
+  // Stopped in the ranking, then in the campaign, then finished: only the missing chips are run.
+  for (const char* stop : {" --stop-after 2", " --stop-after 9"}) {
+    const auto r = run_cli(args(dir / "part", stop));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("stopped (--stop-after)"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir / "part" / "test_chip.json"));
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir / "part" / "chips"), fs::directory_iterator{}), 11);
+  ASSERT_EQ(run_cli(args(dir / "part")).exit_code, 0);
+  for (const char* name : {"test_chip.json", "test_chip.csv", "vectors.csv", "test_chip.png"}) {
+    EXPECT_EQ(spinbayes::file_bytes(dir / "full" / name), spinbayes::file_bytes(dir / "part" / name)) << name;
+  }
+  // Another configuration into the same directory, or a record of another test: refused as it is.
+  expect_cli_error(run_cli(args(dir / "part", "--seed 2")), {"--out", "holds the chips of another test", "seed is 1 there, 2 here"});
+  std::ofstream(dir / "full" / "chips" / "chip-3.json") << R"({"test":"0123456789abcdef","entropy":[],"predicted":[]})";
+  std::filesystem::remove(dir / "full" / "test_chip.json");
+  expect_cli_error(run_cli(args(dir / "full")), {"chip-3.json", "a chip of another test"});
+}
+
 TEST(TestChipCli, BadInputIsOneLineAndWritesNothing) {
   const auto dir = fresh_dir("bad");
   const auto out = dir / "out";
