@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "cost/technology.h"
 #include "population/chip_record.h"
+#include "population/field_test.h"
 #include "uncertainty/calibration.h"
 #include "data/idx.h"
 #include "hw/hardware_config.h"
@@ -219,6 +220,13 @@ void yield_spec_seeds(const fs::path& dir) {
   write(dir / "unknown", "auroc.gaussian>=0.9");
 }
 
+void chip_output_seeds(const fs::path& dir) {
+  const ChipOutput c{{0.25, 1e-9, 2.302585092994046}, {3, 0, 9}};
+  write(dir / "record", chip_output_json(c, "9f2c61e0a4b3d587"));
+  write(dir / "other-test", chip_output_json(c, "0123456789abcdef"));
+  write(dir / "short", R"({"test":"9f2c61e0a4b3d587","entropy":[0.1],"predicted":[1]})");
+}
+
 void fault_list_seeds(const fs::path& dir) {
   write(dir / "cells", "module_stuck_p:0.05,dead_tile,tmr_drift:-0.2");
   write(dir / "all", "all");
@@ -248,6 +256,7 @@ int main(int argc, char** argv) {
     chip_record_seeds(dir / "chip_record");
     yield_spec_seeds(dir / "yield_spec");
     fault_list_seeds(dir / "fault_list");
+    chip_output_seeds(dir / "chip_output");
     fs::remove_all(scratch);
   } catch (const Error& e) {
     std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());

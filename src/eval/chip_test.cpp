@@ -126,11 +126,6 @@ Setup load_setup(const TestChipOptions& o, bool root) {
   return s;
 }
 
-struct ChipOutput {
-  std::vector<double> entropy;
-  std::vector<int> predicted;
-};
-
 ChipOutput run_chip(const Setup& s, const HardwareConfig& hw, std::uint64_t chip_seed, const ImageSet& images,
                     const TestChipOptions& o) {
   const Chip chip(*s.ir, hw, chip_seed);
@@ -139,17 +134,9 @@ ChipOutput run_chip(const Setup& s, const HardwareConfig& hw, std::uint64_t chip
   return {summary.entropy, summary.predicted};
 }
 
-std::string encode(const ChipOutput& c) { return json{{"entropy", c.entropy}, {"predicted", c.predicted}}.dump(); }
-
-ChipOutput decode(const std::string& bytes, std::size_t n) {
-  const json j = json::parse(bytes);
-  ChipOutput c{j.at("entropy").get<std::vector<double>>(), j.at("predicted").get<std::vector<int>>()};
-  if (c.entropy.size() != n || c.predicted.size() != n) throw Error("test-chip: a chip's result has the wrong size");
-  for (double e : c.entropy) {
-    if (!std::isfinite(e) || e < 0.0) throw Error("test-chip: a chip's entropy is not finite");
-  }
-  return c;
-}
+// Between ranks: a record without the test's fingerprint, which rank 0 alone knows.
+std::string encode(const ChipOutput& c) { return chip_output_json(c, ""); }
+ChipOutput decode(const std::string& bytes, std::size_t n) { return parse_chip_output(bytes, "", n, "test-chip: a rank's chip"); }
 
 // The chips a test has finished, a file each (DIR/chips/ranking-R.json, DIR/chips/chip-I.json),
 // written atomically as they arrive, beside DIR/test.json naming the configuration (its identity
@@ -188,24 +175,18 @@ class RecordStore {
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(file, ec))) return std::nullopt;
     try {
-      const json j = json::parse(read_file_bytes(file, 1 << 26));
-      if (!j.is_object() || j.value("test", "") != key_) throw Error("a chip of another test");
-      return decode(j.dump(), n);
-    } catch (const json::exception&) {
-      throw Error(file.string() + ": not a chip record of this test (not valid JSON or fields missing)");
+      return parse_chip_output(read_file_bytes(file, 1 << 26), key_, n, file.string());
     } catch (const Error& e) {
-      throw Error(file.string() + ": " + e.what() + "; remove it or give another --out");
+      throw Error(std::string(e.what()) + "; remove it or give another --out");
     }
   }
 
-  void save(const std::string& name, const std::string& encoded) {
-    json j = json::parse(encoded);
-    j["test"] = key_;
+  void save(const std::string& name, const ChipOutput& output) {
     if (manifest_pending_) {
       write_file_atomic(dir_ / "test.json", population_manifest_json(identity_));
       manifest_pending_ = false;
     }
-    write_file_atomic(dir_ / "chips" / name, j.dump() + "\n");
+    write_file_atomic(dir_ / "chips" / name, chip_output_json(output, key_) + "\n");
   }
 
  private:
@@ -269,7 +250,7 @@ class RankingWork final : public WorkItems {
   }
   bool store(std::size_t item, const std::string& result) override {
     outputs_[item] = decode(result, setup_->candidates.size());
-    records_.save(name(item), result);
+    records_.save(name(item), outputs_[item]);
     --budget_;
     if (o_.progress) {
       std::fprintf(stderr, "ranking chip %zu of %d: %zu candidates  [%.1f s]\n", item + 1, o_.ranking_chips,
@@ -327,7 +308,7 @@ class CampaignWork final : public WorkItems {
   }
   bool store(std::size_t item, const std::string& result) override {
     outputs_[item] = decode(result, positions_.size());
-    records_.save(name(item), result);
+    records_.save(name(item), outputs_[item]);
     ++stored_;
     --budget_;
     if (o_.progress && (stored_ % 25 == 0 || stored_ == items())) {

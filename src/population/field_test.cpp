@@ -5,6 +5,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/text.h"
@@ -55,6 +56,49 @@ double test_statistic(std::span<const double> entropy, int n) {
   double sum = 0.0;
   for (int i = 0; i < n; ++i) sum += entropy[static_cast<std::size_t>(i)];
   return sum / n;
+}
+
+std::string chip_output_json(const ChipOutput& output, const std::string& test) {
+  return nlohmann::json{{"test", test}, {"entropy", output.entropy}, {"predicted", output.predicted}}.dump();
+}
+
+ChipOutput parse_chip_output(std::string_view text, const std::string& test, std::size_t n, const std::string& name) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(name + ": not valid JSON");
+  }
+  if (!j.is_object()) throw Error(name + ": not a chip record (expected a JSON object)");
+  const auto member = [&](const char* key) -> const nlohmann::json& {
+    const auto it = j.find(key);
+    if (it == j.end()) throw Error(name + ": '" + key + "' missing");
+    return *it;
+  };
+  const nlohmann::json& key = member("test");
+  if (!key.is_string() || key.get<std::string>() != test) {
+    throw Error(name + ": a chip of another test (" + printable(key.is_string() ? key.get<std::string>() : key.dump(), true) +
+                ", not " + printable(test, true) + ")");
+  }
+  const nlohmann::json& entropy = member("entropy");
+  const nlohmann::json& predicted = member("predicted");
+  if (!entropy.is_array() || !predicted.is_array() || entropy.size() != n || predicted.size() != n) {
+    throw Error(fmt::format("{}: expected {} entropies and {} predictions", name, n, n));
+  }
+  ChipOutput c;
+  for (const auto& e : entropy) {
+    if (!e.is_number() || !std::isfinite(e.get<double>()) || e.get<double>() < 0.0 || e.get<double>() > 50.0) {
+      throw Error(name + ": entropy: " + printable(e.dump(), true) + " is not a number in [0, 50]");
+    }
+    c.entropy.push_back(e.get<double>());
+  }
+  for (const auto& p : predicted) {
+    if (!p.is_number_integer() || p.get<std::int64_t>() < 0 || p.get<std::int64_t>() > 1000000) {
+      throw Error(name + ": predicted: " + printable(p.dump(), true) + " is not a class in [0, 1000000]");
+    }
+    c.predicted.push_back(static_cast<int>(p.get<std::int64_t>()));
+  }
+  return c;
 }
 
 std::vector<int> vector_counts(int k) {

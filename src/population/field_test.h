@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace spinbayes {
@@ -47,6 +48,18 @@ double test_statistic(std::span<const double> entropy, int n);
 // The test-set sizes a coverage curve is drawn at: K/16, K/8, K/4, K/2 and K, rounded, at least
 // one, each once, ascending.
 std::vector<int> vector_counts(int k);
+
+// One chip's test: each image's predictive entropy (nats) and predicted class, in image order.
+struct ChipOutput {
+  std::vector<double> entropy;
+  std::vector<int> predicted;
+};
+// As stored (DIR/chips/*.json) and sent between ranks: {"test": KEY, "entropy": [...],
+// "predicted": [...]}, KEY the fingerprint of the test's configuration ("" between ranks).
+std::string chip_output_json(const ChipOutput& output, const std::string& test);
+// Throws Error("<name>: ...") unless `text` is such a record of `test` for n images, with finite
+// entropies in [0, 50] and classes in [0, 1000000].
+ChipOutput parse_chip_output(std::string_view text, const std::string& test, std::size_t n, const std::string& name);
 
 // K from "--vectors" for a training set of `training_images`: "K" or "P%" (rounded, at least 1).
 // Throws Error("--vectors: ...") on a malformed value, zero, or more than the training images.
