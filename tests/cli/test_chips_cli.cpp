@@ -24,16 +24,7 @@ fs::path fresh_dir(const std::string& name) { return spinbayes::fresh_test_dir("
 
 std::string read_file(const fs::path& path) { return spinbayes::file_bytes(path); }
 
-const fs::path& tiny_run() {
-  static const fs::path dir = [] {
-    const auto d = fresh_dir("tiny") / "run";
-    const auto r = run_cli("train --model mlp --width 16 --dropout spatial --p 0.2 --epochs 1 --subset 200 --batch 50 "
-                           "--validation 100 --threads 1 --quiet --out " + d.string());
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return d;
-  }();
-  return dir;
-}
+const fs::path& tiny_run() { return spinbayes::tiny_spatial_run(); }
 
 std::string chips_args(const fs::path& out, int chips = 6, int threads = 1) {
   return "chips --model " + tiny_run().string() + " --chips " + std::to_string(chips) + " --threads " +

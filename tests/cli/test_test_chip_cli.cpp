@@ -24,16 +24,7 @@ namespace {
 
 fs::path fresh_dir(const std::string& name) { return spinbayes::fresh_test_dir("test-chip", name); }
 
-const fs::path& tiny_run() {
-  static const fs::path dir = [] {
-    const auto d = fresh_dir("tiny") / "run";
-    const auto r = run_cli("train --model mlp --width 16 --dropout spatial --p 0.2 --epochs 1 --subset 200 --batch 50 "
-                           "--validation 100 --threads 1 --quiet --out " + d.string());
-    EXPECT_EQ(r.exit_code, 0) << r.output;
-    return d;
-  }();
-  return dir;
-}
+const fs::path& tiny_run() { return spinbayes::tiny_spatial_run(); }
 
 std::string args(const fs::path& out, const std::string& extra = "") {
   return "test-chip --model " + tiny_run().string() +

@@ -50,6 +50,19 @@ inline std::string file_bytes(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// A tiny trained run (mlp width 16, spatial dropout p = 0.2, one epoch on 200 images, 100 held
+// out), trained once per test process.
+inline const std::filesystem::path& tiny_spatial_run() {
+  static const std::filesystem::path dir = [] {
+    const auto d = fresh_test_dir("tiny", "run") / "run";
+    const auto r = run_cli("train --model mlp --width 16 --dropout spatial --p 0.2 --epochs 1 --subset 200 --batch 50 "
+                           "--validation 100 --threads 1 --quiet --out " + d.string());
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return d;
+  }();
+  return dir;
+}
+
 // The command failed with exit status 1 and printed exactly one line, the error, holding `parts`.
 inline void expect_cli_error(const CliResult& r, const std::vector<std::string>& parts) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
