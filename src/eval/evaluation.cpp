@@ -133,11 +133,6 @@ const std::vector<double>& ood_scores(const PredictiveSummary& s, OodScore score
   return score == OodScore::entropy ? s.entropy : s.mutual_information;
 }
 
-double mean_of(const std::vector<double>& v) {
-  double sum = 0.0;
-  for (double x : v) sum += x;
-  return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
-}
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "uncertainty/metrics.h"
 
 namespace spinbayes {
 
@@ -60,22 +61,17 @@ EntropyHistogram entropy_histogram(const std::vector<double>& entropy, int class
 SplitRecord split_of(const EvalReport& r, std::vector<std::string> command) {
   if (!r.split) throw Error("uncertainty split: the evaluation ran on one chip");
   const UncertaintySplit& u = *r.split;
-  const auto mean = [](const std::vector<double>& v) {
-    double sum = 0.0;
-    for (double x : v) sum += x;
-    return v.empty() ? 0.0 : sum / static_cast<double>(v.size());
-  };
   SplitRecord s;
   s.chips = u.chips;
   s.samples = r.samples;
   s.test_images = r.test_images;
   s.accuracy = r.accuracy;
-  s.variance_total = mean(u.variance_total);
-  s.variance_masks = mean(u.variance_masks);
-  s.variance_chips = mean(u.variance_chips);
-  s.mi_total = mean(u.mi_total);
-  s.mi_masks = mean(u.mi_masks);
-  s.mi_chips = mean(u.mi_chips);
+  s.variance_total = mean_of(u.variance_total);
+  s.variance_masks = mean_of(u.variance_masks);
+  s.variance_chips = mean_of(u.variance_chips);
+  s.mi_total = mean_of(u.mi_total);
+  s.mi_masks = mean_of(u.mi_masks);
+  s.mi_chips = mean_of(u.mi_chips);
   s.command = std::move(command);
   return s;
 }

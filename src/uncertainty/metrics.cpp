@@ -11,6 +11,12 @@
 
 namespace spinbayes {
 
+double mean_of(std::span<const double> values) {
+  double sum = 0.0;
+  for (double x : values) sum += x;
+  return values.empty() ? 0.0 : sum / static_cast<double>(values.size());
+}
+
 namespace {
 
 // H[p] = -sum_j p_j log p_j in nats, with 0 log 0 = 0.

@@ -24,6 +24,8 @@ struct PredictiveSummary {
   std::vector<int> predicted;              // argmax of mean_probs
 };
 PredictiveSummary summarize(const McPredictions& mc);
+// The mean of per-input figures (0 for none).
+double mean_of(std::span<const double> values);
 
 // Calibration and accuracy on mean probabilities (inputs x classes) against labels.
 double accuracy(const PredictiveSummary& s, std::span<const std::int32_t> labels);
