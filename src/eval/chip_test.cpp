@@ -92,8 +92,8 @@ Setup load_setup(const TestChipOptions& o, bool root) {
     s.ir_path = ensure_model_ir(o.model);
   }
   s.ir = std::make_shared<const ModelIR>(load_model_ir(s.ir_path));
-  // Each cell's chip can be built for this network (a config can be valid and still not fit it,
-  // such as a pulse too short for the dropout rate).
+  // The chip can be built for this network (a config can be valid and still not fit it, such as a
+  // pulse too short for the dropout rate); a fault cell changes nothing that could stop it.
   for (const FaultCell& c : s.cells) {
     if (c.fault.rfind("module_", 0) == 0 && !s.ir->spec.has_dropout()) {
       throw Error("--faults: " + c.fault + ": the network has no dropout, so its chip has no dropout modules");
@@ -101,8 +101,8 @@ Setup load_setup(const TestChipOptions& o, bool root) {
   }
   if (root) {
     try {
+      for (const FaultCell& c : s.cells) with_fault(s.hw, c);  // each cell's config is valid
       const Chip base(*s.ir, s.hw, o.first_seed);
-      for (const FaultCell& c : s.cells) const Chip faulty(*s.ir, with_fault(s.hw, c), o.first_seed);
     } catch (const Error& e) {
       throw Error("--hw: " + printable(o.hardware) + ": " + e.what());
     }
@@ -154,9 +154,7 @@ class RecordStore {
       throw Error("--out: " + manifest.string() + ": is a symbolic link; a chip test writes only its own files");
     }
     if (fs::exists(fs::symlink_status(manifest, ec))) {
-      const std::string there = parse_population_manifest(read_file_bytes(manifest, 1 << 20), manifest.string());
-      const std::string difference = identity_difference(there, identity_);
-      if (!difference.empty()) {
+      if (const std::string difference = manifest_difference(manifest, identity_); !difference.empty()) {
         throw Error("--out: " + dir.string() + " holds the chips of another test (" + difference +
                     "); give another --out, or remove it");
       }
@@ -322,7 +320,7 @@ class CampaignWork final : public WorkItems {
   bool complete() const { return stored_ == items(); }
 
  private:
-  std::size_t items() const { return static_cast<std::size_t>(o_.chips) * (2 + parse_fault_list(o_.faults).size()); }
+  std::size_t items() const { return static_cast<std::size_t>(o_.chips) * (2 + setup_->cells.size()); }
   const TestChipOptions& o_;
   std::unique_ptr<Setup>& setup_;
   std::vector<int> positions_;

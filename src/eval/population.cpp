@@ -230,9 +230,7 @@ class PopulationWork final : public WorkItems {
     }
     lock_ = std::make_unique<DirectoryLock>(dir, "--out", "chip population");
     if (fs::exists(fs::symlink_status(manifest, ec))) {
-      const std::string there = parse_population_manifest(read_file_bytes(manifest, 1 << 20), manifest.string());
-      const std::string difference = identity_difference(there, identity_);
-      if (!difference.empty()) {
+      if (const std::string difference = manifest_difference(manifest, identity_); !difference.empty()) {
         throw Error("--out: " + dir.string() + " holds the chips of another model or configuration (" + difference +
                     "); give another --out, or remove it");
       }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fingerprint.h"
+#include "core/read_file.h"
 
 namespace spinbayes {
 
@@ -130,6 +131,10 @@ std::string identity_difference(const std::string& there_json, const std::string
     if (!here.contains(key)) return printable(key, true) + " is " + shown(value) + " there, not here";
   }
   return "";
+}
+
+std::string manifest_difference(const std::filesystem::path& manifest, const std::string& identity) {
+  return identity_difference(parse_population_manifest(read_file_bytes(manifest, 1 << 20), manifest.string()), identity);
 }
 
 }  // namespace spinbayes

@@ -4,6 +4,7 @@
 // population's configuration it belongs to, so that a record of another model or configuration is
 // never mixed in.
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -35,5 +36,8 @@ std::string population_manifest_json(const std::string& identity_json);
 std::string parse_population_manifest(std::string_view text, const std::string& name);
 // The first setting in which two identities differ, as "KEY is X there, Y here" (empty: none).
 std::string identity_difference(const std::string& there_json, const std::string& here_json);
+// The first difference between the identity the manifest file holds and `identity` (empty: none).
+// Throws Error("<manifest>: ...") when the file is not a manifest.
+std::string manifest_difference(const std::filesystem::path& manifest, const std::string& identity);
 
 }  // namespace spinbayes

@@ -113,12 +113,13 @@ std::vector<int> vector_counts(int k) {
 int parse_vector_count(const std::string& text, int training_images) {
   const bool percent = !text.empty() && text.back() == '%';
   const std::string number = percent ? text.substr(0, text.size() - 1) : text;
+  const Error malformed("--vectors: '" + printable(text) + "' is neither a count nor a percentage (e.g. 120 or 0.2%)");
+  if (number.empty() || !(number[0] >= '0' && number[0] <= '9')) throw malformed;
   double value = 0.0;
   try {
-    if (number.empty() || !(number[0] >= '0' && number[0] <= '9')) throw Error("");
     value = parse_number("--vectors", number);
   } catch (const Error&) {
-    throw Error("--vectors: '" + printable(text) + "' is neither a count nor a percentage (e.g. 120 or 0.2%)");
+    throw malformed;
   }
   if (!percent && value != std::floor(value)) throw Error("--vectors: a count must be a whole number, got " + number);
   const double k = percent ? std::round(value / 100.0 * training_images) : value;
