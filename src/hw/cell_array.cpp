@@ -89,6 +89,10 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   }
 
   stuck_.resize(static_cast<std::size_t>(cols_));
+  if (faults_) {
+    stuck_plus_ = BitMatrix(cols_, rows_);
+    stuck_minus_ = BitMatrix(cols_, rows_);
+  }
   // Read values per column and row, [input bit 0, input bit 1], in dot units before fixed point.
   std::vector<float> value(static_cast<std::size_t>(cols_) * column_bytes(), 0.0f);
   for (int j = 0; j < cols_; ++j) {
@@ -110,7 +114,10 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
           }
         }
         weights_.set(j, r, state[0] == MtjState::parallel);
-        if (state[0] == state[1]) stuck_[static_cast<std::size_t>(j)].push_back({r, value_of(state[0])});
+        if (state[0] == state[1]) {
+          stuck_[static_cast<std::size_t>(j)].push_back({r, value_of(state[0])});
+          (state[0] == MtjState::parallel ? stuck_plus_ : stuck_minus_).set(j, r, true);
+        }
       }
       // Input bit 1 reads MTJ1, bit 0 MTJ2: +1 where the MTJ read is P.
       const std::size_t bit0 = base + value_index(r, false), bit1 = base + value_index(r, true);

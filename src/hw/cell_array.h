@@ -70,6 +70,11 @@ class CellArray {
   };
   const std::vector<StuckCell>& stuck(int column) const { return stuck_[static_cast<std::size_t>(column)]; }
   bool any_stuck() const { return any_stuck_; }
+  // The same cells as bit planes, a row of the planes a column: bit r set where row r's cell is
+  // stuck at +1 (plus) or at -1 (only where the config has stuck-at faults).
+  const BitWord* stuck_plane(int column, bool plus) const {
+    return (plus ? stuck_plus_ : stuck_minus_).row(column);
+  }
 
   // Column j's values, two bytes per padded row (value_index): the value (dot units x cell_scale,
   // reference column subtracted) of the cell read when the input bit is 0 (MTJ2) and 1 (MTJ1).
@@ -100,6 +105,7 @@ class CellArray {
   bool variation_ = false, faults_ = false, any_stuck_ = false, vnni_ = false;
   BitMatrix weights_;
   std::vector<std::vector<StuckCell>> stuck_;  // per column, by row
+  BitMatrix stuck_plus_, stuck_minus_;          // cols x rows: the stuck cells' bit planes
   std::vector<char> dead_;  // per column: a dead tile in it (empty: none in the layer)
   double gain_ = 1.0;
   AlignedVector<std::int8_t> value_;  // 64-byte aligned: each word's loads stay in one line

@@ -42,6 +42,7 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
     }
   }
   vnni_ = cpu_features().avx512_vnni;
+  vpopcnt_ = cpu_features().avx512_vpopcntdq;
   exact_ = !cells_.variation() && !cells_.faults() && !cells_.any_dead() && !offsets && gain_ == 1.0 &&
            (!uses_adc() || adc_.step() == 1.0);
   packed_ = pack_operand(cells_.weights());
@@ -69,7 +70,7 @@ void CrossbarLayer::count_reads(const PatchRows& patches, int m, LayerEvents& ev
   }
 }
 
-std::int32_t CrossbarLayer::stuck_correction(const PatchRows& patches, int m, int j, int r0, int r1) const {
+std::int32_t CrossbarLayer::stuck_correction_reference(const PatchRows& patches, int m, int j, int r0, int r1) const {
   // The GEMM counted x * value for a cell that contributes `value` whatever x: add the difference,
   // 2 * value, where the input bit is 0 (x = -1).
   std::int32_t correction = 0;
@@ -78,6 +79,27 @@ std::int32_t CrossbarLayer::stuck_correction(const PatchRows& patches, int m, in
     if (patches.driven(m, c.row) && !patches.sign(m, c.row)) correction += 2 * c.value;
   }
   return correction;
+}
+
+std::int32_t CrossbarLayer::stuck_correction(const PatchRows& patches, int m, int j, int r0, int r1) const {
+  const std::size_t listed = cells_.stuck(j).size();
+  if (listed == 0) return 0;
+  // The planes read whole words: r0 on a word boundary (tiles are whole words), and r1 too or the
+  // last row (the planes hold nothing past it).
+  const int w0 = r0 / kBitsPerWord, w1 = words_for_bits(std::min(r1, cells_.rows()));
+  const bool aligned = r0 % kBitsPerWord == 0 && (r1 % kBitsPerWord == 0 || r1 >= cells_.rows());
+  // A vector step reads 8 words: the list is the cheaper where it has fewer cells than steps.
+  if (!aligned || listed <= static_cast<std::size_t>(w1 - w0) / 8) return stuck_correction_reference(patches, m, j, r0, r1);
+  const BitWord* plus = cells_.stuck_plane(j, true) + w0;
+  const BitWord* minus = cells_.stuck_plane(j, false) + w0;
+  const BitWord* keep = patches.keep_row(m) + w0;
+  const BitWord* x = patches.sign_row(m) + w0;
+  const int words = w1 - w0;
+  std::int32_t difference = 0;
+  if (!vpopcnt_ || !stuck_difference_avx512(plus, minus, keep, x, words, difference)) {
+    difference = stuck_difference(plus, minus, keep, x, words);
+  }
+  return 2 * difference;
 }
 
 std::int32_t CrossbarLayer::tile_dot(const PatchRows& patches, int m, int j, int t) const {
@@ -91,7 +113,7 @@ std::int32_t CrossbarLayer::tile_dot(const PatchRows& patches, int m, int j, int
     kept += std::popcount(k[word]);
     mismatched += std::popcount((x[word] ^ w[word]) & k[word]);
   }
-  return kept - 2 * mismatched + stuck_correction(patches, m, j, r0, r1);
+  return kept - 2 * mismatched + stuck_correction_reference(patches, m, j, r0, r1);
 }
 
 void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values) const {
@@ -184,7 +206,7 @@ int CrossbarLayer::sense_row_reference(const PatchRows& patches, int m, const st
   const double* screen_offset = screen_offsets(bound);
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);
-    const std::int32_t dot = dots[j] + (cells_.stuck(j).empty() ? 0 : stuck_correction(patches, m, j, 0, cells_.rows()));
+    const std::int32_t dot = dots[j] + (cells_.stuck(j).empty() ? 0 : stuck_correction_reference(patches, m, j, 0, cells_.rows()));
     // The comparison sign * value >= bound - 1/2 (halfway between integer dots), as a margin
     // about the value expected.
     const double margin = sign[j] * (dot + (st.a * st.s0[j] + st.b * st.se[j])) - bound[j] + 0.5 + screen_offset[jj];

@@ -64,12 +64,16 @@ class CrossbarLayer {
 
   // The exact dot of column j in row tile t (t = -1: all tiles) with its stuck cells.
   std::int32_t tile_dot(const PatchRows& patches, int m, int j, int t) const;
+  // What column j's stuck cells in rows [r0, r1) add to its GEMM dot in window m: 2 * value for
+  // each stuck cell on a driven row with input bit 0. From the bit planes (popcounts) where the
+  // column has more stuck cells than a few, and the plain loop over the list beside it.
+  std::int32_t stuck_correction(const PatchRows& patches, int m, int j, int r0, int r1) const;
+  std::int32_t stuck_correction_reference(const PatchRows& patches, int m, int j, int r0, int r1) const;
   // A column's value as compared or read out from its tile sums: through the ADCs when the
   // column uses them, else the sense amplifier's input.
   double column_value(const std::int32_t* sums) const;
 
  private:
-  std::int32_t stuck_correction(const PatchRows& patches, int m, int j, int r0, int r1) const;
   // column_value() of `count` columns' tile sums at tile_sum_index (overwritten by their ADC codes).
   void column_values(std::int32_t* sums, int count, double* values) const;
   void count_reads(const PatchRows& patches, int m, LayerEvents& events) const;
@@ -85,6 +89,7 @@ class CrossbarLayer {
   std::vector<double> offset_;  // sense-amplifier offset per column, dot units
   double gain_ = 1.0;
   bool vnni_ = false;           // the CPU's: the SIMD screen and tile sums
+  bool vpopcnt_ = false;        // the CPU's: the stuck cells' popcounts
 };
 
 }  // namespace spinbayes

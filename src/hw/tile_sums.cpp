@@ -1,5 +1,7 @@
 #include "hw/tile_sums.h"
 
+#include <bit>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define SPINBAYES_TILE_SUMS_AVX512 1
@@ -121,6 +123,49 @@ bool tile_sums_vnni(const BitWord* x, const BitWord* keep, const std::int8_t* va
 #else
   (void)x, (void)keep, (void)values, (void)column_bytes, (void)columns, (void)count, (void)words, (void)tile_words,
       (void)tiles, (void)sums;
+  return false;
+#endif
+}
+
+std::int32_t stuck_difference(const BitWord* plus, const BitWord* minus, const BitWord* keep, const BitWord* x,
+                              int words) {
+  std::int32_t difference = 0;
+  for (int w = 0; w < words; ++w) {
+    const BitWord low = keep[w] & ~x[w];
+    difference += std::popcount(plus[w] & low) - std::popcount(minus[w] & low);
+  }
+  return difference;
+}
+
+#if SPINBAYES_TILE_SUMS_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace {
+__attribute__((target("avx512f,avx512vpopcntdq"))) std::int32_t stuck_difference512(const BitWord* plus,
+                                                                                   const BitWord* minus,
+                                                                                   const BitWord* keep,
+                                                                                   const BitWord* x, int words) {
+  __m512i acc = _mm512_setzero_si512();
+  for (int w = 0; w < words; w += 8) {
+    const auto lanes = static_cast<__mmask8>(words - w >= 8 ? 0xffu : (1u << (words - w)) - 1);
+    const __m512i low = _mm512_andnot_si512(_mm512_maskz_loadu_epi64(lanes, x + w), _mm512_maskz_loadu_epi64(lanes, keep + w));
+    acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_and_si512(low, _mm512_maskz_loadu_epi64(lanes, plus + w))));
+    acc = _mm512_sub_epi64(acc, _mm512_popcnt_epi64(_mm512_and_si512(low, _mm512_maskz_loadu_epi64(lanes, minus + w))));
+  }
+  return static_cast<std::int32_t>(_mm512_reduce_add_epi64(acc));
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+bool stuck_difference_avx512(const BitWord* plus, const BitWord* minus, const BitWord* keep, const BitWord* x,
+                             int words, std::int32_t& difference) {
+#if SPINBAYES_TILE_SUMS_AVX512
+  difference = stuck_difference512(plus, minus, keep, x, words);
+  return true;
+#else
+  (void)plus, (void)minus, (void)keep, (void)x, (void)words, (void)difference;
   return false;
 #endif
 }

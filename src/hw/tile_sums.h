@@ -25,4 +25,12 @@ inline std::size_t tile_sum_index(int i, int t, int count, int tiles) {
 bool tile_sums_vnni(const BitWord* x, const BitWord* keep, const std::int8_t* values, std::size_t column_bytes,
                     const int* columns, int count, int words, int tile_words, int tiles, std::int32_t* sums);
 
+// Stuck cells on driven rows with input bit 0, those at +1 less those at -1: the popcounts of
+// plus AND keep AND NOT x less those of minus AND keep AND NOT x over `words` words. The plain
+// loop, and with the AVX-512 vector popcount (false where this build has none: nothing written).
+std::int32_t stuck_difference(const BitWord* plus, const BitWord* minus, const BitWord* keep, const BitWord* x,
+                              int words);
+bool stuck_difference_avx512(const BitWord* plus, const BitWord* minus, const BitWord* keep, const BitWord* x,
+                             int words, std::int32_t& difference);
+
 }  // namespace spinbayes

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/counter_rng.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "engine/im2col.h"
 #include "engine/threshold.h"
@@ -17,6 +18,7 @@
 #include "hw/dropout_module.h"
 #include "hw/hardware_config.h"
 #include "hw/mtj.h"
+#include "hw/tile_sums.h"
 #include "model/dropout_mask.h"
 #include "random_networks.h"
 
@@ -154,6 +156,58 @@ TEST(Chip, SimdTileSumsMatchThePlainLoop) {
       EXPECT_GT(differ, 0);
     }
   }
+}
+
+// Stuck cells' corrections to the dot: the bit-plane popcounts (plain and AVX-512) agree with
+// counting bit by bit, and a layer's correction from its planes agrees with the loop over its list
+// in every tile and over the whole column.
+TEST(Chip, StuckCorrectionFromPlanesMatchesTheList) {
+  std::mt19937_64 gen(17);
+  for (int words = 1; words <= 41; words += 4) {
+    std::vector<BitWord> plus(static_cast<std::size_t>(words)), minus(plus.size()), keep(plus.size()), x(plus.size());
+    int counted = 0;
+    for (int w = 0; w < words; ++w) {
+      const auto i = static_cast<std::size_t>(w);
+      plus[i] = gen() & gen();
+      minus[i] = gen() & gen() & ~plus[i];
+      keep[i] = gen() | gen();
+      x[i] = gen();
+      for (int b = 0; b < kBitsPerWord; ++b) {
+        const bool low = ((keep[i] & ~x[i]) >> b) & 1u;
+        counted += low * ((((plus[i] >> b) & 1u) != 0) - (((minus[i] >> b) & 1u) != 0));
+      }
+    }
+    EXPECT_EQ(stuck_difference(plus.data(), minus.data(), keep.data(), x.data(), words), counted);
+    std::int32_t simd = 0;
+    if (cpu_features().avx512_vpopcntdq && stuck_difference_avx512(plus.data(), minus.data(), keep.data(), x.data(), words, simd)) {
+      EXPECT_EQ(simd, counted) << words << " words";
+    }
+  }
+
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.crossbar.tile_rows = 64;
+  hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.05;
+  const Chip chip(ir, hw, 9);
+  const CrossbarLayer& array = chip.array(1);
+  const int cols = chip.engine().layers()[1].shape.out_channels, tiles = array.cells().row_tiles();
+  ASSERT_GT(tiles, 1);
+  int planes = 0, nonzero = 0;
+  for (int j = 0; j < cols; ++j) planes += array.cells().stuck(j).size() > static_cast<std::size_t>(words_for_bits(array.cells().rows())) / 8;
+  EXPECT_GT(planes, cols / 2);  // the planes, not the list, on most columns
+  const Patches patches = driven_patches(chip, 3, 1);
+  for (int m = 0; m < patches.signs.rows; m += 3) {
+    for (int j = 0; j < cols; ++j) {
+      for (int t = -1; t < tiles; ++t) {
+        const int r0 = t < 0 ? 0 : t * hw.crossbar.tile_rows;
+        const int r1 = t < 0 ? array.cells().rows() : std::min(array.cells().rows(), r0 + hw.crossbar.tile_rows);
+        const std::int32_t fast = array.stuck_correction(patches, m, j, r0, r1);
+        ASSERT_EQ(fast, array.stuck_correction_reference(patches, m, j, r0, r1)) << m << " " << j << " " << t;
+        nonzero += fast != 0;
+      }
+    }
+  }
+  EXPECT_GT(nonzero, 0);
 }
 
 TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
