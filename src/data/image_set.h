@@ -28,6 +28,8 @@ struct PixelStatistics {
   double mean = 0.0, std = 0.0;
 };
 PixelStatistics pixel_statistics(const ImageSet& set);
+// The same per channel (C entries).
+std::vector<PixelStatistics> channel_statistics(const ImageSet& set);
 
 // Picks the listed images (in that order) into a new set.
 ImageSet select_images(const ImageSet& set, const std::vector<int>& indices);

@@ -249,3 +249,114 @@ TEST(DataPathsTest, FromEnvironment) {
     EXPECT_EQ(paths.mnist_digits, fs::path("/home/someone/.cache/spinbayes/mnist-digits"));
   }
 }
+
+// The in-distribution data sets by spec (--data): their forms, the canonical text a run records,
+// and the errors of a bad spec.
+TEST(DataSetTest, SpecsParseToTheirCanonicalText) {
+  EXPECT_EQ(parse_data_set("fashion-mnist").kind, DataSet::Kind::fashion_mnist);
+  EXPECT_EQ(parse_data_set("mnist").spec(), "mnist");
+  const DataSet cifar = parse_data_set("cifar10:/data/cifar/../cifar-10-batches-bin");
+  EXPECT_EQ(cifar.kind, DataSet::Kind::cifar10);
+  EXPECT_EQ(cifar.spec(), "cifar10:/data/cifar-10-batches-bin");
+  // Relative paths are made absolute, so the run's record holds wherever it is read from.
+  const DataSet idx = parse_data_set("idx:a,b,/c,d");
+  ASSERT_EQ(idx.files.size(), 4u);
+  EXPECT_TRUE(idx.files[0].is_absolute());
+  EXPECT_EQ(idx.files[0], std::filesystem::current_path() / "a");
+  EXPECT_EQ(idx.files[2], std::filesystem::path("/c"));
+  EXPECT_EQ(parse_data_set(idx.spec()).spec(), idx.spec());
+  EXPECT_EQ(parse_data_set(cifar.spec()).spec(), cifar.spec());
+}
+
+TEST(DataSetTest, BadSpecsAreOneLineErrors) {
+  expect_error([] { parse_data_set("cifar100:/x", "--data"); },
+               {"--data: unknown data set 'cifar100:/x' (known: fashion-mnist, mnist, cifar10:DIR, idx:"});
+  expect_error([] { parse_data_set("", "--data"); }, {"--data: unknown data set ''"});
+  expect_error([] { parse_data_set("cifar10:", "--data"); }, {"--data: cifar10: needs the directory"});
+  expect_error([] { parse_data_set("idx:a,b,c", "--data"); }, {"--data: idx: needs 4 files", "got 3"});
+  expect_error([] { parse_data_set("idx:a,b,c,d,e", "--data"); }, {"got 5"});
+  expect_error([] { parse_data_set("idx:a,,c,d", "--data"); }, {"--data: idx: has an empty path"});
+  expect_error([] { parse_data_set("idx:a,b,c,", "--data"); }, {"--data: idx: has an empty path"});
+  expect_error([] { parse_data_set("Fashion-MNIST\n", "--data"); }, {"unknown data set"});
+}
+
+using DataSplitTest = TempDirTest;
+
+namespace {
+
+std::string cifar_records(int count, int first_label) {
+  std::string bytes;
+  for (int r = 0; r < count; ++r) {
+    bytes.push_back(static_cast<char>((first_label + r) % 10));
+    for (int i = 0; i < 3072; ++i) bytes.push_back(static_cast<char>((i / 1024 == 0 ? 200 : 20) + r % 7));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+TEST_F(DataSplitTest, CifarDirectoryGivesFiveTrainingBatchesAndTheTestBatch) {
+  for (int b = 1; b <= 5; ++b) write_bytes(path("cifar/data_batch_" + std::to_string(b) + ".bin"), cifar_records(3, b));
+  write_bytes(path("cifar/test_batch.bin"), cifar_records(4, 0));
+  const DataSet data = parse_data_set("cifar10:" + path("cifar").string());
+  const DataPaths paths;
+  const ImageSet train = load_data_split(data, paths, "train");
+  EXPECT_EQ(train.n, 15);
+  EXPECT_EQ(train.c, 3);
+  EXPECT_EQ(train.labels[3], 2);  // batch 2's first record
+  const ImageSet test = load_data_split(data, paths, "test", 2);
+  EXPECT_EQ(test.n, 2);
+  EXPECT_EQ(test.name, "cifar10-test");
+  EXPECT_EQ(class_count(data, train), 10);  // CIFAR-10's, whatever labels this subset holds
+  // Per channel: red is bright, green and blue dark, each with the same spread.
+  const std::vector<PixelStatistics> stats = channel_statistics(train);
+  ASSERT_EQ(stats.size(), 3u);
+  EXPECT_NEAR(stats[0].mean * 255.0, 200.0 + (0 + 1 + 2) / 3.0, 1e-3);
+  EXPECT_NEAR(stats[1].mean * 255.0, 20.0 + 1.0, 1e-3);
+  EXPECT_NEAR(stats[2].mean, stats[1].mean, 1e-9);
+  EXPECT_NEAR(stats[0].std * 255.0, std::sqrt(2.0 / 3.0), 1e-3);
+
+  std::filesystem::remove(path("cifar/data_batch_4.bin"));
+  expect_error([&] { load_data_split(data, paths, "train"); }, {path("cifar/data_batch_4.bin").string() + ": CIFAR-10 batch file not found"});
+  write_bytes(path("cifar/data_batch_4.bin"), cifar_records(2, 0).substr(1));
+  expect_error([&] { load_data_split(data, paths, "train"); }, {"data_batch_4.bin: size 6145 is not a whole number of 3073-byte"});
+  std::string bad = cifar_records(1, 0);
+  bad[0] = 10;
+  write_bytes(path("cifar/test_batch.bin"), bad);
+  expect_error([&] { load_data_split(data, paths, "test"); }, {"test_batch.bin: record 0 has label 10"});
+}
+
+TEST_F(DataSplitTest, IdxFilesGiveTheirSplitsAndTheirClassCount) {
+  ImageSet train = make_set(12, 3, 8, 8), test = make_set(5, 3, 8, 8);
+  for (auto& l : train.labels) l %= 4;
+  for (auto& l : test.labels) l %= 4;
+  save_idx_images(train, path("tr-img"), path("tr-lab"));
+  save_idx_images(test, path("te-img"), path("te-lab"));
+  const DataSet data = parse_data_set("idx:" + path("tr-img").string() + "," + path("tr-lab").string() + "," +
+                                      path("te-img").string() + "," + path("te-lab").string());
+  const DataPaths paths;
+  const ImageSet a = load_data_split(data, paths, "train");
+  EXPECT_EQ(a.n, 12);
+  EXPECT_EQ(a.c, 3);
+  EXPECT_EQ(class_count(data, a), 4);
+  EXPECT_EQ(load_data_split(data, paths, "test").n, 5);
+  // Labels are required: a missing label file names itself.
+  const DataSet unlabelled = parse_data_set("idx:" + path("tr-img").string() + "," + path("none").string() + "," +
+                                            path("te-img").string() + "," + path("te-lab").string());
+  expect_error([&] { load_data_split(unlabelled, paths, "train"); }, {path("none").string()});
+}
+
+TEST_F(DataSplitTest, MnistDigitsSplitEverySixthImageIntoTest) {
+  DataPaths paths;
+  paths.mnist_digits = path("digits");
+  expect_error([&] { load_data_split(parse_data_set("mnist"), paths, "train"); }, {"bash scripts/setup.sh"});
+  ImageSet digits = make_set(13, 1, 8, 8);
+  save_idx_images(digits, paths.mnist_digits / "images-idx3-ubyte", paths.mnist_digits / "labels-idx1-ubyte");
+  const ImageSet train = load_data_split(parse_data_set("mnist"), paths, "train");
+  const ImageSet test = load_data_split(parse_data_set("mnist"), paths, "test");
+  EXPECT_EQ(train.n, 11);
+  EXPECT_EQ(test.n, 2);
+  EXPECT_EQ(test.labels, (std::vector<std::int32_t>{5, 1}));  // images 5 and 11
+  EXPECT_EQ(train.labels[5], 6);
+  EXPECT_EQ(load_data_split(parse_data_set("mnist"), paths, "train", 4).n, 4);
+}
