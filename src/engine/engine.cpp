@@ -77,7 +77,10 @@ BinaryMap Engine::first_layer(const float* pixels) const {
   const int out_h = l.shape.out_h, out_w = l.shape.out_w, out_c = l.shape.out_channels;
   // Normalized exactly as the LibTorch path: (x - mean) / std in float.
   std::vector<float> x(static_cast<std::size_t>(c) * h * w);
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = (pixels[i] - spec().input_mean) / spec().input_std;
+  const std::size_t plane = static_cast<std::size_t>(h) * w;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = (pixels[i] - spec().input_mean[i / plane]) / spec().input_std[i / plane];
+  }
   // Real input times +-1 weights, accumulated plane by plane (out_c x out_h x out_w) so that the
   // inner loop runs along a row of the map and vectorizes.
   std::vector<float> pre(static_cast<std::size_t>(out_c) * out_h * out_w, 0.0f);

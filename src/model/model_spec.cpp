@@ -69,8 +69,13 @@ void ModelSpec::validate() const {
       classes < 2 || classes > 10000) {
     throw Error("input shape: need channels in 1..64, height and width in 8..1024, classes in 2..10000");
   }
-  if (!std::isfinite(input_mean)) throw Error("input_mean: must be finite");
-  if (!(input_std > 0.0f && std::isfinite(input_std))) throw Error("input_std: must be finite and positive");
+  if (input_mean.size() != static_cast<std::size_t>(channels) || input_std.size() != input_mean.size()) {
+    throw Error("input_mean, input_std: need one value per input channel (" + std::to_string(channels) + ")");
+  }
+  for (std::size_t c = 0; c < input_mean.size(); ++c) {
+    if (!std::isfinite(input_mean[c])) throw Error("input_mean: must be finite");
+    if (!(input_std[c] > 0.0f && std::isfinite(input_std[c]))) throw Error("input_std: must be finite and positive");
+  }
 }
 
 void ModelSpec::check_input(const std::string& name, int c, int h, int w) const {
@@ -196,8 +201,31 @@ void from_json(const nlohmann::json& j, ModelSpec& s) {
   get("height", s.height);
   get("width_px", s.width_px);
   get("classes", s.classes);
-  get("input_mean", s.input_mean);
-  get("input_std", s.input_std);
+  // One number (files from before per-channel normalization: the same for every channel) or an
+  // array of one per channel.
+  const auto per_channel = [&](const char* key, std::vector<float>& values) {
+    if (!j.contains(key)) throw Error(std::string("model spec: missing key '") + key + "'");
+    const nlohmann::json& v = j.at(key);
+    if (v.is_number()) {
+      float one = 0.0f;
+      get(key, one);
+      values.assign(static_cast<std::size_t>(std::clamp(s.channels, 1, 64)), one);
+      return;
+    }
+    if (!v.is_array() || v.empty() || v.size() > 64) {
+      throw Error(std::string("model spec: key '") + key + "' has the wrong type (expected a number or 1..64 numbers)");
+    }
+    values.clear();
+    for (const auto& e : v) {
+      if (!e.is_number()) throw Error(std::string("model spec: key '") + key + "' has the wrong type");
+      if (!(std::abs(e.get<double>()) <= std::numeric_limits<float>::max())) {
+        throw Error(std::string("model spec: key '") + key + "' is out of range");
+      }
+      values.push_back(e.get<float>());
+    }
+  };
+  per_channel("input_mean", s.input_mean);
+  per_channel("input_std", s.input_std);
   s.validate();
 }
 

@@ -29,7 +29,8 @@ struct ModelSpec {
   double p = 0.1;                          // drop probability, in [0, 1)
   std::string dropout_layers = "all";      // all (every binary layer but the first) | last:N
   int channels = 1, height = 28, width_px = 28, classes = 10;
-  float input_mean = 0.0f, input_std = 1.0f;  // input normalization, from the training set
+  // Input normalization per channel, (x - mean[c]) / std[c], from the training set's pixels.
+  std::vector<float> input_mean{0.0f}, input_std{1.0f};
 
   int effective_width() const;
   bool has_dropout() const { return dropout != DropoutKind::none && p > 0.0; }

@@ -93,7 +93,12 @@ torch::Tensor BinaryNetImpl::forward(const torch::Tensor& x, const MaskContext& 
   const int count = static_cast<int>(layers_.size());
   if (to < 0) to = count;
   torch::Tensor h = x;
-  if (from == 0) h = (x - spec_.input_mean) / spec_.input_std;
+  if (from == 0) {
+    const auto channel = [&](const std::vector<float>& v) {
+      return torch::tensor(v, x.options()).view({1, static_cast<std::int64_t>(v.size()), 1, 1});
+    };
+    h = (x - channel(spec_.input_mean)) / channel(spec_.input_std);
+  }
   for (int i = from; i < to; ++i) {
     const LayerSpec& l = layers_[static_cast<std::size_t>(i)];
     if (l.kind == LayerSpec::Kind::linear) h = h.flatten(1);

@@ -97,10 +97,10 @@ TEST(ModelSpec, RejectsBadFieldsNamingThem) {
 TEST(ModelSpec, NonFiniteNormalizationIsRejected) {
   ModelSpec spec;
   spec.architecture = "mlp";
-  spec.input_mean = std::numeric_limits<float>::quiet_NaN();
+  spec.input_mean = {std::numeric_limits<float>::quiet_NaN()};
   EXPECT_THROW(spec.validate(), Error);
-  spec.input_mean = 0.3f;
-  spec.input_std = std::numeric_limits<float>::infinity();
+  spec.input_mean = {0.3f};
+  spec.input_std = {std::numeric_limits<float>::infinity()};
   try {
     spec.validate();
     ADD_FAILURE() << "an infinite input_std validated";
@@ -116,8 +116,8 @@ TEST(ModelSpec, JsonRoundTrip) {
   spec.dropout = DropoutKind::element;
   spec.p = 0.25;
   spec.dropout_layers = "last:1";
-  spec.input_mean = 0.3f;
-  spec.input_std = 0.35f;
+  spec.input_mean = {0.3f};
+  spec.input_std = {0.35f};
   const nlohmann::json j = spec;
   const auto back = j.get<ModelSpec>();
   EXPECT_EQ(back.architecture, "mlp");
@@ -125,10 +125,36 @@ TEST(ModelSpec, JsonRoundTrip) {
   EXPECT_EQ(back.dropout, DropoutKind::element);
   EXPECT_DOUBLE_EQ(back.p, 0.25);
   EXPECT_EQ(back.dropout_layers, "last:1");
-  EXPECT_FLOAT_EQ(back.input_std, 0.35f);
+  EXPECT_EQ(back.input_std, std::vector<float>{0.35f});
   nlohmann::json broken = j;
   broken.erase("classes");
   EXPECT_THROW(broken.get<ModelSpec>(), Error);
+}
+
+// Normalization per channel: one number per channel, or (files from before) one for all.
+TEST(ModelSpec, NormalizationIsPerChannel) {
+  ModelSpec spec;
+  spec.architecture = "vgg-small";
+  spec.channels = 3;
+  spec.height = spec.width_px = 32;
+  spec.input_mean = {0.5f, 0.4f, 0.3f};
+  spec.input_std = {0.2f, 0.25f, 0.3f};
+  nlohmann::json j = spec;
+  EXPECT_EQ(j.get<ModelSpec>().input_mean, spec.input_mean);
+  j["input_mean"] = 0.45;
+  EXPECT_EQ(j.get<ModelSpec>().input_mean, std::vector<float>(3, 0.45f));
+  j["input_std"] = nlohmann::json::array({0.2, 0.3});
+  try {
+    j.get<ModelSpec>();
+    ADD_FAILURE() << "two deviations for three channels accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("one value per input channel (3)"), std::string::npos) << e.what();
+  }
+  for (const nlohmann::json& bad : {nlohmann::json::array(), nlohmann::json("0.3"), nlohmann::json::array({"a", 1, 2}),
+                                    nlohmann::json::array({1e39, 1, 1}), nlohmann::json::array({0.2, -0.1, 0.3})}) {
+    j["input_std"] = bad;
+    EXPECT_THROW(j.get<ModelSpec>(), Error) << bad.dump();
+  }
 }
 
 // A spec read from a file (model IR, run config): numbers that do not fit their field and names

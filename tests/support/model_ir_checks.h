@@ -16,8 +16,8 @@ inline ModelSpec small_spec(const std::string& architecture, int width) {
   spec.dropout = DropoutKind::spatial;
   spec.p = 0.25;
   spec.dropout_layers = "last:2";
-  spec.input_mean = 0.2860f;
-  spec.input_std = 0.3530f;
+  spec.input_mean = {0.2860f};
+  spec.input_std = {0.3530f};
   return spec;
 }
 

@@ -52,14 +52,14 @@ std::filesystem::path random_run(const ModelSpec& spec, const std::string& name,
   return dir;
 }
 
-ImageSet random_images(int n, std::uint64_t seed) {
+ImageSet random_images(int n, std::uint64_t seed, int channels = 1, int side = 28) {
   ImageSet set;
   set.name = "random";
   set.n = n;
-  set.c = 1;
-  set.h = set.w = 28;
+  set.c = channels;
+  set.h = set.w = side;
   std::mt19937_64 rng(seed);
-  set.pixels.resize(static_cast<std::size_t>(n) * 784);
+  set.pixels.resize(static_cast<std::size_t>(n) * set.image_size());
   for (auto& p : set.pixels) p = static_cast<float>(rng() % 256) / 255.0f;
   return set;
 }
@@ -85,10 +85,12 @@ struct Case {
   const char* architecture;
   int width;
   DropoutKind kind;
+  int channels = 1, side = 28;  // color images: 3 x 32 x 32, normalized per channel
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.architecture << " width " << c.width << " " << to_string(c.kind) << " dropout";
+  *os << c.architecture << " width " << c.width << " " << to_string(c.kind) << " dropout on " << c.channels << "x"
+      << c.side << "x" << c.side;
 }
 
 }  // namespace
@@ -102,16 +104,18 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
   spec.width = c.width;
   spec.dropout = c.kind;
   spec.p = 0.25;
-  spec.input_mean = 0.29f;
-  spec.input_std = 0.35f;
-  const auto dir = random_run(spec, std::string(c.architecture) + "-" + to_string(c.kind), 11);
+  spec.channels = c.channels;
+  spec.height = spec.width_px = c.side;
+  spec.input_mean = c.channels == 1 ? std::vector<float>{0.29f} : std::vector<float>{0.49f, 0.48f, 0.45f};
+  spec.input_std = c.channels == 1 ? std::vector<float>{0.35f} : std::vector<float>{0.25f, 0.24f, 0.26f};
+  const auto dir = random_run(spec, std::string(c.architecture) + "-" + to_string(c.kind) + "-c" + std::to_string(c.channels), 11);
   BinaryNet net = load_trained_net(dir);
   const Engine engine(export_model_ir(dir));
-  const ImageSet images = random_images(6, 3);
+  const ImageSet images = random_images(6, 3, c.channels, c.side);
   const int layer_count = static_cast<int>(net->layers().size());
   const std::uint64_t seed = 77;
   torch::NoGradGuard no_grad;
-  const auto x = torch::from_blob(const_cast<float*>(images.pixels.data()), {images.n, 1, 28, 28}, torch::kFloat32);
+  const auto x = torch::from_blob(const_cast<float*>(images.pixels.data()), {images.n, c.channels, c.side, c.side}, torch::kFloat32);
   std::vector<std::int64_t> ids(static_cast<std::size_t>(images.n));
   for (int i = 0; i < images.n; ++i) ids[static_cast<std::size_t>(i)] = i;
 
@@ -164,10 +168,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"mlp", 33, DropoutKind::element}, Case{"lenet", 5, DropoutKind::none},
                       Case{"lenet", 5, DropoutKind::spatial}, Case{"lenet", 3, DropoutKind::element},
                       Case{"vgg-small", 8, DropoutKind::none}, Case{"vgg-small", 8, DropoutKind::spatial},
-                      Case{"vgg-small", 7, DropoutKind::element}, Case{"vgg-small", 24, DropoutKind::spatial}),
+                      Case{"vgg-small", 7, DropoutKind::element}, Case{"vgg-small", 24, DropoutKind::spatial},
+                      Case{"mlp", 16, DropoutKind::spatial, 3, 32}, Case{"lenet", 4, DropoutKind::element, 3, 32},
+                      Case{"vgg-small", 8, DropoutKind::spatial, 3, 32}),
     [](const auto& info) {
       std::string name = std::string(info.param.architecture) + "_w" + std::to_string(info.param.width) + "_" +
-                         to_string(info.param.kind);
+                         to_string(info.param.kind) + (info.param.channels == 1 ? "" : "_color");
       std::replace(name.begin(), name.end(), '-', '_');
       return name;
     });
