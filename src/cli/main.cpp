@@ -97,6 +97,7 @@ TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
   if (set("--validation")) o.validation = given.validation;
   if (set("--subset")) o.subset = given.subset;
   if (set("--init")) o.init = given.init;
+  if (set("--data")) o.data = given.data;
   if (set("--threads")) o.threads = given.threads;
   const auto differences = run_setting_differences(o, load_run_config(given.out));
   if (!differences.empty()) {
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
 
   // train
   TrainOptions train;
-  std::string dropout = "spatial";
+  std::string dropout = "spatial", train_data = "fashion-mnist";
   auto* train_cmd = app.add_subcommand("train", "Train a binary network on Fashion-MNIST");
   train_cmd->add_option("--model", train.spec.architecture, "Architecture: mlp, lenet, vgg-small")
       ->capture_default_str();
@@ -150,6 +151,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--init", train.init,
                         "Start from this run's last checkpoint (same network and schedule, dropout aside; some of "
                         "its epochs done) and train the rest with this run's dropout");
+  train_cmd->add_option("--data", train_data,
+                        "Data set: fashion-mnist, mnist, cifar10:DIR or idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS")
+      ->capture_default_str();
   train_cmd->add_option("--threads", train.threads)->capture_default_str();
   train_cmd->add_option("--out", train.out, "Run directory")->required();
   train_cmd->add_flag("--resume", train.resume, "Continue from the run directory's last checkpoint");
@@ -188,6 +192,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval_cmd->add_option("--ood-count", eval.ood_count, "Images per OOD set (0 = as many as test images)")
       ->capture_default_str();
+  eval_cmd->add_option("--data", eval.data,
+                       "Test images from this data set (default: the run's): fashion-mnist, mnist, cifar10:DIR, "
+                       "idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS");
   eval_cmd->add_option("--threads", eval.threads)->capture_default_str();
   std::string calibration_mode;
   eval_cmd->add_option("--calibration", calibration_mode,
@@ -324,6 +331,7 @@ int main(int argc, char** argv) {
     }
     if (*train_cmd) {
       train.spec.dropout = parse_dropout_kind(dropout);
+      train.data = parse_data_set(train_data, "--data");
       if (train.resume && std::filesystem::exists(train.out / "config.json")) {
         // Resume what the directory holds with the run's own settings; only runtime knobs
         // (--threads, --quiet, the data paths) may change.

@@ -45,7 +45,8 @@ BenchReport run_bench(const BenchOptions& o) {
   const ModelSpec& spec = engine.spec();
   if (spec.dropout == DropoutKind::none) throw Error(o.model.string() + ": bench needs a model trained with dropout");
 
-  const ImageSet images = first_images(load_fashion_mnist(o.paths, "test"), o.images);
+  const ImageSet images = load_data_split(load_run_config(o.model).data, o.paths, "test", o.images);
+  spec.check_input(images.name, images.c, images.h, images.w);
 
   BenchReport r;
   r.architecture = spec.architecture;

@@ -80,7 +80,7 @@ CalibrationRecord calibrate_run(const CalibrateOptions& options) {
   configure_threads(options.threads);
   const std::filesystem::path ir_path = ensure_model_ir(options.model);
   const Engine engine(load_model_ir(ir_path));
-  ImageSet validation = load_training_split(options.paths, run.validation, run.subset, run.seed).validation;
+  ImageSet validation = load_training_split(options.paths, run).validation;
   if (options.validation_count > 0 && options.validation_count < validation.n) {
     validation = first_images(validation, options.validation_count);
   }

@@ -60,6 +60,7 @@ struct Setup {
   HardwareConfig hw;
   std::vector<FaultCell> cells;
   int training_images = 0, vectors = 0;
+  std::string data;  // data_identity of the run's data set
   std::vector<int> candidates;  // training image indices, in draw order
   ImageSet candidate_images;
 };
@@ -107,7 +108,8 @@ Setup load_setup(const TestChipOptions& o, bool root) {
       throw Error("--hw: " + printable(o.hardware) + ": " + e.what());
     }
   }
-  const ImageSet train = load_training_split(o.paths, run.validation, run.subset, run.seed).train;
+  const ImageSet train = load_training_split(o.paths, run).train;
+  s.data = data_identity(run.data, o.paths);
   s.training_images = train.n;
   s.vectors = parse_vector_count(o.vectors, train.n);
   const int m = o.candidates > 0 ? o.candidates : std::min(train.n, 10 * s.vectors);
@@ -208,7 +210,7 @@ std::string test_identity(const TestChipOptions& o, const Setup& s) {
               {"samples", o.samples},
               {"seed", o.seed},
               {"random_baseline", o.random_baseline},
-              {"data", o.paths.fashion_mnist.string()}}
+              {"data", s.data}}
       .dump();
 }
 

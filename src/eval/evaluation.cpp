@@ -56,6 +56,7 @@ void EvalOptions::validate() const {
   }
   if (validation_count < -1) throw Error("validation-count: must be >= -1");
   if (threads < 1 || threads > 256) throw Error("threads: must be in 1..256");
+  if (!data.empty()) parse_data_set(data, "--data");
   if (calibration == CalibrationMode::none && !calibration_file.empty()) {
     throw Error("--calibration-file: given with --calibration none, which applies no file");
   }
@@ -142,14 +143,22 @@ EvalData load_eval_data(const EvalOptions& options) {
   d.run = load_run_config(options.model);
   d.ir_path = ensure_model_ir(options.model);
   if (options.backend != Backend::torch) d.ir = std::make_shared<const ModelIR>(load_model_ir(d.ir_path));
-  d.test = load_fashion_mnist(options.paths, "test", options.test_count);
+  d.data = options.data.empty() ? d.run.data : parse_data_set(options.data, "--data");
+  d.test = load_data_split(d.data, options.paths, "test", options.test_count);
+  d.run.spec.check_input(d.test.name, d.test.c, d.test.h, d.test.w);
+  for (std::size_t i = 0; i < d.test.labels.size(); ++i) {
+    if (d.test.labels[i] >= d.run.spec.classes) {
+      throw Error(d.test.name + ": label " + std::to_string(d.test.labels[i]) + " of image " + std::to_string(i) +
+                  " is not one of the model's " + std::to_string(d.run.spec.classes) + " classes");
+    }
+  }
   // OOD sets are built before any inference so that a bad name or file fails fast.
   const int ood_count = options.ood_count > 0 ? options.ood_count : d.test.n;
   for (const auto& name : options.ood) {
     d.ood_sets.push_back(make_ood_set(name, d.test, ood_count, options.paths, options.seed));
   }
   if (d.run.validation > 0 && options.validation_count >= 0) {
-    d.validation = load_training_split(options.paths, d.run.validation, d.run.subset, d.run.seed).validation;
+    d.validation = load_training_split(options.paths, d.run).validation;
     if (options.validation_count > 0 && options.validation_count < d.validation.n) {
       d.validation = first_images(d.validation, options.validation_count);
     }
@@ -205,6 +214,7 @@ EvalReport evaluate(const EvalOptions& options, const EvalData& data) {
   }
   r.spec = model.spec;
   r.model_dir = options.model.string();
+  r.data = data.data.spec();
   r.backend = to_string(options.backend);
   r.deterministic = options.deterministic;
   r.score = options.score == OodScore::entropy ? "entropy" : "mi";
@@ -314,6 +324,7 @@ nlohmann::json report_json(const EvalReport& r) {
   }
   nlohmann::json j = {{"model_dir", r.model_dir},
           {"model", r.spec},
+          {"data", r.data},
           {"backend", r.backend},
           {"deterministic", r.deterministic},
           {"samples", r.samples},

@@ -56,6 +56,8 @@ struct EvalOptions {
   CalibrationMode calibration = CalibrationMode::automatic;
   std::filesystem::path calibration_file;  // empty: DIR/calibration.json
   DataPaths paths = DataPaths::from_environment();
+  // The test images' data set (a spec, datasets.h): empty for the run's own.
+  std::string data;
 
   void validate() const;  // throws Error naming the field, including unknown OOD names
 };
@@ -73,6 +75,7 @@ struct EvalReport {
   ModelSpec spec;
   std::string model_dir;
   std::string backend;
+  std::string data;  // the test images' data set (its spec)
   int samples = 0, test_images = 0, validation_images = 0;
   std::uint64_t seed = 0;  // of the dropout masks and the noise OOD sets
   bool deterministic = false;
@@ -108,6 +111,7 @@ struct EvalData {
   TrainOptions run;
   std::filesystem::path ir_path;  // the run's model IR, current
   std::shared_ptr<const ModelIR> ir;  // read once (none for the torch backend)
+  DataSet data;                   // the test images' data set
   ImageSet test, validation;      // validation empty when the threshold comes from the test set
   std::vector<ImageSet> ood_sets;  // in the order of EvalOptions::ood
 };

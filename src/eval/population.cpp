@@ -92,7 +92,7 @@ std::pair<double, double> metric_range(const std::string& name) {
 // same records, so one may finish what the other began.
 json population_identity(const EvalOptions& e, const HardwareConfig& hw, const AppliedCalibration& calibration,
                          const fs::path& ir_path) {
-  return json{{"model_ir", file_fingerprint(ir_path)},
+  json identity{{"model_ir", file_fingerprint(ir_path)},
               {"hardware_config", fingerprint(HardwareConfig(hw).table().to_commented_json())},
               {"samples", e.samples},
               {"seed", e.seed},
@@ -104,6 +104,8 @@ json population_identity(const EvalOptions& e, const HardwareConfig& hw, const A
               {"validation_count", e.validation_count},
               {"calibration", {{"method", calibration.method}, {"temperature", calibration.temperature}}},
               {"data", {{"fashion_mnist", e.paths.fashion_mnist.string()}, {"digits", e.paths.mnist_digits.string()}}}};
+  if (!e.data.empty()) identity["data"]["set"] = data_identity(parse_data_set(e.data), e.paths);
+  return identity;
 }
 
 class PopulationWork final : public WorkItems {

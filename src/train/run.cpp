@@ -34,7 +34,7 @@ void save_run_config(const TrainOptions& o) {
       {"training",
        {{"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"seed", o.seed},
         {"validation", o.validation}, {"subset", o.subset}, {"threads", o.threads},
-        {"init", o.init.string()}, {"init_epochs", o.init_epochs}}}};
+        {"init", o.init.string()}, {"init_epochs", o.init_epochs}, {"data", o.data.spec()}}}};
   write_file_atomic(o.out / "config.json", j.dump(2) + "\n");
 }
 
@@ -77,6 +77,11 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
       o.init = t.at("init").get<std::string>();
     }
     if (t.contains("init_epochs")) o.init_epochs = integer("init_epochs");
+    // Runs from before other data sets were read have no key: Fashion-MNIST.
+    if (t.contains("data")) {
+      if (!t.at("data").is_string()) throw Error("training.data must be a string");
+      o.data = parse_data_set(t.at("data").get<std::string>(), "training.data");
+    }
     if (o.init_epochs < 0 || o.init_epochs >= o.epochs || o.init.empty() != (o.init_epochs == 0)) {
       throw Error("training.init_epochs must be 0 without training.init and in 1..epochs-1 with it");
     }
@@ -112,11 +117,17 @@ std::vector<std::string> run_setting_differences(const TrainOptions& o, const Tr
   differ("--validation", o.validation, saved.validation);
   differ("--subset", o.subset, saved.subset);
   differ("--init", printable(o.init.string()), printable(saved.init.string()));
+  differ("--data", printable(o.data.spec()), printable(saved.data.spec()));
   return out;
 }
 
-TrainingSplit load_training_split(const DataPaths& paths, int validation, int subset, std::uint64_t seed) {
-  const ImageSet full = load_fashion_mnist(paths, "train");
+TrainingSplit load_training_split(const DataPaths& paths, const TrainOptions& run) {
+  return load_training_split(paths, run.data, run.validation, run.subset, run.seed);
+}
+
+TrainingSplit load_training_split(const DataPaths& paths, const DataSet& data, int validation, int subset,
+                                  std::uint64_t seed) {
+  const ImageSet full = load_data_split(data, paths, "train");
   if (validation >= full.n) throw Error("validation: must be smaller than the training set");
   auto [train, val] = split_train_validation(full, validation, seed);
   if (subset > 0) train = random_subset(train, subset, seed + 1);

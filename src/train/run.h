@@ -14,6 +14,7 @@ namespace spinbayes {
 
 struct TrainOptions {
   ModelSpec spec;
+  DataSet data;  // the in-distribution data set (datasets.h); eval uses it unless told otherwise
   int epochs = 10;
   int batch = 100;
   double lr = 2e-3;  // Adam, cosine-annealed to 0 over the run
@@ -53,9 +54,12 @@ std::vector<std::string> run_setting_differences(const TrainOptions& options, co
 struct TrainingSplit {
   ImageSet train, validation;
 };
-// Fashion-MNIST's training set split into (train, validation) by the run's seed, then the train part
-// cut to `subset` images when subset > 0.
-TrainingSplit load_training_split(const DataPaths& paths, int validation, int subset, std::uint64_t seed);
+// The data set's training split divided into (train, validation) by the run's seed, then the train
+// part cut to `subset` images when subset > 0.
+TrainingSplit load_training_split(const DataPaths& paths, const DataSet& data, int validation, int subset,
+                                  std::uint64_t seed);
+// The same for a saved run: its data set, validation, subset and seed.
+TrainingSplit load_training_split(const DataPaths& paths, const TrainOptions& run);
 
 struct TrainResult {
   int epochs = 0;

@@ -188,7 +188,7 @@ TrainResult train_model(const TrainOptions& input_options) {
     throw Error(options.out.string() + ": already holds a trained run (use --resume or another --out)");
   }
 
-  TrainingSplit data = load_training_split(options.paths, options.validation, options.subset, options.seed);
+  TrainingSplit data = load_training_split(options.paths, options);
   // Every step takes a whole batch (a last partial one is dropped): fewer images than one batch
   // would leave nothing to train on, and batch norm needs at least two.
   if (data.train.n < options.batch) {
@@ -220,10 +220,15 @@ TrainResult train_model(const TrainOptions& input_options) {
     options.spec.channels = init->spec.channels;
     options.spec.height = init->spec.height;
     options.spec.width_px = init->spec.width_px;
+    options.spec.classes = init->spec.classes;
   } else {
-    const PixelStatistics stats = pixel_statistics(data.train);
-    options.spec.input_mean = static_cast<float>(stats.mean);
-    options.spec.input_std = static_cast<float>(std::max(1e-6, stats.std));
+    options.spec.input_mean.clear();
+    options.spec.input_std.clear();
+    for (const PixelStatistics& stats : channel_statistics(data.train)) {
+      options.spec.input_mean.push_back(static_cast<float>(stats.mean));
+      options.spec.input_std.push_back(static_cast<float>(std::max(1e-6, stats.std)));
+    }
+    options.spec.classes = std::max(class_count(options.data, data.train), class_count(options.data, data.validation));
     options.spec.channels = data.train.c;
     options.spec.height = data.train.h;
     options.spec.width_px = data.train.w;

@@ -214,7 +214,7 @@ TEST(TorchModel, MonteCarloPredictionsAreSeededProbabilities) {
   options.epochs = 1;
   train_model(options);
   const auto model = TorchModel::load(dir);
-  const auto data = load_training_split(options.paths, options.validation, options.subset, options.seed);
+  const auto data = load_training_split(options.paths, options);
   const auto first = model.predict(data.validation, 4, 123, true, 32);
   const auto again = model.predict(data.validation, 4, 123, true, 64);  // other batching, same bits
   const auto other = model.predict(data.validation, 4, 124, true, 32);
