@@ -105,15 +105,17 @@ void mnist_json_seeds(const fs::path& dir) {
   write(dir / "number-overflow", "{\"data\": [0, 1e400]}");  // found by fuzzing
 }
 
-ModelIR tiny_model(const std::string& architecture, int width, int side, DropoutKind dropout) {
+ModelIR tiny_model(const std::string& architecture, int width, int side, DropoutKind dropout, int channels = 1) {
   ModelIR ir;
   ir.spec.architecture = architecture;
   ir.spec.width = width;
   ir.spec.dropout = dropout;
   ir.spec.p = dropout == DropoutKind::none ? 0.0 : 0.25;
+  ir.spec.channels = channels;
   ir.spec.height = ir.spec.width_px = side;
-  ir.spec.input_mean = 0.25f;
-  ir.spec.input_std = 0.5f;
+  ir.spec.input_mean.assign(static_cast<std::size_t>(channels), 0.25f);
+  ir.spec.input_std.assign(static_cast<std::size_t>(channels), 0.5f);
+  if (channels > 1) ir.spec.input_mean[1] = 0.375f;
   int k = 0;
   for (const LayerSpec& l : build_layers(ir.spec)) {
     BinaryLayerIR layer;
@@ -139,7 +141,8 @@ void model_ir_seeds(const fs::path& whole, const fs::path& payload, const fs::pa
   };
   const Seed seeds[] = {{"mlp", tiny_model("mlp", 2, 8, DropoutKind::spatial)},
                         {"lenet", tiny_model("lenet", 1, 28, DropoutKind::element)},
-                        {"vgg-small", tiny_model("vgg-small", 1, 8, DropoutKind::none)}};
+                        {"vgg-small", tiny_model("vgg-small", 1, 8, DropoutKind::none)},
+                        {"vgg-small-color", tiny_model("vgg-small", 1, 8, DropoutKind::spatial, 3)}};
   for (const auto& seed : seeds) {
     save_model_ir(seed.ir, scratch);
     const std::string file = read_all(scratch);
@@ -227,6 +230,13 @@ void chip_output_seeds(const fs::path& dir) {
   write(dir / "short", R"({"test":"9f2c61e0a4b3d587","entropy":[0.1],"predicted":[1]})");
 }
 
+void data_set_seeds(const fs::path& dir) {
+  write(dir / "fashion", "fashion-mnist");
+  write(dir / "cifar", "cifar10:/data/cifar-10-batches-bin");
+  write(dir / "idx", "idx:train-images,train-labels,t10k-images,t10k-labels");
+  write(dir / "relative", "cifar10:../x/./y");
+}
+
 void fault_list_seeds(const fs::path& dir) {
   write(dir / "cells", "module_stuck_p:0.05,dead_tile,tmr_drift:-0.2");
   write(dir / "all", "all");
@@ -256,6 +266,7 @@ int main(int argc, char** argv) {
     chip_record_seeds(dir / "chip_record");
     yield_spec_seeds(dir / "yield_spec");
     fault_list_seeds(dir / "fault_list");
+    data_set_seeds(dir / "data_set");
     chip_output_seeds(dir / "chip_output");
     fs::remove_all(scratch);
   } catch (const Error& e) {
