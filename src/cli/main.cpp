@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--dropout", dropout, "Dropout kind: none, element, spatial")->capture_default_str();
   train_cmd->add_option("--p", train.spec.p, "Dropout probability in [0, 1)")->capture_default_str();
-  train_cmd->add_option("--dropout-layers", train.spec.dropout_layers, "all | last:N")->capture_default_str();
+  train_cmd->add_option("--dropout-layers", train.spec.dropout_layers, "all | last:N | i,j,k (layers from 1)")->capture_default_str();
   train_cmd->add_option("--epochs", train.epochs)->capture_default_str();
   train_cmd->add_option("--batch", train.batch)->capture_default_str();
   train_cmd->add_option("--lr", train.lr, "Adam learning rate (cosine schedule)")->capture_default_str();
@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
   cost_cmd->add_option("--samples", cost.samples, "Monte Carlo samples T")->capture_default_str();
   cost_cmd->add_option("--p", cost.p, "Drop probability to price the schemes at (0 = the model's)")
       ->capture_default_str();
-  cost_cmd->add_option("--dropout-layers", cost.dropout_layers, "Dropout sites: all | last:N (default: the model's)");
+  cost_cmd->add_option("--dropout-layers", cost.dropout_layers, "Dropout sites: all | last:N | i,j,k (default: the model's)");
   cost_cmd->add_option("--json", cost_json_path, "Write the figures as JSON");
   cost_cmd->add_option("--plot", cost_plot_path, "Write a PNG: energy by component and scheme, energy vs T");
 

@@ -40,18 +40,51 @@ int ModelSpec::effective_width() const { return width > 0 ? width : default_widt
 
 namespace {
 
-// Parses "last:N" into N; "all" gives -1.
-int parse_dropout_layers(const std::string& text) {
-  if (text == "all") return -1;
+bool digits_only(const std::string& text) {
+  return !text.empty() && text.size() < 6 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The dropout sites a spec names: "all" (every binary layer but the first), "last:N" (the last N
+// binary layers, the first excepted), or "i,j,k" (those layers, 1-based as the cost table numbers
+// them, each at most once; the first layer sees the image and takes none). With `count` > 0 the
+// sites as one flag per layer, checked against the network; with 0 only the text is checked.
+std::vector<bool> dropout_sites(const std::string& text, int count) {
+  const std::string expected = "dropout-layers: expected 'all', 'last:N' with N >= 1 or layer numbers 'i,j,k' (2 and up), got '" +
+                               printable(text) + "'";
+  std::vector<bool> sites(static_cast<std::size_t>(std::max(count, 0)), false);
+  if (text == "all") {
+    for (int i = 1; i < count; ++i) sites[static_cast<std::size_t>(i)] = true;
+    return sites;
+  }
   if (text.rfind("last:", 0) == 0) {
     const std::string digits = text.substr(5);
-    if (!digits.empty() && digits.size() < 6 &&
-        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      const int n = std::stoi(digits);
-      if (n >= 1) return n;
-    }
+    if (!digits_only(digits) || std::stoi(digits) < 1) throw Error(expected);
+    for (int i = std::max(1, count - std::stoi(digits)); i < count; ++i) sites[static_cast<std::size_t>(i)] = true;
+    return sites;
   }
-  throw Error("dropout-layers: expected 'all' or 'last:N' with N >= 1, got '" + printable(text) + "'");
+  std::vector<int> layers;
+  std::size_t from = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', from);
+    const std::string part = text.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    if (!digits_only(part)) throw Error(expected);
+    const int layer = std::stoi(part);
+    if (layer < 2) throw Error("dropout-layers: layer " + std::to_string(layer) + " cannot take dropout (layer 1 sees the image; layers count from 1)");
+    if (std::find(layers.begin(), layers.end(), layer) != layers.end()) {
+      throw Error("dropout-layers: layer " + std::to_string(layer) + " is given twice");
+    }
+    if (layers.size() >= 1000) throw Error(expected);
+    layers.push_back(layer);
+    if (comma == std::string::npos) break;
+    from = comma + 1;
+  }
+  for (const int layer : layers) {
+    if (count > 0 && layer > count) {
+      throw Error("dropout-layers: layer " + std::to_string(layer) + " is past the network's " + std::to_string(count) + " layers");
+    }
+    if (count > 0) sites[static_cast<std::size_t>(layer - 1)] = true;
+  }
+  return sites;
 }
 
 }  // namespace
@@ -64,7 +97,7 @@ void ModelSpec::validate() const {
   if (width < 0 || width > 4096) throw Error("width: must be in 1..4096 (0 = default), got " + std::to_string(width));
   if (!(p >= 0.0 && p < 1.0)) throw Error("p: dropout probability must be in [0, 1), got " + std::to_string(p));
   if (dropout == DropoutKind::layer) throw Error("dropout: 'layer' is a cost-model scheme, not one a model trains with");
-  parse_dropout_layers(dropout_layers);
+  dropout_sites(dropout_layers, 0);
   if (channels < 1 || channels > 64 || height < 8 || height > 1024 || width_px < 8 || width_px > 1024 ||
       classes < 2 || classes > 10000) {
     throw Error("input shape: need channels in 1..64, height and width in 8..1024, classes in 2..10000");
@@ -147,11 +180,9 @@ std::vector<LayerSpec> build_layers(const ModelSpec& spec) {
   layers.back().output = true;
 
   if (spec.dropout != DropoutKind::none) {
-    const int last_n = parse_dropout_layers(spec.dropout_layers);
-    const int count = static_cast<int>(layers.size());
+    const std::vector<bool> sites = dropout_sites(spec.dropout_layers, static_cast<int>(layers.size()));
     // Dropout acts on binary inputs, so never on the first layer, whose input is the image.
-    const int first = last_n < 0 ? 1 : std::max(1, count - last_n);
-    for (int i = first; i < count; ++i) layers[i].dropout_before = true;
+    for (std::size_t i = 1; i < layers.size(); ++i) layers[i].dropout_before = sites[i];
   }
   return layers;
 }

@@ -27,7 +27,8 @@ struct ModelSpec {
   int width = 0;                           // 0 = the architecture's default (see default_width)
   DropoutKind dropout = DropoutKind::spatial;
   double p = 0.1;                          // drop probability, in [0, 1)
-  std::string dropout_layers = "all";      // all (every binary layer but the first) | last:N
+  // all (every binary layer but the first) | last:N | i,j,k (layers numbered from 1, 2 and up)
+  std::string dropout_layers = "all";
   int channels = 1, height = 28, width_px = 28, classes = 10;
   // Input normalization per channel, (x - mean[c]) / std[c], from the training set's pixels.
   std::vector<float> input_mean{0.0f}, input_std{1.0f};

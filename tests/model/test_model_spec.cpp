@@ -53,6 +53,28 @@ TEST(ModelSpec, DropoutSitesSkipTheImageInput) {
   EXPECT_FALSE(layers[0].dropout_before);
   EXPECT_TRUE(layers[1].dropout_before);
 
+  // Layers by number, as the cost table counts them (conv1 = 1).
+  spec.dropout_layers = "4,2";
+  layers = build_layers(spec);
+  EXPECT_EQ((std::vector<bool>{layers[0].dropout_before, layers[1].dropout_before, layers[2].dropout_before,
+                               layers[3].dropout_before}),
+            (std::vector<bool>{false, true, false, true}));
+  const auto expect_refused = [&](const std::string& sites, const std::string& part) {
+    spec.dropout_layers = sites;
+    try {
+      build_layers(spec);
+      ADD_FAILURE() << sites << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_refused("1,3", "layer 1 cannot take dropout (layer 1 sees the image");
+  expect_refused("0", "layer 0 cannot take dropout");
+  expect_refused("3,3", "layer 3 is given twice");
+  expect_refused("2,5", "layer 5 is past the network's 4 layers");
+  for (const char* bad : {"2,", ",2", "2;3", "-2", "2,x", "", "99999999"}) expect_refused(bad, "dropout-layers: expected");
+
+  spec.dropout_layers = "all";
   spec.dropout = DropoutKind::none;
   for (const auto& l : build_layers(spec)) EXPECT_FALSE(l.dropout_before);
 }
