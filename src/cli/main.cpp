@@ -20,6 +20,7 @@
 #include "eval/calibrate.h"
 #include "eval/evaluation.h"
 #include "eval/sweep.h"
+#include "hw/derived.h"
 #include "hw/hardware_config.h"
 #include "population/ranks.h"
 #include "train/export.h"
@@ -262,6 +263,8 @@ int main(int argc, char** argv) {
   std::string hw_source = "default";
   auto* hw_cmd = app.add_subcommand("hw", "Print a hardware config (every parameter with its unit and source)");
   hw_cmd->add_option("--hw", hw_source, "default, ideal or a config file to check and print")->capture_default_str();
+  double hw_p = 0.1;
+  hw_cmd->add_option("--p", hw_p, "Dropout probability the derived write current is for")->capture_default_str();
 
   // export
   std::filesystem::path export_dir;
@@ -403,7 +406,9 @@ int main(int argc, char** argv) {
       std::printf("wrote %s and %s\n", csv.c_str(), png.c_str());
     } else if (*hw_cmd) {
       HardwareConfig hw = HardwareConfig::load(hw_source);
-      std::fputs(hw.table().to_commented_json().c_str(), stdout);
+      if (!(hw_p > 0.0 && hw_p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", hw_p));
+      const std::string derived = derived_comment(derived_quantities(hw, hw_p), hw_p);
+      std::fputs((hw.table().to_commented_json() + derived).c_str(), stdout);
     } else if (*export_cmd) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());

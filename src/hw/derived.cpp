@@ -1,0 +1,73 @@
+#include "hw/derived.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "hw/mtj.h"
+
+namespace spinbayes {
+
+DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
+  const MtjParams& m = hw.mtj;
+  const double v = hw.crossbar.read_voltage_v;
+  const double rp = m.rp_ohm(), tmr_read = tmr_at_bias(m, v);
+  const double rap0 = rp * (1.0 + m.tmr), rap = rp * (1.0 + tmr_read);
+  const double gp_us = 1e6 / rp, gap_us = 1e6 / rap;
+  const double g_half_us = 0.5 * (gp_us - gap_us);
+  // Write: calibrated on the nominal device at the reference temperature (per_chip; per_module
+  // trims each module the same way to its own Delta and Ic0).
+  DerivedQuantities out;
+  out.quantities = {
+      {"mtj_area_um2", m.area_um2(), "um^2", "pi diameter^2 / 4"},
+      {"r_p_ohm", rp, "Ohm", "ra_ohm_um2 / area"},
+      {"r_ap_zero_bias_ohm", rap0, "Ohm", "R_P (1 + tmr)"},
+      {"tmr_at_read", tmr_read, "ratio", "tmr / (1 + (read_voltage_v / tmr_half_bias_v)^2)"},
+      {"r_ap_at_read_ohm", rap, "Ohm", "R_P (1 + TMR(V_read))"},
+      {"on_off_ratio", rap / rp, "ratio", "R_AP(V_read) / R_P"},
+      {"g_p_us", gp_us, "uS", "1 / R_P"},
+      {"g_ap_us", gap_us, "uS", "1 / R_AP(V_read)"},
+      {"dot_unit_ua", v * g_half_us, "uA", "read_voltage_v (G_P - G_AP) / 2: a column's current per unit of dot product"},
+      {"read_current_p_ua", v * gp_us, "uA", "read_voltage_v / R_P"},
+      {"read_current_over_ic0", v * gp_us / m.ic0_ua, "ratio", "read current (P) / ic0_ua: the read's share of the switching current"},
+      {"delta_at_temperature_kt", m.delta_at_temperature(), "kT", "delta reference_temperature_k / temperature_k"},
+  };
+  const MtjSwitching reference = nominal_switching(m, true), operating = nominal_switching(m);
+  const double t = hw.dropout_module.pulse_width_ns;
+  double iw = 0.0;
+  try {
+    iw = write_current_for(reference, p, t);
+  } catch (const Error& e) {
+    out.unreachable = e.what();
+    return out;
+  }
+  const double ratio = iw / m.ic0_ua;
+  const double barrier = reference.delta * (1.0 - ratio);
+  const double tau_ns = m.tau0_ns * std::exp(barrier);
+  const std::vector<DerivedQuantity> write = {
+      {"write_current_ua", iw, "uA", fmt::format("ic0 (1 - ln(tau / tau0) / delta), tau = -pulse / ln(1 - p), p = {:g}", p)},
+      {"write_over_ic0", ratio, "ratio", "write current / ic0_ua (thermal activation needs < 1)"},
+      {"effective_barrier_kt", barrier, "kT", "delta (1 - I / Ic0) at the reference temperature"},
+      {"switching_time_ns", tau_ns, "ns", "tau0 exp(effective barrier): mean time to switch under the write current"},
+      {"p_at_temperature", switching_probability(operating, iw, t), "probability",
+       "1 - exp(-pulse / tau) with Delta at temperature_k (p where temperature_k = reference)"},
+      {"write_voltage_v", iw * 1e-6 * rp, "V", "write current x R_P (the module starts in P)"},
+      {"write_mtj_energy_fj", iw * 1e-6 * iw * 1e-6 * rp * t * 1e-9 * 1e15, "fJ", "I^2 R_P pulse: the MTJ's own dissipation in a write"},
+      {"module_p_spread_untrimmed", switching_probability_spread(reference, iw, t, m.sigma_delta, m.sigma_ic0),
+       "probability", "first-order sd of p over modules written with one current (per_chip), from sigma_delta and sigma_ic0"},
+  };
+  out.quantities.insert(out.quantities.end(), write.begin(), write.end());
+  return out;
+}
+
+std::string derived_comment(const DerivedQuantities& derived, double p) {
+  std::string out = fmt::format("// Derived (not parameters; from the values above, for dropout p = {:g}):\n", p);
+  for (const DerivedQuantity& d : derived.quantities) {
+    out += fmt::format("//   {} = {:.6g} {}: {}\n", d.name, d.value, d.unit, d.formula);
+  }
+  if (!derived.unreachable.empty()) out += "//   no write current: " + derived.unreachable + "\n";
+  return out;
+}
+
+}  // namespace spinbayes

@@ -1,0 +1,83 @@
+// The derived quantities `spinbayes hw` prints: each equals its closed form recomputed here from
+// the parameters, the write current reaches its p, and the printed block reads back as a config.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numbers>
+
+#include "hw/derived.h"
+#include "hw/mtj.h"
+
+using namespace spinbayes;
+
+namespace {
+
+std::map<std::string, double> by_name(const DerivedQuantities& d) {
+  std::map<std::string, double> out;
+  for (const auto& q : d.quantities) out[q.name] = q.value;
+  return out;
+}
+
+}  // namespace
+
+TEST(Derived, QuantitiesEqualTheirClosedForms) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.mtj.diameter_nm = 50.0;
+  hw.mtj.ra_ohm_um2 = 8.0;
+  hw.mtj.tmr = 1.2;
+  hw.crossbar.read_voltage_v = 0.2;
+  hw.mtj.temperature_k = 330.0;
+  const double p = 0.25;
+  const DerivedQuantities d = derived_quantities(hw, p);
+  ASSERT_TRUE(d.unreachable.empty()) << d.unreachable;
+  auto q = by_name(d);
+  const double area = std::numbers::pi * 0.05 * 0.05 / 4.0;  // um^2
+  const double rp = 8.0 / area;
+  const double tmr = 1.2 / (1.0 + (0.2 / hw.mtj.tmr_half_bias_v) * (0.2 / hw.mtj.tmr_half_bias_v));
+  const double rap = rp * (1.0 + tmr);
+  EXPECT_NEAR(q["mtj_area_um2"], area, 1e-12);
+  EXPECT_NEAR(q["r_p_ohm"], rp, 1e-9 * rp);
+  EXPECT_NEAR(q["r_ap_zero_bias_ohm"], rp * 2.2, 1e-9 * rp);
+  EXPECT_NEAR(q["r_ap_at_read_ohm"], rap, 1e-9 * rap);
+  EXPECT_NEAR(q["on_off_ratio"], 1.0 + tmr, 1e-12);
+  EXPECT_NEAR(q["dot_unit_ua"], 0.2 * 0.5 * (1e6 / rp - 1e6 / rap), 1e-9);
+  EXPECT_NEAR(q["delta_at_temperature_kt"], hw.mtj.delta * 300.0 / 330.0, 1e-12);
+  // The write current, calibrated at the reference temperature, gives p there in the pulse.
+  const double iw = q["write_current_ua"], t = hw.dropout_module.pulse_width_ns;
+  const double tau = hw.mtj.tau0_ns * std::exp(hw.mtj.delta * (1.0 - iw / hw.mtj.ic0_ua));
+  EXPECT_NEAR(1.0 - std::exp(-t / tau), p, 1e-12);
+  EXPECT_NEAR(q["switching_time_ns"], tau, 1e-9 * tau);
+  EXPECT_NEAR(q["effective_barrier_kt"], hw.mtj.delta * (1.0 - iw / hw.mtj.ic0_ua), 1e-12);
+  EXPECT_NEAR(q["write_mtj_energy_fj"], iw * iw * 1e-12 * rp * t * 1e-9 * 1e15, 1e-9);
+  EXPECT_NEAR(q["write_voltage_v"], iw * 1e-6 * rp, 1e-12);
+  // Hotter, the barrier is lower and the same current switches more often.
+  EXPECT_GT(q["p_at_temperature"], p);
+  EXPECT_NEAR(q["p_at_temperature"], switching_probability(nominal_switching(hw.mtj), iw, t), 1e-15);
+}
+
+TEST(Derived, UnreachableProbabilityLeavesTheWriteOutAndSaysWhy) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.pulse_width_ns = 0.05;  // shorter than tau0: p = 0.1 needs I >= Ic0
+  const DerivedQuantities d = derived_quantities(hw, 0.1);
+  EXPECT_NE(d.unreachable.find("pulse_width_ns"), std::string::npos) << d.unreachable;
+  EXPECT_EQ(by_name(d).count("write_current_ua"), 0u);
+  EXPECT_EQ(by_name(d).count("dot_unit_ua"), 1u);
+  EXPECT_NE(derived_comment(d, 0.1).find("no write current"), std::string::npos);
+}
+
+// What `hw` prints (the config and the derived block) is itself a config that loads.
+TEST(Derived, PrintedBlockReadsBackAsAConfig) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  const auto path = std::filesystem::temp_directory_path() / ("spinbayes-derived-" + std::to_string(::getpid()) + ".json");
+  {
+    std::ofstream out(path);
+    out << hw.table().to_commented_json() << derived_comment(derived_quantities(hw, 0.1), 0.1);
+  }
+  HardwareConfig back = HardwareConfig::load(path.string());
+  EXPECT_EQ(back.table().to_commented_json(), hw.table().to_commented_json());
+  std::filesystem::remove(path);
+}
