@@ -281,7 +281,12 @@ int main(int argc, char** argv) {
   CostOptions cost;
   std::filesystem::path cost_dir, cost_json_path, cost_plot_path;
   auto* cost_cmd = app.add_subcommand("cost", "Hardware bill per dropout scheme: modules, energy, latency, area");
-  cost_cmd->add_option("--model", cost_dir, "Training run directory")->required();
+  cost_cmd->add_option("--model", cost_dir, "Training run directory, or a zoo network to price without weights (mlp, lenet, vgg-small)")->required();
+  std::string cost_input = "1x28x28";
+  int cost_width = 0, cost_classes = 10;
+  cost_cmd->add_option("--input", cost_input, "Zoo network: input shape CxHxW")->capture_default_str();
+  cost_cmd->add_option("--width", cost_width, "Zoo network: width (0 = the architecture's default)")->capture_default_str();
+  cost_cmd->add_option("--classes", cost_classes, "Zoo network: classes")->capture_default_str();
   cost_cmd->add_option("--hw", cost.hw, "Hardware config: default, ideal or a JSON file")->capture_default_str();
   cost_cmd->add_option("--tech", cost.tech, "Technology file: default or a JSON file")->capture_default_str();
   cost_cmd->add_option("--samples", cost.samples, "Monte Carlo samples T")->capture_default_str();
@@ -418,7 +423,29 @@ int main(int argc, char** argv) {
       for (const auto& [path, option] : {std::pair{cost_json_path, "--json"}, std::pair{cost_plot_path, "--plot"}}) {
         if (!path.empty()) check_not_an_input(path, run_files(cost_dir), option);
       }
-      cost.model_ir = ensure_model_ir(cost_dir);
+      const auto names = architecture_names();
+      std::error_code ec;
+      if (!std::filesystem::is_directory(cost_dir, ec) &&
+          std::find(names.begin(), names.end(), cost_dir.string()) != names.end()) {
+        // A network without a run: the spec alone, at --p (0.1 when not given).
+        ModelSpec spec;
+        spec.architecture = cost_dir.string();
+        spec.width = cost_width;
+        spec.classes = cost_classes;
+        spec.p = cost.p > 0.0 ? cost.p : 0.1;
+        parse_input_shape(cost_input, spec, "--input");
+        if (!cost.dropout_layers.empty()) spec.dropout_layers = cost.dropout_layers;
+        spec.validate();
+        build_layers(spec);
+        cost.topology = spec;
+      } else {
+        for (const char* option : {"--input", "--width", "--classes"}) {
+          if (cost_cmd->count(option) > 0) {
+            throw Error(std::string(option) + ": only for a zoo network priced without a run (--model mlp|lenet|vgg-small)");
+          }
+        }
+        cost.model_ir = ensure_model_ir(cost_dir);
+      }
       const CostReport report = run_cost(cost);
       const nlohmann::json json = cost_json(report);
       check_finite(json, "cost");

@@ -257,9 +257,10 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
 CostReport run_cost(const CostOptions& o) {
   const HardwareConfig hw = HardwareConfig::load(o.hw);
   const Technology tech = Technology::load(o.tech, hw);
-  ModelSpec spec = load_model_ir(o.model_ir).spec;
+  ModelSpec spec = o.topology ? *o.topology : load_model_ir(o.model_ir).spec;
   if (!o.dropout_layers.empty()) spec.dropout_layers = o.dropout_layers;
   CostReport r = cost_report(spec, hw, tech, o.samples, o.p);
+  r.untrained = o.topology.has_value();
   r.hw_source = o.hw;
   r.tech_source = o.tech;
   return r;
@@ -309,9 +310,12 @@ nlohmann::json energy_json(const EnergyBreakdown& e) {
 std::string cost_table(const CostReport& r) {
   std::string out;
   const auto& spec = r.spec;
-  out += fmt::format("hardware cost of {} (width {}, trained with {} dropout), dropout sites: {}, priced at "
+  const std::string origin = r.untrained ? fmt::format("on {}x{}x{} images, no weights: the topology's counts",
+                                                        spec.channels, spec.height, spec.width_px)
+                                          : fmt::format("trained with {} dropout", to_string(spec.dropout));
+  out += fmt::format("hardware cost of {} (width {}, {}), dropout sites: {}, priced at "
                      "p = {:g}, T = {} samples; hw: {}, tech: {}\n",
-                     spec.architecture, spec.effective_width(), to_string(spec.dropout), spec.dropout_layers, r.p,
+                     spec.architecture, spec.effective_width(), origin, spec.dropout_layers, r.p,
                      r.samples, r.hw_source, r.tech_source);
   out += "energy per inference in nJ (pass energy x runs: T for layers from the first dropout site on, 1 before it "
          "and without dropout)\n\n";
@@ -397,6 +401,7 @@ nlohmann::json cost_json(const CostReport& r) {
   Technology tech_copy = r.tech;  // table() binds to a mutable object
   const nlohmann::json tech = nlohmann::json::parse(tech_copy.table().to_commented_json(), nullptr, true, true);
   return {{"model", r.spec},
+          {"untrained", r.untrained},
           {"p", r.p},
           {"samples", r.samples},
           {"hw", r.hw_source},

@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,7 @@ struct SchemeCost {
 
 struct CostReport {
   ModelSpec spec;  // as trained
+  bool untrained = false;  // priced from a topology without weights
   double p = 0.1;  // drop probability the schemes are priced at
   int samples = 20;
   std::string hw_source = "default", tech_source = "default";
@@ -141,6 +143,9 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
 
 struct CostOptions {
   std::filesystem::path model_ir;  // the model IR file (a run's model.sbir)
+  // Or a network without weights (a zoo spec): counts need none, and mask-dependent events are
+  // expectations over the masks anyway.
+  std::optional<ModelSpec> topology;
   std::string hw = "default", tech = "default";
   int samples = 20;
   double p = 0;                // 0: the model's

@@ -36,6 +36,27 @@ int default_width(const std::string& architecture) {
   return 32;                                // vgg-small: channels of the first stage
 }
 
+void parse_input_shape(const std::string& text, ModelSpec& spec, const std::string& field) {
+  int dims[3] = {0, 0, 0};
+  std::size_t from = 0;
+  for (int d = 0; d < 3; ++d) {
+    const std::size_t x = text.find('x', from);
+    if ((d < 2) == (x == std::string::npos)) break;
+    const std::string part = text.substr(from, d < 2 ? x - from : std::string::npos);
+    if (part.empty() || part.size() > 5 || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) break;
+    dims[d] = std::stoi(part);
+    from = x + 1;
+  }
+  if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1) {
+    throw Error(field + ": expected CxHxW (channels x height x width, such as 3x32x32), got '" + printable(text) + "'");
+  }
+  spec.channels = dims[0];
+  spec.height = dims[1];
+  spec.width_px = dims[2];
+  spec.input_mean.assign(static_cast<std::size_t>(std::min(dims[0], 64)), 0.0f);
+  spec.input_std.assign(static_cast<std::size_t>(std::min(dims[0], 64)), 1.0f);
+}
+
 int ModelSpec::effective_width() const { return width > 0 ? width : default_width(architecture); }
 
 namespace {

@@ -41,6 +41,8 @@ struct ModelSpec {
 };
 
 std::vector<std::string> architecture_names();
+// "CxHxW" (channels, height, width) into the spec's input shape; throws Error("<field>: ...").
+void parse_input_shape(const std::string& text, ModelSpec& spec, const std::string& field = "--input");
 int default_width(const std::string& architecture);
 
 // One binary layer: a convolution (KxK, stride, padding) or a linear layer (kernel 1 on a 1x1 map),

@@ -109,3 +109,35 @@ TEST(CostCli, BadTechnologyFileIsAOneLineError) {
   }
   fs::remove_all(dir);
 }
+
+// A zoo network priced without a run: the same figures as a run of that topology (the weights
+// never enter the counts), on any input shape.
+TEST(CostCli, ZooNetworkWithoutWeightsCostsAsARunOfItsTopology) {
+  const auto dir = fresh_dir("cli-topology");
+  ModelSpec spec = spec_of("vgg-small", 8, "all", DropoutKind::spatial, 0.15);
+  spec.channels = 3;
+  spec.height = spec.width_px = 32;
+  spec.input_mean.assign(3, 0.0f);
+  spec.input_std.assign(3, 1.0f);
+  const auto run = ir_only_run(dir / "run", spec);
+  ASSERT_EQ(run_cli("cost --model " + run.string() + " --json " + (dir / "run.json").string()).exit_code, 0);
+  const auto r = run_cli("cost --model vgg-small --width 8 --input 3x32x32 --p 0.15 --json " + (dir / "zoo.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("on 3x32x32 images, no weights"), std::string::npos) << r.output;
+  nlohmann::json from_run = nlohmann::json::parse(read_file(dir / "run.json"));
+  nlohmann::json from_zoo = nlohmann::json::parse(read_file(dir / "zoo.json"));
+  EXPECT_EQ(from_zoo["untrained"], true);
+  EXPECT_EQ(from_run["untrained"], false);
+  EXPECT_EQ(from_zoo["layers"], from_run["layers"]);
+  EXPECT_EQ(from_zoo["schemes"], from_run["schemes"]);
+  EXPECT_EQ(from_zoo["ratios"], from_run["ratios"]);
+  EXPECT_EQ(from_zoo["layers"][0]["rows"], 27);  // 3x3 taps on 3 channels
+
+  expect_cli_error(run_cli("cost --model vgg-small --input 3x32"), {"--input: expected CxHxW"});
+  expect_cli_error(run_cli("cost --model vgg-small --input 0x32x32"), {"--input: expected CxHxW"});
+  expect_cli_error(run_cli("cost --model lenet --input 1x8x8"), {"too small for lenet"});
+  expect_cli_error(run_cli("cost --model vgg-small --classes 1"), {"classes in 2..10000"});
+  expect_cli_error(run_cli("cost --model " + run.string() + " --width 4"), {"--width: only for a zoo network"});
+  expect_cli_error(run_cli("cost --model resnet7"), {"resnet7"});
+  fs::remove_all(dir);
+}
