@@ -235,6 +235,7 @@ void data_set_seeds(const fs::path& dir) {
   write(dir / "cifar", "cifar10:/data/cifar-10-batches-bin");
   write(dir / "idx", "idx:train-images,train-labels,t10k-images,t10k-labels");
   write(dir / "relative", "cifar10:../x/./y");
+  write(dir / "shape", "3x32x32");
 }
 
 void fault_list_seeds(const fs::path& dir) {
