@@ -85,13 +85,17 @@ ImageSet mnist_ood_set(const DataPaths& paths, const ImageSet& reference, int co
   return idx_ood_set("mnist", images, reference, count);
 }
 
+// Each channel's pixels from N(mean, sd) of that channel in the reference (one channel: the
+// statistics of all pixels).
 ImageSet gaussian_set(const ImageSet& reference, int count, std::uint64_t seed) {
-  const auto [mean, stddev] = pixel_statistics(reference);
-
+  const std::vector<PixelStatistics> stats = channel_statistics(reference);
+  const std::size_t plane = static_cast<std::size_t>(reference.h) * reference.w;
   ImageSet out = empty_like(reference, "gaussian", count);
   SplitMix64 rng(hash_key(seed, kGaussianStream));
-  for (float& p : out.pixels)
-    p = static_cast<float>(std::clamp(mean + stddev * rng.normal(), 0.0, 1.0));
+  for (std::size_t i = 0; i < out.pixels.size(); ++i) {
+    const PixelStatistics& s = stats[(i / plane) % stats.size()];
+    out.pixels[i] = static_cast<float>(std::clamp(s.mean + s.std * rng.normal(), 0.0, 1.0));
+  }
   return out;
 }
 

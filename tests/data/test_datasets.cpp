@@ -67,6 +67,22 @@ TEST_F(OodTest, GaussianMatchesReferenceStatistics) {
   const double var = sum_sq / static_cast<double>(set.pixels.size()) - mean * mean;
   EXPECT_NEAR(mean, 0.4, 0.01);
   EXPECT_NEAR(std::sqrt(var), 0.1, 0.01);
+
+  // Color: each channel's noise has that channel's statistics.
+  ImageSet color = make_set(60, 3, 4, 4);
+  for (int i = 0; i < color.n; ++i) {
+    for (int k = 0; k < 48; ++k) {
+      const int ch = k / 16;
+      const_cast<float*>(color.image(i))[k] = ch == 0 ? (k % 2 ? 0.7f : 0.9f) : (ch == 1 ? 0.2f : (k % 2 ? 0.4f : 0.6f));
+    }
+  }
+  const std::vector<PixelStatistics> noise = channel_statistics(make_ood_set("gaussian", color, 400, paths_, 3));
+  ASSERT_EQ(noise.size(), 3u);
+  EXPECT_NEAR(noise[0].mean, 0.8, 0.01);
+  EXPECT_NEAR(noise[0].std, 0.1, 0.01);
+  EXPECT_NEAR(noise[1].mean, 0.2, 1e-6);
+  EXPECT_NEAR(noise[1].std, 0.0, 1e-6);
+  EXPECT_NEAR(noise[2].mean, 0.5, 0.01);
 }
 
 TEST_F(OodTest, UniformCoversTheUnitInterval) {
