@@ -148,7 +148,8 @@ EvalData load_eval_data(const EvalOptions& options) {
   d.run.spec.check_input(d.test.name, d.test.c, d.test.h, d.test.w);
   for (std::size_t i = 0; i < d.test.labels.size(); ++i) {
     if (d.test.labels[i] >= d.run.spec.classes) {
-      throw Error(d.test.name + ": label " + std::to_string(d.test.labels[i]) + " of image " + std::to_string(i) +
+      throw Error((options.data.empty() ? "training.data" : "--data") + std::string(": ") + d.data.spec() +
+                  ": test label " + std::to_string(d.test.labels[i]) + " of image " + std::to_string(i) +
                   " is not one of the model's " + std::to_string(d.run.spec.classes) + " classes");
     }
   }

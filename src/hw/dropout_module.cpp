@@ -28,7 +28,11 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
       MtjSwitching device = reference;
       device.delta = std::max(1.0, mtj.delta * (1.0 + mtj.sigma_delta * gaussian_at(chip_seed, streams::kModuleDelta, site, key)));
       device.ic0_ua = std::max(1e-3, mtj.ic0_ua * (1.0 + mtj.sigma_ic0 * gaussian_at(chip_seed, streams::kModuleIc0, site, key)));
-      const double current = per_module ? write_current_for(device, p, pulse) : write_current_ua_;
+      // A trim cannot go below no current: a module that switches more often than p on its own
+      // (a very low Delta) is written with none.
+      const double current = !per_module ? write_current_ua_
+                             : switching_probability(device, 0.0, pulse) >= p ? 0.0
+                                                                              : write_current_for(device, p, pulse);
       // What the module is when it switches: at the operating temperature, after any drift since
       // its current was set.
       device.delta = std::max(1.0, device.delta * (1.0 + faults.module_delta_drift)) * temperature_scale;

@@ -35,7 +35,15 @@ double write_current_for(const MtjSwitching& d, double p, double pulse_ns) {
                             "(outside thermal activation); use a longer pulse",
                             p, pulse_ns));
   }
-  return d.ic0_ua * (1.0 - std::log(tau / d.tau0_ns) / d.delta);
+  const double current = d.ic0_ua * (1.0 - std::log(tau / d.tau0_ns) / d.delta);
+  // Below the zero-current floor, p0 = 1 - exp(-t / (tau0 e^Delta)), the device switches on its
+  // own more often than asked: only a current of the other polarity would lower p.
+  if (!(current > 0.0)) {
+    throw Error(fmt::format("dropout_module.pulse_width_ns: p = {:g} in {:g} ns is below what the device does with "
+                            "no write current ({:.3g}); use a shorter pulse",
+                            p, pulse_ns, switching_probability(d, 0.0, pulse_ns)));
+  }
+  return current;
 }
 
 double switching_probability_spread(const MtjSwitching& d, double current_ua, double pulse_ns, double sigma_delta,

@@ -27,7 +27,8 @@ double resistance_ohm(const MtjParams& mtj, MtjState state, double volts);
 
 double switching_probability(const MtjSwitching& device, double current_ua, double pulse_ns);
 // The current that switches `device` with probability p in a pulse of pulse_ns. Throws Error when
-// p is outside (0, 1) or needs I >= Ic0 (outside the thermal-activation regime).
+// p is outside (0, 1), needs I >= Ic0 (outside the thermal-activation regime) or is below the
+// probability with no current at all.
 double write_current_for(const MtjSwitching& device, double p, double pulse_ns);
 
 // First-order (delta-method) standard deviation of P_sw across devices whose Delta and Ic0 have

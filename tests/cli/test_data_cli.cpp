@@ -128,6 +128,13 @@ TEST(DataCli, BadDataSpecsAndFilesAreOneLineErrors) {
   std::filesystem::create_directory(cifar / "data_batch_2.bin");
   expect_cli_error(run_cli(train + "--data cifar10:" + cifar.string()), {"data_batch_2.bin: is a directory"});
   expect_cli_error(run_cli("eval --model " + tiny_spatial_run().string() + " --data idx:x,y"), {"--data: idx: needs 4 files"});
+  // The test split is checked before training: a run nothing could evaluate is never written.
+  const auto no_test = dir / "no-test";
+  std::filesystem::create_directories(no_test);
+  for (int b = 1; b <= 5; ++b) write(no_test / ("data_batch_" + std::to_string(b) + ".bin"), cifar_batch(10, b));
+  expect_cli_error(run_cli(train + "--data cifar10:" + no_test.string()), {"test_batch.bin: CIFAR-10 batch file not found"});
+  std::filesystem::create_directory(no_test / "test_batch.bin");
+  expect_cli_error(run_cli(train + "--data cifar10:" + no_test.string()), {"test_batch.bin: is a directory"});
   EXPECT_FALSE(std::filesystem::exists(dir / "run" / "checkpoint.pt"));
   std::filesystem::remove_all(dir);
 }

@@ -67,6 +67,13 @@ TEST(Derived, UnreachableProbabilityLeavesTheWriteOutAndSaysWhy) {
   EXPECT_EQ(by_name(d).count("write_current_ua"), 0u);
   EXPECT_EQ(by_name(d).count("dot_unit_ua"), 1u);
   EXPECT_NE(derived_comment(d, 0.1).find("no write current"), std::string::npos);
+  // Nor below what the device does with no current (no inf, no NaN, no negative current printed).
+  for (const double p : {1e-20, 5e-324}) {
+    const DerivedQuantities low = derived_quantities(HardwareConfig::defaults(), p);
+    EXPECT_NE(low.unreachable.find("below what the device does with no write current"), std::string::npos) << p;
+    for (const auto& q : low.quantities) EXPECT_TRUE(std::isfinite(q.value)) << q.name;
+    EXPECT_EQ(by_name(low).count("write_current_ua"), 0u);
+  }
 }
 
 // What `hw` prints (the config and the derived block) is itself a config that loads.

@@ -61,6 +61,18 @@ TEST(Mtj, WriteCurrentInvertsTheSwitchingProbability) {
   EXPECT_THROW(write_current_for(device, 0.0, 5.0), Error);
   EXPECT_THROW(write_current_for(device, 1.0, 5.0), Error);
   EXPECT_THROW(write_current_for(device, 0.999, 0.5), Error);  // would need I >= Ic0
+  // Below what the device does with no current, p0 = 1 - exp(-t / (tau0 e^Delta)): no write current.
+  const MtjSwitching leaky{10.0, 45.0, 1.0};
+  const double p0 = -std::expm1(-10000.0 / std::exp(10.0));
+  EXPECT_NEAR(switching_probability(leaky, 0.0, 10000.0), p0, 1e-15);
+  try {
+    write_current_for(leaky, 0.5 * p0, 10000.0);
+    ADD_FAILURE() << "a negative write current returned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("below what the device does with no write current"), std::string::npos) << e.what();
+  }
+  EXPECT_GT(write_current_for(leaky, 2.0 * p0, 10000.0), 0.0);
+  EXPECT_THROW(write_current_for(device, 5e-324, 5.0), Error);
 }
 
 TEST(Mtj, CalibratedCurrentReproducesTargetOverSimulatedWrites) {
