@@ -189,15 +189,6 @@ TrainResult train_model(const TrainOptions& input_options) {
   }
 
   TrainingSplit data = load_training_split(options.paths, options);
-  {
-    // The test split is what every command on the run evaluates: readable now, and of the
-    // training images' shape, or the run would be one nothing can evaluate.
-    const ImageSet test = load_data_split(options.data, options.paths, "test", 1);
-    if (test.c != data.train.c || test.h != data.train.h || test.w != data.train.w) {
-      throw Error(fmt::format("--data: the test images are {}x{}x{} and the training images {}x{}x{}", test.c, test.h,
-                              test.w, data.train.c, data.train.h, data.train.w));
-    }
-  }
   // Every step takes a whole batch (a last partial one is dropped): fewer images than one batch
   // would leave nothing to train on, and batch norm needs at least two.
   if (data.train.n < options.batch) {
@@ -206,6 +197,15 @@ TrainResult train_model(const TrainOptions& input_options) {
                             data.train.n, options.validation,
                             options.subset > 0 ? fmt::format(" and --subset {}", options.subset) : std::string(),
                             options.batch));
+  }
+  {
+    // The test split is what every command on the run evaluates: readable now, and of the
+    // training images' shape, or the run would be one nothing can evaluate.
+    const ImageSet test = load_data_split(options.data, options.paths, "test", 1);
+    if (test.c != data.train.c || test.h != data.train.h || test.w != data.train.w) {
+      throw Error(fmt::format("--data: the test images are {}x{}x{} and the training images {}x{}x{}", test.c, test.h,
+                              test.w, data.train.c, data.train.h, data.train.w));
+    }
   }
   std::optional<TrainOptions> init;  // the run this one starts from
   std::optional<DirectoryLock> init_lock;  // held while its checkpoint is read
