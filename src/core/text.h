@@ -10,16 +10,24 @@
 
 namespace spinbayes {
 
+// "a,b,,c" -> {"a", "b", "", "c"}: the items between separators, empty ones kept (one item for
+// an empty text).
+inline std::vector<std::string> split_fields(const std::string& text, char separator = ',') {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (true) {
+    const auto at = text.find(separator, start);
+    items.push_back(text.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return items;
+    start = at + 1;
+  }
+}
+
 // "a,b,,c" -> {"a", "b", "c"}: comma-separated items, empty ones skipped.
 inline std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> items;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto comma = text.find(',', start);
-    const auto item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) items.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
+  for (std::string& item : split_fields(text)) {
+    if (!item.empty()) items.push_back(std::move(item));
   }
   return items;
 }

