@@ -76,8 +76,10 @@ class ArrayStage {
   // Hidden layer: the decisions of windows [row, row + windows) of `patches` from their dots
   // (windows x out channels) into rows [0, windows) of `signs`; `masked`: dropout is on for this
   // layer in this pass (the dots are then scaled by 1 / (1 - p), which the threshold folds in).
+  // A residual block's last convolution also gets its shortcut map (out pixels x out channels),
+  // whose bit per output selects that output's threshold; null for every other layer.
   virtual void sense(int layer, const PatchRows& patches, int row, int windows, const std::int32_t* dots,
-                     bool masked, BitMatrix& signs, LayerEvents& events) const = 0;
+                     bool masked, const BitMatrix* shortcut, BitMatrix& signs, LayerEvents& events) const = 0;
   // Output layer: the column sums (in dot units) of window `row`, as read out.
   virtual void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                         LayerEvents& events) const = 0;

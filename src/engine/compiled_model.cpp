@@ -35,12 +35,11 @@ CompiledModel::CompiledModel(const ModelIR& ir)
       // The same float the LibTorch path multiplies kept inputs by (inverted dropout).
       dropout_scale_(static_cast<float>(1.0 / (1.0 - ir.spec.p))) {
   ir.validate();
-  int c = spec_.channels, h = spec_.height, w = spec_.width_px;
-  first_dropout_ = static_cast<int>(ir.layers.size()) - 1;  // the output layer always runs per sample
   for (std::size_t i = 0; i < ir.layers.size(); ++i) {
     const BinaryLayerIR& src = ir.layers[i];
     EngineLayer layer;
     layer.shape = src.shape;
+    const int c = src.shape.src_c, h = src.shape.src_h, w = src.shape.src_w;
     layer.in_c = c;
     layer.in_h = h;
     layer.in_w = w;
@@ -60,13 +59,16 @@ CompiledModel::CompiledModel(const ModelIR& ir)
       layer.weights = pack_weights(src.weights.data(), src.shape.out_channels, c, layer.kernel);
       layer.packed_weights = pack_operand(layer.weights);
     }
+    const bool shortcut = src.shape.shortcut >= 0;
+    std::vector<FoldedThreshold> low;  // a residual block's threshold for shortcut bit 0
     for (int oc = 0; oc < src.shape.out_channels; ++oc) {
       const auto k = static_cast<std::size_t>(oc);
       if (src.shape.output) {
         layer.affine.push_back(fold_output(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps));
       } else {
-        layer.thresholds.push_back(
-            fold_batch_norm(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps));
+        layer.thresholds.push_back(fold_batch_norm(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k],
+                                                   src.bn_eps, shortcut ? 1.0 : 0.0));
+        if (shortcut) low.push_back(fold_batch_norm(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps, -1.0));
       }
     }
     if (!src.shape.output && !src.shape.real_input) {
@@ -77,20 +79,45 @@ CompiledModel::CompiledModel(const ModelIR& ir)
           const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
           layer.dot_bound[on].push_back(t.flip ? -bound : bound);
         }
+        for (const auto& t : low) {
+          const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
+          layer.low_bound[on].push_back(t.flip ? -bound : bound);
+        }
       }
     }
-    if (src.shape.dropout_before) first_dropout_ = std::min(first_dropout_, static_cast<int>(i));
-    c = src.shape.out_channels;
-    h = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_h() : 1;
-    w = src.shape.kind == LayerSpec::Kind::conv ? src.shape.pooled_w() : 1;
     layers_.push_back(std::move(layer));
   }
+  last_use_.assign(layers_.size() + 1, -1);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& l = layers_[i].shape;
+    last_use_[static_cast<std::size_t>(l.source)] = static_cast<int>(i);
+    if (l.shortcut >= 0) last_use_[static_cast<std::size_t>(l.shortcut)] = static_cast<int>(i);
+  }
+  first_dropout_ = prefix_end([&] {
+    std::vector<LayerSpec> shapes;
+    for (const auto& l : ir.layers) shapes.push_back(l.shape);
+    return shapes;
+  }());
 }
 
-void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs) {
+const std::int32_t* EngineLayer::bounds(bool masked, const BitWord* shortcut, std::vector<std::int32_t>& scratch) const {
+  const std::vector<std::int32_t>& high = dot_bound[masked ? 1 : 0];
+  if (!has_shortcut()) return high.data();
+  if (shortcut == nullptr) throw Error("layer with a residual shortcut: no shortcut map given");
+  const std::vector<std::int32_t>& low = low_bound[masked ? 1 : 0];
+  scratch.resize(high.size());
+  for (std::size_t oc = 0; oc < high.size(); ++oc) {
+    scratch[oc] = (shortcut[oc / kBitsPerWord] >> (oc % kBitsPerWord)) & 1u ? high[oc] : low[oc];
+  }
+  return scratch.data();
+}
+
+void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs,
+                       const BitMatrix* shortcut) {
   const int out_c = layer.shape.out_channels;
-  const std::int32_t* bound = layer.dot_bound[masked ? 1 : 0].data();
+  thread_local std::vector<std::int32_t> selected;
   for (int m = 0; m < windows; ++m) {
+    const std::int32_t* bound = layer.bounds(masked, shortcut != nullptr ? shortcut->row(m) : nullptr, selected);
     threshold_bits(dots + static_cast<std::size_t>(m) * out_c, layer.dot_sign.data(), bound, out_c, signs.row(m));
   }
 }

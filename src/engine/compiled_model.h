@@ -24,7 +24,16 @@ struct EngineLayer {
   // scaled by 1 / (1 - p) when on): the channel fires iff dot_sign * dot >= dot_bound, with
   // dot_sign = -1 for a flipped threshold (dot <= b is -dot >= -b).
   std::vector<std::int32_t> dot_sign, dot_bound[2];
+  // A residual block's last convolution fires iff sign(BN(x) + s) >= 0 with s = +1 where its
+  // shortcut map's bit is 1 (dot_bound) and s = -1 where it is 0 (low_bound): the shortcut bit
+  // selects one of two thresholds per output channel.
+  std::vector<std::int32_t> low_bound[2];
   std::vector<OutputAffine> affine;         // output layer, one per class
+
+  bool has_shortcut() const { return shape.shortcut >= 0; }
+  // The bounds of one window: dot_bound[masked] without a shortcut, else per channel the one its
+  // shortcut bit (`shortcut`: the window's row of the shortcut map) selects, written to `scratch`.
+  const std::int32_t* bounds(bool masked, const BitWord* shortcut, std::vector<std::int32_t>& scratch) const;
 };
 
 class CompiledModel {
@@ -36,6 +45,8 @@ class CompiledModel {
   const EngineLayer& layer(int index) const { return layers_[static_cast<std::size_t>(index)]; }
   // Layers before this one run once per image; it and the rest once per Monte Carlo sample.
   int first_dropout_layer() const { return first_dropout_; }
+  // The last layer that reads map k (k = 0: the image, k = i + 1: layer i's output), -1 if none.
+  int last_use(int map) const { return last_use_[static_cast<std::size_t>(map)]; }
   // Does layer `index` apply dropout masks in a pass with dropout on (`dropout`) or off?
   bool masked(int index, bool dropout) const;
   // The factor kept inputs are scaled by in such a pass: 1 / (1 - p) when masked, else 1.
@@ -45,13 +56,16 @@ class CompiledModel {
   ModelSpec spec_;
   double dropout_scale_ = 1.0;
   std::vector<EngineLayer> layers_;
+  std::vector<int> last_use_;
   int first_dropout_ = 0;
 };
 
 // The exact sense decisions of `windows` windows of a hidden layer from their integer dots
 // (windows x out channels) into rows [0, windows) of `signs`, with the threshold for dropout on
-// (`masked`) or off.
-void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs);
+// (`masked`) or off; a residual block's last convolution with its shortcut map's rows
+// [0, windows) (out pixels x out channels, the layer's own output shape).
+void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs,
+                       const BitMatrix* shortcut = nullptr);
 
 // sign(BN(x)) >= 0 as the folded comparison of model_ir.h.
 inline bool fires(double pre, const FoldedThreshold& t) { return t.flip ? pre <= t.threshold : pre >= t.threshold; }

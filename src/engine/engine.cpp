@@ -168,15 +168,16 @@ void Engine::layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout
   }
 }
 
-BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout) const {
+BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout, const BinaryMap* shortcut) const {
   const EngineLayer& l = model_->layer(index);
   BitMatrix signs(l.shape.out_h * l.shape.out_w, l.shape.out_channels);
-  threshold_windows(l, dots, signs.rows, model_->masked(index, dropout), signs);
+  threshold_windows(l, dots, signs.rows, model_->masked(index, dropout), signs,
+                    shortcut != nullptr ? &shortcut->signs : nullptr);
   return pooled(l, std::move(signs));
 }
 
-void Engine::run_layer(std::vector<BinaryMap>& maps, const MaskKey& first, bool dropout, LayerScratch& scratch,
-                       float* logits, LayerEvents& events) const {
+void Engine::run_layer(std::vector<BinaryMap>& maps, const std::vector<BinaryMap>* shortcut, const MaskKey& first,
+                       bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const {
   const int i = first.layer;
   const EngineLayer& l = model_->layer(i);
   const ArrayStage& arrays = *backend_.arrays;
@@ -203,7 +204,8 @@ void Engine::run_layer(std::vector<BinaryMap>& maps, const MaskKey& first, bool 
       return;
     }
     BitMatrix signs(windows, out_c);
-    arrays.sense(i, rows, row, windows, d, mask, signs, events);
+    arrays.sense(i, rows, row, windows, d, mask, shortcut != nullptr ? &(*shortcut)[static_cast<std::size_t>(s)].signs : nullptr,
+                 signs, events);
     maps[static_cast<std::size_t>(s)] = pooled(l, std::move(signs));
   };
   if (g == MaskGrain::channel) {
@@ -220,35 +222,52 @@ void Engine::run_layer(std::vector<BinaryMap>& maps, const MaskKey& first, bool 
   for (int s = 0; s < n; ++s) finish(s, rows, s * windows);
 }
 
+void Engine::run_layers(std::vector<std::vector<BinaryMap>>& maps, int begin, int end, const MaskKey& first, bool dropout,
+                        LayerScratch& scratch, float* logits, LayerEvents* events) const {
+  LayerEvents unused;
+  for (int i = begin; i < end; ++i) {
+    const LayerSpec& l = layers()[static_cast<std::size_t>(i)].shape;
+    const auto source = static_cast<std::size_t>(l.source);
+    // The layer's input maps become its outputs: a map another layer still reads is copied.
+    std::vector<BinaryMap> run;
+    if (model_->last_use(l.source) == i && l.shortcut != l.source) {
+      run = std::move(maps[source]);
+    } else {
+      run = maps[source];
+    }
+    const std::vector<BinaryMap>* shortcut = l.shortcut >= 0 ? &maps[static_cast<std::size_t>(l.shortcut)] : nullptr;
+    run_layer(run, shortcut, MaskKey{first.seed, first.image, first.sample, i}, dropout, scratch, logits,
+              events != nullptr ? events[i] : unused);
+    if (l.shortcut >= 0 && model_->last_use(l.shortcut) == i) maps[static_cast<std::size_t>(l.shortcut)].clear();
+    maps[static_cast<std::size_t>(i) + 1] = std::move(run);
+  }
+}
+
 BinaryMap Engine::run_prefix(const float* pixels, LayerEvents* events) const {
-  std::vector<BinaryMap> maps(1);
-  maps[0] = first_layer(pixels);
-  LayerEvents scratch;
+  std::vector<std::vector<BinaryMap>> maps(layers().size() + 1);
+  maps[1].push_back(first_layer(pixels));
   if (events != nullptr) events[0].digital_macs += static_cast<std::uint64_t>(layers().front().shape.macs());
   LayerScratch buffers;
-  for (int i = 1; i < model_->first_dropout_layer(); ++i) {
-    run_layer(maps, MaskKey{0, 0, 0, i}, false, buffers, nullptr, events != nullptr ? events[i] : scratch);
-  }
-  return std::move(maps[0]);
+  const int end = model_->first_dropout_layer();
+  run_layers(maps, 1, end, MaskKey{}, false, buffers, nullptr, events);
+  return std::move(maps[static_cast<std::size_t>(end)][0]);
 }
 
 void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64_t image, int first_sample,
                         int count, bool dropout, float* logits, LayerEvents* events) const {
   const int layer_count = static_cast<int>(layers().size());
+  const int from = model_->first_dropout_layer();
   // Samples per batch: enough rows for an efficient GEMM, few enough to stay in cache.
-  const int pixels = std::max(1, layers()[static_cast<std::size_t>(model_->first_dropout_layer())].shape.out_h *
-                                     layers()[static_cast<std::size_t>(model_->first_dropout_layer())].shape.out_w);
+  const int pixels = std::max(1, layers()[static_cast<std::size_t>(from)].shape.out_h *
+                                     layers()[static_cast<std::size_t>(from)].shape.out_w);
   const int batch = std::max(1, 512 / pixels);
   LayerScratch buffers;
-  std::vector<BinaryMap> maps;
-  LayerEvents scratch;
+  std::vector<std::vector<BinaryMap>> maps(static_cast<std::size_t>(layer_count) + 1);
   for (int begin = 0; begin < count; begin += batch) {
     const int n = std::min(batch, count - begin);
-    maps.assign(static_cast<std::size_t>(n), prefix);
-    for (int i = model_->first_dropout_layer(); i < layer_count; ++i) {
-      run_layer(maps, MaskKey{seed, image, static_cast<std::uint64_t>(first_sample + begin), i}, dropout, buffers,
-                logits + static_cast<std::size_t>(begin) * spec().classes, events != nullptr ? events[i] : scratch);
-    }
+    maps[static_cast<std::size_t>(from)].assign(static_cast<std::size_t>(n), prefix);
+    run_layers(maps, from, layer_count, MaskKey{seed, image, static_cast<std::uint64_t>(first_sample + begin), from},
+               dropout, buffers, logits + static_cast<std::size_t>(begin) * spec().classes, events);
   }
 }
 

@@ -60,15 +60,21 @@ class Engine {
   // them (the bench times layers this way).
   void layer_dots(const BinaryMap& input, const MaskKey& key, bool dropout, LayerScratch& scratch) const;
   // Layer `index`'s output map (its decisions, pooled) from its dots (out pixels x out channels)
-  // through the ideal threshold, for a hidden layer.
-  BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout) const;
+  // through the ideal threshold, for a hidden layer; a residual block's last convolution needs its
+  // shortcut map.
+  BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout, const BinaryMap* shortcut = nullptr) const;
 
  private:
   // Binary layer first.layer (>= 1) for maps[s], s < n: the passes of samples first.sample + s of
   // one image (the prefix pass: one map, no dropout). The maps become the layer's outputs; the
   // output layer writes n x classes logits instead.
-  void run_layer(std::vector<BinaryMap>& maps, const MaskKey& first, bool dropout, LayerScratch& scratch,
-                 float* logits, LayerEvents& events) const;
+  // A residual block's last convolution reads its shortcut maps[s] too.
+  void run_layer(std::vector<BinaryMap>& maps, const std::vector<BinaryMap>* shortcut, const MaskKey& first,
+                 bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const;
+  // Layers [begin, end) of a pass over the network's maps (maps[k]: map k of each sample; k = 0
+  // the image, k = i + 1 layer i's output), keyed from first's seed, image and sample.
+  void run_layers(std::vector<std::vector<BinaryMap>>& maps, int begin, int end, const MaskKey& first, bool dropout,
+                  LayerScratch& scratch, float* logits, LayerEvents* events) const;
   // The grain of layer `index`'s masks in this pass; unmasked layers run as the channel grain with
   // every channel kept.
   MaskGrain grain(int index, bool mask) const { return mask ? backend_.masks->grain(index) : MaskGrain::channel; }

@@ -44,8 +44,8 @@ void PrngMasks::mask_patches(const MaskKey& key, Patches&, int, LayerEvents&) co
 }
 
 void ExactArrays::sense(int layer, const PatchRows&, int, int windows, const std::int32_t* dots, bool masked,
-                        BitMatrix& signs, LayerEvents&) const {
-  threshold_windows(model_->layer(layer), dots, windows, masked, signs);
+                        const BitMatrix* shortcut, BitMatrix& signs, LayerEvents&) const {
+  threshold_windows(model_->layer(layer), dots, windows, masked, signs, shortcut);
 }
 
 void ExactArrays::read_out(int layer, const PatchRows&, int, const std::int32_t* dots, double* sums,

@@ -30,7 +30,7 @@ class ExactArrays final : public ArrayStage {
   const PackedOperand& packed_weights(int layer) const override { return model_->layer(layer).packed_weights; }
   // The folded threshold on each exact dot (threshold_bits); the output layer reads the dots.
   void sense(int layer, const PatchRows& patches, int row, int windows, const std::int32_t* dots, bool masked,
-             BitMatrix& signs, LayerEvents& events) const override;
+             const BitMatrix* shortcut, BitMatrix& signs, LayerEvents& events) const override;
   void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                 LayerEvents& events) const override;
 

@@ -91,7 +91,7 @@ std::string short_architecture(const std::string& architecture) {
 // The run of the shared first epochs: dropout off, stopped after them.
 fs::path shared_run_dir(const ExperimentOptions& o, const fs::path& models_dir) {
   return models_dir / fmt::format("{}{}-shared{}of{}", short_architecture(o.architecture),
-                                  ModelSpec{.architecture = o.architecture, .width = o.width}.effective_width(),
+                                  ModelSpec{.architecture = o.architecture, .network = {}, .width = o.width}.effective_width(),
                                   o.shared_epochs, o.epochs);
 }
 

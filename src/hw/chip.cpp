@@ -235,12 +235,14 @@ ChipArrays::ChipArrays(std::shared_ptr<const CompiledModel> model, const Hardwar
 }
 
 void ChipArrays::sense(int layer, const PatchRows& patches, int row, int windows, const std::int32_t* dots,
-                       bool masked, BitMatrix& signs, LayerEvents& events) const {
+                       bool masked, const BitMatrix* shortcut, BitMatrix& signs, LayerEvents& events) const {
   const EngineLayer& l = model_->layer(layer);
   const int out_c = l.shape.out_channels;
   const CrossbarLayer& array = arrays_[static_cast<std::size_t>(layer)];
-  const std::int32_t* bound = l.dot_bound[masked ? 1 : 0].data();
+  thread_local std::vector<std::int32_t> selected;
   for (int m = 0; m < windows; ++m) {
+    // A residual block's column compares against one of two references, chosen by the shortcut bit.
+    const std::int32_t* bound = l.bounds(masked, shortcut != nullptr ? shortcut->row(m) : nullptr, selected);
     array.sense_row(patches, row + m, dots + static_cast<std::size_t>(m) * out_c, l.dot_sign.data(), bound,
                     signs.row(m), events);
   }

@@ -80,7 +80,7 @@ class ChipArrays final : public ArrayStage {
   const BitMatrix& weights(int layer) const override { return array(layer).weights(); }
   const PackedOperand& packed_weights(int layer) const override { return array(layer).packed_weights(); }
   void sense(int layer, const PatchRows& patches, int row, int windows, const std::int32_t* dots, bool masked,
-             BitMatrix& signs, LayerEvents& events) const override;
+             const BitMatrix* shortcut, BitMatrix& signs, LayerEvents& events) const override;
   void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                 LayerEvents& events) const override;
 

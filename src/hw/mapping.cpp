@@ -7,17 +7,17 @@ namespace spinbayes {
 std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams& crossbar) {
   const std::vector<LayerSpec> layers = build_layers(spec);
   std::vector<LayerMapping> out;
-  int first_dropout = static_cast<int>(layers.size()) - 1;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    if (layers[i].dropout_before) first_dropout = std::min(first_dropout, static_cast<int>(i));
-  }
-  int conv_count = 0, linear_count = 0;
+  const int first_dropout = prefix_end(layers);
+  int conv_count = 0, linear_count = 0, shortcut_count = 0;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];
     LayerMapping m;
     m.index = static_cast<int>(i);
     m.linear = l.kind == LayerSpec::Kind::linear;
-    m.name = m.linear ? "fc" + std::to_string(++linear_count) : "conv" + std::to_string(++conv_count);
+    m.name = m.linear            ? "fc" + std::to_string(++linear_count)
+             : l.shortcut_conv ? "sc" + std::to_string(++shortcut_count)
+                               : "conv" + std::to_string(++conv_count);
+    m.residual = l.shortcut >= 0;
     m.on_crossbar = !l.real_input;
     m.output = l.output;
     m.dropout = l.dropout_before && spec.has_dropout();

@@ -14,12 +14,13 @@ namespace spinbayes {
 
 struct LayerMapping {
   int index = 0;
-  std::string name;          // "conv1", "fc2", ...
+  std::string name;          // "conv1", "fc2", "sc1" (a residual block's shortcut convolution), ...
   bool on_crossbar = false;  // binary input; the first layer (real pixels) runs in a digital unit
   bool output = false;       // real logits: every column is read through the ADC
   bool dropout = false;      // dropout on this layer's input
   bool per_sample = false;   // runs once per MC sample (at or after the first dropout site), else once per image
   bool linear = false;
+  bool residual = false;     // a residual block's last convolution: two references per column
   int kernel = 1, in_channels = 0, in_h = 1, in_w = 1, out_channels = 0;
   int rows = 0, cols = 0;            // K*K*C_in (fan-in) and C_out
   int row_tiles = 0, col_tiles = 0;  // tiles the layer occupies along each axis

@@ -17,16 +17,17 @@ namespace spinbayes {
 
 static_assert(std::numeric_limits<float>::is_iec559, "the IR stores IEEE-754 binary32 floats");
 
-FoldedThreshold fold_batch_norm(float mean, float var, float gamma, float beta, float eps) {
+FoldedThreshold fold_batch_norm(float mean, float var, float gamma, float beta, float eps, double shift) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   FoldedThreshold t;
+  const double offset = static_cast<double>(beta) + shift;
   if (gamma == 0.0f) {
     // BN(x) = beta for every x: always +1 (sign(0) = +1) or always -1.
-    t.threshold = beta >= 0.0f ? -inf : inf;
+    t.threshold = offset >= 0.0 ? -inf : inf;
     return t;
   }
   const double sd = std::sqrt(static_cast<double>(var) + static_cast<double>(eps));
-  t.threshold = static_cast<double>(mean) - static_cast<double>(beta) * sd / static_cast<double>(gamma);
+  t.threshold = static_cast<double>(mean) - offset * sd / static_cast<double>(gamma);
   t.flip = gamma < 0.0f;  // dividing by a negative gamma turns >= into <=
   return t;
 }
@@ -48,7 +49,9 @@ bool same_shape(const LayerSpec& a, const LayerSpec& b) {
   return a.kind == b.kind && a.in_channels == b.in_channels && a.out_channels == b.out_channels &&
          a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.in_h == b.in_h &&
          a.in_w == b.in_w && a.out_h == b.out_h && a.out_w == b.out_w && a.pool_after == b.pool_after &&
-         a.real_input == b.real_input && a.output == b.output && a.dropout_before == b.dropout_before;
+         a.real_input == b.real_input && a.output == b.output && a.dropout_before == b.dropout_before &&
+         a.source == b.source && a.shortcut == b.shortcut && a.shortcut_conv == b.shortcut_conv &&
+         a.src_c == b.src_c && a.src_h == b.src_h && a.src_w == b.src_w;
 }
 
 // fan_in in 64 bits (LayerSpec::fan_in() is an int product).
@@ -287,9 +290,10 @@ ModelIR load_model_ir(const std::filesystem::path& path) {
   }
   const auto* h = reinterpret_cast<const unsigned char*>(header.data());
   const std::uint32_t version = get_u32(h + 4);
-  if (version != ModelIR::kVersion) {
-    throw Error(prefix + "unsupported model IR version " + std::to_string(version) + " (this build reads version " +
-                std::to_string(ModelIR::kVersion) + ")");
+  // Version 1 held zoo networks only, whose graph its spec's architecture names: it reads the same.
+  if (version != ModelIR::kVersion && version != 1) {
+    throw Error(prefix + "unsupported model IR version " + std::to_string(version) + " (this build reads versions 1 and " +
+                std::to_string(ModelIR::kVersion) + "; re-export it with 'spinbayes export --model RUN_DIR')");
   }
   const std::uint64_t payload_size = get_u64(h + 8);
 

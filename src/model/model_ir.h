@@ -8,8 +8,9 @@
 // the output layer the per-class scale and bias that turn the dot product into logits.
 //
 // File format (little-endian), written atomically:
-//   "SBIR" magic, u32 version (= 1), u64 payload length, payload, u32 CRC-32 (zlib) of the payload.
-//   The payload is the ModelSpec as JSON (u32 length + bytes), then per layer: u32 out, u32 fan_in,
+//   "SBIR" magic, u32 version (= 2), u64 payload length, payload, u32 CRC-32 (zlib) of the payload.
+//   The payload is the ModelSpec as JSON (u32 length + bytes; since version 2 with its "network":
+//   the layer graph, network.h), then per layer: u32 out, u32 fan_in,
 //   the weight signs bit-packed (1 = +1, row-major out x fan_in, rows padded to whole bytes,
 //   bit i of a row in bit i % 8 of byte i / 8, padding bits zero),
 //   then out x {f32 bn_mean, f32 bn_var, f32 bn_gamma, f32 bn_beta}, and f32 bn_eps.
@@ -41,7 +42,9 @@ struct FoldedThreshold {
   double threshold = 0.0;
   bool flip = false;
 };
-FoldedThreshold fold_batch_norm(float mean, float var, float gamma, float beta, float eps);
+// With `shift`, the comparison sign(BN(x) + shift) >= 0: a residual block's output, whose shortcut
+// bit adds shift = +1 or -1 (BN's beta moved by the shift).
+FoldedThreshold fold_batch_norm(float mean, float var, float gamma, float beta, float eps, double shift = 0.0);
 
 // Output layer: logits = scale * x + bias with scale = gamma / sqrt(var + eps),
 // bias = beta - mean * scale.
@@ -51,7 +54,7 @@ struct OutputAffine {
 OutputAffine fold_output(float mean, float var, float gamma, float beta, float eps);
 
 struct ModelIR {
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;  // reads 1 (zoo networks, no graph) too
   ModelSpec spec;
   std::vector<BinaryLayerIR> layers;  // same order and shapes as build_layers(spec)
 

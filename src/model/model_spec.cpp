@@ -29,12 +29,20 @@ std::string to_string(DropoutKind kind) {
   return "none";
 }
 
-std::vector<std::string> architecture_names() { return {"mlp", "lenet", "vgg-small"}; }
+std::vector<std::string> architecture_names() { return {"mlp", "lenet", "vgg-small", "resnet20", "resnet18"}; }
 
 int default_width(const std::string& architecture) {
-  if (architecture == "mlp") return 512;  // hidden units
-  if (architecture == "lenet") return 32;  // channels of the first conv
-  return 32;                                // vgg-small: channels of the first stage
+  if (architecture == "mlp") return 512;      // hidden units
+  if (architecture == "lenet") return 32;     // channels of the first conv
+  if (architecture == "resnet20") return 16;  // channels of the stem and the first stage
+  if (architecture == "resnet18") return 64;
+  if (architecture == "custom") return 0;     // the network file gives every size
+  return 32;                                  // vgg-small: channels of the first stage
+}
+
+std::vector<NetLayer> spec_network(const ModelSpec& spec) {
+  if (spec.architecture == "custom") return spec.network;
+  return zoo_network(spec.architecture, spec.effective_width(), spec.classes);
 }
 
 namespace {
@@ -65,36 +73,45 @@ int ModelSpec::effective_width() const { return width > 0 ? width : default_widt
 
 namespace {
 
-// The dropout sites a spec names: "all" (every binary layer but the first), "last:N" (the last N
-// binary layers, the first excepted), or "i,j,k" (those layers, 1-based as the cost table numbers
-// them, each at most once; the first layer sees the image and takes none). With `count` > 0 the
-// sites as one flag per layer, checked against the network; with 0 only the text is checked.
-std::vector<bool> dropout_sites(const std::string& text, int count) {
+// The dropout sites a spec names: "all" (every binary layer but the first and the residual
+// blocks' shortcut convolutions), "last:N" (the last N of those), or "i,j,k" (those layers,
+// 1-based as the cost table numbers them, each at most once, shortcut convolutions included; the
+// first layer sees the image and takes none). With `layers` the sites as one flag per layer,
+// checked against the network; without only the text is checked.
+std::vector<bool> dropout_sites(const std::string& text, const std::vector<LayerSpec>* layers) {
+  const int count = layers != nullptr ? static_cast<int>(layers->size()) : 0;
+  auto eligible = [&](int i) { return i >= 1 && !(*layers)[static_cast<std::size_t>(i)].shortcut_conv; };
   const std::string expected = "dropout-layers: expected 'all', 'last:N' with N >= 1 or layer numbers 'i,j,k' (2 and up), got '" +
                                printable(text) + "'";
   std::vector<bool> sites(static_cast<std::size_t>(std::max(count, 0)), false);
   if (text == "all") {
-    for (int i = 1; i < count; ++i) sites[static_cast<std::size_t>(i)] = true;
+    for (int i = 1; i < count; ++i) sites[static_cast<std::size_t>(i)] = eligible(i);
     return sites;
   }
   if (text.rfind("last:", 0) == 0) {
     const std::string digits = text.substr(5);
     if (!digits_only(digits) || std::stoi(digits) < 1) throw Error(expected);
-    for (int i = std::max(1, count - std::stoi(digits)); i < count; ++i) sites[static_cast<std::size_t>(i)] = true;
+    int left = std::stoi(digits);
+    for (int i = count - 1; i >= 1 && left > 0; --i) {
+      if (eligible(i)) {
+        sites[static_cast<std::size_t>(i)] = true;
+        --left;
+      }
+    }
     return sites;
   }
-  std::vector<int> layers;
+  std::vector<int> numbers;
   for (const std::string& part : split_fields(text)) {
     if (!digits_only(part)) throw Error(expected);
     const int layer = std::stoi(part);
     if (layer < 2) throw Error("dropout-layers: layer " + std::to_string(layer) + " cannot take dropout (layer 1 sees the image; layers count from 1)");
-    if (std::find(layers.begin(), layers.end(), layer) != layers.end()) {
+    if (std::find(numbers.begin(), numbers.end(), layer) != numbers.end()) {
       throw Error("dropout-layers: layer " + std::to_string(layer) + " is given twice");
     }
-    if (layers.size() >= 1000) throw Error(expected);
-    layers.push_back(layer);
+    if (numbers.size() >= 1000) throw Error(expected);
+    numbers.push_back(layer);
   }
-  for (const int layer : layers) {
+  for (const int layer : numbers) {
     if (count > 0 && layer > count) {
       throw Error("dropout-layers: layer " + std::to_string(layer) + " is past the network's " + std::to_string(count) + " layers");
     }
@@ -108,12 +125,18 @@ std::vector<bool> dropout_sites(const std::string& text, int count) {
 void ModelSpec::validate() const {
   const auto names = architecture_names();
   if (std::find(names.begin(), names.end(), architecture) == names.end()) {
-    throw Error("model: unknown architecture '" + printable(architecture) + "' (known: mlp, lenet, vgg-small)");
+    if (architecture != "custom") {
+      throw Error("model: unknown architecture '" + printable(architecture) +
+                  "' (known: mlp, lenet, vgg-small, resnet20, resnet18, or a network file)");
+    }
+  }
+  if ((architecture == "custom") == network.empty()) {
+    throw Error(architecture == "custom" ? "network: a custom model needs its layers" : "network: only a custom model lists its layers");
   }
   if (width < 0 || width > 4096) throw Error("width: must be in 1..4096 (0 = default), got " + std::to_string(width));
   if (!(p >= 0.0 && p < 1.0)) throw Error("p: dropout probability must be in [0, 1), got " + std::to_string(p));
   if (dropout == DropoutKind::layer) throw Error("dropout: 'layer' is a cost-model scheme, not one a model trains with");
-  dropout_sites(dropout_layers, 0);
+  dropout_sites(dropout_layers, nullptr);
   if (channels < 1 || channels > 64 || height < 8 || height > 1024 || width_px < 8 || width_px > 1024 ||
       classes < 2 || classes > 10000) {
     throw Error("input shape: need channels in 1..64, height and width in 8..1024, classes in 2..10000");
@@ -139,68 +162,173 @@ std::int64_t LayerSpec::macs() const {
   return static_cast<std::int64_t>(out_h) * out_w * out_channels * in_channels * kernel * kernel;
 }
 
-std::vector<LayerSpec> build_layers(const ModelSpec& spec) {
-  spec.validate();
-  const int w = spec.effective_width();
-  std::vector<LayerSpec> layers;
-  int c = spec.channels, h = spec.height, wd = spec.width_px;
+namespace {
 
-  auto conv = [&](int out, int k, int pad, bool pool) {
+struct MapShape {
+  int c = 0, h = 0, w = 0;
+  std::string text() const { return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w); }
+  bool operator==(const MapShape&) const = default;
+};
+
+// Expands a network into binary layers, tracking the shape of every map.
+class Expansion {
+ public:
+  explicit Expansion(const ModelSpec& spec) : maps_{{spec.channels, spec.height, spec.width_px}} {}
+
+  void add(const NetLayer& nl, const std::string& where) {
+    switch (nl.kind) {
+      case NetLayer::Kind::conv: current_ = conv(nl, current_, where); break;
+      case NetLayer::Kind::linear: linear(nl, where); break;
+      case NetLayer::Kind::maxpool: pool(where); break;
+      case NetLayer::Kind::flatten:
+        if (flat_) throw Error(where + " (flatten): the map is flat already");
+        flat_ = true;
+        break;
+      case NetLayer::Kind::residual: residual(nl, where); break;
+    }
+  }
+  std::vector<LayerSpec> finish(const ModelSpec& spec, const NetLayer& last, const std::string& where) {
+    if (last.kind != NetLayer::Kind::linear || last.out != spec.classes) {
+      throw Error(where + ": the last layer must be a linear layer with one output per class (" +
+                  std::to_string(spec.classes) + ")");
+    }
+    if (layers_.size() < 2) throw Error(where + ": a network needs at least two binary layers (the first sees the image)");
+    layers_.front().real_input = true;
+    layers_.back().output = true;
+    return std::move(layers_);
+  }
+
+ private:
+  int conv(const NetLayer& nl, int source, const std::string& where) {
+    if (flat_) throw Error(where + " (conv): a convolution cannot follow a flatten");
+    const MapShape in = maps_[static_cast<std::size_t>(source)];
     LayerSpec l;
     l.kind = LayerSpec::Kind::conv;
-    l.in_channels = c;
-    l.out_channels = out;
-    l.kernel = k;
-    l.padding = pad;
-    l.in_h = h;
-    l.in_w = wd;
-    l.out_h = h + 2 * pad - k + 1;
-    l.out_w = wd + 2 * pad - k + 1;
-    if (l.out_h < 1 || l.out_w < 1 || (pool && (l.out_h < 2 || l.out_w < 2))) {
-      throw Error("input shape: " + std::to_string(spec.height) + "x" + std::to_string(spec.width_px) +
-                  " is too small for " + spec.architecture);
+    l.in_channels = in.c;
+    l.out_channels = nl.out;
+    l.kernel = nl.kernel;
+    l.stride = nl.stride;
+    l.padding = nl.padding;
+    l.in_h = in.h;
+    l.in_w = in.w;
+    if (in.h + 2 * nl.padding < nl.kernel || in.w + 2 * nl.padding < nl.kernel) {
+      throw Error(where + " (conv): a " + std::to_string(nl.kernel) + "x" + std::to_string(nl.kernel) +
+                  " kernel does not fit the " + in.text() + " map");
     }
-    l.pool_after = pool;
-    layers.push_back(l);
-    c = out;
-    h = l.pooled_h();
-    wd = l.pooled_w();
-  };
-  auto linear = [&](int out) {
+    l.out_h = (in.h + 2 * nl.padding - nl.kernel) / nl.stride + 1;
+    l.out_w = (in.w + 2 * nl.padding - nl.kernel) / nl.stride + 1;
+    return push(l, source, {nl.out, l.out_h, l.out_w}, where);
+  }
+  void linear(const NetLayer& nl, const std::string& where) {
+    const MapShape in = maps_[static_cast<std::size_t>(current_)];
+    if (!flat_) throw Error(where + " (linear): needs a flatten before it");
+    // The engine runs a linear layer as a convolution whose kernel covers the map.
+    if (in.h != in.w) throw Error(where + " (linear): flattens a non-square " + in.text() + " map, which the engine does not run");
     LayerSpec l;
     l.kind = LayerSpec::Kind::linear;
-    l.in_channels = c * h * wd;  // flattened input
-    l.out_channels = out;
-    layers.push_back(l);
-    c = out;
-    h = wd = 1;
-  };
-
-  if (spec.architecture == "mlp") {
-    linear(w);
-    linear(w);
-    linear(spec.classes);
-  } else if (spec.architecture == "lenet") {
-    conv(w, 5, 0, true);
-    conv(2 * w, 5, 0, true);
-    linear(16 * w);
-    linear(spec.classes);
-  } else {  // vgg-small: three stages of two 3x3 convs and a max-pool, then a linear classifier
-    for (int stage = 0; stage < 3; ++stage) {
-      conv(w << stage, 3, 1, false);
-      conv(w << stage, 3, 1, true);
-    }
-    linear(spec.classes);
+    l.in_channels = in.c * in.h * in.w;
+    l.out_channels = nl.out;
+    current_ = push(l, current_, {nl.out, 1, 1}, where);
   }
-  layers.front().real_input = true;
-  layers.back().output = true;
+  void pool(const std::string& where) {
+    if (current_ == 0 || layers_.empty() || current_ != static_cast<int>(layers_.size()) || flat_) {
+      throw Error(where + " (maxpool): must follow a convolution or a residual block");
+    }
+    LayerSpec& l = layers_.back();
+    if (l.pool_after) throw Error(where + " (maxpool): the map is pooled already");
+    if (l.out_h < 2 || l.out_w < 2) {
+      throw Error(where + " (maxpool): pools the " + maps_.back().text() + " map below 1x1");
+    }
+    l.pool_after = true;
+    maps_.back() = {l.out_channels, l.pooled_h(), l.pooled_w()};
+  }
+  void residual(const NetLayer& nl, const std::string& where) {
+    if (current_ == 0) throw Error(where + " (residual): needs a binary input (put a convolution before the first block)");
+    if (flat_) throw Error(where + " (residual): a residual block cannot follow a flatten");
+    const int input = current_;
+    int shortcut = input;
+    if (nl.downsample) {
+      int stride = 1;
+      for (const NetLayer& b : nl.branch) stride *= b.stride;
+      if (stride > 8) throw Error(where + " (residual): the branch's total stride is over 8");
+      NetLayer one;
+      one.out = nl.branch.back().out;
+      one.stride = stride;
+      shortcut = conv(one, input, where + " shortcut");
+      layers_.back().shortcut_conv = true;
+    }
+    int at = input;
+    for (std::size_t m = 0; m < nl.branch.size(); ++m) at = conv(nl.branch[m], at, where + "." + std::to_string(m + 1));
+    const MapShape branch = maps_[static_cast<std::size_t>(at)], bypass = maps_[static_cast<std::size_t>(shortcut)];
+    if (!(branch == bypass)) {
+      throw Error(where + " (residual): the branch gives a " + branch.text() + " map, the " +
+                  (nl.downsample ? "downsampling" : "identity") + " shortcut " + bypass.text());
+    }
+    layers_.back().shortcut = shortcut;
+    current_ = at;
+  }
+  int push(LayerSpec& l, int source, MapShape out, const std::string& where) {
+    const MapShape in = maps_[static_cast<std::size_t>(source)];
+    l.source = source;
+    l.src_c = in.c;
+    l.src_h = in.h;
+    l.src_w = in.w;
+    if (static_cast<std::int64_t>(l.in_channels) * l.kernel * l.kernel > (std::int64_t{1} << 24) ||
+        static_cast<std::int64_t>(out.c) * out.h * out.w > (std::int64_t{1} << 26)) {
+      throw Error(where + ": the layer is too large");
+    }
+    layers_.push_back(l);
+    maps_.push_back(out);
+    return static_cast<int>(maps_.size()) - 1;
+  }
 
+  std::vector<MapShape> maps_;
+  std::vector<LayerSpec> layers_;
+  int current_ = 0;
+  bool flat_ = false;
+};
+
+}  // namespace
+
+std::vector<LayerSpec> build_layers(const ModelSpec& spec) {
+  spec.validate();
+  const std::vector<NetLayer> network = spec_network(spec);
+  Expansion expansion(spec);
+  std::string where;
+  for (std::size_t i = 0; i < network.size(); ++i) {
+    where = "layer " + std::to_string(i + 1);
+    if (i == 0 && network[i].kind == NetLayer::Kind::maxpool) throw Error(where + " (maxpool): must follow a binary layer");
+    expansion.add(network[i], where);
+  }
+  std::vector<LayerSpec> layers = expansion.finish(spec, network.back(), where);
   if (spec.dropout != DropoutKind::none) {
-    const std::vector<bool> sites = dropout_sites(spec.dropout_layers, static_cast<int>(layers.size()));
+    const std::vector<bool> sites = dropout_sites(spec.dropout_layers, &layers);
     // Dropout acts on binary inputs, so never on the first layer, whose input is the image.
     for (std::size_t i = 1; i < layers.size(); ++i) layers[i].dropout_before = sites[i];
   }
   return layers;
+}
+
+int prefix_end(const std::vector<LayerSpec>& layers) {
+  const int count = static_cast<int>(layers.size());
+  int end = count - 1;  // the output layer always runs per sample
+  for (int i = 0; i < count; ++i) {
+    if (layers[static_cast<std::size_t>(i)].dropout_before) {
+      end = i;
+      break;
+    }
+  }
+  // Map k is layer k - 1's output: the cut before layer k is clean when no layer from k on reads
+  // a map older than k. Map 1 (the first layer's) always qualifies.
+  auto clean = [&](int k) {
+    for (int i = k; i < count; ++i) {
+      const LayerSpec& l = layers[static_cast<std::size_t>(i)];
+      if (l.source < k || (l.shortcut >= 0 && l.shortcut < k)) return false;
+    }
+    return true;
+  };
+  while (end > 1 && !clean(end)) --end;
+  return end;
 }
 
 void to_json(nlohmann::json& j, const ModelSpec& s) {
@@ -208,7 +336,8 @@ void to_json(nlohmann::json& j, const ModelSpec& s) {
                      {"dropout", to_string(s.dropout)}, {"p", s.p},
                      {"dropout_layers", s.dropout_layers}, {"channels", s.channels},
                      {"height", s.height}, {"width_px", s.width_px}, {"classes", s.classes},
-                     {"input_mean", s.input_mean}, {"input_std", s.input_std}};
+                     {"input_mean", s.input_mean}, {"input_std", s.input_std},
+                     {"network", network_to_json(spec_network(s))}};
 }
 
 void from_json(const nlohmann::json& j, ModelSpec& s) {
@@ -273,6 +402,27 @@ void from_json(const nlohmann::json& j, ModelSpec& s) {
   };
   per_channel("input_mean", s.input_mean);
   per_channel("input_std", s.input_std);
+  // The graph (written since model IR version 2): a custom model's layers; a zoo model's must be
+  // its architecture's.
+  s.network.clear();
+  if (s.architecture == "custom" && !j.contains("network")) throw Error("model spec: missing key 'network'");
+  if (j.contains("network")) {
+    std::vector<NetLayer> network;
+    try {
+      network = network_from_json(j.at("network"));
+    } catch (const Error& e) {
+      throw Error(std::string("model spec: network: ") + e.what());
+    }
+    if (s.architecture == "custom") {
+      s.network = std::move(network);
+    } else {
+      s.validate();
+      if (network != spec_network(s)) {
+        throw Error("model spec: network: not the layers of " + printable(s.architecture) + " at width " +
+                    std::to_string(s.effective_width()));
+      }
+    }
+  }
   s.validate();
 }
 

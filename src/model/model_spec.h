@@ -9,6 +9,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "model/network.h"
+
 namespace spinbayes {
 
 // Where dropout's random bits fall, in training, on the chip and in the cost model alike: nowhere;
@@ -23,7 +25,8 @@ DropoutKind parse_dropout_kind(const std::string& name);
 std::string to_string(DropoutKind kind);
 
 struct ModelSpec {
-  std::string architecture = "vgg-small";  // mlp | lenet | vgg-small
+  std::string architecture = "vgg-small";  // a zoo name (architecture_names()) or "custom"
+  std::vector<NetLayer> network;           // "custom": the network file's layers; else empty
   int width = 0;                           // 0 = the architecture's default (see default_width)
   DropoutKind dropout = DropoutKind::spatial;
   double p = 0.1;                          // drop probability, in [0, 1)
@@ -40,13 +43,19 @@ struct ModelSpec {
   void validate() const;  // throws Error naming the field
 };
 
+// The zoo: mlp, lenet, vgg-small, resnet20, resnet18.
 std::vector<std::string> architecture_names();
+// The layers the spec describes: its own (custom) or its zoo network's.
+std::vector<NetLayer> spec_network(const ModelSpec& spec);
 // "CxHxW" (channels, height, width) into the spec's input shape; throws Error("<field>: ...").
 void parse_input_shape(const std::string& text, ModelSpec& spec, const std::string& field = "--input");
 int default_width(const std::string& architecture);
 
 // One binary layer: a convolution (KxK, stride, padding) or a linear layer (kernel 1 on a 1x1 map),
 // followed by batch norm and, except for the output layer, sign and an optional 2x2 max-pool.
+// The layers form a graph over maps: map 0 is the image, map k + 1 the (pooled) output of layer k.
+// A layer reads map `source`; the last convolution of a residual block also reads map `shortcut`
+// (the same shape as its own output), whose bit s enters before the sign: sign(BN(x) + s).
 struct LayerSpec {
   enum class Kind { conv, linear };
   Kind kind = Kind::conv;
@@ -58,6 +67,10 @@ struct LayerSpec {
   bool real_input = false;   // first layer: sees real-valued pixels
   bool output = false;       // last layer: real logits (batch-norm scale and bias, no sign)
   bool dropout_before = false;  // dropout on this layer's (binary) input
+  int source = 0;               // the map this layer reads
+  int shortcut = -1;            // residual: the map added before the sign, or -1
+  bool shortcut_conv = false;   // a residual block's downsampling 1x1 convolution
+  int src_c = 0, src_h = 0, src_w = 0;  // map `source`'s shape (a linear layer flattens it)
 
   int pooled_h() const { return pool_after ? out_h / 2 : out_h; }
   int pooled_w() const { return pool_after ? out_w / 2 : out_w; }
@@ -65,7 +78,14 @@ struct LayerSpec {
   std::int64_t macs() const;
 };
 
+// The spec's network expanded into binary layers, in an order where every map is made before it
+// is read. Throws Error("layer N: <cause>") when the shapes do not chain, N counting the
+// network's entries from 1.
 std::vector<LayerSpec> build_layers(const ModelSpec& spec);
+// Where the Monte Carlo part of a pass begins: the first dropout site (the output layer without
+// any), moved back to a layer from which on no layer reads a map made before it, so that one map
+// carries a pass from the prefix to the rest.
+int prefix_end(const std::vector<LayerSpec>& layers);
 
 void to_json(nlohmann::json& j, const ModelSpec& spec);
 void from_json(const nlohmann::json& j, ModelSpec& spec);  // validates; throws Error naming the key

@@ -53,7 +53,7 @@ BinaryNetImpl::BinaryNetImpl(const ModelSpec& spec) : spec_(spec), layers_(build
 
 int BinaryNetImpl::first_dropout_layer() const {
   for (std::size_t i = 0; i < layers_.size(); ++i) {
-    if (layers_[i].dropout_before) return static_cast<int>(i);
+    if (layers_[i].dropout_before) return prefix_end(layers_);
   }
   return static_cast<int>(layers_.size());
 }
@@ -99,8 +99,15 @@ torch::Tensor BinaryNetImpl::forward(const torch::Tensor& x, const MaskContext& 
     };
     h = (x - channel(spec_.input_mean)) / channel(spec_.input_std);
   }
+  // maps[k]: map k of the graph (model_spec.h); the pass starts from map `from`.
+  std::vector<torch::Tensor> maps(static_cast<std::size_t>(count) + 1);
+  maps[static_cast<std::size_t>(from)] = h;
   for (int i = from; i < to; ++i) {
     const LayerSpec& l = layers_[static_cast<std::size_t>(i)];
+    if (l.source < from || (l.shortcut >= 0 && l.shortcut < from)) {
+      throw Error("forward: layer " + std::to_string(i) + " reads a map from before layer " + std::to_string(from));
+    }
+    h = maps[static_cast<std::size_t>(l.source)];
     if (l.kind == LayerSpec::Kind::linear) h = h.flatten(1);
     if (l.dropout_before && masks.active && spec_.p > 0.0) h = h * dropout_mask(h, i, masks);
     const auto wb = binarize_weights(weights_[static_cast<std::size_t>(i)]);
@@ -112,8 +119,11 @@ torch::Tensor BinaryNetImpl::forward(const torch::Tensor& x, const MaskContext& 
       h = bn1d_[static_cast<std::size_t>(i)]->forward(h);
     }
     if (l.output) break;
+    // A residual block: the shortcut's +-1 joins before the sign, sign(BN(x) + s).
+    if (l.shortcut >= 0) h = h + maps[static_cast<std::size_t>(l.shortcut)];
     h = binarize_activations(h);
     if (l.pool_after) h = torch::max_pool2d(h, 2, 2);
+    maps[static_cast<std::size_t>(i) + 1] = h;
   }
   return h;
 }

@@ -30,11 +30,13 @@ class BinaryNetImpl : public torch::nn::Module {
  public:
   explicit BinaryNetImpl(const ModelSpec& spec);
 
-  // Runs layers [from, to) on x (pixels in [0, 1] when from == 0). Returns real logits when `to`
-  // is the layer count, the binary input of layer `to` otherwise.
+  // Runs layers [from, to) on x (pixels in [0, 1] when from == 0, else map `from`: layer from - 1's
+  // output). Returns real logits when `to` is the layer count, map `to` otherwise. No layer in
+  // [from, to) may read a map older than `from`.
   torch::Tensor forward(const torch::Tensor& x, const MaskContext& masks, int from = 0, int to = -1);
 
-  // Index of the first layer with dropout on its input (layer count if none).
+  // Where the Monte Carlo part of a pass begins (prefix_end: the first dropout site, or earlier in a
+  // residual network); the layer count without dropout.
   int first_dropout_layer() const;
   // Keeps latent weights in [-1, 1] after an optimizer step (BinaryNet's clipping).
   void clip_weights();

@@ -31,11 +31,14 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
   for (const Case& c : {Case{"spatial", "vgg-small", DropoutKind::spatial, ElementMasks::per_window},
                         Case{"element-per-window", "vgg-small", DropoutKind::element, ElementMasks::per_window},
                         Case{"element-per-element", "lenet", DropoutKind::element, ElementMasks::per_element},
-                        Case{"none", "lenet", DropoutKind::none, ElementMasks::per_window}}) {
+                        Case{"none", "lenet", DropoutKind::none, ElementMasks::per_window},
+                        Case{"resnet20 spatial", "resnet20", DropoutKind::spatial, ElementMasks::per_window},
+                        Case{"resnet18 element", "resnet18", DropoutKind::element, ElementMasks::per_element},
+                        Case{"residual file", "custom", DropoutKind::spatial, ElementMasks::per_window}}) {
     SCOPED_TRACE(c.name);
-    ModelSpec spec;
+    ModelSpec spec = c.architecture == "custom" ? residual_network_spec(c.kind) : ModelSpec{};
     spec.architecture = c.architecture;
-    spec.width = 8;
+    spec.width = c.architecture == "custom" ? 0 : c.architecture == "resnet20" ? 4 : 8;
     spec.dropout = c.kind;
     spec.p = 0.2;
     HardwareConfig hw = HardwareConfig::ideal();

@@ -24,8 +24,10 @@ using namespace spinbayes;
 
 TEST(Chip, IdealPresetReproducesTheEngine) {
   for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element, DropoutKind::none}) {
-    for (const std::string architecture : {"vgg-small", "lenet"}) {
-      const ModelIR ir = spread_model_ir(spec_of(architecture, 8, kind), 11);
+    for (const std::string architecture : {"vgg-small", "lenet", "resnet20", "resnet18", "custom"}) {
+      const ModelIR ir = spread_model_ir(architecture == "custom" ? residual_network_spec(kind)
+                                                                  : spec_of(architecture, architecture == "resnet20" ? 4 : 8, kind),
+                                         11);
       const ImageSet images = noise_images(6, 5);
       const Engine engine(ir);
       const Chip chip(ir, HardwareConfig::ideal(), 3);
@@ -43,7 +45,8 @@ TEST(Chip, IdealPresetReproducesTheEngine) {
 TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
   for (const int faults : {0, 1}) {
   for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element}) {
-    const ModelIR ir = spread_model_ir(spec_of("vgg-small", 8, kind), 21);
+  for (const bool residual : {false, true}) {
+    const ModelIR ir = spread_model_ir(residual ? residual_network_spec(kind) : spec_of("vgg-small", 8, kind), 21);
     HardwareConfig hw = HardwareConfig::defaults();
     hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
     hw.faults.cell_stuck_p = hw.faults.cell_stuck_ap = 0.002;
@@ -62,6 +65,7 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
     // ...and the hardware made a difference.
     const McPredictions ideal = Chip(ir, HardwareConfig::ideal(), 5).predict(images, 3, 1, true);
     EXPECT_NE(a.probs, ideal.probs);
+  }
   }
   }
 }

@@ -64,8 +64,10 @@ void put_u64(std::string& out, std::uint64_t v) {
 }
 void put_f32(std::string& out, float v) { put_u32(out, std::bit_cast<std::uint32_t>(v)); }
 
-void put_spec(std::string& payload, const ModelSpec& spec) {
-  const std::string json = nlohmann::json(spec).dump();
+void put_spec(std::string& payload, const ModelSpec& spec, bool version1 = false) {
+  nlohmann::json j = spec;
+  if (version1) j.erase("network");  // version 1 named its zoo network only
+  const std::string json = j.dump();
   put_u32(payload, static_cast<std::uint32_t>(json.size()));
   payload += json;
 }
@@ -92,9 +94,9 @@ void put_layer(std::string& payload, const BinaryLayerIR& l) {
   put_f32(payload, l.bn_eps);
 }
 
-std::string encode_payload(const ModelIR& ir) {
+std::string encode_payload(const ModelIR& ir, bool version1 = false) {
   std::string payload;
-  put_spec(payload, ir.spec);
+  put_spec(payload, ir.spec, version1);
   for (const auto& l : ir.layers) put_layer(payload, l);
   return payload;
 }
@@ -105,7 +107,7 @@ std::uint32_t crc_of(const std::string& bytes) {
 }
 
 // A whole file around `payload` with a correct length and checksum.
-std::string wrap_payload(const std::string& payload, std::uint32_t version = 1) {
+std::string wrap_payload(const std::string& payload, std::uint32_t version = 2) {
   std::string file = "SBIR";
   put_u32(file, version);
   put_u64(file, payload.size());
@@ -318,9 +320,10 @@ TEST_F(ModelIRFile, MissingEmptyAndForeignFiles) {
 TEST_F(ModelIRFile, UnsupportedVersion) {
   const ModelIR ir = random_ir(small_spec("mlp", 16), 4);
   std::string bytes = valid_file(ir);
-  bytes[4] = 2;  // version 2, little-endian
-  expect_bytes_error(bytes, "version 2");
-  expect_bytes_error(bytes, "version 1");
+  bytes[4] = 3;  // version 3, little-endian
+  expect_bytes_error(bytes, "version 3");
+  expect_bytes_error(bytes, "versions 1 and 2");
+  expect_bytes_error(bytes, "spinbayes export --model");
   expect_bytes_error(wrap_payload(encode_payload(ir), 0x01000000u), "version 16777216");
 }
 
@@ -357,6 +360,30 @@ TEST_F(ModelIRFile, HandBuiltPayloadLoads) {
   const fs::path path = dir_ / "hand.sbir";
   write_bytes(path, wrap_payload(encode_payload(ir)));
   expect_same_ir(ir, load_model_ir(path));
+}
+
+// Files of version 1 (a zoo network named by its architecture, no graph) still load.
+TEST_F(ModelIRFile, VersionOneFilesLoad) {
+  for (const auto& [architecture, width] : {std::pair<std::string, int>{"mlp", 16}, {"lenet", 4}}) {
+    SCOPED_TRACE(architecture);
+    const ModelIR ir = random_ir(small_spec(architecture, width), 10);
+    const fs::path path = dir_ / "v1.sbir";
+    write_bytes(path, wrap_payload(encode_payload(ir, true), 1));
+    expect_same_ir(ir, load_model_ir(path));
+  }
+}
+
+// A version-2 spec whose graph is not its zoo architecture's is refused.
+TEST_F(ModelIRFile, GraphContradictingTheArchitecture) {
+  const ModelIR ir = random_ir(small_spec("lenet", 4), 11);
+  std::string payload;
+  nlohmann::json j = ir.spec;
+  j["network"][0]["out"] = 5;
+  const std::string json = j.dump();
+  put_u32(payload, static_cast<std::uint32_t>(json.size()));
+  payload += json;
+  for (const auto& l : ir.layers) put_layer(payload, l);
+  expect_bytes_error(wrap_payload(payload), "network: not the layers of lenet");
 }
 
 // Below: payloads with a valid checksum whose content is wrong; the parser must catch every one.

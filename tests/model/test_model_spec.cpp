@@ -211,6 +211,8 @@ TEST(ModelSpec, JsonValuesThatDoNotFitTheirFieldAreRejected) {
   whole["width"] = 64.0;  // integral, but written as a float
   EXPECT_THROW(whole.get<ModelSpec>(), Error);
   whole["width"] = 64;
+  EXPECT_THROW(whole.get<ModelSpec>(), Error);  // the graph was written for width 512
+  whole.erase("network");
   EXPECT_EQ(whole.get<ModelSpec>().width, 64);
 }
 

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "data/image_set.h"
 #include "model/model_ir.h"
 
@@ -15,6 +17,27 @@ inline ModelSpec spec_of(const std::string& architecture, int width, DropoutKind
   spec.width = width;
   spec.dropout = dropout;
   spec.p = 0.2;
+  return spec;
+}
+
+// A network file's layers (1 x 28 x 28 input, 10 classes) with every residual form: a maxpool, an
+// identity block of one convolution, a downsampling block of two and one of a single strided 1x1.
+inline constexpr const char* kResidualNetworkLayers = R"([
+  {"type": "conv", "out": 6, "kernel": 3, "padding": 1},
+  {"type": "maxpool"},
+  {"type": "residual", "shortcut": "identity", "branch": [{"type": "conv", "out": 6, "kernel": 3, "padding": 1}]},
+  {"type": "residual", "shortcut": "downsample", "branch": [
+    {"type": "conv", "out": 10, "kernel": 3, "stride": 2, "padding": 1},
+    {"type": "conv", "out": 10, "kernel": 3, "padding": 1}]},
+  {"type": "residual", "shortcut": "downsample", "branch": [{"type": "conv", "out": 12, "kernel": 1, "stride": 2}]},
+  {"type": "conv", "out": 8, "kernel": 3, "padding": 1},
+  {"type": "maxpool"},
+  {"type": "flatten"},
+  {"type": "linear", "out": 10}])";
+
+inline ModelSpec residual_network_spec(DropoutKind dropout) {
+  ModelSpec spec = spec_of("custom", 0, dropout);
+  spec.network = network_from_json(nlohmann::json::parse(kResidualNetworkLayers));
   return spec;
 }
 

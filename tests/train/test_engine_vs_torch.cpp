@@ -6,12 +6,15 @@
 #include <filesystem>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/engine.h"
 #include "model/dropout_mask.h"
 #include "train/binary_net.h"
 #include "train/export.h"
 #include "train/run.h"
 #include "train/torch_model.h"
+#include "random_networks.h"
 
 using namespace spinbayes;
 
@@ -86,7 +89,10 @@ struct Case {
   int width;
   DropoutKind kind;
   int channels = 1, side = 28;  // color images: 3 x 32 x 32, normalized per channel
+  const char* network = nullptr;  // "custom": the layers, as a network file's JSON array
 };
+
+constexpr const char* kResidualNetwork = kResidualNetworkLayers;
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.architecture << " width " << c.width << " " << to_string(c.kind) << " dropout on " << c.channels << "x"
@@ -102,6 +108,7 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
   ModelSpec spec;
   spec.architecture = c.architecture;
   spec.width = c.width;
+  if (c.network != nullptr) spec.network = network_from_json(nlohmann::json::parse(c.network));
   spec.dropout = c.kind;
   spec.p = 0.25;
   spec.channels = c.channels;
@@ -125,8 +132,8 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
     // Every binary layer: the engine's integer dot products equal LibTorch's convolution of the
     // same (masked) binary input, divided by the dropout scale.
     for (int layer = 1; layer < layer_count; ++layer) {
-      const auto input = net->forward(x, masks, 0, layer);  // binary input of `layer`
       const auto& l = net->layers()[static_cast<std::size_t>(layer)];
+      const auto input = net->forward(x, masks, 0, l.source);  // binary input of `layer`
       auto h = l.kind == LayerSpec::Kind::linear ? input.flatten(1) : input;
       const bool masked = dropout && l.dropout_before;
       if (masked) h = h * net->dropout_mask(h, layer, masks);
@@ -145,6 +152,13 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
         for (std::size_t k = 0; k < dots.size(); ++k) {
           ASSERT_NEAR(e[k], static_cast<float>(dots[k]), 1e-3) << "layer " << layer << " image " << i;
         }
+        if (l.output) continue;
+        // The layer's decisions, a residual block's through the threshold its shortcut bit selects.
+        BinaryMap shortcut;
+        if (l.shortcut >= 0) shortcut = to_map(net->forward(x, masks, 0, l.shortcut), i);
+        const BinaryMap out = engine.layer_output(layer, dots.data(), masked, l.shortcut >= 0 ? &shortcut : nullptr);
+        const BinaryMap want = to_map(net->forward(x, masks, 0, layer + 1), i);
+        ASSERT_EQ(out.signs.data, want.signs.data) << "layer " << layer << " image " << i;
       }
     }
     // Logits: the whole network, prefix reuse included.
@@ -170,7 +184,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"vgg-small", 8, DropoutKind::none}, Case{"vgg-small", 8, DropoutKind::spatial},
                       Case{"vgg-small", 7, DropoutKind::element}, Case{"vgg-small", 24, DropoutKind::spatial},
                       Case{"mlp", 16, DropoutKind::spatial, 3, 32}, Case{"lenet", 4, DropoutKind::element, 3, 32},
-                      Case{"vgg-small", 8, DropoutKind::spatial, 3, 32}),
+                      Case{"vgg-small", 8, DropoutKind::spatial, 3, 32}, Case{"resnet20", 4, DropoutKind::spatial},
+                      Case{"resnet20", 4, DropoutKind::element}, Case{"resnet20", 3, DropoutKind::none},
+                      Case{"resnet18", 4, DropoutKind::spatial, 3, 32},
+                      Case{"custom", 0, DropoutKind::spatial, 3, 32, kResidualNetwork},
+                      Case{"custom", 0, DropoutKind::element, 1, 28, kResidualNetwork}),
     [](const auto& info) {
       std::string name = std::string(info.param.architecture) + "_w" + std::to_string(info.param.width) + "_" +
                          to_string(info.param.kind) + (info.param.channels == 1 ? "" : "_color");
