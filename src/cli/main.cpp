@@ -81,12 +81,45 @@ void warn_if_degenerate(const HardwareConfig& hw, const std::string& origin) {
   if (!why.empty()) std::fprintf(stderr, "spinbayes: warning: %s: %s\n", printable(origin).c_str(), why.c_str());
 }
 
+bool is_zoo_network(const std::string& name) {
+  const auto names = architecture_names();
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// --model as a network: a zoo name, or a network file (JSON) whose layers, input shape and classes
+// the spec takes.
+void apply_model_option(const std::string& given, ModelSpec& spec) {
+  if (is_zoo_network(given)) {
+    spec.architecture = given;
+    spec.network.clear();
+    return;
+  }
+  std::error_code ec;
+  if (given.empty() || !std::filesystem::exists(given, ec)) {
+    throw Error("--model: '" + printable(given) +
+                "' is neither a zoo network (mlp, lenet, vgg-small, resnet20, resnet18) nor a network file");
+  }
+  const NetworkFile file = load_network_file(given);
+  spec.architecture = "custom";
+  spec.network = file.layers;
+  spec.width = 0;
+  spec.channels = file.channels;
+  spec.height = file.height;
+  spec.width_px = file.width;
+  spec.classes = file.classes;
+  spec.input_mean.assign(static_cast<std::size_t>(file.channels), 0.0f);
+  spec.input_std.assign(static_cast<std::size_t>(file.channels), 1.0f);
+}
+
 // Explicitly given training options replace the saved run's, so that train_model() can refuse
 // the ones that differ; the rest come from the run.
 TrainOptions resume_options(const CLI::App& cmd, const TrainOptions& given) {
   TrainOptions o = load_run_config(given.out);
   const auto set = [&](const char* option) { return cmd.count(option) > 0; };
-  if (set("--model")) o.spec.architecture = given.spec.architecture;
+  if (set("--model")) {
+    o.spec.architecture = given.spec.architecture;
+    o.spec.network = given.spec.network;
+  }
   if (set("--width")) o.spec.width = given.spec.width;
   if (set("--dropout")) o.spec.dropout = given.spec.dropout;
   if (set("--p")) o.spec.p = given.spec.p;
@@ -135,7 +168,8 @@ int main(int argc, char** argv) {
   TrainOptions train;
   std::string dropout = "spatial", train_data = "fashion-mnist";
   auto* train_cmd = app.add_subcommand("train", "Train a binary network on Fashion-MNIST");
-  train_cmd->add_option("--model", train.spec.architecture, "Architecture: mlp, lenet, vgg-small")
+  train_cmd->add_option("--model", train.spec.architecture,
+                        "Network: mlp, lenet, vgg-small, resnet20, resnet18, or a network file (JSON)")
       ->capture_default_str();
   train_cmd->add_option("--width", train.spec.width, "Width (0 = the architecture's default)")
       ->capture_default_str();
@@ -281,7 +315,7 @@ int main(int argc, char** argv) {
   CostOptions cost;
   std::filesystem::path cost_dir, cost_json_path, cost_plot_path;
   auto* cost_cmd = app.add_subcommand("cost", "Hardware bill per dropout scheme: modules, energy, latency, area");
-  cost_cmd->add_option("--model", cost_dir, "Training run directory, or a zoo network to price without weights (mlp, lenet, vgg-small)")->required();
+  cost_cmd->add_option("--model", cost_dir, "Training run directory, or a network to price without weights: a zoo name (mlp, lenet, vgg-small, resnet20, resnet18) or a network file")->required();
   std::string cost_input = "1x28x28";
   int cost_width = 0, cost_classes = 10;
   cost_cmd->add_option("--input", cost_input, "Zoo network: input shape CxHxW")->capture_default_str();
@@ -338,6 +372,7 @@ int main(int argc, char** argv) {
       }
     }
     if (*train_cmd) {
+      apply_model_option(train.spec.architecture, train.spec);
       train.spec.dropout = parse_dropout_kind(dropout);
       train.data = parse_data_set(train_data, "--data");
       if (train.resume && std::filesystem::exists(train.out / "config.json")) {
@@ -423,10 +458,17 @@ int main(int argc, char** argv) {
       for (const auto& [path, option] : {std::pair{cost_json_path, "--json"}, std::pair{cost_plot_path, "--plot"}}) {
         if (!path.empty()) check_not_an_input(path, run_files(cost_dir), option);
       }
-      const auto names = architecture_names();
       std::error_code ec;
-      if (!std::filesystem::is_directory(cost_dir, ec) &&
-          std::find(names.begin(), names.end(), cost_dir.string()) != names.end()) {
+      const bool zoo = !std::filesystem::is_directory(cost_dir, ec) && is_zoo_network(cost_dir.string());
+      const bool network_file = !zoo && std::filesystem::is_regular_file(cost_dir, ec);
+      if (network_file) {
+        for (const char* option : {"--input", "--width", "--classes"}) {
+          if (cost_cmd->count(option) > 0) {
+            throw Error(std::string(option) + ": a network file gives its own input shape, sizes and classes");
+          }
+        }
+      }
+      if (zoo || network_file) {
         // A network without a run: the spec alone, at --p (0.1 when not given).
         ModelSpec spec;
         spec.architecture = cost_dir.string();
@@ -434,6 +476,7 @@ int main(int argc, char** argv) {
         spec.classes = cost_classes;
         spec.p = cost.p > 0.0 ? cost.p : 0.1;
         parse_input_shape(cost_input, spec, "--input");
+        apply_model_option(cost_dir.string(), spec);
         if (!cost.dropout_layers.empty()) spec.dropout_layers = cost.dropout_layers;
         spec.validate();
         build_layers(spec);
@@ -441,7 +484,7 @@ int main(int argc, char** argv) {
       } else {
         for (const char* option : {"--input", "--width", "--classes"}) {
           if (cost_cmd->count(option) > 0) {
-            throw Error(std::string(option) + ": only for a zoo network priced without a run (--model mlp|lenet|vgg-small)");
+            throw Error(std::string(option) + ": only for a zoo network priced without a run (--model mlp|lenet|vgg-small|resnet20|resnet18)");
           }
         }
         cost.model_ir = ensure_model_ir(cost_dir);

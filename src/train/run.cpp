@@ -107,6 +107,9 @@ std::vector<std::string> run_setting_differences(const TrainOptions& o, const Tr
   };
   differ("--model", printable(o.spec.architecture), printable(saved.spec.architecture));
   differ("--width", o.spec.effective_width(), saved.spec.effective_width());
+  if (o.spec.architecture == saved.spec.architecture && o.spec.network != saved.spec.network) {
+    out.push_back("--model (a network file with other layers than the run's)");
+  }
   differ("--dropout", to_string(o.spec.dropout), to_string(saved.spec.dropout));
   differ("--p", o.spec.p, saved.spec.p);
   differ("--dropout-layers", printable(o.spec.dropout_layers), printable(saved.spec.dropout_layers));

@@ -175,7 +175,36 @@ int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::op
 
 }  // namespace
 
-TrainResult train_model(const TrainOptions& input_options) {
+namespace {
+
+TrainResult train_into(const TrainOptions& input_options);
+
+// Removes `dir` when it holds nothing but a run's lock file: what a run that failed before writing
+// anything leaves.
+void remove_if_only_lock(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().filename() != DirectoryLock::kFileName) return;
+  }
+  if (!ec) std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+
+TrainResult train_model(const TrainOptions& options) {
+  std::error_code ec;
+  const bool fresh = !options.out.empty() && !std::filesystem::exists(options.out, ec) && !ec;
+  try {
+    return train_into(options);
+  } catch (...) {
+    if (fresh) remove_if_only_lock(options.out);  // a failed run leaves no empty directory behind
+    throw;
+  }
+}
+
+namespace {
+
+TrainResult train_into(const TrainOptions& input_options) {
   TrainOptions options = input_options;
   options.validate();
   configure_threads(options.threads);
@@ -231,6 +260,17 @@ TrainResult train_model(const TrainOptions& input_options) {
     options.spec.width_px = init->spec.width_px;
     options.spec.classes = init->spec.classes;
   } else {
+    if (options.spec.architecture == "custom") {
+      // A network file names its input shape and classes: the data set must have them.
+      const int classes = std::max(class_count(options.data, data.train), class_count(options.data, data.validation));
+      const ModelSpec& m = options.spec;
+      if (m.channels != data.train.c || m.height != data.train.h || m.width_px != data.train.w || m.classes != classes) {
+        throw Error(fmt::format("--model: the network file's input {}x{}x{} with {} classes does not fit the data set "
+                                "{} ({}x{}x{}, {} classes)",
+                                m.channels, m.height, m.width_px, m.classes, printable(options.data.spec()),
+                                data.train.c, data.train.h, data.train.w, classes));
+      }
+    }
     options.spec.input_mean.clear();
     options.spec.input_std.clear();
     for (const PixelStatistics& stats : channel_statistics(data.train)) {
@@ -336,5 +376,7 @@ TrainResult train_model(const TrainOptions& input_options) {
   result.validation_accuracy = history.empty() ? 0.0 : history.back()["validation_accuracy"].get<double>();
   return result;
 }
+
+}  // namespace
 
 }  // namespace spinbayes

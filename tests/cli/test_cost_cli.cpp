@@ -135,7 +135,7 @@ TEST(CostCli, ZooNetworkWithoutWeightsCostsAsARunOfItsTopology) {
 
   expect_cli_error(run_cli("cost --model vgg-small --input 3x32"), {"--input: expected CxHxW"});
   expect_cli_error(run_cli("cost --model vgg-small --input 0x32x32"), {"--input: expected CxHxW"});
-  expect_cli_error(run_cli("cost --model lenet --input 1x8x8"), {"too small for lenet"});
+  expect_cli_error(run_cli("cost --model lenet --input 1x8x8"), {"layer 3 (conv): a 5x5 kernel does not fit the 32x2x2 map"});
   expect_cli_error(run_cli("cost --model vgg-small --classes 1"), {"classes in 2..10000"});
   expect_cli_error(run_cli("cost --model " + run.string() + " --width 4"), {"--width: only for a zoo network"});
   expect_cli_error(run_cli("cost --model resnet7"), {"resnet7"});

@@ -138,3 +138,85 @@ TEST(DataCli, BadDataSpecsAndFilesAreOneLineErrors) {
   EXPECT_FALSE(std::filesystem::exists(dir / "run" / "checkpoint.pt"));
   std::filesystem::remove_all(dir);
 }
+
+// A network file with residual blocks (an identity and a downsampling shortcut) on color images:
+// trains, evaluates in software, on the ideal chip (bit for bit the engine) and on the default
+// chip, detects noise, and is priced by `cost` from the run and from the file alone alike.
+TEST(DataCli, ResidualNetworkFileTrainsEvaluatesAndRunsOnTheChip) {
+  const auto dir = fresh_test_dir("data", "residual");
+  const auto cifar = dir / "cifar";
+  std::filesystem::create_directories(cifar);
+  for (int b = 1; b <= 5; ++b) write(cifar / ("data_batch_" + std::to_string(b) + ".bin"), cifar_batch(60, b));
+  write(cifar / "test_batch.bin", cifar_batch(80, 99));
+  const auto network = dir / "net.json";
+  write(network, R"({"input": "3x32x32", "classes": 10, "layers": [
+    {"type": "conv", "out": 8, "kernel": 3, "padding": 1}, {"type": "maxpool"},
+    {"type": "residual", "shortcut": "identity", "branch": [
+      {"type": "conv", "out": 8, "kernel": 3, "padding": 1}, {"type": "conv", "out": 8, "kernel": 3, "padding": 1}]},
+    {"type": "residual", "shortcut": "downsample", "branch": [
+      {"type": "conv", "out": 16, "kernel": 3, "stride": 2, "padding": 1}, {"type": "conv", "out": 16, "kernel": 3, "padding": 1}]},
+    {"type": "maxpool"}, {"type": "flatten"}, {"type": "linear", "out": 10}]})");
+  const auto run = dir / "run";
+  auto r = run_cli("train --model " + network.string() + " --dropout spatial --p 0.1 --epochs 2 --batch 50 "
+                   "--validation 50 --threads 1 --quiet --data cifar10:" + cifar.string() + " --out " + run.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json config = read_json(run / "config.json");
+  EXPECT_EQ(config["model"]["architecture"], "custom");
+  EXPECT_EQ(config["model"]["network"].size(), 7u);
+
+  const std::string common = "--samples 5 --ood gaussian --validation-count -1 --threads 1";
+  for (const char* backend : {"engine", "cim --hw ideal", "cim --hw default"}) {
+    r = run_cli("eval --model " + run.string() + " --backend " + backend + " " + common + " --json " +
+                (dir / (std::string(backend).substr(0, 3) + std::to_string(std::string(backend).size()) + ".json")).string());
+    ASSERT_EQ(r.exit_code, 0) << backend << "\n" << r.output;
+  }
+  const nlohmann::json engine = read_json(dir / "eng6.json"), ideal = read_json(dir / "cim14.json"),
+                       chip = read_json(dir / "cim16.json");
+  EXPECT_GT(engine["accuracy"].get<double>(), 0.6);
+  EXPECT_EQ(ideal["accuracy"], engine["accuracy"]);
+  EXPECT_EQ(ideal["nll"], engine["nll"]);
+  EXPECT_GT(chip["accuracy"].get<double>(), 0.5);
+  for (const auto* report : {&engine, &chip}) {
+    const double auroc = (*report)["ood"]["gaussian"]["auroc"].get<double>();
+    EXPECT_GE(auroc, 0.0);
+    EXPECT_LE(auroc, 1.0);
+  }
+  // LibTorch's graph and the engine: the same deterministic predictions.
+  r = run_cli("eval --model " + run.string() + " --backend torch --deterministic --ood none --validation-count -1 "
+              "--threads 1 --json " + (dir / "torch.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cli("eval --model " + run.string() + " --backend engine --deterministic --ood none --validation-count -1 "
+              "--threads 1 --json " + (dir / "engine-deterministic.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(dir / "torch.json")["accuracy"], read_json(dir / "engine-deterministic.json")["accuracy"]);
+  EXPECT_NEAR(read_json(dir / "torch.json")["nll"].get<double>(), read_json(dir / "engine-deterministic.json")["nll"].get<double>(), 1e-5);
+
+  // The cost of the run and of the file without weights: the same layers, with the shortcut
+  // convolution priced as a layer of its own.
+  ASSERT_EQ(run_cli("cost --model " + run.string() + " --p 0.1 --json " + (dir / "run-cost.json").string()).exit_code, 0);
+  r = run_cli("cost --model " + network.string() + " --p 0.1 --json " + (dir / "file-cost.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json from_run = read_json(dir / "run-cost.json"), from_file = read_json(dir / "file-cost.json");
+  EXPECT_EQ(from_file["layers"], from_run["layers"]);
+  EXPECT_EQ(from_file["schemes"], from_run["schemes"]);
+  bool shortcut = false;
+  for (const auto& l : from_file["layers"]) shortcut |= l["name"] == "sc1";
+  EXPECT_TRUE(shortcut) << from_file["layers"].dump();
+
+  // A file that does not fit the data, and bad files: one line naming the file and the layer.
+  expect_cli_error(run_cli("train --model " + network.string() + " --epochs 1 --quiet --out " + (dir / "x").string()),
+                   {"--model: the network file's input 3x32x32 with 10 classes does not fit the data set fashion-mnist"});
+  write(network, R"({"input": "3x32x32", "classes": 10, "layers": [{"type": "conv", "out": 8, "kernel": 3},
+    {"type": "residual", "shortcut": "identity", "branch": [{"type": "conv", "out": 8, "kernel": 3}]},
+    {"type": "flatten"}, {"type": "linear", "out": 10}]})");
+  expect_cli_error(run_cli("train --model " + network.string() + " --quiet --out " + (dir / "x").string()),
+                   {network.string() + ": layer 2 (residual): the branch gives a 8x28x28 map, the identity shortcut 8x30x30"});
+  expect_cli_error(run_cli("cost --model " + network.string()), {network.string() + ": layer 2 (residual)"});
+  write(network, R"({"input": "3x32x32", "classes": 10, "layers": [{"type": "conv", "out": 8, "kernel": 3}, {"type": "dense", "out": 10}]})");
+  expect_cli_error(run_cli("cost --model " + network.string()), {network.string() + ": layer 2: unknown layer type 'dense'"});
+  expect_cli_error(run_cli("cost --model " + network.string() + " --input 3x32x32"), {"--input: a network file gives its own"});
+  expect_cli_error(run_cli("train --model resnet --quiet --out " + (dir / "x").string()),
+                   {"--model: 'resnet' is neither a zoo network"});
+  EXPECT_FALSE(std::filesystem::exists(dir / "x"));
+  std::filesystem::remove_all(dir);
+}
