@@ -96,13 +96,17 @@ BenchReport run_bench(const BenchOptions& o) {
   // Each 3x3 convolution alone, masks included, for every image and sample of the run (each sample
   // its own masks), parallel over images as predict() runs it, each thread keeping its patch and
   // dot buffers from call to call as predict() does.
-  std::vector<BinaryMap> maps(static_cast<std::size_t>(images.n));
+  // maps[i][k]: map k of image i's pass (k = the prefix's end first), as the engine keeps them.
+  const int first = engine.first_dropout_layer();
+  std::vector<std::vector<BinaryMap>> maps(static_cast<std::size_t>(images.n), std::vector<BinaryMap>(layers.size() + 1));
 #pragma omp parallel for schedule(dynamic, 8)
-  for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)] = engine.run_prefix(images.image(i));
-  for (int index = engine.first_dropout_layer(); index < static_cast<int>(layers.size()); ++index) {
+  for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)][static_cast<std::size_t>(first)] = engine.run_prefix(images.image(i));
+  std::vector<double> layer_seconds(layers.size(), 0.0);
+  for (int index = first; index < static_cast<int>(layers.size()); ++index) {
     const auto& l = layers[static_cast<std::size_t>(index)];
     if (l.shape.output) break;
-    if (l.shape.kind == LayerSpec::Kind::conv && l.shape.kernel == 3) {
+    const auto source = static_cast<std::size_t>(l.shape.source);
+    if (l.shape.kind == LayerSpec::Kind::conv && (l.shape.kernel == 3 || l.shape.shortcut_conv)) {
       const double s = best_seconds(3, [&] {
 #pragma omp parallel
         {
@@ -110,31 +114,44 @@ BenchReport run_bench(const BenchOptions& o) {
 #pragma omp for schedule(dynamic, 8)
           for (int i = 0; i < images.n; ++i) {
             for (int sample = 0; sample < o.samples; ++sample)
-              engine.layer_dots(maps[static_cast<std::size_t>(i)],
+              engine.layer_dots(maps[static_cast<std::size_t>(i)][source],
                                 MaskKey{o.seed, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(sample), index},
                                 true, scratch);
           }
         }
       });
+      layer_seconds[static_cast<std::size_t>(index)] = s;
       LayerBench b;
       b.layer = index;
       b.macs = l.shape.macs();
+      b.seconds = s;
       b.macs_per_s = static_cast<double>(b.macs) * images.n * o.samples / s;
       b.roof_share = b.macs_per_s / r.popcount_roof_macs_per_s;
-      r.conv3x3.push_back(b);
+      (l.shape.shortcut_conv ? r.shortcuts : r.conv3x3).push_back(b);
     }
 #pragma omp parallel for schedule(dynamic, 8)
     for (int i = 0; i < images.n; ++i) {
       auto& m = maps[static_cast<std::size_t>(i)];
-      m = engine.layer_output(index, engine.layer_dots(m, MaskKey{0, 0, 0, index}, false).data(), false);
+      const BinaryMap* shortcut = l.shape.shortcut >= 0 ? &m[static_cast<std::size_t>(l.shape.shortcut)] : nullptr;
+      m[static_cast<std::size_t>(index) + 1] =
+          engine.layer_output(index, engine.layer_dots(m[source], MaskKey{0, 0, 0, index}, false).data(), false, shortcut);
     }
+  }
+  // A shortcut convolution's block: it and the layers up to the one that adds its map.
+  for (LayerBench& b : r.shortcuts) {
+    double block = 0;
+    for (std::size_t k = static_cast<std::size_t>(b.layer); k < layers.size(); ++k) {
+      block += layer_seconds[k];
+      if (layers[k].shape.shortcut == b.layer + 1) break;
+    }
+    b.block_share = block > 0 ? b.seconds / block : 0.0;
   }
 
   // Prefix reuse: time(T) against prefix + T x suffix. The prefix (layers before the first dropout
   // site) is timed alone; one sample's suffix is what T = 1 adds to it.
   r.prefix_seconds = best_seconds(3, [&] {
 #pragma omp parallel for schedule(dynamic, 8)
-    for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)] = engine.run_prefix(images.image(i));
+    for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)][static_cast<std::size_t>(first)] = engine.run_prefix(images.image(i));
   });
   double suffix_seconds = 0;
   for (const int t : o.scaling_samples) {
@@ -157,6 +174,11 @@ nlohmann::json bench_json(const BenchReport& r) {
   for (const auto& p : r.scaling) {
     scaling.push_back({{"samples", p.samples}, {"seconds", p.seconds}, {"predicted_seconds", p.predicted_seconds}});
   }
+  nlohmann::json shortcuts = nlohmann::json::array();
+  for (const auto& l : r.shortcuts) {
+    shortcuts.push_back({{"layer", l.layer}, {"macs_per_image", l.macs}, {"macs_per_s", l.macs_per_s},
+                         {"roof_share", l.roof_share}, {"block_share", l.block_share}});
+  }
   nlohmann::json j = {{"model", {{"architecture", r.architecture}, {"width", r.width}, {"dropout", r.dropout},
                      {"dropout_layers", r.dropout_layers}}},
           {"images", r.images},
@@ -169,6 +191,7 @@ nlohmann::json bench_json(const BenchReport& r) {
           {"engine_binary_macs_per_s", r.engine_binary_macs_per_s},
           {"popcount_roof_macs_per_s", r.popcount_roof_macs_per_s},
           {"conv3x3_layers", layers},
+          {"shortcut_layers", shortcuts},
           {"prefix_macs_per_image", r.prefix_macs},
           {"suffix_macs_per_sample", r.suffix_macs},
           {"prefix_seconds", r.prefix_seconds},
@@ -202,6 +225,11 @@ std::string bench_table(const BenchReport& r) {
   for (const auto& l : r.conv3x3) {
     out += fmt::format("  layer {} (3x3 conv, {:.1f} M MAC/image): {:.1f} G binary MAC/s, {:.0f} % of the roof\n",
                        l.layer, l.macs / 1e6, l.macs_per_s / 1e9, 100.0 * l.roof_share);
+  }
+  for (const auto& l : r.shortcuts) {
+    out += fmt::format("  layer {} (1x1 shortcut conv, {:.2f} M MAC/image): {:.1f} G binary MAC/s, {:.0f} % of the roof, "
+                       "{:.1f} % of its block's time\n",
+                       l.layer, l.macs / 1e6, l.macs_per_s / 1e9, 100.0 * l.roof_share, 100.0 * l.block_share);
   }
   out += fmt::format("  prefix reuse: {:.2f} M MAC once per image ({:.3f} s for all images), {:.2f} M MAC per sample\n",
                      r.prefix_macs / 1e6, r.prefix_seconds, r.suffix_macs / 1e6);

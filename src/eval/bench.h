@@ -29,6 +29,8 @@ struct LayerBench {
   int layer = 0;
   std::int64_t macs = 0;  // per image
   double macs_per_s = 0, roof_share = 0;
+  double seconds = 0;      // all images and samples
+  double block_share = 0;  // a shortcut convolution: its share of its residual block's time
 };
 
 struct ScalingPoint {
@@ -43,6 +45,7 @@ struct BenchReport {
   double engine_binary_macs_per_s = 0, popcount_roof_macs_per_s = 0;
   std::string kernel;
   std::vector<LayerBench> conv3x3;
+  std::vector<LayerBench> shortcuts;  // residual blocks' 1x1 shortcut convolutions
   std::int64_t prefix_macs = 0, suffix_macs = 0;  // per image / per sample
   double prefix_seconds = 0;                      // the prefix of all images, alone
   std::vector<ScalingPoint> scaling;
