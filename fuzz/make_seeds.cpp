@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "cost/technology.h"
 #include "population/chip_record.h"
@@ -140,6 +142,7 @@ void model_ir_seeds(const fs::path& whole, const fs::path& payload, const fs::pa
     ModelIR ir;
   };
   const Seed seeds[] = {{"mlp", tiny_model("mlp", 2, 8, DropoutKind::spatial)},
+                        {"resnet20", tiny_model("resnet20", 1, 8, DropoutKind::spatial)},
                         {"lenet", tiny_model("lenet", 1, 28, DropoutKind::element)},
                         {"vgg-small", tiny_model("vgg-small", 1, 8, DropoutKind::none)},
                         {"vgg-small-color", tiny_model("vgg-small", 1, 8, DropoutKind::spatial, 3)}};
@@ -238,6 +241,21 @@ void data_set_seeds(const fs::path& dir) {
   write(dir / "shape", "3x32x32");
 }
 
+void network_file_seeds(const fs::path& dir) {
+  for (const char* zoo : {"resnet20", "vgg-small", "mlp"}) {
+    nlohmann::json file{{"input", "3x32x32"}, {"classes", 10}, {"layers", network_to_json(zoo_network(zoo, 4, 10))}};
+    write(dir / zoo, file.dump(1));
+  }
+  write(dir / "residual", R"({"input": "1x28x28", "classes": 10, "layers": [
+  {"type": "conv", "out": 6, "kernel": 3, "padding": 1}, {"type": "maxpool"},
+  {"type": "residual", "shortcut": "identity", "branch": [{"type": "conv", "out": 6, "kernel": 3, "padding": 1}]},
+  {"type": "residual", "shortcut": "downsample", "branch": [{"type": "conv", "out": 12, "kernel": 1, "stride": 2}]},
+  {"type": "flatten"}, {"type": "linear", "out": 10}]})");
+  write(dir / "mismatch", R"({"input": "1x28x28", "classes": 10, "layers": [{"type": "conv", "out": 4, "kernel": 3},
+  {"type": "residual", "shortcut": "identity", "branch": [{"type": "conv", "out": 8, "kernel": 3, "stride": 2}]},
+  {"type": "flatten"}, {"type": "linear", "out": 10}]})");
+}
+
 void fault_list_seeds(const fs::path& dir) {
   write(dir / "cells", "module_stuck_p:0.05,dead_tile,tmr_drift:-0.2");
   write(dir / "all", "all");
@@ -268,6 +286,7 @@ int main(int argc, char** argv) {
     yield_spec_seeds(dir / "yield_spec");
     fault_list_seeds(dir / "fault_list");
     data_set_seeds(dir / "data_set");
+    network_file_seeds(dir / "network_file");
     chip_output_seeds(dir / "chip_output");
     fs::remove_all(scratch);
   } catch (const Error& e) {
