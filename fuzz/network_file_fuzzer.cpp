@@ -17,14 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const NetworkFile file = load_network_file(path.string());
     fuzz::require(network_from_json(network_to_json(file.layers)) == file.layers, "the layers write back to themselves");
     ModelSpec spec;
-    spec.architecture = "custom";
-    spec.network = file.layers;
-    spec.channels = file.channels;
-    spec.height = file.height;
-    spec.width_px = file.width;
-    spec.classes = file.classes;
-    spec.input_mean.assign(static_cast<std::size_t>(file.channels), 0.0f);
-    spec.input_std.assign(static_cast<std::size_t>(file.channels), 1.0f);
+    apply_network_file(file, spec);
     spec.dropout_layers = "all";
     const std::vector<LayerSpec> layers = build_layers(spec);
     fuzz::require(layers.size() >= 2 && layers.front().real_input && layers.back().output, "a first and an output layer");

@@ -96,19 +96,10 @@ void apply_model_option(const std::string& given, ModelSpec& spec) {
   }
   std::error_code ec;
   if (given.empty() || !std::filesystem::exists(given, ec)) {
-    throw Error("--model: '" + printable(given) +
+    throw Error("--model: '" + printable_head(given) +
                 "' is neither a zoo network (mlp, lenet, vgg-small, resnet20, resnet18) nor a network file");
   }
-  const NetworkFile file = load_network_file(given);
-  spec.architecture = "custom";
-  spec.network = file.layers;
-  spec.width = 0;
-  spec.channels = file.channels;
-  spec.height = file.height;
-  spec.width_px = file.width;
-  spec.classes = file.classes;
-  spec.input_mean.assign(static_cast<std::size_t>(file.channels), 0.0f);
-  spec.input_std.assign(static_cast<std::size_t>(file.channels), 1.0f);
+  apply_network_file(load_network_file(given), spec);
 }
 
 // Explicitly given training options replace the saved run's, so that train_model() can refuse
@@ -373,6 +364,9 @@ int main(int argc, char** argv) {
     }
     if (*train_cmd) {
       apply_model_option(train.spec.architecture, train.spec);
+      if (train.spec.architecture == "custom" && train_cmd->count("--width") > 0) {
+        throw Error("--width: a network file gives its own sizes");
+      }
       train.spec.dropout = parse_dropout_kind(dropout);
       train.data = parse_data_set(train_data, "--data");
       if (train.resume && std::filesystem::exists(train.out / "config.json")) {
@@ -461,6 +455,13 @@ int main(int argc, char** argv) {
       std::error_code ec;
       const bool zoo = !std::filesystem::is_directory(cost_dir, ec) && is_zoo_network(cost_dir.string());
       const bool network_file = !zoo && std::filesystem::is_regular_file(cost_dir, ec);
+      if (!zoo && !network_file && !std::filesystem::is_directory(cost_dir, ec)) {
+        throw Error(std::filesystem::exists(cost_dir, ec)
+                        ? "--model: " + printable_head(cost_dir.string()) + ": not a regular file or a directory"
+                        : "--model: '" + printable_head(cost_dir.string()) +
+                              "' is neither a training run directory, a zoo network (mlp, lenet, vgg-small, resnet20, "
+                              "resnet18) nor a network file");
+      }
       if (network_file) {
         for (const char* option : {"--input", "--width", "--classes"}) {
           if (cost_cmd->count(option) > 0) {

@@ -38,4 +38,11 @@ inline std::string printable(std::string_view text, bool ascii = false) {
   return out;
 }
 
+// printable() of at most `longest` bytes of the text, the cut told: for quoting input that may be
+// huge (a key or a value of a hostile file) into a one-line message.
+inline std::string printable_head(std::string_view text, std::size_t longest = 120) {
+  if (text.size() <= longest) return printable(text);
+  return printable(text.substr(0, longest), true) + "... (" + std::to_string(text.size()) + " bytes)";
+}
+
 }  // namespace spinbayes

@@ -96,7 +96,7 @@ EnergyBreakdown price_events(const EventCounts& e, const Technology& t) {
   return b;
 }
 
-double pass_latency_ns(const LayerMapping& m, int modules, const EventCounts& pass, const Technology& t) {
+double pass_latency_ns(const LayerMapping& m, std::int64_t modules, const EventCounts& pass, const Technology& t) {
   if (!m.on_crossbar) {
     return std::ceil(pass.digital_macs / t.digital.mac_lanes) * t.digital.mac_ns;
   }
@@ -116,7 +116,7 @@ double pass_latency_ns(const LayerMapping& m, int modules, const EventCounts& pa
   return modules_ns + static_cast<double>(m.windows) * window_ns;
 }
 
-AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& t, const CrossbarParams& crossbar) {
+AreaBreakdown layer_area(const LayerMapping& m, std::int64_t modules, const Technology& t, const CrossbarParams& crossbar) {
   AreaBreakdown a;
   a.modules_um2 = modules * t.module.area_um2;
   if (!m.on_crossbar) return a;

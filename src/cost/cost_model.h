@@ -73,11 +73,11 @@ EnergyBreakdown price_events(const EventCounts& events, const Technology& tech);
 // round costs reset + write, a read round one read (per_window element modules: one write and one
 // read round per window; spatial: one write round per pass, a read round per window). Nothing is
 // pipelined, so this is an upper bound. The first layer runs in the digital unit: MACs / lanes cycles.
-double pass_latency_ns(const LayerMapping& m, int modules, const EventCounts& pass, const Technology& tech);
+double pass_latency_ns(const LayerMapping& m, std::int64_t modules, const EventCounts& pass, const Technology& tech);
 
 // Area of a layer: its tiles (each layer owns whole tiles), dropout modules, one sense amplifier
 // per column or the ADCs of each tile. The first layer's digital unit is not counted.
-AreaBreakdown layer_area(const LayerMapping& m, int modules, const Technology& tech, const CrossbarParams& crossbar);
+AreaBreakdown layer_area(const LayerMapping& m, std::int64_t modules, const Technology& tech, const CrossbarParams& crossbar);
 
 // What a simulated run's ledger holds on average: per layer, for `images` images of `samples` MC
 // samples, under the model's own dropout (per_sample layers counted `samples` times). With
@@ -97,7 +97,7 @@ struct PricedLedger {
 PricedLedger price_ledger(const Ledger& ledger, const Technology& tech);
 
 struct LayerCost {
-  int modules = 0;
+  std::int64_t modules = 0;  // a sum over layers in a scheme's total
   EventCounts pass;           // one pass
   EventCounts inference;      // one inference (the pass times the runs of this layer)
   EnergyBreakdown pass_energy, energy;  // one pass; one inference

@@ -16,7 +16,7 @@ DropoutKind parse_dropout_kind(const std::string& name) {
   if (name == "none") return DropoutKind::none;
   if (name == "element") return DropoutKind::element;
   if (name == "spatial") return DropoutKind::spatial;
-  throw Error("dropout: unknown kind '" + printable(name) + "' (known: none, element, spatial)");
+  throw Error("dropout: unknown kind '" + printable_head(name) + "' (known: none, element, spatial)");
 }
 
 std::string to_string(DropoutKind kind) {
@@ -40,6 +40,18 @@ int default_width(const std::string& architecture) {
   return 32;                                  // vgg-small: channels of the first stage
 }
 
+void apply_network_file(const NetworkFile& file, ModelSpec& spec) {
+  spec.architecture = "custom";
+  spec.network = file.layers;
+  spec.width = 0;
+  spec.channels = file.channels;
+  spec.height = file.height;
+  spec.width_px = file.width;
+  spec.classes = file.classes;
+  spec.input_mean.assign(static_cast<std::size_t>(std::clamp(file.channels, 1, 64)), 0.0f);
+  spec.input_std.assign(static_cast<std::size_t>(std::clamp(file.channels, 1, 64)), 1.0f);
+}
+
 std::vector<NetLayer> spec_network(const ModelSpec& spec) {
   if (spec.architecture == "custom") return spec.network;
   return zoo_network(spec.architecture, spec.effective_width(), spec.classes);
@@ -60,7 +72,7 @@ void parse_input_shape(const std::string& text, ModelSpec& spec, const std::stri
     for (int d = 0; d < 3; ++d) dims[d] = std::stoi(parts[static_cast<std::size_t>(d)]);
   }
   if (dims[0] < 1 || dims[1] < 1 || dims[2] < 1) {
-    throw Error(field + ": expected CxHxW (channels x height x width, such as 3x32x32), got '" + printable(text) + "'");
+    throw Error(field + ": expected CxHxW (channels x height x width, such as 3x32x32), got '" + printable_head(text) + "'");
   }
   spec.channels = dims[0];
   spec.height = dims[1];
@@ -82,7 +94,7 @@ std::vector<bool> dropout_sites(const std::string& text, const std::vector<Layer
   const int count = layers != nullptr ? static_cast<int>(layers->size()) : 0;
   auto eligible = [&](int i) { return i >= 1 && !(*layers)[static_cast<std::size_t>(i)].shortcut_conv; };
   const std::string expected = "dropout-layers: expected 'all', 'last:N' with N >= 1 or layer numbers 'i,j,k' (2 and up), got '" +
-                               printable(text) + "'";
+                               printable_head(text) + "'";
   std::vector<bool> sites(static_cast<std::size_t>(std::max(count, 0)), false);
   if (text == "all") {
     for (int i = 1; i < count; ++i) sites[static_cast<std::size_t>(i)] = eligible(i);
@@ -126,7 +138,7 @@ void ModelSpec::validate() const {
   const auto names = architecture_names();
   if (std::find(names.begin(), names.end(), architecture) == names.end()) {
     if (architecture != "custom") {
-      throw Error("model: unknown architecture '" + printable(architecture) +
+      throw Error("model: unknown architecture '" + printable_head(architecture) +
                   "' (known: mlp, lenet, vgg-small, resnet20, resnet18, or a network file)");
     }
   }
@@ -249,8 +261,10 @@ class Expansion {
     int shortcut = input;
     if (nl.downsample) {
       int stride = 1;
-      for (const NetLayer& b : nl.branch) stride *= b.stride;
-      if (stride > 8) throw Error(where + " (residual): the branch's total stride is over 8");
+      for (const NetLayer& b : nl.branch) {
+        stride *= b.stride;  // each stride is at most 8: no overflow before the check
+        if (stride > 8) throw Error(where + " (residual): the branch's total stride is over 8");
+      }
       NetLayer one;
       one.out = nl.branch.back().out;
       one.stride = stride;
@@ -273,17 +287,27 @@ class Expansion {
     l.src_c = in.c;
     l.src_h = in.h;
     l.src_w = in.w;
-    if (static_cast<std::int64_t>(l.in_channels) * l.kernel * l.kernel > (std::int64_t{1} << 24) ||
-        static_cast<std::int64_t>(out.c) * out.h * out.w > (std::int64_t{1} << 26)) {
-      throw Error(where + ": the layer is too large");
+    const std::string kind = l.kind == LayerSpec::Kind::conv ? " (conv)" : " (linear)";
+    const std::int64_t fan_in = static_cast<std::int64_t>(l.in_channels) * l.kernel * l.kernel;
+    if (fan_in > (std::int64_t{1} << 24) || static_cast<std::int64_t>(out.c) * out.h * out.w > (std::int64_t{1} << 26)) {
+      throw Error(where + kind + ": the layer is too large (fan-in " + std::to_string(fan_in) + " over 2^24, or an output map over 2^26 values)");
     }
+    // Training holds each weight with its gradient and optimizer state in float.
+    weights_ += fan_in * l.out_channels;
+    if (weights_ > kMaxWeights) {
+      throw Error(where + kind + ": the network would hold " + std::to_string(weights_) + " weights, more than " +
+                  std::to_string(kMaxWeights));
+    }
+    if (layers_.size() >= 1000) throw Error(where + kind + ": more than 1000 binary layers");
     layers_.push_back(l);
     maps_.push_back(out);
     return static_cast<int>(maps_.size()) - 1;
   }
 
+  static constexpr std::int64_t kMaxWeights = std::int64_t{1} << 28;
   std::vector<MapShape> maps_;
   std::vector<LayerSpec> layers_;
+  std::int64_t weights_ = 0;
   int current_ = 0;
   bool flat_ = false;
 };

@@ -43,6 +43,10 @@ struct ModelSpec {
   void validate() const;  // throws Error naming the field
 };
 
+// A custom spec of a network file: its layers, input shape and classes (normalization reset to
+// none, one value per channel; the width unused).
+void apply_network_file(const NetworkFile& file, ModelSpec& spec);
+
 // The zoo: mlp, lenet, vgg-small, resnet20, resnet18.
 std::vector<std::string> architecture_names();
 // The layers the spec describes: its own (custom) or its zoo network's.

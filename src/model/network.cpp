@@ -122,12 +122,12 @@ NetLayer layer_from_json(const nlohmann::json& j, const std::string& where, bool
       }
     }
   } else {
-    throw Error(where + ": unknown layer type '" + printable(type) +
+    throw Error(where + ": unknown layer type '" + printable_head(type) +
                 "' (known: conv, linear, maxpool, flatten, residual)");
   }
   for (const auto& item : j.items()) {
     if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end()) {
-      throw Error(where + " (" + type + "): unknown key '" + printable(item.key()) + "'");
+      throw Error(where + " (" + type + "): unknown key '" + printable_head(item.key()) + "'");
     }
   }
   return l;
@@ -198,7 +198,7 @@ NetworkFile parse_network_file(const std::string& text, const std::string& origi
     if (!j.is_object()) throw Error("expected an object with 'input', 'classes' and 'layers'");
     for (const auto& item : j.items()) {
       if (item.key() != "input" && item.key() != "classes" && item.key() != "layers") {
-        throw Error("unknown key '" + printable(item.key()) + "' (known: input, classes, layers)");
+        throw Error("unknown key '" + printable_head(item.key()) + "' (known: input, classes, layers)");
       }
     }
     for (const char* key : {"input", "classes", "layers"}) {
@@ -206,21 +206,20 @@ NetworkFile parse_network_file(const std::string& text, const std::string& origi
     }
     NetworkFile file;
     if (!j.at("input").is_string()) throw Error("key 'input' has the wrong type (expected a string such as \"3x32x32\")");
-    ModelSpec spec;
-    parse_input_shape(j.at("input").get<std::string>(), spec, "input");
+    ModelSpec shape;
+    parse_input_shape(j.at("input").get<std::string>(), shape, "input");
     const nlohmann::json& classes = j.at("classes");
     if (!classes.is_number_integer() || classes.get<std::int64_t>() < 2 || classes.get<std::int64_t>() > 10000) {
       throw Error("key 'classes' must be an integer in 2..10000");
     }
-    file.channels = spec.channels;
-    file.height = spec.height;
-    file.width = spec.width_px;
+    file.channels = shape.channels;
+    file.height = shape.height;
+    file.width = shape.width_px;
     file.classes = static_cast<int>(classes.get<std::int64_t>());
     file.layers = network_from_json(j.at("layers"));
     // The shapes must chain: expand once, as every backend will.
-    spec.architecture = "custom";
-    spec.network = file.layers;
-    spec.classes = file.classes;
+    ModelSpec spec;
+    apply_network_file(file, spec);
     spec.dropout = DropoutKind::none;
     build_layers(spec);
     return file;

@@ -41,14 +41,20 @@ void write(const std::filesystem::path& path, const std::string& bytes) {
 
 nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(file_bytes(path)); }
 
-}  // namespace
-
-TEST(DataCli, ColorImagesTrainEvaluateAndRunOnTheChip) {
-  const auto dir = fresh_test_dir("data", "cifar");
+// DIR/cifar with five training batches of 60 records and a test batch of 80: the path.
+std::filesystem::path write_cifar_dir(const std::filesystem::path& dir) {
   const auto cifar = dir / "cifar";
   std::filesystem::create_directories(cifar);
   for (int b = 1; b <= 5; ++b) write(cifar / ("data_batch_" + std::to_string(b) + ".bin"), cifar_batch(60, b));
   write(cifar / "test_batch.bin", cifar_batch(80, 99));
+  return cifar;
+}
+
+}  // namespace
+
+TEST(DataCli, ColorImagesTrainEvaluateAndRunOnTheChip) {
+  const auto dir = fresh_test_dir("data", "cifar");
+  const auto cifar = write_cifar_dir(dir);
   const auto run = dir / "run";
   const std::string data = "--data cifar10:" + cifar.string();
   auto r = run_cli("train --model vgg-small --width 8 --dropout spatial --p 0.1 --epochs 2 --batch 50 "
@@ -144,10 +150,7 @@ TEST(DataCli, BadDataSpecsAndFilesAreOneLineErrors) {
 // chip, detects noise, and is priced by `cost` from the run and from the file alone alike.
 TEST(DataCli, ResidualNetworkFileTrainsEvaluatesAndRunsOnTheChip) {
   const auto dir = fresh_test_dir("data", "residual");
-  const auto cifar = dir / "cifar";
-  std::filesystem::create_directories(cifar);
-  for (int b = 1; b <= 5; ++b) write(cifar / ("data_batch_" + std::to_string(b) + ".bin"), cifar_batch(60, b));
-  write(cifar / "test_batch.bin", cifar_batch(80, 99));
+  const auto cifar = write_cifar_dir(dir);
   const auto network = dir / "net.json";
   write(network, R"({"input": "3x32x32", "classes": 10, "layers": [
     {"type": "conv", "out": 8, "kernel": 3, "padding": 1}, {"type": "maxpool"},
@@ -217,6 +220,11 @@ TEST(DataCli, ResidualNetworkFileTrainsEvaluatesAndRunsOnTheChip) {
   expect_cli_error(run_cli("cost --model " + network.string() + " --input 3x32x32"), {"--input: a network file gives its own"});
   expect_cli_error(run_cli("train --model resnet --quiet --out " + (dir / "x").string()),
                    {"--model: 'resnet' is neither a zoo network"});
+  expect_cli_error(run_cli("cost --model " + (dir / "none.json").string()), {"none.json' is neither a training run directory"});
+  expect_cli_error(run_cli("cost --model /dev/null"), {"--model: /dev/null: not a regular file or a directory"});
+  write(network, R"({"input": "1x28x28", "classes": 10, "layers": [{"type": "conv", "out": 4, "kernel": 3}, {"type": "flatten"}, {"type": "linear", "out": 10}]})");
+  expect_cli_error(run_cli("train --model " + network.string() + " --width 8 --quiet --out " + (dir / "x").string()),
+                   {"--width: a network file gives its own sizes"});
   EXPECT_FALSE(std::filesystem::exists(dir / "x"));
   std::filesystem::remove_all(dir);
 }

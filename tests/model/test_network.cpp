@@ -191,6 +191,35 @@ TEST(Network, BadFilesNameTheFileAndTheLayer) {
                     {"layer 4 (linear): flattens a non-square"});
 }
 
+// Found by red-teaming: a branch whose total stride overflowed an int (11 strides of 8 wrapped to 0
+// and divided by it), networks too large to train, a huge key quoted whole.
+TEST(Network, HostileSizesAreRefused) {
+  std::string branch;
+  for (int i = 0; i < 11; ++i) branch += std::string(i ? "," : "") + R"({"type": "conv", "out": 16, "kernel": 3, "padding": 1, "stride": 8})";
+  expect_file_error(file_with(R"([{"type": "conv", "out": 8, "kernel": 3, "padding": 1},
+    {"type": "residual", "shortcut": "downsample", "branch": [)" + branch + R"(]}, {"type": "flatten"}, {"type": "linear", "out": 10}])"),
+                    {"layer 2 (residual): the branch's total stride is over 8"});
+  expect_file_error(file_with(R"([{"type": "conv", "out": 8, "kernel": 3, "padding": 1}, {"type": "conv", "out": 4096, "kernel": 15, "padding": 7},
+    {"type": "conv", "out": 4096, "kernel": 15, "padding": 7}, {"type": "flatten"}, {"type": "linear", "out": 10}])"),
+                    {"layer 3 (conv): the network would hold", "weights, more than 268435456"});
+  std::string blocks;
+  for (int i = 0; i < 70; ++i) {
+    blocks += R"({"type": "residual", "shortcut": "identity", "branch": [)";
+    for (int k = 0; k < 16; ++k) blocks += std::string(k ? "," : "") + R"({"type": "conv", "out": 4, "kernel": 1})";
+    blocks += "]},";
+  }
+  expect_file_error(file_with(R"([{"type": "conv", "out": 4, "kernel": 3}, )" + blocks + R"({"type": "flatten"}, {"type": "linear", "out": 10}])"),
+                    {"more than 1000 binary layers"});
+  const std::string key(100000, 'k');
+  try {
+    parse_network_file(file_with(R"([{"type": "conv", "out": 4, "kernel": 3, ")" + key + R"(": 1}])"), "net.json");
+    ADD_FAILURE() << "accepted an unknown key";
+  } catch (const Error& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u);
+    EXPECT_NE(std::string(e.what()).find("(100000 bytes)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Network, LoadingNamesThePath) {
   try {
     load_network_file("/nonexistent/net.json");
