@@ -41,6 +41,19 @@ void write(const std::filesystem::path& path, const std::string& bytes) {
 
 nlohmann::json read_json(const std::filesystem::path& path) { return nlohmann::json::parse(file_bytes(path)); }
 
+// One deterministic pass of LibTorch's graph and of the engine on the run's test images: the same
+// accuracy, and the same NLL to float rounding.
+void expect_torch_matches_engine(const std::filesystem::path& run, const std::filesystem::path& dir) {
+  const std::string common = " --deterministic --ood none --validation-count -1 --threads 1 --json ";
+  auto r = run_cli("eval --model " + run.string() + " --backend torch" + common + (dir / "torch.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cli("eval --model " + run.string() + " --backend engine" + common + (dir / "engine-deterministic.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json torch = read_json(dir / "torch.json"), engine = read_json(dir / "engine-deterministic.json");
+  EXPECT_EQ(torch["accuracy"], engine["accuracy"]);
+  EXPECT_NEAR(torch["nll"].get<double>(), engine["nll"].get<double>(), 1e-5);
+}
+
 // DIR/cifar with five training batches of 60 records and a test batch of 80: the path.
 std::filesystem::path write_cifar_dir(const std::filesystem::path& dir) {
   const auto cifar = dir / "cifar";
@@ -94,13 +107,7 @@ TEST(DataCli, ColorImagesTrainEvaluateAndRunOnTheChip) {
     }
   }
   // LibTorch's forward normalizes per channel as the engine does: the same deterministic predictions.
-  r = run_cli("eval --model " + run.string() + " --backend torch --deterministic --ood none --validation-count -1 "
-              "--threads 1 --json " + (dir / "torch.json").string());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_cli("eval --model " + run.string() + " --backend engine --deterministic --ood none --validation-count -1 "
-              "--threads 1 --json " + (dir / "engine-deterministic.json").string());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(read_json(dir / "torch.json")["accuracy"], read_json(dir / "engine-deterministic.json")["accuracy"]);
+  expect_torch_matches_engine(run, dir);
 
   // Sets of another shape: one-line errors.
   expect_cli_error(run_cli("eval --model " + run.string() + " --ood mnist --samples 2 --validation-count -1"),
@@ -185,14 +192,7 @@ TEST(DataCli, ResidualNetworkFileTrainsEvaluatesAndRunsOnTheChip) {
     EXPECT_LE(auroc, 1.0);
   }
   // LibTorch's graph and the engine: the same deterministic predictions.
-  r = run_cli("eval --model " + run.string() + " --backend torch --deterministic --ood none --validation-count -1 "
-              "--threads 1 --json " + (dir / "torch.json").string());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_cli("eval --model " + run.string() + " --backend engine --deterministic --ood none --validation-count -1 "
-              "--threads 1 --json " + (dir / "engine-deterministic.json").string());
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(read_json(dir / "torch.json")["accuracy"], read_json(dir / "engine-deterministic.json")["accuracy"]);
-  EXPECT_NEAR(read_json(dir / "torch.json")["nll"].get<double>(), read_json(dir / "engine-deterministic.json")["nll"].get<double>(), 1e-5);
+  expect_torch_matches_engine(run, dir);
 
   // The cost of the run and of the file without weights: the same layers, with the shortcut
   // convolution priced as a layer of its own.
