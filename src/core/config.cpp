@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_input.h"
 #include "core/read_file.h"
 
 namespace spinbayes {
@@ -149,10 +150,12 @@ void ConfigTable::apply_file(const std::filesystem::path& path) {
   const std::string text = read_file_bytes(path);
   nlohmann::json document;
   try {
-    document = nlohmann::json::parse(text, nullptr, true, /*ignore_comments=*/true);
+    document = parse_user_json(text, /*comments=*/true);
   } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range for 1e400
     std::string what = e.what();
     throw Error(path.string() + ": not valid JSON (" + what.substr(0, what.find('\n')) + ")");
+  } catch (const Error& e) {
+    throw Error(path.string() + ": " + e.what());
   }
   apply(document, path.string());
 }

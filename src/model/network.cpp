@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_input.h"
 #include "core/read_file.h"
 #include "model/model_spec.h"
 
@@ -190,9 +191,11 @@ NetworkFile parse_network_file(const std::string& text, const std::string& origi
   const std::string where = printable(origin);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
+    j = parse_user_json(text);
   } catch (const nlohmann::json::exception&) {
     throw Error(where + ": not valid JSON");
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());
   }
   try {
     if (!j.is_object()) throw Error("expected an object with 'input', 'classes' and 'layers'");

@@ -112,6 +112,12 @@ TEST_F(ConfigFile, NotJson) {
   expect_rejected(R"({"mtj": {"tmr": 1e400}})", {"not valid JSON"});
 }
 
+// A key given twice would otherwise keep its last value silently.
+TEST_F(ConfigFile, DuplicateKeys) {
+  expect_rejected(R"({"mtj": {"tmr": 1.5, "tmr": 2.0}})", {"duplicate key 'tmr'"});
+  expect_rejected(R"({"mtj": {"tmr": 1.5}, "mtj": {"tmr": 2.0}})", {"duplicate key 'mtj'"});
+}
+
 TEST_F(ConfigFile, MessagesQuotingTheFileStayOnOneLine) {
   // Keys and words from the file are quoted with their control characters escaped.
   expect_rejected("{\"mtj\": {\"tmr\\nratio\": 1}}", {"unknown key", "mtj.tmr\\nratio"});

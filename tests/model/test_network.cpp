@@ -144,6 +144,8 @@ TEST(Network, BadFilesNameTheFileAndTheLayer) {
   expect_file_error(file_with("[" + conv + "," + tail + "]", "1x28"), {"input: expected CxHxW"});
   expect_file_error(file_with("[" + conv + "," + tail + "]", "1x28x28", 1), {"'classes' must be an integer in 2..10000"});
   expect_file_error(file_with("[]"), {"layers: expected a non-empty array"});
+  expect_file_error(file_with(R"([{"type": "conv", "out": 4, "out": 8, "kernel": 3}, )" + tail + "]"), {"duplicate key 'out'"});
+  expect_file_error(R"({"input": "1x28x28", "classes": 10, "classes": 5, "layers": []})", {"duplicate key 'classes'"});
   expect_file_error(file_with("[" + conv + R"(, {"type": "pool"}, )" + tail + "]"), {"layer 2: unknown layer type 'pool'"});
   expect_file_error(file_with(R"([{"type": "conv", "out": 4}, )" + tail + "]"), {"layer 1 (conv): missing key 'kernel'"});
   expect_file_error(file_with(R"([{"type": "conv", "out": "4", "kernel": 3}, )" + tail + "]"),
