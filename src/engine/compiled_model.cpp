@@ -75,13 +75,11 @@ CompiledModel::CompiledModel(const ModelIR& ir)
       const double scales[2] = {1.0, src.shape.dropout_before ? dropout_scale_ : 1.0};
       for (const auto& t : layer.thresholds) layer.dot_sign.push_back(t.flip ? -1 : 1);
       for (int on = 0; on < 2; ++on) {
-        for (const auto& t : layer.thresholds) {
-          const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
-          layer.dot_bound[on].push_back(t.flip ? -bound : bound);
-        }
-        for (const auto& t : low) {
-          const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
-          layer.low_bound[on].push_back(t.flip ? -bound : bound);
+        for (const auto& [folded, bounds] : {std::pair{&layer.thresholds, &layer.dot_bound[on]}, std::pair{&low, &layer.low_bound[on]}}) {
+          for (const auto& t : *folded) {
+            const std::int32_t bound = integer_bound(t, scales[on], src.fan_in());
+            bounds->push_back(t.flip ? -bound : bound);
+          }
         }
       }
     }

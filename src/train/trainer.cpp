@@ -260,9 +260,9 @@ TrainResult train_into(const TrainOptions& input_options) {
     options.spec.width_px = init->spec.width_px;
     options.spec.classes = init->spec.classes;
   } else {
+    const int classes = std::max(class_count(options.data, data.train), class_count(options.data, data.validation));
     if (options.spec.architecture == "custom") {
       // A network file names its input shape and classes: the data set must have them.
-      const int classes = std::max(class_count(options.data, data.train), class_count(options.data, data.validation));
       const ModelSpec& m = options.spec;
       if (m.channels != data.train.c || m.height != data.train.h || m.width_px != data.train.w || m.classes != classes) {
         throw Error(fmt::format("--model: the network file's input {}x{}x{} with {} classes does not fit the data set "
@@ -277,7 +277,7 @@ TrainResult train_into(const TrainOptions& input_options) {
       options.spec.input_mean.push_back(static_cast<float>(stats.mean));
       options.spec.input_std.push_back(static_cast<float>(std::max(1e-6, stats.std)));
     }
-    options.spec.classes = std::max(class_count(options.data, data.train), class_count(options.data, data.validation));
+    options.spec.classes = classes;
     options.spec.channels = data.train.c;
     options.spec.height = data.train.h;
     options.spec.width_px = data.train.w;
