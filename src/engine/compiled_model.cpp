@@ -105,19 +105,20 @@ const std::int32_t* EngineLayer::bounds(bool masked, const BitWord* shortcut, st
   const std::vector<std::int32_t>& low = low_bound[masked ? 1 : 0];
   scratch.resize(high.size());
   for (std::size_t oc = 0; oc < high.size(); ++oc) {
-    scratch[oc] = (shortcut[oc / kBitsPerWord] >> (oc % kBitsPerWord)) & 1u ? high[oc] : low[oc];
+    // Branch-free: the bits of a decision's selection are as random as the map's.
+    const auto take_high = -static_cast<std::int32_t>((shortcut[oc / kBitsPerWord] >> (oc % kBitsPerWord)) & 1u);
+    scratch[oc] = low[oc] ^ ((high[oc] ^ low[oc]) & take_high);
   }
   return scratch.data();
 }
 
 void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int windows, bool masked, BitMatrix& signs,
                        const BitMatrix* shortcut) {
-  const int out_c = layer.shape.out_channels;
-  thread_local std::vector<std::int32_t> selected;
-  for (int m = 0; m < windows; ++m) {
-    const std::int32_t* bound = layer.bounds(masked, shortcut != nullptr ? shortcut->row(m) : nullptr, selected);
-    threshold_bits(dots + static_cast<std::size_t>(m) * out_c, layer.dot_sign.data(), bound, out_c, signs.row(m));
-  }
+  const int on = masked ? 1 : 0;
+  if (layer.has_shortcut() && shortcut == nullptr) throw Error("layer with a residual shortcut: no shortcut map given");
+  threshold_rows(dots, windows, layer.shape.out_channels, layer.dot_sign.data(), layer.dot_bound[on].data(),
+                 layer.has_shortcut() ? layer.low_bound[on].data() : nullptr, layer.has_shortcut() ? shortcut : nullptr,
+                 signs);
 }
 
 bool CompiledModel::masked(int index, bool dropout) const {
