@@ -42,10 +42,11 @@ void check_bgemm_shapes(const BitMatrix& a, const KeepRows& keep, const std::vec
 // Every block of the product, across the threads when worth_a_fork, each with its own gathered
 // keep rows.
 void bgemm_in_blocks(xnor::GemmBlocks gemm_blocks, int block_rows, const BitMatrix& a, const KeepRows& keep,
-                     const std::vector<std::int32_t>& kept, const PackedOperand& b, std::int32_t* out) {
+                     const std::vector<std::int32_t>& kept, const PackedOperand& b, std::int32_t* out,
+                     bool gathers = true) {
   const int blocks = (a.rows + block_rows - 1) / block_rows;
   for_block_ranges(blocks, static_cast<long>(a.rows) * b.rows * a.words, [&](int first, int last) {
-    std::vector<BitWord> gathered(keep.index.empty() ? 0 : static_cast<std::size_t>(block_rows) * a.words);
+    std::vector<BitWord> gathered(!gathers || keep.index.empty() ? 0 : static_cast<std::size_t>(block_rows) * a.words);
     gemm_blocks(a, keep, kept.data(), b, out, first, last, gathered.data());
   });
 }
@@ -97,6 +98,10 @@ void bgemm_using(const std::string& kernel, const BitMatrix& a, const KeepRows& 
   check_bgemm_shapes(a, keep, kept, b);
   if (packed_b.rows != b.rows || packed_b.words != b.words) throw Error("bgemm: packed operand does not match b");
   if (kernel == "avx512-vpopcntdq" && cpu_features().avx512_vpopcntdq) {
+    if (const xnor::GemmBlocks resident = xnor::bgemm_resident_avx512(a.bits, a.words, packed_b.padded_rows)) {
+      bgemm_in_blocks(resident, xnor::kBlockRowsResident512, a, keep, kept, packed_b, out, false);
+      return;
+    }
     bgemm_in_blocks(xnor::bgemm_blocks_avx512, xnor::kBlockRowsAvx512, a, keep, kept, packed_b, out);
     return;
   }

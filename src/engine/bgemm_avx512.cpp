@@ -40,6 +40,86 @@ SPINBAYES_AVX512 void bgemm_rows512(const BitMatrix& a, const KeepRows& keep, co
   }
 }
 
+// The narrow products (at most 32 columns, rows of at most 5 words: the 16- and 32-channel 3x3 and
+// 1x1 convolutions of a resnet): all of b, W words x V vectors, is held in registers, and each
+// row of a is one pass over its W words with V counters, so no per-block loads of b, and no
+// blocks of rows to assemble.
+template <int W, int V>
+SPINBAYES_AVX512 void bgemm_resident512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                        const PackedOperand& b, std::int32_t* out, int first, int last, BitWord*) {
+  __m512i bv[W][V];
+#pragma GCC unroll 8
+  for (int w = 0; w < W; ++w)
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v)
+      bv[w][v] = _mm512_loadu_si512(b.data.data() + static_cast<std::size_t>(w) * b.padded_rows + 8 * v);
+  const int n = b.rows;
+  const int end = std::min(a.rows, last * kBlockRowsResident512);
+  for (int m = first * kBlockRowsResident512; m < end; ++m) {
+    const BitWord* x = a.row(m);
+    const BitWord* k = keep.row(m);
+    __m512i count[V];
+#pragma GCC unroll 8
+    for (int w = 0; w < W; ++w) {
+      const __m512i av = _mm512_set1_epi64(static_cast<long long>(x[w]));
+      const __m512i kv = _mm512_set1_epi64(static_cast<long long>(k[w]));
+#pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) {
+        const __m512i differ = _mm512_popcnt_epi64(_mm512_and_si512(_mm512_xor_si512(av, bv[w][v]), kv));
+        count[v] = w == 0 ? differ : _mm512_add_epi64(count[v], differ);
+      }
+    }
+    store_dots512<V>(count, kept[m], out + static_cast<std::size_t>(m) * n, n, 0);
+  }
+}
+
+// Rows of at most 32 bits (a 1x1 convolution of at most 32 channels: a shortcut's): one 32-bit
+// lane per column and VPOPCNTD, so that a row's counts come out in the order its dots are
+// stored, 16 columns a vector, with no lanes of padding bits to count. b, V vectors of 16
+// columns (the low halves of its words), is held in registers.
+template <int V>
+SPINBAYES_AVX512 void bgemm_dwords512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                      const PackedOperand& b, std::int32_t* out, int first, int last, BitWord*) {
+  __m512i bv[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    const BitWord* words = b.data.data() + 16 * v;
+    const __m256i low = _mm512_cvtepi64_epi32(_mm512_loadu_si512(words));
+    const __m256i high =
+        16 * v + 8 < b.padded_rows ? _mm512_cvtepi64_epi32(_mm512_loadu_si512(words + 8)) : _mm256_setzero_si256();
+    bv[v] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+  }
+  const int n = b.rows;
+  const int end = std::min(a.rows, last * kBlockRowsResident512);
+  for (int m = first * kBlockRowsResident512; m < end; ++m) {
+    const __m512i av = _mm512_set1_epi32(static_cast<std::int32_t>(a.row(m)[0]));
+    const __m512i kv = _mm512_set1_epi32(static_cast<std::int32_t>(keep.row(m)[0]));
+    const __m512i base = _mm512_set1_epi32(kept[m]);
+    std::int32_t* row = out + static_cast<std::size_t>(m) * n;
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const __m512i count = _mm512_popcnt_epi32(_mm512_and_si512(_mm512_xor_si512(av, bv[v]), kv));
+      const __m512i dot = _mm512_sub_epi32(base, _mm512_add_epi32(count, count));
+      const int lanes = std::min(16, n - 16 * v);
+      if (lanes == 16) {
+        _mm512_storeu_si512(row + 16 * v, dot);
+      } else {
+        _mm512_mask_storeu_epi32(row + 16 * v, static_cast<__mmask16>((1u << lanes) - 1), dot);
+      }
+    }
+  }
+}
+
+template <int W>
+constexpr GemmBlocks resident_for_vectors(int vectors) {
+  switch (vectors) {
+    case 1: return bgemm_resident512<W, 1>;
+    case 2: return bgemm_resident512<W, 2>;
+    case 3: return bgemm_resident512<W, 3>;
+    default: return bgemm_resident512<W, 4>;
+  }
+}
+
 }  // namespace
 
 SPINBAYES_AVX512 void bgemm_blocks_avx512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
@@ -48,6 +128,27 @@ SPINBAYES_AVX512 void bgemm_blocks_avx512(const BitMatrix& a, const KeepRows& ke
   for (int m = first * kBlockRowsAvx512; m < std::min(a.rows, last * kBlockRowsAvx512); m += kBlockRowsAvx512)
     bgemm_rows512<kBlockRowsAvx512, kBlockVectors512>(a, keep, kept, b.data.data(), b.padded_rows, b.rows, out, m,
                                                       std::min(kBlockRowsAvx512, a.rows - m), gathered);
+}
+
+GemmBlocks bgemm_resident_avx512(int bits, int words, int padded_rows) {
+  if (bits > 0 && bits <= 32 && padded_rows <= 64) {
+    switch ((padded_rows + 15) / 16) {
+      case 1: return bgemm_dwords512<1>;
+      case 2: return bgemm_dwords512<2>;
+      case 3: return bgemm_dwords512<3>;
+      case 4: return bgemm_dwords512<4>;
+      default: break;  // no columns: the general kernel
+    }
+  }
+  const int vectors = padded_rows / 8;
+  if (words < 1 || words > kResidentWords512 || vectors < 1 || vectors > kResidentVectors512) return nullptr;
+  switch (words) {
+    case 1: return resident_for_vectors<1>(vectors);
+    case 2: return resident_for_vectors<2>(vectors);
+    case 3: return resident_for_vectors<3>(vectors);
+    case 4: return resident_for_vectors<4>(vectors);
+    default: return resident_for_vectors<5>(vectors);
+  }
 }
 
 }  // namespace spinbayes::xnor

@@ -33,7 +33,14 @@ SPINBAYES_AVX2 void bgemm_blocks_avx2(const BitMatrix& a, const KeepRows& keep, 
 // 5 rows of a x 32 columns: 20 counters in registers. (5x32 and 6x32 beat 4x16, 4x32 and 8x16 on
 // the 3x3 convolutions of vgg-small: the short rows of narrow layers make the epilogue count.)
 constexpr int kBlockRowsAvx512 = 5;
+// Products whose b fits in registers (rows of at most kResidentWords512 words and at most
+// 8 * kResidentVectors512 columns, or rows of at most 32 bits and at most 64 columns) run
+// bgemm_resident_avx512's kernel instead, in blocks of kBlockRowsResident512 rows for the threads.
+constexpr int kResidentWords512 = 5, kResidentVectors512 = 4, kBlockRowsResident512 = 16;
 #if SPINBAYES_X86
+// The resident kernel for rows of `bits` bits in `words` words and b padded to `padded_rows`
+// columns, or nullptr where b does not fit.
+GemmBlocks bgemm_resident_avx512(int bits, int words, int padded_rows);
 SPINBAYES_AVX512 void bgemm_blocks_avx512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept, const PackedOperand& b,
                          std::int32_t* out, int first, int last, BitWord* gathered);
 #endif

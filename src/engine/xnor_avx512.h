@@ -46,6 +46,30 @@ SPINBAYES_AVX512 inline __attribute__((always_inline)) void xnor_step512(__m512i
   }
 }
 
+// dot = kept - 2 * count for the 8 * V columns from j0 of one row (columns past n not stored).
+// Two counters of 8 lanes (their low halves: the counts are < 2^31) go into one vector of 16
+// int32, stored with a lane mask where it runs past column n.
+template <int V>
+SPINBAYES_AVX512 inline __attribute__((always_inline)) void store_dots512(const __m512i (&count)[V], std::int32_t kept,
+                                                                         std::int32_t* row, int n, int j0) {
+  const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i base = _mm512_set1_epi32(kept);
+#pragma GCC unroll 8
+  for (int v = 0; v < V; v += 2) {
+    const int j = j0 + 8 * v;
+    if (j >= n) break;  // padding columns only
+    const int lanes = std::min(v + 2 <= V ? 16 : 8, n - j);
+    const __m512i counts = v + 1 < V ? _mm512_permutex2var_epi32(count[v], low_halves, count[v + 1])
+                                     : _mm512_permutexvar_epi32(low_halves, count[v]);
+    const __m512i dot = _mm512_sub_epi32(base, _mm512_add_epi32(counts, counts));
+    if (lanes == 16) {
+      _mm512_storeu_si512(row + j, dot);
+    } else {
+      _mm512_mask_storeu_epi32(row + j, static_cast<__mmask16>((1u << lanes) - 1), dot);
+    }
+  }
+}
+
 template <int R, int V, bool kMasked, bool kSharedKeep = false>
 SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int words, const BitWord* bt, int npad,
                                     const std::int32_t* kept, std::int32_t* out, int n, int j0) {
@@ -55,28 +79,8 @@ SPINBAYES_AVX512 void xnor_block512(const BitWord* a, const BitWord* k, int word
     xnor_step512<R, V, kMasked, false, kSharedKeep>(count, a, k, words, bt + static_cast<std::size_t>(w) * npad + j0,
                                                     w);
 
-  // dot = kept - 2 * count. Two counters of 8 lanes (their low halves: the counts are < 2^31)
-  // go into one vector of 16 int32, stored with a lane mask where it runs past column n.
-  const __m512i low_halves = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const __m512i base = _mm512_set1_epi32(kept[r]);
-    std::int32_t* row = out + static_cast<std::size_t>(r) * n;
-#pragma GCC unroll 8
-    for (int v = 0; v < V; v += 2) {
-      const int j = j0 + 8 * v;
-      if (j >= n) break;  // padding columns only
-      const int lanes = std::min(v + 2 <= V ? 16 : 8, n - j);
-      const __m512i counts = v + 1 < V ? _mm512_permutex2var_epi32(count[r][v], low_halves, count[r][v + 1])
-                                       : _mm512_permutexvar_epi32(low_halves, count[r][v]);
-      const __m512i dot = _mm512_sub_epi32(base, _mm512_add_epi32(counts, counts));
-      if (lanes == 16) {
-        _mm512_storeu_si512(row + j, dot);
-      } else {
-        _mm512_mask_storeu_epi32(row + j, static_cast<__mmask16>((1u << lanes) - 1), dot);
-      }
-    }
-  }
+  for (int r = 0; r < R; ++r) store_dots512<V>(count[r], kept[r], out + static_cast<std::size_t>(r) * n, n, j0);
 }
 
 }  // namespace spinbayes::xnor
