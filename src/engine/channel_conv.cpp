@@ -53,6 +53,37 @@ void check_shapes(const BinaryMap& map, std::span<const BitWord> channel_keep, i
                 std::to_string(map.channels) + " channels");
 }
 
+// The tables of `geometry` (out_h x out_w output pixels), found among those of the scratch or
+// made and added to them; they become the scratch's last.
+ConvTables& tables_for(const ConvGeometry& geometry, int out_h, int out_w, ChannelConvScratch& scratch) {
+  constexpr std::size_t kMostGeometries = 16;  // a pass's convolutions have a few; a guard against growth
+  for (std::size_t i = 0; i < scratch.tables.size(); ++i) {
+    if (scratch.tables[i].geometry == geometry) {
+      scratch.current = i;
+      return scratch.tables[i];
+    }
+  }
+  if (scratch.tables.size() >= kMostGeometries) scratch.tables.clear();
+  ConvTables& t = scratch.tables.emplace_back();
+  t.geometry = geometry;
+  std::vector<int> y_class, x_class;
+  tap_classes(out_h, geometry.stride, geometry.padding, geometry.kernel, geometry.height, t.y_ranges, y_class);
+  tap_classes(out_w, geometry.stride, geometry.padding, geometry.kernel, geometry.width, t.x_ranges, x_class);
+  const int x_classes = static_cast<int>(t.x_ranges.size());
+  t.keep_index.resize(static_cast<std::size_t>(out_h) * out_w);
+  t.row_taps.resize(t.keep_index.size());
+  for (int oy = 0; oy < out_h; ++oy)
+    for (int ox = 0; ox < out_w; ++ox) {
+      const auto r = static_cast<std::size_t>(oy) * out_w + ox;
+      const TapRange y = t.y_ranges[static_cast<std::size_t>(y_class[static_cast<std::size_t>(oy)])];
+      const TapRange x = t.x_ranges[static_cast<std::size_t>(x_class[static_cast<std::size_t>(ox)])];
+      t.keep_index[r] = y_class[static_cast<std::size_t>(oy)] * x_classes + x_class[static_cast<std::size_t>(ox)];
+      t.row_taps[r] = (y.hi - y.lo) * (x.hi - x.lo);
+    }
+  scratch.current = scratch.tables.size() - 1;
+  return t;
+}
+
 }  // namespace
 
 void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
@@ -66,21 +97,9 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
   const int out_h = patches.out_h, out_w = patches.out_w, words = patches.signs.words;
 
   const ConvGeometry geometry{map.height, map.width, c, kernel, stride, padding};
-  if (scratch.geometry != geometry) {
-    std::vector<int> y_class, x_class;
-    tap_classes(out_h, stride, padding, kernel, map.height, scratch.y_ranges, y_class);
-    tap_classes(out_w, stride, padding, kernel, map.width, scratch.x_ranges, x_class);
-    const int x_classes = static_cast<int>(scratch.x_ranges.size());
-    scratch.keep_index.resize(static_cast<std::size_t>(out_h) * out_w);
-    for (int oy = 0; oy < out_h; ++oy)
-      for (int ox = 0; ox < out_w; ++ox)
-        scratch.keep_index[static_cast<std::size_t>(oy) * out_w + ox] =
-            y_class[static_cast<std::size_t>(oy)] * x_classes + x_class[static_cast<std::size_t>(ox)];
-    scratch.geometry = geometry;
-  }
+  ConvTables& t = tables_for(geometry, out_h, out_w, scratch);
 
-  // A keep row for each rectangle: the channel mask at each tap inside it; its popcount is the
-  // rectangle's taps times the channels kept.
+  // A keep row for each rectangle: the channel mask at each tap inside it.
   int channels_kept = c;
   if (!channel_keep.empty()) {
     channels_kept = 0;
@@ -90,26 +109,27 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
                                      (n == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << n) - 1));
     }
   }
-  const int x_classes = static_cast<int>(scratch.x_ranges.size());
-  const int rectangles = static_cast<int>(scratch.y_ranges.size()) * x_classes;
+  const int x_classes = static_cast<int>(t.x_ranges.size());
+  const int rectangles = static_cast<int>(t.y_ranges.size()) * x_classes;
   BitMatrix& keeps = scratch.rectangle_keeps;
   keeps.rows = rectangles;
   keeps.bits = patches.signs.bits;
   keeps.words = words;
   keeps.data.assign(static_cast<std::size_t>(rectangles) * words, 0);
-  scratch.rectangle_kept.resize(static_cast<std::size_t>(rectangles));
   for (int index = 0; index < rectangles; ++index) {
-    const TapRange y = scratch.y_ranges[static_cast<std::size_t>(index / x_classes)];
-    const TapRange x = scratch.x_ranges[static_cast<std::size_t>(index % x_classes)];
+    const TapRange y = t.y_ranges[static_cast<std::size_t>(index / x_classes)];
+    const TapRange x = t.x_ranges[static_cast<std::size_t>(index % x_classes)];
     for (int ky = y.lo; ky < y.hi; ++ky)
       for (int kx = x.lo; kx < x.hi; ++kx) or_bits_at(keeps.row(index), (ky * kernel + kx) * c, channel_keep, c);
-    scratch.rectangle_kept[static_cast<std::size_t>(index)] = (y.hi - y.lo) * (x.hi - x.lo) * channels_kept;
   }
-  // Each output pixel's kept count.
-  patches.kept.resize(static_cast<std::size_t>(patches.signs.rows));
-  const std::int32_t* rectangle_kept = scratch.rectangle_kept.data();
-  for (std::size_t r = 0; r < patches.kept.size(); ++r) patches.kept[r] = rectangle_kept[scratch.keep_index[r]];
-  bgemm(patches.signs, KeepRows(keeps, scratch.keep_index), patches.kept, weights, packed_weights, dots);
+  // Each output pixel's kept count: its taps times the channels kept, unchanged while as many
+  // channels are kept as in the geometry's call before.
+  if (t.kept_channels != channels_kept) {
+    t.kept.resize(t.row_taps.size());
+    for (std::size_t r = 0; r < t.kept.size(); ++r) t.kept[r] = t.row_taps[r] * channels_kept;
+    t.kept_channels = channels_kept;
+  }
+  bgemm(patches.signs, KeepRows(keeps, t.keep_index), t.kept, weights, packed_weights, dots);
 }
 
 void channel_masked_conv_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel,

@@ -30,18 +30,25 @@ struct ConvGeometry {
   bool operator==(const ConvGeometry&) const = default;
 };
 
-// Buffers of channel_masked_conv, kept from call to call.
-struct ChannelConvScratch {
-  Patches patches;  // signs gathered, kept counted per rectangle; keep not used
-  // What follows from the geometry alone, kept while it stays the same: the distinct ranges of
-  // taps inside the map along y and along x, and each output pixel's rectangle (pair of ranges,
-  // y-major).
+// What follows from a geometry alone: the distinct ranges of taps inside the map along y and
+// along x, each output pixel's rectangle (pair of ranges, y-major) and its taps; and its kept
+// count for the channels kept by the last call of this geometry (row_taps times kept_channels).
+struct ConvTables {
   ConvGeometry geometry;
   std::vector<TapRange> y_ranges, x_ranges;
-  std::vector<std::int32_t> keep_index;
-  // A keep row for each rectangle and its popcount, from the channel mask of the call.
+  std::vector<std::int32_t> keep_index, row_taps, kept;
+  int kept_channels = -1;
+};
+
+// Buffers of channel_masked_conv, kept from call to call.
+struct ChannelConvScratch {
+  Patches patches;  // signs gathered; keep and kept not used
+  // The tables of the geometries seen (a pass alternates between a few), and the last call's.
+  std::vector<ConvTables> tables;
+  std::size_t current = 0;
+  const ConvTables& last() const { return tables[current]; }
+  // A keep row for each rectangle, from the channel mask of the call.
   BitMatrix rectangle_keeps;
-  std::vector<std::int32_t> rectangle_kept;
 };
 
 // The integer dot products (out pixels x out channels, channels fastest) of a KxK convolution of

@@ -123,7 +123,7 @@ PatchRows Engine::channel_pass(int index, const BinaryMap& map, const MaskKey& k
   channel_masked_conv(map, scratch.channel_keep, l.kernel, l.stride, l.padding, arrays.weights(index),
                       arrays.packed_weights(index), scratch.channel, dots);
   const ChannelConvScratch& c = scratch.channel;
-  return {c.patches.signs, KeepRows(c.rectangle_keeps, c.keep_index), c.patches.kept.data()};
+  return {c.patches.signs, KeepRows(c.rectangle_keeps, c.last().keep_index), c.last().kept.data()};
 }
 
 PatchRows Engine::batch_pass(int index, std::span<BinaryMap> maps, const MaskKey& key, MaskGrain grain,

@@ -219,6 +219,7 @@ void bordered_bytes(const BinaryMap& map, bool keep, int padding, std::uint8_t* 
 
 using BorderedBytes = void (*)(const BinaryMap&, bool, int, std::uint8_t*);
 BorderedBytes bordered_bytes_for(int pixel_bytes) {
+  if (pixel_bytes == 2) return bordered_bytes<2>;
   if (pixel_bytes == 4) return bordered_bytes<4>;
   if (pixel_bytes == 8) return bordered_bytes<8>;
   if (pixel_bytes == 16) return bordered_bytes<16>;
@@ -227,7 +228,7 @@ BorderedBytes bordered_bytes_for(int pixel_bytes) {
 
 // Rows [first, first + out_w) of patches, one output row (oy) of a bordered byte map whose row oy
 // * stride starts at `line`: for each ky, the kernel * C / 8 bytes from (oy * stride + ky, ox * stride).
-// kKernel, kPixelBytes > 0: fixed at compile time (3x3 convolutions of 32, 64 or 128 channels), so
+// kKernel, kPixelBytes > 0: fixed at compile time (3x3 convolutions of 16, 32, 64 or 128 channels), so
 // each run is a few fixed moves.
 template <int kKernel = 0, int kPixelBytes = 0>
 void copy_patch_line(const std::uint8_t* line, int bordered_width, int runtime_pixel_bytes, int runtime_kernel,
@@ -257,6 +258,20 @@ void copy_patch_line(const std::uint8_t* line, int bordered_width, int runtime_p
       dst[4] = load(r2 + 8, std::uint32_t{});
       continue;
     }
+    if constexpr (kKernel == 3 && kPixelBytes == 2) {
+      // 16 channels: nine 2-byte taps, three runs of 6 bytes, assembled into three whole words
+      // (the last one 48 bits of padding).
+      const auto run6 = [](const std::uint8_t* p) {
+        BitWord word;
+        std::memcpy(&word, p, sizeof word);  // 2 bytes past the run: the bordered map has slack
+        return word & ((BitWord{1} << 48) - 1);
+      };
+      const BitWord r0 = run6(line), r1 = run6(line + row_bytes), r2 = run6(line + 2 * row_bytes);
+      dst[0] = r0 | r1 << 48;
+      dst[1] = r1 >> 16 | r2 << 32;
+      dst[2] = r2 >> 32;
+      continue;
+    }
     if (ragged) dst[words - 1] = 0;
     auto* bytes = reinterpret_cast<std::uint8_t*>(dst);
     for (int ky = 0; ky < kernel; ++ky) copy_bytes(bytes + ky * run, line + ky * row_bytes, run);
@@ -265,6 +280,7 @@ void copy_patch_line(const std::uint8_t* line, int bordered_width, int runtime_p
 
 using CopyPatchLine = void (*)(const std::uint8_t*, int, int, int, int, BitMatrix&, int, int);
 CopyPatchLine patch_line_copier(int kernel, int pixel_bytes) {
+  if (kernel == 3 && pixel_bytes == 2) return copy_patch_line<3, 2>;
   if (kernel == 3 && pixel_bytes == 4) return copy_patch_line<3, 4>;
   if (kernel == 3 && pixel_bytes == 8) return copy_patch_line<3, 8>;
   if (kernel == 3 && pixel_bytes == 16) return copy_patch_line<3, 16>;
@@ -306,7 +322,8 @@ void im2col_bytes(std::span<const BinaryMap> maps, int kernel, int stride, int p
   const BinaryMap& first = maps.front();
   const int pixel_bytes = first.channels / 8, bw = first.width + 2 * padding, bh = first.height + 2 * padding;
   const std::size_t map_bytes = static_cast<std::size_t>(bh) * bw * pixel_bytes;
-  out.bordered_signs.resize(map_bytes * maps.size());
+  // A word of slack past the last map: a patch line may load a whole word where its run ends.
+  out.bordered_signs.resize(map_bytes * maps.size() + sizeof(BitWord));
   if (with_keep) out.bordered_keep.resize(map_bytes * maps.size());
   const BorderedBytes bordered = bordered_bytes_for(pixel_bytes);
   for (std::size_t s = 0; s < maps.size(); ++s) {
@@ -351,6 +368,27 @@ void im2col_bits(std::span<const BinaryMap> maps, int kernel, int stride, int pa
 void im2col_signs(const BinaryMap& map, int kernel, int stride, int padding, Patches& out) {
   if (!map.keep.data.empty()) throw Error("im2col_signs: the map carries its own keep mask");
   const std::span<const BinaryMap> maps(&map, 1);
+  if (kernel == 1 && padding == 0) {
+    // A 1x1 convolution without padding (a shortcut's): each patch is one pixel's row of the
+    // map, copied whole, the bits past the channels cleared.
+    shape_patches(maps, kernel, stride, padding, out, false);
+    const int words = out.signs.words, c = map.channels;
+    const BitWord last = c % kBitsPerWord == 0 ? ~BitWord{0} : (BitWord{1} << (c % kBitsPerWord)) - 1;
+    const BitWord* src = map.signs.data.data();
+    BitWord* dst = out.signs.data.data();
+    const std::size_t step = static_cast<std::size_t>(stride) * words, line = step * map.width;
+    for (int oy = 0; oy < out.out_h; ++oy)
+      for (int ox = 0; ox < out.out_w; ++ox, dst += words) {
+        const BitWord* pixel = src + oy * line + ox * step;
+        if (words == 1) {
+          dst[0] = pixel[0] & last;  // up to 64 channels: one word, no library copy
+        } else {
+          std::copy_n(pixel, words, dst);
+          dst[words - 1] &= last;
+        }
+      }
+    return;
+  }
   if (byte_aligned(maps)) {
     im2col_bytes(maps, kernel, stride, padding, out, false);
   } else {

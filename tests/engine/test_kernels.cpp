@@ -329,10 +329,24 @@ TEST(Bgemm, MatchesReferenceOnRandomShapes) {
   }
 }
 
+// The narrow products whose b is held in registers (rows of at most 5 words and at most 32
+// columns; rows of at most 32 bits and at most 64 columns): every such shape class, ragged rows.
+TEST(Bgemm, MatchesReferenceOnNarrowShapes) {
+  std::mt19937_64 rng(31);
+  for (const int bits : {1, 16, 31, 32, 33, 64, 144, 200, 288, 320}) {
+    for (const int n : {1, 7, 8, 9, 16, 17, 24, 32, 33, 48, 63, 64}) {
+      expect_bgemm_matches_reference(rng, 1 + pick(rng, 40), n, bits, 0.8);
+    }
+  }
+}
+
 TEST(Bgemm, MatchesReferenceOnConvShapes) {
   std::mt19937_64 rng(5);
-  // 3x3 convolutions with 32 and 64 channels on a 28x28 map (parallel path), and a wide linear layer.
+  // 3x3 convolutions with 16, 32 and 64 channels on a 28x28 map (parallel path), a 1x1 shortcut,
+  // and a wide linear layer.
+  expect_bgemm_matches_reference(rng, 784, 16, 9 * 16, 0.9);
   expect_bgemm_matches_reference(rng, 784, 32, 9 * 32, 0.9);
+  expect_bgemm_matches_reference(rng, 196, 32, 16, 0.9);
   expect_bgemm_matches_reference(rng, 196, 64, 9 * 64, 0.9);
   expect_bgemm_matches_reference(rng, 3, 10, 4096, 0.9);
 }
@@ -373,6 +387,9 @@ TEST(ChannelMaskedConv, MatchesThePlainPathAndTheNaiveConvolution) {
 
     BinaryMap signs_only = m.bits;
     signs_only.keep = BitMatrix();
+    // Stray bits past the channels (a map's rows are whole words) must not count.
+    if (c % kBitsPerWord != 0)
+      for (int r = 0; r < signs_only.signs.rows; ++r) signs_only.signs.row(r)[signs_only.signs.words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
     std::vector<std::int32_t> plain(naive.size(), -12345), fast(naive.size(), -12345);
     channel_masked_conv_reference(signs_only, channel_keep, k, stride, pad, packed, plain.data());
     ASSERT_EQ(plain, naive);
@@ -387,6 +404,27 @@ TEST(ChannelMaskedConv, MatchesThePlainPathAndTheNaiveConvolution) {
       ASSERT_EQ(fast, plain);
     }
   }
+}
+
+// 1x1 convolutions without padding (a residual block's downsampling shortcut) copy each
+// pixel's row whole: every channel count class, both strides, odd map sizes.
+TEST(ChannelMaskedConv, PointwiseShortcutsMatchTheNaiveConvolution) {
+  std::mt19937_64 rng(77);
+  ChannelConvScratch scratch;
+  for (const int c : {3, 16, 32, 64, 65, 128})
+    for (const int stride : {1, 2})
+      for (const int size : {7, 14, 15}) {
+        SCOPED_TRACE("c=" + std::to_string(c) + " stride=" + std::to_string(stride) + " map " + std::to_string(size));
+        const TestMap m = random_map(rng, c, size, size, KeepMode::kNone);
+        const int o = 1 + pick(rng, 64);
+        std::vector<std::int8_t> weights(static_cast<std::size_t>(o) * c);
+        for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
+        const BitMatrix packed = pack_weights(weights.data(), o, c, 1);
+        const std::vector<std::int32_t> naive = naive_conv(m, weights, o, 1, stride, 0);
+        std::vector<std::int32_t> fast(naive.size(), -12345);
+        channel_masked_conv(m.bits, {}, 1, stride, 0, packed, pack_operand(packed), scratch, fast.data());
+        ASSERT_EQ(fast, naive);
+      }
 }
 
 TEST(ChannelMaskedConv, RejectsMismatchedOperands) {
@@ -510,4 +548,39 @@ TEST(ThresholdBits, SimdMatchesReferenceOnRandomRows) {
       EXPECT_EQ(bit, sign[static_cast<std::size_t>(j)] * dots[static_cast<std::size_t>(j)] >= bound[static_cast<std::size_t>(j)]);
     }
   }
+}
+
+TEST(ThresholdRows, SimdMatchesReferenceWithAndWithoutSelection) {
+  std::mt19937_64 rng(2025);
+  for (const int n : {1, 10, 15, 16, 17, 33, 64, 65, 100, 128, 130, 257}) {
+    const int rows = 7;
+    std::vector<std::int32_t> dots(static_cast<std::size_t>(rows) * n), sign(static_cast<std::size_t>(n)),
+        high(sign.size()), low(sign.size());
+    for (auto& d : dots) d = static_cast<std::int32_t>(rng() % 41) - 20;
+    for (std::size_t j = 0; j < sign.size(); ++j) {
+      sign[j] = (rng() & 1) ? 1 : -1;
+      high[j] = static_cast<std::int32_t>(rng() % 41) - 20;  // ties with the dots included
+      low[j] = static_cast<std::int32_t>(rng() % 41) - 20;
+    }
+    spinbayes::BitMatrix select(rows, n);
+    for (int m = 0; m < rows; ++m)
+      for (int j = 0; j < n; ++j) select.set(m, j, rng() & 1);
+    for (const spinbayes::BitMatrix* s : std::array<const spinbayes::BitMatrix*, 2>{nullptr, &select}) {
+      spinbayes::BitMatrix fast(rows, n), plain(rows, n);
+      std::fill(fast.data.begin(), fast.data.end(), ~spinbayes::BitWord{0});
+      spinbayes::threshold_rows(dots.data(), rows, n, sign.data(), high.data(), low.data(), s, fast);
+      spinbayes::threshold_rows_reference(dots.data(), rows, n, sign.data(), high.data(), low.data(), s, plain);
+      EXPECT_EQ(fast.data, plain.data) << "n = " << n << (s != nullptr ? ", selected" : "");
+      for (int m = 0; m < rows; ++m)
+        for (int j = 0; j < n; ++j) {
+          const auto k = static_cast<std::size_t>(j);
+          const std::int32_t bound = s == nullptr || select.get(m, j) ? high[k] : low[k];
+          EXPECT_EQ(plain.get(m, j), sign[k] * dots[static_cast<std::size_t>(m) * n + k] >= bound);
+        }
+    }
+  }
+  spinbayes::BitMatrix small(3, 16);
+  std::vector<std::int32_t> dots(64), v(16);
+  EXPECT_THROW(spinbayes::threshold_rows(dots.data(), 4, 16, v.data(), v.data(), v.data(), nullptr, small),
+               spinbayes::Error);
 }
