@@ -12,6 +12,8 @@
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "model/model_spec.h"
+#include "model/network.h"
 
 namespace spinbayes {
 
@@ -45,7 +47,9 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_flag("--quick", o.quick, "vgg-small width 16, 4 epochs of which 3 shared, fewer chip images (under 10 minutes on 2 cores)");
   cmd->add_option("--out", o.out, "Output directory (stages/ caches each finished stage)")->capture_default_str();
   cmd->add_option("--models", o.models, "Directory of the training runs (default: OUT/models)");
-  cmd->add_option("--model", o.architecture, "Architecture: mlp, lenet, vgg-small")->capture_default_str();
+  cmd->add_option("--model", o.architecture,
+                  "Network: a zoo name (mlp, lenet, vgg-small, resnet20, resnet18) or a network file (JSON)")
+      ->capture_default_str();
   cmd->add_option("--width", o.width, "Width (0 = the architecture's default)")->capture_default_str();
   cmd->add_option("--epochs", o.epochs)->capture_default_str();
   cmd->add_option("--shared-epochs", o.shared_epochs,
@@ -108,6 +112,18 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   o.sweep_values = parse_number_list("--sweep-values", c.sweep_values);
   for (const auto& name : split_list(c.ood)) {
     if (std::find(o.ood.begin(), o.ood.end(), name) == o.ood.end()) o.ood.push_back(name);
+  }
+  const auto zoo = architecture_names();
+  if (std::find(zoo.begin(), zoo.end(), o.architecture) == zoo.end()) {
+    std::error_code ec;
+    if (o.architecture.empty() || !std::filesystem::exists(o.architecture, ec))
+      throw Error("--model: '" + printable_head(o.architecture) +
+                  "' is neither a zoo network (mlp, lenet, vgg-small, resnet20, resnet18) nor a network file");
+    if (c.app->count("--width") > 0) throw Error("--width: a network file gives every size; drop --width");
+    load_network_file(o.architecture);  // one-line errors naming the file and the layer
+    o.network_file = std::filesystem::absolute(o.architecture);
+    o.architecture = "custom";
+    o.width = 0;
   }
   o.command = "spinbayes";
   for (int i = 1; i < argc; ++i) o.command += std::string(" ") + argv[i];

@@ -51,6 +51,7 @@ BenchReport run_bench(const BenchOptions& o) {
   BenchReport r;
   r.architecture = spec.architecture;
   r.width = spec.effective_width();
+  r.network = network_description(spec);
   r.dropout = to_string(spec.dropout);
   r.dropout_layers = spec.dropout_layers;
   r.images = images.n;
@@ -207,8 +208,8 @@ nlohmann::json bench_json(const BenchReport& r) {
 }
 
 std::string bench_table(const BenchReport& r) {
-  std::string out = fmt::format("{} width {}, {} dropout on {}; {} images x T = {}, {} threads, kernel {}\n",
-                                r.architecture, r.width, r.dropout, r.dropout_layers, r.images, r.samples,
+  std::string out = fmt::format("{}, {} dropout on {}; {} images x T = {}, {} threads, kernel {}\n",
+                                r.network, r.dropout, r.dropout_layers, r.images, r.samples,
                                 r.threads, r.kernel);
   out += fmt::format("  LibTorch  {:10.0f} images x samples / s\n", r.torch_samples_per_s);
   out += fmt::format("  engine    {:10.0f} images x samples / s   ({:.1f}x LibTorch)\n", r.engine_samples_per_s,

@@ -41,6 +41,7 @@ struct ScalingPoint {
 struct BenchReport {
   std::string architecture, dropout, dropout_layers;
   int width = 0, images = 0, samples = 0, threads = 0;
+  std::string network;  // network_description() of the model
   double torch_samples_per_s = 0, engine_samples_per_s = 0, ratio = 0;
   double engine_binary_macs_per_s = 0, popcount_roof_macs_per_s = 0;
   std::string kernel;

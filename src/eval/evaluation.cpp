@@ -367,8 +367,8 @@ nlohmann::json report_json(const EvalReport& r) {
 
 std::string report_table(const EvalReport& r) {
   std::string out;
-  out += fmt::format("model     {} (width {}, dropout {} p={} on {}){}\n", r.spec.architecture,
-                     r.spec.effective_width(), to_string(r.spec.dropout), r.spec.p, r.spec.dropout_layers,
+  out += fmt::format("model     {} (dropout {} p={} on {}){}\n", network_description(r.spec),
+                     to_string(r.spec.dropout), r.spec.p, r.spec.dropout_layers,
                      r.deterministic ? ", evaluated deterministically" : "");
   out += fmt::format("samples   T = {}   test images {}   {:.1f} s\n", r.samples, r.test_images, r.seconds);
   out += fmt::format("  accuracy  {:7.2f} %\n", 100.0 * r.accuracy);

@@ -307,6 +307,7 @@ class ExperimentRun {
 ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan& plan) {
   return {.quick = o.quick,
           .architecture = o.architecture,
+          .network_file = o.network_file.string(),
           .width = plan.model(ModelRole::deterministic).train.spec.effective_width(),
           .epochs = o.epochs,
           .shared_epochs = o.shared_epochs,

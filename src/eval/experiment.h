@@ -21,6 +21,8 @@
 
 #include "data/datasets.h"
 #include "eval/experiment_results.h"
+#include "model/model_spec.h"
+#include "model/network.h"
 
 namespace spinbayes {
 
@@ -30,8 +32,9 @@ struct ExperimentOptions {
   bool quick = false;
 
   // Training, the same for every model (dropout kind and p aside).
-  std::string architecture = "vgg-small";
+  std::string architecture = "vgg-small";  // a zoo name, or "custom" for network_file
   int width = 32;
+  std::filesystem::path network_file;  // --model given as a network file (absolute); else empty
   int epochs = 8;  // the recipe has 12; 8 keeps the full run from nothing within the hour on 2 cores
   // The first epochs trained once, without dropout, and shared by every model (each then trains the
   // rest with its own dropout); 0: each model trains every epoch on its own.
@@ -72,6 +75,10 @@ struct ExperimentOptions {
   static ExperimentOptions quick_run();
 
   void validate() const;  // throws Error naming the option
+  // The network every model trains: the zoo architecture at `width`, or the network file's.
+  ModelSpec model_spec() const;
+  // Short name of that network in run directory names: "vgg32", "resnet20-16", or the network file's stem.
+  std::string network_name() const;
 };
 
 struct ExperimentResult {

@@ -121,14 +121,21 @@ std::string headline_section(const ExperimentResults& results) {
   return out + "\nEach row's command is in the sections below.\n\n";
 }
 
+// "vgg-small width 32", or the network file's name for a custom network.
+std::string network_text(const ExperimentSettings& settings, const std::string& architecture, int width) {
+  if (architecture != "custom") return fmt::format("{} width {}", architecture, width);
+  return fmt::format("network file `{}`", std::filesystem::path(settings.network_file).filename().string());
+}
+
 std::string cost_section(const ExperimentResults& results) {
   const ModelResults& spatial = results.model(ModelRole::spatial);
   const CostSummary& c = spatial.cost.report;
   std::string out = fmt::format(
-      "Priced by the cost model on the network of the spatial model ({} width {}, dropout on {}), every scheme at "
+      "Priced by the cost model on the network of the spatial model ({}, dropout on {}), every scheme at "
       "p = {:g}, T = {} samples per inference, hardware `{}`, technology `{}`. Energy and latency per inference "
       "(latency: windows one after another, nothing pipelined, an upper bound).\n\n",
-      c.model.architecture, c.model.width, c.model.dropout_layers, c.p, c.samples, c.hw, c.tech);
+      network_text(results.settings, c.model.architecture, c.model.width), c.model.dropout_layers, c.p, c.samples,
+      c.hw, c.tech);
   out += "| scheme | dropout modules | dropout-module energy (nJ) | total energy (nJ) | latency (µs) |\n";
   out += "|---|---|---|---|---|\n";
   for (const char* scheme : {"none", "element", "spatial", "layer"}) {
@@ -162,8 +169,9 @@ std::string models_section(const ExperimentResults& results) {
   for (const auto& m : results.models) {
     const TrainingRecord& t = m.training;
     const TrainingSettings& st = t.settings;
-    out += fmt::format("| {} | {} | {} | {} width {} | {} | {} | {} | {:.2f} % | {:.0f} s |\n", m.role, m.dropout,
-                       m.has_dropout() ? fmt::format("{:g}", m.p) : "-", st.architecture, st.width, t.epochs,
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f} % | {:.0f} s |\n", m.role, m.dropout,
+                       m.has_dropout() ? fmt::format("{:g}", m.p) : "-",
+                       network_text(results.settings, st.architecture, st.width), t.epochs,
                        st.subset > 0 ? std::to_string(st.subset) : fmt::format("all ({})", 60000 - st.validation),
                        st.validation, 100.0 * t.validation_accuracy, t.seconds);
   }

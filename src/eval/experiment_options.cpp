@@ -1,4 +1,5 @@
 // The experiment's two presets, the checks of its options, and the command lines the report quotes.
+#include <cctype>
 #include <set>
 
 #include <fmt/format.h>
@@ -41,17 +42,45 @@ ExperimentOptions ExperimentOptions::quick_run() {
   return o;
 }
 
+ModelSpec ExperimentOptions::model_spec() const {
+  ModelSpec spec;
+  if (!network_file.empty()) {
+    apply_network_file(load_network_file(network_file), spec);
+  } else {
+    spec.architecture = architecture;
+    spec.width = width;
+  }
+  spec.p = p;
+  return spec;
+}
+
+std::string ExperimentOptions::network_name() const {
+  if (!network_file.empty()) {
+    // The stem, kept to characters safe in a directory name.
+    std::string name = network_file.stem().string();
+    for (char& ch : name)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') ch = '_';
+    return name.empty() ? "network" : name.substr(0, 64);
+  }
+  const int w = ModelSpec{.architecture = architecture, .network = {}, .width = width}.effective_width();
+  if (architecture == "vgg-small") return fmt::format("vgg{}", w);
+  // "lenet32", "mlp512"; "resnet20-16", where the name ends in a digit.
+  return fmt::format("{}{}{}", architecture, std::isdigit(static_cast<unsigned char>(architecture.back())) ? "-" : "", w);
+}
+
 void ExperimentOptions::validate() const {
   auto in_range = [](const char* name, long long v, long long lo, long long hi) {
     if (v < lo || v > hi) throw Error(fmt::format("{}: must be in {}..{}, got {}", name, lo, hi, v));
   };
   if (!(p > 0.0 && p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", p));
   in_range("--width", width, 0, 4096);
-  ModelSpec spec;
-  spec.architecture = architecture;
-  spec.width = width;
-  spec.p = p;
+  const ModelSpec spec = model_spec();
   spec.validate();
+  // The experiment's data: Fashion-MNIST, with MNIST digits as the OOD set.
+  if (spec.channels != 1 || spec.height != 28 || spec.width_px != 28 || spec.classes != 10)
+    throw Error(fmt::format("--model: {}: the network reads {}x{}x{} images into {} classes; the experiment runs "
+                            "on Fashion-MNIST (1x28x28, 10 classes)",
+                            network_file.string(), spec.channels, spec.height, spec.width_px, spec.classes));
   in_range("--epochs", epochs, 1, 1000);
   in_range("--shared-epochs", shared_epochs, 0, epochs - 1);
   in_range("--batch", batch, 1, 60000);

@@ -40,15 +40,19 @@ std::vector<std::string> with_data(std::vector<std::string> args, const DataPath
   return args;
 }
 
-std::vector<std::string> train_command(const TrainOptions& t) {
-  std::vector<std::string> args = with_data({"train", "--model", t.spec.architecture, "--width", std::to_string(t.spec.effective_width()),
-                    "--dropout", to_string(t.spec.dropout), "--p", number_text(t.spec.p), "--epochs",
-                    std::to_string(t.epochs), "--batch", std::to_string(t.batch), "--lr", number_text(t.lr),
-                    "--seed", std::to_string(t.seed), "--validation", std::to_string(t.validation), "--subset",
-                    std::to_string(t.subset), "--out", t.out.string(), "--resume"},
-                   t.paths);
-  if (!t.init.empty()) args.insert(args.end() - static_cast<long>(data_arguments(t.paths).size()), {"--init", t.init.string()});
-  return args;
+std::vector<std::string> train_command(const TrainOptions& t, const fs::path& network_file) {
+  std::vector<std::string> args = {"train", "--model"};
+  if (network_file.empty()) {
+    args.insert(args.end(), {t.spec.architecture, "--width", std::to_string(t.spec.effective_width())});
+  } else {
+    args.push_back(network_file.string());
+  }
+  args.insert(args.end(), {"--dropout", to_string(t.spec.dropout), "--p", number_text(t.spec.p), "--epochs",
+                           std::to_string(t.epochs), "--batch", std::to_string(t.batch), "--lr", number_text(t.lr),
+                           "--seed", std::to_string(t.seed), "--validation", std::to_string(t.validation), "--subset",
+                           std::to_string(t.subset), "--out", t.out.string(), "--resume"});
+  if (!t.init.empty()) args.insert(args.end(), {"--init", t.init.string()});
+  return with_data(args, t.paths);
 }
 
 std::vector<std::string> eval_command(const EvalOptions& e) {
@@ -84,15 +88,9 @@ std::vector<std::string> sweep_command(const SweepOptions& s) {
 
 // ---- the models ---------------------------------------------------------------------------------
 
-std::string short_architecture(const std::string& architecture) {
-  return architecture == "vgg-small" ? "vgg" : architecture;
-}
-
 // The run of the shared first epochs: dropout off, stopped after them.
 fs::path shared_run_dir(const ExperimentOptions& o, const fs::path& models_dir) {
-  return models_dir / fmt::format("{}{}-shared{}of{}", short_architecture(o.architecture),
-                                  ModelSpec{.architecture = o.architecture, .network = {}, .width = o.width}.effective_width(),
-                                  o.shared_epochs, o.epochs);
+  return models_dir / fmt::format("{}-shared{}of{}", o.network_name(), o.shared_epochs, o.epochs);
 }
 
 PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_dir, ModelRole role, double p) {
@@ -106,8 +104,7 @@ PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_di
   m.description = descriptions[r];
   if (role == ModelRole::extra_spatial) m.description += fmt::format(", p = {:g}", p);
   TrainOptions& t = m.train;
-  t.spec.architecture = o.architecture;
-  t.spec.width = o.width;
+  t.spec = o.model_spec();
   t.spec.dropout = kinds[r];
   t.spec.p = p;
   t.spec.dropout_layers = "all";
@@ -120,7 +117,7 @@ PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_di
   t.threads = o.threads;
   t.quiet = o.quiet;
   t.paths = o.paths;
-  m.name = fmt::format("{}{}-{}", short_architecture(o.architecture), t.spec.effective_width(), to_string(kinds[r]));
+  m.name = fmt::format("{}-{}", o.network_name(), to_string(kinds[r]));
   if (kinds[r] != DropoutKind::none && p != 0.1) m.name += fmt::format("-p{:g}", p);
   m.dir = models_dir / m.name;
   t.out = m.dir;
@@ -162,7 +159,7 @@ class Planner {
                    fmt::format("train {} (the first {} epochs, dropout off, shared by every model)", m.name,
                                m.train.stop_after_epochs),
                    {Work::train, static_cast<double>(macs_per_image(m.train)) * train_images * m.train.stop_after_epochs});
-    s.command = train_command(m.train);
+    s.command = train_command(m.train, o_.network_file);
     s.command.insert(s.command.end(), {"--stop-after", std::to_string(m.train.stop_after_epochs)});
   }
 
@@ -183,7 +180,7 @@ class Planner {
                                          m.train.epochs)
                            : fmt::format("train {} ({}, {} epochs)", m.name, m.description, m.train.epochs),
                        {Work::train, macs_ * train_images * own_epochs});
-    train.command = train_command(m.train);
+    train.command = train_command(m.train, o_.network_file);
     add_calibration();
 
     if (m.main()) {
@@ -390,9 +387,10 @@ const PlannedModel& ExperimentPlan::model(ModelRole role) const {
 }
 
 TrainingSettings training_settings(const TrainOptions& t) {
-  return {t.spec.architecture, t.spec.effective_width(), to_string(t.spec.dropout), t.spec.p, t.spec.dropout_layers,
-          t.epochs,            t.batch,                  t.lr,                      t.seed,   t.validation,
-          t.subset,            t.init_epochs};
+  TrainingSettings s{t.spec.architecture, t.spec.effective_width(), to_string(t.spec.dropout), t.spec.p,
+                     t.spec.dropout_layers, t.epochs, t.batch, t.lr, t.seed, t.validation, t.subset, t.init_epochs, {}};
+  if (t.spec.architecture == "custom") s.network = network_to_json(t.spec.network).dump();
+  return s;
 }
 
 std::vector<std::string> cost_command(const PlannedModel& m, int samples) {

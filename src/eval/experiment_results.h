@@ -201,10 +201,11 @@ struct TrainingSettings {
   std::uint64_t seed = 0;
   int validation = 0, subset = 0;
   int shared_epochs = 0;  // the first epochs, trained once without dropout and shared by the models
+  std::string network;    // architecture "custom": the network file's layers as JSON text; else empty
   bool operator==(const TrainingSettings&) const = default;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingSettings, architecture, width, dropout, p, dropout_layers, epochs, batch,
-                                   lr, seed, validation, subset, shared_epochs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainingSettings, architecture, width, dropout, p, dropout_layers,
+                                                epochs, batch, lr, seed, validation, subset, shared_epochs, network)
 
 struct TrainingRecord {
   TrainingSettings settings;
@@ -271,6 +272,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SweepSettings, param, values, chips, samples,
 struct ExperimentSettings {
   bool quick = false;
   std::string architecture;
+  std::string network_file;  // architecture "custom": the network file; else empty
   int width = 0, epochs = 0, shared_epochs = 0, batch = 0;
   std::vector<std::string> shared_command;  // `spinbayes train` of the shared first epochs
   double lr = 0;
@@ -286,7 +288,7 @@ struct ExperimentSettings {
   std::string hardware;
   SweepSettings sweep;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExperimentSettings, quick, architecture, width, epochs, shared_epochs, shared_command, batch, lr, train_subset,
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExperimentSettings, quick, architecture, network_file, width, epochs, shared_epochs, shared_command, batch, lr, train_subset,
                                    validation, seed, p, extra_p, samples, t_values, test_count, chip_test_count,
                                    curve_test_count, ood_count, ood, eval_seed, chip_seed, hardware, sweep)
 

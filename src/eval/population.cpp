@@ -358,8 +358,8 @@ json chips_json(const ChipPopulation& p) {
 }
 
 std::string chips_table(const ChipPopulation& p) {
-  std::string out = fmt::format("{} width {}, {} dropout p = {:g}, T = {}: {} simulated chips (seeds {}..{}) of hardware '{}'\n",
-                                p.spec.architecture, p.spec.effective_width(), to_string(p.spec.dropout), p.spec.p,
+  std::string out = fmt::format("{}, {} dropout p = {:g}, T = {}: {} simulated chips (seeds {}..{}) of hardware '{}'\n",
+                                network_description(p.spec), to_string(p.spec.dropout), p.spec.p,
                                 p.samples, p.chips.size(), p.first_seed, p.first_seed + p.chips.size() - 1, p.hardware);
   out += fmt::format("  {:<24} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "metric", "software", "mean", "sd", "p5",
                      "p50", "p95");
@@ -393,8 +393,8 @@ std::string chips_plot_png(const ChipPopulation& p) {
 
   std::vector<std::pair<std::string, std::string>> files;
   std::string script = "set terminal pngcairo size 1200,900 font 'sans,10' noenhanced\nset output 'out.png'\n";
-  std::string title = fmt::format("{} {}, {} p = {:g}, T = {}: {} chips of '{}'", p.spec.architecture,
-                                  p.spec.effective_width(), to_string(p.spec.dropout), p.spec.p, p.samples,
+  std::string title = fmt::format("{}, {} p = {:g}, T = {}: {} chips of '{}'", network_description(p.spec),
+                                  to_string(p.spec.dropout), p.spec.p, p.samples,
                                   p.chips.size(), p.hardware);
   if (p.spec_required) title += fmt::format(", yield {} of {} (dotted: the spec's bounds)", p.passed, p.chips.size());
   title += "; dashed: software";

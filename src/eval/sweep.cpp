@@ -158,9 +158,9 @@ std::string sweep_plot_png(const SweepReport& r) {
   std::string script = "set terminal pngcairo size 1200,900 font 'sans,10' noenhanced\nset output 'out.png'\n";
   script += fmt::format(
       "set multiplot layout 2,2 title '{}'\n",
-      gnuplot_escaped(fmt::format("{} width {}, {} dropout p = {:g}, T = {}: {} simulated chips per value "
+      gnuplot_escaped(fmt::format("{}, {} dropout p = {:g}, T = {}: {} simulated chips per value "
                                   "(median, 5th-95th percentile band); dashed = software engine",
-                                  r.software.spec.architecture, r.software.spec.effective_width(),
+                                  network_description(r.software.spec),
                                   to_string(r.software.spec.dropout), r.software.spec.p, r.software.samples, chips)));
   script += "set grid\nset key bottom left\nset offsets graph 0.05, graph 0.05, graph 0.1, graph 0.1\n";
   const char* titles[] = {"accuracy (%)", "ECE (15 bins)", "NLL (nats)"};

@@ -57,6 +57,19 @@ std::vector<NetLayer> spec_network(const ModelSpec& spec) {
   return zoo_network(spec.architecture, spec.effective_width(), spec.classes);
 }
 
+std::string network_description(const std::string& architecture, int width, int channels, int height, int width_px,
+                                int classes) {
+  if (architecture == "custom")
+    return "custom network (" + std::to_string(channels) + "x" + std::to_string(height) + "x" +
+           std::to_string(width_px) + " in, " + std::to_string(classes) + " classes)";
+  return architecture + " width " + std::to_string(width);
+}
+
+std::string network_description(const ModelSpec& spec) {
+  return network_description(spec.architecture, spec.effective_width(), spec.channels, spec.height, spec.width_px,
+                             spec.classes);
+}
+
 namespace {
 
 bool digits_only(const std::string& text) {

@@ -51,6 +51,10 @@ void apply_network_file(const NetworkFile& file, ModelSpec& spec);
 std::vector<std::string> architecture_names();
 // The layers the spec describes: its own (custom) or its zoo network's.
 std::vector<NetLayer> spec_network(const ModelSpec& spec);
+// The network in words, for reports: "vgg-small width 32", or "custom network (1x28x28 in, 10 classes)".
+std::string network_description(const ModelSpec& spec);
+std::string network_description(const std::string& architecture, int width, int channels, int height, int width_px,
+                                int classes);
 // "CxHxW" (channels, height, width) into the spec's input shape; throws Error("<field>: ...").
 void parse_input_shape(const std::string& text, ModelSpec& spec, const std::string& field = "--input");
 int default_width(const std::string& architecture);

@@ -324,10 +324,46 @@ TEST_F(Experiment, SharedEpochsAreTrainedOnceAndEveryModelStartsFromThem) {
   EXPECT_NE(read_file(out / "report.md").find("The first 1 of the 2 epochs were trained once"), std::string::npos);
 }
 
+// `--model FILE.json`: every model trains the network file's graph (here a residual block),
+// named after the file, and the report names the file.
+TEST_F(Experiment, NetworkFileRunsEveryStage) {
+  const fs::path file = scratch_ / "tiny-res.json";
+  std::ofstream(file) << R"({"input": "1x28x28", "classes": 10, "layers": [
+      {"type": "conv", "out": 8, "kernel": 3, "stride": 2, "padding": 1},
+      {"type": "residual", "branch": [{"type": "conv", "out": 8, "kernel": 3, "padding": 1},
+                                      {"type": "conv", "out": 8, "kernel": 3, "padding": 1}],
+       "shortcut": "identity"},
+      {"type": "maxpool"}, {"type": "flatten"}, {"type": "linear", "out": 10}]})";
+  std::vector<std::string> args = tiny_args(scratch_ / "data", scratch_ / "file-run");
+  const auto model = std::find(args.begin(), args.end(), "--model");
+  args.erase(model, model + 4);  // --model mlp --width 64
+  args.insert(args.end(), {"--model", file.string(), "--quiet"});
+  CliChild run(args, scratch_ / "file-run.log");
+  ASSERT_TRUE(run.succeeded()) << read_file(scratch_ / "file-run.log");
+  const json results = json::parse(read_file(scratch_ / "file-run" / "results.json"));
+  ASSERT_EQ(results["models"].size(), 4u);
+  EXPECT_EQ(results["models"][2]["name"], "tiny-res-spatial");
+  EXPECT_EQ(results["settings"]["architecture"], "custom");
+  EXPECT_EQ(results["settings"]["network_file"], fs::absolute(file).string());
+  const json config = json::parse(read_file(scratch_ / "file-run" / "models" / "tiny-res-spatial" / "config.json"));
+  EXPECT_EQ(config["model"]["architecture"], "custom");
+  ASSERT_EQ(config["model"]["network"].size(), 5u);
+  EXPECT_EQ(config["model"]["network"][1]["type"], "residual");
+  const std::string report = read_file(scratch_ / "file-run" / "report.md");
+  EXPECT_NE(report.find("network file `tiny-res.json`"), std::string::npos);
+  EXPECT_NE(report.find("spinbayes train --model " + fs::absolute(file).string()), std::string::npos);
+}
+
 TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   const auto dir = fs::temp_directory_path() / ("spinbayes-experiment-bad-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "file") << "not a directory";
+  const std::string net = R"("layers": [{"type": "conv", "out": 4, "kernel": 3, "padding": 1}, {"type": "flatten"},
+                                         {"type": "linear", "out": 10}]})";
+  std::ofstream(dir / "net.json") << R"({"input": "1x28x28", "classes": 10, )" << net;
+  std::ofstream(dir / "color.json") << R"({"input": "3x32x32", "classes": 10, )" << net;
+  std::ofstream(dir / "bad.json") << R"({"input": "1x28x28", "classes": 10, "layers": [{"type": "flatten"},
+      {"type": "conv", "out": 4, "kernel": 3}, {"type": "linear", "out": 10}]})";
   const std::string out = " --out " + (dir / "out").string();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"experiment --ood svhn" + out, "--ood: unknown OOD set 'svhn'"},
@@ -337,6 +373,15 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
       {"experiment --t-values 1,x" + out, "--t-values: 'x' is not a number"},
       {"experiment --sweep-values 0,0.9" + out, "--sweep-values: mtj.sigma_rp = 0.9 is out of range"},
       {"experiment --out " + (dir / "file").string(), "--out: '" + (dir / "file").string() + "' exists and is not a directory"},
+      {"experiment --model " + (dir / "missing.json").string() + out,
+       "--model: '" + (dir / "missing.json").string() + "' is neither a zoo network"},
+      {"experiment --model " + (dir / "net.json").string() + " --width 8" + out,
+       "--width: a network file gives every size; drop --width"},
+      {"experiment --model " + (dir / "color.json").string() + out,
+       "--model: " + fs::absolute(dir / "color.json").string() +
+           ": the network reads 3x32x32 images into 10 classes; the experiment runs on Fashion-MNIST (1x28x28, 10 classes)"},
+      {"experiment --model " + (dir / "bad.json").string() + out,
+       (dir / "bad.json").string() + ": layer 2 (conv): a convolution cannot follow a flatten"},
   };
   for (const auto& [args, message] : cases) {
     const auto r = spinbayes::run_cli(args);
