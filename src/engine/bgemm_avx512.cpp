@@ -77,9 +77,9 @@ SPINBAYES_AVX512 void bgemm_resident512(const BitMatrix& a, const KeepRows& keep
 // lane per column and VPOPCNTD, so that a row's counts come out in the order its dots are
 // stored, 16 columns a vector, with no lanes of padding bits to count. b, V vectors of 16
 // columns (the low halves of its words), is held in registers.
-template <int V>
-SPINBAYES_AVX512 void bgemm_dwords512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
-                                      const PackedOperand& b, std::int32_t* out, int first, int last, BitWord*) {
+template <int V, bool kOneKeep>
+SPINBAYES_AVX512 void bgemm_dwords512_rows(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                           const PackedOperand& b, std::int32_t* out, int first, int last) {
   __m512i bv[V];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
@@ -90,10 +90,12 @@ SPINBAYES_AVX512 void bgemm_dwords512(const BitMatrix& a, const KeepRows& keep, 
     bv[v] = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
   }
   const int n = b.rows;
-  const int end = std::min(a.rows, last * kBlockRowsResident512);
-  for (int m = first * kBlockRowsResident512; m < end; ++m) {
-    const __m512i av = _mm512_set1_epi32(static_cast<std::int32_t>(a.row(m)[0]));
-    const __m512i kv = _mm512_set1_epi32(static_cast<std::int32_t>(keep.row(m)[0]));
+  const int begin = first * kBlockRowsResident512, end = std::min(a.rows, last * kBlockRowsResident512);
+  const __m512i one_keep = _mm512_set1_epi32(begin < end ? static_cast<std::int32_t>(keep.row(begin)[0]) : 0);
+  const BitWord* x = a.data.data();
+  for (int m = begin; m < end; ++m) {
+    const __m512i av = _mm512_set1_epi32(static_cast<std::int32_t>(x[static_cast<std::size_t>(m)]));
+    const __m512i kv = kOneKeep ? one_keep : _mm512_set1_epi32(static_cast<std::int32_t>(keep.row(m)[0]));
     const __m512i base = _mm512_set1_epi32(kept[m]);
     std::int32_t* row = out + static_cast<std::size_t>(m) * n;
 #pragma GCC unroll 4
@@ -107,6 +109,17 @@ SPINBAYES_AVX512 void bgemm_dwords512(const BitMatrix& a, const KeepRows& keep, 
         _mm512_mask_storeu_epi32(row + 16 * v, static_cast<__mmask16>((1u << lanes) - 1), dot);
       }
     }
+  }
+}
+
+// Rows that all read one keep row (a 1x1 convolution's single rectangle of taps) broadcast it once.
+template <int V>
+SPINBAYES_AVX512 void bgemm_dwords512(const BitMatrix& a, const KeepRows& keep, const std::int32_t* kept,
+                                      const PackedOperand& b, std::int32_t* out, int first, int last, BitWord*) {
+  if (!keep.index.empty() && keep.rows.rows == 1) {
+    bgemm_dwords512_rows<V, true>(a, keep, kept, b, out, first, last);
+  } else {
+    bgemm_dwords512_rows<V, false>(a, keep, kept, b, out, first, last);
   }
 }
 
