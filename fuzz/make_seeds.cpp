@@ -251,6 +251,12 @@ void network_file_seeds(const fs::path& dir) {
   {"type": "residual", "shortcut": "identity", "branch": [{"type": "conv", "out": 6, "kernel": 3, "padding": 1}]},
   {"type": "residual", "shortcut": "downsample", "branch": [{"type": "conv", "out": 12, "kernel": 1, "stride": 2}]},
   {"type": "flatten"}, {"type": "linear", "out": 10}]})");
+  write(dir / "own-sites", R"({"input": "1x28x28", "classes": 10, "layers": [
+  {"type": "conv", "out": 6, "kernel": 3, "padding": 1},
+  {"type": "residual", "shortcut": "identity", "branch": [
+    {"type": "conv", "out": 6, "kernel": 3, "padding": 1, "dropout": {"kind": "element", "p": 0.3}}]},
+  {"type": "conv", "out": 6, "kernel": 3, "dropout": {"kind": "none"}},
+  {"type": "flatten"}, {"type": "linear", "out": 10, "dropout": {"kind": "spatial"}}]})");
   write(dir / "mismatch", R"({"input": "1x28x28", "classes": 10, "layers": [{"type": "conv", "out": 4, "kernel": 3},
   {"type": "residual", "shortcut": "identity", "branch": [{"type": "conv", "out": 8, "kernel": 3, "stride": 2}]},
   {"type": "flatten"}, {"type": "linear", "out": 10}]})");

@@ -135,10 +135,11 @@ AreaBreakdown layer_area(const LayerMapping& m, std::int64_t modules, const Tech
 std::vector<EventCounts> expected_ledger(const ModelSpec& spec, const HardwareConfig& hw, int samples,
                                          std::uint64_t images, bool dropout) {
   const bool stochastic = dropout && spec.has_dropout();
-  const DropoutKind scheme = stochastic ? spec.dropout : DropoutKind::none;
   std::vector<EventCounts> out;
   for (const LayerMapping& m : map_layers(spec, hw.crossbar)) {
-    const EventCounts pass = expected_pass_events(m, scheme, spec.p, hw.dropout_module.element_masks);
+    // Each site with its own kind and rate (a network file may give a layer its own).
+    const DropoutKind scheme = stochastic && m.dropout ? m.dropout_kind : DropoutKind::none;
+    const EventCounts pass = expected_pass_events(m, scheme, m.p, hw.dropout_module.element_masks);
     out.push_back(pass.scaled(static_cast<double>(images) * (m.per_sample && stochastic ? samples : 1)));
   }
   return out;
@@ -229,7 +230,8 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
     for (const LayerMapping& m : mapping) {
       LayerCost l;
       l.modules = dropout_modules(m, s, hw.dropout_module.element_masks);
-      l.pass = expected_pass_events(m, s, r.p, hw.dropout_module.element_masks);
+      // At the site's rate: --p (or the model's), or the layer's own from a network file.
+      l.pass = expected_pass_events(m, s, m.dropout ? m.p : r.p, hw.dropout_module.element_masks);
       const int runs = m.per_sample ? c.runs : 1;
       l.inference = l.pass.scaled(runs);
       l.pass_energy = price_events(l.pass, tech);
@@ -313,10 +315,13 @@ std::string cost_table(const CostReport& r) {
   const std::string origin = r.untrained ? fmt::format("on {}x{}x{} images, no weights: the topology's counts",
                                                         spec.channels, spec.height, spec.width_px)
                                           : fmt::format("trained with {} dropout", to_string(spec.dropout));
-  out += fmt::format("hardware cost of {} (width {}, {}), dropout sites: {}, priced at "
+  bool own_sites = false;
+  for (const LayerMapping& m : r.mapping) own_sites = own_sites || (m.dropout && m.p != r.p);
+  out += fmt::format("hardware cost of {} ({}), dropout sites: {}{}, priced at "
                      "p = {:g}, T = {} samples; hw: {}, tech: {}\n",
-                     spec.architecture, spec.effective_width(), origin, spec.dropout_layers, r.p,
-                     r.samples, r.hw_source, r.tech_source);
+                     network_description(spec), origin, spec.dropout_layers,
+                     own_sites ? " (and the network file's own, at their own p)" : "", r.p, r.samples, r.hw_source,
+                     r.tech_source);
   out += "energy per inference in nJ (pass energy x runs: T for layers from the first dropout site on, 1 before it "
          "and without dropout)\n\n";
 

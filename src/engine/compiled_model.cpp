@@ -30,10 +30,7 @@ std::int32_t integer_bound(const FoldedThreshold& t, double scale, int fan_in) {
 
 }  // namespace
 
-CompiledModel::CompiledModel(const ModelIR& ir)
-    : spec_(ir.spec),
-      // The same float the LibTorch path multiplies kept inputs by (inverted dropout).
-      dropout_scale_(static_cast<float>(1.0 / (1.0 - ir.spec.p))) {
+CompiledModel::CompiledModel(const ModelIR& ir) : spec_(ir.spec) {
   ir.validate();
   for (std::size_t i = 0; i < ir.layers.size(); ++i) {
     const BinaryLayerIR& src = ir.layers[i];
@@ -71,8 +68,11 @@ CompiledModel::CompiledModel(const ModelIR& ir)
         if (shortcut) low.push_back(fold_batch_norm(src.bn_mean[k], src.bn_var[k], src.bn_gamma[k], src.bn_beta[k], src.bn_eps, -1.0));
       }
     }
+    // The same float the LibTorch path multiplies kept inputs by (inverted dropout).
+    layer.dropout_scale = src.shape.dropout_before ? static_cast<float>(1.0 / (1.0 - src.shape.dropout_p)) : 1.0f;
+    any_dropout_ = any_dropout_ || src.shape.dropout_before;
     if (!src.shape.output && !src.shape.real_input) {
-      const double scales[2] = {1.0, src.shape.dropout_before ? dropout_scale_ : 1.0};
+      const double scales[2] = {1.0, layer.dropout_scale};
       for (const auto& t : layer.thresholds) layer.dot_sign.push_back(t.flip ? -1 : 1);
       for (int on = 0; on < 2; ++on) {
         for (const auto& [folded, bounds] : {std::pair{&layer.thresholds, &layer.dot_bound[on]}, std::pair{&low, &layer.low_bound[on]}}) {
@@ -122,7 +122,7 @@ void threshold_windows(const EngineLayer& layer, const std::int32_t* dots, int w
 }
 
 bool CompiledModel::masked(int index, bool dropout) const {
-  return dropout && layers_[static_cast<std::size_t>(index)].shape.dropout_before && spec_.has_dropout();
+  return dropout && layers_[static_cast<std::size_t>(index)].shape.dropout_before;
 }
 
 }  // namespace spinbayes

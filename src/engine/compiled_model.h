@@ -29,6 +29,7 @@ struct EngineLayer {
   // selects one of two thresholds per output channel.
   std::vector<std::int32_t> low_bound[2];
   std::vector<OutputAffine> affine;         // output layer, one per class
+  float dropout_scale = 1.0f;               // 1 / (1 - p) of its dropout site (inverted dropout), else 1
 
   bool has_shortcut() const { return shape.shortcut >= 0; }
   // The bounds of one window: dot_bound[masked] without a shortcut, else per channel the one its
@@ -50,11 +51,15 @@ class CompiledModel {
   // Does layer `index` apply dropout masks in a pass with dropout on (`dropout`) or off?
   bool masked(int index, bool dropout) const;
   // The factor kept inputs are scaled by in such a pass: 1 / (1 - p) when masked, else 1.
-  double input_scale(int index, bool dropout) const { return masked(index, dropout) ? dropout_scale_ : 1.0; }
+  double input_scale(int index, bool dropout) const {
+    return masked(index, dropout) ? layers_[static_cast<std::size_t>(index)].dropout_scale : 1.0;
+  }
+  // Does any layer take dropout?
+  bool has_dropout() const { return any_dropout_; }
 
  private:
   ModelSpec spec_;
-  double dropout_scale_ = 1.0;
+  bool any_dropout_ = false;
   std::vector<EngineLayer> layers_;
   std::vector<int> last_use_;
   int first_dropout_ = 0;

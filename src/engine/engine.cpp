@@ -275,7 +275,7 @@ McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t
                               Ledger* ledger) const {
   if (samples < 1) throw Error("samples: must be >= 1");
   spec().check_input(images.name, images.c, images.h, images.w);
-  const bool stochastic = dropout && spec().has_dropout();
+  const bool stochastic = dropout && model_->has_dropout();
   if (!stochastic) samples = 1;
   const int classes = spec().classes;
   McPredictions mc;

@@ -8,14 +8,15 @@
 namespace spinbayes {
 
 MaskGrain PrngMasks::grain(int layer) const {
-  const bool conv = model_->layer(layer).shape.kind == LayerSpec::Kind::conv;
-  return model_->spec().dropout == DropoutKind::spatial && conv ? MaskGrain::channel : MaskGrain::element;
+  const LayerSpec& l = model_->layer(layer).shape;
+  return l.dropout_kind == DropoutKind::spatial && l.kind == LayerSpec::Kind::conv ? MaskGrain::channel
+                                                                                  : MaskGrain::element;
 }
 
 void PrngMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, LayerEvents&) const {
   const int channels = model_->layer(key.layer).in_c;
   keep.assign(static_cast<std::size_t>(words_for_bits(channels)), 0);
-  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->spec().p);
+  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->layer(key.layer).shape.dropout_p);
   for (int ch = 0; ch < channels; ++ch) {
     if (draws.keeps(static_cast<std::uint64_t>(ch))) {
       keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
@@ -25,7 +26,7 @@ void PrngMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, Lay
 
 void PrngMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents&) const {
   map.keep = BitMatrix(map.height * map.width, map.channels);
-  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->spec().p);
+  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->layer(key.layer).shape.dropout_p);
   // One draw per input element, unit = (c * H + y) * W + x: for one pixel, the channels' units are
   // H * W apart.
   const auto plane = static_cast<std::uint64_t>(map.height) * map.width;

@@ -43,7 +43,7 @@ BenchReport run_bench(const BenchOptions& o) {
   const TorchModel torch_model = TorchModel::load(o.model);
   const Engine engine(load_model_ir(ensure_model_ir(o.model)));
   const ModelSpec& spec = engine.spec();
-  if (spec.dropout == DropoutKind::none) throw Error(o.model.string() + ": bench needs a model trained with dropout");
+  if (!spec.has_dropout()) throw Error(o.model.string() + ": bench needs a model trained with dropout");
 
   const ImageSet images = load_data_split(load_run_config(o.model).data, o.paths, "test", o.images);
   spec.check_input(images.name, images.c, images.h, images.w);

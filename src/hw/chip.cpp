@@ -22,9 +22,8 @@ ChipMasks::ChipMasks(std::shared_ptr<const CompiledModel> model, const HardwareC
   const auto& layers = model_->layers();
   banks_.resize(layers.size());
   uniform_bank_.assign(layers.size(), true);
-  const ModelSpec& spec = model_->spec();
   for (std::size_t i = 1; i < layers.size(); ++i) {
-    if (!layers[i].shape.dropout_before || !spec.has_dropout()) continue;
+    if (!layers[i].shape.dropout_before) continue;
     const EngineLayer& l = layers[i];
     int modules = 0;
     switch (layout(static_cast<int>(i))) {
@@ -33,15 +32,15 @@ ChipMasks::ChipMasks(std::shared_ptr<const CompiledModel> model, const HardwareC
       case ModuleLayout::element_per_element:
       case ModuleLayout::linear: modules = l.in_c * l.in_h * l.in_w; break;
     }
-    banks_[i] = DropoutBank(hw, spec.p, modules, chip_seed, static_cast<int>(i));
-    const std::uint64_t software = DropoutDraws::bound_for(spec.p);
+    banks_[i] = DropoutBank(hw, l.shape.dropout_p, modules, chip_seed, static_cast<int>(i));
+    const std::uint64_t software = DropoutDraws::bound_for(l.shape.dropout_p);
     for (int m = 0; m < modules; ++m) uniform_bank_[i] = uniform_bank_[i] && banks_[i].drop_bound(m) == software;
   }
 }
 
 ModuleLayout ChipMasks::layout(int layer) const {
   if (mapping_[static_cast<std::size_t>(layer)].linear) return ModuleLayout::linear;
-  if (model_->spec().dropout == DropoutKind::spatial) return ModuleLayout::spatial;
+  if (model_->layer(layer).shape.dropout_kind == DropoutKind::spatial) return ModuleLayout::spatial;
   return element_masks_ == ElementMasks::per_window ? ModuleLayout::element_per_window
                                                     : ModuleLayout::element_per_element;
 }
@@ -61,7 +60,7 @@ void ChipMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, Lay
   // against its own bound.
   const DropoutBank& bank = banks_[static_cast<std::size_t>(key.layer)];
   const int channels = bank.size();
-  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->spec().p);
+  const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->layer(key.layer).shape.dropout_p);
   keep.resize(static_cast<std::size_t>(words_for_bits(channels)));
   for (int word = 0; word < words_for_bits(channels); ++word) {
     const int first = word * kBitsPerWord;
@@ -80,7 +79,7 @@ void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events
   const auto i = static_cast<std::size_t>(index);
   const DropoutBank& bank = banks_[i];
   const LayerMapping& mapping = mapping_[i];
-  const DropoutDraws draws(seed, image, sample, index, model_->spec().p);
+  const DropoutDraws draws(seed, image, sample, index, model_->layer(index).shape.dropout_p);
   map.keep = BitMatrix(map.height * map.width, map.channels);
   const ModuleLayout s = layout(index);
   // One module per input element (per_element, linear): unit = (c * H + y) * W + x, as the
@@ -128,7 +127,8 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
   const std::uint64_t disturb_seed = stream_seed(seed, streams::kReadDisturb);
   if (layout(index) == ModuleLayout::element_per_window) {
     // A module per row, reset, written and read afresh at every window: unit = window * rows + row.
-    const DropoutDraws draws(stream_seed(seed, streams::kPerWindowMasks), image, sample, index, model_->spec().p);
+    const DropoutDraws draws(stream_seed(seed, streams::kPerWindowMasks), image, sample, index,
+                             model_->layer(index).shape.dropout_p);
     for (int m = 0; m < windows; ++m) {
       BitWord* keep = patches.keep.row(row + m);
       const std::uint64_t window_unit = static_cast<std::uint64_t>(m) * static_cast<std::uint64_t>(rows);
@@ -158,7 +158,7 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
     // Spatial modules under read disturb: a dropped module is read at every window, in raster
     // order, and each read flips it to P with probability q; the first flipping read is
     // geometric: floor(ln(1 - u) / ln(1 - q)).
-    const DropoutDraws draws(seed, image, sample, index, model_->spec().p);
+    const DropoutDraws draws(seed, image, sample, index, model_->layer(index).shape.dropout_p);
     const int channels = bank.size();
     const int taps = rows / channels;
     std::vector<std::int64_t> flips_at(static_cast<std::size_t>(channels), -1);  // -1: kept throughout

@@ -20,7 +20,9 @@ std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams
     m.residual = l.shortcut >= 0;
     m.on_crossbar = !l.real_input;
     m.output = l.output;
-    m.dropout = l.dropout_before && spec.has_dropout();
+    m.dropout = l.dropout_before;
+    m.dropout_kind = l.dropout_kind;
+    m.p = l.dropout_p;
     m.per_sample = static_cast<int>(i) >= first_dropout;
     m.kernel = l.kernel;
     m.in_channels = l.in_channels;

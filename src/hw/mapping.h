@@ -18,6 +18,8 @@ struct LayerMapping {
   bool on_crossbar = false;  // binary input; the first layer (real pixels) runs in a digital unit
   bool output = false;       // real logits: every column is read through the ADC
   bool dropout = false;      // dropout on this layer's input
+  DropoutKind dropout_kind = DropoutKind::none;  // its site's kind and rate (the model's or its own)
+  double p = 0.0;
   bool per_sample = false;   // runs once per MC sample (at or after the first dropout site), else once per image
   bool linear = false;
   bool residual = false;     // a residual block's last convolution: two references per column

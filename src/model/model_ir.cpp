@@ -50,6 +50,7 @@ bool same_shape(const LayerSpec& a, const LayerSpec& b) {
          a.kernel == b.kernel && a.stride == b.stride && a.padding == b.padding && a.in_h == b.in_h &&
          a.in_w == b.in_w && a.out_h == b.out_h && a.out_w == b.out_w && a.pool_after == b.pool_after &&
          a.real_input == b.real_input && a.output == b.output && a.dropout_before == b.dropout_before &&
+         a.dropout_kind == b.dropout_kind && a.dropout_p == b.dropout_p &&
          a.source == b.source && a.shortcut == b.shortcut && a.shortcut_conv == b.shortcut_conv &&
          a.src_c == b.src_c && a.src_h == b.src_h && a.src_w == b.src_w;
 }

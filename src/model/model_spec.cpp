@@ -98,6 +98,21 @@ int ModelSpec::effective_width() const { return width > 0 ? width : default_widt
 
 namespace {
 
+bool any_own_dropout(const std::vector<NetLayer>& layers) {
+  return std::any_of(layers.begin(), layers.end(),
+                     [](const NetLayer& l) { return l.dropout.has_value() || any_own_dropout(l.branch); });
+}
+
+}  // namespace
+
+bool ModelSpec::has_dropout() const {
+  if (!any_own_dropout(network)) return dropout != DropoutKind::none && p > 0.0;
+  const std::vector<LayerSpec> layers = build_layers(*this);
+  return std::any_of(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.dropout_before; });
+}
+
+namespace {
+
 // The dropout sites a spec names: "all" (every binary layer but the first and the residual
 // blocks' shortcut convolutions), "last:N" (the last N of those), or "i,j,k" (those layers,
 // 1-based as the cost table numbers them, each at most once, shortcut convolutions included; the
@@ -223,6 +238,10 @@ class Expansion {
     return std::move(layers_);
   }
 
+ public:
+  // Each binary layer's own dropout site, where the network file gives one.
+  const std::vector<std::optional<SiteDropout>>& own_dropout() const { return own_dropout_; }
+
  private:
   int conv(const NetLayer& nl, int source, const std::string& where) {
     if (flat_) throw Error(where + " (conv): a convolution cannot follow a flatten");
@@ -242,7 +261,7 @@ class Expansion {
     }
     l.out_h = (in.h + 2 * nl.padding - nl.kernel) / nl.stride + 1;
     l.out_w = (in.w + 2 * nl.padding - nl.kernel) / nl.stride + 1;
-    return push(l, source, {nl.out, l.out_h, l.out_w}, where);
+    return push(l, nl, source, {nl.out, l.out_h, l.out_w}, where);
   }
   void linear(const NetLayer& nl, const std::string& where) {
     const MapShape in = maps_[static_cast<std::size_t>(current_)];
@@ -253,7 +272,7 @@ class Expansion {
     l.kind = LayerSpec::Kind::linear;
     l.in_channels = in.c * in.h * in.w;
     l.out_channels = nl.out;
-    current_ = push(l, current_, {nl.out, 1, 1}, where);
+    current_ = push(l, nl, current_, {nl.out, 1, 1}, where);
   }
   void pool(const std::string& where) {
     if (current_ == 0 || layers_.empty() || current_ != static_cast<int>(layers_.size()) || flat_) {
@@ -294,8 +313,12 @@ class Expansion {
     layers_.back().shortcut = shortcut;
     current_ = at;
   }
-  int push(LayerSpec& l, int source, MapShape out, const std::string& where) {
+  int push(LayerSpec& l, const NetLayer& nl, int source, MapShape out, const std::string& where) {
     const MapShape in = maps_[static_cast<std::size_t>(source)];
+    if (layers_.empty() && nl.dropout) {
+      throw Error(where + (l.kind == LayerSpec::Kind::conv ? " (conv)" : " (linear)") +
+                  ": dropout: the first layer sees the image and takes none");
+    }
     l.source = source;
     l.src_c = in.c;
     l.src_h = in.h;
@@ -313,6 +336,7 @@ class Expansion {
     }
     if (layers_.size() >= 1000) throw Error(where + kind + ": more than 1000 binary layers");
     layers_.push_back(l);
+    own_dropout_.push_back(nl.dropout);
     maps_.push_back(out);
     return static_cast<int>(maps_.size()) - 1;
   }
@@ -320,6 +344,7 @@ class Expansion {
   static constexpr std::int64_t kMaxWeights = std::int64_t{1} << 28;
   std::vector<MapShape> maps_;
   std::vector<LayerSpec> layers_;
+  std::vector<std::optional<SiteDropout>> own_dropout_;
   std::int64_t weights_ = 0;
   int current_ = 0;
   bool flat_ = false;
@@ -338,10 +363,17 @@ std::vector<LayerSpec> build_layers(const ModelSpec& spec) {
     expansion.add(network[i], where);
   }
   std::vector<LayerSpec> layers = expansion.finish(spec, network.back(), where);
-  if (spec.dropout != DropoutKind::none) {
-    const std::vector<bool> sites = dropout_sites(spec.dropout_layers, &layers);
-    // Dropout acts on binary inputs, so never on the first layer, whose input is the image.
-    for (std::size_t i = 1; i < layers.size(); ++i) layers[i].dropout_before = sites[i];
+  const std::vector<bool> sites = spec.dropout != DropoutKind::none ? dropout_sites(spec.dropout_layers, &layers)
+                                                                     : std::vector<bool>(layers.size(), false);
+  // Dropout acts on binary inputs, so never on the first layer, whose input is the image. A
+  // layer's own site (a network file's) replaces the model's kind, rate and choice of sites.
+  for (std::size_t i = 1; i < layers.size(); ++i) {
+    SiteDropout site{sites[i] ? spec.dropout : DropoutKind::none, spec.p};
+    if (const auto& own = expansion.own_dropout()[i]) site = {own->kind, own->p > 0.0 ? own->p : spec.p};
+    LayerSpec& l = layers[i];
+    l.dropout_before = site.kind != DropoutKind::none && site.p > 0.0;
+    l.dropout_kind = l.dropout_before ? site.kind : DropoutKind::none;
+    l.dropout_p = l.dropout_before ? site.p : 0.0;
   }
   return layers;
 }

@@ -13,11 +13,6 @@
 
 namespace spinbayes {
 
-// Where dropout's random bits fall, in training, on the chip and in the cost model alike: nowhere;
-// one per input element (MC-Dropout; SpinDrop's hardware); one per input channel, held over the
-// map (MC-SpatialDropout); one for a whole layer's input (the cost model's lower bound of
-// Scale-Dropout's kind: priced, never trained).
-enum class DropoutKind { none, element, spatial, layer };
 inline constexpr std::array<DropoutKind, 4> kDropoutKinds = {DropoutKind::none, DropoutKind::element,
                                                              DropoutKind::spatial, DropoutKind::layer};
 // A kind a model can be trained with (none, element, spatial); throws Error for any other name.
@@ -37,7 +32,8 @@ struct ModelSpec {
   std::vector<float> input_mean{0.0f}, input_std{1.0f};
 
   int effective_width() const;
-  bool has_dropout() const { return dropout != DropoutKind::none && p > 0.0; }
+  // Does any binary layer take dropout (the model's kind and sites, or a layer's own)?
+  bool has_dropout() const;
   // Throws Error("<name>: image shape CxHxW does not match the model's input") on a mismatch.
   void check_input(const std::string& name, int c, int h, int w) const;
   void validate() const;  // throws Error naming the field
@@ -75,6 +71,10 @@ struct LayerSpec {
   bool real_input = false;   // first layer: sees real-valued pixels
   bool output = false;       // last layer: real logits (batch-norm scale and bias, no sign)
   bool dropout_before = false;  // dropout on this layer's (binary) input
+  // Its site's kind (element or spatial) and rate when dropout_before: the model's, or the
+  // layer's own from a network file.
+  DropoutKind dropout_kind = DropoutKind::none;
+  double dropout_p = 0.0;
   int source = 0;               // the map this layer reads
   int shortcut = -1;            // residual: the map added before the sign, or -1
   bool shortcut_conv = false;   // a residual block's downsampling 1x1 convolution

@@ -88,8 +88,35 @@ NetLayer layer_from_json(const nlohmann::json& j, const std::string& where, bool
     }
     value = static_cast<int>(v.get<std::int64_t>());
   };
+  // "dropout": {"kind": ..., "p": ...} on a binary layer.
+  auto site = [&] {
+    allowed.emplace_back("dropout");
+    if (!j.contains("dropout")) return;
+    const std::string at = where + " (" + type + "): dropout";
+    const nlohmann::json& d = j.at("dropout");
+    if (!d.is_object()) throw Error(at + ": expected an object such as {\"kind\": \"spatial\", \"p\": 0.1}");
+    SiteDropout s;
+    for (const auto& item : d.items()) {
+      if (item.key() != "kind" && item.key() != "p")
+        throw Error(at + ": unknown key '" + printable_head(item.key()) + "' (known: kind, p)");
+    }
+    if (!d.contains("kind")) throw Error(at + ": missing key 'kind'");
+    const nlohmann::json& kind = d.at("kind");
+    const std::string name = kind.is_string() ? kind.get<std::string>() : std::string();
+    if (name != "none" && name != "element" && name != "spatial")
+      throw Error(at + ": kind must be \"none\", \"element\" or \"spatial\"");
+    s.kind = name == "none" ? DropoutKind::none : name == "element" ? DropoutKind::element : DropoutKind::spatial;
+    if (d.contains("p")) {
+      const nlohmann::json& p = d.at("p");
+      if (!p.is_number()) throw Error(at + ": key 'p' has the wrong type (expected a number)");
+      s.p = p.get<double>();
+      if (!(s.p > 0.0 && s.p < 1.0)) throw Error(at + ": p must be in (0, 1), got " + p.dump());
+    }
+    l.dropout = s;
+  };
   if (type == "conv") {
     l.kind = NetLayer::Kind::conv;
+    site();
     integer("out", l.out, true, 1, 4096);
     integer("kernel", l.kernel, true, 1, 15);
     integer("stride", l.stride, false, 1, 8);
@@ -100,6 +127,7 @@ NetLayer layer_from_json(const nlohmann::json& j, const std::string& where, bool
     if (type == "linear") {
       l.kind = NetLayer::Kind::linear;
       integer("out", l.out, true, 1, 10000);
+      site();
     } else if (type == "maxpool") {
       l.kind = NetLayer::Kind::maxpool;
     } else if (type == "flatten") {
@@ -146,6 +174,13 @@ nlohmann::json layer_to_json(const NetLayer& l) {
   } else if (l.kind == NetLayer::Kind::residual) {
     j["shortcut"] = l.downsample ? "downsample" : "identity";
     j["branch"] = network_to_json(l.branch);
+  }
+  if (l.dropout) {
+    const char* kind = l.dropout->kind == DropoutKind::element   ? "element"
+                       : l.dropout->kind == DropoutKind::spatial ? "spatial"
+                                                                 : "none";
+    j["dropout"] = {{"kind", kind}};
+    if (l.dropout->p > 0.0) j["dropout"]["p"] = l.dropout->p;
   }
   return j;
 }

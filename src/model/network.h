@@ -13,12 +13,15 @@
 //      {"type": "flatten"},
 //      {"type": "linear", "out": 10}]}
 // conv: "out" and "kernel" required, "stride" (default 1) and "padding" (default 0). linear: "out".
+// conv and linear (not the first layer): "dropout": {"kind": "none" | "element" | "spatial",
+// "p": rate in (0, 1), default the model's} sets that layer's dropout site.
 // maxpool: 2x2, stride 2, after the binary layer before it (on its signs). flatten: before the
 // first linear layer that follows a map. residual: a branch of binary convolutions whose last one
 // adds the shortcut before its sign, out = sign(BN(branch) + s), with s the block input's bit
 // ("identity") or the bit of a binary 1x1 convolution of the block input with the branch's total
 // stride ("downsample"), which is a binary layer of its own. The last layer is a linear layer with
 // one output per class.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,12 +29,29 @@
 
 namespace spinbayes {
 
+// Where dropout's random bits fall, in training, on the chip and in the cost model alike: nowhere;
+// one per input element (MC-Dropout; SpinDrop's hardware); one per input channel, held over the
+// map (MC-SpatialDropout); one for a whole layer's input (the cost model's lower bound of
+// Scale-Dropout's kind: priced, never trained).
+enum class DropoutKind { none, element, spatial, layer };
+
+// A binary layer's own dropout site, as a network file gives it: the kind (none, element or
+// spatial) and the rate (0: the model's --p).
+struct SiteDropout {
+  DropoutKind kind = DropoutKind::none;
+  double p = 0.0;
+  bool operator==(const SiteDropout&) const = default;
+};
+
 struct NetLayer {
   enum class Kind { conv, linear, maxpool, flatten, residual };
   Kind kind = Kind::conv;
   int out = 0, kernel = 1, stride = 1, padding = 0;  // conv (all), linear (out)
   std::vector<NetLayer> branch;                      // residual: its convolutions, in order
   bool downsample = false;                           // residual: 1x1 convolution shortcut
+  // conv, linear: this layer's dropout site, which replaces what --dropout, --p and
+  // --dropout-layers say for it; none: they decide.
+  std::optional<SiteDropout> dropout;
 
   bool operator==(const NetLayer&) const = default;
 };

@@ -66,8 +66,8 @@ void BinaryNetImpl::clip_weights() {
 torch::Tensor BinaryNetImpl::dropout_mask(const torch::Tensor& input, int layer,
                                           const MaskContext& masks) const {
   const LayerSpec& l = layers_[static_cast<std::size_t>(layer)];
-  const double p = spec_.p;
-  const bool per_channel = spec_.dropout == DropoutKind::spatial && l.kind == LayerSpec::Kind::conv;
+  const double p = l.dropout_p;
+  const bool per_channel = l.dropout_kind == DropoutKind::spatial && l.kind == LayerSpec::Kind::conv;
   const std::int64_t n = input.size(0);
   // Spatial: one draw per (image, channel), broadcast over H x W. Element (and every linear layer):
   // one draw per input element.
@@ -109,7 +109,7 @@ torch::Tensor BinaryNetImpl::forward(const torch::Tensor& x, const MaskContext& 
     }
     h = maps[static_cast<std::size_t>(l.source)];
     if (l.kind == LayerSpec::Kind::linear) h = h.flatten(1);
-    if (l.dropout_before && masks.active && spec_.p > 0.0) h = h * dropout_mask(h, i, masks);
+    if (l.dropout_before && masks.active) h = h * dropout_mask(h, i, masks);
     const auto wb = binarize_weights(weights_[static_cast<std::size_t>(i)]);
     if (l.kind == LayerSpec::Kind::conv) {
       h = torch::conv2d(h, wb, {}, l.stride, l.padding);

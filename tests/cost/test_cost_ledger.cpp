@@ -34,11 +34,15 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
                         Case{"none", "lenet", DropoutKind::none, ElementMasks::per_window},
                         Case{"resnet20 spatial", "resnet20", DropoutKind::spatial, ElementMasks::per_window},
                         Case{"resnet18 element", "resnet18", DropoutKind::element, ElementMasks::per_element},
-                        Case{"residual file", "custom", DropoutKind::spatial, ElementMasks::per_window}}) {
+                        Case{"residual file", "custom", DropoutKind::spatial, ElementMasks::per_window},
+                        Case{"layers' own sites", "own", DropoutKind::spatial, ElementMasks::per_window},
+                        Case{"layers' own sites only", "own", DropoutKind::none, ElementMasks::per_element}}) {
     SCOPED_TRACE(c.name);
-    ModelSpec spec = c.architecture == "custom" ? residual_network_spec(c.kind) : ModelSpec{};
-    spec.architecture = c.architecture;
-    spec.width = c.architecture == "custom" ? 0 : c.architecture == "resnet20" ? 4 : 8;
+    ModelSpec spec = c.architecture == "custom" ? residual_network_spec(c.kind)
+                     : c.architecture == "own"  ? own_dropout_spec(c.kind)
+                                                : ModelSpec{};
+    spec.architecture = c.architecture == "own" ? "custom" : c.architecture;
+    spec.width = spec.architecture == "custom" ? 0 : c.architecture == "resnet20" ? 4 : 8;
     spec.dropout = c.kind;
     spec.p = 0.2;
     HardwareConfig hw = HardwareConfig::ideal();
@@ -47,7 +51,7 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
     hw.crossbar.tile_cols = 8;   // several column tiles
     const Chip chip(spread_model_ir(spec, 3), hw, 11);
     Ledger ledger;
-    chip.predict(noise_images(images, 5), samples, 17, c.kind != DropoutKind::none, &ledger);
+    chip.predict(noise_images(images, 5), samples, 17, spec.has_dropout(), &ledger);
     const std::vector<EventCounts> expected = expected_ledger(spec, hw, samples, images);
     const std::vector<LayerMapping> mapping = map_layers(spec, hw.crossbar);
     ASSERT_EQ(ledger.layers.size(), expected.size());
@@ -69,12 +73,12 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
       const double passes = static_cast<double>(images) * (m.per_sample && m.dropout ? samples : 1);
       double sigma_rows = 0;
       if (m.dropout) {
-        const double bits = c.kind == DropoutKind::spatial && !m.linear ? m.in_channels
+        const double bits = m.dropout_kind == DropoutKind::spatial && !m.linear ? m.in_channels
                             : c.element_masks == ElementMasks::per_element || m.linear
                                 ? static_cast<double>(m.in_channels) * m.in_h * m.in_w
                                 : static_cast<double>(m.in_map_rows);
         const double group = static_cast<double>(m.in_map_rows) / bits;
-        sigma_rows = std::sqrt(passes * bits * spec.p * (1 - spec.p)) * group;
+        sigma_rows = std::sqrt(passes * bits * m.p * (1 - m.p)) * group;
       }
       EXPECT_NEAR(static_cast<double>(got.wordline_drives), want.wordline_drives, 6 * sigma_rows * m.col_tiles + 1e-9);
       EXPECT_NEAR(static_cast<double>(got.cell_reads), want.cell_reads, 6 * sigma_rows * m.cols + 1e-9);

@@ -24,9 +24,10 @@ using namespace spinbayes;
 
 TEST(Chip, IdealPresetReproducesTheEngine) {
   for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element, DropoutKind::none}) {
-    for (const std::string architecture : {"vgg-small", "lenet", "resnet20", "resnet18", "custom"}) {
-      const ModelIR ir = spread_model_ir(architecture == "custom" ? residual_network_spec(kind)
-                                                                  : spec_of(architecture, architecture == "resnet20" ? 4 : 8, kind),
+    for (const std::string architecture : {"vgg-small", "lenet", "resnet20", "resnet18", "custom", "own sites"}) {
+      const ModelIR ir = spread_model_ir(architecture == "custom"      ? residual_network_spec(kind)
+                                         : architecture == "own sites" ? own_dropout_spec(kind)
+                                                                       : spec_of(architecture, architecture == "resnet20" ? 4 : 8, kind),
                                          11);
       const ImageSet images = noise_images(6, 5);
       const Engine engine(ir);

@@ -109,6 +109,49 @@ TEST(Network, ExplicitSitesMayNameShortcutConvolutions) {
   for (std::size_t i = 0; i < last.size(); ++i) EXPECT_EQ(last[i].dropout_before, i >= 19) << i;
 }
 
+// A layer's own dropout site replaces the model's kind, rate and choice of sites for it; the
+// other layers follow the model; the sites round-trip through the spec's JSON.
+TEST(Network, LayersOwnDropoutSitesReplaceTheModels) {
+  const NetworkFile file = parse_network_file(file_with(R"([
+    {"type": "conv", "out": 4, "kernel": 3, "padding": 1},
+    {"type": "conv", "out": 4, "kernel": 3, "padding": 1, "dropout": {"kind": "element", "p": 0.3}},
+    {"type": "residual", "shortcut": "downsample", "branch": [
+      {"type": "conv", "out": 8, "kernel": 3, "stride": 2, "padding": 1, "dropout": {"kind": "none"}},
+      {"type": "conv", "out": 8, "kernel": 3, "padding": 1, "dropout": {"kind": "spatial"}}]},
+    {"type": "conv", "out": 8, "kernel": 3, "padding": 1},
+    {"type": "flatten"}, {"type": "linear", "out": 10, "dropout": {"kind": "spatial", "p": 0.5}}])"), "net.json");
+  ModelSpec spec = zoo("vgg-small", 0, 1, 28, "last:1");  // the model: spatial, p = 0.1, the last layer only
+  apply_network_file(file, spec);
+  spec.dropout_layers = "last:1";
+  const std::vector<LayerSpec> layers = build_layers(spec);
+  // conv, conv (element 0.3), shortcut conv (no site: "all"/"last" skip it), branch conv (none),
+  // branch conv (spatial at the model's 0.1), conv (the model's "last:1" does not reach it), linear.
+  ASSERT_EQ(layers.size(), 7u);
+  const std::vector<std::pair<DropoutKind, double>> want = {
+      {DropoutKind::none, 0.0},    {DropoutKind::element, 0.3}, {DropoutKind::none, 0.0}, {DropoutKind::none, 0.0},
+      {DropoutKind::spatial, 0.1}, {DropoutKind::none, 0.0},    {DropoutKind::spatial, 0.5}};
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    EXPECT_EQ(layers[i].dropout_before, want[i].first != DropoutKind::none) << i;
+    EXPECT_EQ(layers[i].dropout_kind, want[i].first) << i;
+    EXPECT_EQ(layers[i].dropout_p, want[i].second) << i;
+  }
+  // Without a model kind the layers' own sites remain, and make the model stochastic.
+  spec.dropout = DropoutKind::none;
+  EXPECT_TRUE(spec.has_dropout());
+  EXPECT_EQ(build_layers(spec)[1].dropout_kind, DropoutKind::element);
+  EXPECT_FALSE(build_layers(spec)[5].dropout_before);
+  const nlohmann::json j = spec;
+  EXPECT_EQ(j["network"][1]["dropout"], nlohmann::json({{"kind", "element"}, {"p", 0.3}}));
+  EXPECT_EQ(j["network"][2]["branch"][0]["dropout"], nlohmann::json({{"kind", "none"}}));
+  EXPECT_EQ(j.get<ModelSpec>().network, file.layers);
+  // Every site set to none: deterministic.
+  ModelSpec quiet = zoo("vgg-small", 0, 1, 28);
+  apply_network_file(parse_network_file(file_with(R"([{"type": "conv", "out": 4, "kernel": 3},
+      {"type": "conv", "out": 4, "kernel": 3, "dropout": {"kind": "none"}}, {"type": "flatten"},
+      {"type": "linear", "out": 10, "dropout": {"kind": "none"}}])"), "q.json"), quiet);
+  EXPECT_FALSE(quiet.has_dropout());
+}
+
 TEST(Network, FilesRoundTripThroughTheSpec) {
   const NetworkFile file = parse_network_file(file_with(R"([
     {"type": "conv", "out": 4, "kernel": 3, "padding": 1},
@@ -158,6 +201,24 @@ TEST(Network, BadFilesNameTheFileAndTheLayer) {
                     {"layer 1 (conv): padding must be smaller than the kernel"});
   expect_file_error(file_with(R"([{"type": "conv", "out": 4, "kernel": 3, "paddin": 1}, )" + tail + "]"), {"unknown key 'paddin'"});
   expect_file_error(file_with(R"([{"type": 3}])"), {"layer 1: key 'type' has the wrong type"});
+  // Dropout sites.
+  const std::string site = "[" + conv + R"(, {"type": "conv", "out": 4, "kernel": 3, "dropout": )";
+  expect_file_error(file_with(site + R"("spatial"}, )" + tail + "]"), {"layer 2 (conv): dropout: expected an object"});
+  expect_file_error(file_with(site + R"({"p": 0.1}}, )" + tail + "]"), {"layer 2 (conv): dropout: missing key 'kind'"});
+  expect_file_error(file_with(site + R"({"kind": "layer"}}, )" + tail + "]"),
+                    {"layer 2 (conv): dropout: kind must be \"none\", \"element\" or \"spatial\""});
+  expect_file_error(file_with(site + R"({"kind": 1}}, )" + tail + "]"), {"dropout: kind must be"});
+  for (const char* p : {"0", "1", "1.5", "-0.1", "1e300"})
+    expect_file_error(file_with(site + R"({"kind": "element", "p": )" + p + "}}, " + tail + "]"),
+                      {"layer 2 (conv): dropout: p must be in (0, 1), got"});
+  expect_file_error(file_with(site + R"({"kind": "element", "p": "0.1"}}, )" + tail + "]"),
+                    {"dropout: key 'p' has the wrong type (expected a number)"});
+  expect_file_error(file_with(site + R"({"kind": "element", "rate": 0.1}}, )" + tail + "]"),
+                    {"dropout: unknown key 'rate' (known: kind, p)"});
+  expect_file_error(file_with(site + R"({"kind": "element"}}, {"type": "flatten", "dropout": {"kind": "none"}}, {"type": "linear", "out": 10}])"),
+                    {"layer 3 (flatten): unknown key 'dropout'"});
+  expect_file_error(file_with(R"([{"type": "conv", "out": 4, "kernel": 3, "dropout": {"kind": "spatial"}}, )" + tail + "]"),
+                    {"layer 1 (conv): dropout: the first layer sees the image and takes none"});
   expect_file_error(file_with(R"([7])"), {"layer 1: expected an object"});
   // Shapes that do not chain.
   expect_file_error(file_with(R"([{"type": "conv", "out": 4, "kernel": 15}, {"type": "conv", "out": 4, "kernel": 15}, )" + tail + "]"),

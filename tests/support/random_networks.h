@@ -41,6 +41,28 @@ inline ModelSpec residual_network_spec(DropoutKind dropout) {
   return spec;
 }
 
+// A network file's layers whose binary layers set their own dropout sites (network.h): element
+// at 0.3 in an identity block, none and spatial at 0.15 in a downsampling one, element at 0.4 on
+// the output layer; the rest (one convolution) follow the model's kind and p.
+inline constexpr const char* kOwnDropoutLayers = R"([
+  {"type": "conv", "out": 6, "kernel": 3, "padding": 1},
+  {"type": "maxpool"},
+  {"type": "residual", "shortcut": "identity", "branch": [
+    {"type": "conv", "out": 6, "kernel": 3, "padding": 1, "dropout": {"kind": "element", "p": 0.3}}]},
+  {"type": "residual", "shortcut": "downsample", "branch": [
+    {"type": "conv", "out": 10, "kernel": 3, "stride": 2, "padding": 1, "dropout": {"kind": "none"}},
+    {"type": "conv", "out": 10, "kernel": 3, "padding": 1, "dropout": {"kind": "spatial", "p": 0.15}}]},
+  {"type": "conv", "out": 8, "kernel": 3, "padding": 1},
+  {"type": "maxpool"},
+  {"type": "flatten"},
+  {"type": "linear", "out": 10, "dropout": {"kind": "element", "p": 0.4}}])";
+
+inline ModelSpec own_dropout_spec(DropoutKind dropout) {
+  ModelSpec spec = spec_of("custom", 0, dropout);
+  spec.network = network_from_json(nlohmann::json::parse(kOwnDropoutLayers));
+  return spec;
+}
+
 // A network with random weights and batch-norm statistics spread so that each layer's thresholds
 // fall inside the range of its dot products (many decisions near the threshold).
 inline ModelIR spread_model_ir(const ModelSpec& spec, unsigned seed) {

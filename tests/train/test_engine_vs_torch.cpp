@@ -93,6 +93,7 @@ struct Case {
 };
 
 constexpr const char* kResidualNetwork = kResidualNetworkLayers;
+constexpr const char* kOwnDropout = kOwnDropoutLayers;
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << c.architecture << " width " << c.width << " " << to_string(c.kind) << " dropout on " << c.channels << "x"
@@ -127,7 +128,7 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
   for (int i = 0; i < images.n; ++i) ids[static_cast<std::size_t>(i)] = i;
 
   for (int sample = 0; sample < 3; ++sample) {
-    const bool dropout = c.kind != DropoutKind::none;
+    const bool dropout = spec.has_dropout();
     const MaskContext masks{dropout, seed, static_cast<std::uint64_t>(sample), ids.data()};
     // Every binary layer: the engine's integer dot products equal LibTorch's convolution of the
     // same (masked) binary input, divided by the dropout scale.
@@ -139,7 +140,7 @@ TEST_P(EngineVsTorch, SamePopcountsAndLogitsUnderTheSameMasks) {
       if (masked) h = h * net->dropout_mask(h, layer, masks);
       const auto wb = binary_sign(net->weights()[static_cast<std::size_t>(layer)]);
       auto pre = l.kind == LayerSpec::Kind::conv ? torch::conv2d(h, wb, {}, l.stride, l.padding) : torch::linear(h, wb);
-      const double scale = masked ? static_cast<float>(1.0 / (1.0 - spec.p)) : 1.0;
+      const double scale = masked ? static_cast<float>(1.0 / (1.0 - l.dropout_p)) : 1.0;
       if (pre.dim() == 2) pre = pre.view({pre.size(0), pre.size(1), 1, 1});
       const auto torch_dots = (pre / scale).permute({0, 2, 3, 1}).contiguous();  // channels last
       for (int i = 0; i < images.n; ++i) {
@@ -188,10 +189,13 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"resnet20", 4, DropoutKind::element}, Case{"resnet20", 3, DropoutKind::none},
                       Case{"resnet18", 4, DropoutKind::spatial, 3, 32},
                       Case{"custom", 0, DropoutKind::spatial, 3, 32, kResidualNetwork},
-                      Case{"custom", 0, DropoutKind::element, 1, 28, kResidualNetwork}),
+                      Case{"custom", 0, DropoutKind::element, 1, 28, kResidualNetwork},
+                      Case{"custom", 0, DropoutKind::spatial, 1, 28, kOwnDropout},
+                      Case{"custom", 0, DropoutKind::none, 1, 28, kOwnDropout}),
     [](const auto& info) {
       std::string name = std::string(info.param.architecture) + "_w" + std::to_string(info.param.width) + "_" +
-                         to_string(info.param.kind) + (info.param.channels == 1 ? "" : "_color");
+                         to_string(info.param.kind) + (info.param.channels == 1 ? "" : "_color") +
+                         (info.param.network == kOwnDropout ? "_own_sites" : "");
       std::replace(name.begin(), name.end(), '-', '_');
       return name;
     });
