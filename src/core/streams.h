@@ -38,6 +38,7 @@ inline constexpr std::uint64_t kReferenceResistance = name_tag("reference.rp");
 inline constexpr std::uint64_t kReferenceTmr = name_tag("reference.tmr");
 inline constexpr std::uint64_t kSenseOffset = name_tag("sense.offset");
 inline constexpr std::uint64_t kSenseOffsetFault = name_tag("sense.offset_fault");  // its sign
+inline constexpr std::uint64_t kSenseOffsetRelative = name_tag("sense.offset_relative");
 inline constexpr std::uint64_t kDeadTile = name_tag("tile.dead");  // keys: layer, row tile, column tile
 inline constexpr std::uint64_t kModuleDelta = name_tag("module.delta");
 inline constexpr std::uint64_t kModuleIc0 = name_tag("module.ic0");

@@ -152,6 +152,7 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   gain_ = crossbar_gain(hw);
   // One unit of column current: V * G_half, in uA.
   unit_ua_ = hw.crossbar.read_voltage_v * readout.g_half * 1e6;
+  mid_units_ = readout.g_mid / readout.g_half;
   // Fixed point: the largest scale (64, 32, 16, 8 units per dot unit) that holds the largest
   // |value|; beyond 127 / 8 (absurd variation) values saturate.
   float largest = 0.0f;

@@ -62,6 +62,7 @@ class CellArray {
   bool any_dead() const { return !dead_.empty(); }
   int cell_scale() const { return cell_scale_; }
   double unit_ua() const { return unit_ua_; }  // one dot unit of column current, V * G_half
+  double mid_units() const { return mid_units_; }  // a driven cell's mean current, V * G_mid, in dot units
 
   // A cell whose two MTJs hold one state: +1 or -1 whatever the input.
   struct StuckCell {
@@ -111,6 +112,7 @@ class CellArray {
   AlignedVector<std::int8_t> value_;  // 64-byte aligned: each word's loads stay in one line
   int cell_scale_ = 64;
   double unit_ua_ = 0;
+  double mid_units_ = 0;
   Variances variances_;
 };
 

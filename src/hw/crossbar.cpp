@@ -34,6 +34,14 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
       const auto jk = static_cast<std::uint64_t>(j);
       double& offset = offset_[static_cast<std::size_t>(j)];
       offset = hw.crossbar.sense_offset_sigma_ua / cells_.unit_ua() * gaussian_at(chip_seed, streams::kSenseOffset, lk, jk);
+      // The relative part, a share of the current compared: the column's with every row driven,
+      // rows x V G_mid (windows at the map's edge or under dropout drive fewer; the amplifier's
+      // bias is set for the full column).
+      if (hw.crossbar.sense_offset_relative > 0.0) {
+        const double compared = static_cast<double>(cells_.rows()) * cells_.mid_units();
+        offset += hw.crossbar.sense_offset_relative * compared *
+                  gaussian_at(chip_seed, streams::kSenseOffsetRelative, lk, jk);
+      }
       if (hw.faults.sense_offset_ua > 0.0) {
         const bool up = uniform_at(chip_seed, streams::kSenseOffsetFault, lk, jk) < 0.5;
         offset += (up ? 1.0 : -1.0) * hw.faults.sense_offset_ua / cells_.unit_ua();

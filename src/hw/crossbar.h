@@ -13,6 +13,8 @@
 // scales its input by 1 + e, against thresholds set for the design: a sense amplifier fires iff
 // sign * g * value >= bound - 1/2 - offset, i.e. iff sign * value >= (bound - 1/2 - offset) / g,
 // which the screen sees as the offset (bound - 1/2)(1 - 1/g) + offset / g about the ungained value.
+// The offset has an absolute part (crossbar.sense_offset_sigma_ua) and a part relative to the
+// current compared (crossbar.sense_offset_relative x the column's current with every row driven).
 // Faults on the sense amplifiers: a per-chip offset of faults.sense_offset_ua and random sign.
 // Speed: the exact integer dots come from the engine's binary GEMM, and the analog sum of a
 // column is taken only where the screen (crossbar_screen.h) says the decision could differ.

@@ -29,6 +29,9 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
       {"g_p_us", gp_us, "uS", "1 / R_P"},
       {"g_ap_us", gap_us, "uS", "1 / R_AP(V_read)"},
       {"dot_unit_ua", v * g_half_us, "uA", "read_voltage_v (G_P - G_AP) / 2: a column's current per unit of dot product"},
+      {"driven_row_current_ua", 0.5 * v * (gp_us + gap_us), "uA",
+       "read_voltage_v (G_P + G_AP) / 2: a driven row's mean current; a single-tile column's sense amplifier compares "
+       "rows x this, and crossbar.sense_offset_relative is a share of it"},
       {"read_current_p_ua", v * gp_us, "uA", "read_voltage_v / R_P"},
       {"read_current_over_ic0", v * gp_us / m.ic0_ua, "ratio", "read current (P) / ic0_ua: the read's share of the switching current"},
       {"delta_at_temperature_kt", m.delta_at_temperature(), "kT", "delta reference_temperature_k / temperature_k"},

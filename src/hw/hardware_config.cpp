@@ -33,6 +33,7 @@ HardwareConfig HardwareConfig::ideal() {
   HardwareConfig hw;
   hw.mtj.sigma_rp = hw.mtj.sigma_tmr = hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
   hw.crossbar.sense_offset_sigma_ua = 0.0;
+  hw.crossbar.sense_offset_relative = 0.0;
   hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
   hw.dropout_module.element_masks = ElementMasks::per_element;
   hw.faults = FaultParams{};
@@ -64,6 +65,10 @@ ConfigTable HardwareConfig::table() {
            "0.1 V read bias keeps read current far below Ic0");
   t.number("crossbar.sense_offset_sigma_ua", crossbar.sense_offset_sigma_ua, 0, 100, "uA",
            "input-referred offset of a current sense amplifier, ~0.5 uA (Na et al., TCAS-II 2014)");
+  t.number("crossbar.sense_offset_relative", crossbar.sense_offset_relative, 0, 0.2, "relative",
+           "sigma of the offset's part that scales with the current compared (input-pair mismatch), as a share of "
+           "the column's current with every row driven; current mirrors match to 1-2 % (Pelgrom et al., IEEE JSSC "
+           "24, 1433, 1989); 0 = off");
   // One bit has no level besides zero (codes -K..K with K = (2^bits - 1) / 2 = 0): nothing to divide by.
   t.integer("crossbar.adc_bits", crossbar.adc_bits, 2, 16, "bits", "8-bit ADCs for partial sums (ISAAC, ISCA 2016)");
   t.number("crossbar.screen_sigmas", crossbar.screen_sigmas, 0, 100, "sigmas",

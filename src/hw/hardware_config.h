@@ -32,6 +32,9 @@ struct CrossbarParams {
   int tile_rows = 128, tile_cols = 128;  // rows must be a multiple of 64 (one packed word)
   double read_voltage_v = 0.1;
   double sense_offset_sigma_ua = 0.5;  // input-referred offset of the current sense amplifier
+  // Its relative part: the input pair's mismatch offsets a share of the current compared (sigma,
+  // relative to the column's current with every row driven).
+  double sense_offset_relative = 0.0;
   int adc_bits = 8;                    // partial sums of columns that span several tiles
   // Columns whose ideal sum lies more than this many standard deviations of their analog
   // deviation from the sense threshold take the ideal decision; 0 evaluates every column in

@@ -55,6 +55,7 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
     if (faults == 1) {  // the test-chip campaign's faults on top
       hw.faults.tmr_drift = -0.2, hw.faults.rp_drift = 0.1, hw.faults.adc_gain_error = -0.08;
       hw.faults.sense_offset_ua = 3.0, hw.faults.dead_tiles = 2, hw.faults.module_ic0_drift = 0.01;
+      hw.crossbar.sense_offset_relative = 0.01;
     }
     hw.crossbar.tile_rows = 64;  // every layer spans several tiles
     HardwareConfig full = hw;

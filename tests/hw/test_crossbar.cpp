@@ -427,6 +427,40 @@ TEST(Faults, SenseOffsetFaultGivesEveryAmplifierItsSizeWithEitherSign) {
   EXPECT_LT(up, cols);
 }
 
+// The sense offset's relative part, against its closed form: over the columns of a single-tile
+// layer, sigma_rel x rows x V G_mid (in uA: derived driven_row_current_ua per row), and the
+// absolute part adds in quadrature.
+TEST(Chip, RelativeSenseOffsetScalesWithTheCurrentCompared) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 128, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.crossbar.tile_rows = 4096;  // one row tile: sense amplifiers alone
+  for (const double absolute : {0.0, 4.0}) {
+    hw.crossbar.sense_offset_sigma_ua = absolute;
+    hw.crossbar.sense_offset_relative = 0.01;
+    const Chip chip(ir, hw, 8);
+    const CrossbarLayer& array = chip.array(1);
+    ASSERT_FALSE(array.uses_adc());
+    const int cols = chip.mapping()[1].cols, rows = chip.mapping()[1].rows;
+    const double v = hw.crossbar.read_voltage_v;
+    const double gp = 1.0 / resistance_ohm(hw.mtj, MtjState::parallel, v), gap = 1.0 / resistance_ohm(hw.mtj, MtjState::antiparallel, v);
+    const double compared_ua = rows * v * 0.5 * (gp + gap) * 1e6;
+    double sum = 0, squares = 0;
+    for (int j = 0; j < cols; ++j) {
+      const double ua = array.offset(j) * array.cells().unit_ua();
+      sum += ua;
+      squares += ua * ua;
+    }
+    const double mean = sum / cols, sd = std::sqrt(squares / cols - mean * mean);
+    const double want = std::sqrt(std::pow(0.01 * compared_ua, 2) + absolute * absolute);
+    EXPECT_NEAR(sd, want, 0.15 * want) << cols << " columns of " << rows << " rows, " << absolute << " uA absolute";
+    EXPECT_NEAR(mean, 0.0, 0.25 * want);
+  }
+  // Off: the ideal chip stays exact.
+  HardwareConfig off = HardwareConfig::ideal();
+  off.crossbar.tile_rows = 4096;
+  EXPECT_EQ(Chip(ir, off, 8).array(1).offset(0), 0.0);
+}
+
 TEST(Faults, DeadTilesReadNothing) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
   HardwareConfig hw = HardwareConfig::defaults();

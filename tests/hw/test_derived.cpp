@@ -45,6 +45,7 @@ TEST(Derived, QuantitiesEqualTheirClosedForms) {
   EXPECT_NEAR(q["r_ap_at_read_ohm"], rap, 1e-9 * rap);
   EXPECT_NEAR(q["on_off_ratio"], 1.0 + tmr, 1e-12);
   EXPECT_NEAR(q["dot_unit_ua"], 0.2 * 0.5 * (1e6 / rp - 1e6 / rap), 1e-9);
+  EXPECT_NEAR(q["driven_row_current_ua"], 0.2 * 0.5 * (1e6 / rp + 1e6 / rap), 1e-9);
   EXPECT_NEAR(q["delta_at_temperature_kt"], hw.mtj.delta * 300.0 / 330.0, 1e-12);
   // The write current, calibrated at the reference temperature, gives p there in the pulse.
   const double iw = q["write_current_ua"], t = hw.dropout_module.pulse_width_ns;
