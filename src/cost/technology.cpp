@@ -3,14 +3,15 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "hw/mtj.h"
 
 namespace spinbayes {
 
 double mean_cell_conductance_s(const HardwareConfig& hw) {
-  const double v = hw.crossbar.read_voltage_v / hw.mtj.tmr_half_bias_v;
-  const double rp = hw.mtj.rp_ohm();
-  const double rap = rp * (1.0 + hw.mtj.tmr / (1.0 + v * v));
-  return 0.5 * (1.0 / rp + 1.0 / rap);
+  // The cell: MTJ and access transistor in series (the supply's energy, both dissipations).
+  const double v = hw.crossbar.read_voltage_v, ra = hw.crossbar.access_resistance_ohm;
+  return 0.5 * (1.0 / cell_resistance_ohm(hw.mtj, MtjState::parallel, v, ra) +
+                1.0 / cell_resistance_ohm(hw.mtj, MtjState::antiparallel, v, ra));
 }
 
 Technology Technology::defaults(const HardwareConfig& hw) {

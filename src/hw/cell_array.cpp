@@ -17,22 +17,24 @@ namespace {
 struct Readout {
   double g_p = 0, g_ap = 0, g_mid = 0, g_half = 0;
   explicit Readout(const HardwareConfig& hw) {
-    const double v = hw.crossbar.read_voltage_v;
-    g_p = 1.0 / resistance_ohm(hw.mtj, MtjState::parallel, v);
-    g_ap = 1.0 / resistance_ohm(hw.mtj, MtjState::antiparallel, v);
+    const double v = hw.crossbar.read_voltage_v, ra = hw.crossbar.access_resistance_ohm;
+    g_p = 1.0 / cell_resistance_ohm(hw.mtj, MtjState::parallel, v, ra);
+    g_ap = 1.0 / cell_resistance_ohm(hw.mtj, MtjState::antiparallel, v, ra);
     g_mid = 0.5 * (g_p + g_ap);
     g_half = 0.5 * (g_p - g_ap);
   }
   double units(double g) const { return (g - g_mid) / g_half; }
 };
 
-// The conductance of one MTJ in `state` with its own R_P and TMR (relative deviations nr, nt in
-// standard normal units).
+// The conductance of one cell (its MTJ in `state` with its own R_P and TMR, relative deviations
+// nr, nt in standard normal units, in series with the access transistor). The TMR's bias is the
+// nominal AP cell's.
 double conductance(const HardwareConfig& hw, MtjState state, double nr, double nt) {
-  const double v = hw.crossbar.read_voltage_v;
+  const double ra = hw.crossbar.access_resistance_ohm;
   const double rp = hw.mtj.rp_ohm() * std::max(0.05, 1.0 + hw.mtj.sigma_rp * nr);
-  if (state == MtjState::parallel) return 1.0 / rp;
-  return 1.0 / (rp * (1.0 + tmr_at_bias(hw.mtj, v) * std::max(0.0, 1.0 + hw.mtj.sigma_tmr * nt)));
+  if (state == MtjState::parallel) return 1.0 / (rp + ra);
+  const double tmr = cell_tmr_at_read(hw.mtj, hw.crossbar.read_voltage_v, ra);
+  return 1.0 / (rp * (1.0 + tmr * std::max(0.0, 1.0 + hw.mtj.sigma_tmr * nt)) + ra);
 }
 
 int value_of(MtjState s) { return s == MtjState::parallel ? 1 : -1; }
@@ -62,12 +64,16 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   faults_ = stuck_p > 0.0 || stuck_ap > 0.0;
   const auto lk = static_cast<std::uint64_t>(layer);
 
-  // First-order variance (dot units) of a P and an AP cell: g = 1 / R, so dg / g = -dR / R with
-  // dR_P / R_P = sigma_rp n and dR_AP / R_AP = sigma_rp n + TMR sigma_tmr n' / (1 + TMR).
-  const double tmr_v = tmr_at_bias(hw.mtj, hw.crossbar.read_voltage_v);
-  variances_.match = std::pow(readout.g_p * sr / readout.g_half, 2);
-  variances_.mismatch =
-      std::pow(readout.g_ap / readout.g_half, 2) * (sr * sr + std::pow(tmr_v * st / (1.0 + tmr_v), 2));
+  // First-order variance (dot units) of a P and an AP cell: g = 1 / (R + R_a), so dg / g =
+  // -dR / (R + R_a) with dR_P / R_P = sigma_rp n and dR_AP / R_AP = sigma_rp n + TMR sigma_tmr n' /
+  // (1 + TMR): the MTJ's share R / (R + R_a) of the cell's resistance scales its spread.
+  const double ra = hw.crossbar.access_resistance_ohm;
+  const double tmr_v = cell_tmr_at_read(hw.mtj, hw.crossbar.read_voltage_v, ra);
+  const double rp = hw.mtj.rp_ohm(), rap = rp * (1.0 + tmr_v);
+  const double share_p = rp / (rp + ra), share_ap = rap / (rap + ra);
+  variances_.match = std::pow(readout.g_p * share_p * sr / readout.g_half, 2);
+  variances_.mismatch = std::pow(readout.g_ap * share_ap / readout.g_half, 2) *
+                        (sr * sr + std::pow(tmr_v * st / (1.0 + tmr_v), 2));
   variances_.reference = 0.25 * (variances_.match + variances_.mismatch);
 
   // Reference columns: one per column tile, a P and an AP MTJ per row, averaged.

@@ -12,9 +12,10 @@ namespace spinbayes {
 DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
   const MtjParams& m = hw.mtj;
   const double v = hw.crossbar.read_voltage_v;
-  const double rp = m.rp_ohm(), tmr_read = tmr_at_bias(m, v);
+  const double ra = hw.crossbar.access_resistance_ohm;
+  const double rp = m.rp_ohm(), tmr_read = cell_tmr_at_read(m, v, ra);
   const double rap0 = rp * (1.0 + m.tmr), rap = rp * (1.0 + tmr_read);
-  const double gp_us = 1e6 / rp, gap_us = 1e6 / rap;
+  const double gp_us = 1e6 / (rp + ra), gap_us = 1e6 / (rap + ra);
   const double g_half_us = 0.5 * (gp_us - gap_us);
   // Write: calibrated on the nominal device at the reference temperature (per_chip; per_module
   // trims each module the same way to its own Delta and Ic0).
@@ -23,16 +24,19 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
       {"mtj_area_um2", m.area_um2(), "um^2", "pi diameter^2 / 4"},
       {"r_p_ohm", rp, "Ohm", "ra_ohm_um2 / area"},
       {"r_ap_zero_bias_ohm", rap0, "Ohm", "R_P (1 + tmr)"},
-      {"tmr_at_read", tmr_read, "ratio", "tmr / (1 + (read_voltage_v / tmr_half_bias_v)^2)"},
-      {"r_ap_at_read_ohm", rap, "Ohm", "R_P (1 + TMR(V_read))"},
-      {"on_off_ratio", rap / rp, "ratio", "R_AP(V_read) / R_P"},
-      {"g_p_us", gp_us, "uS", "1 / R_P"},
-      {"g_ap_us", gap_us, "uS", "1 / R_AP(V_read)"},
+      {"ap_mtj_read_voltage_v", v * rap / (rap + ra), "V",
+       "read_voltage_v R_AP / (R_AP + access_resistance_ohm): the AP MTJ's share of the read (with R_AP at it: a "
+       "fixed point)"},
+      {"tmr_at_read", tmr_read, "ratio", "tmr / (1 + (V_AP / tmr_half_bias_v)^2), V_AP the AP MTJ's read voltage"},
+      {"r_ap_at_read_ohm", rap, "Ohm", "R_P (1 + TMR(V_AP))"},
+      {"on_off_ratio", (rap + ra) / (rp + ra), "ratio", "(R_AP + access_resistance_ohm) / (R_P + access_resistance_ohm): the cell's"},
+      {"g_p_us", gp_us, "uS", "1 / (R_P + access_resistance_ohm)"},
+      {"g_ap_us", gap_us, "uS", "1 / (R_AP(V_AP) + access_resistance_ohm)"},
       {"dot_unit_ua", v * g_half_us, "uA", "read_voltage_v (G_P - G_AP) / 2: a column's current per unit of dot product"},
       {"driven_row_current_ua", 0.5 * v * (gp_us + gap_us), "uA",
        "read_voltage_v (G_P + G_AP) / 2: a driven row's mean current; a single-tile column's sense amplifier compares "
        "rows x this, and crossbar.sense_offset_relative is a share of it"},
-      {"read_current_p_ua", v * gp_us, "uA", "read_voltage_v / R_P"},
+      {"read_current_p_ua", v * gp_us, "uA", "read_voltage_v G_P"},
       {"read_current_over_ic0", v * gp_us / m.ic0_ua, "ratio", "read current (P) / ic0_ua: the read's share of the switching current"},
       {"delta_at_temperature_kt", m.delta_at_temperature(), "kT", "delta reference_temperature_k / temperature_k"},
   };

@@ -34,6 +34,7 @@ HardwareConfig HardwareConfig::ideal() {
   hw.mtj.sigma_rp = hw.mtj.sigma_tmr = hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
   hw.crossbar.sense_offset_sigma_ua = 0.0;
   hw.crossbar.sense_offset_relative = 0.0;
+  hw.crossbar.access_resistance_ohm = 0.0;
   hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
   hw.dropout_module.element_masks = ElementMasks::per_element;
   hw.faults = FaultParams{};
@@ -65,6 +66,9 @@ ConfigTable HardwareConfig::table() {
            "0.1 V read bias keeps read current far below Ic0");
   t.number("crossbar.sense_offset_sigma_ua", crossbar.sense_offset_sigma_ua, 0, 100, "uA",
            "input-referred offset of a current sense amplifier, ~0.5 uA (Na et al., TCAS-II 2014)");
+  t.number("crossbar.access_resistance_ohm", crossbar.access_resistance_ohm, 0, 100000, "Ohm",
+           "on-resistance of the access transistor in series with each crossbar MTJ; R_on = V / I_on of a "
+           "minimum-width NMOS is ~1-3 kOhm at 28-65 nm; lowers the ON/OFF ratio and the dot unit; 0 = off");
   t.number("crossbar.sense_offset_relative", crossbar.sense_offset_relative, 0, 0.2, "relative",
            "sigma of the offset's part that scales with the current compared (input-pair mismatch), as a share of "
            "the column's current with every row driven; current mirrors match to 1-2 % (Pelgrom et al., IEEE JSSC "

@@ -35,6 +35,8 @@ struct CrossbarParams {
   // Its relative part: the input pair's mismatch offsets a share of the current compared (sigma,
   // relative to the column's current with every row driven).
   double sense_offset_relative = 0.0;
+  // On-resistance of the access transistor in series with each crossbar MTJ (0: none).
+  double access_resistance_ohm = 0.0;
   int adc_bits = 8;                    // partial sums of columns that span several tiles
   // Columns whose ideal sum lies more than this many standard deviations of their analog
   // deviation from the sense threshold take the ideal decision; 0 evaluates every column in

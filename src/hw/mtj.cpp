@@ -22,6 +22,24 @@ double resistance_ohm(const MtjParams& mtj, MtjState state, double volts) {
   return state == MtjState::parallel ? rp : rp * (1.0 + tmr_at_bias(mtj, volts));
 }
 
+double cell_tmr_at_read(const MtjParams& mtj, double volts, double access_ohm) {
+  const double rp = mtj.rp_ohm();
+  double tmr = tmr_at_bias(mtj, volts);
+  // The MTJ's share of the voltage only rises with R_AP, and TMR(V) falls with V: the iteration
+  // contracts (|dV/dTMR| x |dTMR/dV| < 1 at these biases); 30 steps settle it to rounding.
+  for (int step = 0; step < 30 && access_ohm > 0.0; ++step) {
+    const double rap = rp * (1.0 + tmr);
+    tmr = tmr_at_bias(mtj, volts * rap / (rap + access_ohm));
+  }
+  return tmr;
+}
+
+double cell_resistance_ohm(const MtjParams& mtj, MtjState state, double volts, double access_ohm) {
+  const double rp = mtj.rp_ohm();
+  const double r = state == MtjState::parallel ? rp : rp * (1.0 + cell_tmr_at_read(mtj, volts, access_ohm));
+  return r + access_ohm;
+}
+
 double switching_probability(const MtjSwitching& d, double current_ua, double pulse_ns) {
   const double tau = d.tau0_ns * std::exp(d.delta * (1.0 - current_ua / d.ic0_ua));
   return -std::expm1(-pulse_ns / tau);

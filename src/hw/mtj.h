@@ -24,6 +24,12 @@ MtjSwitching nominal_switching(const MtjParams& mtj, bool at_reference = false);
 
 double tmr_at_bias(const MtjParams& mtj, double volts);
 double resistance_ohm(const MtjParams& mtj, MtjState state, double volts);
+// A crossbar cell read at `volts` through an access transistor of access_ohm in series: the MTJ
+// sees volts R / (R + access_ohm), and an AP MTJ's TMR is taken at that voltage (a fixed point:
+// R_AP = R_P (1 + TMR(V R_AP / (R_AP + access_ohm)))). The MTJ's TMR at its read, and the cell's
+// resistance, MTJ and transistor.
+double cell_tmr_at_read(const MtjParams& mtj, double volts, double access_ohm);
+double cell_resistance_ohm(const MtjParams& mtj, MtjState state, double volts, double access_ohm);
 
 double switching_probability(const MtjSwitching& device, double current_ua, double pulse_ns);
 // The current that switches `device` with probability p in a pulse of pulse_ns. Throws Error when

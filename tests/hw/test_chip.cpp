@@ -36,6 +36,10 @@ TEST(Chip, IdealPresetReproducesTheEngine) {
       Ledger ledger;
       const McPredictions b = chip.predict(images, 4, 99, true, &ledger);
       EXPECT_EQ(a.probs, b.probs) << architecture << " " << to_string(kind);
+      // Access transistors scale every cell's current alike: without variation the chip stays exact.
+      HardwareConfig transistors = HardwareConfig::ideal();
+      transistors.crossbar.access_resistance_ohm = 2000.0;
+      EXPECT_EQ(Chip(ir, transistors, 3).predict(images, 4, 99, true).probs, a.probs) << architecture;
       EXPECT_GT(ledger.total().cell_reads, 0u);
     }
   }
@@ -56,6 +60,7 @@ TEST(Chip, ScreenedAnalogPathEqualsTheFullAnalogPath) {
       hw.faults.tmr_drift = -0.2, hw.faults.rp_drift = 0.1, hw.faults.adc_gain_error = -0.08;
       hw.faults.sense_offset_ua = 3.0, hw.faults.dead_tiles = 2, hw.faults.module_ic0_drift = 0.01;
       hw.crossbar.sense_offset_relative = 0.01;
+      hw.crossbar.access_resistance_ohm = 2000.0;
     }
     hw.crossbar.tile_rows = 64;  // every layer spans several tiles
     HardwareConfig full = hw;
