@@ -8,6 +8,8 @@
 namespace spinbayes {
 
 nlohmann::json parse_user_json(const std::string& text, bool comments) {
+  // The parser would stop at a NUL byte and take what came before it for the whole file.
+  if (text.find('\0') != std::string::npos) throw Error("not valid JSON (holds a NUL byte)");
   // The keys seen so far in each object still open, innermost last.
   std::vector<std::set<std::string>> open;
   const nlohmann::json::parser_callback_t check = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {

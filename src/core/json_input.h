@@ -8,8 +8,8 @@
 
 namespace spinbayes {
 
-// Throws nlohmann::json::exception for text that is not JSON, and Error("duplicate key '<key>'")
-// for an object that names a key twice. With `comments`, // and /* */ comments are allowed.
+// Throws nlohmann::json::exception for text that is not JSON, Error("duplicate key '<key>'")
+// for an object that names a key twice, and Error for a NUL byte anywhere in the text. With `comments`, // and /* */ comments are allowed.
 nlohmann::json parse_user_json(const std::string& text, bool comments = false);
 
 }  // namespace spinbayes

@@ -358,9 +358,9 @@ std::string cost_table(const CostReport& r) {
                        e.sense_adc_pj * 1e-3, e.digital_pj * 1e-3, e.total_pj() * 1e-3, c->total.latency_ns * 1e-3,
                        c->total.area.total_um2() * 1e-6, c->total.area.modules_um2 * 1e-6);
   }
-  out += fmt::format("\nelement / spatial: modules {:.2f}x, dropout-module energy {:.2f}x, total energy {:.2f}x, "
+  out += fmt::format("\nelement / spatial: modules {}, dropout-module energy {}, total energy {:.2f}x, "
                      "latency {:.2f}x\n",
-                     r.modules_element_over_spatial(), r.dropout_energy_element_over_spatial(),
+                     ratio_text(r.modules_element_over_spatial()), ratio_text(r.dropout_energy_element_over_spatial()),
                      ratio(el.total.energy.total_pj(), sp.total.energy.total_pj()),
                      ratio(el.total.latency_ns, sp.total.latency_ns));
   return out;
@@ -384,6 +384,7 @@ nlohmann::json cost_json(const CostReport& r) {
                       {"windows", m.windows},
                       {"in_map_rows", m.in_map_rows},
                       {"dropout", m.dropout},
+                      {"dropout_p", m.dropout ? m.p : 0.0},  // the site's rate: --p, or the layer's own
                       {"per_sample", m.per_sample},
                       {"schemes", schemes},
                       {"ratios",

@@ -76,6 +76,12 @@ void ExperimentOptions::validate() const {
   in_range("--width", width, 0, 4096);
   const ModelSpec spec = model_spec();
   spec.validate();
+  // The experiment sets each model's kind on every site itself: a layer's own site would make the
+  // deterministic model stochastic and the element and spatial models alike there.
+  if (const std::string own = first_own_dropout(spec.network); !own.empty())
+    throw Error(fmt::format("--model: {}: {} sets its own dropout site; the experiment compares no dropout, element "
+                            "and spatial dropout on the same sites, so give it a network without \"dropout\" keys",
+                            network_file.string(), own));
   // The experiment's data: Fashion-MNIST, with MNIST digits as the OOD set.
   if (spec.channels != 1 || spec.height != 28 || spec.width_px != 28 || spec.classes != 10)
     throw Error(fmt::format("--model: {}: the network reads {}x{}x{} images into {} classes; the experiment runs "

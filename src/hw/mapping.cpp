@@ -7,7 +7,10 @@ namespace spinbayes {
 std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams& crossbar) {
   const std::vector<LayerSpec> layers = build_layers(spec);
   std::vector<LayerMapping> out;
-  const int first_dropout = prefix_end(layers);
+  // Without a dropout site every layer runs once per image (prefix_end() keeps the output layer
+  // per sample, for a pass that has sites).
+  const bool sites = std::any_of(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.dropout_before; });
+  const int first_dropout = sites ? prefix_end(layers) : static_cast<int>(layers.size());
   int conv_count = 0, linear_count = 0, shortcut_count = 0;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];

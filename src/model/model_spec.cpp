@@ -96,17 +96,8 @@ void parse_input_shape(const std::string& text, ModelSpec& spec, const std::stri
 
 int ModelSpec::effective_width() const { return width > 0 ? width : default_width(architecture); }
 
-namespace {
-
-bool any_own_dropout(const std::vector<NetLayer>& layers) {
-  return std::any_of(layers.begin(), layers.end(),
-                     [](const NetLayer& l) { return l.dropout.has_value() || any_own_dropout(l.branch); });
-}
-
-}  // namespace
-
 bool ModelSpec::has_dropout() const {
-  if (!any_own_dropout(network)) return dropout != DropoutKind::none && p > 0.0;
+  if (first_own_dropout(network).empty()) return dropout != DropoutKind::none && p > 0.0;
   const std::vector<LayerSpec> layers = build_layers(*this);
   return std::any_of(layers.begin(), layers.end(), [](const LayerSpec& l) { return l.dropout_before; });
 }
@@ -239,8 +230,10 @@ class Expansion {
   }
 
  public:
-  // Each binary layer's own dropout site, where the network file gives one.
+  // Each binary layer's own dropout site, where the network file gives one, and the layer as
+  // errors name it ("layer 3 (conv)").
   const std::vector<std::optional<SiteDropout>>& own_dropout() const { return own_dropout_; }
+  const std::vector<std::string>& names() const { return names_; }
 
  private:
   int conv(const NetLayer& nl, int source, const std::string& where) {
@@ -337,6 +330,7 @@ class Expansion {
     if (layers_.size() >= 1000) throw Error(where + kind + ": more than 1000 binary layers");
     layers_.push_back(l);
     own_dropout_.push_back(nl.dropout);
+    names_.push_back(where + kind);
     maps_.push_back(out);
     return static_cast<int>(maps_.size()) - 1;
   }
@@ -345,6 +339,7 @@ class Expansion {
   std::vector<MapShape> maps_;
   std::vector<LayerSpec> layers_;
   std::vector<std::optional<SiteDropout>> own_dropout_;
+  std::vector<std::string> names_;
   std::int64_t weights_ = 0;
   int current_ = 0;
   bool flat_ = false;
@@ -369,7 +364,11 @@ std::vector<LayerSpec> build_layers(const ModelSpec& spec) {
   // layer's own site (a network file's) replaces the model's kind, rate and choice of sites.
   for (std::size_t i = 1; i < layers.size(); ++i) {
     SiteDropout site{sites[i] ? spec.dropout : DropoutKind::none, spec.p};
-    if (const auto& own = expansion.own_dropout()[i]) site = {own->kind, own->p > 0.0 ? own->p : spec.p};
+    if (const auto& own = expansion.own_dropout()[i]) {
+      if (own->kind != DropoutKind::none && own->p == 0.0 && !(spec.p > 0.0))
+        throw Error(expansion.names()[i] + ": dropout: no p given, and the model's p is 0; give the layer its p");
+      site = {own->kind, own->p > 0.0 ? own->p : spec.p};
+    }
     LayerSpec& l = layers[i];
     l.dropout_before = site.kind != DropoutKind::none && site.p > 0.0;
     l.dropout_kind = l.dropout_before ? site.kind : DropoutKind::none;

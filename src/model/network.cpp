@@ -1,6 +1,7 @@
 #include "model/network.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -208,6 +209,16 @@ std::vector<NetLayer> zoo_network(const std::string& architecture, int w, int cl
   throw Error("model: unknown architecture '" + printable(architecture) + "'");
 }
 
+std::string first_own_dropout(const std::vector<NetLayer>& layers) {
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const std::string where = "layer " + std::to_string(i + 1);
+    if (layers[i].dropout) return where;
+    for (std::size_t m = 0; m < layers[i].branch.size(); ++m)
+      if (layers[i].branch[m].dropout) return where + "." + std::to_string(m + 1);
+  }
+  return "";
+}
+
 nlohmann::json network_to_json(const std::vector<NetLayer>& layers) {
   nlohmann::json j = nlohmann::json::array();
   for (const NetLayer& l : layers) j.push_back(layer_to_json(l));
@@ -267,6 +278,12 @@ NetworkFile parse_network_file(const std::string& text, const std::string& origi
 }
 
 NetworkFile load_network_file(const std::string& path) {
+  // A regular file, read whole: a FIFO or a device would make train and experiment wait on its
+  // writer (cost refuses them too).
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_directory(path, ec) &&
+      !std::filesystem::is_regular_file(path, ec))
+    throw Error(printable_head(path) + ": not a regular file (a network file is read from disk, whole)");
   return parse_network_file(read_file_bytes(path, std::uint64_t{1} << 22), path);
 }
 

@@ -61,6 +61,10 @@ struct NetLayer {
 // no initial pool, four stages of two basic blocks, widths W..8W, W = 64 by default). `width` > 0.
 std::vector<NetLayer> zoo_network(const std::string& architecture, int width, int classes);
 
+// The first layer (as errors name it: "layer N", "layer N.M" in a branch) that sets its own
+// dropout site, or "" where none does.
+std::string first_own_dropout(const std::vector<NetLayer>& layers);
+
 // The "layers" array of a network, and back. from_json throws Error("layer N: <cause>") with N
 // counted from 1 over the top-level entries (a branch's convolution: "layer N.M").
 nlohmann::json network_to_json(const std::vector<NetLayer>& layers);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -362,6 +363,10 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
                                          {"type": "linear", "out": 10}]})";
   std::ofstream(dir / "net.json") << R"({"input": "1x28x28", "classes": 10, )" << net;
   std::ofstream(dir / "color.json") << R"({"input": "3x32x32", "classes": 10, )" << net;
+  std::ofstream(dir / "own.json") << R"({"input": "1x28x28", "classes": 10, "layers": [
+      {"type": "conv", "out": 4, "kernel": 3}, {"type": "conv", "out": 4, "kernel": 3, "dropout": {"kind": "none"}},
+      {"type": "flatten"}, {"type": "linear", "out": 10}]})";
+  ASSERT_EQ(::mkfifo((dir / "fifo.json").c_str(), 0600), 0);  // nobody writes it: reading would wait
   std::ofstream(dir / "bad.json") << R"({"input": "1x28x28", "classes": 10, "layers": [{"type": "flatten"},
       {"type": "conv", "out": 4, "kernel": 3}, {"type": "linear", "out": 10}]})";
   const std::string out = " --out " + (dir / "out").string();
@@ -380,6 +385,10 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
       {"experiment --model " + (dir / "color.json").string() + out,
        "--model: " + fs::absolute(dir / "color.json").string() +
            ": the network reads 3x32x32 images into 10 classes; the experiment runs on Fashion-MNIST (1x28x28, 10 classes)"},
+      {"experiment --model " + (dir / "own.json").string() + out,
+       "--model: " + fs::absolute(dir / "own.json").string() + ": layer 2 sets its own dropout site; the experiment"},
+      {"experiment --model " + (dir / "fifo.json").string() + out,
+       (dir / "fifo.json").string() + ": not a regular file (a network file is read from disk, whole)"},
       {"experiment --model " + (dir / "bad.json").string() + out,
        (dir / "bad.json").string() + ": layer 2 (conv): a convolution cannot follow a flatten"},
   };

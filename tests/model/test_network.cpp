@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "hw/mapping.h"
 #include "model/model_spec.h"
 #include "model/network.h"
 
@@ -144,12 +145,25 @@ TEST(Network, LayersOwnDropoutSitesReplaceTheModels) {
   EXPECT_EQ(j["network"][1]["dropout"], nlohmann::json({{"kind", "element"}, {"p", 0.3}}));
   EXPECT_EQ(j["network"][2]["branch"][0]["dropout"], nlohmann::json({{"kind", "none"}}));
   EXPECT_EQ(j.get<ModelSpec>().network, file.layers);
+  // An own site without p takes the model's, which must then be one.
+  ModelSpec no_p = spec;
+  no_p.p = 0.0;
+  no_p.network[2].branch[1].dropout = SiteDropout{DropoutKind::spatial, 0.0};
+  try {
+    build_layers(no_p);
+    ADD_FAILURE() << "an own site without p at model p 0 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 3.2 (conv): dropout: no p given, and the model's p is 0"), std::string::npos)
+        << e.what();
+  }
   // Every site set to none: deterministic.
   ModelSpec quiet = zoo("vgg-small", 0, 1, 28);
   apply_network_file(parse_network_file(file_with(R"([{"type": "conv", "out": 4, "kernel": 3},
       {"type": "conv", "out": 4, "kernel": 3, "dropout": {"kind": "none"}}, {"type": "flatten"},
       {"type": "linear", "out": 10, "dropout": {"kind": "none"}}])"), "q.json"), quiet);
   EXPECT_FALSE(quiet.has_dropout());
+  // ...and no layer runs once per sample: the cost model prices one pass.
+  for (const LayerMapping& m : map_layers(quiet, CrossbarParams{})) EXPECT_FALSE(m.per_sample) << m.name;
 }
 
 TEST(Network, FilesRoundTripThroughTheSpec) {
@@ -219,6 +233,8 @@ TEST(Network, BadFilesNameTheFileAndTheLayer) {
                     {"layer 3 (flatten): unknown key 'dropout'"});
   expect_file_error(file_with(R"([{"type": "conv", "out": 4, "kernel": 3, "dropout": {"kind": "spatial"}}, )" + tail + "]"),
                     {"layer 1 (conv): dropout: the first layer sees the image and takes none"});
+  // Whatever follows a NUL byte would be ignored by the JSON parser.
+  expect_file_error(file_with("[" + conv + "," + tail + "]") + std::string(1, '\0') + "{{{", {"not valid JSON (holds a NUL byte)"});
   expect_file_error(file_with(R"([7])"), {"layer 1: expected an object"});
   // Shapes that do not chain.
   expect_file_error(file_with(R"([{"type": "conv", "out": 4, "kernel": 15}, {"type": "conv", "out": 4, "kernel": 15}, )" + tail + "]"),
