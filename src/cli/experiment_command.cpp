@@ -137,6 +137,7 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   }
   o.validate();  // before the lock creates the directory
   if (o.out.empty()) throw Error("--out: must not be empty");
+  probe_experiment_data(o);  // the data and OOD sets, before the lock creates the directory
   // Held for the whole run: a second experiment into the same directory stops here.
   const DirectoryLock lock(o.out, "--out", "experiment");
   const ExperimentResult r = run_experiment(o);

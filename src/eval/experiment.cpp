@@ -334,16 +334,22 @@ ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan&
 
 }  // namespace
 
+void probe_experiment_data(const ExperimentOptions& o) {
+  const ImageSet probe = first_images(load_fashion_mnist(o.paths, "test"), 8);
+  for (const auto& name : o.ood) {
+    try {
+      make_ood_set(name, probe, 8, o.paths, o.eval_seed);
+    } catch (const Error& e) {
+      throw Error("--ood: " + printable_head(name) + ": " + e.what());
+    }
+  }
+}
+
 ExperimentResult run_experiment(const ExperimentOptions& o) {
   o.validate();
   const auto start = Clock::now();
+  probe_experiment_data(o);
   prepare_out_dir(o.out);
-  // Every OOD set is built once on a few test images before anything runs, so that a missing
-  // data set or an unreadable idx: file fails now rather than after training.
-  {
-    const ImageSet probe = first_images(load_fashion_mnist(o.paths, "test"), 8);
-    for (const auto& name : o.ood) make_ood_set(name, probe, 8, o.paths, o.eval_seed);
-  }
   const ExperimentPlan plan = plan_experiment(o);
   ExperimentRun run(o, plan);
 

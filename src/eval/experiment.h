@@ -88,6 +88,9 @@ struct ExperimentResult {
   double seconds = 0;
 };
 
+// Loads the test set and builds every OOD set on a few of its images: a missing data set or an
+// unreadable idx: file fails here, before anything is written. Throws Error naming the option.
+void probe_experiment_data(const ExperimentOptions& o);
 ExperimentResult run_experiment(const ExperimentOptions& options);
 
 // A command line as one shell line (arguments quoted where needed), for the report.

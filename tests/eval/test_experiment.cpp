@@ -401,8 +401,10 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   if (have_data()) {
     const auto r = spinbayes::run_cli("experiment --ood idx:" + (dir / "missing.idx").string() + out);
     EXPECT_EQ(r.exit_code, 1) << r.output;
+    EXPECT_NE(r.output.find("--ood: idx:"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("missing.idx"), std::string::npos) << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(fs::exists(dir / "out")) << "a failed start leaves no output directory";
   }
   fs::remove_all(dir);
 }
