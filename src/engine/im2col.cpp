@@ -322,9 +322,10 @@ void im2col_bytes(std::span<const BinaryMap> maps, int kernel, int stride, int p
   const BinaryMap& first = maps.front();
   const int pixel_bytes = first.channels / 8, bw = first.width + 2 * padding, bh = first.height + 2 * padding;
   const std::size_t map_bytes = static_cast<std::size_t>(bh) * bw * pixel_bytes;
-  // A word of slack past the last map: a patch line may load a whole word where its run ends.
+  // A word of slack past the last map (signs and keep alike): a patch line may load a whole word
+  // where its run ends.
   out.bordered_signs.resize(map_bytes * maps.size() + sizeof(BitWord));
-  if (with_keep) out.bordered_keep.resize(map_bytes * maps.size());
+  if (with_keep) out.bordered_keep.resize(map_bytes * maps.size() + sizeof(BitWord));
   const BorderedBytes bordered = bordered_bytes_for(pixel_bytes);
   for (std::size_t s = 0; s < maps.size(); ++s) {
     bordered(maps[s], false, padding, out.bordered_signs.data() + s * map_bytes);
