@@ -19,9 +19,11 @@
 #include "population/field_test.h"
 #include "uncertainty/calibration.h"
 #include "data/idx.h"
+#include "data/npy.h"
 #include "hw/hardware_config.h"
 #include "model/model_ir.h"
 #include "model/model_spec.h"
+#include "onnx_builder.h"
 
 namespace fs = std::filesystem;
 using namespace spinbayes;
@@ -262,6 +264,34 @@ void network_file_seeds(const fs::path& dir) {
   {"type": "flatten"}, {"type": "linear", "out": 10}]})");
 }
 
+void onnx_seeds(const fs::path& dir) {
+  write(dir / "residual", test::residual_onnx(1).bytes());
+  // A plain chain as PyTorch writes it without normalization: conv + pool, linear with bias.
+  test::OnnxBuilder b(1, 8, 8);
+  test::Lcg rng(2);
+  std::string x = b.node("MaxPool", {b.node("Sign", {test::conv_bn(b, rng, "image", "c1", 1, 2, 3, 1, 1, test::WeightForm::plus_minus_one)})},
+                         {test::OnnxBuilder::ints("kernel_shape", {2, 2}), test::OnnxBuilder::ints("strides", {2, 2})});
+  x = b.node("Reshape", {x, b.init_int64("shape", {-1, 32})});
+  b.output(b.node("Gemm", {x, b.init("fc.weight", {3, 32}, rng.signs(96)), b.init("fc.bias", {3}, {0.5f, 0.0f, -0.5f})},
+                  {test::OnnxBuilder::integer("transB", 1)}));
+  write(dir / "chain", b.bytes());
+}
+
+void npy_seeds(const fs::path& dir) {
+  write(dir / "images", npy_bytes({2, 1, 3, 3}, std::vector<float>(18, 0.5f)));
+  write(dir / "vector", npy_bytes({4}, {0.0f, 1.0f, -2.5f, 3.0f}));
+  // float64, version 2.0 (a 4-byte header length)
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }";
+  header.append(128 - 12 - header.size() - 1, ' ');
+  header += '\n';
+  std::string v2 = std::string("\x93NUMPY\x02\x00", 8);
+  for (int i = 0; i < 4; ++i) v2 += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  v2 += header;
+  const double values[2] = {0.25, -1.0};
+  v2.append(reinterpret_cast<const char*>(values), sizeof values);
+  write(dir / "float64-v2", v2);
+}
+
 void fault_list_seeds(const fs::path& dir) {
   write(dir / "cells", "module_stuck_p:0.05,dead_tile,tmr_drift:-0.2");
   write(dir / "all", "all");
@@ -294,6 +324,8 @@ int main(int argc, char** argv) {
     data_set_seeds(dir / "data_set");
     network_file_seeds(dir / "network_file");
     chip_output_seeds(dir / "chip_output");
+    onnx_seeds(dir / "onnx");
+    npy_seeds(dir / "npy");
     fs::remove_all(scratch);
   } catch (const Error& e) {
     std::fprintf(stderr, "make_fuzz_seeds: %s\n", e.what());

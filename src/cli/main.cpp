@@ -11,6 +11,7 @@
 #include "cli/chips_command.h"
 #include "cli/test_chip_command.h"
 #include "cli/experiment_command.h"
+#include "cli/interop_commands.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/text.h"
@@ -330,6 +331,10 @@ int main(int argc, char** argv) {
   // test-chip
   const auto test_chip = add_test_chip_command(app);
 
+  // import, predict
+  const auto import_cmd = add_import_command(app);
+  const auto predict_cmd = add_predict_command(app);
+
   // Under mpirun every rank parses the same arguments: only rank 0 reports an error.
   const bool speaks = launched_rank() == 0;
   try {
@@ -503,6 +508,10 @@ int main(int argc, char** argv) {
       run_experiment_command(*experiment, argc, argv);
     } else if (*chips->app) {
       run_chips_command(*chips, *ranks);
+    } else if (*import_cmd->app) {
+      run_import_command(*import_cmd);
+    } else if (*predict_cmd->app) {
+      run_predict_command(*predict_cmd);
     } else if (*test_chip->app) {
       run_test_chip_command(*test_chip, *ranks);
     } else if (*convert_cmd) {

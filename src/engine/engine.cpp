@@ -272,7 +272,7 @@ void Engine::run_suffix(const BinaryMap& prefix, std::uint64_t seed, std::uint64
 }
 
 McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
-                              Ledger* ledger) const {
+                              Ledger* ledger, std::vector<float>* all_logits) const {
   if (samples < 1) throw Error("samples: must be >= 1");
   spec().check_input(images.name, images.c, images.h, images.w);
   const bool stochastic = dropout && model_->has_dropout();
@@ -283,6 +283,7 @@ McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t
   mc.inputs = images.n;
   mc.classes = classes;
   mc.probs.resize(static_cast<std::size_t>(samples) * images.n * classes);
+  if (all_logits != nullptr) all_logits->assign(mc.probs.size(), 0.0f);
   const std::size_t layer_count = layers().size();
   // Event counts per thread, added up at the end: integer sums, so the total does not depend on
   // how images were shared out.
@@ -305,6 +306,7 @@ McPredictions Engine::predict(const ImageSet& images, int samples, std::uint64_t
       for (int k = 0; k < classes; ++k) total += e[static_cast<std::size_t>(k)] = std::exp(z[k] - top);
       float* out = mc.probs.data() + (static_cast<std::size_t>(t) * images.n + i) * classes;
       for (int k = 0; k < classes; ++k) out[k] = static_cast<float>(e[static_cast<std::size_t>(k)] / total);
+      if (all_logits != nullptr) std::copy(z, z + classes, all_logits->data() + (static_cast<std::size_t>(t) * images.n + i) * classes);
     }
   }
 #pragma omp critical

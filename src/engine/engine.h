@@ -41,9 +41,10 @@ class Engine {
   // Monte Carlo predictions with the layout and mask keys of TorchModel::predict: `samples` passes
   // with dropout on, or one pass with it off. Parallel over images (OpenMP); the result does not
   // depend on the thread count.
-  // With `ledger`, the events of the run are added to it (one LayerEvents per layer).
+  // With `ledger`, the events of the run are added to it (one LayerEvents per layer); with
+  // `logits`, the logits the probabilities are the softmax of (samples x inputs x classes).
   McPredictions predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
-                        Ledger* ledger = nullptr) const;
+                        Ledger* ledger = nullptr, std::vector<float>* logits = nullptr) const;
 
   // One image through layers [0, first dropout site): the binary map every sample starts from.
   BinaryMap run_prefix(const float* pixels, LayerEvents* events = nullptr) const;

@@ -98,8 +98,8 @@ class Chip {
   Engine engine() const { return Engine(model_, EngineBackend{masks_, arrays_}); }
   // Monte Carlo predictions as Engine::predict; the run's events are added to `ledger`.
   McPredictions predict(const ImageSet& images, int samples, std::uint64_t seed, bool dropout,
-                        Ledger* ledger = nullptr) const {
-    return engine().predict(images, samples, seed, dropout, ledger);
+                        Ledger* ledger = nullptr, std::vector<float>* logits = nullptr) const {
+    return engine().predict(images, samples, seed, dropout, ledger, logits);
   }
 
   const ModelSpec& spec() const { return model_->spec(); }

@@ -1,8 +1,11 @@
 #include "train/export.h"
 
+#include <cmath>
 #include <memory>
+#include <sstream>
 #include <string>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "train/binary_net.h"
 
@@ -70,6 +73,39 @@ ModelIR export_model_ir(const std::filesystem::path& run_dir) {
     throw Error(checkpoint.string() + ": " + e.what());
   }
   return ir;
+}
+
+void save_checkpoint_of_ir(const ModelIR& ir, const std::filesystem::path& path) {
+  ir.validate();
+  BinaryNet net(ir.spec);
+  if (net->layers().size() != ir.layers.size()) throw Error(path.string() + ": the IR and its network differ in layers");
+  torch::NoGradGuard no_grad;
+  const auto tensor = [](const auto& values) {
+    std::vector<float> v(values.begin(), values.end());
+    return torch::tensor(v, torch::kFloat32);
+  };
+  for (std::size_t i = 0; i < ir.layers.size(); ++i) {
+    const BinaryLayerIR& l = ir.layers[i];
+    if (std::fabs(static_cast<double>(l.bn_eps) - 1e-5) > 1e-9) {
+      throw Error(path.string() + ": layer " + std::to_string(i) + ": batch-norm eps " + std::to_string(l.bn_eps) + ", LibTorch's layers use 1e-5");
+    }
+    auto& w = net->weights()[i];
+    w.copy_(tensor(l.weights).view(w.sizes()));
+    const BatchNormView bn = batch_norm_of(*net, i);
+    bn.mean.copy_(tensor(l.bn_mean));
+    bn.var.copy_(tensor(l.bn_var));
+    bn.gamma.copy_(tensor(l.bn_gamma));
+    bn.beta.copy_(tensor(l.bn_beta));
+  }
+  torch::serialize::OutputArchive archive;
+  net->save(archive);
+  std::ostringstream bytes;
+  try {
+    archive.save_to(bytes);
+  } catch (const c10::Error&) {
+    throw Error(path.string() + ": cannot serialize the checkpoint");
+  }
+  write_file_atomic(path, bytes.str());
 }
 
 void export_run(const std::filesystem::path& run_dir) {

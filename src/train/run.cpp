@@ -17,7 +17,9 @@ namespace spinbayes {
 
 void TrainOptions::validate() const {
   spec.validate();
-  if (epochs < 1 || epochs > 100000) throw Error("epochs: must be >= 1, got " + std::to_string(epochs));
+  if (imported.empty() ? epochs < 1 || epochs > 100000 : epochs != 0) {
+    throw Error("epochs: must be " + std::string(imported.empty() ? ">= 1" : "0 for an imported network") + ", got " + std::to_string(epochs));
+  }
   if (batch < 2 || batch > 65536) throw Error("batch: must be in 2..65536, got " + std::to_string(batch));
   if (!(lr > 0.0 && lr < 10.0)) throw Error("lr: must be in (0, 10), got " + std::to_string(lr));
   if (validation < 0) throw Error("validation: must be >= 0");
@@ -27,7 +29,7 @@ void TrainOptions::validate() const {
 }
 
 void save_run_config(const TrainOptions& o) {
-  const nlohmann::json j = {
+  nlohmann::json j = {
       {"format", "spinbayes-run"},
       {"version", 1},
       {"model", o.spec},
@@ -35,6 +37,7 @@ void save_run_config(const TrainOptions& o) {
        {{"epochs", o.epochs}, {"batch", o.batch}, {"lr", o.lr}, {"seed", o.seed},
         {"validation", o.validation}, {"subset", o.subset}, {"threads", o.threads},
         {"init", o.init.string()}, {"init_epochs", o.init_epochs}, {"data", o.data.spec()}}}};
+  if (!o.imported.empty()) j["training"]["imported"] = o.imported;
   write_file_atomic(o.out / "config.json", j.dump(2) + "\n");
 }
 
@@ -82,7 +85,15 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
       if (!t.at("data").is_string()) throw Error("training.data must be a string");
       o.data = parse_data_set(t.at("data").get<std::string>(), "training.data");
     }
-    if (o.init_epochs < 0 || o.init_epochs >= o.epochs || o.init.empty() != (o.init_epochs == 0)) {
+    if (t.contains("imported")) {
+      if (!t.at("imported").is_string() || t.at("imported").get<std::string>().empty()) {
+        throw Error("training.imported must be a non-empty string");
+      }
+      o.imported = t.at("imported").get<std::string>();
+    }
+    const bool init_ok = o.imported.empty() ? o.init_epochs >= 0 && o.init_epochs < o.epochs && o.init.empty() == (o.init_epochs == 0)
+                                            : o.init_epochs == 0 && o.init.empty();
+    if (!init_ok) {
       throw Error("training.init_epochs must be 0 without training.init and in 1..epochs-1 with it");
     }
   } catch (const nlohmann::json::exception& e) {

@@ -29,6 +29,9 @@ struct TrainOptions {
   // with its own dropout: models that share their first epochs train those once.
   std::filesystem::path init;
   int init_epochs = 0;  // the epochs taken from `init` (0: trained from scratch); known once it starts
+  // A network imported (`spinbayes import`) rather than trained here: the file it came from. Such
+  // a run has no epochs (0) and cannot be trained or resumed.
+  std::string imported;
   // Not part of the saved configuration:
   std::filesystem::path out;
   bool resume = false;

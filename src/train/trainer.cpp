@@ -205,6 +205,10 @@ TrainResult train_model(const TrainOptions& options) {
 namespace {
 
 TrainResult train_into(const TrainOptions& input_options) {
+  if (!input_options.imported.empty()) {
+    throw Error(input_options.out.string() + ": holds a network imported from " + input_options.imported +
+                "; it has no training to resume (train into another --out)");
+  }
   TrainOptions options = input_options;
   options.validate();
   configure_threads(options.threads);
