@@ -47,6 +47,9 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_flag("--quick", o.quick, "vgg-small width 16, 4 epochs of which 3 shared, fewer chip images (under 10 minutes on 2 cores)");
   cmd->add_option("--out", o.out, "Output directory (stages/ caches each finished stage)")->capture_default_str();
   cmd->add_option("--models", o.models, "Directory of the training runs (default: OUT/models)");
+  cmd->add_option("--runs", c->runs,
+                  "Compare these runs instead of training: DETERMINISTIC,ELEMENT,SPATIAL run directories (trained or "
+                  "imported from ONNX)");
   cmd->add_option("--model", o.architecture,
                   "Network: a zoo name (mlp, lenet, vgg-small, resnet20, resnet18) or a network file (JSON)")
       ->capture_default_str();
@@ -113,8 +116,19 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   for (const auto& name : split_list(c.ood)) {
     if (std::find(o.ood.begin(), o.ood.end(), name) == o.ood.end()) o.ood.push_back(name);
   }
+  if (c.app->count("--runs") > 0) {
+    // The runs give the network and its training.
+    for (const char* option : {"--model", "--width", "--epochs", "--shared-epochs", "--batch", "--lr", "--train-subset",
+                               "--validation", "--seed", "--p", "--extra-p", "--models"}) {
+      if (c.app->count(option) > 0) throw Error(std::string(option) + ": the runs give it; not with --runs");
+    }
+    for (const auto& dir : split_list(c.runs)) o.runs.push_back(std::filesystem::absolute(dir));
+    if (o.runs.size() != 3) throw Error("--runs: give 3 run directories (deterministic, element, spatial), got " + std::to_string(o.runs.size()));
+    o.extra_p.clear();
+    o.shared_epochs = 0;
+  }
   const auto zoo = architecture_names();
-  if (std::find(zoo.begin(), zoo.end(), o.architecture) == zoo.end()) {
+  if (o.runs.empty() && std::find(zoo.begin(), zoo.end(), o.architecture) == zoo.end()) {
     std::error_code ec;
     if (o.architecture.empty() || !std::filesystem::exists(o.architecture, ec))
       throw Error("--model: '" + printable_head(o.architecture) +

@@ -11,7 +11,7 @@ namespace spinbayes {
 struct ExperimentCommand {
   CLI::App* app = nullptr;
   ExperimentOptions options;
-  std::string t_values, extra_p, sweep_values, ood;
+  std::string t_values, extra_p, sweep_values, ood, runs;
 };
 
 // Registers the subcommand. The defaults are the full run's, or the quick run's when --quick is

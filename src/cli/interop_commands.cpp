@@ -32,6 +32,10 @@ std::unique_ptr<ImportCommand> add_import_command(CLI::App& app) {
   cmd->add_option("--dropout-layers", c->dropout_layers, "all | last:N | i,j,k (layers from 1)")->capture_default_str();
   cmd->add_option("--data", c->data, "The data set the network is for (eval's default): fashion-mnist, mnist, cifar10:DIR, idx:...")
       ->capture_default_str();
+  cmd->add_option("--validation", c->validation,
+                  "Training images held out (seeded by --seed) for calibration and the OOD threshold, as train's")
+      ->capture_default_str();
+  cmd->add_option("--seed", c->seed, "Seed of that split")->check(seed_value())->capture_default_str();
   cmd->add_option("--fashion-mnist", c->paths.fashion_mnist, "Directory with the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option("--digits", c->paths.mnist_digits, "Directory with the MNIST digits as IDX")->capture_default_str();
   return c;
@@ -54,6 +58,8 @@ void run_import_command(const ImportCommand& c) {
   run.spec = ir.spec;
   run.data = parse_data_set(c.data, "--data");
   run.epochs = 0;
+  run.validation = c.validation;
+  run.seed = c.seed;
   run.imported = std::filesystem::absolute(c.onnx).lexically_normal().string();
   run.out = c.out;
   run.validate();

@@ -17,6 +17,8 @@ struct ImportCommand {
   std::filesystem::path onnx, out;
   std::string dropout = "none", dropout_layers = "all", data = "fashion-mnist";
   double p = 0.0;
+  int validation = 5000;
+  std::uint64_t seed = 1;
   DataPaths paths = DataPaths::from_environment();
 };
 std::unique_ptr<ImportCommand> add_import_command(CLI::App& app);

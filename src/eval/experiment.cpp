@@ -93,6 +93,10 @@ int shared_epochs_done(const PlannedModel& shared) {
 }
 
 TrainingRecord training_record(const PlannedModel& m, const std::vector<std::string>& command) {
+  if (!m.train.imported.empty()) {
+    TrainingRecord r{training_settings(m.train), 0, 0.0, 0.0, command, m.train.imported};
+    return r;
+  }
   json last;
   std::string line;
   std::ifstream in(m.dir / "train.jsonl");
@@ -101,7 +105,7 @@ TrainingRecord training_record(const PlannedModel& m, const std::vector<std::str
   }
   if (last.is_discarded() || !last.is_object()) throw Error((m.dir / "train.jsonl").string() + ": corrupt training history");
   return {training_settings(m.train), last.value("epoch", 0), last.value("validation_accuracy", 0.0),
-          last.value("seconds", 0.0), command};
+          last.value("seconds", 0.0), command, {}};
 }
 
 }  // namespace
@@ -231,6 +235,10 @@ class ExperimentRun {
     const std::string& what = plan_.stages[stage].what;
     discard_if_trained_otherwise(m);
     const bool reuse = run_is_finished(m);
+    if (!reuse && !o_.runs.empty()) {
+      throw Error("--runs: " + m.dir.string() + ": the run has " + std::to_string(epochs_recorded(m.dir)) + " of its " +
+                  std::to_string(m.train.epochs) + " epochs; finish it (spinbayes train --out DIR --resume) first");
+    }
     if (reuse) {
       reused_.push_back(m.name);
       progress_.finish(stage, what, 0, true);
@@ -304,7 +312,7 @@ class ExperimentRun {
   std::vector<std::string> reused_;    // training runs finished before this invocation
 };
 
-ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan& plan) {
+ExperimentSettings settings_of_options(const ExperimentOptions& o, const ExperimentPlan& plan) {
   return {.quick = o.quick,
           .architecture = o.architecture,
           .network_file = o.network_file.string(),
@@ -329,7 +337,29 @@ ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan&
           .eval_seed = o.eval_seed,
           .chip_seed = o.chip_seed,
           .hardware = "default",
-          .sweep = {o.sweep_param, o.sweep_values, o.sweep_chips, o.sweep_samples, o.sweep_test_count}};
+          .sweep = {o.sweep_param, o.sweep_values, o.sweep_chips, o.sweep_samples, o.sweep_test_count},
+          .runs = {}};
+}
+
+ExperimentSettings settings_of(const ExperimentOptions& o, const ExperimentPlan& plan) {
+  ExperimentSettings s = settings_of_options(o, plan);
+  if (o.runs.empty()) return s;
+  // The network and training are the runs' (the spatial one's, where they differ).
+  const TrainOptions& t = plan.model(ModelRole::spatial).train;
+  s.architecture = t.spec.architecture;
+  s.network_file.clear();
+  s.width = t.spec.effective_width();
+  s.epochs = t.epochs;
+  s.shared_epochs = 0;
+  s.batch = t.batch;
+  s.lr = t.lr;
+  s.train_subset = t.subset;
+  s.validation = t.validation;
+  s.seed = t.seed;
+  s.p = t.spec.p;
+  s.extra_p.clear();
+  for (const auto& m : plan.models) s.runs.push_back(m.dir.string());
+  return s;
 }
 
 }  // namespace

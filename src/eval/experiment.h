@@ -65,6 +65,11 @@ struct ExperimentOptions {
   std::vector<double> sweep_values = {0, 0.03, 0.06, 0.1};
   int sweep_chips = 20, sweep_samples = 5, sweep_test_count = 300;
 
+  // Runs to compare instead of training them (the deterministic, element and spatial models, in
+  // that order; trained here or imported from ONNX): their networks, data splits and weights as they
+  // are. Empty: the experiment trains its models.
+  std::vector<std::filesystem::path> runs;
+
   int threads = 2;
   bool quiet = false;
   DataPaths paths = DataPaths::from_environment();

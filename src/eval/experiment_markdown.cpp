@@ -124,6 +124,7 @@ std::string headline_section(const ExperimentResults& results) {
 // "vgg-small width 32", or the network file's name for a custom network.
 std::string network_text(const ExperimentSettings& settings, const std::string& architecture, int width) {
   if (architecture != "custom") return fmt::format("{} width {}", architecture, width);
+  if (settings.network_file.empty()) return "custom network";
   return fmt::format("network file `{}`", std::filesystem::path(settings.network_file).filename().string());
 }
 
@@ -162,17 +163,26 @@ std::string cost_section(const ExperimentResults& results) {
 }
 
 std::string models_section(const ExperimentResults& results) {
-  std::string out = "## Models\n\nTrained the same way: the same architecture, data, epochs, optimizer and seed; only "
-                    "the dropout kind (and, for the extra models, p) differs.\n\n";
+  std::string out =
+      results.settings.runs.empty()
+          ? "## Models\n\nTrained the same way: the same architecture, data, epochs, optimizer and seed; only "
+            "the dropout kind (and, for the extra models, p) differs.\n\n"
+          : "## Models\n\nGiven as run directories (`--runs`) and evaluated as they are: the same network, each "
+            "trained (or imported) on its own; an imported network's training is not known here.\n\n";
   out += "| model | dropout | p | network | epochs | training images | validation images | validation accuracy | "
          "training time |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& m : results.models) {
     const TrainingRecord& t = m.training;
     const TrainingSettings& st = t.settings;
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f} % | {:.0f} s |\n", m.role, m.dropout,
-                       m.has_dropout() ? fmt::format("{:g}", m.p) : "-",
-                       network_text(results.settings, st.architecture, st.width), t.epochs,
-                       st.subset > 0 ? std::to_string(st.subset) : fmt::format("all ({})", 60000 - st.validation),
+    const std::string network = network_text(results.settings, st.architecture, st.width);
+    const std::string p = m.has_dropout() ? fmt::format("{:g}", m.p) : "-";
+    if (!t.imported.empty()) {
+      out += fmt::format("| {} | {} | {} | {} | imported from `{}` | - | {} (held out for the OOD threshold) | - | - |\n",
+                         m.role, m.dropout, p, network, std::filesystem::path(t.imported).filename().string(), st.validation);
+      continue;
+    }
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f} % | {:.0f} s |\n", m.role, m.dropout, p, network,
+                       t.epochs, st.subset > 0 ? std::to_string(st.subset) : fmt::format("all ({})", 60000 - st.validation),
                        st.validation, 100.0 * t.validation_accuracy, t.seconds);
   }
   const int shared = results.settings.shared_epochs;
@@ -183,13 +193,13 @@ std::string models_section(const ExperimentResults& results) {
                        "include the shared epochs.\n",
                        shared, results.settings.epochs, results.settings.epochs - shared);
   }
-  if (!results.run.reused_models.empty()) {
+  if (!results.run.reused_models.empty() && results.settings.runs.empty()) {
     out += fmt::format("\nThis invocation found {} trained and finished in its models directory and reused them; "
                        "their training time above is the one recorded in their `train.jsonl`, not part of this "
                        "run's time.\n",
                        listed(results.run.reused_models, ", ", true));
   }
-  out += "\nTrain each:\n\n";
+  out += results.settings.runs.empty() ? "\nTrain each:\n\n" : "\nHow each run came to be:\n\n";
   if (shared > 0) {
     out += fmt::format("- the shared first {} epochs: {}\n", shared, command_text(results.settings.shared_command));
   }

@@ -8,6 +8,7 @@
 #include "eval/evaluation.h"
 #include "eval/experiment.h"
 #include "hw/hardware_config.h"
+#include "train/run.h"
 
 namespace spinbayes {
 
@@ -43,6 +44,7 @@ ExperimentOptions ExperimentOptions::quick_run() {
 }
 
 ModelSpec ExperimentOptions::model_spec() const {
+  if (!runs.empty()) return load_run_config(runs.back()).spec;
   ModelSpec spec;
   if (!network_file.empty()) {
     apply_network_file(load_network_file(network_file), spec);
@@ -68,16 +70,43 @@ std::string ExperimentOptions::network_name() const {
   return fmt::format("{}{}{}", architecture, std::isdigit(static_cast<unsigned char>(architecture.back())) ? "-" : "", w);
 }
 
-void ExperimentOptions::validate() const {
-  auto in_range = [](const char* name, long long v, long long lo, long long hi) {
-    if (v < lo || v > hi) throw Error(fmt::format("{}: must be in {}..{}, got {}", name, lo, hi, v));
-  };
-  if (!(p > 0.0 && p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", p));
-  in_range("--width", width, 0, 4096);
-  const ModelSpec spec = model_spec();
-  spec.validate();
-  // The experiment sets each model's kind on every site itself: a layer's own site would make the
-  // deterministic model stochastic and the element and spatial models alike there.
+namespace {
+
+// --runs: a deterministic, an element and a spatial run of one network on Fashion-MNIST, each
+// finished (its model IR exported or exportable).
+void validate_runs(const std::vector<std::filesystem::path>& runs) {
+  if (runs.size() != 3) {
+    throw Error(fmt::format("--runs: give 3 run directories (deterministic, element, spatial), got {}", runs.size()));
+  }
+  static constexpr DropoutKind kinds[] = {DropoutKind::none, DropoutKind::element, DropoutKind::spatial};
+  static constexpr const char* roles[] = {"deterministic", "element", "spatial"};
+  std::vector<TrainOptions> loaded;
+  for (std::size_t r = 0; r < 3; ++r) {
+    const TrainOptions t = load_run_config(runs[r]);  // errors name DIR/config.json
+    const std::string dir = printable_head(runs[r].string());
+    const bool fits = r == 0 ? !t.spec.has_dropout() : t.spec.dropout == kinds[r] && t.spec.has_dropout();
+    if (!fits) {
+      throw Error(fmt::format("--runs: {}: a model with {} dropout, given as the {} model", dir,
+                              t.spec.has_dropout() ? to_string(t.spec.dropout) : "no", roles[r]));
+    }
+    if (t.data.kind != DataSet::Kind::fashion_mnist) {
+      throw Error(fmt::format("--runs: {}: a model of {}; the experiment runs on Fashion-MNIST", dir, t.data.spec()));
+    }
+    std::error_code ec;
+    if (!std::filesystem::exists(runs[r] / "model.sbir", ec) && !std::filesystem::exists(runs[r] / "checkpoint.pt", ec)) {
+      throw Error(fmt::format("--runs: {}: holds no trained model (model.sbir or checkpoint.pt)", dir));
+    }
+    if (!loaded.empty() && spec_network(t.spec) != spec_network(loaded.front().spec)) {
+      throw Error(fmt::format("--runs: {}: another network than {}'s", dir, printable_head(runs[0].string())));
+    }
+    loaded.push_back(t);
+  }
+}
+
+// A network the experiment trains. The experiment sets each model's kind on every site itself: a
+// layer's own site would make the deterministic model stochastic and the element and spatial
+// models alike there.
+void check_network(const ModelSpec& spec, const std::filesystem::path& network_file) {
   if (const std::string own = first_own_dropout(spec.network); !own.empty())
     throw Error(fmt::format("--model: {}: {} sets its own dropout site; the experiment compares no dropout, element "
                             "and spatial dropout on the same sites, so give it a network without \"dropout\" keys",
@@ -87,6 +116,23 @@ void ExperimentOptions::validate() const {
     throw Error(fmt::format("--model: {}: the network reads {}x{}x{} images into {} classes; the experiment runs "
                             "on Fashion-MNIST (1x28x28, 10 classes)",
                             network_file.string(), spec.channels, spec.height, spec.width_px, spec.classes));
+}
+
+}  // namespace
+
+void ExperimentOptions::validate() const {
+  auto in_range = [](const char* name, long long v, long long lo, long long hi) {
+    if (v < lo || v > hi) throw Error(fmt::format("{}: must be in {}..{}, got {}", name, lo, hi, v));
+  };
+  if (!runs.empty()) {
+    validate_runs(runs);
+    if (!extra_p.empty()) throw Error("--extra-p: the experiment trains the extra models; not with --runs");
+  }
+  if (!(p > 0.0 && p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", p));
+  in_range("--width", width, 0, 4096);
+  const ModelSpec spec = model_spec();
+  spec.validate();
+  if (runs.empty()) check_network(spec, network_file);
   in_range("--epochs", epochs, 1, 1000);
   in_range("--shared-epochs", shared_epochs, 0, epochs - 1);
   in_range("--batch", batch, 1, 60000);

@@ -128,6 +128,36 @@ PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_di
   return m;
 }
 
+// A model given as a run directory (--runs): the run's own settings, nothing to train.
+PlannedModel given_model(const ExperimentOptions& o, ModelRole role) {
+  static constexpr const char* descriptions[] = {"deterministic BNN", "MC-Dropout (element)", "MC-SpatialDropout"};
+  const auto r = static_cast<std::size_t>(role);
+  PlannedModel m;
+  m.role = role;
+  m.description = descriptions[r];
+  m.dir = o.runs[r];
+  m.name = (m.dir.has_filename() ? m.dir : m.dir.parent_path()).filename().string();
+  m.train = load_run_config(m.dir);
+  m.train.out = m.dir;
+  m.train.threads = o.threads;
+  m.train.quiet = o.quiet;
+  m.train.paths = o.paths;
+  return m;
+}
+
+// How a given run came to be: its `spinbayes import`, or the `train` it records.
+std::vector<std::string> origin_command(const TrainOptions& t, const fs::path& network_file) {
+  if (t.imported.empty()) {
+    if (t.spec.architecture == "custom" && network_file.empty()) {
+      return train_command(t, (t.out / "config.json").string() + " (its model.network)");
+    }
+    return train_command(t, network_file);
+  }
+  std::vector<std::string> args = {"import", t.imported, "--out", t.out.string(), "--dropout", to_string(t.spec.dropout)};
+  if (t.spec.dropout != DropoutKind::none) args.insert(args.end(), {"--p", number_text(t.spec.p), "--dropout-layers", t.spec.dropout_layers});
+  return with_data(args, t.paths);
+}
+
 std::int64_t macs_per_image(const TrainOptions& t) {
   std::int64_t macs = 0;
   for (const auto& layer : build_layers(t.spec)) macs += layer.macs();
@@ -180,7 +210,7 @@ class Planner {
                                          m.train.epochs)
                            : fmt::format("train {} ({}, {} epochs)", m.name, m.description, m.train.epochs),
                        {Work::train, macs_ * train_images * own_epochs});
-    train.command = train_command(m.train, o_.network_file);
+    train.command = origin_command(m.train, o_.network_file);
     add_calibration();
 
     if (m.main()) {
@@ -400,12 +430,18 @@ std::vector<std::string> cost_command(const PlannedModel& m, int samples) {
 ExperimentPlan plan_experiment(const ExperimentOptions& o) {
   ExperimentPlan plan;
   plan.out = o.out;
-  plan.own_models = o.models.empty();
-  plan.models_dir = plan.own_models ? o.out / "models" : o.models;
-  plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::deterministic, o.p));
-  plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::element, o.p));
-  plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::spatial, o.p));
-  for (double p : o.extra_p) plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::extra_spatial, p));
+  plan.own_models = o.models.empty() && o.runs.empty();
+  plan.models_dir = !o.runs.empty() ? o.runs.front().parent_path() : plan.own_models ? o.out / "models" : o.models;
+  if (!o.runs.empty()) {
+    for (const ModelRole role : {ModelRole::deterministic, ModelRole::element, ModelRole::spatial}) {
+      plan.models.push_back(given_model(o, role));
+    }
+  } else {
+    plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::deterministic, o.p));
+    plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::element, o.p));
+    plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::spatial, o.p));
+    for (double p : o.extra_p) plan.models.push_back(planned_model(o, plan.models_dir, ModelRole::extra_spatial, p));
+  }
 
   // Pricing: the main T with every scheme, and the model's own scheme along the T axis.
   plan.samples = o.samples;
@@ -415,7 +451,7 @@ ExperimentPlan plan_experiment(const ExperimentOptions& o) {
   plan.priced_t.erase(std::unique(plan.priced_t.begin(), plan.priced_t.end()), plan.priced_t.end());
 
   Planner planner(o, plan);
-  if (o.shared_epochs > 0) {
+  if (o.shared_epochs > 0 && o.runs.empty()) {
     PlannedModel shared = planned_model(o, plan.models_dir, ModelRole::deterministic, o.p);
     shared.name = shared_run_dir(o, plan.models_dir).filename().string();
     shared.description = fmt::format("the first {} epochs, shared", o.shared_epochs);

@@ -212,8 +212,9 @@ struct TrainingRecord {
   int epochs = 0;  // as recorded in train.jsonl
   double validation_accuracy = 0, seconds = 0;
   std::vector<std::string> command;
+  std::string imported;  // a network imported from this ONNX file (no training here); else empty
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainingRecord, settings, epochs, validation_accuracy, seconds, command)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainingRecord, settings, epochs, validation_accuracy, seconds, command, imported)
 
 // ---- calibration (`spinbayes calibrate`) --------------------------------------------------------
 
@@ -287,10 +288,11 @@ struct ExperimentSettings {
   std::uint64_t eval_seed = 0, chip_seed = 0;
   std::string hardware;
   SweepSettings sweep;
+  std::vector<std::string> runs;  // --runs: the run directories compared as given; empty: trained here
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ExperimentSettings, quick, architecture, network_file, width, epochs, shared_epochs, shared_command, batch, lr, train_subset,
                                    validation, seed, p, extra_p, samples, t_values, test_count, chip_test_count,
-                                   curve_test_count, ood_count, ood, eval_seed, chip_seed, hardware, sweep)
+                                   curve_test_count, ood_count, ood, eval_seed, chip_seed, hardware, sweep, runs)
 
 // A figure of the report: its file (relative to the experiment directory), and a caption or the
 // command that draws it.

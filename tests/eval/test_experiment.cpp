@@ -24,6 +24,7 @@
 #include "cli_runner.h"
 #include "cost/cost_model.h"
 #include "cli_child.h"
+#include "onnx_builder.h"
 #include "data/datasets.h"
 #include "data/idx.h"
 #include "data/image_set.h"
@@ -355,6 +356,91 @@ TEST_F(Experiment, NetworkFileRunsEveryStage) {
   EXPECT_NE(report.find("spinbayes train --model " + fs::absolute(file).string()), std::string::npos);
 }
 
+// Runs given as directories are compared as they are: the straight run's own models, given back,
+// give its numbers to the last digit, and nothing is trained.
+TEST_F(Experiment, RunsGivenAsDirectoriesAreComparedAsTheyAre) {
+  const fs::path models = straight_ / "models";
+  std::vector<std::string> args = tiny_args(scratch_ / "data", scratch_ / "given");
+  for (const char* option : {"--model", "--width", "--epochs", "--train-subset", "--validation", "--extra-p"}) {
+    const auto at = std::find(args.begin(), args.end(), option);
+    args.erase(at, at + 2);
+  }
+  args.insert(args.end(), {"--runs", (models / "mlp64-none").string() + "," + (models / "mlp64-element").string() + "," +
+                                         (models / "mlp64-spatial").string(),
+                           "--quiet"});
+  const auto train_jsonl_time = fs::last_write_time(models / "mlp64-spatial" / "train.jsonl");
+  CliChild run(args, scratch_ / "given.log");
+  ASSERT_TRUE(run.succeeded()) << read_file(scratch_ / "given.log");
+  EXPECT_EQ(fs::last_write_time(models / "mlp64-spatial" / "train.jsonl"), train_jsonl_time);  // not trained again
+  // The same numbers; only the experiment's own directory differs in the file names they quote.
+  std::string text = read_file(scratch_ / "given" / "results.json");
+  for (std::size_t at; (at = text.find((scratch_ / "given").string() + "/")) != std::string::npos;) {
+    text.replace(at, (scratch_ / "given").string().size(), straight_.string());
+  }
+  json given = json::parse(text);
+  json straight = json::parse(read_file(straight_ / "results.json"));
+  erase_timings(given);
+  erase_timings(straight);
+  ASSERT_EQ(given["models"].size(), 3u);
+  for (std::size_t m = 0; m < 3; ++m) {
+    for (const char* part : {"software", "chip", "calibration", "cost", "model_ir", "name", "t_axis", "variation"}) {
+      EXPECT_EQ(given["models"][m][part], straight["models"][m][part]) << m << " " << part;
+    }
+  }
+  EXPECT_EQ(given["settings"]["runs"].size(), 3u);
+  EXPECT_NE(read_file(scratch_ / "given" / "report.md").find("Given as run directories (`--runs`)"), std::string::npos);
+  // The runs must be a deterministic, an element and a spatial model, in that order.
+  std::vector<std::string> swapped = args;
+  const auto runs = std::find(swapped.begin(), swapped.end(), "--runs");
+  runs[1] = (models / "mlp64-spatial").string() + "," + (models / "mlp64-element").string() + "," + (models / "mlp64-none").string();
+  const auto out = std::find(swapped.begin(), swapped.end(), "--out");
+  out[1] = (scratch_ / "swapped").string();
+  CliChild bad(swapped, scratch_ / "swapped.log");
+  EXPECT_FALSE(bad.succeeded());
+  EXPECT_NE(read_file(scratch_ / "swapped.log").find("spinbayes: error: --runs: " + (models / "mlp64-spatial").string() +
+                                                     ": a model with spatial dropout, given as the deterministic model"),
+            std::string::npos)
+      << read_file(scratch_ / "swapped.log");
+}
+
+// Networks imported from ONNX are compared as given too: nothing is trained, and the report says
+// where each came from.
+TEST_F(Experiment, ImportedRunsAreComparedWithoutTraining) {
+  // A binary MLP as PyTorch exports it: 784 -> 32 (BN, sign) -> 10 (BN).
+  spinbayes::test::OnnxBuilder b(1, 28, 28);
+  spinbayes::test::Lcg rng(4);
+  const std::string hidden = b.node("Sign", {spinbayes::test::linear_bn(b, rng, b.node("Flatten", {"image"}), "fc1", 784, 32)});
+  b.output(spinbayes::test::linear_bn(b, rng, hidden, "fc2", 32, 10));
+  const fs::path onnx = scratch_ / "mlp.onnx";
+  std::ofstream(onnx, std::ios::binary) << b.bytes();
+  std::string runs;
+  for (const std::string kind : {"none", "element", "spatial"}) {
+    std::vector<std::string> import = {"import", onnx.string(), "--out", (scratch_ / ("imported-" + kind)).string(),
+                                       "--dropout", kind, "--validation", "200", "--fashion-mnist",
+                                       (scratch_ / "data").string()};
+    if (kind != "none") import.insert(import.end(), {"--p", "0.2"});
+    CliChild run(import, scratch_ / "import.log");
+    ASSERT_TRUE(run.succeeded()) << read_file(scratch_ / "import.log");
+    runs += (runs.empty() ? "" : ",") + (scratch_ / ("imported-" + kind)).string();
+  }
+  std::vector<std::string> args = tiny_args(scratch_ / "data", scratch_ / "imported");
+  for (const char* option : {"--model", "--width", "--epochs", "--train-subset", "--validation", "--extra-p"}) {
+    const auto at = std::find(args.begin(), args.end(), option);
+    args.erase(at, at + 2);
+  }
+  args.insert(args.end(), {"--runs", runs, "--quiet"});
+  CliChild run(args, scratch_ / "imported.log");
+  ASSERT_TRUE(run.succeeded()) << read_file(scratch_ / "imported.log");
+  const json results = json::parse(read_file(scratch_ / "imported" / "results.json"));
+  ASSERT_EQ(results["models"].size(), 3u);
+  EXPECT_EQ(results["models"][1]["training"]["imported"], fs::absolute(onnx).string());
+  EXPECT_EQ(results["models"][2]["p"], 0.2);
+  EXPECT_FALSE(fs::exists(scratch_ / "imported-spatial" / "train.jsonl"));
+  const std::string report = read_file(scratch_ / "imported" / "report.md");
+  EXPECT_NE(report.find("imported from `mlp.onnx`"), std::string::npos);
+  EXPECT_NE(report.find("spinbayes import " + fs::absolute(onnx).string()), std::string::npos);
+}
+
 TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   const auto dir = fs::temp_directory_path() / ("spinbayes-experiment-bad-" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -372,6 +458,9 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   const std::string out = " --out " + (dir / "out").string();
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"experiment --ood svhn" + out, "--ood: unknown OOD set 'svhn'"},
+      {"experiment --runs a,b" + out, "--runs: give 3 run directories (deterministic, element, spatial), got 2"},
+      {"experiment --runs a,b,c --epochs 3" + out, "--epochs: the runs give it; not with --runs"},
+      {"experiment --runs " + (dir / "none").string() + ",b,c" + out, (dir / "none" / "config.json").string() + ": not found"},
       {"experiment --samples 0" + out, "--samples: must be in 1..10000, got 0"},
       {"experiment --epochs 3 --shared-epochs 3" + out, "--shared-epochs: must be in 0..2, got 3"},
       {"experiment --p 1" + out, "--p: dropout probability must be in (0, 1), got 1"},
