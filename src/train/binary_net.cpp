@@ -3,8 +3,10 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <sstream>
 #include <string>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "model/dropout_mask.h"
 #include "train/run.h"
@@ -156,6 +158,16 @@ void check_finite_tensor(const torch::Tensor& tensor, const std::string& name, c
 void check_finite_tensors(torch::nn::Module& net, const std::string& origin) {
   for (const auto& item : net.named_parameters()) check_finite_tensor(item.value(), item.key(), origin);
   for (const auto& item : net.named_buffers()) check_finite_tensor(item.value(), item.key(), origin);
+}
+
+void write_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& path) {
+  std::ostringstream bytes;
+  try {
+    archive.save_to(bytes);
+  } catch (const c10::Error&) {
+    throw Error(path.string() + ": cannot serialize the checkpoint");
+  }
+  write_file_atomic(path, bytes.str());
 }
 
 }  // namespace spinbayes

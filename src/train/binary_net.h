@@ -61,6 +61,11 @@ TORCH_MODULE(BinaryNet);
 // weights and batch-norm statistics. Throws Error naming the file on failure.
 BinaryNet load_trained_net(const std::filesystem::path& run_dir);
 
+// Writes a checkpoint archive atomically. It is serialized in memory and written by
+// write_file_atomic: LibTorch's file writer throws from a destructor when the disk fills up, which
+// ends the process; this way a full disk is an Error naming the file and no temporary is left.
+void write_archive(torch::serialize::OutputArchive& archive, const std::filesystem::path& path);
+
 // Throws Error("<origin>: tensor '<name>' holds non-finite values") unless every parameter and
 // buffer of `net` is finite: a NaN weight would otherwise binarize silently to -1.
 void check_finite_tensors(torch::nn::Module& net, const std::string& origin);

@@ -2,10 +2,8 @@
 
 #include <cmath>
 #include <memory>
-#include <sstream>
 #include <string>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "train/binary_net.h"
 
@@ -99,13 +97,7 @@ void save_checkpoint_of_ir(const ModelIR& ir, const std::filesystem::path& path)
   }
   torch::serialize::OutputArchive archive;
   net->save(archive);
-  std::ostringstream bytes;
-  try {
-    archive.save_to(bytes);
-  } catch (const c10::Error&) {
-    throw Error(path.string() + ": cannot serialize the checkpoint");
-  }
-  write_file_atomic(path, bytes.str());
+  write_archive(archive, path);
 }
 
 void export_run(const std::filesystem::path& run_dir) {

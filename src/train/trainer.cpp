@@ -114,16 +114,7 @@ void save_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::o
   archive.write("optimizer", optimizer_archive);
   archive.write("epoch", torch::tensor(static_cast<std::int64_t>(epoch)));
   archive.write("history", c10::IValue(history.dump()));
-  // Serialized in memory and written by write_file_atomic: LibTorch's file writer throws from a
-  // destructor when the disk fills up, which ends the process; this way a full disk is an Error
-  // naming the file and no temporary is left behind.
-  std::ostringstream bytes;
-  try {
-    archive.save_to(bytes);
-  } catch (const c10::Error&) {
-    throw Error(path.string() + ": cannot serialize the checkpoint");
-  }
-  write_file_atomic(path, bytes.str());
+  write_archive(archive, path);
 }
 
 // A run to start from must be the same network trained on the same schedule; only the dropout
