@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -63,6 +64,7 @@ class Model {
  public:
   static Model load(const std::string& path, const std::string& dropout, double p, const std::string& dropout_layers) {
     Model m;
+    if (path.find('\0') != std::string::npos) throw Error("path: holds a NUL byte");
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec)) {
       load_run_config(path);  // a run directory, its configuration readable
@@ -174,6 +176,14 @@ McPredictions predictions(const FloatArray& probs) {
   mc.probs.assign(probs.data(), probs.data() + probs.size());
   for (const float v : mc.probs) {
     if (!(v >= 0.0f && v <= 1.0f)) throw Error("probs: a value outside [0, 1]");
+  }
+  // Each pass of each input a distribution (float32 softmax outputs sum to 1 within 1e-3).
+  for (std::size_t row = 0; row * static_cast<std::size_t>(mc.classes) < mc.probs.size(); ++row) {
+    double sum = 0.0;
+    for (int k = 0; k < mc.classes; ++k) sum += mc.probs[row * static_cast<std::size_t>(mc.classes) + static_cast<std::size_t>(k)];
+    if (std::fabs(sum - 1.0) > 1e-3) {
+      throw Error("probs: row " + std::to_string(row) + " sums to " + std::to_string(sum) + ", not 1 (give probabilities, not logits)");
+    }
   }
   return mc;
 }

@@ -111,6 +111,12 @@ def test_imported_run_with_spatial_dropout_evaluates(fashion_mnist, tmp_path):
     report = spinbayes("eval", "--model", run, "--backend", "engine", "--samples", "4", "--test-count", "200",
                        "--validation-count", "-1", "--ood", "gaussian")
     assert "accuracy" in report
+    # A run is never mixed into a directory of other files.
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    code, err = spinbayes_fails("import", onnx, "--out", tmp_path / "notes")
+    assert code == 1 and "is not empty (todo.txt); import into a new directory" in err, err
+    assert sorted(p.name for p in (tmp_path / "notes").iterdir() if p.name != ".spinbayes.lock") == ["todo.txt"]
     # An imported run has no training to resume.
     code, err = spinbayes_fails("train", "--out", run, "--resume")
     assert code == 1 and "imported" in err and err.count("\n") == 1

@@ -117,6 +117,23 @@ def test_errors_are_spinbayes_errors_with_the_clis_message(imported, tmp_path):
                           torch.zeros(1, 1, 28, 28), str(bad), opset_version=13)
         spinbayes.load(bad)
     assert issubclass(spinbayes.Error, ValueError)
+    # Arguments the command line would refuse are refused here too, as spinbayes.Error.
+    for call, message in [
+        (lambda: model.predict(images[:2].astype(np.uint8)), "images: dtype uint8"),
+        (lambda: model.predict(images[:2], seed=-1), "seed: must be in"),
+        (lambda: model.predict(images[:2], samples=float("nan")), "samples: expected an integer"),
+        (lambda: model.predict(images[:2], hw={"mtj": {"sigma_rp": 0.1}}), "hw: only with backend 'cim'"),
+        (lambda: model.predict(images[:2], backend="cim", hw=""), "hw: empty"),
+        (lambda: model.predict(images[:2], backend="cim", hw={"mtj": object()}), "hw: not a config"),
+        (lambda: spinbayes.load(d / "run", dropout="spatial", p=0.1), "is a run directory"),
+        (lambda: spinbayes.load(d / "model.onnx", p=0.5), "p: given without dropout"),
+        (lambda: spinbayes.load(str(d / "model.onnx") + "\0junk"), "holds a NUL byte"),
+        (lambda: spinbayes.accuracy(np.zeros((1, 4, 10), np.float32), np.zeros(4, np.int64)), "sums to 0"),
+        (lambda: spinbayes.accuracy(np.full((4, 10), 0.1, np.float32), np.full(4, 1.7)), "labels: dtype float64"),
+        (lambda: spinbayes.set_threads(2**40), "threads: must be in 1..1024"),
+    ]:
+        with pytest.raises(spinbayes.Error, match=message):
+            call()
 
 
 def test_the_gil_is_released_while_predicting(imported):

@@ -49,10 +49,15 @@ void run_import_command(const ImportCommand& c) {
   if (dropout.kind == DropoutKind::none && c.app->count("--p") > 0 && c.p != 0.0) {
     throw Error("--p: given without --dropout element or spatial");
   }
+  if (dropout.kind == DropoutKind::none && c.app->count("--dropout-layers") > 0) {
+    throw Error("--dropout-layers: given without --dropout element or spatial");
+  }
   if (dropout.kind != DropoutKind::none && !(c.p > 0.0 && c.p < 1.0)) {
     throw Error(fmt::format("--p: dropout {} needs a probability in (0, 1), got {:g}", c.dropout, c.p));
   }
-  const ModelIR ir = import_onnx_file(c.onnx, dropout);
+  std::vector<std::string> warnings;
+  const ModelIR ir = import_onnx_file(c.onnx, dropout, &warnings);
+  for (const auto& w : warnings) std::fprintf(stderr, "spinbayes: warning: %s\n", w.c_str());
 
   TrainOptions run;
   run.spec = ir.spec;
@@ -82,10 +87,23 @@ void run_import_command(const ImportCommand& c) {
                   "); import into another --out");
     }
   }
-  // The configuration last: until it is written the directory is not a run.
-  save_checkpoint_of_ir(ir, c.out / "checkpoint.pt");
-  save_model_ir(ir, c.out / "model.sbir");
-  save_run_config(run);
+  // A new or empty directory (the lock aside): a run is never mixed into other files.
+  for (const auto& entry : std::filesystem::directory_iterator(c.out, ec)) {
+    if (entry.path().filename() != DirectoryLock::kFileName) {
+      throw Error("--out: " + printable_head(c.out.string()) + " is not empty (" + printable_head(entry.path().filename().string()) +
+                  "); import into a new directory");
+    }
+  }
+  // The configuration last: until it is written the directory is not a run. A failure (a full
+  // disk) takes back what was written, so the import can be run again.
+  try {
+    save_checkpoint_of_ir(ir, c.out / "checkpoint.pt");
+    save_model_ir(ir, c.out / "model.sbir");
+    save_run_config(run);
+  } catch (...) {
+    for (const char* name : {"checkpoint.pt", "model.sbir", "config.json"}) std::filesystem::remove(c.out / name, ec);
+    throw;
+  }
   int convs = 0, linears = 0;
   for (const auto& l : ir.layers) (l.shape.kind == LayerSpec::Kind::conv ? convs : linears)++;
   std::printf("imported %s: %s, %d binary layers (%d convolutions, %d linear), %s dropout%s\n",
@@ -120,6 +138,10 @@ std::unique_ptr<PredictCommand> add_predict_command(CLI::App& app) {
 void run_predict_command(const PredictCommand& c) {
   const Backend backend = parse_backend(c.backend);
   if (backend == Backend::torch) throw Error("--backend: predict runs on engine or cim");
+  if (c.hardware.empty()) throw Error("--hw: empty (default, ideal or a config file)");
+  for (const char* option : {"--hw", "--chip-seed"}) {
+    if (backend == Backend::engine && c.app->count(option) > 0) throw Error(std::string(option) + ": only with --backend cim");
+  }
   if (c.samples < 1 || c.samples > 100000) throw Error(fmt::format("--samples: must be in 1..100000, got {}", c.samples));
   if (c.threads < 1 || c.threads > 1024) throw Error(fmt::format("--threads: must be in 1..1024, got {}", c.threads));
   check_output_path(c.out, "--out");

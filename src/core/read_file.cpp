@@ -20,6 +20,11 @@ std::string read_file_bytes(const std::filesystem::path& path, std::uint64_t max
   }
   if (S_ISDIR(st.st_mode)) throw Error(name + ": is a directory, expected a file");
   if (S_ISBLK(st.st_mode) || S_ISSOCK(st.st_mode)) throw Error(name + ": is not a regular file");
+  // A regular file's size is known: refuse it before reading (a sparse file of terabytes reads fast
+  // but would fill memory up to the limit first).
+  if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+    throw Error(name + ": larger than " + std::to_string(max_bytes) + " bytes");
+  }
   // O_NONBLOCK: a FIFO with no writer reads as empty instead of waiting forever.
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) throw Error(name + ": cannot open: " + std::strerror(errno));

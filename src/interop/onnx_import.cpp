@@ -231,6 +231,10 @@ struct Value {
   std::vector<double> mul, add;  // image: x * mul + add per channel (normalization)
 };
 
+// Elements of constants computed by all nodes together (a small file of many broadcasting nodes
+// must not exhaust memory).
+constexpr std::int64_t kMaxComputedElements = std::int64_t{1} << 26;
+
 Value constant_value(Constant c) {
   Value v;
   v.kind = Value::Kind::constant;
@@ -246,7 +250,8 @@ NetLayer max_pool_layer() {
 
 class Importer {
  public:
-  Importer(const onnx::ModelProto& model, const ImportDropout& dropout) : model_(model), dropout_(dropout) {}
+  Importer(const onnx::ModelProto& model, const ImportDropout& dropout, std::vector<std::string>* warnings)
+      : model_(model), dropout_(dropout), warnings_(warnings) {}
 
   ModelIR run() {
     const auto& g = model_.graph();
@@ -265,6 +270,12 @@ class Importer {
  private:
   void define(const std::string& name, Value v, const std::string& what) {
     if (name.empty()) return;
+    if (v.kind == Value::Kind::constant && what != "initializer") {
+      computed_elements_ += v.constant.size();
+      if (computed_elements_ > kMaxComputedElements) {
+        throw Error(what + ": the graph computes constants of more than 2^26 elements in all");
+      }
+    }
     if (!values_.emplace(name, std::move(v)).second) {
       throw Error(what + ": \"" + printable_head(name) + "\" is defined twice");
     }
@@ -383,7 +394,12 @@ class Importer {
         }
       }
       if (op == "Identity") expect_inputs(n, 1, 1, where);
-      return output(n, consume(n, 0, where), where);
+      Value v = consume(n, 0, where);
+      if (v.kind == Value::Kind::preact || v.kind == Value::Kind::sum) {  // the same value, read once more
+        v.token = static_cast<int>(consumed_.size());
+        consumed_.push_back(false);
+      }
+      return output(n, std::move(v), where);
     }
     if (op == "Sign") return sign(n, where);
     if (op == "Conv") return conv(n, where);
@@ -584,11 +600,13 @@ class Importer {
     if (strides.size() != 2 || strides[0] != strides[1] || strides[0] < 1 || strides[0] > 8) {
       throw Error(where + ": strides must be equal and in 1..8");
     }
+    // The limits of network files (model/network.h), so that every command reads the run.
     if (pads.size() != 4 || std::any_of(pads.begin(), pads.end(), [&](std::int64_t p) { return p != pads[0]; }) || pads[0] < 0 ||
-        pads[0] > 16) {
-      throw Error(where + ": padding must be the same on every side and in 0..16");
+        pads[0] > 7 || pads[0] >= kernel[0]) {
+      throw Error(where + ": padding must be the same on every side, in 0..7 and below the kernel");
     }
-    if (w.dims[0] < 1 || w.dims[0] > 65536 || w.dims[2] < 1 || w.dims[2] > 16) throw Error(where + ": weight shape out of range");
+    if (w.dims[0] < 1 || w.dims[0] > 4096) throw Error(where + ": " + std::to_string(w.dims[0]) + " output channels, at most 4096");
+    if (w.dims[2] < 1 || w.dims[2] > 15) throw Error(where + ": a " + std::to_string(w.dims[2]) + "x" + std::to_string(w.dims[2]) + " kernel, at most 15x15");
     if (w.dims[1] != in.c) {
       throw Error(where + ": weight for " + std::to_string(w.dims[1]) + " input channels on a map of " + std::to_string(in.c));
     }
@@ -650,7 +668,7 @@ class Importer {
     if (rows != fan_in) {
       throw Error(where + ": weight for " + std::to_string(rows) + " inputs on " + std::to_string(fan_in) + " features");
     }
-    if (out < 1 || out > 65536) throw Error(where + ": " + std::to_string(out) + " outputs, expected 1..65536");
+    if (out < 1 || out > 10000) throw Error(where + ": " + std::to_string(out) + " outputs, expected 1..10000");
     std::vector<double> wt(w.values.size());
     for (std::int64_t o = 0; o < out; ++o) {
       for (std::int64_t k = 0; k < fan_in; ++k) {
@@ -889,6 +907,12 @@ class Importer {
       l.bn_gamma[c] = static_cast<float>(a);
       l.bn_beta[c] = static_cast<float>(b);
     }
+    const auto finite = [](const std::vector<float>& v) {
+      return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+    };
+    if (!finite(l.bn_mean) || !finite(l.bn_var) || !finite(l.bn_gamma) || !finite(l.bn_beta)) {
+      throw Error(f.label + ": its batch norm and scales fold to a threshold or scale that is not a finite float");
+    }
   }
 
   NetLayer net_layer(const Found& f) const {
@@ -1033,10 +1057,35 @@ class Importer {
       }
       l.weights = f.weights;
       fold_steps(f, l);
+      if (warnings_ != nullptr && !l.shape.output) warn_of_ties(f, l);
       ir.layers.push_back(std::move(l));
     }
     ir.validate();
     return ir;
+  }
+
+  // A Sign whose input can be exactly 0: ONNX's Sign gives 0 there, the engine and the chip +1
+  // (their comparison is dot >= threshold). Without dropout a binary layer's dot product is an
+  // integer of its fan-in's parity (its shortcut adds +-1); the first layer's is 0 on a blank patch.
+  void warn_of_ties(const Found& f, const BinaryLayerIR& l) const {
+    const LayerSpec& s = l.shape;
+    const int fan_in = s.in_channels * s.kernel * s.kernel;
+    for (std::size_t c = 0; c < l.bn_mean.size(); ++c) {
+      for (const double shift : s.shortcut >= 0 ? std::vector<double>{-1.0, 1.0} : std::vector<double>{0.0}) {
+        const double t = fold_batch_norm(l.bn_mean[c], l.bn_var[c], l.bn_gamma[c], l.bn_beta[c], l.bn_eps, shift).threshold;
+        const bool reachable = s.real_input ? t == 0.0
+                                            : std::isfinite(t) && t == std::round(t) && std::fabs(t) <= fan_in &&
+                                                  (static_cast<long long>(std::fabs(t)) % 2) == fan_in % 2;
+        if (reachable) {
+          char value[32];
+          std::snprintf(value, sizeof value, "%g", t);
+          warnings_->push_back(f.label + ": its Sign can see exactly 0 (channel " + std::to_string(c) + "'s threshold " + value +
+                               " is a value its dot product takes), where ONNX's Sign gives 0 and the chip +1; a batch "
+                               "norm or bias before the Sign avoids it");
+          return;
+        }
+      }
+    }
   }
 
   static int position(const std::vector<int>& order, int layer) {
@@ -1045,6 +1094,7 @@ class Importer {
 
   const onnx::ModelProto& model_;
   ImportDropout dropout_;
+  std::vector<std::string>* warnings_;
   std::unordered_map<std::string, Value> values_;
   std::unordered_map<std::string, std::string> values_used_extra_;
   std::map<int, std::string> unpooled_use_;
@@ -1054,11 +1104,13 @@ class Importer {
   MapShape input_;
   std::vector<double> mul_, add_;
   bool normalization_taken_ = false;
+  std::int64_t computed_elements_ = 0;
 };
 
 }  // namespace
 
-ModelIR import_onnx(const std::string& bytes, const std::string& origin, const ImportDropout& dropout) {
+ModelIR import_onnx(const std::string& bytes, const std::string& origin, const ImportDropout& dropout,
+                    std::vector<std::string>* warnings) {
   try {
     onnx::ModelProto model;
     if (bytes.size() > static_cast<std::size_t>(INT32_MAX) || !model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
@@ -1070,18 +1122,21 @@ ModelIR import_onnx(const std::string& bytes, const std::string& origin, const I
         throw Error("opset " + std::to_string(opset.version()) + " is not supported (7..18)");
       }
     }
-    return Importer(model, dropout).run();
+    std::vector<std::string> found;
+    ModelIR ir = Importer(model, dropout, warnings != nullptr ? &found : nullptr).run();
+    for (const auto& w : found) warnings->push_back(origin + ": " + w);
+    return ir;
   } catch (const Error& e) {
     throw Error(origin + ": " + e.what());
   }
 }
 
-ModelIR import_onnx_file(const std::filesystem::path& path, const ImportDropout& dropout) {
+ModelIR import_onnx_file(const std::filesystem::path& path, const ImportDropout& dropout, std::vector<std::string>* warnings) {
   std::error_code ec;
   if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
     throw Error(printable_head(path.string()) + ": not a regular file");
   }
-  return import_onnx(read_file_bytes(path, std::uint64_t{1} << 30), printable_head(path.string()), dropout);
+  return import_onnx(read_file_bytes(path, std::uint64_t{1} << 30), printable_head(path.string()), dropout, warnings);
 }
 
 }  // namespace spinbayes

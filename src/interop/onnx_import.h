@@ -21,6 +21,7 @@
 // reason.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "model/model_ir.h"
 
@@ -36,8 +37,12 @@ struct ImportDropout {
 
 // The network in `bytes` (an ONNX ModelProto). Throws Error("<origin>: <cause>"), the cause naming
 // the node ("node \"/c2/Conv\" (Conv): weights are not binary (0.37 at index 12)").
-ModelIR import_onnx(const std::string& bytes, const std::string& origin, const ImportDropout& dropout);
+// With `warnings`, what imports but may not compute as the source does: a Sign that can see exactly
+// 0 (a threshold the dot product can reach), where ONNX's Sign gives 0 and the chip +1.
+ModelIR import_onnx(const std::string& bytes, const std::string& origin, const ImportDropout& dropout,
+                    std::vector<std::string>* warnings = nullptr);
 // The same for a file, which must be a regular file.
-ModelIR import_onnx_file(const std::filesystem::path& path, const ImportDropout& dropout);
+ModelIR import_onnx_file(const std::filesystem::path& path, const ImportDropout& dropout,
+                         std::vector<std::string>* warnings = nullptr);
 
 }  // namespace spinbayes

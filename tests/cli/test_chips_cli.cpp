@@ -193,12 +193,15 @@ TEST(ChipsCli, BadInputIsOneLineAndWritesNothing) {
   EXPECT_EQ(run_cli(model + " --chips 2 --spec \"accuracy>=-1e308\" --out " + (dir / "fixed").string()).exit_code, 0);
 
   // A second run into a population that another one is writing.
-  run_shell("timeout -s KILL 4 " SPINBAYES_CLI_PATH " " + model + " --chips 400 --out " + (dir / "busy").string() +
+  // The first run starts LibTorch before it takes the lock: on a loaded machine that takes seconds,
+  // so the second one waits for its population.json, and the first is stopped once checked.
+  run_shell("timeout -s KILL 60 " SPINBAYES_CLI_PATH " " + model + " --chips 4000 --out " + (dir / "busy").string() +
             " > /dev/null 2>&1 &");
-  for (int i = 0; i < 100 && !fs::exists(dir / "busy" / "population.json"); ++i) ::usleep(20000);
+  for (int i = 0; i < 3000 && !fs::exists(dir / "busy" / "population.json"); ++i) ::usleep(20000);
+  ASSERT_TRUE(fs::exists(dir / "busy" / "population.json"));
   expect_cli_error(run_cli(model + " --chips 2 --out " + (dir / "busy").string()),
                    {"--out", "another chip population is writing into this directory"});
-  run_shell("sleep 4");
+  run_shell("pkill -KILL -f -- '--chips 4000 --out " + (dir / "busy").string() + "'; sleep 1");
   fs::remove_all(dir);
 }
 

@@ -272,6 +272,51 @@ TEST(OnnxImport, UnsupportedOrMalformedModelsAreOneLineErrorsNamingTheNode) {
   }
 }
 
+TEST(OnnxImport, IdentityAndInferenceDropoutPassAPreActivationOn) {
+  const auto with = [](const char* op) {
+    return chain_with([op](OnnxBuilder& b, const std::string& x) {
+      const std::string bn = b.node("BatchNormalization", {x, b.init("g", {3}, {1, 1, 1}), b.init("b", {3}, {0.5f, 0.5f, 0.5f}),
+                                                           b.init("m", {3}, {0, 0, 0}), b.init("v", {3}, {1, 1, 1})});
+      return b.node(op, {bn});
+    });
+  };
+  const ModelIR plain = import_onnx(chain_with([](OnnxBuilder& b, const std::string& x) {
+                                      return b.node("BatchNormalization", {x, b.init("g", {3}, {1, 1, 1}), b.init("b", {3}, {0.5f, 0.5f, 0.5f}),
+                                                                           b.init("m", {3}, {0, 0, 0}), b.init("v", {3}, {1, 1, 1})});
+                                    }),
+                                    "m", ImportDropout{});
+  for (const char* op : {"Identity", "Dropout"}) {
+    const ModelIR ir = import_onnx(with(op), "m", ImportDropout{});
+    EXPECT_EQ(ir.layers[0].bn_beta, plain.layers[0].bn_beta) << op;
+  }
+}
+
+TEST(OnnxImport, NetworksBeyondWhatEveryCommandReadsAreRefused) {
+  // 5000 output channels: more than a network file may hold (4096), so no command could read the run.
+  OnnxBuilder b(1, 8, 8);
+  Lcg rng(1);
+  std::string x = b.node("Sign", {b.node("Conv", {"image", b.init("w", {5000, 1, 1, 1}, rng.signs(5000))})});
+  b.output(b.node("Gemm", {b.node("Flatten", {x}), b.init("fc", {2, 5000 * 64}, rng.signs(2 * 5000 * 64))}, {OnnxBuilder::integer("transB", 1)}));
+  EXPECT_NE(import_error(b.bytes()).find("5000 output channels, at most 4096"), std::string::npos) << import_error(b.bytes());
+  // Many nodes that broadcast small constants into large ones, none of them used.
+  OnnxBuilder big(1, 8, 8);
+  std::vector<float> column(2048, 1.0f);
+  const std::string c = big.init("c", {2048, 1}, column), r = big.init("r", {1, 2048}, column);
+  for (int i = 0; i < 20; ++i) big.node("Add", {c, r});
+  EXPECT_NE(import_error(big.bytes()).find("constants of more than 2^26 elements in all"), std::string::npos);
+}
+
+TEST(OnnxImport, ASignThatCanSeeExactlyZeroIsAWarning) {
+  // No batch norm after the first layer: its threshold is 0, which a blank patch of the image reaches.
+  std::vector<std::string> warnings;
+  import_onnx(chain_with([](OnnxBuilder&, const std::string& x) { return x; }), "m.onnx", ImportDropout{}, &warnings);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("m.onnx: node \"/Conv_1\" (Conv): its Sign can see exactly 0"), std::string::npos) << warnings[0];
+  warnings.clear();
+  import_onnx(test::residual_onnx().bytes(), "m.onnx", ImportDropout{}, &warnings);
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+}
+
 TEST(OnnxImport, BytesThatAreNotAModelAreOneLineErrors) {
   EXPECT_EQ(import_error("hello, world"), "model.onnx: not an ONNX model (the protobuf does not parse)");
   EXPECT_EQ(import_error(""), "model.onnx: not an ONNX model (no graph)");
