@@ -5,11 +5,11 @@
 # fuzz/corpus/<name>/, as many at a time as there are cores. Fails on any test failure,
 # sanitizer report or fuzzer finding, and prints the path of each finding's reproducer.
 # Run scripts/setup.sh first (it installs clang and its runtimes).
-# Environment: HARDENING_BUILD_DIR (default build-hardening), FUZZ_SECONDS (default 60).
+# Environment: HARDENING_BUILD_DIR (default build-hardening), FUZZ_SECONDS (default 30).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${HARDENING_BUILD_DIR:-$root/build-hardening}
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-30}
 jobs=$(nproc)
 start=$SECONDS
 

@@ -8,5 +8,5 @@ export OPENBLAS_NUM_THREADS=1
 # threads of one test starve the other's (a LibTorch epoch took 10x longer).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 ctest --test-dir "${BUILD_DIR:-$root/build}" --output-on-failure -j 2
-# Sanitized unit tests (ASan + UBSan) and a minute of fuzzing per parser.
+# Sanitized unit tests (ASan + UBSan) and 30 s of fuzzing per parser (FUZZ_SECONDS).
 bash "$root/scripts/hardening.sh"
