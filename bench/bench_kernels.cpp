@@ -33,11 +33,11 @@ BinaryMap random_map(int channels, int size, bool dropout) {
   return map;
 }
 
-BitMatrix random_weights(int out_channels, int in_channels) {
+BitMatrix random_weights(int out_channels, int in_channels, int kernel = 3) {
   std::mt19937_64 rng(43);
-  std::vector<std::int8_t> w(static_cast<std::size_t>(out_channels) * in_channels * 9);
+  std::vector<std::int8_t> w(static_cast<std::size_t>(out_channels) * in_channels * kernel * kernel);
   for (auto& v : w) v = (rng() & 1) ? 1 : -1;
-  return pack_weights(w.data(), out_channels, in_channels, 3);
+  return pack_weights(w.data(), out_channels, in_channels, kernel);
 }
 
 // Args: input channels, map size, output channels. One benchmark per kernel this CPU has
@@ -76,6 +76,33 @@ void BM_ChannelMaskedConv3x3(benchmark::State& state) {
   const double macs = double{1} * size * size * weights.rows * weights.bits;
   state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+// The dots alone of resnet20's 16-channel convolutions (channel_masked_dots: the narrow kernel
+// where the CPU has BITALG): args channels, map size, out channels, stride, kernel.
+void BM_ChannelMaskedDots(benchmark::State& state) {
+  const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
+  const int stride = static_cast<int>(state.range(3)), kernel = static_cast<int>(state.range(4));
+  const int padding = kernel / 2, out = (size + 2 * padding - kernel) / stride + 1;
+  const BinaryMap map = random_map(channels, size, false);
+  const BitMatrix weights = random_weights(static_cast<int>(state.range(2)), channels, kernel);
+  const PackedOperand packed = pack_operand(weights);
+  std::vector<BitWord> channel_keep(static_cast<std::size_t>(words_for_bits(channels)), 0x5bd1e995f7a3c1e9ULL);
+  ChannelConvScratch scratch;
+  std::vector<std::int32_t> dots(static_cast<std::size_t>(out) * out * weights.rows);
+  for (auto _ : state) {
+    channel_masked_dots(map, channel_keep, kernel, stride, padding, weights, packed, scratch, dots.data());
+    benchmark::DoNotOptimize(dots.data());
+    benchmark::ClobberMemory();
+  }
+  const double macs = double{1} * out * out * weights.rows * weights.bits;
+  state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_ChannelMaskedDots)
+    ->ArgNames({"C", "map", "out", "stride", "k"})
+    ->Args({16, 28, 16, 1, 3})
+    ->Args({16, 28, 32, 2, 3})
+    ->Args({16, 28, 32, 2, 1})
+    ->UseRealTime();
 
 void BM_Im2colBits(benchmark::State& state) {
   const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));

@@ -83,6 +83,10 @@ class ArrayStage {
   // Output layer: the column sums (in dot units) of window `row`, as read out.
   virtual void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                         LayerEvents& events) const = 0;
+  // Do sense and read_out read the patch rows, or the dots alone? When they read only the dots,
+  // the engine may compute a layer's dots without gathering patches (engine/narrow_conv.h) and
+  // passes empty patch rows.
+  virtual bool reads_patch_rows() const { return true; }
 };
 
 // What the engine runs a model on.

@@ -132,6 +132,25 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
   bgemm(patches.signs, KeepRows(keeps, t.keep_index), t.kept, weights, packed_weights, dots);
 }
 
+void channel_masked_dots(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
+                         int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
+                         ChannelConvScratch& scratch, std::int32_t* dots) {
+  if (!narrow_conv_runs(map.channels, kernel, stride)) {
+    channel_masked_conv(map, channel_keep, kernel, stride, padding, weights, packed_weights, scratch, dots);
+    return;
+  }
+  check_shapes(map, channel_keep, kernel, weights);
+  const int out_h = (map.height + 2 * padding - kernel) / stride + 1;
+  const int out_w = (map.width + 2 * padding - kernel) / stride + 1;
+  if (padding < 0 || padding >= kernel || out_h < 1 || out_w < 1)
+    throw Error("channel_masked_conv: a " + std::to_string(map.height) + "x" + std::to_string(map.width) +
+                " map with padding " + std::to_string(padding) + " has no " + std::to_string(kernel) + "x" +
+                std::to_string(kernel) + " window");
+  const ConvTables& t =
+      tables_for(ConvGeometry{map.height, map.width, map.channels, kernel, stride, padding}, out_h, out_w, scratch);
+  narrow_conv(map, channel_keep, kernel, stride, padding, weights, t, scratch.narrow, dots);
+}
+
 void channel_masked_conv_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel,
                                    int stride, int padding, const BitMatrix& weights, std::int32_t* dots) {
   check_shapes(map, channel_keep, kernel, weights);

@@ -15,30 +15,11 @@
 
 #include "engine/bgemm.h"
 #include "engine/bit_matrix.h"
+#include "engine/conv_tables.h"
 #include "engine/im2col.h"
+#include "engine/narrow_conv.h"
 
 namespace spinbayes {
-
-// Kernel taps [lo, hi) along one axis.
-struct TapRange {
-  int lo, hi;
-};
-
-// The shape of a convolution: what the rectangles of in-map taps depend on.
-struct ConvGeometry {
-  int height = -1, width = -1, channels = -1, kernel = -1, stride = -1, padding = -1;
-  bool operator==(const ConvGeometry&) const = default;
-};
-
-// What follows from a geometry alone: the distinct ranges of taps inside the map along y and
-// along x, each output pixel's rectangle (pair of ranges, y-major) and its taps; and its kept
-// count for the channels kept by the last call of this geometry (row_taps times kept_channels).
-struct ConvTables {
-  ConvGeometry geometry;
-  std::vector<TapRange> y_ranges, x_ranges;
-  std::vector<std::int32_t> keep_index, row_taps, kept;
-  int kept_channels = -1;
-};
 
 // Buffers of channel_masked_conv, kept from call to call.
 struct ChannelConvScratch {
@@ -49,6 +30,7 @@ struct ChannelConvScratch {
   const ConvTables& last() const { return tables[current]; }
   // A keep row for each rectangle, from the channel mask of the call.
   BitMatrix rectangle_keeps;
+  NarrowConvScratch narrow;  // maps of at most 16 channels, when only the dots are asked for
 };
 
 // The integer dot products (out pixels x out channels, channels fastest) of a KxK convolution of
@@ -56,6 +38,11 @@ struct ChannelConvScratch {
 // (pack_operand of them), inputs of channel c present iff bit c of channel_keep is set
 // (words_for_bits(C) words; empty = every channel present).
 void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
+                         int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
+                         ChannelConvScratch& scratch, std::int32_t* dots);
+// The same dots without their patch rows (for an array stage that reads only the dots): through
+// narrow_conv where it runs (maps of at most 16 channels), else as channel_masked_conv.
+void channel_masked_dots(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
                          int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
                          ChannelConvScratch& scratch, std::int32_t* dots);
 // The same the plain way: the mask spread over every pixel of the map, im2col_bits_reference and

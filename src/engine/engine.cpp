@@ -120,6 +120,12 @@ PatchRows Engine::channel_pass(int index, const BinaryMap& map, const MaskKey& k
     scratch.channel_keep.clear();  // every channel present
   }
   const ArrayStage& arrays = *backend_.arrays;
+  if (!arrays.reads_patch_rows()) {
+    channel_masked_dots(map, scratch.channel_keep, l.kernel, l.stride, l.padding, arrays.weights(index),
+                        arrays.packed_weights(index), scratch.channel, dots);
+    static const Patches no_patches;
+    return no_patches;
+  }
   channel_masked_conv(map, scratch.channel_keep, l.kernel, l.stride, l.padding, arrays.weights(index),
                       arrays.packed_weights(index), scratch.channel, dots);
   const ChannelConvScratch& c = scratch.channel;

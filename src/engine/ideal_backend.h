@@ -33,6 +33,7 @@ class ExactArrays final : public ArrayStage {
              const BitMatrix* shortcut, BitMatrix& signs, LayerEvents& events) const override;
   void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                 LayerEvents& events) const override;
+  bool reads_patch_rows() const override { return false; }
 
  private:
   std::shared_ptr<const CompiledModel> model_;

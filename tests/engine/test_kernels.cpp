@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "engine/bgemm.h"
 #include "engine/channel_conv.h"
@@ -404,6 +405,64 @@ TEST(ChannelMaskedConv, MatchesThePlainPathAndTheNaiveConvolution) {
       ASSERT_EQ(fast, plain);
     }
   }
+}
+
+// The dots alone (channel_masked_dots): maps of at most 16 channels run the narrow kernel where
+// the CPU has AVX-512 BITALG (two output pixels per lane, a zero-padded plane or four phase planes,
+// border pixels corrected per rectangle of in-map taps); wider maps the patch path. Every kernel
+// size it takes, both strides, every padding, odd and tiny maps, partial blocks of 16 output
+// channels, stray bits past the channels in the map and in the mask, and weights changed between
+// calls on one scratch (its weight lanes are remade).
+TEST(ChannelMaskedConv, DotsAloneMatchTheNaiveConvolution) {
+  std::mt19937_64 rng(916);
+  constexpr std::array kChannels = {1, 2, 5, 8, 11, 15, 16, 16, 16, 17, 32};
+  ChannelConvScratch scratch;
+  int narrow_calls = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    const int c = pick(rng, kChannels), k = 1 + pick(rng, 3), stride = 1 + pick(rng, 2), pad = pick(rng, k);
+    int h, w;
+    do {
+      h = 1 + pick(rng, 30);
+      w = 1 + pick(rng, 30);
+    } while (h + 2 * pad < k || w + 2 * pad < k);
+    const int o = 1 + pick(rng, 40);
+    const bool masked = trial % 4 != 0;
+    SCOPED_TRACE("trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
+                 " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " map " +
+                 std::to_string(h) + "x" + std::to_string(w) + " o=" + std::to_string(o) +
+                 (masked ? " masked" : ""));
+    TestMap m = random_map(rng, c, h, w, masked ? KeepMode::kChannel : KeepMode::kNone);
+    std::vector<BitWord> channel_keep;
+    if (masked) {
+      channel_keep.assign(static_cast<std::size_t>(words_for_bits(c)), 0);
+      for (int ch = 0; ch < c; ++ch)
+        if (m.keep[static_cast<std::size_t>(ch)] != 0) channel_keep[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
+      if (c % kBitsPerWord != 0) channel_keep.back() |= ~BitWord{0} << (c % kBitsPerWord);
+    }
+    std::vector<std::int8_t> weights(static_cast<std::size_t>(o) * c * k * k);
+    for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
+    BinaryMap signs_only = m.bits;
+    signs_only.keep = BitMatrix();
+    if (c % kBitsPerWord != 0)
+      for (int r = 0; r < signs_only.signs.rows; ++r) signs_only.signs.row(r)[signs_only.signs.words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
+    for (int round = 0; round < 2; ++round) {
+      // The second round flips one weight: the same scratch must not run the old lanes.
+      if (round == 1) weights[static_cast<std::size_t>(pick(rng, static_cast<int>(weights.size())))] *= -1;
+      const BitMatrix packed = pack_weights(weights.data(), o, c, k);
+      const std::vector<std::int32_t> naive = naive_conv(m, weights, o, k, stride, pad);
+      std::vector<std::int32_t> dots(naive.size(), -12345);
+      channel_masked_dots(signs_only, channel_keep, k, stride, pad, packed, pack_operand(packed), scratch, dots.data());
+      ASSERT_EQ(dots, naive);
+      const bool narrow = narrow_conv_runs(c, k, stride);
+      // The path it took: the narrow kernel keeps the weights it laid out.
+      EXPECT_EQ(scratch.narrow.lanes_of.rows == packed.rows && scratch.narrow.lanes_of.data == packed.data, narrow);
+      narrow_calls += narrow ? 1 : 0;
+    }
+  }
+  // On a CPU with BITALG most trials are narrow; elsewhere none is, and the dots came from the
+  // patch path, checked the same way.
+  if (cpu_features().avx512_bitalg) EXPECT_GT(narrow_calls, 400);
+  else EXPECT_EQ(narrow_calls, 0);
 }
 
 // 1x1 convolutions without padding (a residual block's downsampling shortcut) copy each

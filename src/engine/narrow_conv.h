@@ -1,0 +1,51 @@
+#pragma once
+// The binary convolution of a narrow map (at most 16 channels: resnet20's first stage) without
+// im2col, for inputs kept or dropped a whole channel at a time (spatial dropout, or none).
+//
+// A 144-bit patch (3x3 taps of 16 channels) fills three 64-bit words of a GEMM row, a quarter of
+// them padding, and gathering it costs as much as the product. Here the map is stored once as one
+// 16-bit word per pixel, masked by the channel keep, in a zero-padded plane. A 32-bit load at
+// column x of that plane holds the same tap of two neighbouring output pixels (x and x + 1);
+// broadcast to sixteen 32-bit lanes, one per output channel whose tap weights (also masked) sit in
+// both halves, XOR, VPOPCNTW and VPADDW count the mismatches of 2 pixels x 16 output channels x 16
+// inputs: 512 binary MACs per three instructions, what the popcount roof does on 64-bit lanes, and
+// the weights of a block of 16 output channels stay in registers. With stride 2 the plane is split
+// into its four phases (even and odd rows and columns), so that neighbouring outputs read
+// neighbouring words of one phase.
+//
+// A tap in the zero padding reads 0 and so counts popcount(w AND keep) mismatches that are not
+// there. So a pixel's dot is its base less 2 x the mismatches counted, where the base of its
+// rectangle of in-map taps (conv_tables.h) is the taps inside x the channels kept, plus 2 x those
+// popcounts of the taps outside: one vector of 16 output channels per rectangle.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/bit_matrix.h"
+#include "engine/conv_tables.h"
+
+namespace spinbayes {
+
+// Buffers of narrow_conv, kept from call to call.
+struct NarrowConvScratch {
+  std::vector<std::uint16_t> planes;  // the padded map, or its four phases (stride 2)
+  // The weights as the kernel reads them: per block of 16 output channels and tap, 16 lanes of
+  // w | w << 16; and the weight bits they were made from (they are remade when those change).
+  std::vector<std::uint32_t> lanes;
+  BitMatrix lanes_of;
+  int lanes_channels = -1, lanes_kernel = -1;
+  std::vector<std::int32_t> corrections;  // rectangle x 16 lanes, for one block of output channels
+};
+
+// Can narrow_conv run this convolution on this CPU (AVX-512 BITALG)? At most 16 channels (one
+// word per pixel), a kernel of at most 3, stride 1 or 2.
+bool narrow_conv_runs(int channels, int kernel, int stride);
+
+// The dots of channel_masked_conv (channel_conv.h): dots[pix * O + oc], O = weights.rows, for a
+// map of at most 16 channels whose own keep is empty (bits past its channels are ignored), input
+// channel c present iff bit c of channel_keep is set (one word; empty = every channel). `tables`
+// are this geometry's (channel_conv.cpp makes them). Requires narrow_conv_runs.
+void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride, int padding,
+                 const BitMatrix& weights, const ConvTables& tables, NarrowConvScratch& scratch, std::int32_t* dots);
+
+}  // namespace spinbayes
