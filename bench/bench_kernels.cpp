@@ -77,8 +77,8 @@ void BM_ChannelMaskedConv3x3(benchmark::State& state) {
   state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// The dots alone of resnet20's 16-channel convolutions (channel_masked_dots: the narrow kernel
-// where the CPU has BITALG): args channels, map size, out channels, stride, kernel.
+// The dots alone of resnet20's convolutions (channel_masked_dots: the narrow kernel where the CPU
+// has BITALG): args channels, map size, out channels, stride, kernel.
 void BM_ChannelMaskedDots(benchmark::State& state) {
   const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
   const int stride = static_cast<int>(state.range(3)), kernel = static_cast<int>(state.range(4));
@@ -102,6 +102,10 @@ BENCHMARK(BM_ChannelMaskedDots)
     ->Args({16, 28, 16, 1, 3})
     ->Args({16, 28, 32, 2, 3})
     ->Args({16, 28, 32, 2, 1})
+    ->Args({32, 14, 32, 1, 3})
+    ->Args({32, 14, 64, 2, 3})
+    ->Args({32, 14, 64, 2, 1})
+    ->Args({64, 7, 64, 1, 3})
     ->UseRealTime();
 
 void BM_Im2colBits(benchmark::State& state) {

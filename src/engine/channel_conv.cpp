@@ -146,8 +146,11 @@ void channel_masked_dots(const BinaryMap& map, std::span<const BitWord> channel_
     throw Error("channel_masked_conv: a " + std::to_string(map.height) + "x" + std::to_string(map.width) +
                 " map with padding " + std::to_string(padding) + " has no " + std::to_string(kernel) + "x" +
                 std::to_string(kernel) + " window");
-  const ConvTables& t =
-      tables_for(ConvGeometry{map.height, map.width, map.channels, kernel, stride, padding}, out_h, out_w, scratch);
+  // A 1x1 convolution without padding has every tap in the map: no tables.
+  static const ConvTables no_tables;
+  const ConvTables& t = kernel == 1 ? no_tables
+                                    : tables_for(ConvGeometry{map.height, map.width, map.channels, kernel, stride, padding},
+                                                 out_h, out_w, scratch);
   narrow_conv(map, channel_keep, kernel, stride, padding, weights, t, scratch.narrow, dots);
 }
 

@@ -30,7 +30,7 @@ struct ChannelConvScratch {
   const ConvTables& last() const { return tables[current]; }
   // A keep row for each rectangle, from the channel mask of the call.
   BitMatrix rectangle_keeps;
-  NarrowConvScratch narrow;  // maps of at most 16 channels, when only the dots are asked for
+  NarrowConvScratch narrow;  // maps of at most 64 channels, when only the dots are asked for
 };
 
 // The integer dot products (out pixels x out channels, channels fastest) of a KxK convolution of
@@ -41,7 +41,7 @@ void channel_masked_conv(const BinaryMap& map, std::span<const BitWord> channel_
                          int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
                          ChannelConvScratch& scratch, std::int32_t* dots);
 // The same dots without their patch rows (for an array stage that reads only the dots): through
-// narrow_conv where it runs (maps of at most 16 channels), else as channel_masked_conv.
+// narrow_conv where it runs (maps of at most 64 channels), else as channel_masked_conv.
 void channel_masked_dots(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride,
                          int padding, const BitMatrix& weights, const PackedOperand& packed_weights,
                          ChannelConvScratch& scratch, std::int32_t* dots);

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -11,34 +13,43 @@
 namespace spinbayes {
 namespace {
 
-constexpr int kLanes = 16;  // output channels per block: the 32-bit lanes of a 512-bit register
+constexpr int kLanes = 16;  // output channels per block: 16 int32 dots, one 512-bit register
 
-// Bits [offset, offset + n) of a row, n <= 16.
-std::uint32_t bits_at(const BitWord* row, int offset, int n) {
+// The lane width of a map of `channels`: its pixel's word.
+int lane_bits(int channels) { return channels <= 16 ? 16 : channels <= 32 ? 32 : 64; }
+
+// Bits [offset, offset + n) of a row, n <= 64.
+BitWord bits_at(const BitWord* row, int offset, int n) {
   const int word = offset / kBitsPerWord, shift = offset % kBitsPerWord;
   BitWord v = row[word] >> shift;
-  if (shift + n > kBitsPerWord) v |= row[word + 1] << (kBitsPerWord - shift);
-  return static_cast<std::uint32_t>(v & ((BitWord{1} << n) - 1));
+  if (shift != 0 && shift + n > kBitsPerWord) v |= row[word + 1] << (kBitsPerWord - shift);
+  return n == kBitsPerWord ? v : v & ((BitWord{1} << n) - 1);
 }
 
-// The weights as the kernel reads them, remade only when they change.
+// The weights as the kernel reads them, remade only when they change. Per block of 16 output
+// channels and tap, 16 lanes: 16-bit maps w | w << 16 (32 bits a lane), 32-bit maps w, 64-bit
+// maps w as two 32-bit halves (two registers of 8 lanes).
 void make_lanes(const BitMatrix& weights, int channels, int kernel, NarrowConvScratch& s) {
   if (s.lanes_channels == channels && s.lanes_kernel == kernel && s.lanes_of.rows == weights.rows &&
       s.lanes_of.bits == weights.bits && s.lanes_of.data == weights.data)
     return;
-  const int taps = kernel * kernel, blocks = (weights.rows + kLanes - 1) / kLanes;
-  s.lanes.assign(static_cast<std::size_t>(blocks) * taps * kLanes, 0);
+  const int taps = kernel * kernel, blocks = (weights.rows + kLanes - 1) / kLanes, bits = lane_bits(channels);
+  const int per_lane = bits == 64 ? 2 : 1;  // 32-bit words a lane
+  s.lanes.assign(static_cast<std::size_t>(blocks) * taps * kLanes * per_lane, 0);
   for (int oc = 0; oc < weights.rows; ++oc)
     for (int t = 0; t < taps; ++t) {
-      const std::uint32_t w = bits_at(weights.row(oc), t * channels, channels);
-      s.lanes[(static_cast<std::size_t>(oc / kLanes) * taps + t) * kLanes + oc % kLanes] = w | w << 16;
+      const BitWord w = bits_at(weights.row(oc), t * channels, channels);
+      std::uint32_t* lane = s.lanes.data() + ((static_cast<std::size_t>(oc / kLanes) * taps + t) * kLanes + oc % kLanes) * per_lane;
+      if (bits == 16) lane[0] = static_cast<std::uint32_t>(w | w << 16);
+      else if (bits == 32) lane[0] = static_cast<std::uint32_t>(w);
+      else lane[0] = static_cast<std::uint32_t>(w), lane[1] = static_cast<std::uint32_t>(w >> 32);
     }
   s.lanes_of = weights;
   s.lanes_channels = channels;
   s.lanes_kernel = kernel;
 }
 
-// The words of a plane row (pitch), and of each phase (stride 2).
+// The words of a plane row (pitch), and of each phase (stride 2), in pixels.
 struct PlaneLayout {
   int pitch = 0;
   std::size_t phase_size = 0;
@@ -50,63 +61,91 @@ struct PlaneLayout {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#define SPINBAYES_AVX512_BITALG __attribute__((target("avx512f,avx512bw,avx512vl,avx512bitalg,ssse3")))
+#define SPINBAYES_AVX512_BITALG \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512bitalg,avx512vpopcntdq,avx512vnni")))
 
-// Writes the map's words, masked by the channel keep, into the zero-padded plane (stride 1) or
-// its four phases (stride 2: padded row Y, column X go to phase (Y & 1, X & 1) at (Y / 2, X / 2);
-// a phase no tap reads, as with a 1x1 kernel, is left empty). Thirty-two pixels at a time: the low
-// 16 bits of their words picked out by two word permutes.
-SPINBAYES_AVX512_BITALG PlaneLayout fill_planes(const BinaryMap& map, std::uint16_t keep, int kernel, int stride,
-                                               int padding, std::vector<std::uint16_t>& planes) {
+// Writes the map's words, masked by the channel keep and cut to L bits, into the zero-padded
+// plane (stride 1) or its four phases (stride 2: padded row Y, column X go to phase (Y & 1, X & 1)
+// at (Y / 2, X / 2)). 512 / L pixels at a time (their words' low L bits picked out by permutes).
+template <int L>
+SPINBAYES_AVX512_BITALG PlaneLayout fill_planes(const BinaryMap& map, BitWord keep, int stride,
+                                               int padding, std::vector<BitWord>& planes) {
+  constexpr int kChunk = 512 / L, kBytes = L / 8;
   const int h = map.height, w = map.width, ph = h + 2 * padding, pw = w + 2 * padding;
   PlaneLayout layout;
   const int rows = stride == 1 ? ph : (ph + 1) / 2, pitch = stride == 1 ? pw : (pw + 1) / 2;
   const int phases = stride == 1 ? 1 : 4;
   const std::size_t phase_size = static_cast<std::size_t>(rows) * pitch;
   // The second pixel of the last pair of an odd row reads a word past its row: slack at the end.
-  planes.assign(phase_size * phases + static_cast<std::size_t>(pitch) + 8, 0);
+  const std::size_t bytes = (phase_size * phases + static_cast<std::size_t>(pitch) + 8) * kBytes;
+  planes.assign((bytes + sizeof(BitWord) - 1) / sizeof(BitWord), 0);
+  char* base = reinterpret_cast<char*>(planes.data());
   layout.pitch = pitch;
   layout.phase_size = phase_size;
-  const __m512i mask = _mm512_set1_epi16(static_cast<short>(keep));
-  // Word j of `pick` indexes the 64 words of two registers of 8 pixels each: stride 1, pixel j's
-  // low word (4j); stride 2, the even pixels then the odd ones (8j, then 8j + 4).
-  alignas(64) std::uint16_t pick_words[32];
-  for (int j = 0; j < 32; ++j)
-    pick_words[j] = static_cast<std::uint16_t>(stride == 1 ? 4 * (j % 16) : (j % 16 < 8 ? 8 * (j % 8) : 8 * (j % 8) + 4));
-  const __m512i pick = _mm512_load_si512(pick_words);
-  // Stride 2: quadwords of the two 16-pixel halves, evens first: [e01 evens, e23 evens, e01 odds, e23 odds].
+  const __m512i mask = _mm512_set1_epi64(static_cast<long long>(keep));
+  // The permute of each width: stride 1 keeps pixel order, stride 2 puts the even pixels of the
+  // chunk in the low half and the odd ones in the high half.
+  __m512i pick;
+  if constexpr (L == 16) {
+    // Words of two registers of 8 pixels: pixel j's low word is word 4j.
+    alignas(64) std::uint16_t words[32];
+    for (int j = 0; j < 32; ++j)
+      words[j] = static_cast<std::uint16_t>(stride == 1 ? 4 * (j % 16) : (j % 16 < 8 ? 8 * (j % 8) : 8 * (j % 8) + 4));
+    pick = _mm512_load_si512(words);
+  } else if constexpr (L == 32) {
+    alignas(64) std::uint32_t dwords[16];
+    for (int j = 0; j < 16; ++j) dwords[j] = static_cast<std::uint32_t>(stride == 1 ? 2 * j : (j < 8 ? 4 * j : 4 * (j - 8) + 2));
+    pick = _mm512_load_si512(dwords);
+  } else {
+    pick = stride == 1 ? _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7) : _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  }
+  // L = 16, stride 2: quadwords of the two 16-pixel halves, evens first.
   const __m512i halves = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-  // A 1x1 kernel with stride 2 reads phase (0, 0) alone: odd padded rows and columns are skipped.
-  const bool all_phases = stride == 1 || kernel > 1;
-  const int y_step = all_phases ? 1 : 2, y_first = all_phases ? 0 : (padding & 1);
-  // Chunks of 32 pixels across a row, outer, so that the masks of a chunk are made once.
-  for (int x = 0; x < w; x += 32) {
-    const int n = std::min(32, w - x);
+  // Chunks across a row, outer, so that the masks of a chunk are made once.
+  for (int x = 0; x < w; x += kChunk) {
+    const int n = std::min(kChunk, w - x);
     const std::uint64_t valid = (std::uint64_t{1} << n) - 1;
-    const __mmask8 m0 = static_cast<__mmask8>(valid), m1 = static_cast<__mmask8>(valid >> 8),
-                   m2 = static_cast<__mmask8>(valid >> 16), m3 = static_cast<__mmask8>(valid >> 24);
-    const __mmask32 store = static_cast<__mmask32>(valid);
-    const __mmask16 evens = static_cast<__mmask16>((1u << ((n + 1) / 2)) - 1);
-    const __mmask16 odds = all_phases ? static_cast<__mmask16>((1u << (n / 2)) - 1) : __mmask16{0};
+    const std::uint32_t evens = (1u << ((n + 1) / 2)) - 1, odds = (1u << (n / 2)) - 1;
     const int even = x + padding, odd = x + 1 + padding;  // padded columns of the first even and odd pixel
-    for (int y = y_first; y < h; y += y_step) {
+    for (int y = 0; y < h; ++y) {
       const int row = y + padding;
       const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(y) * w + x;
-      const __m512i v0 = _mm512_maskz_loadu_epi64(m0, src), v1 = _mm512_maskz_loadu_epi64(m1, src + 8);
-      const __m512i v2 = _mm512_maskz_loadu_epi64(m2, src + 16), v3 = _mm512_maskz_loadu_epi64(m3, src + 24);
-      const __m512i first = _mm512_permutex2var_epi16(v0, pick, v1), second = _mm512_permutex2var_epi16(v2, pick, v3);
+      __m512i words;  // stride 1: the chunk's words in order; stride 2: evens (low 256 bits), odds
+      if constexpr (L == 16) {
+        const __m512i v0 = _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid), src), mask);
+        const __m512i v1 = _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid >> 8), src + 8), mask);
+        const __m512i v2 = _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid >> 16), src + 16), mask);
+        const __m512i v3 = _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid >> 24), src + 24), mask);
+        const __m512i first = _mm512_permutex2var_epi16(v0, pick, v1), second = _mm512_permutex2var_epi16(v2, pick, v3);
+        words = stride == 1 ? _mm512_shuffle_i64x2(first, second, 0x44) : _mm512_permutex2var_epi64(first, halves, second);
+      } else if constexpr (L == 32) {
+        const __m512i v0 = _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid), src), mask);
+        const __m512i v1 = _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid >> 8), src + 8), mask);
+        words = _mm512_permutex2var_epi32(v0, pick, v1);
+      } else {
+        words = _mm512_permutexvar_epi64(pick, _mm512_and_si512(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(valid), src), mask));
+      }
       if (stride == 1) {
-        const __m512i words = _mm512_and_si512(_mm512_shuffle_i64x2(first, second, 0x44), mask);
-        _mm512_mask_storeu_epi16(planes.data() + static_cast<std::size_t>(row) * pitch + padding + x, store, words);
+        char* dst = base + (static_cast<std::size_t>(row) * pitch + padding + x) * kBytes;
+        if constexpr (L == 16) _mm512_mask_storeu_epi16(dst, static_cast<__mmask32>(valid), words);
+        else if constexpr (L == 32) _mm512_mask_storeu_epi32(dst, static_cast<__mmask16>(valid), words);
+        else _mm512_mask_storeu_epi64(dst, static_cast<__mmask8>(valid), words);
         continue;
       }
-      const __m512i words = _mm512_and_si512(_mm512_permutex2var_epi64(first, halves, second), mask);
-      std::uint16_t* phase_row = planes.data() + static_cast<std::size_t>(row & 1) * 2 * phase_size +
-                                 static_cast<std::size_t>(row / 2) * pitch;
-      _mm256_mask_storeu_epi16(phase_row + static_cast<std::size_t>(even & 1) * phase_size + even / 2, evens,
-                               _mm512_castsi512_si256(words));
-      _mm256_mask_storeu_epi16(phase_row + static_cast<std::size_t>(odd & 1) * phase_size + odd / 2, odds,
-                               _mm512_extracti64x4_epi64(words, 1));
+      char* phase_row = base + ((row & 1) * 2 * phase_size + static_cast<std::size_t>(row / 2) * pitch) * kBytes;
+      char* even_at = phase_row + ((even & 1) * phase_size + static_cast<std::size_t>(even / 2)) * kBytes;
+      char* odd_at = phase_row + ((odd & 1) * phase_size + static_cast<std::size_t>(odd / 2)) * kBytes;
+      const __m256i low = _mm512_castsi512_si256(words), high = _mm512_extracti64x4_epi64(words, 1);
+      if constexpr (L == 16) {
+        _mm256_mask_storeu_epi16(even_at, static_cast<__mmask16>(evens), low);
+        _mm256_mask_storeu_epi16(odd_at, static_cast<__mmask16>(odds), high);
+      } else if constexpr (L == 32) {
+        _mm256_mask_storeu_epi32(even_at, static_cast<__mmask8>(evens), low);
+        _mm256_mask_storeu_epi32(odd_at, static_cast<__mmask8>(odds), high);
+      } else {
+        _mm256_mask_storeu_epi64(even_at, static_cast<__mmask8>(evens), low);
+        _mm256_mask_storeu_epi64(odd_at, static_cast<__mmask8>(odds), high);
+      }
     }
   }
   return layout;
@@ -199,41 +238,195 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
   }
 }
 
-// A 1x1 convolution (no padding: every tap is in the map): its outputs read the plane (or phase
-// (0, 0)) pixel after pixel, rows without a gap, so the pairs run straight through the map and
-// each pair's word is read once for every block of output channels.
-SPINBAYES_AVX512_BITALG void narrow_pointwise(const std::uint16_t* plane, int pixels, const std::uint32_t* lanes,
-                                              std::uint16_t keep, int out_c, std::int32_t* dots) {
-  const int blocks = (out_c + kLanes - 1) / kLanes;
-  const __m512i both = _mm512_set1_epi32(static_cast<int>(keep | static_cast<std::uint32_t>(keep) << 16));
-  const __m512i kept = _mm512_set1_epi32(std::popcount(keep));
+// A 1x1 convolution of a 16-channel map: two output pixels a lane as in narrow_blocks, their
+// words read from the map itself (no plane: scalar loads and a shift, off the vector ports), and
+// each half's dot n - 2 x mismatches made in one VPDPWSSD; B blocks of 16 output channels from
+// `first` on.
+template <bool kFull, int B>
+SPINBAYES_AVX512_BITALG void pointwise_pairs(const BinaryMap& map, std::uint16_t keep, int stride,
+                                             const std::uint32_t* lanes, int out_c, int first, std::int32_t* dots) {
+  const int out_h = (map.height - 1) / stride + 1, out_w = (map.width - 1) / stride + 1;
+  const std::uint32_t both = keep | static_cast<std::uint32_t>(keep) << 16;
+  const __m512i base = _mm512_set1_epi32(std::popcount(keep));
+  // (-2, 0) and (0, -2) word pairs: -2 x the low or the high word of a lane, added to the base.
   const __m512i minus2_low = _mm512_set1_epi32(0x0000FFFE), minus2_high = _mm512_set1_epi32(static_cast<int>(0xFFFE0000u));
-  constexpr int kMostBlocks = 4;  // 64 output channels in registers; more go round again
-  for (int first_block = 0; first_block < blocks; first_block += kMostBlocks) {
-    const int count = std::min(kMostBlocks, blocks - first_block);
-    __m512i w[kMostBlocks];
-    __mmask16 lanes_out[kMostBlocks];
-    for (int b = 0; b < count; ++b) {
-      w[b] = _mm512_and_si512(_mm512_loadu_si512(lanes + static_cast<std::size_t>(first_block + b) * kLanes), both);
-      const int n = std::min(kLanes, out_c - (first_block + b) * kLanes);
-      lanes_out[b] = n == kLanes ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
-    }
-    for (int pix = 0; pix < pixels; pix += 2) {
-      std::uint32_t pair;
-      __builtin_memcpy(&pair, plane + pix, sizeof pair);
+  __m512i w[B];
+  __mmask16 lanes_out[B];
+  for (int b = 0; b < B; ++b) {
+    w[b] = _mm512_and_si512(_mm512_loadu_si512(lanes + static_cast<std::size_t>(first + b) * kLanes),
+                            _mm512_set1_epi32(static_cast<int>(both)));
+    lanes_out[b] = static_cast<__mmask16>((1u << std::min(kLanes, out_c - (first + b) * kLanes)) - 1);
+  }
+  for (int oy = 0; oy < out_h; ++oy) {
+    const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(oy) * stride * map.width;
+    for (int ox = 0; ox < out_w; ox += 2) {
+      const bool second = ox + 1 < out_w;
+      const std::uint32_t pair = (static_cast<std::uint32_t>(src[ox * stride] & 0xFFFF) |
+                                  (second ? static_cast<std::uint32_t>(src[(ox + 1) * stride]) << 16 : 0u)) & both;
       const __m512i x = _mm512_set1_epi32(static_cast<int>(pair));
-      std::int32_t* out = dots + static_cast<std::size_t>(pix) * out_c + first_block * kLanes;
-      for (int b = 0; b < count; ++b, out += kLanes) {
-        const __m512i mismatches = _mm512_popcnt_epi16(_mm512_xor_si512(x, w[b]));
-        const __m512i lo = _mm512_add_epi32(_mm512_madd_epi16(mismatches, minus2_low), kept);
-        _mm512_mask_storeu_epi32(out, lanes_out[b], lo);
-        if (pix + 1 < pixels) {
-          _mm512_mask_storeu_epi32(out + out_c, lanes_out[b], _mm512_add_epi32(_mm512_madd_epi16(mismatches, minus2_high), kept));
+      std::int32_t* out = dots + (static_cast<std::size_t>(oy) * out_w + ox) * out_c + first * kLanes;
+      for (int b = 0; b < B; ++b) {
+        const __m512i m = _mm512_popcnt_epi16(_mm512_xor_si512(x, w[b]));
+        const __m512i lo = _mm512_dpwssd_epi32(base, m, minus2_low);
+        if constexpr (kFull) _mm512_storeu_si512(out + b * kLanes, lo);
+        else _mm512_mask_storeu_epi32(out + b * kLanes, lanes_out[b], lo);
+        if (second) {
+          const __m512i hi = _mm512_dpwssd_epi32(base, m, minus2_high);
+          if constexpr (kFull) _mm512_storeu_si512(out + out_c + b * kLanes, hi);
+          else _mm512_mask_storeu_epi32(out + out_c + b * kLanes, lanes_out[b], hi);
         }
       }
     }
   }
 }
+
+// A 1x1 convolution of a 17- to 64-channel map reads the map's own words too: each output
+// pixel's word is broadcast (its low L bits), XORed with a register of 512 / L output channels'
+// weights and masked by the keep in one VPTERNLOG, counted, and its dots stored.
+template <int L, bool kFull>
+SPINBAYES_AVX512_BITALG void pointwise_direct(const BinaryMap& map, BitWord keep, int stride, const std::uint32_t* lanes,
+                                              int out_c, std::int32_t* dots) {
+  static_assert(L == 32 || L == 64);
+  constexpr int kPerRegister = 512 / L, kMostRegisters = 8;
+  const int out_h = (map.height - 1) / stride + 1, out_w = (map.width - 1) / stride + 1;
+  const int registers = (out_c + kPerRegister - 1) / kPerRegister;
+  const int n = std::popcount(keep);
+  for (int first = 0; first < registers; first += kMostRegisters) {
+    const int count = std::min(kMostRegisters, registers - first);
+    __m512i w[kMostRegisters];
+    for (int g = 0; g < count; ++g) {
+      // 32: block g; 64: half g % 2 of block g / 2 (8 lanes of two dwords).
+      w[g] = _mm512_loadu_si512(lanes + static_cast<std::size_t>(first + g) * kLanes);
+    }
+    const __m512i k = L == 32 ? _mm512_set1_epi32(static_cast<int>(keep)) : _mm512_set1_epi64(static_cast<long long>(keep));
+    for (int oy = 0; oy < out_h; ++oy) {
+      const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(oy) * stride * map.width;
+      for (int ox = 0; ox < out_w; ++ox, src += stride) {
+        const std::size_t pix = static_cast<std::size_t>(oy) * out_w + ox;
+        __m512i x;
+        if constexpr (L == 32) x = _mm512_set1_epi32(static_cast<int>(*src));
+        else x = _mm512_set1_epi64(static_cast<long long>(*src));
+        for (int g = 0; g < count; ++g) {
+          const int oc = (first + g) * kPerRegister;
+          [[maybe_unused]] const int left = std::min(kPerRegister, out_c - oc);
+          std::int32_t* out = dots + pix * out_c + oc;
+          const __m512i diff = _mm512_ternarylogic_epi64(x, w[g], k, 0x28);  // (x ^ w) & keep
+          // kFull: every register's lanes are output channels (out_c a multiple of 512 / L), so
+          // the stores need no mask.
+          if constexpr (L == 32) {
+            // n - 2 x m in one VPDPWSSD: m < 2^15 is its lane's low word.
+            const __m512i d = _mm512_dpwssd_epi32(_mm512_set1_epi32(n), _mm512_popcnt_epi32(diff), _mm512_set1_epi32(0x0000FFFE));
+            if constexpr (kFull) _mm512_storeu_si512(out, d);
+            else _mm512_mask_storeu_epi32(out, static_cast<__mmask16>((1u << left) - 1), d);
+          } else {
+            const __m256i m = _mm512_cvtepi64_epi32(_mm512_popcnt_epi64(diff));
+            const __m256i d = _mm256_sub_epi32(_mm256_set1_epi32(n), _mm256_add_epi32(m, m));
+            if constexpr (kFull) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), d);
+            else _mm256_mask_storeu_epi32(out, static_cast<__mmask8>((1u << left) - 1), d);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Popcount and add in lanes of L bits; the 16 counts of a block as int32 lanes (L = 64: the low
+// dwords of its two registers).
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i lane_popcount(__m512i v) {
+  if constexpr (L == 32) return _mm512_popcnt_epi32(v);
+  else return _mm512_popcnt_epi64(v);
+}
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i lane_add(__m512i a, __m512i b) {
+  if constexpr (L == 32) return _mm512_add_epi32(a, b);
+  else return _mm512_add_epi64(a, b);
+}
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i block_dwords(const __m512i (&v)[L / 32],
+                                                                                __m512i low_dwords) {
+  if constexpr (L == 32) return v[0];
+  else return _mm512_permutex2var_epi32(v[0], low_dwords, v[1]);
+}
+
+// The same for maps of 17 to 64 channels: one pixel per lane of L = 32 or 64 bits (VPOPCNTD,
+// VPOPCNTQ), its word broadcast to every lane; a block of 16 output channels takes L / 32
+// registers a tap.
+template <int L, int K, int S, int B>
+SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& layout, int out_h, int out_w,
+                                         const std::uint32_t* lanes, BitWord keep, int kept, const ConvTables& tables,
+                                         std::int32_t* corrections, int out_c, int block, std::int32_t* dots) {
+  constexpr int kTaps = K * K, kRegs = L / 32;
+  using Word = std::conditional_t<L == 32, std::uint32_t, std::uint64_t>;
+  const __m512i both = L == 32 ? _mm512_set1_epi32(static_cast<int>(keep)) : _mm512_set1_epi64(static_cast<long long>(keep));
+  // The low dwords of two registers of 8 quadword counts, in channel order.
+  const __m512i low_dwords = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __m512i w[B][kTaps][kRegs];
+  __mmask16 lanes_out[B];
+  for (int b = 0; b < B; ++b) {
+    const int n = std::min(kLanes, out_c - (block + b) * kLanes);
+    lanes_out[b] = n == kLanes ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
+    for (int t = 0; t < kTaps; ++t)
+      for (int r = 0; r < kRegs; ++r)
+        w[b][t][r] = _mm512_and_si512(
+            _mm512_loadu_si512(lanes + ((static_cast<std::size_t>(block + b) * kTaps + t) * kLanes + r * 8) * kRegs), both);
+  }
+  // Per rectangle of in-map taps, the dot of a pixel without mismatches (as in narrow_blocks).
+  const int x_classes = static_cast<int>(tables.x_ranges.size());
+  const int rectangles = static_cast<int>(tables.y_ranges.size()) * x_classes;
+  for (int r = 0; r < rectangles; ++r) {
+    const TapRange ry = tables.y_ranges[static_cast<std::size_t>(r / x_classes)];
+    const TapRange rx = tables.x_ranges[static_cast<std::size_t>(r % x_classes)];
+    for (int b = 0; b < B; ++b) {
+      __m512i c = _mm512_set1_epi32((ry.hi - ry.lo) * (rx.hi - rx.lo) * (kept / kTaps));
+      for (int t = 0; t < kTaps; ++t) {
+        const int ky = t / K, kx = t % K;
+        if (ky < ry.lo || ky >= ry.hi || kx < rx.lo || kx >= rx.hi) {
+          __m512i counts[kRegs];
+          for (int q = 0; q < kRegs; ++q) counts[q] = lane_popcount<L>(w[b][t][q]);
+          const __m512i outside = block_dwords<L>(counts, low_dwords);
+          c = _mm512_add_epi32(c, _mm512_add_epi32(outside, outside));
+        }
+      }
+      _mm512_storeu_si512(corrections + (static_cast<std::size_t>(r) * B + b) * kLanes, c);
+    }
+  }
+  const std::int32_t* rectangle_of = tables.keep_index.data();
+  for (int oy = 0; oy < out_h; ++oy) {
+    const char* rows[K][2];
+    for (int ky = 0; ky < K; ++ky)
+      for (int px = 0; px < 2; ++px)
+        rows[ky][px] = planes + (S == 1 ? static_cast<std::size_t>(oy + ky) * layout.pitch
+                                        : static_cast<std::size_t>((ky & 1) * 2 + px) * layout.phase_size +
+                                              static_cast<std::size_t>(oy + ky / 2) * layout.pitch) *
+                                    sizeof(Word);
+    const std::size_t first = static_cast<std::size_t>(oy) * out_w;
+    for (int ox = 0; ox < out_w; ++ox) {
+      __m512i mismatches[B][kRegs];
+      for (int b = 0; b < B; ++b)
+        for (int r = 0; r < kRegs; ++r) mismatches[b][r] = _mm512_setzero_si512();
+      for (int t = 0; t < kTaps; ++t) {
+        const int ky = t / K, kx = t % K;
+        const char* at = S == 1 ? rows[ky][0] + static_cast<std::size_t>(ox + kx) * sizeof(Word)
+                                : rows[ky][kx & 1] + static_cast<std::size_t>(ox + kx / 2) * sizeof(Word);
+        Word word;
+        std::memcpy(&word, at, sizeof word);
+        const __m512i x = L == 32 ? _mm512_set1_epi32(static_cast<int>(word)) : _mm512_set1_epi64(static_cast<long long>(word));
+        for (int b = 0; b < B; ++b)
+          for (int r = 0; r < kRegs; ++r)
+            mismatches[b][r] = lane_add<L>(mismatches[b][r], lane_popcount<L>(_mm512_xor_si512(x, w[b][t][r])));
+      }
+      const std::size_t pix = first + static_cast<std::size_t>(ox);
+      const std::int32_t* base = corrections + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
+      for (int b = 0; b < B; ++b) {
+        const __m512i m = block_dwords<L>(mismatches[b], low_dwords);
+        _mm512_mask_storeu_epi32(dots + pix * out_c + (block + b) * kLanes, lanes_out[b],
+                                 _mm512_sub_epi32(_mm512_loadu_si512(base + b * kLanes), _mm512_add_epi32(m, m)));
+      }
+    }
+  }
+}
+
 #pragma GCC diagnostic pop
 #endif
 
@@ -241,8 +434,8 @@ SPINBAYES_AVX512_BITALG void narrow_pointwise(const std::uint16_t* plane, int pi
 
 bool narrow_conv_runs(int channels, int kernel, int stride) {
 #if SPINBAYES_X86
-  return cpu_features().avx512_bitalg && channels >= 1 && channels <= kLanes && kernel >= 1 && kernel <= 3 &&
-         (stride == 1 || stride == 2);
+  return cpu_features().avx512_bitalg && cpu_features().avx512_vpopcntdq && cpu_features().avx512_vnni && channels >= 1 && channels <= kBitsPerWord &&
+         kernel >= 1 && kernel <= 3 && (stride == 1 || stride == 2);
 #else
   (void)channels, (void)kernel, (void)stride;
   return false;
@@ -257,41 +450,80 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
                 std::to_string(stride) + " convolution of " + std::to_string(c) + " channels does not run here");
   const ConvGeometry geometry{map.height, map.width, c, kernel, stride, padding};
   if (!map.keep.data.empty() || map.signs.words != 1 || channel_keep.size() > 1 || weights.bits != kernel * kernel * c ||
-      !(tables.geometry == geometry) || padding < 0 || padding >= kernel)
+      (kernel > 1 && !(tables.geometry == geometry)) || padding < 0 || padding >= kernel)
     throw Error("narrow_conv: operands do not match the convolution");
 #if SPINBAYES_X86
   const int out_h = (map.height + 2 * padding - kernel) / stride + 1;
   const int out_w = (map.width + 2 * padding - kernel) / stride + 1;
-  if (out_h < 1 || out_w < 1 || tables.keep_index.size() != static_cast<std::size_t>(out_h) * out_w)
+  if (out_h < 1 || out_w < 1 || (kernel > 1 && tables.keep_index.size() != static_cast<std::size_t>(out_h) * out_w))
     throw Error("narrow_conv: the map is smaller than the kernel");
-  const std::uint16_t all = static_cast<std::uint16_t>((1u << c) - 1);
-  const std::uint16_t keep = channel_keep.empty() ? all : static_cast<std::uint16_t>(channel_keep[0] & all);
+  const BitWord all = c == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << c) - 1;
+  const BitWord keep = channel_keep.empty() ? all : channel_keep[0] & all;
   const int kept = kernel * kernel * std::popcount(keep);
   make_lanes(weights, c, kernel, scratch);
-  const PlaneLayout layout = fill_planes(map, keep, kernel, stride, padding, scratch.planes);
-  const int rectangles = static_cast<int>(tables.y_ranges.size() * tables.x_ranges.size());
+  const int bits = lane_bits(c);
+  const std::uint32_t* lanes = scratch.lanes.data();
+  const int blocks = (weights.rows + kLanes - 1) / kLanes;
   if (kernel == 1) {
-    // padding 0 (< kernel): the pitch of the plane or phase (0, 0) is the output width.
-    if (layout.pitch != out_w) throw Error("narrow_conv: a 1x1 plane of pitch " + std::to_string(layout.pitch) + " for " + std::to_string(out_w) + " outputs a row");
-    narrow_pointwise(scratch.planes.data(), out_h * out_w, scratch.lanes.data(), keep, weights.rows, dots);
+    const bool full = weights.rows % (bits == 16 ? kLanes : 512 / bits) == 0;
+    if (bits == 16) {
+      const auto k16 = static_cast<std::uint16_t>(keep);
+      for (int first = 0; first < blocks; first += 2) {
+        if (first + 1 < blocks)
+          full ? pointwise_pairs<true, 2>(map, k16, stride, lanes, weights.rows, first, dots)
+               : pointwise_pairs<false, 2>(map, k16, stride, lanes, weights.rows, first, dots);
+        else
+          full ? pointwise_pairs<true, 1>(map, k16, stride, lanes, weights.rows, first, dots)
+               : pointwise_pairs<false, 1>(map, k16, stride, lanes, weights.rows, first, dots);
+      }
+    } else if (bits == 32) full ? pointwise_direct<32, true>(map, keep, stride, lanes, weights.rows, dots)
+                              : pointwise_direct<32, false>(map, keep, stride, lanes, weights.rows, dots);
+    else full ? pointwise_direct<64, true>(map, keep, stride, lanes, weights.rows, dots)
+              : pointwise_direct<64, false>(map, keep, stride, lanes, weights.rows, dots);
     return;
   }
-  // Two blocks of 16 output channels at a time (their 18 weight registers and the accumulators
-  // fit the 32), then one.
-  const int blocks = (weights.rows + kLanes - 1) / kLanes;
+  const PlaneLayout layout = bits == 16   ? fill_planes<16>(map, keep, stride, padding, scratch.planes)
+                             : bits == 32 ? fill_planes<32>(map, keep, stride, padding, scratch.planes)
+                                          : fill_planes<64>(map, keep, stride, padding, scratch.planes);
+  const int rectangles = static_cast<int>(tables.y_ranges.size() * tables.x_ranges.size());
   scratch.corrections.resize(static_cast<std::size_t>(rectangles) * 2 * kLanes);
-  const std::uint32_t* lanes = scratch.lanes.data();
-  const std::uint16_t* planes = scratch.planes.data();
   std::int32_t* corrections = scratch.corrections.data();
-  for (int block = 0; block < blocks;) {
-    const bool pair = block + 1 < blocks;
-#define SPINBAYES_NARROW(k, s, b) \
-  narrow_blocks<k, s, b>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections, weights.rows, block, dots)
-    if (kernel == 2 && stride == 1) pair ? SPINBAYES_NARROW(2, 1, 2) : SPINBAYES_NARROW(2, 1, 1);
-    else if (kernel == 2) pair ? SPINBAYES_NARROW(2, 2, 2) : SPINBAYES_NARROW(2, 2, 1);
-    else if (stride == 1) pair ? SPINBAYES_NARROW(3, 1, 2) : SPINBAYES_NARROW(3, 1, 1);
-    else pair ? SPINBAYES_NARROW(3, 2, 2) : SPINBAYES_NARROW(3, 2, 1);
+  if (bits == 16) {
+    const auto* planes = reinterpret_cast<const std::uint16_t*>(scratch.planes.data());
+    // Two blocks of 16 output channels at a time (their 18 weight registers and the accumulators
+    // fit the 32), then one.
+    for (int block = 0; block < blocks;) {
+      const bool pair = block + 1 < blocks;
+#define SPINBAYES_NARROW(k, s, b)                                                                                  \
+  narrow_blocks<k, s, b>(planes, layout, out_h, out_w, lanes, static_cast<std::uint16_t>(keep), kept, tables, \
+                         corrections, weights.rows, block, dots)
+      if (kernel == 2 && stride == 1) pair ? SPINBAYES_NARROW(2, 1, 2) : SPINBAYES_NARROW(2, 1, 1);
+      else if (kernel == 2) pair ? SPINBAYES_NARROW(2, 2, 2) : SPINBAYES_NARROW(2, 2, 1);
+      else if (stride == 1) pair ? SPINBAYES_NARROW(3, 1, 2) : SPINBAYES_NARROW(3, 1, 1);
+      else pair ? SPINBAYES_NARROW(3, 2, 2) : SPINBAYES_NARROW(3, 2, 1);
 #undef SPINBAYES_NARROW
+      block += pair ? 2 : 1;
+    }
+    return;
+  }
+  // 32-bit lanes: two blocks at a time, as above; 64-bit lanes: one (two registers a tap).
+  const char* planes = reinterpret_cast<const char*>(scratch.planes.data());
+  for (int block = 0; block < blocks;) {
+    const bool pair = bits == 32 && block + 1 < blocks;
+#define SPINBAYES_WIDE(l, k, s, b) \
+  wide_blocks<l, k, s, b>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections, weights.rows, block, dots)
+#define SPINBAYES_WIDE_K(l, b)                                                             \
+  if (kernel == 2) stride == 1 ? SPINBAYES_WIDE(l, 2, 1, b) : SPINBAYES_WIDE(l, 2, 2, b); \
+  else stride == 1 ? SPINBAYES_WIDE(l, 3, 1, b) : SPINBAYES_WIDE(l, 3, 2, b);
+    if (bits == 64) {
+      SPINBAYES_WIDE_K(64, 1)
+    } else if (pair) {
+      SPINBAYES_WIDE_K(32, 2)
+    } else {
+      SPINBAYES_WIDE_K(32, 1)
+    }
+#undef SPINBAYES_WIDE_K
+#undef SPINBAYES_WIDE
     block += pair ? 2 : 1;
   }
 #else

@@ -1,6 +1,6 @@
 #pragma once
-// The binary convolution of a narrow map (at most 16 channels: resnet20's first stage) without
-// im2col, for inputs kept or dropped a whole channel at a time (spatial dropout, or none).
+// The binary convolution of a narrow map (at most 64 channels: one word a pixel) without im2col,
+// for inputs kept or dropped a whole channel at a time (spatial dropout, or none).
 //
 // A 144-bit patch (3x3 taps of 16 channels) fills three 64-bit words of a GEMM row, a quarter of
 // them padding, and gathering it costs as much as the product. Here the map is stored once as one
@@ -11,7 +11,8 @@
 // inputs: 512 binary MACs per three instructions, what the popcount roof does on 64-bit lanes, and
 // the weights of a block of 16 output channels stay in registers. With stride 2 the plane is split
 // into its four phases (even and odd rows and columns), so that neighbouring outputs read
-// neighbouring words of one phase.
+// neighbouring words of one phase. Maps of 17 to 64 channels take one pixel per lane of 32 or 64
+// bits the same way (VPOPCNTD, VPOPCNTQ): a 288- or 576-bit patch is never gathered either.
 //
 // A tap in the zero padding reads 0 and so counts popcount(w AND keep) mismatches that are not
 // there. So a pixel's dot is its base less 2 x the mismatches counted, where the base of its
@@ -28,23 +29,24 @@ namespace spinbayes {
 
 // Buffers of narrow_conv, kept from call to call.
 struct NarrowConvScratch {
-  std::vector<std::uint16_t> planes;  // the padded map, or its four phases (stride 2)
-  // The weights as the kernel reads them: per block of 16 output channels and tap, 16 lanes of
-  // w | w << 16; and the weight bits they were made from (they are remade when those change).
+  std::vector<BitWord> planes;  // the padded map, or its four phases (stride 2), as raw words
+  // The weights as the kernel reads them (per block of 16 output channels and tap, 16 lanes), and
+  // the weight bits they were made from (they are remade when those change).
   std::vector<std::uint32_t> lanes;
   BitMatrix lanes_of;
   int lanes_channels = -1, lanes_kernel = -1;
   std::vector<std::int32_t> corrections;  // rectangle x 16 lanes, for one block of output channels
 };
 
-// Can narrow_conv run this convolution on this CPU (AVX-512 BITALG)? At most 16 channels (one
-// word per pixel), a kernel of at most 3, stride 1 or 2.
+// Can narrow_conv run this convolution on this CPU (AVX-512 BITALG, VPOPCNTDQ and VNNI)? At most 64
+// channels (one word a pixel), a kernel of at most 3, stride 1 or 2.
 bool narrow_conv_runs(int channels, int kernel, int stride);
 
 // The dots of channel_masked_conv (channel_conv.h): dots[pix * O + oc], O = weights.rows, for a
-// map of at most 16 channels whose own keep is empty (bits past its channels are ignored), input
+// map of at most 64 channels whose own keep is empty (bits past its channels are ignored), input
 // channel c present iff bit c of channel_keep is set (one word; empty = every channel). `tables`
-// are this geometry's (channel_conv.cpp makes them). Requires narrow_conv_runs.
+// are this geometry's (channel_conv.cpp makes them; a 1x1 kernel, without padding, needs none).
+// Requires narrow_conv_runs.
 void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride, int padding,
                  const BitMatrix& weights, const ConvTables& tables, NarrowConvScratch& scratch, std::int32_t* dots);
 
