@@ -26,6 +26,11 @@ struct KeepRows {
 struct PackedOperand {
   int rows = 0, words = 0, padded_rows = 0;
   std::vector<BitWord> data;  // words x padded_rows, zero rows past `rows`
+  // The same weights as the narrow convolution reads them (narrow_conv.h: pack_narrow_lanes), for
+  // a convolution of narrow_channels channels and a narrow_kernel x narrow_kernel kernel; empty
+  // when not laid out so.
+  std::vector<std::uint32_t> narrow_lanes;
+  int narrow_channels = 0, narrow_kernel = 0;
 };
 PackedOperand pack_operand(const BitMatrix& b);
 

@@ -151,7 +151,7 @@ void channel_masked_dots(const BinaryMap& map, std::span<const BitWord> channel_
   const ConvTables& t = kernel == 1 ? no_tables
                                     : tables_for(ConvGeometry{map.height, map.width, map.channels, kernel, stride, padding},
                                                  out_h, out_w, scratch);
-  narrow_conv(map, channel_keep, kernel, stride, padding, weights, t, scratch.narrow, dots);
+  narrow_conv(map, channel_keep, kernel, stride, padding, weights, packed_weights, t, scratch.narrow, dots);
 }
 
 void channel_masked_conv_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel,

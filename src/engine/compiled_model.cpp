@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "engine/narrow_conv.h"
 #include "engine/threshold.h"
 
 namespace spinbayes {
@@ -55,6 +56,7 @@ CompiledModel::CompiledModel(const ModelIR& ir) : spec_(ir.spec) {
     } else {
       layer.weights = pack_weights(src.weights.data(), src.shape.out_channels, c, layer.kernel);
       layer.packed_weights = pack_operand(layer.weights);
+      if (narrow_conv_runs(c, layer.kernel, layer.stride)) pack_narrow_lanes(layer.weights, c, layer.kernel, layer.packed_weights);
     }
     const bool shortcut = src.shape.shortcut >= 0;
     std::vector<FoldedThreshold> low;  // a residual block's threshold for shortcut bit 0

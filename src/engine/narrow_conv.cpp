@@ -26,27 +26,37 @@ BitWord bits_at(const BitWord* row, int offset, int n) {
   return n == kBitsPerWord ? v : v & ((BitWord{1} << n) - 1);
 }
 
-// The weights as the kernel reads them, remade only when they change. Per block of 16 output
-// channels and tap, 16 lanes: 16-bit maps w | w << 16 (32 bits a lane), 32-bit maps w, 64-bit
-// maps w as two 32-bit halves (two registers of 8 lanes).
-void make_lanes(const BitMatrix& weights, int channels, int kernel, NarrowConvScratch& s) {
-  if (s.lanes_channels == channels && s.lanes_kernel == kernel && s.lanes_of.rows == weights.rows &&
-      s.lanes_of.bits == weights.bits && s.lanes_of.data == weights.data)
-    return;
+// The weights as the kernels read them. Per block of 16 output channels and tap, 16 lanes:
+// 16-bit maps w | w << 16 (32 bits a lane), 32-bit maps w, 64-bit maps w as two 32-bit halves
+// (two registers of 8 lanes).
+void lay_out_lanes(const BitMatrix& weights, int channels, int kernel, std::vector<std::uint32_t>& lanes) {
   const int taps = kernel * kernel, blocks = (weights.rows + kLanes - 1) / kLanes, bits = lane_bits(channels);
   const int per_lane = bits == 64 ? 2 : 1;  // 32-bit words a lane
-  s.lanes.assign(static_cast<std::size_t>(blocks) * taps * kLanes * per_lane, 0);
+  lanes.assign(static_cast<std::size_t>(blocks) * taps * kLanes * per_lane, 0);
   for (int oc = 0; oc < weights.rows; ++oc)
     for (int t = 0; t < taps; ++t) {
       const BitWord w = bits_at(weights.row(oc), t * channels, channels);
-      std::uint32_t* lane = s.lanes.data() + ((static_cast<std::size_t>(oc / kLanes) * taps + t) * kLanes + oc % kLanes) * per_lane;
+      std::uint32_t* lane = lanes.data() + ((static_cast<std::size_t>(oc / kLanes) * taps + t) * kLanes + oc % kLanes) * per_lane;
       if (bits == 16) lane[0] = static_cast<std::uint32_t>(w | w << 16);
       else if (bits == 32) lane[0] = static_cast<std::uint32_t>(w);
       else lane[0] = static_cast<std::uint32_t>(w), lane[1] = static_cast<std::uint32_t>(w >> 32);
     }
-  s.lanes_of = weights;
-  s.lanes_channels = channels;
-  s.lanes_kernel = kernel;
+}
+
+// The lanes of `weights`: the packed operand's when it has them for this geometry, else the
+// scratch's, remade only when the weights change.
+const std::uint32_t* lanes_of(const BitMatrix& weights, const PackedOperand& packed, int channels, int kernel,
+                              NarrowConvScratch& s) {
+  if (packed.narrow_channels == channels && packed.narrow_kernel == kernel && !packed.narrow_lanes.empty())
+    return packed.narrow_lanes.data();
+  if (s.lanes_channels != channels || s.lanes_kernel != kernel || s.lanes_of.rows != weights.rows ||
+      s.lanes_of.bits != weights.bits || s.lanes_of.data != weights.data) {
+    lay_out_lanes(weights, channels, kernel, s.lanes);
+    s.lanes_of = weights;
+    s.lanes_channels = channels;
+    s.lanes_kernel = kernel;
+  }
+  return s.lanes.data();
 }
 
 // The words of a plane row (pitch), and of each phase (stride 2), in pixels.
@@ -191,7 +201,7 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
       _mm512_storeu_si512(corrections + (static_cast<std::size_t>(r) * B + b) * kLanes, c);
     }
   }
-  // -2 x the low or the high word of each lane, as 32 bits (VPMADDWD).
+  // -2 x the low or the high word of each lane added to the 32-bit base (VPDPWSSD).
   const __m512i minus2_low = _mm512_set1_epi32(0x0000FFFE), minus2_high = _mm512_set1_epi32(static_cast<int>(0xFFFE0000u));
   const std::int32_t* rectangle_of = tables.keep_index.data();
   for (int oy = 0; oy < out_h; ++oy) {
@@ -221,16 +231,14 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
       const std::int32_t* base_lo = corrections + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
       for (int b = 0; b < B; ++b) {
         std::int32_t* out = dots + pix * out_c + (block + b) * kLanes;
-        const __m512i lo = _mm512_add_epi32(_mm512_madd_epi16(mismatches[b], minus2_low),
-                                            _mm512_loadu_si512(base_lo + b * kLanes));
+        const __m512i lo = _mm512_dpwssd_epi32(_mm512_loadu_si512(base_lo + b * kLanes), mismatches[b], minus2_low);
         _mm512_mask_storeu_epi32(out, lanes_out[b], lo);
       }
       if (ox + 1 < out_w) {
         const std::int32_t* base_hi = corrections + static_cast<std::size_t>(rectangle_of[pix + 1]) * B * kLanes;
         for (int b = 0; b < B; ++b) {
           std::int32_t* out = dots + (pix + 1) * out_c + (block + b) * kLanes;
-          const __m512i hi = _mm512_add_epi32(_mm512_madd_epi16(mismatches[b], minus2_high),
-                                              _mm512_loadu_si512(base_hi + b * kLanes));
+          const __m512i hi = _mm512_dpwssd_epi32(_mm512_loadu_si512(base_hi + b * kLanes), mismatches[b], minus2_high);
           _mm512_mask_storeu_epi32(out, lanes_out[b], hi);
         }
       }
@@ -442,8 +450,18 @@ bool narrow_conv_runs(int channels, int kernel, int stride) {
 #endif
 }
 
+void pack_narrow_lanes(const BitMatrix& weights, int channels, int kernel, PackedOperand& packed) {
+  if (channels < 1 || channels > kBitsPerWord || kernel < 1 || weights.bits != kernel * kernel * channels)
+    throw Error("pack_narrow_lanes: " + std::to_string(weights.bits) + " weight bits are not a " + std::to_string(kernel) +
+                "x" + std::to_string(kernel) + " kernel over " + std::to_string(channels) + " channels");
+  lay_out_lanes(weights, channels, kernel, packed.narrow_lanes);
+  packed.narrow_channels = channels;
+  packed.narrow_kernel = kernel;
+}
+
 void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride, int padding,
-                 const BitMatrix& weights, const ConvTables& tables, NarrowConvScratch& scratch, std::int32_t* dots) {
+                 const BitMatrix& weights, const PackedOperand& packed, const ConvTables& tables,
+                 NarrowConvScratch& scratch, std::int32_t* dots) {
   const int c = map.channels;
   if (!narrow_conv_runs(c, kernel, stride))
     throw Error("narrow_conv: a " + std::to_string(kernel) + "x" + std::to_string(kernel) + " stride " +
@@ -460,9 +478,8 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
   const BitWord all = c == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << c) - 1;
   const BitWord keep = channel_keep.empty() ? all : channel_keep[0] & all;
   const int kept = kernel * kernel * std::popcount(keep);
-  make_lanes(weights, c, kernel, scratch);
+  const std::uint32_t* lanes = lanes_of(weights, packed, c, kernel, scratch);
   const int bits = lane_bits(c);
-  const std::uint32_t* lanes = scratch.lanes.data();
   const int blocks = (weights.rows + kLanes - 1) / kLanes;
   if (kernel == 1) {
     const bool full = weights.rows % (bits == 16 ? kLanes : 512 / bits) == 0;

@@ -22,6 +22,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/bgemm.h"
 #include "engine/bit_matrix.h"
 #include "engine/conv_tables.h"
 
@@ -38,6 +39,10 @@ struct NarrowConvScratch {
   std::vector<std::int32_t> corrections;  // rectangle x 16 lanes, for one block of output channels
 };
 
+// Lays out a convolution's weights (kernel x kernel taps of `channels`) as narrow_conv reads
+// them, into packed.narrow_lanes: once for a layer rather than on every call.
+void pack_narrow_lanes(const BitMatrix& weights, int channels, int kernel, PackedOperand& packed);
+
 // Can narrow_conv run this convolution on this CPU (AVX-512 BITALG, VPOPCNTDQ and VNNI)? At most 64
 // channels (one word a pixel), a kernel of at most 3, stride 1 or 2.
 bool narrow_conv_runs(int channels, int kernel, int stride);
@@ -47,7 +52,10 @@ bool narrow_conv_runs(int channels, int kernel, int stride);
 // channel c present iff bit c of channel_keep is set (one word; empty = every channel). `tables`
 // are this geometry's (channel_conv.cpp makes them; a 1x1 kernel, without padding, needs none).
 // Requires narrow_conv_runs.
+// The weights' lanes come from `packed` when it holds them for this geometry, else from the
+// scratch (laid out there when the weights change).
 void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, int kernel, int stride, int padding,
-                 const BitMatrix& weights, const ConvTables& tables, NarrowConvScratch& scratch, std::int32_t* dots);
+                 const BitMatrix& weights, const PackedOperand& packed, const ConvTables& tables,
+                 NarrowConvScratch& scratch, std::int32_t* dots);
 
 }  // namespace spinbayes

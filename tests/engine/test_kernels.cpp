@@ -458,6 +458,14 @@ TEST(ChannelMaskedConv, DotsAloneMatchTheNaiveConvolution) {
       // The path it took: the narrow kernel keeps the weights it laid out.
       EXPECT_EQ(scratch.narrow.lanes_of.rows == packed.rows && scratch.narrow.lanes_of.data == packed.data, narrow);
       narrow_calls += narrow ? 1 : 0;
+      // The same with the lanes laid out once in the packed operand, as a compiled layer has them.
+      if (narrow) {
+        PackedOperand with_lanes = pack_operand(packed);
+        pack_narrow_lanes(packed, c, k, with_lanes);
+        std::fill(dots.begin(), dots.end(), -12345);
+        channel_masked_dots(signs_only, channel_keep, k, stride, pad, packed, with_lanes, scratch, dots.data());
+        ASSERT_EQ(dots, naive);
+      }
     }
   }
   // On a CPU with BITALG most trials are narrow; elsewhere none is, and the dots came from the
