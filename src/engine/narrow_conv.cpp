@@ -161,6 +161,33 @@ SPINBAYES_AVX512_BITALG PlaneLayout fill_planes(const BinaryMap& map, BitWord ke
   return layout;
 }
 
+// Per rectangle of in-map taps and block of 16 output channels, the dot of a pixel without
+// mismatches: its taps inside x the channels kept, plus 2 x the weight counts (popcount of the
+// masked weights, int32 lanes) of the taps outside it, since a padded tap reads 0 and the kernel
+// takes those counts for mismatches. Written to bases[(rectangle * B + block) * 16].
+template <int K, int B>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) void write_bases(const ConvTables& tables, int kept,
+                                                                              const __m512i (&weight_count)[B][K * K],
+                                                                              std::int32_t* bases) {
+  constexpr int kTaps = K * K;
+  const int x_classes = static_cast<int>(tables.x_ranges.size());
+  const int rectangles = static_cast<int>(tables.y_ranges.size()) * x_classes;
+  for (int r = 0; r < rectangles; ++r) {
+    const TapRange ry = tables.y_ranges[static_cast<std::size_t>(r / x_classes)];
+    const TapRange rx = tables.x_ranges[static_cast<std::size_t>(r % x_classes)];
+    for (int b = 0; b < B; ++b) {
+      __m512i c = _mm512_set1_epi32((ry.hi - ry.lo) * (rx.hi - rx.lo) * (kept / kTaps));
+      for (int t = 0; t < kTaps; ++t) {
+        const int ky = t / K, kx = t % K;
+        if (ky < ry.lo || ky >= ry.hi || kx < rx.lo || kx >= rx.hi) {
+          c = _mm512_add_epi32(c, _mm512_add_epi32(weight_count[b][t], weight_count[b][t]));
+        }
+      }
+      _mm512_storeu_si512(bases + (static_cast<std::size_t>(r) * B + b) * kLanes, c);
+    }
+  }
+}
+
 // The dots of B blocks of up to 16 output channels from `block` on, two output pixels per lane;
 // the blocks share each word they read.
 template <int K, int S, int B>
@@ -182,25 +209,7 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
       weight_count[b][t] = _mm512_and_si512(_mm512_popcnt_epi16(w[b][t]), _mm512_set1_epi32(0xFFFF));
     }
   }
-  // Per rectangle of in-map taps, the dot of a pixel without mismatches: its taps inside x the
-  // channels kept, plus 2 x the weight counts of the taps outside it (a padded tap reads 0, which
-  // the count below takes for mismatches).
-  const int x_classes = static_cast<int>(tables.x_ranges.size());
-  const int rectangles = static_cast<int>(tables.y_ranges.size()) * x_classes;
-  for (int r = 0; r < rectangles; ++r) {
-    const TapRange ry = tables.y_ranges[static_cast<std::size_t>(r / x_classes)];
-    const TapRange rx = tables.x_ranges[static_cast<std::size_t>(r % x_classes)];
-    for (int b = 0; b < B; ++b) {
-      __m512i c = _mm512_set1_epi32((ry.hi - ry.lo) * (rx.hi - rx.lo) * (kept / kTaps));
-      for (int t = 0; t < kTaps; ++t) {
-        const int ky = t / K, kx = t % K;
-        if (ky < ry.lo || ky >= ry.hi || kx < rx.lo || kx >= rx.hi) {
-          c = _mm512_add_epi32(c, _mm512_add_epi32(weight_count[b][t], weight_count[b][t]));
-        }
-      }
-      _mm512_storeu_si512(corrections + (static_cast<std::size_t>(r) * B + b) * kLanes, c);
-    }
-  }
+  write_bases<K, B>(tables, kept, weight_count, corrections);
   // -2 x the low or the high word of each lane added to the 32-bit base (VPDPWSSD).
   const __m512i minus2_low = _mm512_set1_epi32(0x0000FFFE), minus2_high = _mm512_set1_epi32(static_cast<int>(0xFFFE0000u));
   const std::int32_t* rectangle_of = tables.keep_index.data();
@@ -379,26 +388,14 @@ SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& 
         w[b][t][r] = _mm512_and_si512(
             _mm512_loadu_si512(lanes + ((static_cast<std::size_t>(block + b) * kTaps + t) * kLanes + r * 8) * kRegs), both);
   }
-  // Per rectangle of in-map taps, the dot of a pixel without mismatches (as in narrow_blocks).
-  const int x_classes = static_cast<int>(tables.x_ranges.size());
-  const int rectangles = static_cast<int>(tables.y_ranges.size()) * x_classes;
-  for (int r = 0; r < rectangles; ++r) {
-    const TapRange ry = tables.y_ranges[static_cast<std::size_t>(r / x_classes)];
-    const TapRange rx = tables.x_ranges[static_cast<std::size_t>(r % x_classes)];
-    for (int b = 0; b < B; ++b) {
-      __m512i c = _mm512_set1_epi32((ry.hi - ry.lo) * (rx.hi - rx.lo) * (kept / kTaps));
-      for (int t = 0; t < kTaps; ++t) {
-        const int ky = t / K, kx = t % K;
-        if (ky < ry.lo || ky >= ry.hi || kx < rx.lo || kx >= rx.hi) {
-          __m512i counts[kRegs];
-          for (int q = 0; q < kRegs; ++q) counts[q] = lane_popcount<L>(w[b][t][q]);
-          const __m512i outside = block_dwords<L>(counts, low_dwords);
-          c = _mm512_add_epi32(c, _mm512_add_epi32(outside, outside));
-        }
-      }
-      _mm512_storeu_si512(corrections + (static_cast<std::size_t>(r) * B + b) * kLanes, c);
+  __m512i weight_count[B][kTaps];  // popcount(w AND keep) per output channel, as int32 lanes
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < kTaps; ++t) {
+      __m512i counts[kRegs];
+      for (int q = 0; q < kRegs; ++q) counts[q] = lane_popcount<L>(w[b][t][q]);
+      weight_count[b][t] = block_dwords<L>(counts, low_dwords);
     }
-  }
+  write_bases<K, B>(tables, kept, weight_count, corrections);
   const std::int32_t* rectangle_of = tables.keep_index.data();
   for (int oy = 0; oy < out_h; ++oy) {
     const char* rows[K][2];

@@ -352,6 +352,48 @@ TEST(Bgemm, MatchesReferenceOnConvShapes) {
   expect_bgemm_matches_reference(rng, 3, 10, 4096, 0.9);
 }
 
+// A random convolution under channel masks for the channel-masked tests: a map of `c` channels
+// (h, w up to max_size; stray bits set past the channels in its words and in the mask, which must
+// not count), its channel keep (empty unless masked), o output channels of random +-1 weights.
+struct ChannelConvCase {
+  int c = 0, k = 0, stride = 0, pad = 0, h = 0, w = 0, o = 0;
+  bool masked = false;
+  TestMap m{};
+  std::vector<BitWord> channel_keep{};
+  std::vector<std::int8_t> weights{};
+  BinaryMap signs_only{};
+  std::string trace(int trial) const {
+    return "trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
+           " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " map " + std::to_string(h) + "x" +
+           std::to_string(w) + " o=" + std::to_string(o) + (masked ? " masked" : "");
+  }
+};
+
+ChannelConvCase channel_conv_case(std::mt19937_64& rng, int c, int k, int stride, int pad, int max_size, int max_out,
+                                  bool masked) {
+  ChannelConvCase t{.c = c, .k = k, .stride = stride, .pad = pad, .masked = masked};
+  do {
+    t.h = 1 + pick(rng, max_size);
+    t.w = 1 + pick(rng, max_size);
+  } while (t.h + 2 * pad < k || t.w + 2 * pad < k);
+  t.o = 1 + pick(rng, max_out);
+  t.m = random_map(rng, c, t.h, t.w, masked ? KeepMode::kChannel : KeepMode::kNone);
+  if (masked) {
+    t.channel_keep.assign(static_cast<std::size_t>(words_for_bits(c)), 0);
+    for (int ch = 0; ch < c; ++ch)
+      if (t.m.keep[static_cast<std::size_t>(ch)] != 0) t.channel_keep[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
+    if (c % kBitsPerWord != 0) t.channel_keep.back() |= ~BitWord{0} << (c % kBitsPerWord);
+  }
+  t.weights.resize(static_cast<std::size_t>(t.o) * c * k * k);
+  for (auto& v : t.weights) v = pick(rng, 2) ? 1 : -1;
+  t.signs_only = t.m.bits;
+  t.signs_only.keep = BitMatrix();
+  if (c % kBitsPerWord != 0)
+    for (int r = 0; r < t.signs_only.signs.rows; ++r)
+      t.signs_only.signs.row(r)[t.signs_only.signs.words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
+  return t;
+}
+
 // The channel-masked convolution (keep rows laid out per rectangle of taps) against the plain
 // path and the naive convolution, over random geometries, channel counts on and off
 // the byte-copying path, with and without a mask; one scratch reused across shapes.
@@ -361,36 +403,14 @@ TEST(ChannelMaskedConv, MatchesThePlainPathAndTheNaiveConvolution) {
   ChannelConvScratch scratch;
   for (int trial = 0; trial < 160; ++trial) {
     const int c = pick(rng, kChannels), k = 1 + 2 * pick(rng, 3), stride = 1 + pick(rng, 2), pad = pick(rng, 3);
-    int h, w;
-    do {
-      h = 1 + pick(rng, 14);
-      w = 1 + pick(rng, 14);
-    } while (h + 2 * pad < k || w + 2 * pad < k);
-    const int o = 1 + pick(rng, 70);
-    const bool masked = trial % 4 != 0;
-    SCOPED_TRACE("trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
-                 " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " map " +
-                 std::to_string(h) + "x" + std::to_string(w) + " o=" + std::to_string(o) +
-                 (masked ? " masked" : ""));
-    TestMap m = random_map(rng, c, h, w, masked ? KeepMode::kChannel : KeepMode::kNone);
-    std::vector<BitWord> channel_keep;
-    if (masked) {
-      channel_keep.assign(static_cast<std::size_t>(words_for_bits(c)), 0);
-      for (int ch = 0; ch < c; ++ch)
-        if (m.keep[static_cast<std::size_t>(ch)] != 0) channel_keep[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
-      // Bits past the channels in the mask must not count.
-      if (c % kBitsPerWord != 0) channel_keep.back() |= ~BitWord{0} << (c % kBitsPerWord);
-    }
-    std::vector<std::int8_t> weights(static_cast<std::size_t>(o) * c * k * k);
-    for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
-    const BitMatrix packed = pack_weights(weights.data(), o, c, k);
-    const std::vector<std::int32_t> naive = naive_conv(m, weights, o, k, stride, pad);
-
-    BinaryMap signs_only = m.bits;
-    signs_only.keep = BitMatrix();
-    // Stray bits past the channels (a map's rows are whole words) must not count.
-    if (c % kBitsPerWord != 0)
-      for (int r = 0; r < signs_only.signs.rows; ++r) signs_only.signs.row(r)[signs_only.signs.words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
+    ChannelConvCase t = channel_conv_case(rng, c, k, stride, pad, 14, 70, trial % 4 != 0);
+    SCOPED_TRACE(t.trace(trial));
+    const int o = t.o;
+    const bool masked = t.masked;
+    std::vector<BitWord>& channel_keep = t.channel_keep;
+    const BinaryMap& signs_only = t.signs_only;
+    const BitMatrix packed = pack_weights(t.weights.data(), o, c, k);
+    const std::vector<std::int32_t> naive = naive_conv(t.m, t.weights, o, k, stride, pad);
     std::vector<std::int32_t> plain(naive.size(), -12345), fast(naive.size(), -12345);
     channel_masked_conv_reference(signs_only, channel_keep, k, stride, pad, packed, plain.data());
     ASSERT_EQ(plain, naive);
@@ -421,38 +441,17 @@ TEST(ChannelMaskedConv, DotsAloneMatchTheNaiveConvolution) {
   int narrow_calls = 0;
   for (int trial = 0; trial < 300; ++trial) {
     const int c = pick(rng, kChannels), k = 1 + pick(rng, 3), stride = 1 + pick(rng, 2), pad = pick(rng, k);
-    int h, w;
-    do {
-      h = 1 + pick(rng, 30);
-      w = 1 + pick(rng, 30);
-    } while (h + 2 * pad < k || w + 2 * pad < k);
-    const int o = 1 + pick(rng, 40);
-    const bool masked = trial % 4 != 0;
-    SCOPED_TRACE("trial " + std::to_string(trial) + ": c=" + std::to_string(c) + " k=" + std::to_string(k) +
-                 " stride=" + std::to_string(stride) + " pad=" + std::to_string(pad) + " map " +
-                 std::to_string(h) + "x" + std::to_string(w) + " o=" + std::to_string(o) +
-                 (masked ? " masked" : ""));
-    TestMap m = random_map(rng, c, h, w, masked ? KeepMode::kChannel : KeepMode::kNone);
-    std::vector<BitWord> channel_keep;
-    if (masked) {
-      channel_keep.assign(static_cast<std::size_t>(words_for_bits(c)), 0);
-      for (int ch = 0; ch < c; ++ch)
-        if (m.keep[static_cast<std::size_t>(ch)] != 0) channel_keep[ch / kBitsPerWord] |= BitWord{1} << (ch % kBitsPerWord);
-      if (c % kBitsPerWord != 0) channel_keep.back() |= ~BitWord{0} << (c % kBitsPerWord);
-    }
-    std::vector<std::int8_t> weights(static_cast<std::size_t>(o) * c * k * k);
-    for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
-    BinaryMap signs_only = m.bits;
-    signs_only.keep = BitMatrix();
-    if (c % kBitsPerWord != 0)
-      for (int r = 0; r < signs_only.signs.rows; ++r) signs_only.signs.row(r)[signs_only.signs.words - 1] |= ~BitWord{0} << (c % kBitsPerWord);
+    ChannelConvCase t = channel_conv_case(rng, c, k, stride, pad, 30, 40, trial % 4 != 0);
+    SCOPED_TRACE(t.trace(trial));
+    const int o = t.o;
+    std::vector<std::int8_t>& weights = t.weights;
     for (int round = 0; round < 2; ++round) {
       // The second round flips one weight: the same scratch must not run the old lanes.
       if (round == 1) weights[static_cast<std::size_t>(pick(rng, static_cast<int>(weights.size())))] *= -1;
       const BitMatrix packed = pack_weights(weights.data(), o, c, k);
-      const std::vector<std::int32_t> naive = naive_conv(m, weights, o, k, stride, pad);
+      const std::vector<std::int32_t> naive = naive_conv(t.m, weights, o, k, stride, pad);
       std::vector<std::int32_t> dots(naive.size(), -12345);
-      channel_masked_dots(signs_only, channel_keep, k, stride, pad, packed, pack_operand(packed), scratch, dots.data());
+      channel_masked_dots(t.signs_only, t.channel_keep, k, stride, pad, packed, pack_operand(packed), scratch, dots.data());
       ASSERT_EQ(dots, naive);
       const bool narrow = narrow_conv_runs(c, k, stride);
       // The path it took: the narrow kernel keeps the weights it laid out.
@@ -463,7 +462,7 @@ TEST(ChannelMaskedConv, DotsAloneMatchTheNaiveConvolution) {
         PackedOperand with_lanes = pack_operand(packed);
         pack_narrow_lanes(packed, c, k, with_lanes);
         std::fill(dots.begin(), dots.end(), -12345);
-        channel_masked_dots(signs_only, channel_keep, k, stride, pad, packed, with_lanes, scratch, dots.data());
+        channel_masked_dots(t.signs_only, t.channel_keep, k, stride, pad, packed, with_lanes, scratch, dots.data());
         ASSERT_EQ(dots, naive);
       }
     }
