@@ -161,6 +161,14 @@ SPINBAYES_AVX512_BITALG PlaneLayout fill_planes(const BinaryMap& map, BitWord ke
   return layout;
 }
 
+// Stores 16 dots; kFull: every block of the call has 16 output channels, so no mask (a masked
+// 512-bit store costs several times a plain one on some cores).
+template <bool kFull>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) void store_dots(std::int32_t* at, __mmask16 lanes, __m512i dots) {
+  if constexpr (kFull) _mm512_storeu_si512(at, dots);
+  else _mm512_mask_storeu_epi32(at, lanes, dots);
+}
+
 // Per rectangle of in-map taps and block of 16 output channels, the dot of a pixel without
 // mismatches: its taps inside x the channels kept, plus 2 x the weight counts (popcount of the
 // masked weights, int32 lanes) of the taps outside it, since a padded tap reads 0 and the kernel
@@ -190,7 +198,7 @@ SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) void write_bases(c
 
 // The dots of B blocks of up to 16 output channels from `block` on, two output pixels per lane;
 // the blocks share each word they read.
-template <int K, int S, int B>
+template <int K, int S, int B, bool kFull>
 SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const PlaneLayout& layout, int out_h,
                                            int out_w, const std::uint32_t* lanes, std::uint16_t keep, int kept,
                                            const ConvTables& tables, std::int32_t* corrections, int out_c, int block,
@@ -241,14 +249,14 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
       for (int b = 0; b < B; ++b) {
         std::int32_t* out = dots + pix * out_c + (block + b) * kLanes;
         const __m512i lo = _mm512_dpwssd_epi32(_mm512_loadu_si512(base_lo + b * kLanes), mismatches[b], minus2_low);
-        _mm512_mask_storeu_epi32(out, lanes_out[b], lo);
+        store_dots<kFull>(out, lanes_out[b], lo);
       }
       if (ox + 1 < out_w) {
         const std::int32_t* base_hi = corrections + static_cast<std::size_t>(rectangle_of[pix + 1]) * B * kLanes;
         for (int b = 0; b < B; ++b) {
           std::int32_t* out = dots + (pix + 1) * out_c + (block + b) * kLanes;
           const __m512i hi = _mm512_dpwssd_epi32(_mm512_loadu_si512(base_hi + b * kLanes), mismatches[b], minus2_high);
-          _mm512_mask_storeu_epi32(out, lanes_out[b], hi);
+          store_dots<kFull>(out, lanes_out[b], hi);
         }
       }
     }
@@ -369,7 +377,7 @@ SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i block_dwor
 // The same for maps of 17 to 64 channels: one pixel per lane of L = 32 or 64 bits (VPOPCNTD,
 // VPOPCNTQ), its word broadcast to every lane; a block of 16 output channels takes L / 32
 // registers a tap.
-template <int L, int K, int S, int B>
+template <int L, int K, int S, int B, bool kFull>
 SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& layout, int out_h, int out_w,
                                          const std::uint32_t* lanes, BitWord keep, int kept, const ConvTables& tables,
                                          std::int32_t* corrections, int out_c, int block, std::int32_t* dots) {
@@ -425,8 +433,8 @@ SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& 
       const std::int32_t* base = corrections + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
       for (int b = 0; b < B; ++b) {
         const __m512i m = block_dwords<L>(mismatches[b], low_dwords);
-        _mm512_mask_storeu_epi32(dots + pix * out_c + (block + b) * kLanes, lanes_out[b],
-                                 _mm512_sub_epi32(_mm512_loadu_si512(base + b * kLanes), _mm512_add_epi32(m, m)));
+        store_dots<kFull>(dots + pix * out_c + (block + b) * kLanes, lanes_out[b],
+                          _mm512_sub_epi32(_mm512_loadu_si512(base + b * kLanes), _mm512_add_epi32(m, m)));
       }
     }
   }
@@ -500,6 +508,7 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
                              : bits == 32 ? fill_planes<32>(map, keep, stride, padding, scratch.planes)
                                           : fill_planes<64>(map, keep, stride, padding, scratch.planes);
   const int rectangles = static_cast<int>(tables.y_ranges.size() * tables.x_ranges.size());
+  const bool full = weights.rows % kLanes == 0;  // every block has 16 output channels
   scratch.corrections.resize(static_cast<std::size_t>(rectangles) * 2 * kLanes);
   std::int32_t* corrections = scratch.corrections.data();
   if (bits == 16) {
@@ -508,9 +517,11 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
     // fit the 32), then one.
     for (int block = 0; block < blocks;) {
       const bool pair = block + 1 < blocks;
-#define SPINBAYES_NARROW(k, s, b)                                                                                  \
-  narrow_blocks<k, s, b>(planes, layout, out_h, out_w, lanes, static_cast<std::uint16_t>(keep), kept, tables, \
-                         corrections, weights.rows, block, dots)
+#define SPINBAYES_NARROW(k, s, b)                                                                        \
+  full ? narrow_blocks<k, s, b, true>(planes, layout, out_h, out_w, lanes, static_cast<std::uint16_t>(keep), kept, \
+                                      tables, corrections, weights.rows, block, dots)                              \
+       : narrow_blocks<k, s, b, false>(planes, layout, out_h, out_w, lanes, static_cast<std::uint16_t>(keep), kept, \
+                                       tables, corrections, weights.rows, block, dots)
       if (kernel == 2 && stride == 1) pair ? SPINBAYES_NARROW(2, 1, 2) : SPINBAYES_NARROW(2, 1, 1);
       else if (kernel == 2) pair ? SPINBAYES_NARROW(2, 2, 2) : SPINBAYES_NARROW(2, 2, 1);
       else if (stride == 1) pair ? SPINBAYES_NARROW(3, 1, 2) : SPINBAYES_NARROW(3, 1, 1);
@@ -524,8 +535,11 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
   const char* planes = reinterpret_cast<const char*>(scratch.planes.data());
   for (int block = 0; block < blocks;) {
     const bool pair = bits == 32 && block + 1 < blocks;
-#define SPINBAYES_WIDE(l, k, s, b) \
-  wide_blocks<l, k, s, b>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections, weights.rows, block, dots)
+#define SPINBAYES_WIDE(l, k, s, b)                                                                                  \
+  full ? wide_blocks<l, k, s, b, true>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections, weights.rows, \
+                                       block, dots)                                                                      \
+       : wide_blocks<l, k, s, b, false>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections,             \
+                                        weights.rows, block, dots)
 #define SPINBAYES_WIDE_K(l, b)                                                             \
   if (kernel == 2) stride == 1 ? SPINBAYES_WIDE(l, 2, 1, b) : SPINBAYES_WIDE(l, 2, 2, b); \
   else stride == 1 ? SPINBAYES_WIDE(l, 3, 1, b) : SPINBAYES_WIDE(l, 3, 2, b);
