@@ -201,7 +201,7 @@ SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) void write_bases(c
 template <int K, int S, int B, bool kFull>
 SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const PlaneLayout& layout, int out_h,
                                            int out_w, const std::uint32_t* lanes, std::uint16_t keep, int kept,
-                                           const ConvTables& tables, std::int32_t* corrections, int out_c, int block,
+                                           const ConvTables& tables, std::int32_t* bases, int out_c, int block,
                                            std::int32_t* dots) {
   constexpr int kTaps = K * K;
   const __m512i both = _mm512_set1_epi32(static_cast<int>(keep | static_cast<std::uint32_t>(keep) << 16));
@@ -217,7 +217,7 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
       weight_count[b][t] = _mm512_and_si512(_mm512_popcnt_epi16(w[b][t]), _mm512_set1_epi32(0xFFFF));
     }
   }
-  write_bases<K, B>(tables, kept, weight_count, corrections);
+  write_bases<K, B>(tables, kept, weight_count, bases);
   // -2 x the low or the high word of each lane added to the 32-bit base (VPDPWSSD).
   const __m512i minus2_low = _mm512_set1_epi32(0x0000FFFE), minus2_high = _mm512_set1_epi32(static_cast<int>(0xFFFE0000u));
   const std::int32_t* rectangle_of = tables.keep_index.data();
@@ -245,14 +245,14 @@ SPINBAYES_AVX512_BITALG void narrow_blocks(const std::uint16_t* planes, const Pl
           mismatches[b] = _mm512_add_epi16(mismatches[b], _mm512_popcnt_epi16(_mm512_xor_si512(x, w[b][t])));
       }
       const std::size_t pix = first + static_cast<std::size_t>(ox);
-      const std::int32_t* base_lo = corrections + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
+      const std::int32_t* base_lo = bases + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
       for (int b = 0; b < B; ++b) {
         std::int32_t* out = dots + pix * out_c + (block + b) * kLanes;
         const __m512i lo = _mm512_dpwssd_epi32(_mm512_loadu_si512(base_lo + b * kLanes), mismatches[b], minus2_low);
         store_dots<kFull>(out, lanes_out[b], lo);
       }
       if (ox + 1 < out_w) {
-        const std::int32_t* base_hi = corrections + static_cast<std::size_t>(rectangle_of[pix + 1]) * B * kLanes;
+        const std::int32_t* base_hi = bases + static_cast<std::size_t>(rectangle_of[pix + 1]) * B * kLanes;
         for (int b = 0; b < B; ++b) {
           std::int32_t* out = dots + (pix + 1) * out_c + (block + b) * kLanes;
           const __m512i hi = _mm512_dpwssd_epi32(_mm512_loadu_si512(base_hi + b * kLanes), mismatches[b], minus2_high);
@@ -380,7 +380,7 @@ SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i block_dwor
 template <int L, int K, int S, int B, bool kFull>
 SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& layout, int out_h, int out_w,
                                          const std::uint32_t* lanes, BitWord keep, int kept, const ConvTables& tables,
-                                         std::int32_t* corrections, int out_c, int block, std::int32_t* dots) {
+                                         std::int32_t* bases, int out_c, int block, std::int32_t* dots) {
   constexpr int kTaps = K * K, kRegs = L / 32;
   using Word = std::conditional_t<L == 32, std::uint32_t, std::uint64_t>;
   const __m512i both = L == 32 ? _mm512_set1_epi32(static_cast<int>(keep)) : _mm512_set1_epi64(static_cast<long long>(keep));
@@ -403,7 +403,7 @@ SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& 
       for (int q = 0; q < kRegs; ++q) counts[q] = lane_popcount<L>(w[b][t][q]);
       weight_count[b][t] = block_dwords<L>(counts, low_dwords);
     }
-  write_bases<K, B>(tables, kept, weight_count, corrections);
+  write_bases<K, B>(tables, kept, weight_count, bases);
   const std::int32_t* rectangle_of = tables.keep_index.data();
   for (int oy = 0; oy < out_h; ++oy) {
     const char* rows[K][2];
@@ -430,7 +430,7 @@ SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& 
             mismatches[b][r] = lane_add<L>(mismatches[b][r], lane_popcount<L>(_mm512_xor_si512(x, w[b][t][r])));
       }
       const std::size_t pix = first + static_cast<std::size_t>(ox);
-      const std::int32_t* base = corrections + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
+      const std::int32_t* base = bases + static_cast<std::size_t>(rectangle_of[pix]) * B * kLanes;
       for (int b = 0; b < B; ++b) {
         const __m512i m = block_dwords<L>(mismatches[b], low_dwords);
         store_dots<kFull>(dots + pix * out_c + (block + b) * kLanes, lanes_out[b],
@@ -509,8 +509,8 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
                                           : fill_planes<64>(map, keep, stride, padding, scratch.planes);
   const int rectangles = static_cast<int>(tables.y_ranges.size() * tables.x_ranges.size());
   const bool full = weights.rows % kLanes == 0;  // every block has 16 output channels
-  scratch.corrections.resize(static_cast<std::size_t>(rectangles) * 2 * kLanes);
-  std::int32_t* corrections = scratch.corrections.data();
+  scratch.bases.resize(static_cast<std::size_t>(rectangles) * 2 * kLanes);
+  std::int32_t* bases = scratch.bases.data();
   if (bits == 16) {
     const auto* planes = reinterpret_cast<const std::uint16_t*>(scratch.planes.data());
     // Two blocks of 16 output channels at a time (their 18 weight registers and the accumulators
@@ -519,9 +519,9 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
       const bool pair = block + 1 < blocks;
 #define SPINBAYES_NARROW(k, s, b)                                                                        \
   full ? narrow_blocks<k, s, b, true>(planes, layout, out_h, out_w, lanes, static_cast<std::uint16_t>(keep), kept, \
-                                      tables, corrections, weights.rows, block, dots)                              \
+                                      tables, bases, weights.rows, block, dots)                              \
        : narrow_blocks<k, s, b, false>(planes, layout, out_h, out_w, lanes, static_cast<std::uint16_t>(keep), kept, \
-                                       tables, corrections, weights.rows, block, dots)
+                                       tables, bases, weights.rows, block, dots)
       if (kernel == 2 && stride == 1) pair ? SPINBAYES_NARROW(2, 1, 2) : SPINBAYES_NARROW(2, 1, 1);
       else if (kernel == 2) pair ? SPINBAYES_NARROW(2, 2, 2) : SPINBAYES_NARROW(2, 2, 1);
       else if (stride == 1) pair ? SPINBAYES_NARROW(3, 1, 2) : SPINBAYES_NARROW(3, 1, 1);
@@ -536,9 +536,9 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
   for (int block = 0; block < blocks;) {
     const bool pair = bits == 32 && block + 1 < blocks;
 #define SPINBAYES_WIDE(l, k, s, b)                                                                                  \
-  full ? wide_blocks<l, k, s, b, true>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections, weights.rows, \
+  full ? wide_blocks<l, k, s, b, true>(planes, layout, out_h, out_w, lanes, keep, kept, tables, bases, weights.rows, \
                                        block, dots)                                                                      \
-       : wide_blocks<l, k, s, b, false>(planes, layout, out_h, out_w, lanes, keep, kept, tables, corrections,             \
+       : wide_blocks<l, k, s, b, false>(planes, layout, out_h, out_w, lanes, keep, kept, tables, bases,             \
                                         weights.rows, block, dots)
 #define SPINBAYES_WIDE_K(l, b)                                                             \
   if (kernel == 2) stride == 1 ? SPINBAYES_WIDE(l, 2, 1, b) : SPINBAYES_WIDE(l, 2, 2, b); \

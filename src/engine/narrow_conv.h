@@ -36,7 +36,9 @@ struct NarrowConvScratch {
   std::vector<std::uint32_t> lanes;
   BitMatrix lanes_of;
   int lanes_channels = -1, lanes_kernel = -1;
-  std::vector<std::int32_t> corrections;  // rectangle x 16 lanes, for one block of output channels
+  // The base dot of each rectangle of in-map taps (rectangle x block x 16 lanes, for the blocks of
+  // output channels one kernel call runs).
+  std::vector<std::int32_t> bases;
 };
 
 // Lays out a convolution's weights (kernel x kernel taps of `channels`) as narrow_conv reads
