@@ -87,6 +87,10 @@ class ArrayStage {
   // the engine may compute a layer's dots without gathering patches (engine/narrow_conv.h) and
   // passes empty patch rows.
   virtual bool reads_patch_rows() const { return true; }
+  // Is sense the model's folded threshold on each exact dot (threshold_windows), recording no
+  // events? Then the engine may make a layer's decisions in its convolution's pass, never storing
+  // the dots (engine/narrow_conv.h's pointwise_signs).
+  virtual bool senses_exact_thresholds() const { return false; }
 };
 
 // What the engine runs a model on.

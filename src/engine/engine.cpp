@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "engine/bgemm.h"
 #include "engine/ideal_backend.h"
+#include "engine/narrow_conv.h"
 
 namespace spinbayes {
 
@@ -182,6 +183,55 @@ BinaryMap Engine::layer_output(int index, const std::int32_t* dots, bool dropout
   return pooled(l, std::move(signs));
 }
 
+bool Engine::fuses_sense(int index) const {
+  const EngineLayer& l = model_->layer(index);
+  return backend_.arrays->senses_exact_thresholds() && !l.shape.output && l.shape.kind == LayerSpec::Kind::conv &&
+         pointwise_signs_run(l.in_c, l.kernel, l.stride, l.padding);
+}
+
+BinaryMap Engine::channel_sample(int index, const BinaryMap& map, const MaskKey& key, bool mask, const BitMatrix* shortcut,
+                                 LayerScratch& scratch, std::int32_t* dots, LayerEvents& events) const {
+  const EngineLayer& l = model_->layer(index);
+  const ArrayStage& arrays = *backend_.arrays;
+  const int windows = l.shape.out_h * l.shape.out_w;
+  BitMatrix signs(windows, l.shape.out_channels);
+  if (fuses_sense(index)) {
+    if (l.has_shortcut() && shortcut == nullptr) throw Error("layer with a residual shortcut: no shortcut map given");
+    if (mask) {
+      backend_.masks->channel_keep(key, scratch.channel_keep, events);
+    } else {
+      scratch.channel_keep.clear();
+    }
+    const int on = mask ? 1 : 0;
+    pointwise_signs(map, scratch.channel_keep, l.stride, arrays.weights(index), arrays.packed_weights(index),
+                    l.dot_sign.data(), l.dot_bound[on].data(), l.has_shortcut() ? l.low_bound[on].data() : nullptr,
+                    l.has_shortcut() ? shortcut : nullptr, scratch.channel.narrow, signs);
+    return pooled(l, std::move(signs));
+  }
+  const PatchRows rows = channel_pass(index, map, key, mask, scratch, dots, events);
+  arrays.sense(index, rows, 0, windows, dots, mask, shortcut, signs, events);
+  return pooled(l, std::move(signs));
+}
+
+BinaryMap Engine::hidden_layer(const BinaryMap& input, const MaskKey& key, bool dropout, const BinaryMap* shortcut,
+                               LayerScratch& scratch) const {
+  const int index = key.layer;
+  const EngineLayer& l = model_->layer(index);
+  if (l.shape.output) throw Error("engine: layer " + std::to_string(index) + " is the output layer, not a hidden one");
+  const bool mask = model_->masked(index, dropout);
+  const MaskGrain g = grain(index, mask);
+  const int windows = l.shape.out_h * l.shape.out_w;
+  LayerEvents events;
+  scratch.dots.resize(static_cast<std::size_t>(windows) * l.shape.out_channels);
+  const BitMatrix* select = shortcut != nullptr ? &shortcut->signs : nullptr;
+  if (g == MaskGrain::channel) return channel_sample(index, input, key, mask, select, scratch, scratch.dots.data(), events);
+  BinaryMap masked = input;
+  const PatchRows rows = batch_pass(index, std::span<BinaryMap>(&masked, 1), key, g, scratch, scratch.dots.data(), events);
+  BitMatrix signs(windows, l.shape.out_channels);
+  backend_.arrays->sense(index, rows, 0, windows, scratch.dots.data(), mask, select, signs, events);
+  return pooled(l, std::move(signs));
+}
+
 void Engine::run_layer(std::vector<BinaryMap>& maps, const std::vector<BinaryMap>* shortcut, const MaskKey& first,
                        bool dropout, LayerScratch& scratch, float* logits, LayerEvents& events) const {
   const int i = first.layer;
@@ -218,9 +268,14 @@ void Engine::run_layer(std::vector<BinaryMap>& maps, const std::vector<BinaryMap
     // One sample at a time, keep rows shared by the windows of each rectangle of in-map taps.
     for (int s = 0; s < n; ++s) {
       const MaskKey key{first.seed, first.image, first.sample + static_cast<std::uint64_t>(s), i};
-      finish(s, channel_pass(i, maps[static_cast<std::size_t>(s)], key, mask, scratch,
-                             dots.data() + static_cast<std::size_t>(s) * per_sample, events),
-             0);
+      BinaryMap& map = maps[static_cast<std::size_t>(s)];
+      std::int32_t* d = dots.data() + static_cast<std::size_t>(s) * per_sample;
+      if (l.shape.output) {
+        finish(s, channel_pass(i, map, key, mask, scratch, d, events), 0);
+      } else {
+        map = channel_sample(i, map, key, mask, shortcut != nullptr ? &(*shortcut)[static_cast<std::size_t>(s)].signs : nullptr,
+                             scratch, d, events);
+      }
     }
     return;
   }

@@ -64,6 +64,12 @@ class Engine {
   // through the ideal threshold, for a hidden layer; a residual block's last convolution needs its
   // shortcut map.
   BinaryMap layer_output(int index, const std::int32_t* dots, bool dropout, const BinaryMap* shortcut = nullptr) const;
+  // Hidden layer key.layer's output map for one sample, its dots and sense decisions made as a
+  // pass makes them (through the backend's sense, or fused with the convolution where the engine
+  // fuses them); a residual block's last convolution needs its shortcut map. The bench times
+  // whole layers this way.
+  BinaryMap hidden_layer(const BinaryMap& input, const MaskKey& key, bool dropout, const BinaryMap* shortcut,
+                         LayerScratch& scratch) const;
 
  private:
   // Binary layer first.layer (>= 1) for maps[s], s < n: the passes of samples first.sample + s of
@@ -86,6 +92,13 @@ class Engine {
   // The dots of maps[s] (samples key.sample + s) under element or window masks, as one GEMM.
   PatchRows batch_pass(int index, std::span<BinaryMap> maps, const MaskKey& key, MaskGrain grain,
                        LayerScratch& scratch, std::int32_t* dots, LayerEvents& events) const;
+  // One sample's output map of a hidden layer whose inputs are kept a whole channel at a time.
+  BinaryMap channel_sample(int index, const BinaryMap& map, const MaskKey& key, bool mask, const BitMatrix* shortcut,
+                           LayerScratch& scratch, std::int32_t* dots, LayerEvents& events) const;
+  // Does layer `index` make its decisions in its convolution's pass (narrow_conv.h's
+  // pointwise_signs)? Only where the backend's sense is the exact folded threshold, for a 1x1
+  // hidden convolution of a narrow map.
+  bool fuses_sense(int index) const;
   BinaryMap first_layer(const float* pixels) const;
 
   std::shared_ptr<const CompiledModel> model_;

@@ -34,6 +34,7 @@ class ExactArrays final : public ArrayStage {
   void read_out(int layer, const PatchRows& patches, int row, const std::int32_t* dots, double* sums,
                 LayerEvents& events) const override;
   bool reads_patch_rows() const override { return false; }
+  bool senses_exact_thresholds() const override { return true; }
 
  private:
   std::shared_ptr<const CompiledModel> model_;

@@ -8,7 +8,9 @@
 
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "engine/channel_conv.h"
 #include "engine/simd.h"
+#include "engine/threshold.h"
 
 namespace spinbayes {
 namespace {
@@ -440,6 +442,161 @@ SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& 
   }
 }
 
+// The operands of a fused 1x1 layer (pointwise_signs): its map, keep and stride, the weight
+// lanes, the thresholds and the decisions' matrix.
+struct PointwiseSense {
+  const BinaryMap& map;
+  BitWord keep;
+  int stride;
+  const std::uint32_t* lanes;
+  const std::int32_t* sign;
+  const std::int32_t* high;
+  const std::int32_t* low;
+  const BitMatrix* select;
+  BitMatrix& out;
+};
+
+// One block of 16 output channels of a fused layer, set up once a call: the lanes that are
+// channels, the bounds, and which channels compare a flipped threshold (sign -1).
+struct SenseBlock {
+  __mmask16 live = 0, flipped = 0;
+  __m512i high{}, low{};
+};
+
+template <bool kSelect>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) SenseBlock sense_block(const PointwiseSense& p, int block) {
+  SenseBlock s;
+  const int oc = block * kLanes, n = std::min(kLanes, p.out.bits - oc);
+  s.live = n == kLanes ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
+  s.flipped = _mm512_mask_cmplt_epi32_mask(s.live, _mm512_maskz_loadu_epi32(s.live, p.sign + oc), _mm512_setzero_si512());
+  s.high = _mm512_maskz_loadu_epi32(s.live, p.high + oc);
+  s.low = kSelect ? _mm512_maskz_loadu_epi32(s.live, p.low + oc) : s.high;
+  return s;
+}
+
+// The decisions of a block from sign x dot: bit j iff it reaches the high bound, or the low one
+// where the select bit is 0.
+template <bool kSelect>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) BitWord decide(const SenseBlock& s, __m512i signed_dot,
+                                                                           BitWord select) {
+  const BitWord high = _mm512_mask_cmpge_epi32_mask(s.live, signed_dot, s.high);
+  if constexpr (!kSelect) return high;
+  const BitWord low = _mm512_mask_cmpge_epi32_mask(s.live, signed_dot, s.low);
+  return (select & high) | (~select & low);
+}
+
+// A fused 1x1 layer on a 16-channel map, word `word` of each output row (G blocks of 16 output
+// channels): two output pixels a lane as pointwise_pairs counts them. A flipped channel's weight
+// bits are inverted: its mismatches become n - m, so n - 2 x them is -dot, and every decision is
+// one comparison with its bound.
+template <int G, bool kSelect>
+SPINBAYES_AVX512_BITALG void pointwise_pair_signs(const PointwiseSense& p, int word) {
+  const BinaryMap& map = p.map;
+  const int out_h = (map.height - 1) / p.stride + 1, out_w = (map.width - 1) / p.stride + 1;
+  const auto keep = static_cast<std::uint16_t>(p.keep);
+  const std::uint32_t both = keep | static_cast<std::uint32_t>(keep) << 16;
+  const __m512i base = _mm512_set1_epi32(std::popcount(keep));
+  const __m512i minus2_low = _mm512_set1_epi32(0x0000FFFE), minus2_high = _mm512_set1_epi32(static_cast<int>(0xFFFE0000u));
+  SenseBlock s[G];
+  __m512i w[G];
+  for (int g = 0; g < G; ++g) {
+    const int block = word * 4 + g;
+    s[g] = sense_block<kSelect>(p, block);
+    const __m512i lanes = _mm512_loadu_si512(p.lanes + static_cast<std::size_t>(block) * kLanes);
+    w[g] = _mm512_and_si512(_mm512_mask_xor_epi32(lanes, s[g].flipped, lanes, _mm512_set1_epi32(-1)),
+                            _mm512_set1_epi32(static_cast<int>(both)));
+  }
+  const std::size_t words = static_cast<std::size_t>(p.out.words);
+  for (int oy = 0; oy < out_h; ++oy) {
+    const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(oy) * p.stride * map.width;
+    for (int ox = 0; ox < out_w; ox += 2) {
+      const bool second = ox + 1 < out_w;
+      const std::uint32_t pair = (static_cast<std::uint32_t>(src[ox * p.stride] & 0xFFFF) |
+                                  (second ? static_cast<std::uint32_t>(src[(ox + 1) * p.stride]) << 16 : 0u)) & both;
+      const __m512i x = _mm512_set1_epi32(static_cast<int>(pair));
+      const std::size_t pix = static_cast<std::size_t>(oy) * out_w + ox;
+      BitWord select0 = 0, select1 = 0;
+      if constexpr (kSelect) {
+        select0 = p.select->row(static_cast<int>(pix))[word];
+        select1 = second ? p.select->row(static_cast<int>(pix) + 1)[word] : 0;
+      }
+      BitWord first_bits = 0, second_bits = 0;
+      for (int g = 0; g < G; ++g) {
+        const __m512i m = _mm512_popcnt_epi16(_mm512_xor_si512(x, w[g]));
+        first_bits |= decide<kSelect>(s[g], _mm512_dpwssd_epi32(base, m, minus2_low), (select0 >> (16 * g)) & 0xFFFF)
+                      << (16 * g);
+        if (second)
+          second_bits |= decide<kSelect>(s[g], _mm512_dpwssd_epi32(base, m, minus2_high), (select1 >> (16 * g)) & 0xFFFF)
+                         << (16 * g);
+      }
+      p.out.data[pix * words + static_cast<std::size_t>(word)] = first_bits;
+      if (second) p.out.data[(pix + 1) * words + static_cast<std::size_t>(word)] = second_bits;
+    }
+  }
+}
+
+// The same on a 17- to 64-channel map, one pixel a lane of L bits as pointwise_direct counts it.
+template <int L, int G, bool kSelect>
+SPINBAYES_AVX512_BITALG void pointwise_direct_signs(const PointwiseSense& p, int word) {
+  constexpr int kRegs = L / 32;
+  const BinaryMap& map = p.map;
+  const int out_h = (map.height - 1) / p.stride + 1, out_w = (map.width - 1) / p.stride + 1;
+  const __m512i k = L == 32 ? _mm512_set1_epi32(static_cast<int>(p.keep)) : _mm512_set1_epi64(static_cast<long long>(p.keep));
+  const __m512i n = _mm512_set1_epi32(std::popcount(p.keep));
+  const __m512i minus2 = _mm512_set1_epi32(0x0000FFFE);
+  const __m512i low_dwords = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  SenseBlock s[G];
+  __m512i w[G][kRegs];
+  for (int g = 0; g < G; ++g) {
+    const int block = word * 4 + g;
+    s[g] = sense_block<kSelect>(p, block);
+    for (int r = 0; r < kRegs; ++r) {
+      const __m512i lanes = _mm512_loadu_si512(p.lanes + (static_cast<std::size_t>(block) * kLanes + r * 8) * kRegs);
+      if constexpr (L == 32) w[g][r] = _mm512_mask_xor_epi32(lanes, s[g].flipped, lanes, _mm512_set1_epi32(-1));
+      else
+        w[g][r] = _mm512_mask_xor_epi64(lanes, static_cast<__mmask8>(s[g].flipped >> (8 * r)), lanes,
+                                        _mm512_set1_epi32(-1));
+    }
+  }
+  const std::size_t words = static_cast<std::size_t>(p.out.words);
+  for (int oy = 0; oy < out_h; ++oy) {
+    const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(oy) * p.stride * map.width;
+    for (int ox = 0; ox < out_w; ++ox, src += p.stride) {
+      const std::size_t pix = static_cast<std::size_t>(oy) * out_w + ox;
+      const __m512i x = L == 32 ? _mm512_set1_epi32(static_cast<int>(*src)) : _mm512_set1_epi64(static_cast<long long>(*src));
+      const BitWord select = kSelect ? p.select->row(static_cast<int>(pix))[word] : 0;
+      BitWord bits = 0;
+      for (int g = 0; g < G; ++g) {
+        __m512i counts[kRegs];
+        for (int r = 0; r < kRegs; ++r) counts[r] = lane_popcount<L>(_mm512_ternarylogic_epi64(x, w[g][r], k, 0x28));
+        // n - 2 x m in one VPDPWSSD: m < 2^15 is its lane's low word.
+        const __m512i signed_dot = _mm512_dpwssd_epi32(n, block_dwords<L>(counts, low_dwords), minus2);
+        bits |= decide<kSelect>(s[g], signed_dot, (select >> (16 * g)) & 0xFFFF) << (16 * g);
+      }
+      p.out.data[pix * words + static_cast<std::size_t>(word)] = bits;
+    }
+  }
+}
+
+// Word `word` of every output row, its G = 1..4 blocks' kernel chosen at compile time.
+template <int L, bool kSelect, int G = 1>
+SPINBAYES_AVX512_BITALG void pointwise_signs_word(const PointwiseSense& p, int word, int blocks) {
+  if constexpr (G < 4) {
+    if (blocks > G) return pointwise_signs_word<L, kSelect, G + 1>(p, word, blocks);
+  }
+  if constexpr (L == 16) pointwise_pair_signs<G, kSelect>(p, word);
+  else pointwise_direct_signs<L, G, kSelect>(p, word);
+}
+
+template <int L>
+void pointwise_signs_words(const PointwiseSense& p) {
+  const int blocks = (p.out.bits + kLanes - 1) / kLanes;
+  for (int word = 0; word < p.out.words; ++word) {
+    const int in_word = std::min(4, blocks - 4 * word);
+    p.select != nullptr ? pointwise_signs_word<L, true>(p, word, in_word) : pointwise_signs_word<L, false>(p, word, in_word);
+  }
+}
+
 #pragma GCC diagnostic pop
 #endif
 
@@ -556,6 +713,72 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
   }
 #else
   (void)dots;
+#endif
+}
+
+bool pointwise_signs_run(int channels, int kernel, int stride, int padding) {
+  return kernel == 1 && padding == 0 && narrow_conv_runs(channels, kernel, stride);
+}
+
+namespace {
+
+// The operands of pointwise_signs (and its reference) against each other; returns the output
+// map's pixels.
+int check_pointwise(const BinaryMap& map, std::span<const BitWord> channel_keep, int stride, const BitMatrix& weights,
+                    const std::int32_t* sign, const std::int32_t* high, const std::int32_t* low,
+                    const BitMatrix* select, const BitMatrix& out) {
+  const int c = map.channels;
+  if (c < 1 || c > kBitsPerWord || stride < 1 || map.height < 1 || map.width < 1 || !map.keep.data.empty() ||
+      map.signs.words != 1 || map.signs.rows != map.height * map.width || channel_keep.size() > 1 ||
+      weights.bits != c)
+    throw Error("pointwise_signs: operands do not match a 1x1 convolution of a map of at most 64 channels");
+  const int pixels = ((map.height - 1) / stride + 1) * ((map.width - 1) / stride + 1);
+  if (out.rows != pixels || out.bits != weights.rows || sign == nullptr || high == nullptr ||
+      (select != nullptr && (low == nullptr || select->rows < pixels || select->bits != weights.rows)))
+    throw Error("pointwise_signs: " + std::to_string(pixels) + " pixels of " + std::to_string(weights.rows) +
+                " decisions into " + std::to_string(out.rows) + " x " + std::to_string(out.bits) + " bits" +
+                (select != nullptr ? ", selected by " + std::to_string(select->rows) + " x " +
+                                         std::to_string(select->bits) + " bits"
+                                   : std::string()));
+  return pixels;
+}
+
+}  // namespace
+
+void pointwise_signs_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int stride,
+                               const BitMatrix& weights, const std::int32_t* sign, const std::int32_t* high,
+                               const std::int32_t* low, const BitMatrix* select, BitMatrix& out) {
+  const int pixels = check_pointwise(map, channel_keep, stride, weights, sign, high, low, select, out);
+  std::vector<std::int32_t> dots(static_cast<std::size_t>(pixels) * weights.rows);
+  channel_masked_conv_reference(map, channel_keep, 1, stride, 0, weights, dots.data());
+  threshold_rows_reference(dots.data(), pixels, weights.rows, sign, high, low, select, out);
+}
+
+void pointwise_signs(const BinaryMap& map, std::span<const BitWord> channel_keep, int stride, const BitMatrix& weights,
+                     const PackedOperand& packed, const std::int32_t* sign, const std::int32_t* high,
+                     const std::int32_t* low, const BitMatrix* select, NarrowConvScratch& scratch, BitMatrix& out) {
+  const int c = map.channels;
+  if (!pointwise_signs_run(c, 1, stride, 0))
+    throw Error("pointwise_signs: a stride " + std::to_string(stride) + " 1x1 convolution of " + std::to_string(c) +
+                " channels does not run here");
+  check_pointwise(map, channel_keep, stride, weights, sign, high, low, select, out);
+#if SPINBAYES_X86
+  const BitWord all = c == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << c) - 1;
+  const PointwiseSense p{.map = map,
+                         .keep = channel_keep.empty() ? all : channel_keep[0] & all,
+                         .stride = stride,
+                         .lanes = lanes_of(weights, packed, c, 1, scratch),
+                         .sign = sign,
+                         .high = high,
+                         .low = low,
+                         .select = select,
+                         .out = out};
+  const int bits = lane_bits(c);
+  if (bits == 16) pointwise_signs_words<16>(p);
+  else if (bits == 32) pointwise_signs_words<32>(p);
+  else pointwise_signs_words<64>(p);
+#else
+  (void)packed, (void)scratch;
 #endif
 }
 

@@ -60,4 +60,19 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
                  const BitMatrix& weights, const PackedOperand& packed, const ConvTables& tables,
                  NarrowConvScratch& scratch, std::int32_t* dots);
 
+// A 1x1 convolution without padding and the sense decisions of its outputs in one pass, its dots
+// never stored: bit oc of out's row pix is 1 iff sign[oc] x dot >= high[oc], or >= low[oc] where
+// `select` is given and its bit (pix, oc) is 0 (threshold.h's threshold_rows on narrow_conv's
+// dots). A 32-bit dot written and read back per decision costs a 1x1 layer more than its
+// popcounts. `out` has the output pixels as rows and weights.rows bits; requires
+// pointwise_signs_run.
+bool pointwise_signs_run(int channels, int kernel, int stride, int padding);
+void pointwise_signs(const BinaryMap& map, std::span<const BitWord> channel_keep, int stride, const BitMatrix& weights,
+                     const PackedOperand& packed, const std::int32_t* sign, const std::int32_t* high,
+                     const std::int32_t* low, const BitMatrix* select, NarrowConvScratch& scratch, BitMatrix& out);
+// The same decisions, plainly: the reference convolution's dots, then the reference thresholds.
+void pointwise_signs_reference(const BinaryMap& map, std::span<const BitWord> channel_keep, int stride,
+                               const BitMatrix& weights, const std::int32_t* sign, const std::int32_t* high,
+                               const std::int32_t* low, const BitMatrix* select, BitMatrix& out);
+
 }  // namespace spinbayes

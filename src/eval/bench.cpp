@@ -102,7 +102,6 @@ BenchReport run_bench(const BenchOptions& o) {
   std::vector<std::vector<BinaryMap>> maps(static_cast<std::size_t>(images.n), std::vector<BinaryMap>(layers.size() + 1));
 #pragma omp parallel for schedule(dynamic, 8)
   for (int i = 0; i < images.n; ++i) maps[static_cast<std::size_t>(i)][static_cast<std::size_t>(first)] = engine.run_prefix(images.image(i));
-  std::vector<double> layer_seconds(layers.size(), 0.0);
   for (int index = first; index < static_cast<int>(layers.size()); ++index) {
     const auto& l = layers[static_cast<std::size_t>(index)];
     if (l.shape.output) break;
@@ -121,7 +120,6 @@ BenchReport run_bench(const BenchOptions& o) {
           }
         }
       });
-      layer_seconds[static_cast<std::size_t>(index)] = s;
       LayerBench b;
       b.layer = index;
       b.macs = l.shape.macs();
@@ -138,14 +136,39 @@ BenchReport run_bench(const BenchOptions& o) {
           engine.layer_output(index, engine.layer_dots(m[source], MaskKey{0, 0, 0, index}, false).data(), false, shortcut);
     }
   }
-  // A shortcut convolution's block: it and the layers up to the one that adds its map.
+  // A shortcut convolution's block: it and the layers up to the one that adds its map, each timed
+  // whole as a pass runs it (dots and sense decisions; a 1x1 layer's made in its convolution's
+  // pass where the engine fuses them), on the maps above.
+  const auto whole_layer_seconds = [&](int index) {
+    const LayerSpec& l = layers[static_cast<std::size_t>(index)].shape;
+    const auto source = static_cast<std::size_t>(l.source);
+    return best_seconds(3, [&] {
+#pragma omp parallel
+      {
+        LayerScratch scratch;
+#pragma omp for schedule(dynamic, 8)
+        for (int i = 0; i < images.n; ++i) {
+          const auto& m = maps[static_cast<std::size_t>(i)];
+          const BinaryMap* shortcut = l.shortcut >= 0 ? &m[static_cast<std::size_t>(l.shortcut)] : nullptr;
+          for (int sample = 0; sample < o.samples; ++sample)
+            engine.hidden_layer(m[source],
+                                MaskKey{o.seed, static_cast<std::uint64_t>(i), static_cast<std::uint64_t>(sample), index},
+                                true, shortcut, scratch);
+        }
+      }
+    });
+  };
   for (LayerBench& b : r.shortcuts) {
-    double block = 0;
-    for (std::size_t k = static_cast<std::size_t>(b.layer); k < layers.size(); ++k) {
-      block += layer_seconds[k];
+    const double own = whole_layer_seconds(b.layer);
+    double block = own;
+    for (std::size_t k = static_cast<std::size_t>(b.layer) + 1; k < layers.size(); ++k) {
+      if (layers[k].shape.output) break;
+      block += whole_layer_seconds(static_cast<int>(k));
       if (layers[k].shape.shortcut == b.layer + 1) break;
     }
-    b.block_share = block > 0 ? b.seconds / block : 0.0;
+    b.whole_seconds = own;
+    b.block_seconds = block;
+    b.block_share = block > 0 ? own / block : 0.0;
   }
 
   // Prefix reuse: time(T) against prefix + T x suffix. The prefix (layers before the first dropout
@@ -178,7 +201,8 @@ nlohmann::json bench_json(const BenchReport& r) {
   nlohmann::json shortcuts = nlohmann::json::array();
   for (const auto& l : r.shortcuts) {
     shortcuts.push_back({{"layer", l.layer}, {"macs_per_image", l.macs}, {"macs_per_s", l.macs_per_s},
-                         {"roof_share", l.roof_share}, {"block_share", l.block_share}});
+                         {"roof_share", l.roof_share}, {"seconds", l.whole_seconds}, {"block_seconds", l.block_seconds},
+                         {"block_share", l.block_share}});
   }
   nlohmann::json j = {{"model", {{"architecture", r.architecture}, {"width", r.width}, {"dropout", r.dropout},
                      {"dropout_layers", r.dropout_layers}}},
@@ -229,7 +253,7 @@ std::string bench_table(const BenchReport& r) {
   }
   for (const auto& l : r.shortcuts) {
     out += fmt::format("  layer {} (1x1 shortcut conv, {:.2f} M MAC/image): {:.1f} G binary MAC/s, {:.0f} % of the roof, "
-                       "{:.1f} % of its block's time\n",
+                       "{:.1f} % of its block's time (layers whole: dots and decisions)\n",
                        l.layer, l.macs / 1e6, l.macs_per_s / 1e9, 100.0 * l.roof_share, 100.0 * l.block_share);
   }
   out += fmt::format("  prefix reuse: {:.2f} M MAC once per image ({:.3f} s for all images), {:.2f} M MAC per sample\n",

@@ -30,7 +30,9 @@ struct LayerBench {
   std::int64_t macs = 0;  // per image
   double macs_per_s = 0, roof_share = 0;
   double seconds = 0;      // all images and samples
-  double block_share = 0;  // a shortcut convolution: its share of its residual block's time
+  // A shortcut convolution: its time and its residual block's, layers timed whole (dots and
+  // decisions), all images and samples; its share of the block.
+  double whole_seconds = 0, block_seconds = 0, block_share = 0;
 };
 
 struct ScalingPoint {

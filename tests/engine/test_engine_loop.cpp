@@ -139,6 +139,49 @@ TEST(EngineLoop, EveryPassEqualsThePlainForwardPass) {
   }
 }
 
+// A whole hidden layer as a pass runs it (hidden_layer: a narrow 1x1 convolution's decisions made
+// in its own pass, the rest through the sense stage) against its dots then its thresholds, layer
+// by layer through residual networks whose 1x1 layers are shortcuts of 4 to 32 channels, masked
+// or not, and a block's last convolution (with its shortcut's select bits).
+TEST(EngineLoop, WholeLayersEqualTheirDotsThenTheirDecisions) {
+  for (const DropoutKind kind : {DropoutKind::spatial, DropoutKind::element}) {
+    for (const std::string architecture : {"resnet20", "resnet18", "custom"}) {
+      SCOPED_TRACE(architecture + " " + to_string(kind));
+      const ModelIR ir = spread_model_ir(architecture == "custom" ? residual_network_spec(kind)
+                                                                  : spec_of(architecture, architecture == "resnet20" ? 4 : 8, kind),
+                                         13);
+      const Engine engine(ir);
+      ASSERT_EQ(engine.first_dropout_layer(), 1);
+      const ImageSet images = noise_images(2, 6);
+      LayerScratch scratch;
+      int pointwise = 0;
+      for (int i = 0; i < images.n; ++i) {
+        std::vector<BinaryMap> maps(engine.layers().size() + 1);
+        maps[1] = engine.run_prefix(images.image(i));
+        for (int layer = 1; !engine.layers()[static_cast<std::size_t>(layer)].shape.output; ++layer) {
+          const LayerSpec& l = engine.layers()[static_cast<std::size_t>(layer)].shape;
+          const BinaryMap* shortcut = l.shortcut >= 0 ? &maps[static_cast<std::size_t>(l.shortcut)] : nullptr;
+          const BinaryMap& input = maps[static_cast<std::size_t>(l.source)];
+          const MaskKey key{9, static_cast<std::uint64_t>(i), 3, layer};
+          const BinaryMap whole = engine.hidden_layer(input, key, true, shortcut, scratch);
+          const BinaryMap parts = engine.layer_output(layer, engine.layer_dots(input, key, true).data(), true, shortcut);
+          ASSERT_EQ(whole.signs.data, parts.signs.data) << "layer " << layer;
+          ASSERT_EQ(whole.height * whole.width, parts.height * parts.width);
+          pointwise += l.kind == LayerSpec::Kind::conv && l.kernel == 1 ? 1 : 0;
+          maps[static_cast<std::size_t>(layer) + 1] = whole;
+        }
+      }
+      EXPECT_GT(pointwise, 0);
+    }
+  }
+  const ModelIR ir = spread_model_ir(spec_of("resnet20", 4, DropoutKind::spatial), 13);
+  const Engine engine(ir);
+  LayerScratch scratch;
+  BinaryMap map;
+  EXPECT_THROW(engine.hidden_layer(map, MaskKey{0, 0, 0, static_cast<int>(engine.layers().size()) - 1}, true, nullptr, scratch),
+               Error);
+}
+
 TEST(EngineLoop, PredictionsIgnoreTheThreadCountAndCountTheDigitalLayer) {
   const ModelIR ir = spread_model_ir(loop_spec("vgg-small", 8, DropoutKind::spatial, "all"), 5);
   const Engine engine(ir);

@@ -495,6 +495,71 @@ TEST(ChannelMaskedConv, PointwiseShortcutsMatchTheNaiveConvolution) {
       }
 }
 
+// A 1x1 layer's convolution and sense decisions fused (pointwise_signs) against its dots and
+// thresholds taken apart: every lane width (16, 32, 64 bits), both strides, odd maps, partial
+// and several words of output channels, flipped thresholds, bounds tied with dots, with and
+// without a channel mask and a shortcut's select bits; every output word is written.
+TEST(PointwiseSigns, MatchTheDotsThenTheThresholds) {
+  std::mt19937_64 rng(515);
+  constexpr std::array kChannels = {1, 5, 15, 16, 17, 31, 32, 33, 48, 63, 64};
+  NarrowConvScratch scratch;
+  int fused = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    const int c = pick(rng, kChannels), stride = 1 + pick(rng, 2);
+    ChannelConvCase t = channel_conv_case(rng, c, 1, stride, 0, 15, 140, trial % 3 != 0);
+    SCOPED_TRACE(t.trace(trial));
+    const BitMatrix packed = pack_weights(t.weights.data(), t.o, c, 1);
+    const int pixels = ((t.h - 1) / stride + 1) * ((t.w - 1) / stride + 1);
+    std::vector<std::int32_t> sign(static_cast<std::size_t>(t.o)), high(sign.size()), low(sign.size());
+    for (std::size_t j = 0; j < sign.size(); ++j) {
+      sign[j] = pick(rng, 2) ? 1 : -1;
+      high[j] = pick(rng, 2 * c + 3) - c - 1;  // within [-c - 1, c + 1]: ties and both extremes
+      low[j] = pick(rng, 2 * c + 3) - c - 1;
+    }
+    BitMatrix select(pixels, t.o);
+    for (int m = 0; m < pixels; ++m)
+      for (int j = 0; j < t.o; ++j) select.set(m, j, pick(rng, 2) != 0);
+    for (const BitMatrix* s : std::array<const BitMatrix*, 2>{nullptr, &select}) {
+      BitMatrix plain(pixels, t.o), fast(pixels, t.o);
+      pointwise_signs_reference(t.signs_only, t.channel_keep, stride, packed, sign.data(), high.data(), low.data(), s,
+                                plain);
+      // The reference against the definition on the naive convolution's dots.
+      const std::vector<std::int32_t> naive = naive_conv(t.m, t.weights, t.o, 1, stride, 0);
+      for (int m = 0; m < pixels; ++m)
+        for (int j = 0; j < t.o; ++j) {
+          const auto k = static_cast<std::size_t>(j);
+          const std::int32_t bound = s == nullptr || select.get(m, j) ? high[k] : low[k];
+          ASSERT_EQ(plain.get(m, j), sign[k] * naive[static_cast<std::size_t>(m) * t.o + k] >= bound);
+        }
+      if (!pointwise_signs_run(c, 1, stride, 0)) continue;
+      std::fill(fast.data.begin(), fast.data.end(), ~BitWord{0});
+      pointwise_signs(t.signs_only, t.channel_keep, stride, packed, pack_operand(packed), sign.data(), high.data(),
+                      low.data(), s, scratch, fast);
+      ASSERT_EQ(fast.data, plain.data) << (s != nullptr ? "selected" : "");
+      ++fused;
+    }
+  }
+  if (cpu_features().avx512_bitalg && cpu_features().avx512_vpopcntdq && cpu_features().avx512_vnni)
+    EXPECT_EQ(fused, 400);
+  else EXPECT_EQ(fused, 0);
+  // Operands that do not fit: a map wider than a word, an output of the wrong size, select bits
+  // of another shape.
+  std::mt19937_64 r2(5);
+  const TestMap m = random_map(r2, 8, 5, 5, KeepMode::kNone);
+  std::vector<std::int8_t> weights(3 * 8, 1);
+  const BitMatrix packed = pack_weights(weights.data(), 3, 8, 1);
+  std::vector<std::int32_t> v(3, 0);
+  BitMatrix wrong(24, 3), select(25, 4);
+  EXPECT_THROW(pointwise_signs_reference(m.bits, {}, 1, packed, v.data(), v.data(), v.data(), nullptr, wrong), Error);
+  BitMatrix right(25, 3);
+  EXPECT_THROW(pointwise_signs_reference(m.bits, {}, 1, packed, v.data(), v.data(), v.data(), &select, right), Error);
+  if (pointwise_signs_run(8, 1, 1, 0)) {
+    EXPECT_THROW(pointwise_signs(m.bits, {}, 1, packed, pack_operand(packed), v.data(), v.data(), v.data(), nullptr,
+                                 scratch, wrong),
+                 Error);
+  }
+}
+
 TEST(ChannelMaskedConv, RejectsMismatchedOperands) {
   std::mt19937_64 rng(3);
   const TestMap m = random_map(rng, 8, 4, 4, KeepMode::kNone);
