@@ -10,6 +10,7 @@
 #include "engine/bit_matrix.h"
 #include "engine/bgemm.h"
 #include "engine/channel_conv.h"
+#include "engine/narrow_conv.h"
 #include "engine/im2col.h"
 #include "popcount_roof.h"
 
@@ -106,6 +107,40 @@ BENCHMARK(BM_ChannelMaskedDots)
     ->Args({32, 14, 64, 2, 3})
     ->Args({32, 14, 64, 2, 1})
     ->Args({64, 7, 64, 1, 3})
+    ->Args({64, 14, 128, 2, 1})
+    ->UseRealTime();
+
+// A 1x1 layer's convolution and decisions fused (pointwise_signs): the shortcut shapes above,
+// against their dots alone.
+void BM_PointwiseSigns(benchmark::State& state) {
+  const int channels = static_cast<int>(state.range(0)), size = static_cast<int>(state.range(1));
+  const int stride = static_cast<int>(state.range(3)), out = (size - 1) / stride + 1;
+  const BinaryMap map = random_map(channels, size, false);
+  const BitMatrix weights = random_weights(static_cast<int>(state.range(2)), channels, 1);
+  const PackedOperand packed = pack_operand(weights);
+  std::vector<BitWord> channel_keep(1, 0x5bd1e995f7a3c1e9ULL);
+  std::vector<std::int32_t> sign(static_cast<std::size_t>(weights.rows)), bound(sign.size());
+  for (std::size_t j = 0; j < sign.size(); ++j) sign[j] = j % 3 == 0 ? -1 : 1, bound[j] = static_cast<int>(j % 5) - 2;
+  NarrowConvScratch scratch;
+  BitMatrix signs(out * out, weights.rows);
+  if (!pointwise_signs_run(channels, 1, stride, 0)) {
+    state.SkipWithError("pointwise_signs does not run on this CPU");
+    return;
+  }
+  for (auto _ : state) {
+    pointwise_signs(map, channel_keep, stride, weights, packed, sign.data(), bound.data(), nullptr, nullptr, scratch,
+                    signs);
+    benchmark::DoNotOptimize(signs.data.data());
+    benchmark::ClobberMemory();
+  }
+  const double macs = double{1} * out * out * weights.rows * weights.bits;
+  state.counters["MAC/s"] = benchmark::Counter(macs, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PointwiseSigns)
+    ->ArgNames({"C", "map", "out", "stride"})
+    ->Args({16, 28, 32, 2})
+    ->Args({32, 14, 64, 2})
+    ->Args({64, 14, 128, 2})
     ->UseRealTime();
 
 void BM_Im2colBits(benchmark::State& state) {

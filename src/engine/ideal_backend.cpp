@@ -15,12 +15,12 @@ MaskGrain PrngMasks::grain(int layer) const {
 
 void PrngMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, LayerEvents&) const {
   const int channels = model_->layer(key.layer).in_c;
-  keep.assign(static_cast<std::size_t>(words_for_bits(channels)), 0);
+  keep.resize(static_cast<std::size_t>(words_for_bits(channels)));
   const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->layer(key.layer).shape.dropout_p);
-  for (int ch = 0; ch < channels; ++ch) {
-    if (draws.keeps(static_cast<std::uint64_t>(ch))) {
-      keep[static_cast<std::size_t>(ch / kBitsPerWord)] |= BitWord{1} << (ch % kBitsPerWord);
-    }
+  // Channel ch's draw is unit ch: a word's 64 channels in one keep_bits call.
+  for (std::size_t word = 0; word < keep.size(); ++word) {
+    const int first = static_cast<int>(word) * kBitsPerWord;
+    keep[word] = draws.keep_bits(static_cast<std::uint64_t>(first), 1, std::min(kBitsPerWord, channels - first));
   }
 }
 

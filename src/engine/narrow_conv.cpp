@@ -443,157 +443,131 @@ SPINBAYES_AVX512_BITALG void wide_blocks(const char* planes, const PlaneLayout& 
 }
 
 // The operands of a fused 1x1 layer (pointwise_signs): its map, keep and stride, the weight
-// lanes, the thresholds and the decisions' matrix.
+// lanes, the flipped channels, the bounds on the mismatches (mismatch_bounds) and the decisions'
+// matrix.
 struct PointwiseSense {
   const BinaryMap& map;
   BitWord keep;
   int stride;
   const std::uint32_t* lanes;
+  int lane_registers;  // 512-bit registers in `lanes`
   const std::int32_t* sign;
-  const std::int32_t* high;
-  const std::int32_t* low;
+  const std::int16_t* high;  // per output channel, padded to whole words of 64 (-1 there)
+  const std::int16_t* low;
   const BitMatrix* select;
   BitMatrix& out;
 };
 
-// One block of 16 output channels of a fused layer, set up once a call: the lanes that are
-// channels, the bounds, and which channels compare a flipped threshold (sign -1).
-struct SenseBlock {
-  __mmask16 live = 0, flipped = 0;
-  __m512i high{}, low{};
-};
-
-template <bool kSelect>
-SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) SenseBlock sense_block(const PointwiseSense& p, int block) {
-  SenseBlock s;
-  const int oc = block * kLanes, n = std::min(kLanes, p.out.bits - oc);
-  s.live = n == kLanes ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << n) - 1);
-  s.flipped = _mm512_mask_cmplt_epi32_mask(s.live, _mm512_maskz_loadu_epi32(s.live, p.sign + oc), _mm512_setzero_si512());
-  s.high = _mm512_maskz_loadu_epi32(s.live, p.high + oc);
-  s.low = kSelect ? _mm512_maskz_loadu_epi32(s.live, p.low + oc) : s.high;
-  return s;
+// Lanes of L bits: the mismatch count of each, and its comparison with a bound (bit j: lane j's
+// count <= bound j).
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i lane_mismatches(__m512i x, __m512i w, __m512i keep) {
+  if constexpr (L == 16) return _mm512_popcnt_epi16(_mm512_xor_si512(x, w));  // both masked already
+  else if constexpr (L == 32) return _mm512_popcnt_epi32(_mm512_ternarylogic_epi64(x, w, keep, 0x28));
+  else return _mm512_popcnt_epi64(_mm512_ternarylogic_epi64(x, w, keep, 0x28));  // (x ^ w) & keep
+}
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) BitWord lanes_at_most(__m512i counts, __m512i bounds) {
+  if constexpr (L == 16) return static_cast<std::uint32_t>(_mm512_cmple_epi16_mask(counts, bounds));
+  else if constexpr (L == 32) return static_cast<std::uint16_t>(_mm512_cmple_epi32_mask(counts, bounds));
+  else return static_cast<std::uint8_t>(_mm512_cmple_epi64_mask(counts, bounds));
+}
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i load_bounds(const std::int16_t* at) {
+  if constexpr (L == 16) return _mm512_loadu_si512(at);
+  else if constexpr (L == 32) return _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(at)));
+  else return _mm512_cvtepi16_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+}
+// All ones in the lanes whose bit is set.
+template <int L>
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i lanes_of_bits(BitWord bits) {
+  const __m512i ones = _mm512_set1_epi32(-1);
+  if constexpr (L == 16) return _mm512_maskz_mov_epi16(static_cast<__mmask32>(bits), ones);
+  else if constexpr (L == 32) return _mm512_maskz_mov_epi32(static_cast<__mmask16>(bits), ones);
+  else return _mm512_maskz_mov_epi64(static_cast<__mmask8>(bits), ones);
 }
 
-// The decisions of a block from sign x dot: bit j iff it reaches the high bound, or the low one
-// where the select bit is 0.
-template <bool kSelect>
-SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) BitWord decide(const SenseBlock& s, __m512i signed_dot,
-                                                                           BitWord select) {
-  const BitWord high = _mm512_mask_cmpge_epi32_mask(s.live, signed_dot, s.high);
-  if constexpr (!kSelect) return high;
-  const BitWord low = _mm512_mask_cmpge_epi32_mask(s.live, signed_dot, s.low);
-  return (select & high) | (~select & low);
-}
-
-// A fused 1x1 layer on a 16-channel map, word `word` of each output row (G blocks of 16 output
-// channels): two output pixels a lane as pointwise_pairs counts them. A flipped channel's weight
-// bits are inverted: its mismatches become n - m, so n - 2 x them is -dot, and every decision is
-// one comparison with its bound.
-template <int G, bool kSelect>
-SPINBAYES_AVX512_BITALG void pointwise_pair_signs(const PointwiseSense& p, int word) {
-  const BinaryMap& map = p.map;
-  const int out_h = (map.height - 1) / p.stride + 1, out_w = (map.width - 1) / p.stride + 1;
-  const auto keep = static_cast<std::uint16_t>(p.keep);
-  const std::uint32_t both = keep | static_cast<std::uint32_t>(keep) << 16;
-  const __m512i base = _mm512_set1_epi32(std::popcount(keep));
-  const __m512i minus2_low = _mm512_set1_epi32(0x0000FFFE), minus2_high = _mm512_set1_epi32(static_cast<int>(0xFFFE0000u));
-  SenseBlock s[G];
-  __m512i w[G];
-  for (int g = 0; g < G; ++g) {
-    const int block = word * 4 + g;
-    s[g] = sense_block<kSelect>(p, block);
-    const __m512i lanes = _mm512_loadu_si512(p.lanes + static_cast<std::size_t>(block) * kLanes);
-    w[g] = _mm512_and_si512(_mm512_mask_xor_epi32(lanes, s[g].flipped, lanes, _mm512_set1_epi32(-1)),
-                            _mm512_set1_epi32(static_cast<int>(both)));
-  }
-  const std::size_t words = static_cast<std::size_t>(p.out.words);
-  for (int oy = 0; oy < out_h; ++oy) {
-    const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(oy) * p.stride * map.width;
-    for (int ox = 0; ox < out_w; ox += 2) {
-      const bool second = ox + 1 < out_w;
-      const std::uint32_t pair = (static_cast<std::uint32_t>(src[ox * p.stride] & 0xFFFF) |
-                                  (second ? static_cast<std::uint32_t>(src[(ox + 1) * p.stride]) << 16 : 0u)) & both;
-      const __m512i x = _mm512_set1_epi32(static_cast<int>(pair));
-      const std::size_t pix = static_cast<std::size_t>(oy) * out_w + ox;
-      BitWord select0 = 0, select1 = 0;
-      if constexpr (kSelect) {
-        select0 = p.select->row(static_cast<int>(pix))[word];
-        select1 = second ? p.select->row(static_cast<int>(pix) + 1)[word] : 0;
-      }
-      BitWord first_bits = 0, second_bits = 0;
-      for (int g = 0; g < G; ++g) {
-        const __m512i m = _mm512_popcnt_epi16(_mm512_xor_si512(x, w[g]));
-        first_bits |= decide<kSelect>(s[g], _mm512_dpwssd_epi32(base, m, minus2_low), (select0 >> (16 * g)) & 0xFFFF)
-                      << (16 * g);
-        if (second)
-          second_bits |= decide<kSelect>(s[g], _mm512_dpwssd_epi32(base, m, minus2_high), (select1 >> (16 * g)) & 0xFFFF)
-                         << (16 * g);
-      }
-      p.out.data[pix * words + static_cast<std::size_t>(word)] = first_bits;
-      if (second) p.out.data[(pix + 1) * words + static_cast<std::size_t>(word)] = second_bits;
-    }
-  }
-}
-
-// The same on a 17- to 64-channel map, one pixel a lane of L bits as pointwise_direct counts it.
+// Word `word` of each output row of a fused 1x1 layer: its 64 output channels in G registers of
+// R = 512 / L lanes, one output channel a lane and one pixel at a time (the pixel's word
+// broadcast). A flipped channel's weight bits are inverted, so its count is of n - m mismatches
+// and every decision is "mismatches <= bound" (mismatch_bounds), made on the counts themselves:
+// a 16-channel map decides 32 output channels per VPOPCNTW and one comparison.
 template <int L, int G, bool kSelect>
-SPINBAYES_AVX512_BITALG void pointwise_direct_signs(const PointwiseSense& p, int word) {
-  constexpr int kRegs = L / 32;
+SPINBAYES_AVX512_BITALG void pointwise_sense_word(const PointwiseSense& p, int word) {
+  constexpr int R = 512 / L;
+  constexpr BitWord kRegisterBits = R == 64 ? ~BitWord{0} : (BitWord{1} << R) - 1;
+  using Word = std::conditional_t<L == 16, std::uint16_t, std::conditional_t<L == 32, std::uint32_t, std::uint64_t>>;
   const BinaryMap& map = p.map;
   const int out_h = (map.height - 1) / p.stride + 1, out_w = (map.width - 1) / p.stride + 1;
-  const __m512i k = L == 32 ? _mm512_set1_epi32(static_cast<int>(p.keep)) : _mm512_set1_epi64(static_cast<long long>(p.keep));
-  const __m512i n = _mm512_set1_epi32(std::popcount(p.keep));
-  const __m512i minus2 = _mm512_set1_epi32(0x0000FFFE);
-  const __m512i low_dwords = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  SenseBlock s[G];
-  __m512i w[G][kRegs];
+  const int first = word * kBitsPerWord;
+  BitWord flips = 0;
+  for (int oc = first; oc < std::min(p.out.bits, first + kBitsPerWord); ++oc)
+    flips |= static_cast<BitWord>(p.sign[oc] < 0) << (oc - first);
+  const auto keep = static_cast<Word>(p.keep);
+  const __m512i k = L == 16   ? _mm512_set1_epi16(static_cast<short>(keep))
+                    : L == 32 ? _mm512_set1_epi32(static_cast<int>(keep))
+                              : _mm512_set1_epi64(static_cast<long long>(keep));
+  // 16-bit lanes: the even words of two blocks' lanes (each w | w << 16), 32 output channels.
+  alignas(64) std::uint16_t evens[32];
+  for (int j = 0; j < 32; ++j) evens[j] = static_cast<std::uint16_t>(2 * j);
+  const __m512i even_words = _mm512_load_si512(evens);
+  __m512i w[G], high[G], low[G];
   for (int g = 0; g < G; ++g) {
-    const int block = word * 4 + g;
-    s[g] = sense_block<kSelect>(p, block);
-    for (int r = 0; r < kRegs; ++r) {
-      const __m512i lanes = _mm512_loadu_si512(p.lanes + (static_cast<std::size_t>(block) * kLanes + r * 8) * kRegs);
-      if constexpr (L == 32) w[g][r] = _mm512_mask_xor_epi32(lanes, s[g].flipped, lanes, _mm512_set1_epi32(-1));
-      else
-        w[g][r] = _mm512_mask_xor_epi64(lanes, static_cast<__mmask8>(s[g].flipped >> (8 * r)), lanes,
-                                        _mm512_set1_epi32(-1));
+    const int oc = first + g * R;
+    // Registers of the lanes layout: per block of 16 output channels one (L = 16, 32) or two (64).
+    const int at = L == 64 ? oc / 8 : oc / 16;
+    __m512i lanes = _mm512_loadu_si512(p.lanes + static_cast<std::size_t>(at) * kLanes);
+    if constexpr (L == 16) {
+      const __m512i next = at + 1 < p.lane_registers ? _mm512_loadu_si512(p.lanes + static_cast<std::size_t>(at + 1) * kLanes)
+                                                     : _mm512_setzero_si512();
+      lanes = _mm512_permutex2var_epi16(lanes, even_words, next);
     }
+    w[g] = _mm512_xor_si512(lanes, lanes_of_bits<L>((flips >> (g * R)) & kRegisterBits));
+    if constexpr (L == 16) w[g] = _mm512_and_si512(w[g], k);
+    high[g] = load_bounds<L>(p.high + oc);
+    low[g] = kSelect ? load_bounds<L>(p.low + oc) : high[g];
   }
   const std::size_t words = static_cast<std::size_t>(p.out.words);
   for (int oy = 0; oy < out_h; ++oy) {
     const BitWord* src = map.signs.data.data() + static_cast<std::size_t>(oy) * p.stride * map.width;
     for (int ox = 0; ox < out_w; ++ox, src += p.stride) {
       const std::size_t pix = static_cast<std::size_t>(oy) * out_w + ox;
-      const __m512i x = L == 32 ? _mm512_set1_epi32(static_cast<int>(*src)) : _mm512_set1_epi64(static_cast<long long>(*src));
-      const BitWord select = kSelect ? p.select->row(static_cast<int>(pix))[word] : 0;
+      const __m512i x = L == 16   ? _mm512_set1_epi16(static_cast<short>(static_cast<Word>(*src) & keep))
+                        : L == 32 ? _mm512_set1_epi32(static_cast<int>(*src))
+                                  : _mm512_set1_epi64(static_cast<long long>(*src));
+      const BitWord select = kSelect ? p.select->data[pix * static_cast<std::size_t>(p.select->words) + word] : 0;
       BitWord bits = 0;
       for (int g = 0; g < G; ++g) {
-        __m512i counts[kRegs];
-        for (int r = 0; r < kRegs; ++r) counts[r] = lane_popcount<L>(_mm512_ternarylogic_epi64(x, w[g][r], k, 0x28));
-        // n - 2 x m in one VPDPWSSD: m < 2^15 is its lane's low word.
-        const __m512i signed_dot = _mm512_dpwssd_epi32(n, block_dwords<L>(counts, low_dwords), minus2);
-        bits |= decide<kSelect>(s[g], signed_dot, (select >> (16 * g)) & 0xFFFF) << (16 * g);
+        const __m512i m = lane_mismatches<L>(x, w[g], k);
+        BitWord fires = lanes_at_most<L>(m, high[g]);
+        if constexpr (kSelect) {
+          const BitWord s = (select >> (g * R)) & kRegisterBits;
+          fires = (s & fires) | (~s & lanes_at_most<L>(m, low[g]) & kRegisterBits);
+        }
+        bits |= fires << (g * R);
       }
       p.out.data[pix * words + static_cast<std::size_t>(word)] = bits;
     }
   }
 }
 
-// Word `word` of every output row, its G = 1..4 blocks' kernel chosen at compile time.
+// Every word of the output rows, each word's G registers (those holding output channels) chosen
+// at compile time.
 template <int L, bool kSelect, int G = 1>
-SPINBAYES_AVX512_BITALG void pointwise_signs_word(const PointwiseSense& p, int word, int blocks) {
-  if constexpr (G < 4) {
-    if (blocks > G) return pointwise_signs_word<L, kSelect, G + 1>(p, word, blocks);
+SPINBAYES_AVX512_BITALG void pointwise_sense_word(const PointwiseSense& p, int word, int registers) {
+  if constexpr (G < L / 8) {
+    if (registers > G) return pointwise_sense_word<L, kSelect, G + 1>(p, word, registers);
   }
-  if constexpr (L == 16) pointwise_pair_signs<G, kSelect>(p, word);
-  else pointwise_direct_signs<L, G, kSelect>(p, word);
+  pointwise_sense_word<L, G, kSelect>(p, word);
 }
 
 template <int L>
-void pointwise_signs_words(const PointwiseSense& p) {
-  const int blocks = (p.out.bits + kLanes - 1) / kLanes;
+void pointwise_sense(const PointwiseSense& p) {
+  constexpr int R = 512 / L;
   for (int word = 0; word < p.out.words; ++word) {
-    const int in_word = std::min(4, blocks - 4 * word);
-    p.select != nullptr ? pointwise_signs_word<L, true>(p, word, in_word) : pointwise_signs_word<L, false>(p, word, in_word);
+    const int registers = (std::min(kBitsPerWord, p.out.bits - word * kBitsPerWord) + R - 1) / R;
+    p.select != nullptr ? pointwise_sense_word<L, true>(p, word, registers)
+                        : pointwise_sense_word<L, false>(p, word, registers);
   }
 }
 
@@ -764,19 +738,36 @@ void pointwise_signs(const BinaryMap& map, std::span<const BitWord> channel_keep
   check_pointwise(map, channel_keep, stride, weights, sign, high, low, select, out);
 #if SPINBAYES_X86
   const BitWord all = c == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << c) - 1;
+  const BitWord keep = channel_keep.empty() ? all : channel_keep[0] & all;
+  const int bits = lane_bits(c);
+  // The bounds on each output channel's mismatches m with n inputs kept: sign x dot = n - 2m >= b
+  // iff m <= floor((n - b) / 2), held in [-1 (never), n (always)].
+  const int n = std::popcount(keep), padded = out.words * kBitsPerWord;
+  std::vector<std::int16_t>& bounds = scratch.mismatch_bounds;
+  bounds.assign(2 * static_cast<std::size_t>(padded), -1);
+  const auto mismatch_bound = [n](std::int32_t b) {
+    const std::int64_t d = n - static_cast<std::int64_t>(b);
+    const std::int64_t half = d >= 0 ? d / 2 : -((1 - d) / 2);
+    return static_cast<std::int16_t>(std::clamp<std::int64_t>(half, -1, n));
+  };
+  for (int oc = 0; oc < weights.rows; ++oc) {
+    bounds[static_cast<std::size_t>(oc)] = mismatch_bound(high[oc]);
+    if (select != nullptr) bounds[static_cast<std::size_t>(padded + oc)] = mismatch_bound(low[oc]);
+  }
+  const int blocks = (weights.rows + kLanes - 1) / kLanes;
   const PointwiseSense p{.map = map,
-                         .keep = channel_keep.empty() ? all : channel_keep[0] & all,
+                         .keep = keep,
                          .stride = stride,
                          .lanes = lanes_of(weights, packed, c, 1, scratch),
+                         .lane_registers = bits == 64 ? 2 * blocks : blocks,
                          .sign = sign,
-                         .high = high,
-                         .low = low,
+                         .high = bounds.data(),
+                         .low = bounds.data() + padded,
                          .select = select,
                          .out = out};
-  const int bits = lane_bits(c);
-  if (bits == 16) pointwise_signs_words<16>(p);
-  else if (bits == 32) pointwise_signs_words<32>(p);
-  else pointwise_signs_words<64>(p);
+  if (bits == 16) pointwise_sense<16>(p);
+  else if (bits == 32) pointwise_sense<32>(p);
+  else pointwise_sense<64>(p);
 #else
   (void)packed, (void)scratch;
 #endif

@@ -29,10 +29,10 @@ struct LayerBench {
   int layer = 0;
   std::int64_t macs = 0;  // per image
   double macs_per_s = 0, roof_share = 0;
-  double seconds = 0;      // all images and samples
-  // A shortcut convolution: its time and its residual block's, layers timed whole (dots and
-  // decisions), all images and samples; its share of the block.
-  double whole_seconds = 0, block_seconds = 0, block_share = 0;
+  // All images and samples: a 3x3 convolution's dots; a shortcut convolution's whole layer
+  // (dots and decisions), as are its residual block's layers in block_seconds.
+  double seconds = 0;
+  double block_seconds = 0, block_share = 0;  // a shortcut convolution: its block's time, its share
 };
 
 struct ScalingPoint {

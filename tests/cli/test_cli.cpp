@@ -214,7 +214,8 @@ TEST(Cli, EvalJsonIsTheSameWithOneAndTwoThreads) {
 }
 
 // The bench's JSON on a small vgg-small: every figure present and consistent with the others, a
-// 3x3 layer's MAC count from its shape, and the prefix-reuse points T = 1, 10, 50.
+// 3x3 layer's MAC count from its shape, and the prefix-reuse points T = 1, 10, 50; on a small
+// resnet20, its shortcut convolutions and their blocks.
 TEST(Cli, BenchReportsEveryFigure) {
   const auto dir = fresh_dir("bench-" + std::to_string(::getpid()));
   const auto run = dir / "vgg";
@@ -246,6 +247,33 @@ TEST(Cli, BenchReportsEveryFigure) {
   for (const auto& p : j["scaling"]) points.push_back(p["samples"].get<int>());
   EXPECT_EQ(points, (std::vector<int>{1, 10, 50}));
   expect_one_line_error(run_cli("bench --model " + run.string() + " --samples 0"), "samples");
+
+  // resnet20's two shortcut convolutions: each timed whole with its block's layers, its share of
+  // the block in (0, 1), its rate from its own time.
+  const auto resnet = dir / "resnet";
+  ASSERT_EQ(run_cli("train --model resnet20 --width 4 --dropout spatial --p 0.2 --epochs 1 --subset 200 "
+                    "--validation 100 --quiet --out " + resnet.string())
+                .exit_code,
+            0);
+  const auto rr = run_cli("bench --model " + resnet.string() + " --samples 2 --images 8 --json " + json.string());
+  ASSERT_EQ(rr.exit_code, 0) << rr.output;
+  const nlohmann::json jr = nlohmann::json::parse(read_file(json));
+  EXPECT_EQ(jr["conv3x3_layers"].size(), 18u);
+  const auto& shortcuts = jr["shortcut_layers"];
+  ASSERT_EQ(shortcuts.size(), 2u);
+  EXPECT_EQ(shortcuts[0]["layer"].get<int>(), 7);
+  EXPECT_EQ(shortcuts[0]["macs_per_image"].get<long>(), 14L * 14 * 8 * 4);  // 4 -> 8 channels, stride 2
+  EXPECT_EQ(shortcuts[1]["macs_per_image"].get<long>(), 7L * 7 * 16 * 8);
+  for (const auto& l : shortcuts) {
+    const double seconds = l["seconds"].get<double>(), block = l["block_seconds"].get<double>();
+    EXPECT_GT(seconds, 0.0);
+    EXPECT_GT(block, seconds);
+    EXPECT_NEAR(l["block_share"].get<double>(), seconds / block, 1e-12);
+    EXPECT_NEAR(l["macs_per_s"].get<double>(), l["macs_per_image"].get<double>() * 8 * 2 / seconds,
+                1e-9 * l["macs_per_s"].get<double>());
+    EXPECT_NEAR(l["roof_share"].get<double>(), l["macs_per_s"].get<double>() / jr["popcount_roof_macs_per_s"].get<double>(),
+                1e-9);
+  }
   std::filesystem::remove_all(dir);
 }
 

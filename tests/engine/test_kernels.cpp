@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -513,8 +514,13 @@ TEST(PointwiseSigns, MatchTheDotsThenTheThresholds) {
     std::vector<std::int32_t> sign(static_cast<std::size_t>(t.o)), high(sign.size()), low(sign.size());
     for (std::size_t j = 0; j < sign.size(); ++j) {
       sign[j] = pick(rng, 2) ? 1 : -1;
-      high[j] = pick(rng, 2 * c + 3) - c - 1;  // within [-c - 1, c + 1]: ties and both extremes
-      low[j] = pick(rng, 2 * c + 3) - c - 1;
+      // Within [-c - 1, c + 1] (ties and both ends), or a bound no dot reaches or every dot does.
+      const auto bound = [&] {
+        return pick(rng, 10) == 0 ? (pick(rng, 2) ? std::numeric_limits<std::int32_t>::max() : std::numeric_limits<std::int32_t>::min())
+                                  : pick(rng, 2 * c + 3) - c - 1;
+      };
+      high[j] = bound();
+      low[j] = bound();
     }
     BitMatrix select(pixels, t.o);
     for (int m = 0; m < pixels; ++m)
