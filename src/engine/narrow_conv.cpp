@@ -1,6 +1,7 @@
 #include "engine/narrow_conv.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <string>
@@ -79,9 +80,12 @@ struct PlaneLayout {
 // Writes the map's words, masked by the channel keep and cut to L bits, into the zero-padded
 // plane (stride 1) or its four phases (stride 2: padded row Y, column X go to phase (Y & 1, X & 1)
 // at (Y / 2, X / 2)). 512 / L pixels at a time (their words' low L bits picked out by permutes).
+// Every call writes every in-map word, so the padding stays zero from one call to the next of the
+// same plane shape: the planes are cleared only when the shape changes.
 template <int L>
 SPINBAYES_AVX512_BITALG PlaneLayout fill_planes(const BinaryMap& map, BitWord keep, int stride,
-                                               int padding, std::vector<BitWord>& planes) {
+                                               int padding, NarrowConvScratch& scratch) {
+  std::vector<BitWord>& planes = scratch.planes;
   constexpr int kChunk = 512 / L, kBytes = L / 8;
   const int h = map.height, w = map.width, ph = h + 2 * padding, pw = w + 2 * padding;
   PlaneLayout layout;
@@ -90,7 +94,11 @@ SPINBAYES_AVX512_BITALG PlaneLayout fill_planes(const BinaryMap& map, BitWord ke
   const std::size_t phase_size = static_cast<std::size_t>(rows) * pitch;
   // The second pixel of the last pair of an odd row reads a word past its row: slack at the end.
   const std::size_t bytes = (phase_size * phases + static_cast<std::size_t>(pitch) + 8) * kBytes;
-  planes.assign((bytes + sizeof(BitWord) - 1) / sizeof(BitWord), 0);
+  const std::array<int, 5> shape{h, w, padding, stride, L};
+  if (scratch.plane_shape != shape) {
+    planes.assign((bytes + sizeof(BitWord) - 1) / sizeof(BitWord), 0);
+    scratch.plane_shape = shape;
+  }
   char* base = reinterpret_cast<char*>(planes.data());
   layout.pitch = pitch;
   layout.phase_size = phase_size;
@@ -635,9 +643,9 @@ void narrow_conv(const BinaryMap& map, std::span<const BitWord> channel_keep, in
               : pointwise_direct<64, false>(map, keep, stride, lanes, weights.rows, dots);
     return;
   }
-  const PlaneLayout layout = bits == 16   ? fill_planes<16>(map, keep, stride, padding, scratch.planes)
-                             : bits == 32 ? fill_planes<32>(map, keep, stride, padding, scratch.planes)
-                                          : fill_planes<64>(map, keep, stride, padding, scratch.planes);
+  const PlaneLayout layout = bits == 16   ? fill_planes<16>(map, keep, stride, padding, scratch)
+                             : bits == 32 ? fill_planes<32>(map, keep, stride, padding, scratch)
+                                          : fill_planes<64>(map, keep, stride, padding, scratch);
   const int rectangles = static_cast<int>(tables.y_ranges.size() * tables.x_ranges.size());
   const bool full = weights.rows % kLanes == 0;  // every block has 16 output channels
   scratch.bases.resize(static_cast<std::size_t>(rectangles) * 2 * kLanes);

@@ -18,6 +18,7 @@
 // there. So a pixel's dot is its base less 2 x the mismatches counted, where the base of its
 // rectangle of in-map taps (conv_tables.h) is the taps inside x the channels kept, plus 2 x those
 // popcounts of the taps outside: one vector of 16 output channels per rectangle.
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -31,6 +32,7 @@ namespace spinbayes {
 // Buffers of narrow_conv, kept from call to call.
 struct NarrowConvScratch {
   std::vector<BitWord> planes;  // the padded map, or its four phases (stride 2), as raw words
+  std::array<int, 5> plane_shape{};  // the planes' map height, width, padding, stride, lane bits
   // The weights as the kernel reads them (per block of 16 output channels and tap, 16 lanes), and
   // the weight bits they were made from (they are remade when those change).
   std::vector<std::uint32_t> lanes;

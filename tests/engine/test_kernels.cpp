@@ -473,6 +473,28 @@ TEST(ChannelMaskedConv, DotsAloneMatchTheNaiveConvolution) {
   if (cpu_features().avx512_bitalg && cpu_features().avx512_vpopcntdq && cpu_features().avx512_vnni)
     EXPECT_GT(narrow_calls, 400);
   else EXPECT_EQ(narrow_calls, 0);
+
+  // Maps and masks of one plane shape in a row on one scratch (the planes are cleared only when
+  // their shape changes): each call must rewrite every in-map word, no word of the last map left.
+  for (const int c : {5, 16, 32, 64})
+    for (const int stride : {1, 2}) {
+      ChannelConvScratch same;
+      for (int call = 0; call < 4; ++call) {
+        SCOPED_TRACE("c=" + std::to_string(c) + " stride=" + std::to_string(stride) + " call " + std::to_string(call));
+        const TestMap m = random_map(rng, c, 13, 11, KeepMode::kChannel);
+        std::vector<BitWord> keep(1, 0);
+        for (int ch = 0; ch < c; ++ch) keep[0] |= static_cast<BitWord>(m.keep[static_cast<std::size_t>(ch)] != 0) << ch;
+        BinaryMap signs_only = m.bits;
+        signs_only.keep = BitMatrix();
+        std::vector<std::int8_t> weights(static_cast<std::size_t>(20) * c * 9);
+        for (auto& v : weights) v = pick(rng, 2) ? 1 : -1;
+        const BitMatrix packed = pack_weights(weights.data(), 20, c, 3);
+        const std::vector<std::int32_t> naive = naive_conv(m, weights, 20, 3, stride, 1);
+        std::vector<std::int32_t> dots(naive.size(), -12345);
+        channel_masked_dots(signs_only, keep, 3, stride, 1, packed, pack_operand(packed), same, dots.data());
+        ASSERT_EQ(dots, naive);
+      }
+    }
 }
 
 // 1x1 convolutions without padding (a residual block's downsampling shortcut) copy each
