@@ -458,8 +458,8 @@ struct PointwiseSense {
   BitWord keep;
   int stride;
   const std::uint32_t* lanes;
-  int lane_registers;  // 512-bit registers in `lanes`
-  const std::int32_t* sign;
+  int lane_registers;   // 512-bit registers in `lanes`
+  const BitWord* flips;  // per output word, its channels whose sign is -1
   const std::int16_t* high;  // per output channel, padded to whole words of 64 (-1 there)
   const std::int16_t* low;
   const BitMatrix* select;
@@ -495,6 +495,39 @@ SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) __m512i lanes_of_b
   else return _mm512_maskz_mov_epi64(static_cast<__mmask8>(bits), ones);
 }
 
+// The even 16-bit words of two registers: the low halves of 32 lanes of w | w << 16.
+alignas(64) constexpr std::uint16_t kEvenWords[32] = {0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20,
+                                                      22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42,
+                                                      44, 46, 48, 50, 52, 54, 56, 58, 60, 62};
+
+// The mismatch bounds of 16 output channels (lanes past `live`: -1, never): b held in
+// [-n - 1, n + 1] first, where the decision is already always or never, so n - b cannot overflow
+// and (n - b) >> 1 is the floor.
+SPINBAYES_AVX512_BITALG inline __attribute__((always_inline)) void store_mismatch_bounds(const std::int32_t* b, __mmask16 live,
+                                                                                       int n, std::int16_t* out) {
+  const __m512i kept = _mm512_set1_epi32(n), never = _mm512_set1_epi32(-1);
+  const __m512i held = _mm512_min_epi32(_mm512_max_epi32(_mm512_maskz_loadu_epi32(live, b), _mm512_set1_epi32(-n - 1)),
+                                        _mm512_set1_epi32(n + 1));
+  const __m512i m = _mm512_min_epi32(_mm512_max_epi32(_mm512_srai_epi32(_mm512_sub_epi32(kept, held), 1), never), kept);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(live, never, m)));
+}
+
+// A fused layer's per-call operands, 16 output channels a step: the bounds on the mismatches
+// (high, then low at `padded`) and each output word's flipped channels.
+SPINBAYES_AVX512_BITALG void prepare_sense(const std::int32_t* sign, const std::int32_t* high, const std::int32_t* low,
+                                           int rows, int n, int padded, std::int16_t* bounds, BitWord* flips) {
+  for (int oc = 0; oc < padded; oc += kLanes) {
+    const int lanes = std::clamp(rows - oc, 0, kLanes);
+    const auto live = static_cast<__mmask16>(lanes == kLanes ? 0xFFFFu : (1u << lanes) - 1);
+    store_mismatch_bounds(high + oc, live, n, bounds + oc);
+    if (low != nullptr) store_mismatch_bounds(low + oc, live, n, bounds + padded + oc);
+    const BitWord negative =
+        _mm512_mask_cmplt_epi32_mask(live, _mm512_maskz_loadu_epi32(live, sign + oc), _mm512_setzero_si512());
+    if (oc % kBitsPerWord == 0) flips[oc / kBitsPerWord] = 0;
+    flips[oc / kBitsPerWord] |= negative << (oc % kBitsPerWord);
+  }
+}
+
 // Word `word` of each output row of a fused 1x1 layer: its 64 output channels in G registers of
 // R = 512 / L lanes, one output channel a lane and one pixel at a time (the pixel's word
 // broadcast). A flipped channel's weight bits are inverted, so its count is of n - m mismatches
@@ -508,17 +541,13 @@ SPINBAYES_AVX512_BITALG void pointwise_sense_word(const PointwiseSense& p, int w
   const BinaryMap& map = p.map;
   const int out_h = (map.height - 1) / p.stride + 1, out_w = (map.width - 1) / p.stride + 1;
   const int first = word * kBitsPerWord;
-  BitWord flips = 0;
-  for (int oc = first; oc < std::min(p.out.bits, first + kBitsPerWord); ++oc)
-    flips |= static_cast<BitWord>(p.sign[oc] < 0) << (oc - first);
+  const BitWord flips = p.flips[word];
   const auto keep = static_cast<Word>(p.keep);
   const __m512i k = L == 16   ? _mm512_set1_epi16(static_cast<short>(keep))
                     : L == 32 ? _mm512_set1_epi32(static_cast<int>(keep))
                               : _mm512_set1_epi64(static_cast<long long>(keep));
   // 16-bit lanes: the even words of two blocks' lanes (each w | w << 16), 32 output channels.
-  alignas(64) std::uint16_t evens[32];
-  for (int j = 0; j < 32; ++j) evens[j] = static_cast<std::uint16_t>(2 * j);
-  const __m512i even_words = _mm512_load_si512(evens);
+  const __m512i even_words = _mm512_load_si512(kEvenWords);
   __m512i w[G], high[G], low[G];
   for (int g = 0; g < G; ++g) {
     const int oc = first + g * R;
@@ -750,25 +779,19 @@ void pointwise_signs(const BinaryMap& map, std::span<const BitWord> channel_keep
   const int bits = lane_bits(c);
   // The bounds on each output channel's mismatches m with n inputs kept: sign x dot = n - 2m >= b
   // iff m <= floor((n - b) / 2), held in [-1 (never), n (always)].
-  const int n = std::popcount(keep), padded = out.words * kBitsPerWord;
+  const int padded = out.words * kBitsPerWord;
   std::vector<std::int16_t>& bounds = scratch.mismatch_bounds;
-  bounds.assign(2 * static_cast<std::size_t>(padded), -1);
-  const auto mismatch_bound = [n](std::int32_t b) {
-    const std::int64_t d = n - static_cast<std::int64_t>(b);
-    const std::int64_t half = d >= 0 ? d / 2 : -((1 - d) / 2);
-    return static_cast<std::int16_t>(std::clamp<std::int64_t>(half, -1, n));
-  };
-  for (int oc = 0; oc < weights.rows; ++oc) {
-    bounds[static_cast<std::size_t>(oc)] = mismatch_bound(high[oc]);
-    if (select != nullptr) bounds[static_cast<std::size_t>(padded + oc)] = mismatch_bound(low[oc]);
-  }
+  bounds.resize(2 * static_cast<std::size_t>(padded));
+  scratch.flips.resize(static_cast<std::size_t>(out.words));
+  prepare_sense(sign, high, select != nullptr ? low : nullptr, weights.rows, std::popcount(keep), padded, bounds.data(),
+                scratch.flips.data());
   const int blocks = (weights.rows + kLanes - 1) / kLanes;
   const PointwiseSense p{.map = map,
                          .keep = keep,
                          .stride = stride,
                          .lanes = lanes_of(weights, packed, c, 1, scratch),
                          .lane_registers = bits == 64 ? 2 * blocks : blocks,
-                         .sign = sign,
+                         .flips = scratch.flips.data(),
                          .high = bounds.data(),
                          .low = bounds.data() + padded,
                          .select = select,

@@ -41,8 +41,10 @@ struct NarrowConvScratch {
   // The base dot of each rectangle of in-map taps (rectangle x block x 16 lanes, for the blocks of
   // output channels one kernel call runs).
   std::vector<std::int32_t> bases;
-  // A fused 1x1 layer's bounds on each output channel's mismatches (pointwise_signs).
+  // A fused 1x1 layer's bounds on each output channel's mismatches, and its flipped channels a
+  // word of output channels at a time (pointwise_signs).
   std::vector<std::int16_t> mismatch_bounds;
+  std::vector<BitWord> flips;
 };
 
 // Lays out a convolution's weights (kernel x kernel taps of `channels`) as narrow_conv reads
