@@ -149,6 +149,9 @@ PlannedModel given_model(const ExperimentOptions& o, ModelRole role) {
 std::vector<std::string> origin_command(const TrainOptions& t, const fs::path& network_file) {
   if (t.imported.empty()) {
     if (t.spec.architecture == "custom" && network_file.empty()) {
+      // A run given as it is: its own network file (runs written before it had one: its config).
+      std::error_code ec;
+      if (fs::is_regular_file(t.out / "network.json", ec)) return train_command(t, t.out / "network.json");
       return train_command(t, (t.out / "config.json").string() + " (its model.network)");
     }
     return train_command(t, network_file);

@@ -277,6 +277,14 @@ NetworkFile parse_network_file(const std::string& text, const std::string& origi
   }
 }
 
+std::string network_file_text(const NetworkFile& file) {
+  const nlohmann::json j = {{"input", std::to_string(file.channels) + "x" + std::to_string(file.height) + "x" +
+                                          std::to_string(file.width)},
+                            {"classes", file.classes},
+                            {"layers", network_to_json(file.layers)}};
+  return j.dump(2) + "\n";
+}
+
 NetworkFile load_network_file(const std::string& path) {
   // A regular file, read whole: a FIFO or a device would make train and experiment wait on its
   // writer (cost refuses them too).

@@ -78,5 +78,7 @@ struct NetworkFile {
 };
 NetworkFile parse_network_file(const std::string& text, const std::string& origin);
 NetworkFile load_network_file(const std::string& path);
+// A network file's text (what parse_network_file reads back as the same network).
+std::string network_file_text(const NetworkFile& file);
 
 }  // namespace spinbayes

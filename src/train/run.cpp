@@ -39,6 +39,15 @@ void save_run_config(const TrainOptions& o) {
         {"init", o.init.string()}, {"init_epochs", o.init_epochs}, {"data", o.data.spec()}}}};
   if (!o.imported.empty()) j["training"]["imported"] = o.imported;
   write_file_atomic(o.out / "config.json", j.dump(2) + "\n");
+  // A network of the user's own: its file too, so that `train --model DIR/network.json` trains it again.
+  if (o.spec.architecture == "custom") {
+    write_file_atomic(o.out / "network.json",
+                      network_file_text(NetworkFile{.layers = o.spec.network,
+                                                    .channels = o.spec.channels,
+                                                    .height = o.spec.height,
+                                                    .width = o.spec.width_px,
+                                                    .classes = o.spec.classes}));
+  }
 }
 
 TrainOptions load_run_config(const std::filesystem::path& dir) {
@@ -107,8 +116,8 @@ TrainOptions load_run_config(const std::filesystem::path& dir) {
 }
 
 std::vector<std::filesystem::path> run_files(const std::filesystem::path& dir) {
-  return {dir / "config.json", dir / "checkpoint.pt", dir / "train.jsonl", dir / "model.sbir",
-          dir / "calibration.json", dir / DirectoryLock::kFileName};
+  return {dir / "config.json", dir / "network.json", dir / "checkpoint.pt", dir / "train.jsonl",
+          dir / "model.sbir", dir / "calibration.json", dir / DirectoryLock::kFileName};
 }
 
 std::vector<std::string> run_setting_differences(const TrainOptions& o, const TrainOptions& saved) {

@@ -42,12 +42,13 @@ struct TrainOptions {
   void validate() const;  // throws Error naming the field
 };
 
-// DIR/config.json: {"format": "spinbayes-run", "version": 1, "model": {...}, "training": {...}}.
+// DIR/config.json: {"format": "spinbayes-run", "version": 1, "model": {...}, "training": {...}};
+// a network of the user's own (architecture "custom") also as DIR/network.json, a network file.
 void save_run_config(const TrainOptions& options);
 TrainOptions load_run_config(const std::filesystem::path& dir);
 
 // The files of a run directory that commands read (and so must never write as an output):
-// config.json, checkpoint.pt, train.jsonl, model.sbir, calibration.json and the lock.
+// config.json, network.json, checkpoint.pt, train.jsonl, model.sbir, calibration.json and the lock.
 std::vector<std::filesystem::path> run_files(const std::filesystem::path& dir);
 
 // The training settings in which `options` differs from `saved` (the run's), each as

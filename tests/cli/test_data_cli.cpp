@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "model/network.h"
 
 using namespace spinbayes;
 
@@ -173,6 +175,12 @@ TEST(DataCli, ResidualNetworkFileTrainsEvaluatesAndRunsOnTheChip) {
   const nlohmann::json config = read_json(run / "config.json");
   EXPECT_EQ(config["model"]["architecture"], "custom");
   EXPECT_EQ(config["model"]["network"].size(), 7u);
+  // The run keeps its network file: the same network, input and classes.
+  const NetworkFile kept = load_network_file((run / "network.json").string());
+  const NetworkFile given = load_network_file(network.string());
+  EXPECT_EQ(kept.layers, given.layers);
+  EXPECT_EQ(std::tie(kept.channels, kept.height, kept.width, kept.classes),
+            std::tie(given.channels, given.height, given.width, given.classes));
 
   const std::string common = "--samples 5 --ood gaussian --validation-count -1 --threads 1";
   for (const char* backend : {"engine", "cim --hw ideal", "cim --hw default"}) {

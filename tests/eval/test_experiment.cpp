@@ -354,6 +354,24 @@ TEST_F(Experiment, NetworkFileRunsEveryStage) {
   const std::string report = read_file(scratch_ / "file-run" / "report.md");
   EXPECT_NE(report.find("network file `tiny-res.json`"), std::string::npos);
   EXPECT_NE(report.find("spinbayes train --model " + fs::absolute(file).string()), std::string::npos);
+
+  // The same runs given as directories: each kept its network file, and the report's command
+  // trains that file again.
+  const fs::path models = scratch_ / "file-run" / "models";
+  std::vector<std::string> given = tiny_args(scratch_ / "data", scratch_ / "file-given");
+  for (const char* option : {"--model", "--width", "--epochs", "--train-subset", "--validation", "--extra-p"}) {
+    const auto at = std::find(given.begin(), given.end(), option);
+    given.erase(at, at + 2);
+  }
+  given.insert(given.end(), {"--runs", (models / "tiny-res-none").string() + "," + (models / "tiny-res-element").string() +
+                                          "," + (models / "tiny-res-spatial").string(),
+                             "--quiet"});
+  CliChild again(given, scratch_ / "file-given.log");
+  ASSERT_TRUE(again.succeeded()) << read_file(scratch_ / "file-given.log");
+  const std::string given_report = read_file(scratch_ / "file-given" / "report.md");
+  EXPECT_NE(given_report.find("spinbayes train --model " + (models / "tiny-res-spatial" / "network.json").string()),
+            std::string::npos);
+  EXPECT_EQ(given_report.find("(its model.network)"), std::string::npos);
 }
 
 // Runs given as directories are compared as they are: the straight run's own models, given back,

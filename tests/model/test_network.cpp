@@ -4,6 +4,8 @@
 // and the layer.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -181,6 +183,10 @@ TEST(Network, FilesRoundTripThroughTheSpec) {
   EXPECT_EQ(j["network"], network_to_json(file.layers));
   const ModelSpec back = j.get<ModelSpec>();
   EXPECT_EQ(back.network, file.layers);
+  // The file written back (a run's network.json) reads as the same network and shape.
+  const NetworkFile again = parse_network_file(network_file_text(file), "network.json");
+  EXPECT_EQ(again.layers, file.layers);
+  EXPECT_EQ(std::tie(again.channels, again.height, again.width, again.classes), std::make_tuple(2, 16, 16, 3));
   const std::vector<LayerSpec> layers = build_layers(back);
   ASSERT_EQ(layers.size(), 4u);  // conv, the shortcut convolution, the branch's convolution, linear
   EXPECT_TRUE(layers[2].pool_after);
