@@ -112,14 +112,18 @@ BinaryMap Engine::first_layer(const float* pixels) const {
   });
 }
 
-PatchRows Engine::channel_pass(int index, const BinaryMap& map, const MaskKey& key, bool mask, LayerScratch& scratch,
-                               std::int32_t* dots, LayerEvents& events) const {
-  const EngineLayer& l = model_->layer(index);
+void Engine::draw_channel_keep(const MaskKey& key, bool mask, LayerScratch& scratch, LayerEvents& events) const {
   if (mask) {
     backend_.masks->channel_keep(key, scratch.channel_keep, events);
   } else {
     scratch.channel_keep.clear();  // every channel present
   }
+}
+
+PatchRows Engine::channel_pass(int index, const BinaryMap& map, const MaskKey& key, bool mask, LayerScratch& scratch,
+                               std::int32_t* dots, LayerEvents& events) const {
+  const EngineLayer& l = model_->layer(index);
+  draw_channel_keep(key, mask, scratch, events);
   const ArrayStage& arrays = *backend_.arrays;
   if (!arrays.reads_patch_rows()) {
     channel_masked_dots(map, scratch.channel_keep, l.kernel, l.stride, l.padding, arrays.weights(index),
@@ -197,11 +201,7 @@ BinaryMap Engine::channel_sample(int index, const BinaryMap& map, const MaskKey&
   BitMatrix signs(windows, l.shape.out_channels);
   if (fuses_sense(index)) {
     if (l.has_shortcut() && shortcut == nullptr) throw Error("layer with a residual shortcut: no shortcut map given");
-    if (mask) {
-      backend_.masks->channel_keep(key, scratch.channel_keep, events);
-    } else {
-      scratch.channel_keep.clear();
-    }
+    draw_channel_keep(key, mask, scratch, events);
     const int on = mask ? 1 : 0;
     pointwise_signs(map, scratch.channel_keep, l.stride, arrays.weights(index), arrays.packed_weights(index),
                     l.dot_sign.data(), l.dot_bound[on].data(), l.has_shortcut() ? l.low_bound[on].data() : nullptr,

@@ -85,6 +85,8 @@ class Engine {
   // The grain of layer `index`'s masks in this pass; unmasked layers run as the channel grain with
   // every channel kept.
   MaskGrain grain(int index, bool mask) const { return mask ? backend_.masks->grain(index) : MaskGrain::channel; }
+  // The channel keep of pass `key` into scratch.channel_keep when `mask`, else empty (all kept).
+  void draw_channel_keep(const MaskKey& key, bool mask, LayerScratch& scratch, LayerEvents& events) const;
   // The dots of one sample's map whose inputs are kept a whole channel at a time (or all kept),
   // through channel_masked_conv; returns the patch rows they came from.
   PatchRows channel_pass(int index, const BinaryMap& map, const MaskKey& key, bool mask, LayerScratch& scratch,
