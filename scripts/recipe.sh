@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The full recipe: a binary network on Fashion-MNIST, 12 epochs, then Monte Carlo evaluation with
 # T = 20 against MNIST digits, noise and rotated images.
-#   bash scripts/recipe.sh [spatial|element|none] [vgg-small|resnet20]
-# (defaults spatial, vgg-small at width 32; resnet20 at width 16; needs scripts/setup.sh once).
-# vgg-small: about 17 minutes of training on 2 cores (idle machine), plus about a minute of evaluation.
+#   bash scripts/recipe.sh [spatial|element|none] [vgg-small|resnet20|resnet20-16]
+# (defaults spatial, vgg-small at width 32; resnet20 at width 32, resnet20-16 at width 16; needs
+# scripts/setup.sh once). Training on 2 cores (idle machine): vgg-small about 17 minutes, resnet20
+# about 75-100 minutes, resnet20-16 about 30 minutes; then about a minute of evaluation.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 kind=${1:-spatial}
 model=${2:-vgg-small}
 case "$model" in
   vgg-small) width=32 name=vgg32 ;;
-  resnet20) width=16 name=resnet20-16 ;;
-  *) echo "recipe.sh: unknown model '$model' (known: vgg-small, resnet20)" >&2; exit 2 ;;
+  resnet20) width=32 name=resnet20-32 ;;
+  resnet20-16) model=resnet20 width=16 name=resnet20-16 ;;
+  *) echo "recipe.sh: unknown model '$model' (known: vgg-small, resnet20, resnet20-16)" >&2; exit 2 ;;
 esac
 export OPENBLAS_NUM_THREADS=1
 spinbayes="${BUILD_DIR:-$root/build}/spinbayes"
