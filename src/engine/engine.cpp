@@ -198,17 +198,18 @@ BinaryMap Engine::channel_sample(int index, const BinaryMap& map, const MaskKey&
   const EngineLayer& l = model_->layer(index);
   const ArrayStage& arrays = *backend_.arrays;
   const int windows = l.shape.out_h * l.shape.out_w;
-  BitMatrix signs(windows, l.shape.out_channels);
   if (fuses_sense(index)) {
     if (l.has_shortcut() && shortcut == nullptr) throw Error("layer with a residual shortcut: no shortcut map given");
     draw_channel_keep(key, mask, scratch, events);
     const int on = mask ? 1 : 0;
+    BitMatrix signs(windows, l.shape.out_channels);
     pointwise_signs(map, scratch.channel_keep, l.stride, arrays.weights(index), arrays.packed_weights(index),
                     l.dot_sign.data(), l.dot_bound[on].data(), l.has_shortcut() ? l.low_bound[on].data() : nullptr,
                     l.has_shortcut() ? shortcut : nullptr, scratch.channel.narrow, signs);
     return pooled(l, std::move(signs));
   }
   const PatchRows rows = channel_pass(index, map, key, mask, scratch, dots, events);
+  BitMatrix signs(windows, l.shape.out_channels);
   arrays.sense(index, rows, 0, windows, dots, mask, shortcut, signs, events);
   return pooled(l, std::move(signs));
 }
