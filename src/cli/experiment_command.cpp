@@ -12,6 +12,7 @@
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "eval/experiment_seeds.h"
 #include "model/model_spec.h"
 #include "model/network.h"
 
@@ -62,7 +63,11 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_option("--lr", o.lr)->capture_default_str();
   cmd->add_option("--train-subset", o.train_subset, "Training images (0 = all)")->capture_default_str();
   cmd->add_option("--validation", o.validation, "Training images held out (OOD threshold)")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Training seed")->check(seed_value())->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Training seed (the first of --seeds)")->check(seed_value())->capture_default_str();
+  cmd->add_option("--seeds", o.seeds,
+                  "Training seeds: SEED, SEED+1, ...; each a whole experiment in OUT/seed-<s>, then their spread and "
+                  "paired comparisons (the full run 3, --quick 1)")
+      ->capture_default_str();
   cmd->add_option("--p", o.p, "Dropout rate of the element and spatial models")->capture_default_str();
   cmd->add_option("--extra-p", c->extra_p, "More spatial models at these rates (comma-separated; the p axis)")
       ->capture_default_str();
@@ -122,6 +127,8 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
                                "--validation", "--seed", "--p", "--extra-p", "--models"}) {
       if (c.app->count(option) > 0) throw Error(std::string(option) + ": the runs give it; not with --runs");
     }
+    // The runs are one seed's models; the full run's 3 seeds do not apply (an explicit --seeds N > 1 is refused).
+    if (c.app->count("--seeds") == 0) o.seeds = 1;
     for (const auto& dir : split_list(c.runs)) o.runs.push_back(std::filesystem::absolute(dir));
     if (o.runs.size() != 3) throw Error("--runs: give 3 run directories (deterministic, element, spatial), got " + std::to_string(o.runs.size()));
     o.extra_p.clear();
@@ -154,6 +161,13 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   probe_experiment_data(o);  // the data and OOD sets, before the lock creates the directory
   // Held for the whole run: a second experiment into the same directory stops here.
   const DirectoryLock lock(o.out, "--out", "experiment");
+  if (o.seeds > 1) {
+    const MultiSeedResult r = run_multi_seed_experiment(o);
+    std::printf("wrote %s, %s and %s/figures over %d seeds, each in %s/seed-<s> (%d stages run, %d cached, %.1f s)\n",
+                (o.out / "report.md").c_str(), (o.out / "results.json").c_str(), o.out.c_str(), o.seeds, o.out.c_str(),
+                r.stages_run, r.stages_cached, r.seconds);
+    return;
+  }
   const ExperimentResult r = run_experiment(o);
   std::printf("wrote %s, %s and %s/figures (%d stages run, %d cached, %.1f s)\n", (o.out / "report.md").c_str(),
               (o.out / "results.json").c_str(), o.out.c_str(), r.stages_run, r.stages_cached, r.seconds);

@@ -44,6 +44,12 @@ struct ExperimentOptions {
   int train_subset = 0;   // training images (0 = all that the validation split leaves)
   int validation = 5000;  // held out; sets the OOD threshold
   std::uint64_t seed = 1;
+  // Training seeds: seed, seed + 1, ...; each a whole experiment in out/seed-<s> (experiment_seeds.h).
+  // The full run trains 3; --quick 1.
+  int seeds = 1;
+  // `models` is the experiment's own directory (a multi-seed run's out/models): a run there trained
+  // with other settings is trained again, as in out/models, instead of being an error.
+  bool own_models_dir = false;
   double p = 0.1;               // dropout rate of the element and spatial models
   std::vector<double> extra_p;  // more spatial models at these rates (the p axis of the energy chart)
 
@@ -84,6 +90,9 @@ struct ExperimentOptions {
   ModelSpec model_spec() const;
   // Short name of that network in run directory names: "vgg32", "resnet20-16", or the network file's stem.
   std::string network_name() const;
+  // What a model's run directory name adds for the training seed: "" for seed 1 (the names of a
+  // single-seed run and of scripts/recipe.sh), "-s<seed>" for any other.
+  std::string model_suffix() const;
 };
 
 struct ExperimentResult {

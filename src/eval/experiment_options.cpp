@@ -1,5 +1,6 @@
 // The experiment's two presets, the checks of its options, and the command lines the report quotes.
 #include <cctype>
+#include <limits>
 #include <set>
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@ namespace spinbayes {
 ExperimentOptions ExperimentOptions::full() {
   ExperimentOptions o;
   o.out = "runs/experiment";
+  o.seeds = 3;  // differences between the models are read seed by seed (experiment_seeds.h)
   return o;
 }
 
@@ -55,6 +57,8 @@ ModelSpec ExperimentOptions::model_spec() const {
   spec.p = p;
   return spec;
 }
+
+std::string ExperimentOptions::model_suffix() const { return seed == 1 ? "" : fmt::format("-s{}", seed); }
 
 std::string ExperimentOptions::network_name() const {
   if (!network_file.empty()) {
@@ -127,6 +131,7 @@ void ExperimentOptions::validate() const {
   if (!runs.empty()) {
     validate_runs(runs);
     if (!extra_p.empty()) throw Error("--extra-p: the experiment trains the extra models; not with --runs");
+    if (seeds != 1) throw Error("--seeds: the runs are one seed's models; give --seeds 1 with --runs");
   }
   if (!(p > 0.0 && p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", p));
   in_range("--width", width, 0, 4096);
@@ -143,6 +148,10 @@ void ExperimentOptions::validate() const {
   for (double q : extra_p) {
     if (!(q > 0.0 && q < 1.0)) throw Error(fmt::format("--extra-p: dropout probability must be in (0, 1), got {:g}", q));
     if (!rates.insert(q).second) throw Error(fmt::format("--extra-p: {:g} is given twice (or equals --p)", q));
+  }
+  in_range("--seeds", seeds, 1, 20);
+  if (seed > std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(seeds)) {
+    throw Error(fmt::format("--seed: {} + {} seeds overflows 64 bits", seed, seeds));
   }
   in_range("--samples", samples, 1, 10000);
   if (t_values.empty()) throw Error("--t-values: give at least one T");

@@ -90,7 +90,7 @@ std::vector<std::string> sweep_command(const SweepOptions& s) {
 
 // The run of the shared first epochs: dropout off, stopped after them.
 fs::path shared_run_dir(const ExperimentOptions& o, const fs::path& models_dir) {
-  return models_dir / fmt::format("{}-shared{}of{}", o.network_name(), o.shared_epochs, o.epochs);
+  return models_dir / fmt::format("{}-shared{}of{}{}", o.network_name(), o.shared_epochs, o.epochs, o.model_suffix());
 }
 
 PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_dir, ModelRole role, double p) {
@@ -119,6 +119,7 @@ PlannedModel planned_model(const ExperimentOptions& o, const fs::path& models_di
   t.paths = o.paths;
   m.name = fmt::format("{}-{}", o.network_name(), to_string(kinds[r]));
   if (kinds[r] != DropoutKind::none && p != 0.1) m.name += fmt::format("-p{:g}", p);
+  m.name += o.model_suffix();
   m.dir = models_dir / m.name;
   t.out = m.dir;
   if (o.shared_epochs > 0) {
@@ -433,8 +434,8 @@ std::vector<std::string> cost_command(const PlannedModel& m, int samples) {
 ExperimentPlan plan_experiment(const ExperimentOptions& o) {
   ExperimentPlan plan;
   plan.out = o.out;
-  plan.own_models = o.models.empty() && o.runs.empty();
-  plan.models_dir = !o.runs.empty() ? o.runs.front().parent_path() : plan.own_models ? o.out / "models" : o.models;
+  plan.own_models = (o.models.empty() || o.own_models_dir) && o.runs.empty();
+  plan.models_dir = !o.runs.empty() ? o.runs.front().parent_path() : o.models.empty() ? o.out / "models" : o.models;
   if (!o.runs.empty()) {
     for (const ModelRole role : {ModelRole::deterministic, ModelRole::element, ModelRole::spatial}) {
       plan.models.push_back(given_model(o, role));

@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -63,7 +65,7 @@ std::vector<std::string> tiny_args(const fs::path& data, const fs::path& out) {
           "--t-values",         "1,3",            "--extra-p",  "0.2",             "--sweep-values",
           "0,0.05",             "--sweep-chips",  "1",          "--sweep-test-count", "50",
           "--split-chips",      "2",              "--split-test-count", "60",
-          "--threads",          "1"};
+          "--threads",          "1",              "--seeds",    "1"};
 }
 
 std::string joined(const std::vector<std::string>& args) {
@@ -459,6 +461,111 @@ TEST_F(Experiment, ImportedRunsAreComparedWithoutTraining) {
   EXPECT_NE(report.find("spinbayes import " + fs::absolute(onnx).string()), std::string::npos);
 }
 
+// --seeds 2: each seed a whole experiment in OUT/seed-<s> (seed 1 reusing the straight run's models,
+// seed 2 training its own, named -s2), and the aggregate recomputed here from the per-seed JSON:
+// every value, its spread, and every paired comparison with its t and exact sign-flip p.
+TEST_F(Experiment, SeedsAreWholeExperimentsAndTheirAggregateIsRecomputedFromThem) {
+  const fs::path models = scratch_ / "seed-models", multi = scratch_ / "seeds";
+  fs::copy(straight_ / "models", models, fs::copy_options::recursive);
+  std::vector<std::string> args = tiny_args(scratch_ / "data", multi);
+  args.back() = "2";  // --seeds 2
+  args.insert(args.end(), {"--models", models.string()});
+  {
+    CliChild run(args, scratch_ / "seeds.log");
+    ASSERT_TRUE(run.succeeded()) << read_file(scratch_ / "seeds.log");
+  }
+  for (const char* name : {"mlp64-none-s2", "mlp64-element-s2", "mlp64-spatial-s2", "mlp64-spatial-p0.2-s2"}) {
+    ASSERT_TRUE(fs::exists(models / name / "model.sbir")) << name;
+    EXPECT_EQ(json::parse(read_file(models / name / "config.json"))["training"]["seed"], 2) << name;
+  }
+  const json all = json::parse(read_file(multi / "results.json"));
+  ASSERT_EQ(all["seeds"], json({1, 2}));
+  std::vector<json> per_seed;
+  for (const char* dir : {"seed-1", "seed-2"}) {
+    expect_report_figures_and_results(multi / dir);
+    per_seed.push_back(json::parse(read_file(multi / dir / "results.json")));
+  }
+  // Seed 1 is the straight run again: its models reused, its numbers the same.
+  const json straight = json::parse(read_file(straight_ / "results.json"));
+  for (std::size_t m = 0; m < 3; ++m) {
+    EXPECT_EQ(per_seed[0]["models"][m]["software"]["report"]["accuracy"], straight["models"][m]["software"]["report"]["accuracy"]);
+    EXPECT_EQ(per_seed[0]["models"][m]["chip"]["report"]["nll"], straight["models"][m]["chip"]["report"]["nll"]);
+  }
+  EXPECT_EQ(per_seed[1]["models"][2]["training"]["settings"]["seed"], 2);
+  EXPECT_NE(per_seed[1]["models"][2]["software"]["report"]["accuracy"], per_seed[0]["models"][2]["software"]["report"]["accuracy"]);
+
+  // Every aggregated figure against the per-seed files.
+  const std::map<std::string, std::size_t> index = {{"deterministic", 0}, {"element", 1}, {"spatial", 2}};
+  auto per_seed_value = [&](std::size_t s, const std::string& model, const std::string& where, const std::string& metric) {
+    const json& m = per_seed[s]["models"][index.at(model)];
+    if (where == "calibration") return m["calibration"]["applied"]["temperature"].get<double>();
+    if (where == "training") return m["training"][metric].get<double>();
+    if (where == "cost") {
+      const json& c = m["cost"]["report"];
+      if (metric == "energy_pj") return c["schemes"][m["cost"]["scheme"].get<std::string>()]["energy_pj"]["total"].get<double>();
+      if (metric == "module_energy_pj") return c["schemes"][m["cost"]["scheme"].get<std::string>()]["energy_pj"]["modules"].get<double>();
+      return c["ratios"][metric].get<double>();
+    }
+    const json& r = m[where]["report"];
+    if (metric == "nll_t1") return r["calibration"]["uncalibrated"]["nll"].get<double>();
+    if (metric == "ece_t1") return r["calibration"]["uncalibrated"]["ece"].get<double>();
+    if (metric.rfind("auroc.", 0) == 0) return r["ood"][metric.substr(6)]["auroc"].get<double>();
+    return r[metric].get<double>();
+  };
+  std::size_t checked = 0;
+  for (const json& v : all["values"]) {
+    const std::string model = v["model"], where = v["where"], metric = v["metric"];
+    ASSERT_EQ(v["values"].size(), 2u);
+    const double a = per_seed_value(0, model, where, metric), b = per_seed_value(1, model, where, metric);
+    EXPECT_EQ(v["values"][0].get<double>(), a) << model << " " << where << " " << metric;
+    EXPECT_EQ(v["values"][1].get<double>(), b) << model << " " << where << " " << metric;
+    EXPECT_NEAR(v["spread"]["mean"].get<double>(), (a + b) / 2, 1e-12);
+    EXPECT_NEAR(v["spread"]["sd"].get<double>(), std::fabs(a - b) / std::sqrt(2.0), 1e-12);
+    EXPECT_EQ(v["spread"]["min"].get<double>(), std::min(a, b));
+    EXPECT_EQ(v["spread"]["max"].get<double>(), std::max(a, b));
+    ++checked;
+  }
+  // Per model: software and chip, each 6 figures and an AUROC per OOD set; temperature; training's 2; cost.
+  EXPECT_GE(checked, 3u * (2u * (6u + 3u) + 1u + 2u + 2u));
+  auto find_value = [&](const std::string& model, const std::string& where, const std::string& metric) {
+    for (const json& v : all["values"]) {
+      if (v["model"] == model && v["where"] == where && v["metric"] == metric) return v["values"];
+    }
+    ADD_FAILURE() << model << " " << where << " " << metric;
+    return json::array({0, 0});
+  };
+  EXPECT_EQ(all["comparisons"].size(), 2u * 6u * 3u);  // where x (accuracy, NLL, ECE, 3 AUROCs) x pairs
+  const double pi = std::acos(-1.0);
+  for (const json& c : all["comparisons"]) {
+    const json a = find_value(c["a"], c["where"], c["metric"]), b = find_value(c["b"], c["where"], c["metric"]);
+    const double d0 = per_seed_value(0, c["a"], c["where"], c["metric"]) - per_seed_value(0, c["b"], c["where"], c["metric"]);
+    const double d1 = per_seed_value(1, c["a"], c["where"], c["metric"]) - per_seed_value(1, c["b"], c["where"], c["metric"]);
+    EXPECT_EQ(c["differences"][0].get<double>(), d0);
+    EXPECT_EQ(c["differences"][1].get<double>(), d1);
+    EXPECT_NEAR(c["mean"].get<double>(), (d0 + d1) / 2, 1e-12);
+    EXPECT_EQ(c["a_above_b"].get<int>(), (d0 > 0) + (d1 > 0));
+    EXPECT_EQ(c["a_below_b"].get<int>(), (d0 < 0) + (d1 < 0));
+    // Two seeds: 4 sign assignments; when the differences share a sign only 2 reach the mean.
+    EXPECT_EQ(c["p_sign_flip"].get<double>(), (d0 > 0) == (d1 > 0) && d0 != 0 && d1 != 0 ? 0.5 : 1.0) << c;
+    if (d0 != d1) {
+      const double t = (d0 + d1) / 2 / (std::fabs(d0 - d1) / std::sqrt(2.0) / std::sqrt(2.0));
+      EXPECT_NEAR(c["t"].get<double>(), t, 1e-9 * std::fabs(t));
+      EXPECT_NEAR(c["p_t"].get<double>(), 1 - 2 / pi * std::atan(std::fabs(t)), 1e-9);  // Cauchy: df = 1
+    }
+  }
+  const std::string report = read_file(multi / "report.md");
+  for (const char* part : {"## The answer", "## Findings, seed by seed", "## Paired comparisons", "## Per seed",
+                           "(seed-2/report.md)", "![The spread over the seeds](figures/seeds_quality.png)",
+                           "spinbayes experiment --seeds 1 --seed 2 --out"}) {
+    EXPECT_NE(report.find(part), std::string::npos) << part;
+  }
+  for (const char* figure : {"figures/seeds_quality.png", "figures/seeds_t_axis.png"}) {
+    ASSERT_TRUE(fs::exists(multi / figure)) << figure;
+    EXPECT_GT(fs::file_size(multi / figure), 10000u) << figure;
+  }
+  EXPECT_TRUE(temporaries_in(multi).empty());
+}
+
 TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
   const auto dir = fs::temp_directory_path() / ("spinbayes-experiment-bad-" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -478,6 +585,10 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
       {"experiment --ood svhn" + out, "--ood: unknown OOD set 'svhn'"},
       {"experiment --runs a,b" + out, "--runs: give 3 run directories (deterministic, element, spatial), got 2"},
       {"experiment --runs a,b,c --epochs 3" + out, "--epochs: the runs give it; not with --runs"},
+      {"experiment --seeds 0" + out, "--seeds: must be in 1..20, got 0"},
+      {"experiment --seeds 21" + out, "--seeds: must be in 1..20, got 21"},
+      {"experiment --seeds x" + out, "Could not convert: --seeds = x"},
+      {"experiment --seed 18446744073709551615 --seeds 2" + out, "--seed: 18446744073709551615 + 2 seeds overflows 64 bits"},
       {"experiment --runs " + (dir / "none").string() + ",b,c" + out, (dir / "none" / "config.json").string() + ": not found"},
       {"experiment --samples 0" + out, "--samples: must be in 1..10000, got 0"},
       {"experiment --epochs 3 --shared-epochs 3" + out, "--shared-epochs: must be in 0..2, got 3"},

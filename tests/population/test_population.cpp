@@ -72,6 +72,59 @@ TEST(PopulationStatistics, ClopperPearsonGivesTheExactInterval) {
   EXPECT_THROW(clopper_pearson(0, 0), Error);
 }
 
+TEST(PopulationStatistics, IncompleteBetaAndStudentsTMatchClosedForms) {
+  // I_x(1, 1) = x, I_x(a, 1) = x^a, I_x(1, b) = 1 - (1 - x)^b, and the symmetry I_x(a, b) = 1 - I_{1-x}(b, a).
+  for (double x : {0.0, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0}) {
+    EXPECT_NEAR(regularized_incomplete_beta(x, 1, 1), x, 1e-13);
+    EXPECT_NEAR(regularized_incomplete_beta(x, 3.5, 1), std::pow(x, 3.5), 1e-13);
+    EXPECT_NEAR(regularized_incomplete_beta(x, 1, 2.5), 1 - std::pow(1 - x, 2.5), 1e-13);
+    EXPECT_NEAR(regularized_incomplete_beta(x, 2.2, 7.1), 1 - regularized_incomplete_beta(1 - x, 7.1, 2.2), 1e-13);
+  }
+  // Student's t: df = 1 is Cauchy, p = 1 - (2 / pi) atan|t|; df = 2 has p = 1 - |t| / sqrt(2 + t^2);
+  // a large df approaches the normal (p = 0.05 at t = 1.959964).
+  const double pi = std::acos(-1.0);
+  for (double t : {0.0, 0.3, -1.0, 2.5, 12.7, -40.0}) {
+    EXPECT_NEAR(student_t_two_sided_p(t, 1), 1 - 2 / pi * std::atan(std::fabs(t)), 1e-12) << t;
+    EXPECT_NEAR(student_t_two_sided_p(t, 2), 1 - std::fabs(t) / std::sqrt(2 + t * t), 1e-12) << t;
+  }
+  EXPECT_NEAR(student_t_two_sided_p(1.959964, 1e7), 0.05, 1e-6);
+  // Tables of Student's t: the two-sided 5 % point for df = 4 is 2.776445, for df = 10 2.228139.
+  EXPECT_NEAR(student_t_two_sided_p(2.776445, 4), 0.05, 1e-6);
+  EXPECT_NEAR(student_t_two_sided_p(2.228139, 10), 0.05, 1e-6);
+  EXPECT_THROW(regularized_incomplete_beta(1.5, 1, 1), Error);
+  EXPECT_THROW(student_t_two_sided_p(1.0, 0), Error);
+}
+
+TEST(PopulationStatistics, PairedTestsGiveTheDifferencesTAndTheExactSignFlipP) {
+  const PairedTest r = paired_test({0.93, 0.91, 0.95}, {0.90, 0.90, 0.91});
+  ASSERT_EQ(r.differences.size(), 3u);
+  EXPECT_NEAR(r.differences[0], 0.03, 1e-12);
+  EXPECT_NEAR(r.mean, (0.03 + 0.01 + 0.04) / 3, 1e-12);
+  const double sd = std::sqrt((std::pow(0.03 - r.mean, 2) + std::pow(0.01 - r.mean, 2) + std::pow(0.04 - r.mean, 2)) / 2);
+  EXPECT_NEAR(r.sd, sd, 1e-12);
+  ASSERT_TRUE(r.t.has_value());
+  EXPECT_NEAR(*r.t, r.mean / (sd / std::sqrt(3.0)), 1e-9);
+  EXPECT_NEAR(r.p_t, 1 - *r.t / std::sqrt(2 + *r.t * *r.t), 1e-12);  // df = 2
+  // Every difference positive: only the all-plus and all-minus assignments reach |mean|: 2 of 8.
+  EXPECT_DOUBLE_EQ(r.p_sign_flip, 0.25);
+  EXPECT_EQ(r.above, 3);
+  EXPECT_EQ(r.below, 0);
+  // Mixed signs, differences +1, -1, +3: the 8 assignments sum to 3, 5, 1, 3 and their negatives, so
+  // 6 of 8 reach the observed |sum| = 3.
+  const PairedTest mixed = paired_test({1, 0, 3}, {0, 1, 0});
+  EXPECT_DOUBLE_EQ(mixed.p_sign_flip, 0.75);
+  EXPECT_EQ(mixed.above, 2);
+  EXPECT_EQ(mixed.below, 1);
+  // No spread: no t; p is 0 for a constant nonzero difference, 1 for none.
+  const PairedTest constant = paired_test({2, 3}, {1, 2});
+  EXPECT_FALSE(constant.t.has_value());
+  EXPECT_EQ(constant.p_t, 0.0);
+  EXPECT_EQ(paired_test({1, 2}, {1, 2}).p_t, 1.0);
+  EXPECT_EQ(paired_test({1, 2}, {1, 2}).p_sign_flip, 1.0);
+  EXPECT_THROW(paired_test({1, 2}, {1}), Error);
+  EXPECT_THROW(paired_test({}, {}), Error);
+}
+
 const std::vector<std::string> kMetrics = {"accuracy", "ece", "auroc.mnist"};
 
 TEST(YieldSpec, ParsesRequirementsAndChecksChips) {
