@@ -8,10 +8,12 @@
 namespace spinbayes {
 
 double mean_cell_conductance_s(const HardwareConfig& hw) {
-  // The cell: MTJ and access transistor in series (the supply's energy, both dissipations).
+  // The cell: MTJ and access transistor in series (the supply's energy, both dissipations), at
+  // the operating temperature.
   const double v = hw.crossbar.read_voltage_v, ra = hw.crossbar.access_resistance_ohm;
-  return 0.5 * (1.0 / cell_resistance_ohm(hw.mtj, MtjState::parallel, v, ra) +
-                1.0 / cell_resistance_ohm(hw.mtj, MtjState::antiparallel, v, ra));
+  const MtjParams mtj = hw.mtj.crossbar_at_temperature();
+  return 0.5 * (1.0 / cell_resistance_ohm(mtj, MtjState::parallel, v, ra) +
+                1.0 / cell_resistance_ohm(mtj, MtjState::antiparallel, v, ra));
 }
 
 Technology Technology::defaults(const HardwareConfig& hw) {

@@ -42,8 +42,14 @@ int value_of(MtjState s) { return s == MtjState::parallel ? 1 : -1; }
 }  // namespace
 
 double crossbar_gain(const HardwareConfig& hw) {
-  if (hw.faults.rp_drift == 0.0 && hw.faults.tmr_drift == 0.0) return 1.0;
+  const MtjParams& m = hw.mtj;
+  if (hw.faults.rp_drift == 0.0 && hw.faults.tmr_drift == 0.0 && m.ra_temperature_factor() == 1.0 &&
+      m.tmr_temperature_factor() == 1.0) {
+    return 1.0;
+  }
+  // The stack at the operating temperature and after any drift, against the design's.
   HardwareConfig drifted = hw;
+  drifted.mtj = m.crossbar_at_temperature();
   drifted.mtj.ra_ohm_um2 *= 1.0 + hw.faults.rp_drift;
   drifted.mtj.tmr *= 1.0 + hw.faults.tmr_drift;
   return Readout(drifted).g_half / Readout(hw).g_half;

@@ -11,37 +11,46 @@ namespace spinbayes {
 
 DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
   const MtjParams& m = hw.mtj;
+  const MtjParams mt = m.crossbar_at_temperature();  // RA and TMR at temperature_k
   const double v = hw.crossbar.read_voltage_v;
   const double ra = hw.crossbar.access_resistance_ohm;
-  const double rp = m.rp_ohm(), tmr_read = cell_tmr_at_read(m, v, ra);
-  const double rap0 = rp * (1.0 + m.tmr), rap = rp * (1.0 + tmr_read);
+  const double rp = mt.rp_ohm(), tmr_read = cell_tmr_at_read(mt, v, ra);
+  const double rap0 = rp * (1.0 + mt.tmr), rap = rp * (1.0 + tmr_read);
   const double gp_us = 1e6 / (rp + ra), gap_us = 1e6 / (rap + ra);
   const double g_half_us = 0.5 * (gp_us - gap_us);
-  // Write: calibrated on the nominal device at the reference temperature (per_chip; per_module
-  // trims each module the same way to its own Delta and Ic0).
+  // The same cell at the reference temperature, where the sense thresholds are designed.
+  const double rp_ref = m.rp_ohm(), rap_ref = rp_ref * (1.0 + cell_tmr_at_read(m, v, ra));
+  const double g_half_ref_us = 0.5 * (1e6 / (rp_ref + ra) - 1e6 / (rap_ref + ra));
   DerivedQuantities out;
   out.quantities = {
       {"mtj_area_um2", m.area_um2(), "um^2", "pi diameter^2 / 4"},
-      {"r_p_ohm", rp, "Ohm", "ra_ohm_um2 / area"},
-      {"r_ap_zero_bias_ohm", rap0, "Ohm", "R_P (1 + tmr)"},
+      {"r_p_ohm", rp, "Ohm", "ra_ohm_um2 (1 + ra_temp_coeff_per_k (T - T_ref)) / area, at temperature_k"},
+      {"tmr_at_temperature", mt.tmr, "ratio", "tmr (1 - tmr_temp_coeff_per_k (T - T_ref))"},
+      {"r_ap_zero_bias_ohm", rap0, "Ohm", "R_P (1 + TMR(T))"},
       {"ap_mtj_read_voltage_v", v * rap / (rap + ra), "V",
        "read_voltage_v R_AP / (R_AP + access_resistance_ohm): the AP MTJ's share of the read (with R_AP at it: a "
        "fixed point)"},
-      {"tmr_at_read", tmr_read, "ratio", "tmr / (1 + (V_AP / tmr_half_bias_v)^2), V_AP the AP MTJ's read voltage"},
+      {"tmr_at_read", tmr_read, "ratio", "TMR(T) / (1 + (V_AP / tmr_half_bias_v)^2), V_AP the AP MTJ's read voltage"},
       {"r_ap_at_read_ohm", rap, "Ohm", "R_P (1 + TMR(V_AP))"},
       {"on_off_ratio", (rap + ra) / (rp + ra), "ratio", "(R_AP + access_resistance_ohm) / (R_P + access_resistance_ohm): the cell's"},
       {"g_p_us", gp_us, "uS", "1 / (R_P + access_resistance_ohm)"},
       {"g_ap_us", gap_us, "uS", "1 / (R_AP(V_AP) + access_resistance_ohm)"},
       {"dot_unit_ua", v * g_half_us, "uA", "read_voltage_v (G_P - G_AP) / 2: a column's current per unit of dot product"},
+      {"crossbar_gain_at_temperature", g_half_us / g_half_ref_us, "ratio",
+       "(G_P - G_AP) at temperature_k over the same at reference_temperature_k: the factor on every column's sum "
+       "read against thresholds set at the reference (the reference columns cancel the mean conductance)"},
       {"driven_row_current_ua", 0.5 * v * (gp_us + gap_us), "uA",
        "read_voltage_v (G_P + G_AP) / 2: a driven row's mean current; a single-tile column's sense amplifier compares "
        "rows x this, and crossbar.sense_offset_relative is a share of it"},
       {"read_current_p_ua", v * gp_us, "uA", "read_voltage_v G_P"},
-      {"read_current_over_ic0", v * gp_us / m.ic0_ua, "ratio", "read current (P) / ic0_ua: the read's share of the switching current"},
-      {"delta_at_temperature_kt", m.delta_at_temperature(), "kT", "delta reference_temperature_k / temperature_k"},
+      {"ic0_at_temperature_ua", m.ic0_at_temperature_ua(), "uA", "ic0_ua (1 - ic0_temp_coeff_per_k (T - T_ref))"},
+      {"read_current_over_ic0", v * gp_us / m.ic0_at_temperature_ua(), "ratio",
+       "read current (P) / Ic0(T): the read's share of the switching current"},
+      {"delta_at_temperature_kt", m.delta_at_temperature(), "kT",
+       "delta (T_ref / T) (1 - barrier_temp_coeff_per_k (T - T_ref))"},
   };
   const MtjSwitching reference = nominal_switching(m, true), operating = nominal_switching(m);
-  const double t = hw.dropout_module.pulse_width_ns;
+  const double t = hw.dropout_module.pulse_width_ns, n = m.switching_exponent;
   double iw = 0.0;
   try {
     iw = write_current_for(reference, p, t);
@@ -50,21 +59,44 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
     return out;
   }
   const double ratio = iw / m.ic0_ua;
-  const double barrier = reference.delta * (1.0 - ratio);
+  const double barrier = reference.delta * std::pow(1.0 - ratio, n);
   const double tau_ns = m.tau0_ns * std::exp(barrier);
+  const double ratio_t = iw / operating.ic0_ua;
   const std::vector<DerivedQuantity> write = {
-      {"write_current_ua", iw, "uA", fmt::format("ic0 (1 - ln(tau / tau0) / delta), tau = -pulse / ln(1 - p), p = {:g}", p)},
+      {"write_current_ua", iw, "uA",
+       fmt::format("ic0 (1 - (ln(tau / tau0) / delta)^(1/n)), tau = -pulse / ln(1 - p), p = {:g}, n = switching_exponent", p)},
       {"write_over_ic0", ratio, "ratio", "write current / ic0_ua (thermal activation needs < 1)"},
-      {"effective_barrier_kt", barrier, "kT", "delta (1 - I / Ic0) at the reference temperature"},
+      {"effective_barrier_kt", barrier, "kT", "delta (1 - I / Ic0)^n at the reference temperature"},
       {"switching_time_ns", tau_ns, "ns", "tau0 exp(effective barrier): mean time to switch under the write current"},
+      {"write_over_ic0_at_temperature", ratio_t, "ratio",
+       "write current / Ic0(T): the regime at temperature_k (thermal activation while < 1)"},
+      {"effective_barrier_at_temperature_kt", operating.delta * std::copysign(std::pow(std::fabs(1.0 - ratio_t), n), 1.0 - ratio_t),
+       "kT", "Delta(T) (1 - I / Ic0(T))^n"},
       {"p_at_temperature", switching_probability(operating, iw, t), "probability",
-       "1 - exp(-pulse / tau) with Delta at temperature_k (p where temperature_k = reference)"},
+       "1 - exp(-pulse / tau) with Delta(T) and Ic0(T) (p where temperature_k = reference)"},
       {"write_voltage_v", iw * 1e-6 * rp, "V", "write current x R_P (the module starts in P)"},
       {"write_mtj_energy_fj", iw * 1e-6 * iw * 1e-6 * rp * t * 1e-9 * 1e15, "fJ", "I^2 R_P pulse: the MTJ's own dissipation in a write"},
-      {"module_p_spread_untrimmed", switching_probability_spread(reference, iw, t, m.sigma_delta, m.sigma_ic0),
-       "probability", "first-order sd of p over modules written with one current (per_chip), from sigma_delta and sigma_ic0"},
+      {"module_p_spread_untrimmed",
+       switching_probability_spread(reference, iw, t, m.sigma_delta, m.sigma_ic0, m.delta_ic0_correlation), "probability",
+       "first-order sd of p over modules written with one current (per_chip), from sigma_delta, sigma_ic0 and "
+       "delta_ic0_correlation"},
   };
   out.quantities.insert(out.quantities.end(), write.begin(), write.end());
+  const DropoutModuleParams& c = hw.dropout_module;
+  if (c.trim_dac_bits > 0) {
+    const double step = c.trim_range_ua / (std::ldexp(1.0, c.trim_dac_bits) - 1.0);
+    out.quantities.push_back({"trim_step_ua", step, "uA", "trim_range_ua / (2^trim_dac_bits - 1)"});
+    out.quantities.push_back({"p_at_half_trim_step_low", switching_probability(reference, iw - 0.5 * step, t), "probability",
+                              "P_sw(I - step / 2): the lowest p a trimmed nominal module can be left at"});
+    out.quantities.push_back({"p_at_half_trim_step_high", switching_probability(reference, iw + 0.5 * step, t),
+                              "probability", "P_sw(I + step / 2): the highest"});
+  }
+  if (c.write_noise_relative > 0.0) {
+    out.quantities.push_back({"p_with_write_noise", noisy_switching_probability(reference, iw, t, c.write_noise_relative),
+                              "probability",
+                              "mean of P_sw(I (1 + write_noise_relative z)) over z ~ N(0, 1): the nominal module's p "
+                              "under driver noise"});
+  }
   return out;
 }
 

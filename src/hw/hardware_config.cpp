@@ -18,6 +18,14 @@ double MtjParams::area_um2() const {
 
 double MtjParams::rp_ohm() const { return ra_ohm_um2 / area_um2(); }
 
+MtjParams MtjParams::crossbar_at_temperature() const {
+  MtjParams at = *this;
+  at.ra_ohm_um2 *= ra_temperature_factor();
+  at.tmr *= tmr_temperature_factor();
+  at.reference_temperature_k = temperature_k;
+  return at;
+}
+
 namespace {
 // The words of the choices, in the order of their enums.
 const std::vector<std::string> kWriteCurrents = {"per_chip", "per_module"};
@@ -52,13 +60,34 @@ ConfigTable HardwareConfig::table() {
   t.number("mtj.delta", mtj.delta, 1, 200, "kT", "Delta = 40-60 for 40 nm p-MTJs (Ikeda et al. 2010)");
   t.number("mtj.ic0_ua", mtj.ic0_ua, 0.1, 10000, "uA", "Ic0 = 30-60 uA at 40 nm (Ikeda et al. 2010: 49 uA)");
   t.number("mtj.tau0_ns", mtj.tau0_ns, 1e-3, 1e3, "ns", "attempt time ~ 1 ns (Neel-Brown thermal activation)");
-  t.number("mtj.temperature_k", mtj.temperature_k, 200, 500, "K", "operating temperature; Delta ~ 1 / T");
+  t.number("mtj.switching_exponent", mtj.switching_exponent, 1, 2, "exponent",
+           "n in tau = tau0 exp(Delta (1 - I/Ic0)^n): 1 as fitted to in-plane and early MgO junctions (Koch et al., PRL "
+           "92, 088302, 2004); 2 for a perpendicular macrospin (Butler et al., IEEE Trans. Magn. 48, 4684, 2012)");
+  t.number("mtj.temperature_k", mtj.temperature_k, 200, 500, "K",
+           "operating temperature; Delta = E_b / kT, and Ic0, E_b, TMR and RA follow their temperature coefficients");
   t.number("mtj.reference_temperature_k", mtj.reference_temperature_k, 200, 500, "K",
-           "temperature of delta and of the write-current calibration");
+           "temperature at which the mtj values are given and write currents are calibrated");
+  t.number("mtj.ic0_temp_coeff_per_k", mtj.ic0_temp_coeff_per_k, 0, 0.005, "1/K",
+           "relative fall of Ic0 per K above the reference: Ic0 falls with the perpendicular anisotropy (Takeuchi et "
+           "al., Appl. Phys. Lett. 119, 2021, doi:10.1063/5.0072957); 0.1 %/K is Bloch's Ms(T) = Ms(0) (1 - "
+           "(T/Tc)^1.5) at 300 K for Tc ~ 1000 K, a lower bound since Hk falls too");
+  t.number("mtj.barrier_temp_coeff_per_k", mtj.barrier_temp_coeff_per_k, 0, 0.005, "1/K",
+           "relative fall of the barrier E_b = Ms Hk V / 2 per K, on top of Delta = E_b / kT; 0.1 %/K from Bloch's "
+           "Ms(T) as for ic0_temp_coeff_per_k (Hk's own fall makes it larger)");
+  t.number("mtj.tmr_temp_coeff_per_k", mtj.tmr_temp_coeff_per_k, 0, 0.005, "1/K",
+           "relative fall of TMR per K: 0.1-0.16 %/K from CoFeB/MgO and Fe/MgO junctions (Yuasa et al., Nature "
+           "Mater. 3, 868, 2004: 180 % at 293 K, 247 % at 20 K; Ikeda et al., APL 93, 082508, 2008: 604 % at 300 K, "
+           "1144 % at 5 K)");
+  t.number("mtj.ra_temp_coeff_per_k", mtj.ra_temp_coeff_per_k, -0.005, 0.005, "1/K",
+           "relative change of RA (R_P) per K: R_P of MgO junctions is nearly temperature independent (Ma et al., "
+           "'Temperature dependence of resistance in epitaxial Fe/MgO/Fe magnetic tunnel junctions'); 0");
   t.number("mtj.sigma_rp", mtj.sigma_rp, 0, 0.5, "relative", "R_P device-to-device spread, 2-5 % in MRAM arrays");
   t.number("mtj.sigma_tmr", mtj.sigma_tmr, 0, 0.5, "relative", "TMR spread, 2-5 % in MRAM arrays");
   t.number("mtj.sigma_delta", mtj.sigma_delta, 0, 0.5, "relative", "Delta spread from size/anisotropy variation");
   t.number("mtj.sigma_ic0", mtj.sigma_ic0, 0, 0.5, "relative", "Ic0 spread from size variation");
+  t.number("mtj.delta_ic0_correlation", mtj.delta_ic0_correlation, -1, 1, "correlation",
+           "of a module's Delta and Ic0 deviations: a macrospin's Ic0 ~ (alpha / eta) E_b (Khvalkovskiy et al., J. "
+           "Phys. D 46, 074001, 2013), so volume and anisotropy variation move both; 0 = independent");
   t.integer("crossbar.tile_rows", crossbar.tile_rows, 64, 65536, "rows, multiple of 64",
             "128 x 128 subarrays, as NeuroSim's default (Peng et al., IEDM 2019)");
   t.integer("crossbar.tile_cols", crossbar.tile_cols, 1, 65536, "columns", "128 x 128 subarrays (NeuroSim)");
@@ -83,6 +112,15 @@ ConfigTable HardwareConfig::table() {
            "per_module: each module's current trimmed at test to its own Delta and Ic0, at the reference "
            "temperature (a designer must: untrimmed at 3 % Ic0 spread the modules' p spreads over several "
            "times 0.1); per_chip: one current calibrated on the nominal device");
+  t.integer("dropout_module.trim_dac_bits", dropout_module.trim_dac_bits, 0, 16, "bits",
+            "per_module trim: a current DAC of 2^bits codes over trim_range_ua, each module written with the code "
+            "nearest its own current; 4-8 bit trim DACs in MRAM write drivers; 0 = a continuous trim");
+  t.number("dropout_module.trim_range_ua", dropout_module.trim_range_ua, 0.01, 1000, "uA",
+           "span of the trim DAC, centred on the nominal write current; +-8 uA covers +-4 sigma of 3 % Ic0 spread at "
+           "41 uA; modules outside saturate at its ends");
+  t.number("dropout_module.write_noise_relative", dropout_module.write_noise_relative, 0, 0.2, "relative",
+           "sigma of each write's current (driver thermal and supply noise), independent between writes: p is then "
+           "the mean of P_sw over it; 1 % moves p = 0.1 to 0.067 / 0.147 at one sigma");
   t.choice("dropout_module.element_masks", dropout_module.element_masks, kElementMasks,
            "element dropout: per_window = a module per crossbar row, fresh bit at every window (SpinDrop); "
            "per_element = one bit per input element, as in training");
@@ -115,6 +153,22 @@ void HardwareConfig::validate(const std::string& origin) {
   table().check(origin);
   if (crossbar.tile_rows % 64 != 0) {
     throw Error(origin + ": crossbar.tile_rows = " + std::to_string(crossbar.tile_rows) + " is not a multiple of 64");
+  }
+  // The linear temperature laws must leave a device at temperature_k.
+  const auto positive_at_temperature = [&](const char* key, const char* what, double factor) {
+    if (!(factor >= 0.05)) {
+      throw Error(fmt::format("{}: {}: {} at temperature_k = {:g} K would be {:.3g} x its reference value (below "
+                              "0.05: outside the linear law)",
+                              origin, key, what, mtj.temperature_k, factor));
+    }
+  };
+  positive_at_temperature("mtj.ic0_temp_coeff_per_k", "Ic0", mtj.ic0_temperature_factor());
+  positive_at_temperature("mtj.tmr_temp_coeff_per_k", "TMR", mtj.tmr_temperature_factor());
+  positive_at_temperature("mtj.ra_temp_coeff_per_k", "RA", mtj.ra_temperature_factor());
+  if (!(mtj.delta_at_temperature() >= 1.0)) {
+    throw Error(fmt::format("{}: mtj.barrier_temp_coeff_per_k: Delta at temperature_k = {:g} K would be {:.3g} kT "
+                            "(below 1: no barrier)",
+                            origin, mtj.temperature_k, mtj.delta_at_temperature()));
   }
 }
 

@@ -15,17 +15,39 @@ struct MtjParams {
   double tmr = 1.5;              // (R_AP - R_P) / R_P at zero bias
   double tmr_half_bias_v = 0.5;  // V_h: TMR(V) = TMR / (1 + (V / V_h)^2)
   double delta = 45.0;           // thermal stability E_b / kT at the reference temperature
-  double ic0_ua = 45.0;          // critical switching current
+  double ic0_ua = 45.0;          // critical switching current at the reference temperature
   double tau0_ns = 1.0;          // attempt time
+  // n in tau = tau0 exp(Delta (1 - I / Ic0)^n): 1 (Koch et al. 2004), 2 for perpendicular
+  // macrospins (Butler et al. 2012).
+  double switching_exponent = 1.0;
   double temperature_k = 300.0;            // operating temperature
-  double reference_temperature_k = 300.0;  // where delta is given and write currents are calibrated
-  // Device-to-device variation, drawn once per chip: relative standard deviations.
+  double reference_temperature_k = 300.0;  // where every value above is given and write currents are calibrated
+  // First-order temperature laws about the reference temperature, X(T) = X (1 - c (T - T_ref)):
+  // relative falls per kelvin of Ic0, of the barrier E_b (on top of Delta = E_b / kT ~ 1 / T) and
+  // of TMR; RA's relative rise per kelvin.
+  double ic0_temp_coeff_per_k = 0.001, barrier_temp_coeff_per_k = 0.001, tmr_temp_coeff_per_k = 0.001;
+  double ra_temp_coeff_per_k = 0.0;
+  // Device-to-device variation, drawn once per chip: relative standard deviations, and the
+  // correlation of a module's Delta and Ic0 deviations (both follow the barrier's volume and
+  // anisotropy).
   double sigma_rp = 0.03, sigma_tmr = 0.03, sigma_delta = 0.03, sigma_ic0 = 0.03;
+  double delta_ic0_correlation = 0.0;
 
   double area_um2() const;
-  double rp_ohm() const;  // R_P = RA / area
-  // Delta at the operating temperature: E_b fixed, so Delta ~ 1 / T.
-  double delta_at_temperature() const { return delta * reference_temperature_k / temperature_k; }
+  double rp_ohm() const;  // R_P = RA / area, at the reference temperature
+  // The temperature laws' factors at the operating temperature (1 at the reference).
+  double ic0_temperature_factor() const { return 1.0 - ic0_temp_coeff_per_k * (temperature_k - reference_temperature_k); }
+  double tmr_temperature_factor() const { return 1.0 - tmr_temp_coeff_per_k * (temperature_k - reference_temperature_k); }
+  double ra_temperature_factor() const { return 1.0 + ra_temp_coeff_per_k * (temperature_k - reference_temperature_k); }
+  // Delta = E_b(T) / kT: T_ref / T (1 - c_b (T - T_ref)).
+  double delta_temperature_factor() const {
+    return reference_temperature_k / temperature_k * (1.0 - barrier_temp_coeff_per_k * (temperature_k - reference_temperature_k));
+  }
+  double delta_at_temperature() const { return delta * delta_temperature_factor(); }
+  double ic0_at_temperature_ua() const { return ic0_ua * ic0_temperature_factor(); }
+  // The device as it is at the operating temperature: RA and TMR moved by their laws, the
+  // temperature made the reference (switching parameters are taken at temperature separately).
+  MtjParams crossbar_at_temperature() const;
 };
 
 struct CrossbarParams {
@@ -56,6 +78,13 @@ const char* name_of(ElementMasks e);
 struct DropoutModuleParams {
   double pulse_width_ns = 5.0;
   WriteCurrent write_current = WriteCurrent::per_module;
+  // The per-module trim's DAC: 2^bits codes spanning trim_range_ua centred on the nominal write
+  // current, each module written with the code nearest its own current (0 bits: a continuous trim).
+  int trim_dac_bits = 0;
+  double trim_range_ua = 16.0;
+  // Per-write driver current noise: each write's current is I (1 + sigma z), z standard normal,
+  // independent between writes.
+  double write_noise_relative = 0.0;
   ElementMasks element_masks = ElementMasks::per_window;
 };
 

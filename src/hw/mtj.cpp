@@ -1,6 +1,8 @@
 #include "hw/mtj.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include <fmt/format.h>
 
@@ -9,8 +11,18 @@
 namespace spinbayes {
 
 MtjSwitching nominal_switching(const MtjParams& mtj, bool at_reference) {
-  return {at_reference ? mtj.delta : mtj.delta_at_temperature(), mtj.ic0_ua, mtj.tau0_ns};
+  if (at_reference) return {mtj.delta, mtj.ic0_ua, mtj.tau0_ns, mtj.switching_exponent};
+  return {mtj.delta_at_temperature(), mtj.ic0_at_temperature_ua(), mtj.tau0_ns, mtj.switching_exponent};
 }
+
+namespace {
+// Delta x^n with the sign of x = 1 - I / Ic0 (n = 1 exactly as the linear law).
+double barrier_kt(const MtjSwitching& d, double current_ua) {
+  const double x = 1.0 - current_ua / d.ic0_ua;
+  if (d.exponent == 1.0) return d.delta * x;
+  return d.delta * std::copysign(std::pow(std::fabs(x), d.exponent), x);
+}
+}  // namespace
 
 double tmr_at_bias(const MtjParams& mtj, double volts) {
   const double v = volts / mtj.tmr_half_bias_v;
@@ -41,7 +53,7 @@ double cell_resistance_ohm(const MtjParams& mtj, MtjState state, double volts, d
 }
 
 double switching_probability(const MtjSwitching& d, double current_ua, double pulse_ns) {
-  const double tau = d.tau0_ns * std::exp(d.delta * (1.0 - current_ua / d.ic0_ua));
+  const double tau = d.tau0_ns * std::exp(barrier_kt(d, current_ua));
   return -std::expm1(-pulse_ns / tau);
 }
 
@@ -53,7 +65,8 @@ double write_current_for(const MtjSwitching& d, double p, double pulse_ns) {
                             "(outside thermal activation); use a longer pulse",
                             p, pulse_ns));
   }
-  const double current = d.ic0_ua * (1.0 - std::log(tau / d.tau0_ns) / d.delta);
+  const double x = std::log(tau / d.tau0_ns) / d.delta;  // x^n, x = 1 - I / Ic0
+  const double current = d.ic0_ua * (1.0 - (d.exponent == 1.0 ? x : std::pow(x, 1.0 / d.exponent)));
   // Below the zero-current floor, p0 = 1 - exp(-t / (tau0 e^Delta)), the device switches on its
   // own more often than asked: only a current of the other polarity would lower p.
   if (!(current > 0.0)) {
@@ -65,14 +78,39 @@ double write_current_for(const MtjSwitching& d, double p, double pulse_ns) {
 }
 
 double switching_probability_spread(const MtjSwitching& d, double current_ua, double pulse_ns, double sigma_delta,
-                                    double sigma_ic0) {
+                                    double sigma_ic0, double rho) {
   const double p = switching_probability(d, current_ua, pulse_ns);
   const double i_ratio = current_ua / d.ic0_ua;
-  // d ln tau / d Delta = 1 - I/Ic0;  d ln tau / d Ic0 = Delta I / Ic0^2, so per relative change
-  // of Ic0 it is Delta I / Ic0.
-  const double a = (1.0 - i_ratio) * d.delta * sigma_delta;
-  const double b = d.delta * i_ratio * sigma_ic0;
-  return (1.0 - p) * -std::log1p(-p) * std::sqrt(a * a + b * b);
+  const double x = std::max(0.0, 1.0 - i_ratio), n = d.exponent;
+  // d ln tau / d Delta = x^n;  d ln tau / d Ic0 = Delta n x^(n-1) I / Ic0^2, so per relative
+  // change of Ic0 it is Delta n x^(n-1) I / Ic0.
+  const double a = std::pow(x, n) * d.delta * sigma_delta;
+  const double b = d.delta * n * std::pow(x, n - 1.0) * i_ratio * sigma_ic0;
+  return (1.0 - p) * -std::log1p(-p) * std::sqrt(std::max(0.0, a * a + b * b + 2.0 * rho * a * b));
+}
+
+double noisy_switching_probability(const MtjSwitching& d, double current_ua, double pulse_ns, double sigma) {
+  if (sigma == 0.0) return switching_probability(d, current_ua, pulse_ns);
+  // Simpson's rule on [-8, 8] with 320 intervals: the normal tail beyond 8 sigma is 1e-15, and
+  // P_sw is smooth in z.
+  constexpr int kIntervals = 320;
+  constexpr double kSpan = 8.0, h = 2.0 * kSpan / kIntervals;
+  const double norm = 1.0 / std::sqrt(2.0 * std::numbers::pi);
+  double sum = 0.0;
+  for (int k = 0; k <= kIntervals; ++k) {
+    const double z = -kSpan + h * k;
+    const double weight = (k == 0 || k == kIntervals) ? 1.0 : (k % 2 == 1 ? 4.0 : 2.0);
+    sum += weight * norm * std::exp(-0.5 * z * z) * switching_probability(d, current_ua * (1.0 + sigma * z), pulse_ns);
+  }
+  return std::clamp(sum * h / 3.0, 0.0, 1.0);
+}
+
+double trim_dac_current(double current_ua, double center_ua, double range_ua, int bits) {
+  if (bits <= 0) return current_ua;
+  const double codes = std::ldexp(1.0, bits) - 1.0;  // the highest code
+  const double step = range_ua / codes, low = center_ua - 0.5 * range_ua;
+  const double code = std::clamp(std::nearbyint((current_ua - low) / step), 0.0, codes);
+  return low + code * step;
 }
 
 }  // namespace spinbayes

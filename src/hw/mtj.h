@@ -4,9 +4,11 @@
 //
 // Resistance: R_P = RA / area; R_AP = R_P (1 + TMR(V)), TMR(V) = TMR0 / (1 + (V / V_h)^2).
 // Switching below the critical current (thermal activation, Neel-Brown with spin-torque-lowered
-// barrier):  P_sw(I, t) = 1 - exp(-t / tau),  tau = tau0 exp(Delta (1 - I / Ic0)).
+// barrier):  P_sw(I, t) = 1 - exp(-t / tau),  tau = tau0 exp(Delta (1 - I / Ic0)^n), n the
+// switching exponent (1: Koch et al. 2004; 2: perpendicular macrospin, Butler et al. 2012).
 // Its inverse gives the write current for a target probability p:
-//   tau = -t / ln(1 - p),  I = Ic0 (1 - ln(tau / tau0) / Delta),  valid while I < Ic0 (tau > tau0).
+//   tau = -t / ln(1 - p),  I = Ic0 (1 - (ln(tau / tau0) / Delta)^(1/n)),  valid while I < Ic0.
+// Past Ic0 the barrier term is continued with its sign, Delta sgn(x) |x|^n, x = 1 - I / Ic0.
 #include "hw/hardware_config.h"
 
 namespace spinbayes {
@@ -15,11 +17,11 @@ enum class MtjState { parallel, antiparallel };
 
 // One device's switching parameters (after variation, at the operating temperature).
 struct MtjSwitching {
-  double delta = 45.0, ic0_ua = 45.0, tau0_ns = 1.0;
+  double delta = 45.0, ic0_ua = 45.0, tau0_ns = 1.0, exponent = 1.0;
 };
 
-// The nominal device of a config, with Delta at the operating temperature (or at the reference
-// temperature when `at_reference` is set: that is where write currents are calibrated).
+// The nominal device of a config, with Delta and Ic0 at the operating temperature (or at the
+// reference temperature when `at_reference` is set: that is where write currents are calibrated).
 MtjSwitching nominal_switching(const MtjParams& mtj, bool at_reference = false);
 
 double tmr_at_bias(const MtjParams& mtj, double volts);
@@ -38,9 +40,19 @@ double switching_probability(const MtjSwitching& device, double current_ua, doub
 double write_current_for(const MtjSwitching& device, double p, double pulse_ns);
 
 // First-order (delta-method) standard deviation of P_sw across devices whose Delta and Ic0 have
-// relative spreads sigma_delta and sigma_ic0, written with a fixed current I:
-//   dP = (1 - P) ln(1/(1 - P)) * (-d ln tau),  d ln tau = (1 - I/Ic0) dDelta + Delta I/Ic0^2 dIc0.
+// relative spreads sigma_delta and sigma_ic0 with correlation rho, written with a fixed current I:
+//   dP = (1 - P) ln(1/(1 - P)) * (-d ln tau),
+//   d ln tau = x^n dDelta + Delta n x^(n-1) (I / Ic0) dIc0 / Ic0,  x = 1 - I / Ic0.
 double switching_probability_spread(const MtjSwitching& nominal, double current_ua, double pulse_ns,
-                                    double sigma_delta, double sigma_ic0);
+                                    double sigma_delta, double sigma_ic0, double rho = 0.0);
+
+// The mean switching probability of writes whose current is I (1 + sigma z), z standard normal
+// and independent between writes (driver noise): the integral of P_sw over the normal density
+// (composite Simpson on z in [-8, 8]); sigma = 0 gives switching_probability.
+double noisy_switching_probability(const MtjSwitching& device, double current_ua, double pulse_ns, double sigma);
+
+// A current DAC of 2^bits codes spanning range_ua centred on center_ua (bits = 0: continuous):
+// the code nearest current_ua, saturating at the ends.
+double trim_dac_current(double current_ua, double center_ua, double range_ua, int bits);
 
 }  // namespace spinbayes

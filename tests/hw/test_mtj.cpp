@@ -136,3 +136,134 @@ TEST(DropoutModules, StuckModulesAlwaysKeepOrAlwaysDrop) {
   EXPECT_NEAR(drop / 10000.0, 0.3, 0.02);
 }
 
+
+// The perpendicular macrospin's law, n = 2: tau = tau0 exp(Delta (1 - I / Ic0)^2).
+TEST(Mtj, SwitchingExponentTwoMatchesItsClosedForm) {
+  const MtjSwitching square{45.0, 45.0, 1.0, 2.0};
+  // I = 30 uA: x = 1/3, barrier 45 / 9 = 5 kT, tau = e^5 ns; p = 1 - exp(-5 / e^5).
+  EXPECT_NEAR(switching_probability(square, 30.0, 5.0), -std::expm1(-5.0 / std::exp(5.0)), 1e-15);
+  for (const double p : {0.01, 0.1, 0.5}) {
+    EXPECT_NEAR(switching_probability(square, write_current_for(square, p, 5.0), 5.0), p, 1e-12) << p;
+  }
+  // Past Ic0 the barrier is continued with its sign: it keeps falling with I.
+  EXPECT_GT(switching_probability(square, 46.0, 0.5), switching_probability(square, 45.0, 0.5));
+}
+
+// The audit's case: a module trimmed for p = 0.1 at 300 K, run at 360 K. With Delta ~ 1 / T
+// alone, Delta = 37.5 and p = 0.182; with Ic0 and E_b both falling 0.05 %/K, Delta = 36.375,
+// Ic0 = 43.65 uA and p = 0.461. Each from P = 1 - exp(-t / (tau0 exp(Delta (1 - I / Ic0)))).
+TEST(DropoutModules, TemperatureLawsOfIc0AndTheBarrier) {
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.mtj.ic0_temp_coeff_per_k = hw.mtj.barrier_temp_coeff_per_k = 0.0;
+  hw.mtj.temperature_k = 360.0;
+  const double pulse = hw.dropout_module.pulse_width_ns;
+  const double current = write_current_for(nominal_switching(hw.mtj, true), 0.1, pulse);
+  const auto closed_form = [&](double delta, double ic0) {
+    return 1.0 - std::exp(-pulse / (hw.mtj.tau0_ns * std::exp(delta * (1.0 - current / ic0))));
+  };
+  const DropoutBank inverse_t(hw, 0.1, 4, 1, 0);
+  EXPECT_NEAR(inverse_t.probability(0), closed_form(37.5, 45.0), 1e-12);
+  EXPECT_NEAR(inverse_t.probability(0), 0.182, 0.001);
+  hw.mtj.ic0_temp_coeff_per_k = hw.mtj.barrier_temp_coeff_per_k = 0.0005;
+  const DropoutBank falling(hw, 0.1, 4, 1, 0);
+  EXPECT_NEAR(falling.probability(3), closed_form(45.0 * 300.0 / 360.0 * 0.97, 45.0 * 0.97), 1e-12);
+  EXPECT_NEAR(falling.probability(3), 0.461, 0.001);
+  // Colder, the same laws raise Delta and Ic0: p falls.
+  hw.mtj.temperature_k = 260.0;
+  const DropoutBank cold(hw, 0.1, 4, 1, 0);
+  EXPECT_NEAR(cold.probability(1), closed_form(45.0 * 300.0 / 260.0 * 1.02, 45.0 * 1.02), 1e-12);
+  EXPECT_LT(cold.probability(1), 0.1);
+  // A law that would leave no device at the operating temperature is refused by name.
+  hw.mtj.temperature_k = 500.0;
+  hw.mtj.ic0_temp_coeff_per_k = 0.005;
+  try {
+    hw.validate("hw.json");
+    FAIL() << "Ic0 at 500 K would be 0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hw.json: mtj.ic0_temp_coeff_per_k: Ic0 at temperature_k = 500 K"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// The trim DAC's codes, and the spread it leaves: each trimmed module's ln tau is off by its
+// quantization error, uniform over one step, so the sd of p is (1 - p) ln(1 / (1 - p)) times
+// (Delta / Ic0) step / sqrt(12) (to first order, where the modules' currents spread over many
+// steps).
+TEST(DropoutModules, TrimDacQuantizesEachModulesCurrent) {
+  // Two bits over 3 uA about 10 uA: codes 8.5, 9.5, 10.5, 11.5; saturating at the ends.
+  EXPECT_DOUBLE_EQ(trim_dac_current(9.9, 10.0, 3.0, 2), 9.5);
+  EXPECT_DOUBLE_EQ(trim_dac_current(10.1, 10.0, 3.0, 2), 10.5);
+  EXPECT_DOUBLE_EQ(trim_dac_current(20.0, 10.0, 3.0, 2), 11.5);
+  EXPECT_DOUBLE_EQ(trim_dac_current(0.0, 10.0, 3.0, 2), 8.5);
+  EXPECT_DOUBLE_EQ(trim_dac_current(9.9, 10.0, 3.0, 0), 9.9);  // continuous
+
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.mtj.sigma_delta = 0.0;
+  hw.mtj.sigma_ic0 = 0.03;
+  hw.dropout_module.trim_dac_bits = 6;
+  hw.dropout_module.trim_range_ua = 20.0;
+  const double p = 0.1, step = 20.0 / 63.0;
+  const DropoutBank bank(hw, p, 20000, 5, 2);
+  std::vector<double> probs;
+  for (int m = 0; m < bank.size(); ++m) probs.push_back(bank.probability(m));
+  double mean = 0.0;
+  const double measured = standard_deviation(probs, &mean);
+  // Delta / Ic0 per module: Delta (1 + 0) / (Ic0 (1 + 0.03 z)) ~ 1 per uA at the nominal device.
+  const double analytic = (1.0 - p) * -std::log1p(-p) * (hw.mtj.delta / hw.mtj.ic0_ua) * step / std::sqrt(12.0);
+  EXPECT_NEAR(measured / analytic, 1.0, 0.08) << measured << " vs " << analytic;
+  EXPECT_NEAR(mean, p, 0.002);
+  // A continuous trim leaves every module at p.
+  hw.dropout_module.trim_dac_bits = 0;
+  const DropoutBank exact(hw, p, 200, 5, 2);
+  for (int m = 0; m < exact.size(); ++m) ASSERT_NEAR(exact.probability(m), p, 1e-9);
+}
+
+// Driver noise: the module switches with the mean of P_sw(I (1 + sigma z)); checked against 10^6
+// simulated writes, each with its own current and its own thermally activated waiting time.
+TEST(DropoutModules, WriteNoiseAveragesTheSwitchingProbability) {
+  const MtjSwitching device{45.0, 45.0, 1.0};
+  const double pulse = 5.0, current = write_current_for(device, 0.1, pulse), sigma = 0.02;
+  const double p = noisy_switching_probability(device, current, pulse, sigma);
+  SplitMix64 rng(11);
+  const int writes = 1000000;
+  int switched = 0;
+  for (int i = 0; i < writes; ++i) {
+    const double z = gaussian_from_uniforms(rng.uniform(), rng.uniform());
+    const double tau = device.tau0_ns * std::exp(device.delta * (1.0 - current * (1.0 + sigma * z) / device.ic0_ua));
+    switched += -tau * std::log(1.0 - rng.uniform()) < pulse ? 1 : 0;
+  }
+  const double simulated = static_cast<double>(switched) / writes;
+  EXPECT_NEAR(simulated, p, 4.0 * std::sqrt(p * (1.0 - p) / writes)) << simulated << " vs " << p;
+  EXPECT_GT(p, 0.12);  // 2 % of 41 uA is 0.82 kT of barrier: the convex P_sw rises on average
+  EXPECT_EQ(noisy_switching_probability(device, current, pulse, 0.0), switching_probability(device, current, pulse));
+  // Trimmed nominal modules under the noise are all at that mean.
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.write_noise_relative = sigma;
+  hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
+  const DropoutBank nominal(hw, 0.1, 3, 1, 0);
+  for (int m = 0; m < 3; ++m) EXPECT_NEAR(nominal.probability(m), p, 1e-12);
+}
+
+// Correlated Delta and Ic0 deviations: the untrimmed modules' spread follows the delta method with
+// the cross term 2 rho a b (a, b the two parts of d ln tau), larger for rho = 1 than for rho = -1.
+TEST(DropoutModules, CorrelatedDeltaAndIc0Spread) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.write_current = WriteCurrent::per_chip;
+  hw.mtj.sigma_delta = 0.01;
+  hw.mtj.sigma_ic0 = 0.002;
+  const MtjSwitching nominal = nominal_switching(hw.mtj, true);
+  double spreads[2];
+  for (int i = 0; i < 2; ++i) {
+    const double rho = i == 0 ? 0.9 : -0.9;
+    hw.mtj.delta_ic0_correlation = rho;
+    const DropoutBank bank(hw, 0.1, 20000, 7, 3);
+    std::vector<double> probs;
+    for (int m = 0; m < bank.size(); ++m) probs.push_back(bank.probability(m));
+    spreads[i] = standard_deviation(probs);
+    const double analytic = switching_probability_spread(nominal, bank.write_current_ua(), hw.dropout_module.pulse_width_ns,
+                                                         0.01, 0.002, rho);
+    EXPECT_NEAR(spreads[i] / analytic, 1.0, 0.06) << rho;
+  }
+  EXPECT_GT(spreads[0], 1.3 * spreads[1]);
+}
