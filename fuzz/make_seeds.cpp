@@ -191,7 +191,7 @@ void hardware_config_seeds(const fs::path& dir) {
   write(dir / "device-physics", "{\"mtj\": {\"temperature_k\": 360, \"ic0_temp_coeff_per_k\": 0.002, "
                                 "\"switching_exponent\": 2, \"delta_ic0_correlation\": 0.8},\n"
                                 " \"dropout_module\": {\"trim_dac_bits\": 5, \"trim_range_ua\": 12, "
-                                "\"write_noise_relative\": 0.01}}\n");
+                                "\"write_noise_relative\": 0.01, \"supply_noise_relative\": 0.02}}\n");
   write(dir / "unknown-key", "{\"mtj\": {\"tmr_ratio\": 1.0}}");
   write(dir / "wrong-type", "{\"crossbar\": {\"tile_rows\": \"128\"}}");
   // Found by fuzzing: a number beyond double range, a newline in an unknown key.

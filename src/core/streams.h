@@ -29,6 +29,7 @@ inline constexpr std::uint64_t kShuffle = name_tag("shuffle");
 // The chip's dropout modules, per pass: SpinDrop's per-window bits, and read disturb of a module.
 inline constexpr std::uint64_t kPerWindowMasks = name_tag("masks.per_window");
 inline constexpr std::uint64_t kReadDisturb = name_tag("masks.read_disturb");
+inline constexpr std::uint64_t kSupplyLevel = name_tag("masks.supply_level");  // keys: image, sample, layer
 
 // The chip's devices, drawn once per chip seed (keys: layer, column, row, MTJ).
 inline constexpr std::uint64_t kCellResistance = name_tag("cell.rp");

@@ -34,7 +34,8 @@ ChipMasks::ChipMasks(std::shared_ptr<const CompiledModel> model, const HardwareC
     }
     banks_[i] = DropoutBank(hw, l.shape.dropout_p, modules, chip_seed, static_cast<int>(i));
     const std::uint64_t software = DropoutDraws::bound_for(l.shape.dropout_p);
-    for (int m = 0; m < modules; ++m) uniform_bank_[i] = uniform_bank_[i] && banks_[i].drop_bound(m) == software;
+    uniform_bank_[i] = !banks_[i].fluctuates();
+    for (int m = 0; m < modules && uniform_bank_[i]; ++m) uniform_bank_[i] = banks_[i].drop_bound(m) == software;
   }
 }
 
@@ -61,11 +62,12 @@ void ChipMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, Lay
   const DropoutBank& bank = banks_[static_cast<std::size_t>(key.layer)];
   const int channels = bank.size();
   const DropoutDraws draws(key.seed, key.image, key.sample, key.layer, model_->layer(key.layer).shape.dropout_p);
+  const std::uint64_t* bounds = bank.pass_bounds(key.seed, key.image, key.sample);
   keep.resize(static_cast<std::size_t>(words_for_bits(channels)));
   for (int word = 0; word < words_for_bits(channels); ++word) {
     const int first = word * kBitsPerWord;
     keep[static_cast<std::size_t>(word)] = draws.keep_bits(static_cast<std::uint64_t>(first), 1,
-                                                           std::min(kBitsPerWord, channels - first), bank.drop_bounds() + first);
+                                                           std::min(kBitsPerWord, channels - first), bounds + first);
   }
   const auto c = static_cast<std::uint64_t>(channels);
   events.module_resets += c;
@@ -80,6 +82,7 @@ void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events
   const DropoutBank& bank = banks_[i];
   const LayerMapping& mapping = mapping_[i];
   const DropoutDraws draws(seed, image, sample, index, model_->layer(index).shape.dropout_p);
+  const std::uint64_t* bounds = bank.pass_bounds(seed, image, sample);
   map.keep = BitMatrix(map.height * map.width, map.channels);
   const ModuleLayout s = layout(index);
   // One module per input element (per_element, linear): unit = (c * H + y) * W + x, as the
@@ -100,7 +103,7 @@ void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events
       BitWord bits = 0;
       for (int b = 0; b < count; ++b) {
         const std::uint64_t unit = first_unit + static_cast<std::uint64_t>(b) * plane;
-        bool keep = draws.draw53(unit) >= bank.drop_bound(static_cast<int>(unit));
+        bool keep = draws.draw53(unit) >= bounds[unit];
         // The single read of a dropped module may disturb it back to P.
         if (!keep && disturb > 0.0) keep = uniform_at(disturb_seed, image, sample, index, unit) < disturb;
         bits |= static_cast<BitWord>(keep) << b;
@@ -125,6 +128,7 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
   const int words = patches.keep.words;
   const double disturb = read_disturb_;
   const std::uint64_t disturb_seed = stream_seed(seed, streams::kReadDisturb);
+  const std::uint64_t* bounds = bank.pass_bounds(seed, image, sample);
   if (layout(index) == ModuleLayout::element_per_window) {
     // A module per row, reset, written and read afresh at every window: unit = window * rows + row.
     const DropoutDraws draws(stream_seed(seed, streams::kPerWindowMasks), image, sample, index,
@@ -138,11 +142,11 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
         BitWord bits = 0;
         if (disturb == 0.0) {
           // Module first + b draws unit window_unit + first + b against its own bound.
-          bits = draws.keep_bits(window_unit + static_cast<std::uint64_t>(first), 1, count, bank.drop_bounds() + first);
+          bits = draws.keep_bits(window_unit + static_cast<std::uint64_t>(first), 1, count, bounds + first);
         } else {
           for (int b = 0; b < count; ++b) {
             const std::uint64_t unit = window_unit + static_cast<std::uint64_t>(first + b);
-            bool kept = draws.draw53(unit) >= bank.drop_bound(first + b);
+            bool kept = draws.draw53(unit) >= bounds[first + b];
             if (!kept && disturb > 0.0) kept = uniform_at(disturb_seed, image, sample, index, unit) < disturb;
             bits |= static_cast<BitWord>(kept) << b;
           }
@@ -164,7 +168,7 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
     std::vector<std::int64_t> flips_at(static_cast<std::size_t>(channels), -1);  // -1: kept throughout
     for (int c = 0; c < channels; ++c) {
       const auto unit = static_cast<std::uint64_t>(c);
-      if (draws.draw53(unit) >= bank.drop_bound(c)) continue;
+      if (draws.draw53(unit) >= bounds[c]) continue;
       const double u = uniform_at(disturb_seed, image, sample, index, unit);
       const double first = std::floor(std::log1p(-u) / std::log1p(-disturb));
       flips_at[static_cast<std::size_t>(c)] =

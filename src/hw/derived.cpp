@@ -97,6 +97,13 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
                               "mean of P_sw(I (1 + write_noise_relative z)) over z ~ N(0, 1): the nominal module's p "
                               "under driver noise"});
   }
+  if (c.supply_noise_relative > 0.0) {
+    const double sd = c.supply_noise_relative;
+    out.quantities.push_back({"p_at_supply_minus_sigma", switching_probability(reference, iw * (1.0 - sd), t),
+                              "probability", "P_sw(I (1 - supply_noise_relative)): a layer's modules in a pass one sigma low"});
+    out.quantities.push_back({"p_at_supply_plus_sigma", switching_probability(reference, iw * (1.0 + sd), t),
+                              "probability", "P_sw(I (1 + supply_noise_relative)): one sigma high"});
+  }
   return out;
 }
 

@@ -4,13 +4,22 @@
 #include <cmath>
 
 #include "core/counter_rng.h"
+#include "core/streams.h"
 #include "model/dropout_mask.h"
 
 namespace spinbayes {
 
-DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::uint64_t chip_seed, int site) {
-  probability_.resize(static_cast<std::size_t>(modules));
-  bound_.resize(static_cast<std::size_t>(modules));
+double DropoutBank::supply_level_probability(int level) {
+  const auto cdf = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  const double z = supply_z(level);
+  const double low = level == 0 ? 0.0 : cdf(z - 0.125);
+  const double high = level == kSupplyLevels - 1 ? 1.0 : cdf(z + 0.125);
+  return high - low;
+}
+
+DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::uint64_t chip_seed, int site) : site_(site) {
+  const auto n = static_cast<std::size_t>(modules);
+  probability_.resize(n);
   const MtjParams& mtj = hw.mtj;
   const double pulse = hw.dropout_module.pulse_width_ns;
   const MtjSwitching reference = nominal_switching(mtj, /*at_reference=*/true);
@@ -19,13 +28,25 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
   const bool per_module = hw.dropout_module.write_current == WriteCurrent::per_module;
   const DropoutModuleParams& circuit = hw.dropout_module;
   const FaultParams& faults = hw.faults;
+  const double supply = circuit.supply_noise_relative;
+  levels_ = active && supply > 0.0 ? kSupplyLevels : 1;
+  bound_.resize(static_cast<std::size_t>(levels_) * n);
+  double cumulative = 0.0;
+  std::vector<double> weight(static_cast<std::size_t>(levels_), 1.0);
+  level_cdf_.clear();
+  for (int l = 0; l < levels_ && levels_ > 1; ++l) {
+    weight[static_cast<std::size_t>(l)] = supply_level_probability(l);
+    cumulative += weight[static_cast<std::size_t>(l)];
+    level_cdf_.push_back(cumulative);
+  }
+  if (levels_ > 1) level_cdf_.back() = 1.0;
   const bool exact = mtj.sigma_delta == 0.0 && mtj.sigma_ic0 == 0.0 && mtj.temperature_k == mtj.reference_temperature_k &&
                      faults.module_ic0_drift == 0.0 && faults.module_delta_drift == 0.0 &&
-                     (!per_module || circuit.trim_dac_bits == 0) && circuit.write_noise_relative == 0.0;
+                     (!per_module || circuit.trim_dac_bits == 0) && circuit.write_noise_relative == 0.0 && levels_ == 1;
   const double rho = mtj.delta_ic0_correlation, rho_rest = std::sqrt(std::max(0.0, 1.0 - rho * rho));
+  std::vector<double> pm(static_cast<std::size_t>(levels_), p);
   for (int m = 0; m < modules; ++m) {
     const auto key = static_cast<std::uint64_t>(m);
-    double pm = p;
     if (active && !exact) {
       MtjSwitching device = reference;
       const double z_delta = gaussian_at(chip_seed, streams::kModuleDelta, site, key);
@@ -45,18 +66,34 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
       // its current was set.
       device.delta = std::max(1.0, device.delta * (1.0 + faults.module_delta_drift)) * mtj.delta_temperature_factor();
       device.ic0_ua *= (1.0 + faults.module_ic0_drift) * mtj.ic0_temperature_factor();
-      pm = noisy_switching_probability(device, current, pulse, circuit.write_noise_relative);
+      for (int l = 0; l < levels_; ++l) {
+        const double level_current = levels_ == 1 ? current : current * (1.0 + supply * supply_z(l));
+        pm[static_cast<std::size_t>(l)] =
+            noisy_switching_probability(device, level_current, pulse, circuit.write_noise_relative);
+      }
     }
     // At the nominal device and temperature the calibration inverts exactly: pm = p, bit for bit.
     const double u = uniform_at(chip_seed, streams::kModuleFault, site, key);
-    if (u < faults.module_stuck_p) {
-      pm = 0.0;
-    } else if (u < faults.module_stuck_p + faults.module_stuck_ap) {
-      pm = 1.0;
+    const bool stuck_p = u < faults.module_stuck_p, stuck_ap = !stuck_p && u < faults.module_stuck_p + faults.module_stuck_ap;
+    double mean = 0.0;
+    for (int l = 0; l < levels_; ++l) {
+      const double q = stuck_p ? 0.0 : stuck_ap ? 1.0 : pm[static_cast<std::size_t>(l)];
+      mean += weight[static_cast<std::size_t>(l)] * q;
+      bound_[static_cast<std::size_t>(l) * n + static_cast<std::size_t>(m)] = DropoutDraws::bound_for(q);
     }
-    probability_[static_cast<std::size_t>(m)] = pm;
-    bound_[static_cast<std::size_t>(m)] = DropoutDraws::bound_for(pm);
+    probability_[static_cast<std::size_t>(m)] = levels_ == 1 ? (stuck_p ? 0.0 : stuck_ap ? 1.0 : pm[0]) : mean;
   }
+}
+
+int DropoutBank::supply_level(std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const {
+  if (levels_ == 1) return 0;
+  const double u = uniform_at(stream_seed(seed, streams::kSupplyLevel), image, sample, static_cast<std::uint64_t>(site_));
+  const auto it = std::upper_bound(level_cdf_.begin(), level_cdf_.end(), u);
+  return std::min(levels_ - 1, static_cast<int>(it - level_cdf_.begin()));
+}
+
+const std::uint64_t* DropoutBank::pass_bounds(std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const {
+  return bound_.data() + static_cast<std::size_t>(supply_level(seed, image, sample)) * probability_.size();
 }
 
 }  // namespace spinbayes

@@ -121,6 +121,10 @@ ConfigTable HardwareConfig::table() {
   t.number("dropout_module.write_noise_relative", dropout_module.write_noise_relative, 0, 0.2, "relative",
            "sigma of each write's current (driver thermal and supply noise), independent between writes: p is then "
            "the mean of P_sw over it; 1 % moves p = 0.1 to 0.067 / 0.147 at one sigma");
+  t.number("dropout_module.supply_noise_relative", dropout_module.supply_noise_relative, 0, 0.1, "relative",
+           "sigma of a pass's write current common to every module of a layer (supply and bias-reference "
+           "fluctuation shared by the layer's drivers), drawn per pass and layer: the layer's masks are correlated; "
+           "0 = off");
   t.choice("dropout_module.element_masks", dropout_module.element_masks, kElementMasks,
            "element dropout: per_window = a module per crossbar row, fresh bit at every window (SpinDrop); "
            "per_element = one bit per input element, as in training");

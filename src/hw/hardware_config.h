@@ -85,6 +85,9 @@ struct DropoutModuleParams {
   // Per-write driver current noise: each write's current is I (1 + sigma z), z standard normal,
   // independent between writes.
   double write_noise_relative = 0.0;
+  // Per-pass supply fluctuation shared by the write drivers of a layer: in each pass every module
+  // of the layer is written with I (1 + sigma z), one z for all (so their masks are correlated).
+  double supply_noise_relative = 0.0;
   ElementMasks element_masks = ElementMasks::per_window;
 };
 

@@ -97,6 +97,55 @@ TEST(Chip, SameSeedSamePredictionsWithOneAndTwoThreads) {
   EXPECT_NE(a.probs, c.probs);
 }
 
+// A supply fluctuation shared by a layer's drivers: in each pass every module is written with
+// I (1 + sigma z), one z per pass and layer. The dropped count of n channels then has the variance
+// n E[p_z (1 - p_z)] + n^2 Var(p_z) (binomial given z, plus the shared part), well above the
+// binomial n p (1 - p) of independent modules; its levels' probabilities sum to 1.
+TEST(Chip, SupplyFluctuationCorrelatesALayersMasks) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.dropout_module.supply_noise_relative = 0.02;
+  const Chip chip(ir, hw, 1);
+  const DropoutBank& bank = chip.bank(2);
+  ASSERT_TRUE(bank.fluctuates());
+  double total = 0.0, mean_p = 0.0, mean_pq = 0.0, mean_p2 = 0.0;
+  const MtjSwitching device = nominal_switching(hw.mtj, true);
+  const double current = bank.write_current_ua(), pulse = hw.dropout_module.pulse_width_ns;
+  for (int l = 0; l < DropoutBank::kSupplyLevels; ++l) {
+    const double w = DropoutBank::supply_level_probability(l);
+    const double p = switching_probability(device, current * (1.0 + 0.02 * DropoutBank::supply_z(l)), pulse);
+    total += w;
+    mean_p += w * p;
+    mean_pq += w * p * (1.0 - p);
+    mean_p2 += w * p * p;
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  EXPECT_NEAR(bank.probability(5), mean_p, 1e-12);
+  const int n = 16, passes = 4000;
+  const double expected_var = n * mean_pq + n * n * (mean_p2 - mean_p * mean_p);
+  const double binomial_var = n * mean_p * (1.0 - mean_p);
+  ASSERT_GT(expected_var, 2.0 * binomial_var);  // the shared part dominates at 2 %
+  std::vector<double> counts;
+  LayerEvents events;
+  std::vector<BitWord> keep;
+  for (int s = 0; s < passes; ++s) {
+    chip.masks().channel_keep(MaskKey{1, 0, static_cast<std::uint64_t>(s), 2}, keep, events);
+    counts.push_back(n - std::popcount(keep[0]));
+  }
+  double mean = 0.0, var = 0.0;
+  for (double c : counts) mean += c / passes;
+  for (double c : counts) var += (c - mean) * (c - mean) / (passes - 1);
+  EXPECT_NEAR(mean, n * mean_p, 0.1);
+  EXPECT_NEAR(var / expected_var, 1.0, 0.12) << var << " vs " << expected_var << " (binomial " << binomial_var << ")";
+  // Another layer draws its own level: the same pass need not share it.
+  int other = -1;
+  for (int i = 3; i < static_cast<int>(ir.layers.size()) && other < 0; ++i) other = chip.bank(i).fluctuates() ? i : -1;
+  ASSERT_GT(other, 2);
+  int differ = 0;
+  for (std::uint64_t s = 0; s < 50; ++s) differ += bank.supply_level(1, 0, s) != chip.bank(other).supply_level(1, 0, s);
+  EXPECT_GT(differ, 25);
+}
+
 TEST(Chip, ModuleVariationShiftsTheDropRate) {
   // The fraction of dropped channels follows the modules' own probabilities: a hot chip drops more.
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
