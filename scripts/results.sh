@@ -4,7 +4,7 @@
 # there and current), then the report over the seeds, its results and figures copied to
 # docs/results.md and docs/results/, and each seed's own report and figures to
 # docs/results/seed-<s>.md and docs/results/seed-<s>/.
-# About 2.5 hours from nothing on 2 cores (43 minutes per seed); a run killed mid-way resumes where
+# About 106 minutes from nothing on 2 cores (35 minutes per seed); a run killed mid-way resumes where
 # it stopped. `spinbayes experiment --seeds 1` is one seed's part.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
