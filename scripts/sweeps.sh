@@ -21,9 +21,22 @@ printf '{"dropout_module": {"write_current": "per_chip"}}\n' > "$untrimmed"
   --param mtj.sigma_ic0 --values 0,0.005,0.01,0.03
 run mtj.sigma_rp --values 0,0.05,0.1,0.15
 run faults.cell_stuck_ap --values 0,0.001,0.01,0.03
-run mtj.temperature_k --values 280,300,330,360
+# Temperature with Ic0(T), Delta(T), TMR(T) (modules trimmed at 300 K), and the module circuit:
+# the trim DAC's bits (0 = a continuous trim), per-write driver noise, a per-pass supply fluctuation
+# shared by a layer's drivers; the cell's access transistor.
+run mtj.temperature_k --values 280,300,320,340,360
+compensated="$out/temperature-compensated.json"
+printf '{"dropout_module": {"temperature_compensation": "per_temperature"}}\n' > "$compensated"
+"$cli" sweep "${common[@]}" --hw "$compensated" --out "$out/sweep-mtj.temperature_k-compensated" \
+  --param mtj.temperature_k --values 280,300,320,340,360
+run dropout_module.trim_dac_bits --values 3,4,5,6,8
+run dropout_module.write_noise_relative --values 0,0.005,0.01,0.02
+run dropout_module.supply_noise_relative --values 0,0.005,0.01,0.02
+run crossbar.access_resistance_ohm --values 0,1000,2000,3000
 # Sense amplifiers decide only columns held in one tile: tiles tall enough for every layer here.
 single_tile="$out/single-tile.json"
 printf '{"crossbar": {"tile_rows": 2048}}\n' > "$single_tile"
 "$cli" sweep "${common[@]}" --hw "$single_tile" --out "$out/sweep-crossbar.sense_offset_sigma_ua" \
   --param crossbar.sense_offset_sigma_ua --values 0,1,2,4
+"$cli" sweep "${common[@]}" --hw "$single_tile" --out "$out/sweep-crossbar.sense_offset_relative" \
+  --param crossbar.sense_offset_relative --values 0,0.005,0.01,0.02

@@ -73,7 +73,8 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
       {"effective_barrier_at_temperature_kt", operating.delta * std::copysign(std::pow(std::fabs(1.0 - ratio_t), n), 1.0 - ratio_t),
        "kT", "Delta(T) (1 - I / Ic0(T))^n"},
       {"p_at_temperature", switching_probability(operating, iw, t), "probability",
-       "1 - exp(-pulse / tau) with Delta(T) and Ic0(T) (p where temperature_k = reference)"},
+       "1 - exp(-pulse / tau) with Delta(T) and Ic0(T) under the current set at the reference (no temperature "
+       "compensation)"},
       {"write_voltage_v", iw * 1e-6 * rp, "V", "write current x R_P (the module starts in P)"},
       {"write_mtj_energy_fj", iw * 1e-6 * iw * 1e-6 * rp * t * 1e-9 * 1e15, "fJ", "I^2 R_P pulse: the MTJ's own dissipation in a write"},
       {"module_p_spread_untrimmed",
@@ -82,6 +83,14 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
        "delta_ic0_correlation"},
   };
   out.quantities.insert(out.quantities.end(), write.begin(), write.end());
+  // What a per-temperature compensation writes with (when p is reachable at temperature_k).
+  try {
+    out.quantities.push_back({"write_current_at_temperature_ua", write_current_for(operating, p, t), "uA",
+                              "Ic0(T) (1 - (ln(tau / tau0) / Delta(T))^(1/n)): the current set at temperature_k by "
+                              "dropout_module.temperature_compensation = per_temperature, which keeps p there"});
+  } catch (const Error&) {
+    // Unreachable at temperature: a compensated bank says why when it is built.
+  }
   const DropoutModuleParams& c = hw.dropout_module;
   if (c.trim_dac_bits > 0) {
     const double step = c.trim_range_ua / (std::ldexp(1.0, c.trim_dac_bits) - 1.0);

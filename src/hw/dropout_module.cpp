@@ -22,7 +22,10 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
   probability_.resize(n);
   const MtjParams& mtj = hw.mtj;
   const double pulse = hw.dropout_module.pulse_width_ns;
-  const MtjSwitching reference = nominal_switching(mtj, /*at_reference=*/true);
+  // With per-temperature compensation the currents are set for the device as it is at the
+  // operating temperature; otherwise at the reference temperature.
+  const bool compensated = hw.dropout_module.temperature_compensation == TemperatureCompensation::per_temperature;
+  const MtjSwitching reference = nominal_switching(mtj, /*at_reference=*/!compensated);
   const bool active = p > 0.0;
   write_current_ua_ = active ? write_current_for(reference, p, pulse) : 0.0;
   const bool per_module = hw.dropout_module.write_current == WriteCurrent::per_module;
@@ -54,6 +57,11 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
       const double z_ic0 = rho * z_delta + rho_rest * gaussian_at(chip_seed, streams::kModuleIc0, site, key);
       device.delta = std::max(1.0, mtj.delta * (1.0 + mtj.sigma_delta * z_delta));
       device.ic0_ua = std::max(1e-3, mtj.ic0_ua * (1.0 + mtj.sigma_ic0 * z_ic0));
+      // The temperature the currents are set at (the operating one if compensated).
+      const double set_delta = compensated ? mtj.delta_temperature_factor() : 1.0;
+      const double set_ic0 = compensated ? mtj.ic0_temperature_factor() : 1.0;
+      device.delta *= set_delta;
+      device.ic0_ua *= set_ic0;
       // A trim cannot go below no current: a module that switches more often than p on its own
       // (a very low Delta) is written with none (or the DAC's lowest code).
       double current = write_current_ua_;
@@ -64,8 +72,8 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
       }
       // What the module is when it switches: at the operating temperature, after any drift since
       // its current was set.
-      device.delta = std::max(1.0, device.delta * (1.0 + faults.module_delta_drift)) * mtj.delta_temperature_factor();
-      device.ic0_ua *= (1.0 + faults.module_ic0_drift) * mtj.ic0_temperature_factor();
+      device.delta = std::max(1.0, device.delta * (1.0 + faults.module_delta_drift)) * (mtj.delta_temperature_factor() / set_delta);
+      device.ic0_ua *= (1.0 + faults.module_ic0_drift) * (mtj.ic0_temperature_factor() / set_ic0);
       for (int l = 0; l < levels_; ++l) {
         const double level_current = levels_ == 1 ? current : current * (1.0 + supply * supply_z(l));
         pm[static_cast<std::size_t>(l)] =

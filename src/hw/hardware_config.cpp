@@ -30,10 +30,12 @@ namespace {
 // The words of the choices, in the order of their enums.
 const std::vector<std::string> kWriteCurrents = {"per_chip", "per_module"};
 const std::vector<std::string> kElementMasks = {"per_window", "per_element"};
+const std::vector<std::string> kCompensations = {"none", "per_temperature"};
 }  // namespace
 
 const char* name_of(WriteCurrent w) { return kWriteCurrents[static_cast<std::size_t>(w)].c_str(); }
 const char* name_of(ElementMasks e) { return kElementMasks[static_cast<std::size_t>(e)].c_str(); }
+const char* name_of(TemperatureCompensation c) { return kCompensations[static_cast<std::size_t>(c)].c_str(); }
 
 HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
 
@@ -112,6 +114,10 @@ ConfigTable HardwareConfig::table() {
            "per_module: each module's current trimmed at test to its own Delta and Ic0, at the reference "
            "temperature (a designer must: untrimmed at 3 % Ic0 spread the modules' p spreads over several "
            "times 0.1); per_chip: one current calibrated on the nominal device");
+  t.choice("dropout_module.temperature_compensation", dropout_module.temperature_compensation, kCompensations,
+           "none: write currents set at reference_temperature_k only; per_temperature: set again for the operating "
+           "temperature's Delta(T) and Ic0(T), as an on-die temperature sensor selecting a trim table would (MRAM "
+           "write drivers track temperature this way)");
   t.integer("dropout_module.trim_dac_bits", dropout_module.trim_dac_bits, 0, 16, "bits",
             "per_module trim: a current DAC of 2^bits codes over trim_range_ua, each module written with the code "
             "nearest its own current; 4-8 bit trim DACs in MRAM write drivers; 0 = a continuous trim");

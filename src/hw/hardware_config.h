@@ -72,12 +72,17 @@ enum class WriteCurrent { per_chip, per_module };
 // Element dropout on the chip: a module per crossbar row with a fresh bit at every window
 // (SpinDrop), or one bit per input element held for every window that reads it (as in training).
 enum class ElementMasks { per_window, per_element };
+// When the write currents are set: once at the reference temperature (a test-time trim), or again
+// at the operating temperature from an on-die sensor (a trim table per temperature).
+enum class TemperatureCompensation { none, per_temperature };
 const char* name_of(WriteCurrent w);
 const char* name_of(ElementMasks e);
+const char* name_of(TemperatureCompensation c);
 
 struct DropoutModuleParams {
   double pulse_width_ns = 5.0;
   WriteCurrent write_current = WriteCurrent::per_module;
+  TemperatureCompensation temperature_compensation = TemperatureCompensation::none;
   // The per-module trim's DAC: 2^bits codes spanning trim_range_ua centred on the nominal write
   // current, each module written with the code nearest its own current (0 bits: a continuous trim).
   int trim_dac_bits = 0;

@@ -267,3 +267,23 @@ TEST(DropoutModules, CorrelatedDeltaAndIc0Spread) {
   }
   EXPECT_GT(spreads[0], 1.3 * spreads[1]);
 }
+
+// Write currents set again at the operating temperature (an on-die sensor choosing the trim) give
+// every trimmed module its p there, as the reference-temperature trim does at 300 K; without it a
+// hot chip's modules drop far more often.
+TEST(DropoutModules, TemperatureCompensationKeepsTrimmedModulesAtP) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.mtj.temperature_k = 340.0;
+  const DropoutBank hot(hw, 0.1, 500, 3, 1);
+  double mean = 0.0;
+  for (int m = 0; m < hot.size(); ++m) mean += hot.probability(m) / hot.size();
+  EXPECT_GT(mean, 0.4);  // 0.55 for the nominal module at 0.1 %/K
+  hw.dropout_module.temperature_compensation = TemperatureCompensation::per_temperature;
+  const DropoutBank compensated(hw, 0.1, 500, 3, 1);
+  for (int m = 0; m < compensated.size(); ++m) ASSERT_NEAR(compensated.probability(m), 0.1, 1e-9) << m;
+  // One current for all, set for the nominal device at 340 K.
+  hw.dropout_module.write_current = WriteCurrent::per_chip;
+  const DropoutBank chip_wide(hw, 0.1, 1, 3, 1);
+  EXPECT_NEAR(chip_wide.write_current_ua(), write_current_for(nominal_switching(hw.mtj), 0.1, hw.dropout_module.pulse_width_ns),
+              1e-12);
+}
