@@ -24,6 +24,7 @@ Technology Technology::defaults(const HardwareConfig& hw) {
   // A module read is one MTJ read plus its sense-amplifier decision.
   t.module.read_fj = v2g * t.module.read_ns * 1e-9 * 1e15 + t.sense.decision_fj;
   t.module.write_ns = hw.dropout_module.pulse_width_ns;
+  t.module.reset_ns = hw.dropout_module.reset_pulse_ns;
   return t;
 }
 
@@ -39,7 +40,8 @@ ConfigTable Technology::table() {
   t.number("module.read_fj", module.read_fj, 0, e_max, "fJ per read, sense amplifier included",
            "V_read^2 G t_read (1.8 fJ at 0.1 V, 1 ns) + one sense decision (5 fJ); MTJ reads cost 1-10 fJ");
   t.number("module.reset_ns", module.reset_ns, 0, t_max, "ns",
-           "precessional switching at 2 Ic0 completes in 1-2 ns (Ikeda et al., Nature Mater. 2010 device)");
+           "the reset pulse: dropout_module.reset_pulse_ns of the hardware config (hw prints its regime, switching "
+           "time and error rate)");
   t.number("module.write_ns", module.write_ns, 0, t_max, "ns",
            "the stochastic write pulse: dropout_module.pulse_width_ns of the hardware config");
   t.number("module.read_ns", module.read_ns, 0, t_max, "ns", "MTJ read with a pre-charge sense amplifier: ~1 ns");

@@ -83,6 +83,24 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
        "delta_ic0_correlation"},
   };
   out.quantities.insert(out.quantities.end(), write.begin(), write.end());
+  // The reset to P: its regime, switching time and the share of resets that leave the module in AP.
+  {
+    const double ir = hw.dropout_module.reset_current_ua, tr = hw.dropout_module.reset_pulse_ns, tau_d = m.precession_time_ns;
+    const double ratio_r = ir / operating.ic0_ua;
+    const bool precessional = ratio_r > 1.0;
+    out.quantities.push_back({"reset_over_ic0", ratio_r, "ratio",
+                              fmt::format("reset_current_ua / Ic0(T): {} regime", precessional ? "precessional (> 1)"
+                                                                                              : "thermal-activation (< 1)")});
+    out.quantities.push_back(
+        {"reset_switching_time_ns", precessional_switching_time_ns(operating, ir, tau_d), "ns",
+         precessional ? "precession_time_ns ln(pi / (2 theta0)) / (I / Ic0 - 1), theta0 = 1 / sqrt(2 Delta) (Sun 2000)"
+                      : "tau0 exp(Delta (1 - I / Ic0)^n)"});
+    out.quantities.push_back(
+        {"reset_error_rate", write_error_rate(operating, ir, tr, tau_d), "probability",
+         precessional ? "1 - exp(-Delta (pi/2)^2 exp(-2 (I / Ic0 - 1) reset_pulse_ns / precession_time_ns)): resets that "
+                        "leave an AP module in AP (Butler et al. 2012); not yet applied to the modules' p"
+                      : "exp(-reset_pulse_ns / tau): resets that leave an AP module in AP; not yet applied to the modules' p"});
+  }
   // What a per-temperature compensation writes with (when p is reachable at temperature_k).
   try {
     out.quantities.push_back({"write_current_at_temperature_ua", write_current_for(operating, p, t), "uA",

@@ -65,6 +65,10 @@ ConfigTable HardwareConfig::table() {
   t.number("mtj.switching_exponent", mtj.switching_exponent, 1, 2, "exponent",
            "n in tau = tau0 exp(Delta (1 - I/Ic0)^n): 1 as fitted to in-plane and early MgO junctions (Koch et al., PRL "
            "92, 088302, 2004); 2 for a perpendicular macrospin (Butler et al., IEEE Trans. Magn. 48, 4684, 2012)");
+  t.number("mtj.precession_time_ns", mtj.precession_time_ns, 0.01, 100, "ns",
+           "tau_D = (1 + alpha^2) / (alpha gamma mu0 H_k) of the precessional regime (Sun, PRB 62, 570, 2000): 1.9 ns "
+           "for alpha = 0.016 (W/CoFeB/MgO, Lu et al., arXiv:1709.07483) and mu0 H_k = 2 Delta kT / (Ms V) = 0.19 T "
+           "(Delta = 45, Ms = 1.2 MA/m, a 40 nm x 1.3 nm free layer)");
   t.number("mtj.temperature_k", mtj.temperature_k, 200, 500, "K",
            "operating temperature; Delta = E_b / kT, and Ic0, E_b, TMR and RA follow their temperature coefficients");
   t.number("mtj.reference_temperature_k", mtj.reference_temperature_k, 200, 500, "K",
@@ -110,6 +114,10 @@ ConfigTable HardwareConfig::table() {
            "decisions further than this from the threshold skip the analog sum; 0 = always analog");
   t.number("dropout_module.pulse_width_ns", dropout_module.pulse_width_ns, 0.01, 1e4, "ns",
            "write pulse of the stochastic write; thermal-activation regime needs t >> tau0");
+  t.number("dropout_module.reset_current_ua", dropout_module.reset_current_ua, 0.1, 10000, "uA",
+           "reset pulse back to P: 2 Ic0 = 90 uA, a super-critical STT write");
+  t.number("dropout_module.reset_pulse_ns", dropout_module.reset_pulse_ns, 0.01, 1e4, "ns",
+           "reset pulse width (the cost model's module.reset_ns follows it)");
   t.choice("dropout_module.write_current", dropout_module.write_current, kWriteCurrents,
            "per_module: each module's current trimmed at test to its own Delta and Ic0, at the reference "
            "temperature (a designer must: untrimmed at 3 % Ic0 spread the modules' p spreads over several "

@@ -20,6 +20,8 @@ struct MtjParams {
   // n in tau = tau0 exp(Delta (1 - I / Ic0)^n): 1 (Koch et al. 2004), 2 for perpendicular
   // macrospins (Butler et al. 2012).
   double switching_exponent = 1.0;
+  // Above Ic0 (precessional regime, Sun 2000): tau_D = (1 + alpha^2) / (alpha gamma mu0 H_k).
+  double precession_time_ns = 1.9;
   double temperature_k = 300.0;            // operating temperature
   double reference_temperature_k = 300.0;  // where every value above is given and write currents are calibrated
   // First-order temperature laws about the reference temperature, X(T) = X (1 - c (T - T_ref)):
@@ -81,6 +83,8 @@ const char* name_of(TemperatureCompensation c);
 
 struct DropoutModuleParams {
   double pulse_width_ns = 5.0;
+  // The deterministic reset to P before each stochastic write.
+  double reset_current_ua = 90.0, reset_pulse_ns = 2.0;
   WriteCurrent write_current = WriteCurrent::per_module;
   TemperatureCompensation temperature_compensation = TemperatureCompensation::none;
   // The per-module trim's DAC: 2^bits codes spanning trim_range_ua centred on the nominal write

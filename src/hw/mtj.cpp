@@ -89,6 +89,20 @@ double switching_probability_spread(const MtjSwitching& d, double current_ua, do
   return (1.0 - p) * -std::log1p(-p) * std::sqrt(std::max(0.0, a * a + b * b + 2.0 * rho * a * b));
 }
 
+double precessional_switching_time_ns(const MtjSwitching& d, double current_ua, double tau_d_ns) {
+  const double i = current_ua / d.ic0_ua;
+  if (!(i > 1.0)) return d.tau0_ns * std::exp(barrier_kt(d, current_ua));  // thermal: the mean waiting time
+  const double theta0 = 1.0 / std::sqrt(2.0 * d.delta);
+  return tau_d_ns * std::log(std::numbers::pi / (2.0 * theta0)) / (i - 1.0);
+}
+
+double write_error_rate(const MtjSwitching& d, double current_ua, double pulse_ns, double tau_d_ns) {
+  const double i = current_ua / d.ic0_ua;
+  if (!(i > 1.0)) return 1.0 - switching_probability(d, current_ua, pulse_ns);
+  const double quarter_pi2 = 0.25 * std::numbers::pi * std::numbers::pi;
+  return -std::expm1(-d.delta * quarter_pi2 * std::exp(-2.0 * (i - 1.0) * pulse_ns / tau_d_ns));
+}
+
 double noisy_switching_probability(const MtjSwitching& d, double current_ua, double pulse_ns, double sigma) {
   if (sigma == 0.0) return switching_probability(d, current_ua, pulse_ns);
   // Simpson's rule on [-8, 8] with 320 intervals: the normal tail beyond 8 sigma is 1e-15, and

@@ -39,6 +39,16 @@ double switching_probability(const MtjSwitching& device, double current_ua, doub
 // probability with no current at all.
 double write_current_for(const MtjSwitching& device, double p, double pulse_ns);
 
+// Above the critical current (I > Ic0) the macrospin precesses out of its thermal initial angle
+// theta0 and switches after t = tau_D ln(pi / (2 theta0)) / (I / Ic0 - 1) (Sun, PRB 62, 570,
+// 2000). theta0 is thermal, P(theta0 > x) = exp(-Delta x^2), so the probability that a pulse of
+// t has not switched the device (the write error rate) is
+//   WER = 1 - exp(-Delta (pi / 2)^2 exp(-2 (I / Ic0 - 1) t / tau_D))   (Butler et al. 2012),
+// and the switching time from the rms angle theta0 = 1 / sqrt(2 Delta) is the regime's mean.
+// Below Ic0 both come from thermal activation: WER = exp(-t / tau), time tau.
+double precessional_switching_time_ns(const MtjSwitching& device, double current_ua, double tau_d_ns);
+double write_error_rate(const MtjSwitching& device, double current_ua, double pulse_ns, double tau_d_ns);
+
 // First-order (delta-method) standard deviation of P_sw across devices whose Delta and Ic0 have
 // relative spreads sigma_delta and sigma_ic0 with correlation rho, written with a fixed current I:
 //   dP = (1 - P) ln(1/(1 - P)) * (-d ln tau),

@@ -287,3 +287,25 @@ TEST(DropoutModules, TemperatureCompensationKeepsTrimmedModulesAtP) {
   EXPECT_NEAR(chip_wide.write_current_ua(), write_current_for(nominal_switching(hw.mtj), 0.1, hw.dropout_module.pulse_width_ns),
               1e-12);
 }
+
+// The precessional regime against its closed forms (Sun 2000; Butler et al. 2012), and the
+// thermal regime below Ic0.
+TEST(Mtj, PrecessionalSwitchingTimeAndWriteErrorRate) {
+  const MtjSwitching device{45.0, 45.0, 1.0};
+  const double tau_d = 1.9, theta0 = 1.0 / std::sqrt(90.0);
+  // At 2 Ic0: t = tau_D ln(pi / (2 theta0)) / 1 = 1.9 x 2.7015 = 5.13 ns.
+  EXPECT_NEAR(precessional_switching_time_ns(device, 90.0, tau_d), tau_d * std::log(std::numbers::pi / (2.0 * theta0)),
+              1e-12);
+  EXPECT_NEAR(precessional_switching_time_ns(device, 90.0, tau_d), 5.133, 0.001);
+  EXPECT_NEAR(precessional_switching_time_ns(device, 135.0, tau_d), 0.5 * precessional_switching_time_ns(device, 90.0, tau_d),
+              1e-12);  // twice the overdrive, half the time
+  // WER at 2 Ic0: 2 ns leaves nearly every AP module in AP; 20 ns about 8e-8.
+  const double qp2 = 0.25 * std::numbers::pi * std::numbers::pi;
+  EXPECT_NEAR(write_error_rate(device, 90.0, 2.0, tau_d), 1.0 - std::exp(-45.0 * qp2 * std::exp(-2.0 * 2.0 / tau_d)), 1e-12);
+  EXPECT_GT(write_error_rate(device, 90.0, 2.0, tau_d), 0.99);
+  EXPECT_NEAR(write_error_rate(device, 90.0, 20.0, tau_d), 45.0 * qp2 * std::exp(-2.0 * 20.0 / tau_d), 1e-9);
+  EXPECT_LT(write_error_rate(device, 90.0, 20.0, tau_d), 1e-6);
+  // Below Ic0 the reset is thermally activated: WER = 1 - P_sw.
+  EXPECT_NEAR(write_error_rate(device, 41.0, 5.0, tau_d), 1.0 - switching_probability(device, 41.0, 5.0), 1e-15);
+  EXPECT_NEAR(precessional_switching_time_ns(device, 41.0, tau_d), std::exp(45.0 * (1.0 - 41.0 / 45.0)), 1e-9);
+}
