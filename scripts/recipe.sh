@@ -5,7 +5,7 @@
 # (defaults spatial, vgg-small at width 32, 1 seed; resnet20 at width 32, resnet20-16 at width 16;
 # needs scripts/setup.sh once). SEEDS > 1 trains seeds 1..SEEDS (seed s > 1 into runs/NAME-s<s>, the
 # names `spinbayes experiment` uses) and ends with the mean, lowest and highest of each figure.
-# Training on 2 cores (idle machine), per seed: vgg-small about 17 minutes, resnet20 about 75-100
+# Training on 2 cores (idle machine), per seed: vgg-small about 13-14 minutes, resnet20 about 75-100
 # minutes, resnet20-16 about 30 minutes; then about a minute of evaluation.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
