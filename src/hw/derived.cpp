@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "hw/cell_array.h"
 #include "hw/mtj.h"
 
 namespace spinbayes {
@@ -18,9 +19,6 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
   const double rap0 = rp * (1.0 + mt.tmr), rap = rp * (1.0 + tmr_read);
   const double gp_us = 1e6 / (rp + ra), gap_us = 1e6 / (rap + ra);
   const double g_half_us = 0.5 * (gp_us - gap_us);
-  // The same cell at the reference temperature, where the sense thresholds are designed.
-  const double rp_ref = m.rp_ohm(), rap_ref = rp_ref * (1.0 + cell_tmr_at_read(m, v, ra));
-  const double g_half_ref_us = 0.5 * (1e6 / (rp_ref + ra) - 1e6 / (rap_ref + ra));
   DerivedQuantities out;
   out.quantities = {
       {"mtj_area_um2", m.area_um2(), "um^2", "pi diameter^2 / 4"},
@@ -36,9 +34,10 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
       {"g_p_us", gp_us, "uS", "1 / (R_P + access_resistance_ohm)"},
       {"g_ap_us", gap_us, "uS", "1 / (R_AP(V_AP) + access_resistance_ohm)"},
       {"dot_unit_ua", v * g_half_us, "uA", "read_voltage_v (G_P - G_AP) / 2: a column's current per unit of dot product"},
-      {"crossbar_gain_at_temperature", g_half_us / g_half_ref_us, "ratio",
-       "(G_P - G_AP) at temperature_k over the same at reference_temperature_k: the factor on every column's sum "
-       "read against thresholds set at the reference (the reference columns cancel the mean conductance)"},
+      {"crossbar_gain_at_temperature", crossbar_gain(hw), "ratio",
+       "(G_P - G_AP) at temperature_k (and after faults.rp_drift, tmr_drift) over the same at "
+       "reference_temperature_k: the factor on every column's sum read against thresholds set at the reference (the "
+       "reference columns cancel the mean conductance)"},
       {"driven_row_current_ua", 0.5 * v * (gp_us + gap_us), "uA",
        "read_voltage_v (G_P + G_AP) / 2: a driven row's mean current; a single-tile column's sense amplifier compares "
        "rows x this, and crossbar.sense_offset_relative is a share of it"},
@@ -50,7 +49,7 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
        "delta (T_ref / T) (1 - barrier_temp_coeff_per_k (T - T_ref))"},
   };
   const MtjSwitching reference = nominal_switching(m, true), operating = nominal_switching(m);
-  const double t = hw.dropout_module.pulse_width_ns, n = m.switching_exponent;
+  const double t = hw.dropout_module.pulse_width_ns;
   double iw = 0.0;
   try {
     iw = write_current_for(reference, p, t);
@@ -59,7 +58,7 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
     return out;
   }
   const double ratio = iw / m.ic0_ua;
-  const double barrier = reference.delta * std::pow(1.0 - ratio, n);
+  const double barrier = effective_barrier_kt(reference, iw);
   const double tau_ns = m.tau0_ns * std::exp(barrier);
   const double ratio_t = iw / operating.ic0_ua;
   const std::vector<DerivedQuantity> write = {
@@ -70,8 +69,7 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
       {"switching_time_ns", tau_ns, "ns", "tau0 exp(effective barrier): mean time to switch under the write current"},
       {"write_over_ic0_at_temperature", ratio_t, "ratio",
        "write current / Ic0(T): the regime at temperature_k (thermal activation while < 1)"},
-      {"effective_barrier_at_temperature_kt", operating.delta * std::copysign(std::pow(std::fabs(1.0 - ratio_t), n), 1.0 - ratio_t),
-       "kT", "Delta(T) (1 - I / Ic0(T))^n"},
+      {"effective_barrier_at_temperature_kt", effective_barrier_kt(operating, iw), "kT", "Delta(T) (1 - I / Ic0(T))^n"},
       {"p_at_temperature", switching_probability(operating, iw, t), "probability",
        "1 - exp(-pulse / tau) with Delta(T) and Ic0(T) under the current set at the reference (no temperature "
        "compensation)"},

@@ -1,6 +1,7 @@
 #include "hw/dropout_module.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "core/counter_rng.h"
@@ -34,15 +35,6 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
   const double supply = circuit.supply_noise_relative;
   levels_ = active && supply > 0.0 ? kSupplyLevels : 1;
   bound_.resize(static_cast<std::size_t>(levels_) * n);
-  double cumulative = 0.0;
-  std::vector<double> weight(static_cast<std::size_t>(levels_), 1.0);
-  level_cdf_.clear();
-  for (int l = 0; l < levels_ && levels_ > 1; ++l) {
-    weight[static_cast<std::size_t>(l)] = supply_level_probability(l);
-    cumulative += weight[static_cast<std::size_t>(l)];
-    level_cdf_.push_back(cumulative);
-  }
-  if (levels_ > 1) level_cdf_.back() = 1.0;
   const bool exact = mtj.sigma_delta == 0.0 && mtj.sigma_ic0 == 0.0 && mtj.temperature_k == mtj.reference_temperature_k &&
                      faults.module_ic0_drift == 0.0 && faults.module_delta_drift == 0.0 &&
                      (!per_module || circuit.trim_dac_bits == 0) && circuit.write_noise_relative == 0.0 && levels_ == 1;
@@ -86,18 +78,25 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
     double mean = 0.0;
     for (int l = 0; l < levels_; ++l) {
       const double q = stuck_p ? 0.0 : stuck_ap ? 1.0 : pm[static_cast<std::size_t>(l)];
-      mean += weight[static_cast<std::size_t>(l)] * q;
+      mean += (levels_ == 1 ? 1.0 : supply_level_probability(l)) * q;
       bound_[static_cast<std::size_t>(l) * n + static_cast<std::size_t>(m)] = DropoutDraws::bound_for(q);
     }
-    probability_[static_cast<std::size_t>(m)] = levels_ == 1 ? (stuck_p ? 0.0 : stuck_ap ? 1.0 : pm[0]) : mean;
+    probability_[static_cast<std::size_t>(m)] = mean;
   }
 }
 
 int DropoutBank::supply_level(std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const {
   if (levels_ == 1) return 0;
+  // The levels' upper cumulative probabilities, the same for every bank.
+  static const std::array<double, kSupplyLevels> cdf = [] {
+    std::array<double, kSupplyLevels> out{};
+    double cumulative = 0.0;
+    for (int l = 0; l < kSupplyLevels; ++l) out[static_cast<std::size_t>(l)] = cumulative += supply_level_probability(l);
+    out.back() = 1.0;
+    return out;
+  }();
   const double u = uniform_at(stream_seed(seed, streams::kSupplyLevel), image, sample, static_cast<std::uint64_t>(site_));
-  const auto it = std::upper_bound(level_cdf_.begin(), level_cdf_.end(), u);
-  return std::min(levels_ - 1, static_cast<int>(it - level_cdf_.begin()));
+  return std::min(kSupplyLevels - 1, static_cast<int>(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin()));
 }
 
 const std::uint64_t* DropoutBank::pass_bounds(std::uint64_t seed, std::uint64_t image, std::uint64_t sample) const {

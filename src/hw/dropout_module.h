@@ -44,7 +44,6 @@ class DropoutBank {
  private:
   std::vector<double> probability_;
   std::vector<std::uint64_t> bound_;  // levels x modules
-  std::vector<double> level_cdf_;     // upper cumulative probability of each level
   int levels_ = 1, site_ = 0;
   double write_current_ua_ = 0.0;
 };

@@ -15,14 +15,12 @@ MtjSwitching nominal_switching(const MtjParams& mtj, bool at_reference) {
   return {mtj.delta_at_temperature(), mtj.ic0_at_temperature_ua(), mtj.tau0_ns, mtj.switching_exponent};
 }
 
-namespace {
-// Delta x^n with the sign of x = 1 - I / Ic0 (n = 1 exactly as the linear law).
-double barrier_kt(const MtjSwitching& d, double current_ua) {
+// n = 1 exactly as the linear law.
+double effective_barrier_kt(const MtjSwitching& d, double current_ua) {
   const double x = 1.0 - current_ua / d.ic0_ua;
   if (d.exponent == 1.0) return d.delta * x;
   return d.delta * std::copysign(std::pow(std::fabs(x), d.exponent), x);
 }
-}  // namespace
 
 double tmr_at_bias(const MtjParams& mtj, double volts) {
   const double v = volts / mtj.tmr_half_bias_v;
@@ -53,7 +51,7 @@ double cell_resistance_ohm(const MtjParams& mtj, MtjState state, double volts, d
 }
 
 double switching_probability(const MtjSwitching& d, double current_ua, double pulse_ns) {
-  const double tau = d.tau0_ns * std::exp(barrier_kt(d, current_ua));
+  const double tau = d.tau0_ns * std::exp(effective_barrier_kt(d, current_ua));
   return -std::expm1(-pulse_ns / tau);
 }
 
@@ -91,7 +89,7 @@ double switching_probability_spread(const MtjSwitching& d, double current_ua, do
 
 double precessional_switching_time_ns(const MtjSwitching& d, double current_ua, double tau_d_ns) {
   const double i = current_ua / d.ic0_ua;
-  if (!(i > 1.0)) return d.tau0_ns * std::exp(barrier_kt(d, current_ua));  // thermal: the mean waiting time
+  if (!(i > 1.0)) return d.tau0_ns * std::exp(effective_barrier_kt(d, current_ua));  // thermal: the mean waiting time
   const double theta0 = 1.0 / std::sqrt(2.0 * d.delta);
   return tau_d_ns * std::log(std::numbers::pi / (2.0 * theta0)) / (i - 1.0);
 }

@@ -33,6 +33,8 @@ double resistance_ohm(const MtjParams& mtj, MtjState state, double volts);
 double cell_tmr_at_read(const MtjParams& mtj, double volts, double access_ohm);
 double cell_resistance_ohm(const MtjParams& mtj, MtjState state, double volts, double access_ohm);
 
+// The barrier under current I, Delta sgn(x) |x|^n with x = 1 - I / Ic0 (kT).
+double effective_barrier_kt(const MtjSwitching& device, double current_ua);
 double switching_probability(const MtjSwitching& device, double current_ua, double pulse_ns);
 // The current that switches `device` with probability p in a pulse of pulse_ns. Throws Error when
 // p is outside (0, 1), needs I >= Ic0 (outside the thermal-activation regime) or is below the
