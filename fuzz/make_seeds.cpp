@@ -179,6 +179,8 @@ void technology_seeds(const fs::path& dir) {
   write(dir / "negative", "{\"crossbar\": {\"cell_read_fj\": -1}}");
   write(dir / "unknown-key", "{\"dram\": {\"read_pj\": 20}}");
   write(dir / "wrong-type", "{\"digital\": {\"mac_lanes\": 64.5}}");
+  write(dir / "supply-conditional", "{\"supply\": {\"vdd_v\": 1.0}, \"module\": {\"reset\": \"conditional\", "
+                                    "\"trim_dac_bits\": 4}, \"wire\": {\"gate_ff\": 0.2}}");
 }
 
 void hardware_config_seeds(const fs::path& dir) {
@@ -192,6 +194,8 @@ void hardware_config_seeds(const fs::path& dir) {
                                 "\"switching_exponent\": 2, \"delta_ic0_correlation\": 0.8},\n"
                                 " \"dropout_module\": {\"trim_dac_bits\": 5, \"trim_range_ua\": 12, "
                                 "\"write_noise_relative\": 0.01, \"supply_noise_relative\": 0.02}}\n");
+  write(dir / "crossbar-wires", "{\"crossbar\": {\"wire_resistance_ohm\": 1.75, \"column_calibration\": "
+                                "\"gain_offset\", \"tile_rows\": 64, \"tile_cols\": 24}}\n");
   write(dir / "unknown-key", "{\"mtj\": {\"tmr_ratio\": 1.0}}");
   write(dir / "wrong-type", "{\"crossbar\": {\"tile_rows\": \"128\"}}");
   // Found by fuzzing: a number beyond double range, a newline in an unknown key.

@@ -40,14 +40,18 @@ struct EnergyBreakdown {  // pJ
   double crossbar_pj = 0;   // word-line drives and cell read currents
   double sense_adc_pj = 0;  // sense-amplifier decisions and ADC conversions
   double digital_pj = 0;    // partial-sum accumulation and the first layer's MACs
-  double total_pj() const { return modules_pj + crossbar_pj + sense_adc_pj + digital_pj; }
+  double peripherals_pj = 0;  // trim DACs, row decoders, the modules' fan-out wires
+  double total_pj() const { return modules_pj + crossbar_pj + sense_adc_pj + digital_pj + peripherals_pj; }
   EnergyBreakdown& operator+=(const EnergyBreakdown& o);
   EnergyBreakdown scaled(double factor) const;
 };
 
 struct AreaBreakdown {  // um^2
-  double cells_um2 = 0, modules_um2 = 0, sense_um2 = 0, adc_um2 = 0;
-  double total_um2() const { return cells_um2 + modules_um2 + sense_um2 + adc_um2; }
+  double cells_um2 = 0;
+  double modules_um2 = 0;  // 1T-1MTJ, sense amplifier, reset/write driver and trim DAC of each module
+  double sense_um2 = 0, adc_um2 = 0;
+  double peripherals_um2 = 0;  // row decoders and the routing tracks of the modules' fan-out wires
+  double total_um2() const { return cells_um2 + modules_um2 + sense_um2 + adc_um2 + peripherals_um2; }
   AreaBreakdown& operator+=(const AreaBreakdown& o);
 };
 
@@ -64,7 +68,25 @@ int dropout_modules(const LayerMapping& m, DropoutKind scheme,
 // dropout_module.element_masks.
 EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, double p, ElementMasks element_masks);
 
-EnergyBreakdown price_events(const EventCounts& events, const Technology& tech);
+// Prices events as counted. Peripherals: a trim-DAC bias per write, a decoder stage per word-line
+// drive, and `fanout_fj_per_read` per module read (the wire that carries the read bit to the
+// word-line drivers it gates: fanout_fj_per_read(), which needs the layer's mapping).
+EnergyBreakdown price_events(const EventCounts& events, const Technology& tech, double fanout_fj_per_read = 0);
+
+// Word-line drivers one module of `scheme` gates in each column tile: K^2 for a spatial module of a
+// convolution (its channel's kernel rows), one for an element module or a linear layer's, every
+// row of the layer for the layer scheme's single module.
+int gated_rows_per_tile(const LayerMapping& m, DropoutKind scheme);
+// The fan-out wire of one module: in every column tile, a run across the tile (wire.tile_route_um)
+// and one row pitch and one driver enable per gated row (the layer scheme's module runs across
+// every row tile): C = col_tiles (tiles_crossed L c_w + g (c_gate + pitch c_w)); a read delivers
+// its bit by charging it, C V_DD^2 (an upper bound: a latched bit that does not change would not).
+double fanout_capacitance_ff(const LayerMapping& m, DropoutKind scheme, const Technology& tech);
+double fanout_fj_per_read(const LayerMapping& m, DropoutKind scheme, const Technology& tech);
+
+// Conditional reset: each write cycle reads its module first (one read per reset the counts
+// hold) and resets only the modules left in AP by the last write, a fraction p of them.
+EventCounts conditional_reset_events(EventCounts events, double p);
 
 // Latency of one pass of a layer. Windows run one after another; all tiles of a layer work in
 // parallel within a window; each window drives its word lines, lets the column currents settle and
@@ -77,7 +99,8 @@ double pass_latency_ns(const LayerMapping& m, std::int64_t modules, const EventC
 
 // Area of a layer: its tiles (each layer owns whole tiles), dropout modules, one sense amplifier
 // per column or the ADCs of each tile. The first layer's digital unit is not counted.
-AreaBreakdown layer_area(const LayerMapping& m, std::int64_t modules, const Technology& tech, const CrossbarParams& crossbar);
+AreaBreakdown layer_area(const LayerMapping& m, std::int64_t modules, const Technology& tech, const CrossbarParams& crossbar,
+                         DropoutKind scheme = DropoutKind::none);
 
 // What a simulated run's ledger holds on average: per layer, for `images` images of `samples` MC
 // samples, under the model's own dropout (per_sample layers counted `samples` times). With
@@ -94,6 +117,8 @@ struct PricedLedger {
   int samples = 0;
   EnergyBreakdown per_image() const;
 };
+// Under module.reset = conditional, the ledger's resets are priced as conditional_reset_events at
+// the drop probability the technology was derived at. Fan-out wires need the mapping: not priced.
 PricedLedger price_ledger(const Ledger& ledger, const Technology& tech);
 
 struct LayerCost {
@@ -116,6 +141,23 @@ struct SchemeCost {
   EnergyBreakdown energy_at(int samples) const;
 };
 
+// The element/spatial ratio of dropout-module energy under one way of pricing a module's
+// reset, write and read. Module events per inference of the whole network under element and
+// spatial; ratio = (N_rst E_rst + N_w E_w + N_rd E_rd) element / the same spatial. For one
+// convolution of K x K kernels over W windows: K^2 W (E_rst + E_w + E_rd) / (E_rst + E_w + W E_rd).
+struct ModuleAccounting {
+  std::string name;
+  std::string basis;  // how each energy follows from the device and the supply
+  double vdd_v = 0;   // the supply the drivers draw from; 0 where the energies are not supply-referred
+  double read_v = 0;  // the module's read bias
+  double reset_pj = 0, write_pj = 0, read_fj = 0;
+  bool conditional_reset = false;
+  EventCounts element, spatial;  // module events per inference (resets, writes, reads)
+  double element_pj() const;
+  double spatial_pj() const;
+  double ratio() const;
+};
+
 struct CostReport {
   ModelSpec spec;  // as trained
   bool untrained = false;  // priced from a topology without weights
@@ -126,6 +168,7 @@ struct CostReport {
   Technology tech;
   std::vector<LayerMapping> mapping;  // the network with dropout at the model's dropout sites
   std::vector<SchemeCost> schemes;    // in kDropoutKinds order
+  std::vector<ModuleAccounting> accountings;  // the first: this technology's own
 
   const SchemeCost& scheme(DropoutKind s) const;
   double modules_element_over_spatial() const;
@@ -152,6 +195,21 @@ struct CostOptions {
   std::string dropout_layers;  // all | last:N; empty: the model's
 };
 CostReport run_cost(const CostOptions& options);
+
+// The published ratio of element over spatial dropout-module energy (Spatial-SpinDrop, Ahmed et al.,
+// IEEE TNANO 2024).
+inline constexpr double kPaperElementOverSpatial = 94.11;
+
+// One event's energy under the technology's convention, with what it follows from (0 where not
+// applicable; mtj_fj < 0 where the event has no MTJ).
+struct EventEnergy {
+  std::string event;
+  double current_ua = 0, time_ns = 0, capacitance_ff = 0;
+  double energy_fj = 0;  // drawn from the supply
+  double mtj_fj = -1;    // the MTJ's own dissipation, a part of energy_fj
+  std::string formula;
+};
+std::vector<EventEnergy> event_energies(const Technology& tech);
 
 std::string cost_table(const CostReport& report);
 nlohmann::json cost_json(const CostReport& report);

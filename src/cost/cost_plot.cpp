@@ -18,12 +18,12 @@ std::string cost_plot_png(const CostReport& r) {
 
   // The dropout-module part is printed above each bar: on the spatial and layer bars it is too
   // thin to see.
-  std::string bars = "# scheme  modules  crossbar  sense_adc  digital  total (uJ per inference)  label\n";
+  std::string bars = "# scheme  modules  crossbar  sense_adc  digital  peripherals  total (uJ per inference)  label\n";
   for (const SchemeCost& c : r.schemes) {
     const EnergyBreakdown& e = c.total.energy;
-    bars += fmt::format("{} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g} \"modules {:.4g} nJ\"\n", to_string(c.scheme),
+    bars += fmt::format("{} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g} {:.6g} \"modules {:.4g} nJ\"\n", to_string(c.scheme),
                         e.modules_pj * uj, e.crossbar_pj * uj, e.sense_adc_pj * uj, e.digital_pj * uj,
-                        e.total_pj() * uj, e.modules_pj * 1e-3);
+                        e.peripherals_pj * uj, e.total_pj() * uj, e.modules_pj * 1e-3);
   }
 
 
@@ -60,7 +60,8 @@ std::string cost_plot_png(const CostReport& r) {
             "'' using 3 title 'crossbar (cells + word lines)' lc rgb '#1f77b4', " +
             "'' using 4 title 'sense amplifiers + ADCs' lc rgb '#2ca02c', " +
             "'' using 5 title 'digital' lc rgb '#9467bd', " +
-            "'' using 0:6:7 with labels offset 0,0.8 font 'sans,10' notitle\n";
+            "'' using 6 title 'peripherals (DACs, decoders, wires)' lc rgb '#ff7f0e', " +
+            "'' using 0:7:8 with labels offset 0,0.8 font 'sans,10' notitle\n";
   // Right: energy per inference against T, total and the dropout modules' part.
   script += "set title 'Energy per inference vs Monte Carlo samples'\n";
   script += "set style data lines\nunset xtics\nset xtics\nset yrange [*:*]\n";

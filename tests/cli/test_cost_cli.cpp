@@ -60,7 +60,8 @@ TEST(CostCli, WritesTableJsonWithRatiosAndPlot) {
 
   const nlohmann::json j = nlohmann::json::parse(read_file(dir / "cost.json"));
   const HardwareConfig hw = HardwareConfig::defaults();
-  const CostReport expected = cost_report(spec, hw, Technology::defaults(hw), 6);
+  // The modules' write current, and the energies derived from it, follow the model's p = 0.2.
+  const CostReport expected = cost_report(spec, hw, Technology::defaults(hw, 0.2), 6);
   ASSERT_TRUE(j.at("ratios").contains("modules_element_over_spatial"));
   ASSERT_TRUE(j.at("ratios").contains("dropout_energy_element_over_spatial"));
   EXPECT_DOUBLE_EQ(j["ratios"]["modules_element_over_spatial"].get<double>(), expected.modules_element_over_spatial());
@@ -77,7 +78,8 @@ TEST(CostCli, WritesTableJsonWithRatiosAndPlot) {
     EXPECT_GT(j["schemes"][scheme]["latency_ns"].get<double>(), 0.0);
     EXPECT_GT(j["schemes"][scheme]["area_um2"]["total"].get<double>(), 0.0);
   }
-  EXPECT_EQ(j["technology"]["module"]["write_pj"], Technology::defaults().module.write_pj);
+  EXPECT_EQ(j["technology"]["module"]["write_pj"], Technology::defaults(hw, 0.2).module.write_pj);
+  EXPECT_NE(Technology::defaults(hw, 0.2).module.write_pj, Technology::defaults(hw, 0.1).module.write_pj);
   if (gnuplot) {
     const std::string png = read_file(dir / "cost.png");
     ASSERT_GT(png.size(), 1000u);
@@ -139,5 +141,49 @@ TEST(CostCli, ZooNetworkWithoutWeightsCostsAsARunOfItsTopology) {
   expect_cli_error(run_cli("cost --model vgg-small --classes 1"), {"classes in 2..10000"});
   expect_cli_error(run_cli("cost --model " + run.string() + " --width 4"), {"--width: only for a zoo network"});
   expect_cli_error(run_cli("cost --model resnet7"), {"resnet7"});
+  fs::remove_all(dir);
+}
+
+// Every accounting's ratio recomputes from the per-event energies and the counts `cost --json`
+// prints, and the technology's own per-event energies from the currents, times and supply it
+// prints; the table names the paper's ratio beside them.
+TEST(CostCli, AccountingsRecomputeFromWhatJsonPrints) {
+  const auto dir = fresh_dir("cli-accountings");
+  write_file(dir / "tech.json", R"({"supply": {"vdd_v": 0.8}})");
+  const auto r = run_cli("cost --model vgg-small --input 1x28x28 --width 8 --p 0.1 --samples 4 --tech " +
+                         (dir / "tech.json").string() + " --json " + (dir / "cost.json").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("94.11x"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("conditional reset"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(read_file(dir / "cost.json"));
+  EXPECT_EQ(j["paper_element_over_spatial"], 94.11);
+  const nlohmann::json& module = j["technology"]["module"];
+  EXPECT_EQ(j["technology"]["supply"]["vdd_v"], 0.8);
+  // V [V] x I [uA] x t [ns] = fJ.
+  EXPECT_NEAR(module["write_pj"].get<double>() * 1e3,
+              0.8 * module["write_current_ua"].get<double>() * module["write_ns"].get<double>(), 1e-9);
+  EXPECT_NEAR(module["reset_pj"].get<double>() * 1e3,
+              0.8 * module["reset_current_ua"].get<double>() * module["reset_ns"].get<double>(), 1e-9);
+  ASSERT_GE(j["accountings"].size(), 8u);
+  for (const nlohmann::json& a : j["accountings"]) {
+    SCOPED_TRACE(a["name"].get<std::string>());
+    const auto energy = [&a](const nlohmann::json& n) {
+      return n["module_resets"].get<double>() * a["reset_pj"].get<double>() +
+             n["module_writes"].get<double>() * a["write_pj"].get<double>() +
+             n["module_reads"].get<double>() * a["read_fj"].get<double>() * 1e-3;
+    };
+    const double el = energy(a["element_events"]), sp = energy(a["spatial_events"]);
+    EXPECT_NEAR(a["element_pj"].get<double>(), el, 1e-9 * el);
+    EXPECT_NEAR(a["ratio"].get<double>(), el / sp, 1e-9 * el / sp);
+  }
+  EXPECT_NEAR(j["accountings"][0]["ratio"].get<double>(),
+              j["ratios"]["dropout_energy_element_over_spatial"].get<double>(), 1e-9);
+  bool module_write = false;
+  for (const nlohmann::json& e : j["event_energies"]) {
+    if (e["event"] != "module write") continue;
+    module_write = true;
+    EXPECT_LT(e["mtj_fj"].get<double>(), e["energy_fj"].get<double>());
+  }
+  EXPECT_TRUE(module_write);
   fs::remove_all(dir);
 }
