@@ -1,6 +1,7 @@
 // Hardware config files (JSON with comments over the defaults): HardwareConfig::load. A file that
 // loads must validate, the table written back as commented JSON must load to the same values, and
-// what it implies (the derived quantities, a bank of dropout modules) must be finite numbers.
+// what it implies (the derived quantities, IR drop's nodal solution on small tiles, a bank of dropout
+// modules) must be finite numbers.
 #include <cmath>
 #include <cstdint>
 
@@ -21,6 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::require(reloaded.table().to_commented_json() == written, "commented JSON reads back to the same values");
     for (const DerivedQuantity& q : derived_quantities(hw, 0.1).quantities) {
       fuzz::require(std::isfinite(q.value), "derived quantities are finite");
+      // IR drop (small tiles): a cell's share of the read voltage, from the nodal solver.
+      if (q.name.rfind("ir_drop_", 0) == 0 && q.unit == "ratio") {
+        fuzz::require(q.value > 0.0 && q.value <= 1.0, "IR-drop voltage fractions are in (0, 1]");
+      }
     }
     const DropoutBank bank(hw, 0.1, 16, 1, 0);  // may refuse the write current (Error), never NaN
     for (int m = 0; m < bank.size(); ++m) {

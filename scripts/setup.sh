@@ -8,7 +8,7 @@ build_dir=${BUILD_DIR:-$root/build}
 cache=${SPINBAYES_DATA_CACHE:-$HOME/.cache/spinbayes}
 
 packages=(build-essential cmake ccache pkg-config libtorch-dev libopenblas-dev dataset-fashion-mnist
-          libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev libgtest-dev libbenchmark-dev gnuplot-nox
+          libcli11-dev nlohmann-json3-dev libfmt-dev libeigen3-dev zlib1g-dev libgtest-dev libbenchmark-dev gnuplot-nox
           libopenmpi-dev openmpi-bin  # MPI: chips and sweep over mpirun ranks
           clang libclang-rt-14-dev libomp-14-dev  # clang, its sanitizer/libFuzzer runtimes, OpenMP: hardening.sh
           libonnx-dev pybind11-dev python3-dev python3-numpy python3-torch python3-pytest)  # import, Python package

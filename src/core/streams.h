@@ -49,5 +49,8 @@ inline constexpr std::uint64_t kModuleFault = name_tag("module.fault");
 inline constexpr std::uint64_t kTestCandidates = name_tag("field_test.candidates");
 inline constexpr std::uint64_t kTestMasks = name_tag("field_test.masks");
 
+// The IR-drop fast model's check against the nodal solver (hw/ir_drop.h): random tiles.
+inline constexpr std::uint64_t kIrDropCheck = name_tag("ir_drop.check");  // keys: draw, row, column + 2
+
 }  // namespace streams
 }  // namespace spinbayes

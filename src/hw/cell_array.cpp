@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 
 #include "core/counter_rng.h"
 #include "core/cpu_features.h"
 #include "core/streams.h"
+#include "hw/ir_drop.h"
 #include "hw/mtj.h"
 #include "hw/tile_sums.h"
 
@@ -82,18 +84,26 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
                         (sr * sr + std::pow(tmr_v * st / (1.0 + tmr_v), 2));
   variances_.reference = 0.25 * (variances_.match + variances_.mismatch);
 
-  // Reference columns: one per column tile, a P and an AP MTJ per row, averaged.
-  const int col_tiles = mapping.col_tiles;
+  // Reference columns: one per column tile, a P and an AP MTJ per row, averaged. Under IR drop
+  // their conductances are kept for the wires' model (ref_g: per column tile and row, P then AP).
+  ir_drop_ = hw.crossbar.wire_resistance_ohm > 0.0;
+  const int col_tiles = mapping.col_tiles, tile_cols = hw.crossbar.tile_cols;
   std::vector<float> reference(static_cast<std::size_t>(col_tiles) * padded_rows_, 0.0f);
-  if (variation_) {
+  std::vector<double> ref_g;
+  if (ir_drop_) ref_g.assign(static_cast<std::size_t>(col_tiles) * rows_ * 2, 0.0);
+  if (variation_ || ir_drop_) {
     for (int ct = 0; ct < col_tiles; ++ct) {
       for (int r = 0; r < rows_; ++r) {
         const auto key = static_cast<std::uint64_t>(r);
         double g = 0.0;
         for (int half = 0; half < 2; ++half) {
           const auto state = half == 0 ? MtjState::parallel : MtjState::antiparallel;
-          g += 0.5 * conductance(hw, state, gaussian_at(chip_seed, streams::kReferenceResistance, lk, ct, key, half),
-                                 gaussian_at(chip_seed, streams::kReferenceTmr, lk, ct, key, half));
+          const double cell =
+              variation_ ? conductance(hw, state, gaussian_at(chip_seed, streams::kReferenceResistance, lk, ct, key, half),
+                                       gaussian_at(chip_seed, streams::kReferenceTmr, lk, ct, key, half))
+                         : conductance(hw, state, 0.0, 0.0);
+          g += 0.5 * cell;
+          if (ir_drop_) ref_g[(static_cast<std::size_t>(ct) * rows_ + r) * 2 + half] = cell;
         }
         reference[static_cast<std::size_t>(ct) * padded_rows_ + r] = static_cast<float>(readout.units(g));
       }
@@ -106,11 +116,22 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
     stuck_minus_ = BitMatrix(cols_, rows_);
   }
   // Read values per column and row, [input bit 0, input bit 1], in dot units before fixed point.
+  // Under IR drop or calibration, beside them: the wires' part of each value and its ideal +-1.
   std::vector<float> value(static_cast<std::size_t>(cols_) * column_bytes(), 0.0f);
+  const bool systematic = ir_drop_ || hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
+  std::vector<float> wires;
+  std::vector<std::int8_t> ideal;
+  if (systematic) {
+    wires.assign(value.size(), 0.0f);
+    ideal.assign(value.size(), 0);
+  }
+  std::vector<double> cell_g;  // under IR drop: per column and row, the conductance read for bit 0, bit 1
+  if (ir_drop_) cell_g.assign(static_cast<std::size_t>(cols_) * rows_ * 2, 0.0);
   for (int j = 0; j < cols_; ++j) {
     const auto jk = static_cast<std::uint64_t>(j);
     const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
-    const float* ref = reference.data() + static_cast<std::size_t>(j / hw.crossbar.tile_cols) * padded_rows_;
+    const int ct = j / tile_cols;
+    const float* ref = reference.data() + static_cast<std::size_t>(ct) * padded_rows_;
     for (int r = 0; r < rows_; ++r) {
       const auto rk = static_cast<std::uint64_t>(r);
       const bool plus = weights.get(j, r);
@@ -135,15 +156,60 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
       const std::size_t bit0 = base + value_index(r, false), bit1 = base + value_index(r, true);
       value[bit0] = static_cast<float>(value_of(state[1]));
       value[bit1] = static_cast<float>(value_of(state[0]));
-      if (variation_) {
+      if (variation_ || ir_drop_) {
         float dev[2];
         for (int mtj = 0; mtj < 2; ++mtj) {
-          const double g = conductance(hw, state[mtj], gaussian_at(chip_seed, streams::kCellResistance, lk, jk, rk, mtj),
-                                       gaussian_at(chip_seed, streams::kCellTmr, lk, jk, rk, mtj));
+          const double g =
+              variation_ ? conductance(hw, state[mtj], gaussian_at(chip_seed, streams::kCellResistance, lk, jk, rk, mtj),
+                                       gaussian_at(chip_seed, streams::kCellTmr, lk, jk, rk, mtj))
+                         : conductance(hw, state[mtj], 0.0, 0.0);
           dev[mtj] = static_cast<float>(readout.units(g) - value_of(state[mtj]));
+          // Bit 1 reads MTJ1 (state[0]), bit 0 MTJ2.
+          if (ir_drop_) cell_g[(static_cast<std::size_t>(j) * rows_ + r) * 2 + (mtj == 0 ? 1 : 0)] = g;
         }
         value[bit0] += dev[1] - ref[r];
         value[bit1] += dev[0] - ref[r];
+      }
+      if (systematic) {
+        ideal[bit0] = static_cast<std::int8_t>(value_of(state[1]));
+        ideal[bit1] = static_cast<std::int8_t>(value_of(state[0]));
+      }
+    }
+  }
+  if (ir_drop_) {
+    // Each tile's reads through its wires (ir_drop.h's fast model); the wires' part of a value
+    // is what they change of it.
+    for (int rt = 0; rt < row_tiles_; ++rt) {
+      const int r0 = rt * tile_rows_, n = std::min(tile_rows_, rows_ - r0);
+      for (int ct = 0; ct < col_tiles; ++ct) {
+        const int c0 = ct * tile_cols, m = std::min(tile_cols, cols_ - c0);
+        const auto map = ir_drop_map(n, m, readout.g_p, readout.g_ap, hw.crossbar.wire_resistance_ohm,
+                                     hw.crossbar.read_voltage_v);
+        std::vector<double> g(static_cast<std::size_t>(n) * m * 2), ref_p(static_cast<std::size_t>(n)), ref_ap(static_cast<std::size_t>(n));
+        for (int r = 0; r < n; ++r) {
+          const std::size_t ref_at = (static_cast<std::size_t>(ct) * rows_ + r0 + r) * 2;
+          ref_p[static_cast<std::size_t>(r)] = ref_g[ref_at];
+          ref_ap[static_cast<std::size_t>(r)] = ref_g[ref_at + 1];
+          for (int c = 0; c < m; ++c) {
+            for (int one = 0; one < 2; ++one) {
+              g[(static_cast<std::size_t>(r) * m + c) * 2 + one] = cell_g[(static_cast<std::size_t>(c0 + c) * rows_ + r0 + r) * 2 + one];
+            }
+          }
+        }
+        const TileReads reads = fast_tile_reads(*map, g, ref_p, ref_ap);
+        for (int r = 0; r < n; ++r) {
+          for (int c = 0; c < m; ++c) {
+            for (int one = 0; one < 2; ++one) {
+              const std::size_t at = static_cast<std::size_t>(c0 + c) * column_bytes() + value_index(r0 + r, one != 0);
+              const float wired = static_cast<float>((reads.cell[(static_cast<std::size_t>(r) * m + c) * 2 + one] -
+                                                      reads.ref[static_cast<std::size_t>(r) * 2 + one]) / readout.g_half);
+              // The cell as read without wires, its device deviation and reference included.
+              const float plain = value[at];
+              wires[at] = wired - plain;
+              value[at] = wired;
+            }
+          }
+        }
       }
     }
   }
@@ -175,8 +241,58 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   for (std::size_t i = 0; i < value.size(); ++i) {
     value_[i] = static_cast<std::int8_t>(std::clamp(std::lround(value[i] * static_cast<float>(cell_scale_)), -127L, 127L));
   }
-  variances_.rounding = variation_ ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
+  variances_.rounding = variation_ || ir_drop_ ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
   vnni_ = cpu_features().avx512_vnni;
+  if (systematic) calibrate(hw, weights, value, wires, ideal);
+}
+
+void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
+                          const std::vector<float>& wires, const std::vector<std::int8_t>& ideal) {
+  calibrated_ = hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
+  calibration_.assign(2 * static_cast<std::size_t>(cols_) * row_tiles_, 0.0);
+  systematic_.assign(static_cast<std::size_t>(cols_), 0.0);
+  const double scale = cell_scale_;
+  for (int j = 0; j < cols_; ++j) {
+    const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
+    const std::int8_t* v = column_values(j);
+    for (int t = 0; t < row_tiles_; ++t) {
+      const int r0 = t * tile_rows_, r1 = std::min(rows_, r0 + tile_rows_);
+      double gain = 1.0, offset = 0.0;
+      if (calibrated_) {
+        // Every row driven with the column's own weights (the input the chip stores: all match)
+        // and with their complement (all mismatch), read as stored.
+        double plus = 0.0, minus = 0.0;
+        for (int r = r0; r < r1; ++r) {
+          const bool w = weights.get(j, r);
+          plus += v[value_index(r, w)] / scale;
+          minus += v[value_index(r, !w)] / scale;
+        }
+        const int n = r1 - r0;
+        gain = (plus - minus) / (2.0 * n);
+        offset = 0.5 * (plus + minus);
+        // A tile that barely responds (dead, or its column stuck) cannot be corrected: left as read.
+        if (!(gain > 0.05)) gain = 1.0, offset = 0.0;
+      }
+      calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t)] = gain;
+      calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1] = offset;
+      // What (v - offset) / gain departs from the ideal sum by, besides the devices' random part
+      // (delta = value - ideal - wires, which the screen's variance covers at gain 1): per row
+      // the larger over the input bit of |ideal (1/gain - 1) + wires / gain|, the devices' part
+      // scaled by |1/gain - 1|, and the offset.
+      double bound = std::fabs(offset) / gain;
+      for (int r = r0; r < r1; ++r) {
+        double worst = 0.0, device = 0.0;
+        for (int one = 0; one < 2; ++one) {
+          const std::size_t at = base + value_index(r, one != 0);
+          const double w = wires.empty() ? 0.0 : wires[at];
+          worst = std::max(worst, std::fabs(ideal[at] * (1.0 / gain - 1.0) + w / gain));
+          device = std::max(device, std::fabs(static_cast<double>(value[at]) - ideal[at] - w));
+        }
+        bound += worst + std::fabs(1.0 / gain - 1.0) * device;
+      }
+      systematic_[static_cast<std::size_t>(j)] += bound;
+    }
+  }
 }
 
 void CellArray::tile_sums_reference(const PatchRows& patches, int m, int j, std::int32_t* sums) const {

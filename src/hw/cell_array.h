@@ -19,6 +19,14 @@
 // the design's dot units and the read-out applies the gain (crossbar.h).
 // Dead tiles: a tile whose cells conduct nothing holds zero values, so its rows add nothing to
 // any of its columns whatever is driven; the exact dot does not know it (columns_dead()).
+// IR drop (crossbar.wire_resistance_ohm, ir_drop.h): each cell reads at the voltage the fast
+// model's map gives it, g d instead of g, and its row's reference at (G_P d_P + G_AP d_AP) / 2:
+// folded into the cell values, so a column's value is the dot plus the devices' and the wires'
+// deviations of its driven rows.
+// Calibration (crossbar.column_calibration = gain_offset): at test, every row of a tile driven
+// with the column's weights (all matches, ideal value +n) and their complement (all mismatches,
+// -n): gain a = (v+ - v-) / 2n, offset b = (v+ + v-) / 2 per column and row tile, from the cells
+// as stored; the read-out corrects that tile's value to (v - b) / a (crossbar.h).
 // Fixed point: each cell's read value (its ideal +-1, or its stuck value, plus its deviation) is
 // held as an 8-bit integer in units of 1 / cell_scale, a power of two from 64 down to 8 chosen so
 // the largest value fits (1/64 of a dot unit at the default variation: a rounding variance of
@@ -55,6 +63,17 @@ class CellArray {
   int row_tiles() const { return row_tiles_; }
   const BitMatrix& weights() const { return weights_; }  // the bits MTJ1 holds after faults
   bool variation() const { return variation_; }
+  bool ir_drop() const { return ir_drop_; }
+  bool calibrated() const { return calibrated_; }
+  // Calibration of column j's row tile t: the read-out takes (v - offset) / gain.
+  double calibration_gain(int j, int t) const { return calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t)]; }
+  double calibration_offset(int j, int t) const { return calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1]; }
+  // Whether a column's read-out departs from the dot by more than the devices' random spread
+  // (IR drop, calibration), and a bound on that part over any window, in dot units: the sum over
+  // its rows of the largest |wires' deviation| (calibrated: of what the correction leaves of it
+  // and of the ideal value) plus |offset| / gain per tile. The screen widens by it.
+  bool systematic() const { return ir_drop_ || calibrated_; }
+  double systematic_bound(int j) const { return systematic_.empty() ? 0.0 : systematic_[static_cast<std::size_t>(j)]; }
   bool faults() const { return faults_; }
   double gain() const { return gain_; }  // G_half' / G_half of the drifted devices (1: no drift)
   // Whether column j has a dead row tile: its analog value differs from the dot by what those rows hold.
@@ -102,8 +121,16 @@ class CellArray {
   void tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
 
  private:
+  // calibration_ and systematic_ from the stored values, `value` (before fixed point), the wires'
+  // part of each and its ideal +-1 (value_index layout).
+  void calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
+                 const std::vector<float>& wires, const std::vector<std::int8_t>& ideal);
+
   int rows_ = 0, cols_ = 0, padded_rows_ = 0, tile_rows_ = 0, row_tiles_ = 1;
   bool variation_ = false, faults_ = false, any_stuck_ = false, vnni_ = false;
+  bool ir_drop_ = false, calibrated_ = false;
+  std::vector<double> calibration_;  // per column and row tile: gain, offset
+  std::vector<double> systematic_;   // per column (empty: none)
   BitMatrix weights_;
   std::vector<std::vector<StuckCell>> stuck_;  // per column, by row
   BitMatrix stuck_plus_, stuck_minus_;          // cols x rows: the stuck cells' bit planes

@@ -51,7 +51,7 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
   }
   vnni_ = cpu_features().avx512_vnni;
   vpopcnt_ = cpu_features().avx512_vpopcntdq;
-  exact_ = !cells_.variation() && !cells_.faults() && !cells_.any_dead() && !offsets && gain_ == 1.0 &&
+  exact_ = !cells_.variation() && !cells_.systematic() && !cells_.faults() && !cells_.any_dead() && !offsets && gain_ == 1.0 &&
            (!uses_adc() || adc_.step() == 1.0);
   packed_ = pack_operand(cells_.weights());
 }
@@ -124,8 +124,22 @@ std::int32_t CrossbarLayer::tile_dot(const PatchRows& patches, int m, int j, int
   return kept - 2 * mismatched + stuck_correction_reference(patches, m, j, r0, r1);
 }
 
-void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values) const {
+void CrossbarLayer::column_values(const int* columns, std::int32_t* sums, int count, double* values) const {
   const int tiles = cells_.row_tiles();
+  if (cells_.calibrated()) {
+    // Each tile's value, corrected by its calibration: the plain path column by column.
+    thread_local std::vector<std::int32_t> one;
+    one.resize(static_cast<std::size_t>(tiles));
+    for (int first = 0; first < count; first += kColumnGroup) {
+      const int n = std::min(kColumnGroup, count - first);
+      const std::int32_t* group = sums + static_cast<std::size_t>(first) * tiles;
+      for (int q = 0; q < n; ++q) {
+        for (int t = 0; t < tiles; ++t) one[static_cast<std::size_t>(t)] = group[t * n + q];
+        values[first + q] = column_value(columns[first + q], one.data());
+      }
+    }
+    return;
+  }
   if (tiles == 1 && !output_) {
     for (int i = 0; i < count; ++i) values[i] = gain_ * (static_cast<double>(sums[i]) / cells_.cell_scale());
     return;
@@ -143,11 +157,24 @@ void CrossbarLayer::column_values(std::int32_t* sums, int count, double* values)
   }
 }
 
-double CrossbarLayer::column_value(const std::int32_t* sums) const {
-  if (!uses_adc()) return gain_ * (static_cast<double>(sums[0]) / cells_.cell_scale());  // a sense amplifier: no ADC
-  std::int64_t codes = 0;
-  for (int t = 0; t < cells_.row_tiles(); ++t) codes += adc_.code(sums[t]);
-  return static_cast<double>(codes) * adc_.step();
+double CrossbarLayer::column_value(int j, const std::int32_t* sums) const {
+  if (!uses_adc()) {  // a sense amplifier: no ADC; calibrated, its reference trimmed to (v - b) / a
+    const double value = gain_ * (static_cast<double>(sums[0]) / cells_.cell_scale());
+    if (!cells_.calibrated()) return value;
+    return (value - cells_.calibration_offset(j, 0)) / cells_.calibration_gain(j, 0);
+  }
+  if (!cells_.calibrated()) {
+    std::int64_t codes = 0;
+    for (int t = 0; t < cells_.row_tiles(); ++t) codes += adc_.code(sums[t]);
+    return static_cast<double>(codes) * adc_.step();
+  }
+  // Each tile's partial sum corrected digitally after its ADC.
+  double value = 0.0;
+  for (int t = 0; t < cells_.row_tiles(); ++t) {
+    value += (static_cast<double>(adc_.code(sums[t])) * adc_.step() - cells_.calibration_offset(j, t)) /
+             cells_.calibration_gain(j, t);
+  }
+  return value;
 }
 
 void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_t* dots, const std::int32_t* sign,
@@ -193,7 +220,7 @@ void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_
     thread_local std::vector<double> values;
     values.resize(columns.size());
     cells_.tile_sums(patches, m, columns.data(), static_cast<int>(columns.size()), sums.data());
-    column_values(sums.data(), static_cast<int>(columns.size()), values.data());
+    column_values(columns.data(), sums.data(), static_cast<int>(columns.size()), values.data());
     for (std::size_t i = 0; i < columns.size(); ++i) {
       const int j = columns[i];
       const double value = values[i];
@@ -226,7 +253,7 @@ int CrossbarLayer::sense_row_reference(const PatchRows& patches, int m, const st
       ++analog;
       std::int32_t sums[kMaxTiles];
       cells_.tile_sums_reference(patches, m, j, sums);
-      fire = sign[j] * column_value(sums) - bound[j] + 0.5 + offset_[jj] >= 0.0;
+      fire = sign[j] * column_value(j, sums) - bound[j] + 0.5 + offset_[jj] >= 0.0;
     }
     const BitWord bit = BitWord{1} << (j % kBitsPerWord);
     if (fire) {
@@ -251,7 +278,7 @@ void CrossbarLayer::read_row(const PatchRows& patches, int m, const std::int32_t
   std::iota(columns.begin(), columns.end(), 0);
   tiles.resize(static_cast<std::size_t>(cols_) * cells_.row_tiles());
   cells_.tile_sums(patches, m, columns.data(), cols_, tiles.data());
-  column_values(tiles.data(), cols_, sums);
+  column_values(columns.data(), tiles.data(), cols_, sums);
 }
 
 }  // namespace spinbayes

@@ -71,13 +71,14 @@ class CrossbarLayer {
   // column has more stuck cells than a few, and the plain loop over the list beside it.
   std::int32_t stuck_correction(const PatchRows& patches, int m, int j, int r0, int r1) const;
   std::int32_t stuck_correction_reference(const PatchRows& patches, int m, int j, int r0, int r1) const;
-  // A column's value as compared or read out from its tile sums: through the ADCs when the
-  // column uses them, else the sense amplifier's input.
-  double column_value(const std::int32_t* sums) const;
+  // Column j's value as compared or read out from its tile sums: through the ADCs when the
+  // column uses them, else the sense amplifier's input; calibrated, each tile's (v - b) / a.
+  double column_value(int j, const std::int32_t* sums) const;
 
  private:
-  // column_value() of `count` columns' tile sums at tile_sum_index (overwritten by their ADC codes).
-  void column_values(std::int32_t* sums, int count, double* values) const;
+  // column_value() of the `count` listed columns' tile sums at tile_sum_index (overwritten by
+  // their ADC codes).
+  void column_values(const int* columns, std::int32_t* sums, int count, double* values) const;
   void count_reads(const PatchRows& patches, int m, LayerEvents& events) const;
   // The offsets the screen adds to the ungained margin: offset_ itself without a gain.
   const double* screen_offsets(const std::int32_t* bound) const;

@@ -26,9 +26,18 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
   }
   // ADC rounding, once the sum is not an integer: step^2 / 12 per tile (see the header), and
   // under a gain g, 1 / g^2 of that about the ungained value the screen centres on.
-  if (adc != nullptr && (adc->step() != 1.0 || adc->gain() != 1.0 || cells.variation())) {
+  if (adc != nullptr && (adc->step() != 1.0 || adc->gain() != 1.0 || cells.variation() || cells.systematic())) {
     const double step = adc->step() / adc->gain();
     for (double& v : column_variance_) v += cells.row_tiles() * step * step / 12.0;
+  }
+  // IR drop and calibration move a column off its dot by up to its systematic bound, in any
+  // window: (bound / sigmas)^2 of variance keeps every column within that bound of its threshold
+  // analog.
+  if (cells.systematic() && sigmas > 0.0) {
+    for (int j = 0; j < cols_; ++j) {
+      const double b = cells.systematic_bound(j) / sigmas;
+      column_variance_[static_cast<std::size_t>(j)] += b * b;
+    }
   }
   // A column with a dead tile is off its dot by what that tile's rows would have added: always
   // the analog sum.
@@ -37,7 +46,9 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
   }
   kernel_ = mapping.kernel;
   tap_rows_ = mapping.in_channels;
-  conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == cells.rows();
+  // The conditioned centre holds the cells' deviations as stored; IR drop's and calibration's
+  // part is bounded above instead, about the dot.
+  conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == cells.rows() && !cells.systematic();
   if (conditioned_) conditioned_sums(cells);
   popcnt_ = cpu_features().popcnt;
   no_sums_.assign(static_cast<std::size_t>(cols_), 0);

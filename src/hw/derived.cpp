@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "hw/cell_array.h"
+#include "hw/ir_drop.h"
 #include "hw/mtj.h"
 
 namespace spinbayes {
@@ -128,6 +129,32 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
                               "probability", "P_sw(I (1 - supply_noise_relative)): a layer's modules in a pass one sigma low"});
     out.quantities.push_back({"p_at_supply_plus_sigma", switching_probability(reference, iw * (1.0 + sd), t),
                               "probability", "P_sw(I (1 + supply_noise_relative)): one sigma high"});
+  }
+  // IR drop on a full tile (every row driven, data cells at G_mid): the nodal solution's
+  // extremes, for tiles small enough to solve here.
+  const CrossbarParams& x = hw.crossbar;
+  const std::int64_t cells = static_cast<std::int64_t>(x.tile_rows) * (x.tile_cols + 2);
+  if (x.wire_resistance_ohm > 0.0 && cells <= (1 << 15)) {
+    const double g_p = gp_us * 1e-6, g_ap = gap_us * 1e-6, g_mid = 0.5 * (g_p + g_ap), g_half = 0.5 * (g_p - g_ap);
+    const auto map = ir_drop_map(x.tile_rows, x.tile_cols, g_p, g_ap, x.wire_resistance_ohm, v);
+    const int last = x.tile_cols - 1;
+    out.quantities.push_back({"ir_drop_near_cell_fraction", map->at(x.tile_rows - 1, 0), "ratio",
+                              "voltage across the cell nearest the word-line driver and the amplifier (last row, "
+                              "first column) over read_voltage_v: nodal solution of a tile with every row driven, "
+                              "cells at (G_P + G_AP) / 2, wire_resistance_ohm per segment"});
+    out.quantities.push_back({"ir_drop_far_cell_fraction", map->at(0, last), "ratio",
+                              "the same for the cell furthest from both (first row, last column)"});
+    double first = 0.0, far = 0.0;
+    for (int r = 0; r < x.tile_rows; ++r) {
+      const double reference = 0.5 * (g_p * map->at(r, x.tile_cols) + g_ap * map->at(r, x.tile_cols + 1));
+      first += (g_mid * map->at(r, 0) - reference) / g_half;
+      far += (g_mid * map->at(r, last) - reference) / g_half;
+    }
+    out.quantities.push_back({"ir_drop_offset_first_column_dot", first, "dot units",
+                              "sum over rows of (G_mid d(r, 0) - (G_P d_P(r) + G_AP d_AP(r)) / 2) / G_half, d the "
+                              "cells' voltage fractions above: what the first column reads beyond its dot when "
+                              "half its cells match (the reference columns sit after the last column)"});
+    out.quantities.push_back({"ir_drop_offset_last_column_dot", far, "dot units", "the same for the last column"});
   }
   return out;
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "hw/adc.h"
+#include "hw/ir_drop.h"
 
 namespace spinbayes {
 
@@ -31,11 +32,13 @@ namespace {
 const std::vector<std::string> kWriteCurrents = {"per_chip", "per_module"};
 const std::vector<std::string> kElementMasks = {"per_window", "per_element"};
 const std::vector<std::string> kCompensations = {"none", "per_temperature"};
+const std::vector<std::string> kCalibrations = {"none", "gain_offset"};
 }  // namespace
 
 const char* name_of(WriteCurrent w) { return kWriteCurrents[static_cast<std::size_t>(w)].c_str(); }
 const char* name_of(ElementMasks e) { return kElementMasks[static_cast<std::size_t>(e)].c_str(); }
 const char* name_of(TemperatureCompensation c) { return kCompensations[static_cast<std::size_t>(c)].c_str(); }
+const char* name_of(ColumnCalibration c) { return kCalibrations[static_cast<std::size_t>(c)].c_str(); }
 
 HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
 
@@ -45,6 +48,8 @@ HardwareConfig HardwareConfig::ideal() {
   hw.crossbar.sense_offset_sigma_ua = 0.0;
   hw.crossbar.sense_offset_relative = 0.0;
   hw.crossbar.access_resistance_ohm = 0.0;
+  hw.crossbar.wire_resistance_ohm = 0.0;
+  hw.crossbar.column_calibration = ColumnCalibration::none;
   hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
   hw.dropout_module.element_masks = ElementMasks::per_element;
   hw.faults = FaultParams{};
@@ -108,6 +113,16 @@ ConfigTable HardwareConfig::table() {
            "sigma of the offset's part that scales with the current compared (input-pair mismatch), as a share of "
            "the column's current with every row driven; current mirrors match to 1-2 % (Pelgrom et al., IEEE JSSC "
            "24, 1433, 1989); 0 = off");
+  t.number("crossbar.wire_resistance_ohm", crossbar.wire_resistance_ohm, 0, 100, "Ohm per cell pitch",
+           "wire resistance between neighbouring cells on the read lines and bit lines (IR drop, solved per tile): "
+           "rho pitch / (w t) = 1.75 Ohm for Cu of rho = 3.5 uOhm cm at 60 nm width (size effects: Steinhoegl et "
+           "al., J. Appl. Phys. 97, 023706, 2005), a 60 x 120 nm line and a 0.36 um pitch (the square root of "
+           "the 0.128 um^2 2T-2MTJ cell); 0 = off");
+  t.choice("crossbar.column_calibration", crossbar.column_calibration, kCalibrations,
+           "none; gain_offset: at test each column's tile is read with two known inputs (every row driven, all "
+           "matches and all mismatches) and its gain and offset corrected in the read-out (the sense amplifier's "
+           "reference trimmed, or the ADC's partial sum corrected digitally), as chips do for IR drop and "
+           "device spread");
   // One bit has no level besides zero (codes -K..K with K = (2^bits - 1) / 2 = 0): nothing to divide by.
   t.integer("crossbar.adc_bits", crossbar.adc_bits, 2, 16, "bits", "8-bit ADCs for partial sums (ISAAC, ISCA 2016)");
   t.number("crossbar.screen_sigmas", crossbar.screen_sigmas, 0, 100, "sigmas",
@@ -180,6 +195,12 @@ void HardwareConfig::validate(const std::string& origin) {
                               origin, key, what, mtj.temperature_k, factor));
     }
   };
+  if (crossbar.wire_resistance_ohm > 0.0 &&
+      static_cast<std::int64_t>(crossbar.tile_rows) * (crossbar.tile_cols + 2) > kMaxIrDropCells) {
+    throw Error(fmt::format("{}: crossbar.wire_resistance_ohm: IR drop is solved on tiles of at most {} cells "
+                            "(rows x (columns + 2)); crossbar.tile_rows x tile_cols = {} x {} is larger",
+                            origin, kMaxIrDropCells, crossbar.tile_rows, crossbar.tile_cols));
+  }
   positive_at_temperature("mtj.ic0_temp_coeff_per_k", "Ic0", mtj.ic0_temperature_factor());
   positive_at_temperature("mtj.tmr_temp_coeff_per_k", "TMR", mtj.tmr_temperature_factor());
   positive_at_temperature("mtj.ra_temp_coeff_per_k", "RA", mtj.ra_temperature_factor());

@@ -52,6 +52,11 @@ struct MtjParams {
   MtjParams crossbar_at_temperature() const;
 };
 
+// Per-column calibration of the crossbar's read-out at test: none, or a gain and an offset per
+// column and row tile measured with two known inputs and corrected in the read-out (cell_array.h).
+enum class ColumnCalibration { none, gain_offset };
+const char* name_of(ColumnCalibration c);
+
 struct CrossbarParams {
   int tile_rows = 128, tile_cols = 128;  // rows must be a multiple of 64 (one packed word)
   double read_voltage_v = 0.1;
@@ -61,6 +66,9 @@ struct CrossbarParams {
   double sense_offset_relative = 0.0;
   // On-resistance of the access transistor in series with each crossbar MTJ (0: none).
   double access_resistance_ohm = 0.0;
+  // Wire resistance per cell pitch on the read lines and bit lines (IR drop, ir_drop.h; 0: none).
+  double wire_resistance_ohm = 0.0;
+  ColumnCalibration column_calibration = ColumnCalibration::none;
   int adc_bits = 8;                    // partial sums of columns that span several tiles
   // Columns whose ideal sum lies more than this many standard deviations of their analog
   // deviation from the sense threshold take the ideal decision; 0 evaluates every column in

@@ -5,6 +5,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "hw/chip.h"
 #include "hw/dropout_module.h"
 #include "hw/hardware_config.h"
+#include "hw/ir_drop.h"
 #include "hw/mtj.h"
 #include "hw/tile_sums.h"
 #include "model/dropout_mask.h"
@@ -99,7 +101,7 @@ TEST(Chip, ConditionedScreenPredictsTheAnalogSum) {
       std::int32_t sum = 0;
       for (int j = 0; j < cols; ++j) {
         array.cells().tile_sums_reference(patches, m, j, &sum);
-        const double value = array.column_value(&sum);
+        const double value = array.column_value(j, &sum);
         const double dot = dots[static_cast<std::size_t>(j)];
         const double centre = dot + st.a * st.s0[j] + st.b * st.se[j];
         const double z = (value - centre) / std::sqrt(st.base + st.slope * dot);
@@ -248,7 +250,7 @@ TEST(Chip, VectorScreenMatchesTheColumnByColumnDecisions) {
         std::vector<std::int32_t> sums(static_cast<std::size_t>(array.cells().row_tiles()));
         for (int j = 0; j < cols; ++j) {
           array.cells().tile_sums_reference(patches, m, j, sums.data());
-          ASSERT_EQ(read[static_cast<std::size_t>(j)], array.column_value(sums.data())) << j;
+          ASSERT_EQ(read[static_cast<std::size_t>(j)], array.column_value(j, sums.data())) << j;
         }
         std::vector<BitWord> ideal(static_cast<std::size_t>(words));
         threshold_bits(dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), cols, ideal.data());
@@ -490,4 +492,146 @@ TEST(Faults, DeadTilesReadNothing) {
   std::size_t total = 0;
   for (std::size_t l = 1; l < chip.mapping().size(); ++l) total += static_cast<std::size_t>(chip.mapping()[l].row_tiles * chip.mapping()[l].col_tiles);
   EXPECT_EQ(Chip(ir, hw, 5).arrays().dead_tiles().size(), total);
+}
+
+// IR drop on the chip (ir_drop.h): layer 1's first row tile and column tile, read for windows
+// with a quarter of their rows undriven, against the nodal solution of that tile with the window's
+// inputs; then the screen, which must leave analog every decision the wires could move, and
+// calibration, which must bring the columns back toward their dots.
+TEST(Chip, IrDropReadsTheTileAsTheNodalSolverDoes) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.crossbar.tile_rows = 64;
+  hw.crossbar.tile_cols = 16;
+  hw.crossbar.wire_resistance_ohm = 1.75;
+  const Chip chip(ir, hw, 3);
+  const CrossbarLayer& array = chip.array(1);
+  const CellArray& cells = array.cells();
+  ASSERT_TRUE(cells.ir_drop());
+  ASSERT_FALSE(array.exact());
+  const MtjParams& mtj = hw.mtj;
+  const double g_p = 1.0 / cell_resistance_ohm(mtj, MtjState::parallel, 0.1, 0.0);
+  const double g_ap = 1.0 / cell_resistance_ohm(mtj, MtjState::antiparallel, 0.1, 0.0);
+  const Patches window_patches = driven_patches(chip, 5, 3);
+  const PatchRows patches(window_patches);
+  const int rows = 64, cols = 16;
+  double sq = 0, drop_sq = 0, n = 0;
+  for (int m = 0; m < window_patches.signs.rows; m += 7) {
+    TileCircuit t;
+    t.rows = rows;
+    t.cols = cols;
+    t.wire_ohm = hw.crossbar.wire_resistance_ohm;
+    t.read_v = hw.crossbar.read_voltage_v;
+    t.ref_p.assign(rows, g_p);
+    t.ref_ap.assign(rows, g_ap);
+    t.driven.resize(rows);
+    t.g.resize(static_cast<std::size_t>(rows) * cols);
+    for (int r = 0; r < rows; ++r) {
+      t.driven[static_cast<std::size_t>(r)] = patches.driven(m, r);
+      for (int c = 0; c < cols; ++c) {
+        t.g[static_cast<std::size_t>(r) * cols + c] = patches.sign(m, r) == array.weights().get(c, r) ? g_p : g_ap;
+      }
+    }
+    const std::vector<double> nodal = nodal_column_values(t, 0.5 * (g_p - g_ap));
+    // The fast model on the same tile, from the weights (no device variation here).
+    std::vector<double> both(static_cast<std::size_t>(rows) * cols * 2);
+    for (int r = 0; r < rows; ++r) {
+      for (int c = 0; c < cols; ++c) {
+        const bool w = array.weights().get(c, r);
+        both[(static_cast<std::size_t>(r) * cols + c) * 2 + 1] = w ? g_p : g_ap;
+        both[(static_cast<std::size_t>(r) * cols + c) * 2] = w ? g_ap : g_p;
+      }
+    }
+    const TileReads reads = fast_tile_reads(*ir_drop_map(rows, cols, g_p, g_ap, t.wire_ohm, t.read_v), both, t.ref_p, t.ref_ap);
+    for (int c = 0; c < cols; ++c) {
+      std::vector<std::int32_t> sums(static_cast<std::size_t>(cells.row_tiles()));
+      cells.tile_sums_reference(patches, m, c, sums.data());
+      const double chip_value = static_cast<double>(sums[0]) / cells.cell_scale();
+      const std::int32_t dot = array.tile_dot(patches, m, c, 0);
+      double fast = 0.0;
+      for (int r = 0; r < rows; ++r) {
+        if (!t.driven[static_cast<std::size_t>(r)]) continue;
+        const int one = patches.sign(m, r);
+        fast += (reads.cell[(static_cast<std::size_t>(r) * cols + c) * 2 + one] - reads.ref[static_cast<std::size_t>(r) * 2 + one]) /
+                (0.5 * (g_p - g_ap));
+      }
+      // The chip's cells hold the fast model's values, to their fixed-point rounding.
+      ASSERT_NEAR(chip_value, fast, rows * 0.5 / cells.cell_scale()) << m << " " << c;
+      sq += std::pow(chip_value - nodal[static_cast<std::size_t>(c)], 2);
+      drop_sq += std::pow(dot - nodal[static_cast<std::size_t>(c)], 2);
+      n += 1;
+    }
+  }
+  const double rms = std::sqrt(sq / n), drop = std::sqrt(drop_sq / n);
+  std::printf("chip vs nodal: rms %.3f dot units; the wires take %.3f rms\n", rms, drop);
+  // Windows here drive about 3/4 of their rows (fewer at the map's borders), where the map
+  // assumes all: the fast model's largest error (ir_drop.h).
+  EXPECT_GT(drop, 2.0);  // the wires matter at this resistance
+  EXPECT_LT(rms, 0.4 * drop);
+}
+
+TEST(Chip, IrDropScreenLeavesAnalogEveryDecisionTheWiresCanMove) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  for (const bool calibrated : {false, true}) {
+    for (const double wire : {0.05, 0.5}) {
+      HardwareConfig hw = HardwareConfig::defaults();
+      hw.crossbar.tile_rows = 64;
+      hw.crossbar.wire_resistance_ohm = wire;
+      if (calibrated) hw.crossbar.column_calibration = ColumnCalibration::gain_offset;
+      HardwareConfig all_analog = hw;
+      all_analog.crossbar.screen_sigmas = 0.0;
+      const Chip chip(ir, hw, 4), plain(ir, all_analog, 4);
+      const auto& layer = chip.engine().layers()[1];
+      const CrossbarLayer& array = chip.array(1);
+      const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
+      std::uint64_t skipped = 0, total = 0;
+      for (const bool spatial : {false, true}) {
+        const Patches patches = spatial ? spatial_patches(chip, 5, 3) : driven_patches(chip, 5, 3);
+        for (int m = 0; m < patches.signs.rows; ++m) {
+          const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+          std::vector<BitWord> screened(static_cast<std::size_t>(words)), analog(static_cast<std::size_t>(words));
+          LayerEvents events, all;
+          array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), screened.data(), events);
+          plain.array(1).sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), analog.data(), all);
+          ASSERT_EQ(screened, analog) << "wire " << wire << ", calibrated " << calibrated << ", window " << m;
+          skipped += events.simulated_decisions - events.analog_decisions;
+          total += events.simulated_decisions;
+        }
+      }
+      std::printf("wire %.2f Ohm, calibrated %d: %.1f %% of decisions skip the analog sum\n", wire, calibrated,
+                  100.0 * static_cast<double>(skipped) / static_cast<double>(total));
+      if (wire < 0.1) {
+        EXPECT_GT(skipped, 0u);  // small wires: the screen still skips
+      }
+    }
+  }
+}
+
+TEST(Chip, ColumnCalibrationBringsColumnsUnderIrDropBackToTheirDots) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  double error[2] = {0, 0};
+  for (const bool calibrated : {false, true}) {
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.crossbar.tile_rows = 64;
+    hw.crossbar.wire_resistance_ohm = 0.5;
+    if (calibrated) hw.crossbar.column_calibration = ColumnCalibration::gain_offset;
+    const Chip chip(ir, hw, 4);
+    const CrossbarLayer& array = chip.array(1);
+    ASSERT_EQ(array.cells().calibrated(), calibrated);
+    const int cols = chip.engine().layers()[1].shape.out_channels;
+    const Patches patches = spatial_patches(chip, 5, 3);
+    double sq = 0, n = 0;
+    std::vector<std::int32_t> sums(static_cast<std::size_t>(array.cells().row_tiles()));
+    for (int m = 0; m < patches.signs.rows; m += 3) {
+      const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+      for (int j = 0; j < cols; ++j) {
+        array.cells().tile_sums_reference(patches, m, j, sums.data());
+        sq += std::pow(array.column_value(j, sums.data()) - dots[static_cast<std::size_t>(j)], 2);
+        n += 1;
+      }
+    }
+    error[calibrated] = std::sqrt(sq / n);
+  }
+  std::printf("rms of value - dot at 0.5 Ohm: %.3f uncalibrated, %.3f calibrated\n", error[0], error[1]);
+  EXPECT_LT(error[1], 0.5 * error[0]);
 }
