@@ -126,7 +126,11 @@ class Model {
   // The hardware bill per dropout scheme, as `spinbayes cost --json` writes it.
   py::object cost(const std::string& hw, const std::string& hw_json, const std::string& tech, int samples, double p) const {
     const HardwareConfig config = hardware(hw, hw_json);
-    const CostReport report = cost_report(ir_->spec, config, Technology::load(tech.empty() ? "default" : tech, config), samples, p);
+    // The technology's module energies follow the priced drop probability, as `spinbayes cost` derives them.
+    const double priced = priced_p(ir_->spec, p);
+    const Technology technology =
+        Technology::load(tech.empty() ? "default" : tech, config, priced > 0 && priced < 1 ? priced : ModelSpec{}.p);
+    const CostReport report = cost_report(ir_->spec, config, technology, samples, p);
     return to_python(cost_json(report));
   }
 

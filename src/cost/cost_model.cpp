@@ -341,6 +341,8 @@ std::vector<ModuleAccounting> module_accountings(const CostReport& r, const Even
 
 }  // namespace
 
+double priced_p(const ModelSpec& spec, double p) { return p > 0 ? p : (spec.p > 0 ? spec.p : ModelSpec{}.p); }
+
 CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Technology& tech, int samples,
                        double p) {
   if (samples < 1 || samples > 100000) {
@@ -351,7 +353,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
   }
   CostReport r;
   r.spec = spec;
-  r.p = p > 0 ? p : (spec.p > 0 ? spec.p : ModelSpec{}.p);
+  r.p = priced_p(spec, p);
   r.samples = samples;
   r.hw = hw;
   r.tech = tech;
@@ -418,7 +420,7 @@ CostReport run_cost(const CostOptions& o) {
   ModelSpec spec = o.topology ? *o.topology : load_model_ir(o.model_ir).spec;
   if (!o.dropout_layers.empty()) spec.dropout_layers = o.dropout_layers;
   // The modules' write current, and so the energies derived from it, follow the drop probability.
-  const double p = o.p > 0 ? o.p : (spec.p > 0 ? spec.p : ModelSpec{}.p);
+  const double p = priced_p(spec, o.p);
   const Technology tech = Technology::load(o.tech, hw, p > 0 && p < 1 ? p : ModelSpec{}.p);
   CostReport r = cost_report(spec, hw, tech, o.samples, o.p);
   r.untrained = o.topology.has_value();

@@ -183,6 +183,9 @@ struct CostReport {
 // other dropout sites.
 CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Technology& tech, int samples,
                        double p = 0);
+// The drop probability a report prices at: p, or the model's where p = 0 (0.1 where it has none).
+// The technology's device-derived energies follow it (Technology::load(source, hw, priced_p(...))).
+double priced_p(const ModelSpec& spec, double p);
 
 struct CostOptions {
   std::filesystem::path model_ir;  // the model IR file (a run's model.sbir)
