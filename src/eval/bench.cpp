@@ -69,9 +69,8 @@ BenchReport run_bench(const BenchOptions& o) {
   if (!o.hardware.empty()) {
     // The chip: its construction (device draws) timed apart from the Monte Carlo run.
     std::unique_ptr<Chip> chip;
-    r.cim_setup_seconds = seconds_of([&] {
-      chip = std::make_unique<Chip>(load_model_ir(ensure_model_ir(o.model)), HardwareConfig::load(o.hardware), 1);
-    });
+    const HardwareConfig hw = HardwareConfig::load(o.hardware);
+    r.cim_setup_seconds = seconds_of([&] { chip = std::make_unique<Chip>(load_model_ir(ensure_model_ir(o.model)), hw, 1); });
     Ledger ledger;
     const double cim_s = best_seconds(2, [&] { chip->predict(images, o.samples, o.seed, true, &ledger); });
     const LayerEvents total = ledger.total();
@@ -81,6 +80,15 @@ BenchReport run_bench(const BenchOptions& o) {
     r.hardware = o.hardware;
     r.cim_samples_per_s = work / cim_s;
     r.cim_time_over_engine = cim_s / engine_s;
+    if (hw.crossbar.wire_resistance_ohm > 0.0) {
+      // IR drop's own cost: the same chip without wires.
+      HardwareConfig wireless = hw;
+      wireless.crossbar.wire_resistance_ohm = 0.0;
+      const Chip plain(load_model_ir(ensure_model_ir(o.model)), wireless, 1);
+      const double plain_s = best_seconds(2, [&] { plain.predict(images, o.samples, o.seed, true); });
+      r.cim_without_wires_samples_per_s = work / plain_s;
+      r.ir_drop_time_factor = cim_s / plain_s;
+    }
   }
 
   // Binary MACs the engine executed: the prefix once per image, the suffix once per sample.
@@ -236,6 +244,10 @@ nlohmann::json bench_json(const BenchReport& r) {
                 {"time_over_engine", r.cim_time_over_engine},
                 {"setup_seconds", r.cim_setup_seconds},
                 {"analog_share", r.cim_analog_share}};
+    if (r.ir_drop_time_factor > 0.0) {
+      j["cim"]["without_wires_samples_per_s"] = r.cim_without_wires_samples_per_s;
+      j["cim"]["ir_drop_time_factor"] = r.ir_drop_time_factor;
+    }
   }
   return j;
 }
@@ -252,6 +264,11 @@ std::string bench_table(const BenchReport& r) {
                        "chip set up in {:.2f} s; {:.1f} % of decisions through the analog sum)\n",
                        r.cim_samples_per_s, r.cim_time_over_engine, r.hardware, r.cim_setup_seconds,
                        100.0 * r.cim_analog_share);
+    if (r.ir_drop_time_factor > 0.0) {
+      out += fmt::format("  no wires  {:10.0f} images x samples / s   (the same chip without IR drop: IR drop takes {:.2f}x "
+                         "its time)\n",
+                         r.cim_without_wires_samples_per_s, r.ir_drop_time_factor);
+    }
   }
   out += fmt::format("  engine    {:10.1f} G binary MAC/s; popcount roof {:.1f} G binary MAC/s ({:.0f} %)\n",
                      r.engine_binary_macs_per_s / 1e9, r.popcount_roof_macs_per_s / 1e9,

@@ -1,8 +1,11 @@
 #include "hw/cell_array.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <array>
 #include <memory>
+#include <unordered_map>
 
 #include "core/counter_rng.h"
 #include "core/cpu_features.h"
@@ -197,6 +200,7 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
           }
         }
         const TileReads reads = fast_tile_reads(*map, g, ref_p, ref_ap);
+        relief_.push_back(bit_line_relief(*map));
         for (int r = 0; r < n; ++r) {
           for (int c = 0; c < m; ++c) {
             for (int one = 0; one < 2; ++one) {
@@ -215,8 +219,14 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   }
   for (const auto& cells : stuck_) any_stuck_ = any_stuck_ || !cells.empty();
   // Dead tiles read nothing, whatever the cells were to hold.
-  if (!dead_tiles.empty()) dead_.assign(static_cast<std::size_t>(cols_), 0);
+  col_tiles_ = col_tiles;
+  tile_cols_ = tile_cols;
+  if (!dead_tiles.empty()) {
+    dead_.assign(static_cast<std::size_t>(cols_), 0);
+    dead_tile_.assign(static_cast<std::size_t>(row_tiles_) * col_tiles, 0);
+  }
   for (const auto& [row_tile, col_tile] : dead_tiles) {
+    dead_tile_[static_cast<std::size_t>(row_tile) * col_tiles + col_tile] = 1;
     const int c0 = col_tile * hw.crossbar.tile_cols, c1 = std::min(cols_, c0 + hw.crossbar.tile_cols);
     const int r0 = row_tile * tile_rows_, r1 = std::min(rows_, r0 + tile_rows_);
     for (int j = c0; j < c1; ++j) {
@@ -304,18 +314,128 @@ void CellArray::tile_sums_reference(const PatchRows& patches, int m, int j, std:
     }
     sums[t] = sum;
   }
+  if (ir_drop_) add_relief(patches, m, &j, 1, sums);
 }
 
 void CellArray::tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const {
   if (vnni_ && tile_sums_vnni(patches.sign_row(m), patches.keep_row(m), value_.data(), column_bytes(), columns, count,
                               padded_rows_ / kBitsPerWord, tile_rows_ / kBitsPerWord, row_tiles_, sums)) {
+    if (ir_drop_) add_relief(patches, m, columns, count, sums);
     return;
   }
   std::int32_t tile[kMaxTiles];
   for (int i = 0; i < count; ++i) {
-    tile_sums_reference(patches, m, columns[i], tile);
+    tile_sums_reference(patches, m, columns[i], tile);  // its relief included
     for (int t = 0; t < row_tiles_; ++t) sums[tile_sum_index(i, t, count, row_tiles_)] = tile[t];
   }
+}
+
+namespace {
+// What one tile's relief is for one driven pattern: beta in 1 / cell_scale units rounded to
+// integers (whole 64-row words, zeros past the tile), so that any order of summing gives the same
+// integers; the part every column shares, less the driven rows' betas (base); and the bound.
+struct ReliefPattern {
+  std::uint64_t serial = 0;  // the BitLineRelief's (0: empty)
+  std::vector<BitWord> driven;
+  std::vector<std::int32_t> beta_q;
+  std::int32_t base = 0;
+  double bound = 0.0;
+};
+
+// The tile's relief for the window's driven rows [r0, r0 + n), computed or found again: windows
+// under spatial masks drive one of a few patterns (the interior's, and those of the map's borders
+// and corners), so each thread keeps the last kPatterns patterns of each tile it met.
+constexpr int kPatterns = 16;
+const ReliefPattern& relief_pattern(const BitLineRelief& relief, const BitWord* keep, int words, int n, int cell_scale) {
+  struct Kept {
+    std::array<ReliefPattern, kPatterns> patterns;
+    int next = 0;  // the one to replace
+  };
+  thread_local std::unordered_map<std::uint64_t, Kept> last;
+  if (last.size() > 4096) last.clear();
+  Kept& kept = last[relief.serial];
+  for (const ReliefPattern& q : kept.patterns) {
+    if (q.serial == relief.serial && std::equal(keep, keep + words, q.driven.begin())) return q;
+  }
+  ReliefPattern& p = kept.patterns[static_cast<std::size_t>(kept.next)];
+  kept.next = (kept.next + 1) % kPatterns;
+  p.serial = relief.serial;
+  p.driven.assign(keep, keep + words);
+  thread_local std::vector<char> driven;
+  thread_local std::vector<double> beta, beta_p, beta_ap;
+  driven.resize(static_cast<std::size_t>(n));
+  beta.resize(static_cast<std::size_t>(n));
+  beta_p.resize(static_cast<std::size_t>(n));
+  beta_ap.resize(static_cast<std::size_t>(n));
+  for (int r = 0; r < n; ++r) driven[static_cast<std::size_t>(r)] = (keep[r / kBitsPerWord] >> (r % kBitsPerWord)) & 1u;
+  const double shared = relief.betas(driven.data(), beta.data(), beta_p.data(), beta_ap.data());
+  p.beta_q.assign(static_cast<std::size_t>(words) * kBitsPerWord, 0);
+  p.base = static_cast<std::int32_t>(std::lround(shared * cell_scale));
+  p.bound = std::fabs(shared);
+  for (int r = 0; r < n; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    p.beta_q[i] = static_cast<std::int32_t>(std::lround(beta[i] * cell_scale));
+    if (driven[i]) {
+      p.base -= p.beta_q[i];
+      p.bound += std::fabs(beta[i]);
+    }
+  }
+  return p;
+}
+
+// Whether every row of [r0, r0 + n) is driven (the map's own case: nothing to give back).
+bool all_driven(const BitWord* keep, int n) {
+  for (int word = 0; word * kBitsPerWord < n; ++word) {
+    const int bits = std::min(kBitsPerWord, n - word * kBitsPerWord);
+    const BitWord full = bits == kBitsPerWord ? ~BitWord{0} : (BitWord{1} << bits) - 1;
+    if ((keep[word] & full) != full) return false;
+  }
+  return true;
+}
+}  // namespace
+
+void CellArray::add_relief(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const {
+  for (int t = 0; t < row_tiles_; ++t) {
+    const int r0 = t * tile_rows_, n = std::min(tile_rows_, rows_ - r0), words = words_for_bits(n);
+    const BitWord* x = patches.sign_row(m) + r0 / kBitsPerWord;
+    const BitWord* keep = patches.keep_row(m) + r0 / kBitsPerWord;
+    if (all_driven(keep, n)) continue;
+    const ReliefPattern* p = nullptr;
+    int solved = -1;  // the column tile p is for
+    for (int i = 0; i < count; ++i) {
+      const int j = columns[i], ct = j / tile_cols_;
+      const std::size_t tile = static_cast<std::size_t>(t) * col_tiles_ + ct;
+      if (!dead_tile_.empty() && dead_tile_[tile]) continue;
+      if (ct != solved) {
+        p = &relief_pattern(relief_[tile], keep, words, n, cell_scale_);
+        solved = ct;
+      }
+      // sum over driven rows of beta s_r = 2 x (the matched rows' betas) - (every driven row's).
+      const BitWord* wj = weights_.row(j) + r0 / kBitsPerWord;
+      std::int32_t matched = 0;
+      if (!vnni_ || !matched_sum_avx512(x, wj, keep, p->beta_q.data(), words, matched)) {
+        matched = matched_sum(x, wj, keep, p->beta_q.data(), words);
+      }
+      sums[tile_sum_index(i, t, count, row_tiles_)] += p->base + 2 * matched;
+    }
+  }
+}
+
+double CellArray::relief_bound(const PatchRows& patches, int m) const {
+  if (!ir_drop_) return 0.0;
+  // Per row tile, the largest over its column tiles of |shared| + sum over driven rows of |beta|.
+  double bound = 0.0;
+  for (int t = 0; t < row_tiles_; ++t) {
+    const int r0 = t * tile_rows_, n = std::min(tile_rows_, rows_ - r0), words = words_for_bits(n);
+    const BitWord* keep = patches.keep_row(m) + r0 / kBitsPerWord;
+    if (all_driven(keep, n)) continue;
+    double worst = 0.0;
+    for (int ct = 0; ct < col_tiles_; ++ct) {
+      worst = std::max(worst, relief_pattern(relief_[static_cast<std::size_t>(t) * col_tiles_ + ct], keep, words, n, cell_scale_).bound);
+    }
+    bound += worst;
+  }
+  return bound;
 }
 
 }  // namespace spinbayes

@@ -40,6 +40,7 @@
 #include "engine/backend.h"
 #include "engine/bit_matrix.h"
 #include "hw/hardware_config.h"
+#include "hw/ir_drop.h"
 #include "hw/mapping.h"
 
 namespace spinbayes {
@@ -73,6 +74,11 @@ class CellArray {
   // its rows of the largest |wires' deviation| (calibrated: of what the correction leaves of it
   // and of the ideal value) plus |offset| / gain per tile. The screen widens by it.
   bool systematic() const { return ir_drop_ || calibrated_; }
+  // IR drop: what window m's undriven rows give back (ir_drop.h's BitLineRelief), added to the
+  // listed columns' tile sums at tile_sum_index (1 / cell_scale units, rounded); and a bound on its
+  // size for any column in that window, in dot units (the screen widens by it).
+  void add_relief(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
+  double relief_bound(const PatchRows& patches, int m) const;
   double systematic_bound(int j) const { return systematic_.empty() ? 0.0 : systematic_[static_cast<std::size_t>(j)]; }
   bool faults() const { return faults_; }
   double gain() const { return gain_; }  // G_half' / G_half of the drifted devices (1: no drift)
@@ -131,6 +137,9 @@ class CellArray {
   bool ir_drop_ = false, calibrated_ = false;
   std::vector<double> calibration_;  // per column and row tile: gain, offset
   std::vector<double> systematic_;   // per column (empty: none)
+  int col_tiles_ = 1, tile_cols_ = 1;
+  std::vector<BitLineRelief> relief_;  // per row tile and column tile (row-major)
+  std::vector<char> dead_tile_;        // the same: a dead tile (empty: none)
   BitMatrix weights_;
   std::vector<std::vector<StuckCell>> stuck_;  // per column, by row
   BitMatrix stuck_plus_, stuck_minus_;          // cols x rows: the stuck cells' bit planes

@@ -66,6 +66,17 @@ const double* CrossbarLayer::screen_offsets(const std::int32_t* bound) const {
   return shifted.data();
 }
 
+CrossbarScreen::Terms CrossbarLayer::screen_terms(const PatchRows& patches, int m) const {
+  CrossbarScreen::Terms st = screen_.terms(patches, m);
+  // What the window's undriven rows give back under IR drop, bounded and widened by like the
+  // columns' systematic part (crossbar_screen.cpp).
+  if (cells_.ir_drop() && screen_.sigmas() > 0.0) {
+    const double b = cells_.relief_bound(patches, m) / screen_.sigmas();
+    st.base += b * b;
+  }
+  return st;
+}
+
 void CrossbarLayer::count_reads(const PatchRows& patches, int m, LayerEvents& events) const {
   const auto kept = static_cast<std::uint64_t>(patches.kept[m]);
   events.wordline_drives += kept * static_cast<std::uint64_t>(col_tiles_);
@@ -201,7 +212,7 @@ void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_
     near.assign(static_cast<std::size_t>(words), 0);
     std::fill(out, out + words, BitWord{0});
     if (screen_.sigmas() > 0.0) {
-      screen_.screen(exact, sign, bound, screen_offsets(bound), screen_.terms(patches, m), cols_, out, near.data());
+      screen_.screen(exact, sign, bound, screen_offsets(bound), screen_terms(patches, m), cols_, out, near.data());
     } else {
       std::fill(near.begin(), near.end(), ~BitWord{0});
       if (cols_ % kBitsPerWord != 0) near.back() = (BitWord{1} << (cols_ % kBitsPerWord)) - 1;
@@ -237,7 +248,7 @@ void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_
 int CrossbarLayer::sense_row_reference(const PatchRows& patches, int m, const std::int32_t* dots,
                                        const std::int32_t* sign, const std::int32_t* bound, BitWord* out) const {
   int analog = 0;
-  const CrossbarScreen::Terms st = screen_.terms(patches, m);
+  const CrossbarScreen::Terms st = screen_terms(patches, m);
   const double* screen_offset = screen_offsets(bound);
   for (int j = 0; j < cols_; ++j) {
     const auto jj = static_cast<std::size_t>(j);

@@ -80,6 +80,8 @@ class CrossbarLayer {
   // their ADC codes).
   void column_values(const int* columns, std::int32_t* sums, int count, double* values) const;
   void count_reads(const PatchRows& patches, int m, LayerEvents& events) const;
+  // The screen's terms for window m, widened by what IR drop's relief can move a column by.
+  CrossbarScreen::Terms screen_terms(const PatchRows& patches, int m) const;
   // The offsets the screen adds to the ungained margin: offset_ itself without a gain.
   const double* screen_offsets(const std::int32_t* bound) const;
 

@@ -80,6 +80,28 @@ struct TileReads {
 TileReads fast_tile_reads(const IrDropMap& map, const std::vector<double>& g, const std::vector<double>& ref_p,
                           const std::vector<double>& ref_ap);
 
+// What a window that leaves rows undriven gives back (the map assumes every row driven): an
+// undriven row no longer draws current from the bit lines, so they sit lower and the driven cells
+// see more voltage. Per window, the bit line of a mean data column (cells at G_mid) and of each
+// reference column (G_P, G_AP) is solved as a ladder (a wire segment per row, the driven rows'
+// cells to their read lines at the map's voltages; tridiagonal) for the window's driven rows and
+// compared with the same ladder fully driven: beta(r), the rise of row r's cell voltage over the
+// read voltage. A driven cell then draws g beta(r) more: over V G_half, a column's value rises
+// by sum over driven r of beta(r) s_r + (G_mid beta(r) - (G_P beta_P(r) + G_AP beta_AP(r)) / 2) /
+// G_half, s_r = +1 for a match and -1 for a mismatch.
+struct BitLineRelief {
+  std::uint64_t serial = 0;  // unique to this relief in the process (a cache key)
+  int rows = 0;
+  double g_mid = 0, g_p = 0, g_ap = 0, g_half = 0, wire_ohm = 0;
+  std::vector<double> line, line_p, line_ap;  // per row: the read line's voltage fraction at the column
+  std::vector<double> full, full_p, full_ap;  // per row: the fully driven ladders' bit lines
+  // beta, beta_p, beta_ap per row of the tile for the window's driven rows (rows entries, 0/1);
+  // returns sum over driven r of (G_mid beta - (G_P beta_p + G_AP beta_ap) / 2) / G_half, the part
+  // every column shares.
+  double betas(const char* driven, double* beta, double* beta_p, double* beta_ap) const;
+};
+BitLineRelief bit_line_relief(const IrDropMap& map);
+
 // The largest tile the nodal solver takes: rows x (cols + 2) cells.
 constexpr std::int64_t kMaxIrDropCells = 1 << 18;
 
@@ -87,7 +109,8 @@ constexpr std::int64_t kMaxIrDropCells = 1 << 18;
 // equal odds, each row driven with probability `drive`): the error of the column values in dot
 // units, and how large the drop itself is (the values without wires against the nodal ones).
 struct FastModelError {
-  double rms = 0, max = 0;                // fast model - nodal, dot units
+  double rms = 0, max = 0;                // fast model (with the relief) - nodal, dot units
+  double map_only_rms = 0;                // the map and read lines alone, without the relief
   double drop_rms = 0, drop_max = 0;      // no wires - nodal, dot units
   double value_rms = 0;                   // of the nodal values themselves
 };

@@ -170,4 +170,46 @@ bool stuck_difference_avx512(const BitWord* plus, const BitWord* minus, const Bi
 #endif
 }
 
+std::int32_t matched_sum(const BitWord* x, const BitWord* w, const BitWord* keep, const std::int32_t* beta, int words) {
+  std::int32_t sum = 0;
+  for (int word = 0; word < words; ++word) {
+    for (BitWord bits = ~(x[word] ^ w[word]) & keep[word]; bits != 0; bits &= bits - 1) {
+      sum += beta[word * kBitsPerWord + std::countr_zero(bits)];
+    }
+  }
+  return sum;
+}
+
+#if SPINBAYES_TILE_SUMS_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace {
+__attribute__((target("avx512f"))) std::int32_t matched_sum512(const BitWord* x, const BitWord* w, const BitWord* keep,
+                                                                const std::int32_t* beta, int words) {
+  __m512i acc = _mm512_setzero_si512();
+  for (int word = 0; word < words; ++word) {
+    const BitWord bits = ~(x[word] ^ w[word]) & keep[word];
+    for (int k = 0; k < 4; ++k) {
+      const auto lanes = static_cast<__mmask16>(bits >> (16 * k));
+      acc = _mm512_mask_add_epi32(acc, lanes, acc, _mm512_loadu_si512(beta + word * kBitsPerWord + 16 * k));
+    }
+  }
+  return _mm512_reduce_add_epi32(acc);
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+bool matched_sum_avx512(const BitWord* x, const BitWord* w, const BitWord* keep, const std::int32_t* beta, int words,
+                        std::int32_t& sum) {
+#if SPINBAYES_TILE_SUMS_AVX512
+  sum = matched_sum512(x, w, keep, beta, words);
+  return true;
+#else
+  (void)x, (void)w, (void)keep, (void)beta, (void)words, (void)sum;
+  return false;
+#endif
+}
+
 }  // namespace spinbayes

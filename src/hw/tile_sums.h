@@ -33,4 +33,11 @@ std::int32_t stuck_difference(const BitWord* plus, const BitWord* minus, const B
 bool stuck_difference_avx512(const BitWord* plus, const BitWord* minus, const BitWord* keep, const BitWord* x,
                              int words, std::int32_t& difference);
 
+// IR drop's relief (cell_array.h): the sum of beta over the rows a column matches and a window
+// drives, the set bits of ~(x ^ w) & keep over `words` words (beta: 64 integers a word). The plain
+// loop, and 16 lanes at a time under the mask (false where this build has no AVX-512 kernel).
+std::int32_t matched_sum(const BitWord* x, const BitWord* w, const BitWord* keep, const std::int32_t* beta, int words);
+bool matched_sum_avx512(const BitWord* x, const BitWord* w, const BitWord* keep, const std::int32_t* beta, int words,
+                        std::int32_t& sum);
+
 }  // namespace spinbayes

@@ -542,21 +542,31 @@ TEST(Chip, IrDropReadsTheTileAsTheNodalSolverDoes) {
         both[(static_cast<std::size_t>(r) * cols + c) * 2] = w ? g_ap : g_p;
       }
     }
-    const TileReads reads = fast_tile_reads(*ir_drop_map(rows, cols, g_p, g_ap, t.wire_ohm, t.read_v), both, t.ref_p, t.ref_ap);
+    const auto map = ir_drop_map(rows, cols, g_p, g_ap, t.wire_ohm, t.read_v);
+    const TileReads reads = fast_tile_reads(*map, both, t.ref_p, t.ref_ap);
+    std::vector<double> beta(rows), beta_p(rows), beta_ap(rows);
+    const double shared = bit_line_relief(*map).betas(t.driven.data(), beta.data(), beta_p.data(), beta_ap.data());
     for (int c = 0; c < cols; ++c) {
       std::vector<std::int32_t> sums(static_cast<std::size_t>(cells.row_tiles()));
       cells.tile_sums_reference(patches, m, c, sums.data());
       const double chip_value = static_cast<double>(sums[0]) / cells.cell_scale();
       const std::int32_t dot = array.tile_dot(patches, m, c, 0);
-      double fast = 0.0;
+      // The fast model: each driven row's cell and reference reads, and what the undriven rows give
+      // back (+beta where the input matches the weight, -beta where not).
+      double cells_part = 0.0, relief = shared;
       for (int r = 0; r < rows; ++r) {
         if (!t.driven[static_cast<std::size_t>(r)]) continue;
-        const int one = patches.sign(m, r);
-        fast += (reads.cell[(static_cast<std::size_t>(r) * cols + c) * 2 + one] - reads.ref[static_cast<std::size_t>(r) * 2 + one]) /
-                (0.5 * (g_p - g_ap));
+        const int one = patches.sign(m, r) ? 1 : 0;
+        const std::size_t cell = (static_cast<std::size_t>(r) * cols + c) * 2 + static_cast<std::size_t>(one);
+        cells_part += (reads.cell[cell] - reads.ref[static_cast<std::size_t>(r) * 2 + static_cast<std::size_t>(one)]) / (0.5 * (g_p - g_ap));
+        const int differ = static_cast<int>(patches.sign(m, r)) ^ static_cast<int>(array.weights().get(c, r));
+        const double s = 1.0 - 2.0 * differ;
+        relief += s * beta[static_cast<std::size_t>(r)];
       }
-      // The chip's cells hold the fast model's values, to their fixed-point rounding.
-      ASSERT_NEAR(chip_value, fast, rows * 0.5 / cells.cell_scale()) << m << " " << c;
+      const double fast = cells_part + relief;
+      // The chip's cells hold the fast model's values and its relief adds what the undriven rows
+      // give back, to their fixed-point rounding.
+      ASSERT_NEAR(chip_value, fast, (rows + 1) * 0.5 / cells.cell_scale()) << m << " " << c;
       sq += std::pow(chip_value - nodal[static_cast<std::size_t>(c)], 2);
       drop_sq += std::pow(dot - nodal[static_cast<std::size_t>(c)], 2);
       n += 1;
@@ -565,9 +575,9 @@ TEST(Chip, IrDropReadsTheTileAsTheNodalSolverDoes) {
   const double rms = std::sqrt(sq / n), drop = std::sqrt(drop_sq / n);
   std::printf("chip vs nodal: rms %.3f dot units; the wires take %.3f rms\n", rms, drop);
   // Windows here drive about 3/4 of their rows (fewer at the map's borders), where the map
-  // assumes all: the fast model's largest error (ir_drop.h).
+  // assumes all and the relief gives back to first order (ir_drop.h).
   EXPECT_GT(drop, 2.0);  // the wires matter at this resistance
-  EXPECT_LT(rms, 0.4 * drop);
+  EXPECT_LT(rms, 0.3 * drop);
 }
 
 TEST(Chip, IrDropScreenLeavesAnalogEveryDecisionTheWiresCanMove) {
@@ -633,5 +643,30 @@ TEST(Chip, ColumnCalibrationBringsColumnsUnderIrDropBackToTheirDots) {
     error[calibrated] = std::sqrt(sq / n);
   }
   std::printf("rms of value - dot at 0.5 Ohm: %.3f uncalibrated, %.3f calibrated\n", error[0], error[1]);
-  EXPECT_LT(error[1], 0.5 * error[0]);
+  // Calibrated with every row driven, it over-corrects windows that drive fewer (less drop):
+  // it helps, but leaves the pattern's part.
+  EXPECT_LT(error[1], 0.75 * error[0]);
+}
+
+TEST(Chip, ReliefMatchedSumSimdMatchesThePlainLoop) {
+  std::mt19937_64 gen(17);
+  for (const int words : {1, 2, 3, 18}) {
+    std::vector<BitWord> x(static_cast<std::size_t>(words)), w(x), keep(x);
+    std::vector<std::int32_t> beta(static_cast<std::size_t>(words) * kBitsPerWord);
+    for (int trial = 0; trial < 20; ++trial) {
+      for (int i = 0; i < words; ++i) x[i] = gen(), w[i] = gen(), keep[i] = gen() | gen();
+      for (std::int32_t& b : beta) b = static_cast<std::int32_t>(gen() % 2001) - 1000;
+      std::int32_t counted = 0;  // bit by bit
+      for (int r = 0; r < words * kBitsPerWord; ++r) {
+        const BitWord bit = BitWord{1} << (r % kBitsPerWord);
+        const int i = r / kBitsPerWord;
+        if ((keep[i] & bit) && !((x[i] ^ w[i]) & bit)) counted += beta[static_cast<std::size_t>(r)];
+      }
+      EXPECT_EQ(matched_sum(x.data(), w.data(), keep.data(), beta.data(), words), counted);
+      std::int32_t simd = 0;
+      if (cpu_features().avx512dq && matched_sum_avx512(x.data(), w.data(), keep.data(), beta.data(), words, simd)) {
+        EXPECT_EQ(simd, counted) << words << " words";
+      }
+    }
+  }
 }
