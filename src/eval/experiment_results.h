@@ -124,9 +124,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SplitRecord, chips, samples, test_images, acc
 
 // Energy of one inference by component (pJ), as the cost model writes it.
 struct EnergyPj {
-  double modules = 0, crossbar = 0, sense_adc = 0, digital = 0, total = 0;
+  double modules = 0, crossbar = 0, sense_adc = 0, digital = 0, peripherals = 0, total = 0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(EnergyPj, modules, crossbar, sense_adc, digital, total)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EnergyPj, modules, crossbar, sense_adc, digital, peripherals, total)
 
 struct SchemeSummary {
   int modules = 0;
