@@ -40,3 +40,19 @@ printf '{"crossbar": {"tile_rows": 2048}}\n' > "$single_tile"
   --param crossbar.sense_offset_sigma_ua --values 0,1,2,4
 "$cli" sweep "${common[@]}" --hw "$single_tile" --out "$out/sweep-crossbar.sense_offset_relative" \
   --param crossbar.sense_offset_relative --values 0,0.005,0.01,0.02
+# IR drop: wire resistance per cell pitch on the read and bit lines, the read-out as built and
+# with each column's gain and offset calibrated at test; then what restores it: calibrated tiles of
+# 64 x 64, and calibrated MTJs of 10x the RA (R_P ~ 40 kOhm: a tenth of the currents).
+run crossbar.wire_resistance_ohm --values 0,0.05,0.1,0.25,0.5,1.75
+calibrated="$out/column-calibration.json"
+printf '{"crossbar": {"column_calibration": "gain_offset"}}\n' > "$calibrated"
+"$cli" sweep "${common[@]}" --hw "$calibrated" --out "$out/sweep-crossbar.wire_resistance_ohm-calibrated" \
+  --param crossbar.wire_resistance_ohm --values 0,0.05,0.1,0.25,0.5,1.75
+small_tiles="$out/calibrated-64x64.json"
+printf '{"crossbar": {"column_calibration": "gain_offset", "tile_rows": 64, "tile_cols": 64}}\n' > "$small_tiles"
+"$cli" sweep "${common[@]}" --hw "$small_tiles" --out "$out/sweep-crossbar.wire_resistance_ohm-calibrated-64x64" \
+  --param crossbar.wire_resistance_ohm --values 0,0.1,0.5,1.75
+high_ra="$out/calibrated-ra50.json"
+printf '{"mtj": {"ra_ohm_um2": 50}, "crossbar": {"column_calibration": "gain_offset"}}\n' > "$high_ra"
+"$cli" sweep "${common[@]}" --hw "$high_ra" --out "$out/sweep-crossbar.wire_resistance_ohm-calibrated-ra50" \
+  --param crossbar.wire_resistance_ohm --values 0,0.1,0.5,1.75
