@@ -195,6 +195,12 @@ void HardwareConfig::validate(const std::string& origin) {
                               origin, key, what, mtj.temperature_k, factor));
     }
   };
+  // Below a micro-Ohm per cell the wires change nothing a double can hold, and their conductance
+  // 1 / r_w overflows for the smallest numbers: 0 is how to turn them off.
+  if (crossbar.wire_resistance_ohm > 0.0 && crossbar.wire_resistance_ohm < kMinWireOhm) {
+    throw Error(fmt::format("{}: crossbar.wire_resistance_ohm = {:g} is below {:g} Ohm (give 0 for no wires)", origin,
+                            crossbar.wire_resistance_ohm, kMinWireOhm));
+  }
   if (crossbar.wire_resistance_ohm > 0.0 &&
       static_cast<std::int64_t>(crossbar.tile_rows) * (crossbar.tile_cols + 2) > kMaxIrDropCells) {
     throw Error(fmt::format("{}: crossbar.wire_resistance_ohm: IR drop is solved on tiles of at most {} cells "

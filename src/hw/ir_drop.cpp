@@ -93,7 +93,9 @@ void solve_nodes(const TileCircuit& t, std::vector<double>& across, std::vector<
   Eigen::SimplicialLDLT<Eigen::SparseMatrix<double>> solver(a);
   if (solver.info() != Eigen::Success) throw Error("IR drop: the tile's nodal equations could not be factorized");
   const Eigen::VectorXd v = solver.solve(rhs);
-  if (solver.info() != Eigen::Success) throw Error("IR drop: the tile's nodal equations could not be solved");
+  if (solver.info() != Eigen::Success || !v.allFinite()) {
+    throw Error("crossbar.wire_resistance_ohm: the tile's nodal equations have no finite solution");
+  }
   for (int r = 0; r < rows; ++r) {
     for (int c = 0; c < width; ++c) bit_v[static_cast<std::size_t>(bit(r, c))] = v[bit(r, c)];
     if (line[static_cast<std::size_t>(r)] < 0) continue;

@@ -102,6 +102,9 @@ struct BitLineRelief {
 };
 BitLineRelief bit_line_relief(const IrDropMap& map);
 
+// The smallest wire resistance other than 0 (none) a config may give, Ohm per cell pitch.
+constexpr double kMinWireOhm = 1e-6;
+
 // The largest tile the nodal solver takes: rows x (cols + 2) cells.
 constexpr std::int64_t kMaxIrDropCells = 1 << 18;
 

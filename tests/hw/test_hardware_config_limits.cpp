@@ -35,3 +35,17 @@ TEST(HardwareConfigLimits, AnAdcOfOneBitIsOutOfRange) {
   hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"adc_bits":2}})"), "hw.json");
   EXPECT_EQ(hw.crossbar.adc_bits, 2);
 }
+
+TEST(HardwareConfigLimits, WiresThinnerThanAMicroOhmAreRefusedAndZeroIsNone) {
+  // 1 / r_w of a subnormal resistance overflows: the nodal solution would be NaN.
+  for (const double thin : {1e-310, 1e-9}) {
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.crossbar.wire_resistance_ohm = thin;
+    expect_error([&] { hw.validate("hw.json"); }, {"hw.json", "crossbar.wire_resistance_ohm", "below"});
+  }
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.crossbar.wire_resistance_ohm = 0.0;
+  hw.validate("hw.json");
+  hw.crossbar.wire_resistance_ohm = 1e-6;
+  hw.validate("hw.json");
+}

@@ -83,6 +83,11 @@ TEST(IrDrop, WithoutWiresEveryDrivenCellSeesTheReadVoltage) {
 TEST(IrDrop, TilesTooLargeForTheSolverAreOneLineErrors) {
   TileCircuit t = empty_tile(1024, 1024, 1.0);
   EXPECT_THROW(nodal_cell_voltages(t), Error);
+  // Wires too thin for a double's conductance: refused, never a NaN.
+  TileCircuit thin = empty_tile(4, 3, 1e-310);
+  thin.driven = {1, 1, 1, 1};
+  for (double& g : thin.g) g = kGp;
+  EXPECT_THROW(nodal_cell_voltages(thin), Error);
 }
 
 TEST(IrDrop, FastModelMatchesTheNodalSolutionWithinItsStatedError) {
