@@ -116,6 +116,7 @@ std::set<std::string> keys_in(const std::string& path) {
   try {
     const nlohmann::json flat = nlohmann::json::parse(text, nullptr, true, true).flatten();
     for (const auto& item : flat.items()) {
+      if (item.key().empty()) continue;  // an empty object flattens to the root pointer ""
       std::string key = item.key().substr(1);
       for (char& c : key) c = c == '/' ? '.' : c;
       keys.insert(key);

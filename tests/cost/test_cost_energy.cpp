@@ -102,6 +102,12 @@ TEST(CostEnergy, SupplyOverrideRepricesWhatTheFileDoesNotSet) {
   EXPECT_THROW(Technology::load((dir / "bad.json").string(), hw), Error);
   write_file(dir / "bad-reset.json", R"({"module": {"reset": "sometimes"}})");
   EXPECT_THROW(Technology::load((dir / "bad-reset.json").string(), hw), Error);
+  // Files that set nothing (an empty object, empty sections): the defaults.
+  for (const char* nothing : {"{}", R"({"module": {}})", R"({"module": {}, "supply": {}})"}) {
+    write_file(dir / "empty.json", nothing);
+    Technology same = Technology::load((dir / "empty.json").string(), hw);
+    EXPECT_EQ(same.table().to_commented_json(), Technology::defaults(hw).table().to_commented_json()) << nothing;
+  }
   fs::remove_all(dir);
 }
 
