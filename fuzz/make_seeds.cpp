@@ -197,6 +197,8 @@ void hardware_config_seeds(const fs::path& dir) {
                                 "\"write_noise_relative\": 0.01, \"supply_noise_relative\": 0.02}}\n");
   write(dir / "crossbar-wires", "{\"crossbar\": {\"wire_resistance_ohm\": 1.75, \"column_calibration\": "
                                 "\"gain_offset\", \"tile_rows\": 64, \"tile_cols\": 24}}\n");
+  write(dir / "reference-error", "{\"crossbar\": {\"reference_error_relative\": 0.02, \"tile_rows\": 64, "
+                                 "\"wire_resistance_ohm\": 0.5}}\n");
   write(dir / "subnormal-wires", "{\"crossbar\": {\"wire_resistance_ohm\": 1e-310}}");
   write(dir / "unknown-key", "{\"mtj\": {\"tmr_ratio\": 1.0}}");
   write(dir / "wrong-type", "{\"crossbar\": {\"tile_rows\": \"128\"}}");

@@ -37,6 +37,7 @@ inline constexpr std::uint64_t kCellTmr = name_tag("cell.tmr");
 inline constexpr std::uint64_t kCellFault = name_tag("cell.fault");
 inline constexpr std::uint64_t kReferenceResistance = name_tag("reference.rp");
 inline constexpr std::uint64_t kReferenceTmr = name_tag("reference.tmr");
+inline constexpr std::uint64_t kReferenceError = name_tag("reference.error");  // keys: layer, row tile, column tile
 inline constexpr std::uint64_t kSenseOffset = name_tag("sense.offset");
 inline constexpr std::uint64_t kSenseOffsetFault = name_tag("sense.offset_fault");  // its sign
 inline constexpr std::uint64_t kSenseOffsetRelative = name_tag("sense.offset_relative");

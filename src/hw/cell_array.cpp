@@ -91,10 +91,29 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   // their conductances are kept for the wires' model (ref_g: per column tile and row, P then AP).
   ir_drop_ = hw.crossbar.wire_resistance_ohm > 0.0;
   const int col_tiles = mapping.col_tiles, tile_cols = hw.crossbar.tile_cols;
+  // The reference generator's error per tile (row tile x column tile): its reference current
+  // reaches the columns as (1 + e) times itself, so each driven row reads e g_ref / G_half
+  // lower (ref_error: that, per column tile and row).
+  reference_error_ = hw.crossbar.reference_error_relative > 0.0;
+  std::vector<double> tile_error;
+  if (reference_error_) {
+    tile_error.resize(static_cast<std::size_t>(row_tiles_) * col_tiles);
+    for (int rt = 0; rt < row_tiles_; ++rt) {
+      for (int ct = 0; ct < col_tiles; ++ct) {
+        tile_error[static_cast<std::size_t>(rt) * col_tiles + ct] =
+            hw.crossbar.reference_error_relative * gaussian_at(chip_seed, streams::kReferenceError, lk, rt, ct);
+      }
+    }
+  }
+  const auto error_of = [&](int r, int ct) {
+    return reference_error_ ? tile_error[static_cast<std::size_t>(r / tile_rows_) * col_tiles + ct] : 0.0;
+  };
   std::vector<float> reference(static_cast<std::size_t>(col_tiles) * padded_rows_, 0.0f);
+  std::vector<float> ref_error;
+  if (reference_error_) ref_error.assign(reference.size(), 0.0f);
   std::vector<double> ref_g;
   if (ir_drop_) ref_g.assign(static_cast<std::size_t>(col_tiles) * rows_ * 2, 0.0);
-  if (variation_ || ir_drop_) {
+  if (variation_ || ir_drop_ || reference_error_) {
     for (int ct = 0; ct < col_tiles; ++ct) {
       for (int r = 0; r < rows_; ++r) {
         const auto key = static_cast<std::uint64_t>(r);
@@ -108,7 +127,10 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
           g += 0.5 * cell;
           if (ir_drop_) ref_g[(static_cast<std::size_t>(ct) * rows_ + r) * 2 + half] = cell;
         }
-        reference[static_cast<std::size_t>(ct) * padded_rows_ + r] = static_cast<float>(readout.units(g));
+        const std::size_t at = static_cast<std::size_t>(ct) * padded_rows_ + r;
+        const double e = error_of(r, ct);
+        reference[at] = static_cast<float>(readout.units((1.0 + e) * g));
+        if (reference_error_) ref_error[at] = static_cast<float>(e * g / readout.g_half);
       }
     }
   }
@@ -119,13 +141,15 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
     stuck_minus_ = BitMatrix(cols_, rows_);
   }
   // Read values per column and row, [input bit 0, input bit 1], in dot units before fixed point.
-  // Under IR drop or calibration, beside them: the wires' part of each value and its ideal +-1.
+  // Under IR drop, reference error or calibration, beside them: the systematic part of each value
+  // (what the wires and the reference's error change of it) and its ideal +-1.
   std::vector<float> value(static_cast<std::size_t>(cols_) * column_bytes(), 0.0f);
-  const bool systematic = ir_drop_ || hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
-  std::vector<float> wires;
+  const bool systematic =
+      ir_drop_ || reference_error_ || hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
+  std::vector<float> part;  // the systematic part
   std::vector<std::int8_t> ideal;
   if (systematic) {
-    wires.assign(value.size(), 0.0f);
+    part.assign(value.size(), 0.0f);
     ideal.assign(value.size(), 0);
   }
   std::vector<double> cell_g;  // under IR drop: per column and row, the conductance read for bit 0, bit 1
@@ -159,7 +183,7 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
       const std::size_t bit0 = base + value_index(r, false), bit1 = base + value_index(r, true);
       value[bit0] = static_cast<float>(value_of(state[1]));
       value[bit1] = static_cast<float>(value_of(state[0]));
-      if (variation_ || ir_drop_) {
+      if (variation_ || ir_drop_ || reference_error_) {
         float dev[2];
         for (int mtj = 0; mtj < 2; ++mtj) {
           const double g =
@@ -201,19 +225,31 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
         }
         const TileReads reads = fast_tile_reads(*map, g, ref_p, ref_ap);
         relief_.push_back(bit_line_relief(*map));
+        const double e = error_of(r0, ct);  // the reference's error acts on its current as read
         for (int r = 0; r < n; ++r) {
           for (int c = 0; c < m; ++c) {
             for (int one = 0; one < 2; ++one) {
               const std::size_t at = static_cast<std::size_t>(c0 + c) * column_bytes() + value_index(r0 + r, one != 0);
-              const float wired = static_cast<float>((reads.cell[(static_cast<std::size_t>(r) * m + c) * 2 + one] -
-                                                      reads.ref[static_cast<std::size_t>(r) * 2 + one]) / readout.g_half);
+              const float wired =
+                  static_cast<float>((reads.cell[(static_cast<std::size_t>(r) * m + c) * 2 + one] -
+                                      (1.0 + e) * reads.ref[static_cast<std::size_t>(r) * 2 + one]) / readout.g_half);
               // The cell as read without wires, its device deviation and reference included.
               const float plain = value[at];
-              wires[at] = wired - plain;
+              part[at] = wired - plain;
               value[at] = wired;
             }
           }
         }
+      }
+    }
+  }
+  if (reference_error_) {
+    // The reference's error is part of every value's systematic part (the wires' above do not
+    // hold it: both sides of their difference read through the same reference).
+    for (int j = 0; j < cols_; ++j) {
+      const float* err = ref_error.data() + static_cast<std::size_t>(j / tile_cols) * padded_rows_;
+      for (int r = 0; r < rows_; ++r) {
+        for (const bool one : {false, true}) part[static_cast<std::size_t>(j) * column_bytes() + value_index(r, one)] -= err[r];
       }
     }
   }
@@ -251,13 +287,13 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   for (std::size_t i = 0; i < value.size(); ++i) {
     value_[i] = static_cast<std::int8_t>(std::clamp(std::lround(value[i] * static_cast<float>(cell_scale_)), -127L, 127L));
   }
-  variances_.rounding = variation_ || ir_drop_ ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
+  variances_.rounding = variation_ || ir_drop_ || reference_error_ ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
   vnni_ = cpu_features().avx512_vnni;
-  if (systematic) calibrate(hw, weights, value, wires, ideal);
+  if (systematic) calibrate(hw, weights, value, part, ideal);
 }
 
 void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
-                          const std::vector<float>& wires, const std::vector<std::int8_t>& ideal) {
+                          const std::vector<float>& part, const std::vector<std::int8_t>& ideal) {
   calibrated_ = hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
   calibration_.assign(2 * static_cast<std::size_t>(cols_) * row_tiles_, 0.0);
   systematic_.assign(static_cast<std::size_t>(cols_), 0.0);
@@ -286,15 +322,15 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
       calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t)] = gain;
       calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1] = offset;
       // What (v - offset) / gain departs from the ideal sum by, besides the devices' random part
-      // (delta = value - ideal - wires, which the screen's variance covers at gain 1): per row
-      // the larger over the input bit of |ideal (1/gain - 1) + wires / gain|, the devices' part
+      // (delta = value - ideal - part, which the screen's variance covers at gain 1): per row
+      // the larger over the input bit of |ideal (1/gain - 1) + part / gain|, the devices' part
       // scaled by |1/gain - 1|, and the offset.
       double bound = std::fabs(offset) / gain;
       for (int r = r0; r < r1; ++r) {
         double worst = 0.0, device = 0.0;
         for (int one = 0; one < 2; ++one) {
           const std::size_t at = base + value_index(r, one != 0);
-          const double w = wires.empty() ? 0.0 : wires[at];
+          const double w = part.empty() ? 0.0 : part[at];
           worst = std::max(worst, std::fabs(ideal[at] * (1.0 / gain - 1.0) + w / gain));
           device = std::max(device, std::fabs(static_cast<double>(value[at]) - ideal[at] - w));
         }

@@ -23,6 +23,11 @@
 // model's map gives it, g d instead of g, and its row's reference at (G_P d_P + G_AP d_AP) / 2:
 // folded into the cell values, so a column's value is the dot plus the devices' and the wires'
 // deviations of its driven rows.
+// Reference-generator error (crossbar.reference_error_relative): each tile's reference current
+// reaches its columns as (1 + e) times itself, e drawn once per chip and tile (row tile x column
+// tile) and shared by the tile's columns, so every driven row of the tile reads e g_ref / G_half
+// lower: folded into the cell values like the wires, a shift of -e x mid_units() per driven row
+// at nominal devices.
 // Calibration (crossbar.column_calibration = gain_offset): at test, every row of a tile driven
 // with the column's weights (all matches, ideal value +n) and their complement (all mismatches,
 // -n): gain a = (v+ - v-) / 2n, offset b = (v+ + v-) / 2 per column and row tile, from the cells
@@ -70,10 +75,12 @@ class CellArray {
   double calibration_gain(int j, int t) const { return calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t)]; }
   double calibration_offset(int j, int t) const { return calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1]; }
   // Whether a column's read-out departs from the dot by more than the devices' random spread
-  // (IR drop, calibration), and a bound on that part over any window, in dot units: the sum over
-  // its rows of the largest |wires' deviation| (calibrated: of what the correction leaves of it
-  // and of the ideal value) plus |offset| / gain per tile. The screen widens by it.
-  bool systematic() const { return ir_drop_ || calibrated_; }
+  // (IR drop, reference error, calibration), and a bound on that part over any window, in dot
+  // units: the sum over its rows of the largest |systematic deviation| (calibrated: of what the
+  // correction leaves of it and of the ideal value) plus |offset| / gain per tile. The screen
+  // widens by it.
+  bool systematic() const { return ir_drop_ || reference_error_ || calibrated_; }
+  bool reference_error() const { return reference_error_; }
   // IR drop: what window m's undriven rows give back (ir_drop.h's BitLineRelief), added to the
   // listed columns' tile sums at tile_sum_index (1 / cell_scale units, rounded); and a bound on its
   // size for any column in that window, in dot units (the screen widens by it).
@@ -127,14 +134,14 @@ class CellArray {
   void tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
 
  private:
-  // calibration_ and systematic_ from the stored values, `value` (before fixed point), the wires'
-  // part of each and its ideal +-1 (value_index layout).
+  // calibration_ and systematic_ from the stored values, `value` (before fixed point), the
+  // systematic part of each (wires, reference error) and its ideal +-1 (value_index layout).
   void calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
-                 const std::vector<float>& wires, const std::vector<std::int8_t>& ideal);
+                 const std::vector<float>& part, const std::vector<std::int8_t>& ideal);
 
   int rows_ = 0, cols_ = 0, padded_rows_ = 0, tile_rows_ = 0, row_tiles_ = 1;
   bool variation_ = false, faults_ = false, any_stuck_ = false, vnni_ = false;
-  bool ir_drop_ = false, calibrated_ = false;
+  bool ir_drop_ = false, reference_error_ = false, calibrated_ = false;
   std::vector<double> calibration_;  // per column and row tile: gain, offset
   std::vector<double> systematic_;   // per column (empty: none)
   int col_tiles_ = 1, tile_cols_ = 1;

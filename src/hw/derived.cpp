@@ -49,6 +49,13 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
       {"delta_at_temperature_kt", m.delta_at_temperature(), "kT",
        "delta (T_ref / T) (1 - barrier_temp_coeff_per_k (T - T_ref))"},
   };
+  if (hw.crossbar.reference_error_relative > 0.0) {
+    out.quantities.push_back(
+        {"reference_error_full_tile_units",
+         hw.crossbar.reference_error_relative * hw.crossbar.tile_rows * (gp_us + gap_us) / (gp_us - gap_us), "dot units",
+         "reference_error_relative tile_rows (G_P + G_AP) / (G_P - G_AP): one sigma of what a tile's reference error "
+         "moves each of its columns by with every row driven (fewer driven rows, proportionally less)"});
+  }
   const MtjSwitching reference = nominal_switching(m, true), operating = nominal_switching(m);
   const double t = hw.dropout_module.pulse_width_ns;
   double iw = 0.0;

@@ -49,6 +49,7 @@ HardwareConfig HardwareConfig::ideal() {
   hw.crossbar.sense_offset_relative = 0.0;
   hw.crossbar.access_resistance_ohm = 0.0;
   hw.crossbar.wire_resistance_ohm = 0.0;
+  hw.crossbar.reference_error_relative = 0.0;
   hw.crossbar.column_calibration = ColumnCalibration::none;
   hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
   hw.dropout_module.element_masks = ElementMasks::per_element;
@@ -118,6 +119,11 @@ ConfigTable HardwareConfig::table() {
            "rho pitch / (w t) = 1.75 Ohm for Cu of rho = 3.5 uOhm cm at 60 nm width (size effects: Steinhoegl et "
            "al., J. Appl. Phys. 97, 023706, 2005), a 60 x 120 nm line and a 0.36 um pitch (the square root of "
            "the 0.128 um^2 2T-2MTJ cell); 0 = off");
+  t.number("crossbar.reference_error_relative", crossbar.reference_error_relative, 0, 0.2, "relative",
+           "sigma of each tile's reference current as its read-outs receive it, one error per tile shared by its "
+           "columns (the reference column's read bias and the mirror that copies its current to every column): a "
+           "column then reads e x its driven rows' reference current off its dot; the mirror's input device is "
+           "shared, and current mirrors match to 1-2 % (Pelgrom et al., IEEE JSSC 24, 1433, 1989); 0 = off");
   t.choice("crossbar.column_calibration", crossbar.column_calibration, kCalibrations,
            "none; gain_offset: at test each column's tile is read with two known inputs (every row driven, all "
            "matches and all mismatches) and its gain and offset corrected in the read-out (the sense amplifier's "

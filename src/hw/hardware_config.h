@@ -68,6 +68,9 @@ struct CrossbarParams {
   double access_resistance_ohm = 0.0;
   // Wire resistance per cell pitch on the read lines and bit lines (IR drop, ir_drop.h; 0: none).
   double wire_resistance_ohm = 0.0;
+  // Reference-generator error: sigma of each tile's reference current, relative, as it reaches the
+  // tile's read-outs (one draw per tile and chip, shared by its columns; cell_array.h; 0: none).
+  double reference_error_relative = 0.0;
   ColumnCalibration column_calibration = ColumnCalibration::none;
   int adc_bits = 8;                    // partial sums of columns that span several tiles
   // Columns whose ideal sum lies more than this many standard deviations of their analog

@@ -8,11 +8,15 @@
 #include <cstdio>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/counter_rng.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/streams.h"
 #include "engine/im2col.h"
 #include "engine/threshold.h"
 #include "hw/chip.h"
@@ -580,6 +584,35 @@ TEST(Chip, IrDropReadsTheTileAsTheNodalSolverDoes) {
   EXPECT_LT(rms, 0.3 * drop);
 }
 
+// Layer 1's screened decisions against the all-analog ones on windows with random undriven rows
+// and under spatial masks: they must be equal. Returns the share of decisions the screen skipped.
+double expect_screen_leaves_analog_what_it_must(const ModelIR& ir, const HardwareConfig& hw, const char* what) {
+  HardwareConfig all_analog = hw;
+  all_analog.crossbar.screen_sigmas = 0.0;
+  const Chip chip(ir, hw, 4), plain(ir, all_analog, 4);
+  const auto& layer = chip.engine().layers()[1];
+  const CrossbarLayer& array = chip.array(1);
+  const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
+  std::uint64_t skipped = 0, total = 0;
+  for (const bool spatial : {false, true}) {
+    const Patches patches = spatial ? spatial_patches(chip, 5, 3) : driven_patches(chip, 5, 3);
+    for (int m = 0; m < patches.signs.rows; ++m) {
+      const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+      std::vector<BitWord> screened(static_cast<std::size_t>(words)), analog(static_cast<std::size_t>(words));
+      LayerEvents events, all;
+      array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), screened.data(), events);
+      plain.array(1).sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), analog.data(), all);
+      EXPECT_EQ(screened, analog) << what << ", window " << m;
+      if (screened != analog) return 0.0;
+      skipped += events.simulated_decisions - events.analog_decisions;
+      total += events.simulated_decisions;
+    }
+  }
+  const double share = static_cast<double>(skipped) / static_cast<double>(total);
+  std::printf("%s: %.1f %% of decisions skip the analog sum\n", what, 100.0 * share);
+  return share;
+}
+
 TEST(Chip, IrDropScreenLeavesAnalogEveryDecisionTheWiresCanMove) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
   for (const bool calibrated : {false, true}) {
@@ -588,30 +621,10 @@ TEST(Chip, IrDropScreenLeavesAnalogEveryDecisionTheWiresCanMove) {
       hw.crossbar.tile_rows = 64;
       hw.crossbar.wire_resistance_ohm = wire;
       if (calibrated) hw.crossbar.column_calibration = ColumnCalibration::gain_offset;
-      HardwareConfig all_analog = hw;
-      all_analog.crossbar.screen_sigmas = 0.0;
-      const Chip chip(ir, hw, 4), plain(ir, all_analog, 4);
-      const auto& layer = chip.engine().layers()[1];
-      const CrossbarLayer& array = chip.array(1);
-      const int cols = layer.shape.out_channels, words = (cols + kBitsPerWord - 1) / kBitsPerWord;
-      std::uint64_t skipped = 0, total = 0;
-      for (const bool spatial : {false, true}) {
-        const Patches patches = spatial ? spatial_patches(chip, 5, 3) : driven_patches(chip, 5, 3);
-        for (int m = 0; m < patches.signs.rows; ++m) {
-          const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
-          std::vector<BitWord> screened(static_cast<std::size_t>(words)), analog(static_cast<std::size_t>(words));
-          LayerEvents events, all;
-          array.sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), screened.data(), events);
-          plain.array(1).sense_row(patches, m, dots.data(), layer.dot_sign.data(), layer.dot_bound[1].data(), analog.data(), all);
-          ASSERT_EQ(screened, analog) << "wire " << wire << ", calibrated " << calibrated << ", window " << m;
-          skipped += events.simulated_decisions - events.analog_decisions;
-          total += events.simulated_decisions;
-        }
-      }
-      std::printf("wire %.2f Ohm, calibrated %d: %.1f %% of decisions skip the analog sum\n", wire, calibrated,
-                  100.0 * static_cast<double>(skipped) / static_cast<double>(total));
+      const std::string what = fmt::format("wire {:.2f} Ohm, calibrated {}", wire, calibrated);
+      const double skipped = expect_screen_leaves_analog_what_it_must(ir, hw, what.c_str());
       if (wire < 0.1) {
-        EXPECT_GT(skipped, 0u);  // small wires: the screen still skips
+        EXPECT_GT(skipped, 0.0);  // small wires: the screen still skips
       }
     }
   }
@@ -646,6 +659,98 @@ TEST(Chip, ColumnCalibrationBringsColumnsUnderIrDropBackToTheirDots) {
   // Calibrated with every row driven, it over-corrects windows that drive fewer (less drop):
   // it helps, but leaves the pattern's part.
   EXPECT_LT(error[1], 0.75 * error[0]);
+}
+
+// Reference-generator error: every column of a tile reads e x the reference current of the tile's
+// driven rows below its dot, one e per tile and chip (nominal devices here: e x mid_units per
+// driven row); the screen leaves analog what it can move; calibration with every row driven
+// takes it away up to the rows a window leaves undriven.
+TEST(Chip, ReferenceErrorShiftsEachTileByItsDrivenRows) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.crossbar.tile_rows = 64;
+  hw.crossbar.tile_cols = 8;
+  hw.crossbar.reference_error_relative = 0.02;
+  const std::uint64_t seed = 3;
+  const Chip chip(ir, hw, seed);
+  const CrossbarLayer& array = chip.array(1);
+  const CellArray& cells = array.cells();
+  ASSERT_TRUE(cells.reference_error());
+  ASSERT_TRUE(cells.systematic());
+  ASSERT_FALSE(array.exact());
+  ASSERT_GT(cells.row_tiles(), 1);
+  ASSERT_GT(cells.cols(), hw.crossbar.tile_cols);
+  const double mid = cells.mid_units(), scale = cells.cell_scale();
+  const Patches window_patches = driven_patches(chip, 5, 3);
+  const PatchRows patches(window_patches);
+  std::vector<std::int32_t> sums(static_cast<std::size_t>(cells.row_tiles()));
+  double largest = 0.0;
+  for (int m = 0; m < window_patches.signs.rows; m += 5) {
+    for (int j = 0; j < cells.cols(); ++j) {
+      cells.tile_sums_reference(patches, m, j, sums.data());
+      for (int t = 0; t < cells.row_tiles(); ++t) {
+        int driven = 0;
+        for (int r = t * hw.crossbar.tile_rows; r < std::min(cells.rows(), (t + 1) * hw.crossbar.tile_rows); ++r) {
+          driven += patches.driven(m, r) ? 1 : 0;
+        }
+        const double e = hw.crossbar.reference_error_relative *
+                         gaussian_at(seed, streams::kReferenceError, 1, static_cast<std::uint64_t>(t),
+                                     static_cast<std::uint64_t>(j / hw.crossbar.tile_cols));
+        const double expected = array.tile_dot(patches, m, j, t) - e * driven * mid;
+        ASSERT_NEAR(sums[static_cast<std::size_t>(t)] / scale, expected, driven * 0.5 / scale + 1e-9)
+            << "window " << m << ", column " << j << ", tile " << t;
+        largest = std::max(largest, std::fabs(e * driven * mid));
+      }
+    }
+  }
+  EXPECT_GT(largest, 1.0);  // 2 % of a tile's reference current is several dot units
+
+  // The screen, with the devices' spread and offsets too, uncalibrated and calibrated.
+  for (const bool calibrated : {false, true}) {
+    HardwareConfig real = HardwareConfig::defaults();
+    real.crossbar.tile_rows = 64;
+    real.crossbar.reference_error_relative = 0.01;
+    if (calibrated) real.crossbar.column_calibration = ColumnCalibration::gain_offset;
+    const std::string what = fmt::format("reference error 1 %, calibrated {}", calibrated);
+    EXPECT_GT(expect_screen_leaves_analog_what_it_must(ir, real, what.c_str()), 0.0);
+  }
+
+  // Calibration (every row driven) on windows under a spatial mask: what it leaves is the error
+  // of the rows the window does not drive, e (n - n_driven) mid_units per tile.
+  HardwareConfig c = hw;
+  c.crossbar.column_calibration = ColumnCalibration::gain_offset;
+  const Chip calibrated(ir, c, seed);
+  const CrossbarLayer& a = calibrated.array(1);
+  const Patches spatial = spatial_patches(calibrated, 5, 3);
+  const PatchRows spatial_rows(spatial);
+  double sq[2] = {0, 0}, n = 0;
+  for (int m = 0; m < spatial.signs.rows; m += 3) {
+    const std::vector<std::int32_t> dots = window_dots(spatial, m, a, cells.cols());
+    for (int j = 0; j < cells.cols(); ++j) {
+      double left = 0.0, tolerance = 0.0, uncalibrated = 0.0;
+      a.cells().tile_sums_reference(spatial_rows, m, j, sums.data());
+      for (int t = 0; t < cells.row_tiles(); ++t) {
+        const int r0 = t * hw.crossbar.tile_rows, r1 = std::min(cells.rows(), r0 + hw.crossbar.tile_rows);
+        int driven = 0;
+        for (int r = r0; r < r1; ++r) driven += spatial_rows.driven(m, r) ? 1 : 0;
+        const double e = hw.crossbar.reference_error_relative *
+                         gaussian_at(seed, streams::kReferenceError, 1, static_cast<std::uint64_t>(t),
+                                     static_cast<std::uint64_t>(j / hw.crossbar.tile_cols));
+        left += e * (r1 - r0 - driven) * mid;
+        uncalibrated -= e * driven * mid;
+        // Each value's rounding, in the window's sum and in the calibration's, and the ADC's.
+        tolerance += (driven + (r1 - r0)) * 0.5 / scale + 0.5 * a.adc().step();
+      }
+      const double value = a.column_value(j, sums.data()), dot = dots[static_cast<std::size_t>(j)];
+      ASSERT_NEAR(value, dot + left, tolerance + 1e-9) << "window " << m << ", column " << j;
+      sq[0] += uncalibrated * uncalibrated;
+      sq[1] += (value - dot) * (value - dot);
+      n += 1;
+    }
+  }
+  std::printf("rms of value - dot under 2 %% reference error, spatial windows: %.3f uncalibrated, %.3f calibrated\n",
+              std::sqrt(sq[0] / n), std::sqrt(sq[1] / n));
+  EXPECT_LT(sq[1], sq[0]);
 }
 
 TEST(Chip, ReliefMatchedSumSimdMatchesThePlainLoop) {
