@@ -65,7 +65,7 @@ void ConfigTable::check_entry(const Entry& e, const std::string& origin) const {
   switch (e.type) {
     case Entry::Type::number:
       if (!std::isfinite(*e.number) || *e.number < e.lo || *e.number > e.hi) {
-        throw Error(fmt::format("{}: {} = {:g} is out of range [{:g}, {:g}]{}", origin, e.key, *e.number, e.lo, e.hi,
+        throw Error(fmt::format("{}: {} = {} is out of range [{:g}, {:g}]{}", origin, e.key, *e.number, e.lo, e.hi,
                                 e.unit.empty() ? "" : " " + e.unit));
       }
       break;

@@ -36,6 +36,15 @@ TEST(HardwareConfigLimits, AnAdcOfOneBitIsOutOfRange) {
   EXPECT_EQ(hw.crossbar.adc_bits, 2);
 }
 
+TEST(HardwareConfigLimits, AValueJustOutsideItsRangeIsPrintedAsGiven) {
+  // Six significant digits would print 100.0000001 as 100, inside [0, 100].
+  HardwareConfig hw = HardwareConfig::defaults();
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"wire_resistance_ohm":100.0000001}})"), "hw.json"); },
+               {"hw.json", "crossbar.wire_resistance_ohm = 100.0000001 is out of range [0, 100]"});
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"mtj":{"sigma_rp":-1e-300}})"), "hw.json"); },
+               {"mtj.sigma_rp = -1e-300 is out of range"});
+}
+
 TEST(HardwareConfigLimits, WiresThinnerThanAMicroOhmAreRefusedAndZeroIsNone) {
   // 1 / r_w of a subnormal resistance overflows: the nodal solution would be NaN.
   for (const double thin : {1e-310, 1e-9}) {
