@@ -308,14 +308,16 @@ std::vector<ModuleAccounting> module_accountings(const CostReport& r, const Even
                   mod.reset_mtj_fj, mod.write_mtj_fj, mod.read_mtj_fj),
       0.0, v_read, mod.reset_mtj_fj * 1e-3, mod.write_mtj_fj * 1e-3, mod.read_mtj_fj, false);
   {
-    // The earlier fixed figures: 0.1 pJ per reset and per write (about 0.5 V x I x t), a read as
-    // the MTJ dissipation of the mean crossbar cell, V_read^2 G t, with a 5 fJ sense decision.
+    // The earlier fixed figures: 0.1 pJ per reset and per write (about 0.5 V x I x t, with the
+    // 2 ns reset they assumed), a read as the MTJ dissipation of the mean crossbar cell,
+    // V_read^2 G t, with a 5 fJ sense decision.
+    constexpr double kEarlierResetNs = 2.0;
     const DeviceEnergies d = device_energies(hw, t.p, v_read, mod.read_ns);
     const double read_fj = v_read * v_read * d.cell_conductance_s * mod.read_ns * 1e6 + 5.0;
     add("earlier figures (writes ~0.5 V x I x t, reads V_read^2 G t)",
-        fmt::format("E_rst = E_w = 0.1 pJ (0.5 V x {:.2f} uA x {:g} ns = {:.1f} fJ; 0.5 V x {:.2f} uA x {:g} ns = {:.1f} "
-                    "fJ); E_rd = ({:g} V)^2 x {:.1f} uS x {:g} ns + 5 fJ sense",
-                    d.reset_current_ua, mod.reset_ns, 0.5 * d.reset_current_ua * mod.reset_ns, d.write_current_ua,
+        fmt::format("E_rst = E_w = 0.1 pJ (0.5 V x {:.2f} uA x {:g} ns, the reset they assumed, = {:.1f} fJ; 0.5 V x "
+                    "{:.2f} uA x {:g} ns = {:.1f} fJ); E_rd = ({:g} V)^2 x {:.1f} uS x {:g} ns + 5 fJ sense",
+                    d.reset_current_ua, kEarlierResetNs, 0.5 * d.reset_current_ua * kEarlierResetNs, d.write_current_ua,
                     mod.write_ns, 0.5 * d.write_current_ua * mod.write_ns, v_read, d.cell_conductance_s * 1e6,
                     mod.read_ns),
         0.5, v_read, 0.1, 0.1, read_fj, false);

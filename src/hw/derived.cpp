@@ -101,11 +101,17 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
         {"reset_switching_time_ns", precessional_switching_time_ns(operating, ir, tau_d), "ns",
          precessional ? "precession_time_ns ln(pi / (2 theta0)) / (I / Ic0 - 1), theta0 = 1 / sqrt(2 Delta) (Sun 2000)"
                       : "tau0 exp(Delta (1 - I / Ic0)^n)"});
+    const double wer = write_error_rate(operating, ir, tr, tau_d);
     out.quantities.push_back(
-        {"reset_error_rate", write_error_rate(operating, ir, tr, tau_d), "probability",
+        {"reset_error_rate", wer, "probability",
          precessional ? "1 - exp(-Delta (pi/2)^2 exp(-2 (I / Ic0 - 1) reset_pulse_ns / precession_time_ns)): resets that "
-                        "leave an AP module in AP (Butler et al. 2012); not yet applied to the modules' p"
-                      : "exp(-reset_pulse_ns / tau): resets that leave an AP module in AP; not yet applied to the modules' p"});
+                        "leave an AP module in AP (Butler et al. 2012)"
+                      : "exp(-reset_pulse_ns / tau): resets that leave an AP module in AP"});
+    if (hw.dropout_module.reset_errors == ResetErrors::applied) {
+      out.quantities.push_back({"p_shift_by_reset_errors", p * (1.0 - p) * wer / (1.0 - (1.0 - p) * wer), "probability",
+                                "p / (1 - (1 - p) reset_error_rate) - p: what a failed reset, which carries AP into the "
+                                "next pass, adds to the nominal module's drop probability (reset_errors = applied)"});
+    }
   }
   // What a per-temperature compensation writes with (when p is reachable at temperature_k).
   try {

@@ -40,10 +40,13 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
                      (!per_module || circuit.trim_dac_bits == 0) && circuit.write_noise_relative == 0.0 && levels_ == 1;
   const double rho = mtj.delta_ic0_correlation, rho_rest = std::sqrt(std::max(0.0, 1.0 - rho * rho));
   std::vector<double> pm(static_cast<std::size_t>(levels_), p);
+  const bool reset_errors = active && circuit.reset_errors == ResetErrors::applied;
+  const MtjSwitching nominal = nominal_switching(mtj);  // as it switches, at the operating temperature
   for (int m = 0; m < modules; ++m) {
     const auto key = static_cast<std::uint64_t>(m);
+    MtjSwitching device = nominal;  // this module as it switches
     if (active && !exact) {
-      MtjSwitching device = reference;
+      device = reference;
       const double z_delta = gaussian_at(chip_seed, streams::kModuleDelta, site, key);
       // Ic0's deviation shares rho of Delta's: z = rho z_Delta + sqrt(1 - rho^2) z_own.
       const double z_ic0 = rho * z_delta + rho_rest * gaussian_at(chip_seed, streams::kModuleIc0, site, key);
@@ -73,11 +76,20 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
       }
     }
     // At the nominal device and temperature the calibration inverts exactly: pm = p, bit for bit.
+    // A reset fails (leaves an AP module in AP) with the module's own error rate, so its state
+    // after a pass's write is AP with q' = q + (1 - q) WER q' (AP before and not reset, or reset
+    // and switched): q' = q / (1 - (1 - q) WER), the chain's steady state. Its passes are then
+    // correlated by (1 - q) WER, which the masks (independent per pass) leave out.
+    const double wer = reset_errors ? write_error_rate(device, circuit.reset_current_ua, circuit.reset_pulse_ns,
+                                                       mtj.precession_time_ns)
+                                    : 0.0;
     const double u = uniform_at(chip_seed, streams::kModuleFault, site, key);
     const bool stuck_p = u < faults.module_stuck_p, stuck_ap = !stuck_p && u < faults.module_stuck_p + faults.module_stuck_ap;
     double mean = 0.0;
     for (int l = 0; l < levels_; ++l) {
-      const double q = stuck_p ? 0.0 : stuck_ap ? 1.0 : pm[static_cast<std::size_t>(l)];
+      const double written = pm[static_cast<std::size_t>(l)];
+      const double steady = written > 0.0 && wer > 0.0 ? written / (1.0 - (1.0 - written) * wer) : written;
+      const double q = stuck_p ? 0.0 : stuck_ap ? 1.0 : steady;
       mean += (levels_ == 1 ? 1.0 : supply_level_probability(l)) * q;
       bound_[static_cast<std::size_t>(l) * n + static_cast<std::size_t>(m)] = DropoutDraws::bound_for(q);
     }

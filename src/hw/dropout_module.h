@@ -8,6 +8,8 @@
 // fluctuation (dropout_module.supply_noise_relative) every module of the bank is written in a pass
 // with I (1 + sigma z), one z for the pass: z takes one of kSupplyLevels levels 0.25 apart on
 // [-4, 4], each with the normal probability of its quarter-wide bin (the ends take the tails).
+// A reset that fails leaves the module in AP for the next pass (dropout_module.reset_errors): its
+// drop probability is the steady state p / (1 - (1 - p) WER), WER its own reset error rate.
 #include <cstdint>
 #include <vector>
 

@@ -33,12 +33,14 @@ const std::vector<std::string> kWriteCurrents = {"per_chip", "per_module"};
 const std::vector<std::string> kElementMasks = {"per_window", "per_element"};
 const std::vector<std::string> kCompensations = {"none", "per_temperature"};
 const std::vector<std::string> kCalibrations = {"none", "gain_offset"};
+const std::vector<std::string> kResetErrors = {"applied", "none"};
 }  // namespace
 
 const char* name_of(WriteCurrent w) { return kWriteCurrents[static_cast<std::size_t>(w)].c_str(); }
 const char* name_of(ElementMasks e) { return kElementMasks[static_cast<std::size_t>(e)].c_str(); }
 const char* name_of(TemperatureCompensation c) { return kCompensations[static_cast<std::size_t>(c)].c_str(); }
 const char* name_of(ColumnCalibration c) { return kCalibrations[static_cast<std::size_t>(c)].c_str(); }
+const char* name_of(ResetErrors r) { return kResetErrors[static_cast<std::size_t>(r)].c_str(); }
 
 HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
 
@@ -53,6 +55,7 @@ HardwareConfig HardwareConfig::ideal() {
   hw.crossbar.column_calibration = ColumnCalibration::none;
   hw.crossbar.adc_bits = 16;  // exact for any tile height up to 32767 rows
   hw.dropout_module.element_masks = ElementMasks::per_element;
+  hw.dropout_module.reset_errors = ResetErrors::none;
   hw.faults = FaultParams{};
   return hw;
 }
@@ -138,7 +141,15 @@ ConfigTable HardwareConfig::table() {
   t.number("dropout_module.reset_current_ua", dropout_module.reset_current_ua, 0.1, 10000, "uA",
            "reset pulse back to P: 2 Ic0 = 90 uA, a super-critical STT write");
   t.number("dropout_module.reset_pulse_ns", dropout_module.reset_pulse_ns, 0.01, 1e4, "ns",
-           "reset pulse width (the cost model's module.reset_ns follows it)");
+           "reset pulse width: 18 ns is the shortest whole ns whose error rate at 2 Ic0 is below 1e-6 (6.5e-7 = "
+           "Delta (pi/2)^2 exp(-2 (I / Ic0 - 1) t / tau_D), Butler et al., IEEE Trans. Magn. 48, 4684, 2012, "
+           "tau_D = precession_time_ns; 2 ns would leave nearly every AP module in AP); the cost model's "
+           "module.reset_ns follows it");
+  t.choice("dropout_module.reset_errors", dropout_module.reset_errors, kResetErrors,
+           "applied: a reset that fails (its error rate WER from the module's own Delta and Ic0 under "
+           "reset_current_ua for reset_pulse_ns) leaves the module in AP for the next pass, so a module written "
+           "with p drops with p / (1 - (1 - p) WER) in the steady state; none: every pass starts from P (the ideal "
+           "preset)");
   t.choice("dropout_module.write_current", dropout_module.write_current, kWriteCurrents,
            "per_module: each module's current trimmed at test to its own Delta and Ic0, at the reference "
            "temperature (a designer must: untrimmed at 3 % Ic0 spread the modules' p spreads over several "

@@ -88,14 +88,20 @@ enum class ElementMasks { per_window, per_element };
 // When the write currents are set: once at the reference temperature (a test-time trim), or again
 // at the operating temperature from an on-die sensor (a trim table per temperature).
 enum class TemperatureCompensation { none, per_temperature };
+// Whether a failed reset (an AP module left in AP, with the reset's error rate from mtj.h) carries
+// into the next pass: applied, or none (every pass starts from P).
+enum class ResetErrors { applied, none };
 const char* name_of(WriteCurrent w);
 const char* name_of(ElementMasks e);
 const char* name_of(TemperatureCompensation c);
+const char* name_of(ResetErrors r);
 
 struct DropoutModuleParams {
   double pulse_width_ns = 5.0;
-  // The deterministic reset to P before each stochastic write.
-  double reset_current_ua = 90.0, reset_pulse_ns = 2.0;
+  // The reset to P before each stochastic write (precessional at 2 Ic0), and whether its errors
+  // are applied to the modules' drop probability.
+  double reset_current_ua = 90.0, reset_pulse_ns = 18.0;
+  ResetErrors reset_errors = ResetErrors::applied;
   WriteCurrent write_current = WriteCurrent::per_module;
   TemperatureCompensation temperature_compensation = TemperatureCompensation::none;
   // The per-module trim's DAC: 2^bits codes spanning trim_range_ua centred on the nominal write

@@ -95,6 +95,7 @@ TEST(Mtj, CalibratedCurrentReproducesTargetOverSimulatedWrites) {
 
 TEST(DropoutModules, SpreadOfProbabilityMatchesAnalyticSpread) {
   HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.dropout_module.write_current = WriteCurrent::per_chip;  // one current for every module: their p spreads
   // Small spreads, where the first-order formula holds (ln tau varies by about 0.09).
   hw.mtj.sigma_delta = 0.01;
@@ -199,6 +200,7 @@ TEST(DropoutModules, TrimDacQuantizesEachModulesCurrent) {
   EXPECT_DOUBLE_EQ(trim_dac_current(9.9, 10.0, 3.0, 0), 9.9);  // continuous
 
   HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.mtj.sigma_delta = 0.0;
   hw.mtj.sigma_ic0 = 0.03;
   hw.dropout_module.trim_dac_bits = 6;
@@ -239,6 +241,7 @@ TEST(DropoutModules, WriteNoiseAveragesTheSwitchingProbability) {
   EXPECT_EQ(noisy_switching_probability(device, current, pulse, 0.0), switching_probability(device, current, pulse));
   // Trimmed nominal modules under the noise are all at that mean.
   HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.dropout_module.write_noise_relative = sigma;
   hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
   const DropoutBank nominal(hw, 0.1, 3, 1, 0);
@@ -273,6 +276,7 @@ TEST(DropoutModules, CorrelatedDeltaAndIc0Spread) {
 // hot chip's modules drop far more often.
 TEST(DropoutModules, TemperatureCompensationKeepsTrimmedModulesAtP) {
   HardwareConfig hw = HardwareConfig::defaults();
+  hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.mtj.temperature_k = 340.0;
   const DropoutBank hot(hw, 0.1, 500, 3, 1);
   double mean = 0.0;
@@ -290,6 +294,55 @@ TEST(DropoutModules, TemperatureCompensationKeepsTrimmedModulesAtP) {
 
 // The precessional regime against its closed forms (Sun 2000; Butler et al. 2012), and the
 // thermal regime below Ic0.
+// A failed reset leaves an AP module in AP for the next pass: the chain (reset: AP stays AP with
+// WER; write: P -> AP with p) settles at p / (1 - (1 - p) WER), which the bank applies with each
+// module's own WER; a simulation of the chain agrees. At the default 18 ns reset WER is 6.5e-7.
+TEST(DropoutModules, FailedResetsRaiseTheDropRateToTheChainsSteadyState) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;  // nominal modules: each writes exactly p
+  hw.dropout_module.reset_pulse_ns = 6.0;
+  const double p = 0.1;
+  const double wer = write_error_rate(nominal_switching(hw.mtj), hw.dropout_module.reset_current_ua, 6.0,
+                                      hw.mtj.precession_time_ns);
+  ASSERT_GT(wer, 0.05);
+  ASSERT_LT(wer, 0.5);
+  const double steady = p / (1.0 - (1.0 - p) * wer);
+  const DropoutBank bank(hw, p, 8, 1, 0);
+  for (int m = 0; m < bank.size(); ++m) EXPECT_NEAR(bank.probability(m), steady, 1e-12);
+  hw.dropout_module.reset_errors = ResetErrors::none;
+  EXPECT_EQ(DropoutBank(hw, p, 8, 1, 0).probability(0), p);
+
+  std::mt19937_64 gen(3);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  bool ap = false;
+  long drops = 0;
+  const long passes = 2000000;
+  for (long t = 0; t < passes; ++t) {
+    if (ap && u(gen) >= wer) ap = false;  // the reset switched it back to P
+    if (!ap && u(gen) < p) ap = true;     // the stochastic write
+    drops += ap ? 1 : 0;
+  }
+  // Standard error of the mean of a two-state chain with lag-1 correlation rho = (1 - p) WER.
+  const double rho = (1.0 - p) * wer;
+  const double se = std::sqrt(steady * (1.0 - steady) / passes * (1.0 + rho) / (1.0 - rho));
+  EXPECT_NEAR(static_cast<double>(drops) / passes, steady, 5.0 * se);
+  EXPECT_GT(steady - p, 10.0 * se);  // the effect is resolved
+
+  // The default reset: no module's p moves by as much as 1e-4 of itself (its WER is 1e-6 or so).
+  HardwareConfig defaults = HardwareConfig::defaults();
+  const double wer_default = write_error_rate(nominal_switching(defaults.mtj), defaults.dropout_module.reset_current_ua,
+                                              defaults.dropout_module.reset_pulse_ns, defaults.mtj.precession_time_ns);
+  EXPECT_LT(wer_default, 1e-6);
+  EXPECT_GT(wer_default, 1e-7);
+  const DropoutBank applied(defaults, p, 64, 1, 0);
+  defaults.dropout_module.reset_errors = ResetErrors::none;
+  const DropoutBank none(defaults, p, 64, 1, 0);
+  for (int m = 0; m < applied.size(); ++m) {
+    EXPECT_GE(applied.probability(m), none.probability(m));
+    EXPECT_LT(applied.probability(m) - none.probability(m), 1e-4 * none.probability(m));
+  }
+}
+
 TEST(Mtj, PrecessionalSwitchingTimeAndWriteErrorRate) {
   const MtjSwitching device{45.0, 45.0, 1.0};
   const double tau_d = 1.9, theta0 = 1.0 / std::sqrt(90.0);
