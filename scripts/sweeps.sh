@@ -56,3 +56,8 @@ high_ra="$out/calibrated-ra50.json"
 printf '{"mtj": {"ra_ohm_um2": 50}, "crossbar": {"column_calibration": "gain_offset"}}\n' > "$high_ra"
 "$cli" sweep "${common[@]}" --hw "$high_ra" --out "$out/sweep-crossbar.wire_resistance_ohm-calibrated-ra50" \
   --param crossbar.wire_resistance_ohm --values 0,0.1,0.5,1.75
+# Reference-generator error: each tile's reference current off by one relative error shared by its
+# columns, as built and calibrated.
+run crossbar.reference_error_relative --values 0,0.005,0.01,0.02,0.05
+"$cli" sweep "${common[@]}" --hw "$calibrated" --out "$out/sweep-crossbar.reference_error_relative-calibrated" \
+  --param crossbar.reference_error_relative --values 0,0.005,0.01,0.02,0.05
