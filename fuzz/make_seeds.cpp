@@ -199,6 +199,9 @@ void hardware_config_seeds(const fs::path& dir) {
                                 "\"gain_offset\", \"tile_rows\": 64, \"tile_cols\": 24}}\n");
   write(dir / "reference-error", "{\"crossbar\": {\"reference_error_relative\": 0.02, \"tile_rows\": 64, "
                                  "\"wire_resistance_ohm\": 0.5}}\n");
+  write(dir / "reset-never-works", "{\"dropout_module\": {\"reset_pulse_ns\": 0.01}, \"faults\": "
+                                   "{\"module_ic0_drift\": 0.5, \"module_delta_drift\": 0.5}}\n");
+  write(dir / "section-not-object", "{\"crossbar\": null}");
   write(dir / "subnormal-wires", "{\"crossbar\": {\"wire_resistance_ohm\": 1e-310}}");
   write(dir / "unknown-key", "{\"mtj\": {\"tmr_ratio\": 1.0}}");
   write(dir / "wrong-type", "{\"crossbar\": {\"tile_rows\": \"128\"}}");

@@ -129,15 +129,17 @@ void ConfigTable::walk(const nlohmann::json& node, const std::string& prefix, co
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     if (const Entry* e = find(key)) {
       set(*e, it.value(), origin);
-    } else if (it.value().is_object()) {
-      // A section: it must be the prefix of some known key.
-      bool section = false;
-      for (const Entry& entry : entries_) section = section || entry.key.rfind(key + ".", 0) == 0;
-      if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, printable(key)));
-      walk(it.value(), key, origin);
-    } else {
-      throw Error(fmt::format("{}: unknown key '{}'", origin, printable(key)));
+      continue;
     }
+    // A section: the prefix of some known key, holding an object.
+    bool section = false;
+    for (const Entry& entry : entries_) section = section || entry.key.rfind(key + ".", 0) == 0;
+    if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, printable(key)));
+    if (!it.value().is_object()) {
+      throw Error(fmt::format("{}: {} is a section: expected an object, got {}", origin, printable(key),
+                              it.value().type_name()));
+    }
+    walk(it.value(), key, origin);
   }
 }
 
@@ -152,7 +154,11 @@ void ConfigTable::apply_file(const std::filesystem::path& path) {
   try {
     document = parse_user_json(text, /*comments=*/true);
   } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range for 1e400
+    // The library's message without its "[json.exception.<kind>.<id>] " tag.
     std::string what = e.what();
+    if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos) {
+      what = what.substr(what.find("] ") + 2);
+    }
     throw Error(path.string() + ": not valid JSON (" + what.substr(0, what.find('\n')) + ")");
   } catch (const Error& e) {
     throw Error(path.string() + ": " + e.what());

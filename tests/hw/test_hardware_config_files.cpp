@@ -80,6 +80,9 @@ TEST_F(ConfigFile, UnknownKeysAndSections) {
   expect_rejected(R"({"mtj": {"tmr_ratio": 1.0}})", {"unknown key", "mtj.tmr_ratio"});
   expect_rejected(R"({"memristor": {"r": 1}})", {"unknown key", "memristor"});
   expect_rejected(R"({"tmr": 1.0})", {"unknown key", "tmr"});
+  // A known section holding something else than an object is not an unknown key.
+  expect_rejected(R"({"crossbar": null})", {"crossbar is a section: expected an object, got null"});
+  expect_rejected(R"({"dropout_module": []})", {"dropout_module is a section: expected an object, got array"});
 }
 
 TEST_F(ConfigFile, OutOfRangeValues) {
@@ -99,7 +102,7 @@ TEST_F(ConfigFile, WrongTypes) {
   expect_rejected(R"({"mtj": {"tmr": true}})", {"mtj.tmr", "number"});
   expect_rejected(R"({"mtj": {"tmr": null}})", {"mtj.tmr", "number"});
   expect_rejected(R"({"dropout_module": {"write_current": 1}})", {"dropout_module.write_current", "string"});
-  expect_rejected(R"({"mtj": 1.5})", {"unknown key", "mtj"});
+  expect_rejected(R"({"mtj": 1.5})", {"mtj is a section: expected an object, got number"});
   expect_rejected(R"([1, 2])", {"JSON object"});
 }
 
@@ -109,7 +112,12 @@ TEST_F(ConfigFile, NotJson) {
   expect_rejected("{\"mtj\": {\"tmr\": 1.5}", {"not valid JSON"});
   expect_rejected("\xff\xfe{}", {"not valid JSON"});
   // A number beyond the range of a double is the JSON library's out_of_range, not a parse error.
-  expect_rejected(R"({"mtj": {"tmr": 1e400}})", {"not valid JSON"});
+  expect_rejected(R"({"mtj": {"tmr": 1e400}})", {"not valid JSON (number overflow parsing '1e400')"});
+  try {
+    HardwareConfig::load(write(R"({"mtj": {"tmr": 1e400}})"));
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("json.exception"), std::string::npos) << e.what();  // the library's tag
+  }
 }
 
 // A key given twice would otherwise keep its last value silently.

@@ -14,6 +14,7 @@
 #include "engine/im2col.h"
 #include "engine/threshold.h"
 #include "hw/chip.h"
+#include "hw/derived.h"
 #include "hw/dropout_module.h"
 #include "hw/hardware_config.h"
 #include "hw/mtj.h"
@@ -327,6 +328,23 @@ TEST(DropoutModules, FailedResetsRaiseTheDropRateToTheChainsSteadyState) {
   const double se = std::sqrt(steady * (1.0 - steady) / passes * (1.0 + rho) / (1.0 - rho));
   EXPECT_NEAR(static_cast<double>(drops) / passes, steady, 5.0 * se);
   EXPECT_GT(steady - p, 10.0 * se);  // the effect is resolved
+
+  // A reset that never works (WER = 1): every module that can switch ends in AP, however small its
+  // p (no cancellation in the steady state), and `hw`'s shift stays 1 - p.
+  HardwareConfig never = HardwareConfig::defaults();
+  never.dropout_module.reset_pulse_ns = 0.01;
+  ASSERT_EQ(write_error_rate(nominal_switching(never.mtj), never.dropout_module.reset_current_ua, 0.01,
+                             never.mtj.precession_time_ns),
+            1.0);
+  for (const double tiny : {0.1, 1e-12, 1e-17}) {
+    const DropoutBank stuck(never, tiny, 16, 1, 0);
+    for (int m = 0; m < stuck.size(); ++m) EXPECT_EQ(stuck.probability(m), 1.0) << tiny << " " << m;
+    for (const DerivedQuantity& q : derived_quantities(never, tiny).quantities) {
+      if (q.name == "p_shift_by_reset_errors") {
+        EXPECT_NEAR(q.value, 1.0 - tiny, 1e-15) << tiny;
+      }
+    }
+  }
 
   // The default reset: no module's p moves by as much as 1e-4 of itself (its WER is 1e-6 or so).
   HardwareConfig defaults = HardwareConfig::defaults();
