@@ -41,7 +41,8 @@ BenchReport run_bench(const BenchOptions& o) {
   if (o.images < 1) throw Error("images: must be >= 1");
   configure_threads(o.threads);
   const TorchModel torch_model = TorchModel::load(o.model);
-  const Engine engine(load_model_ir(ensure_model_ir(o.model)));
+  const ModelIR ir = load_model_ir(ensure_model_ir(o.model));
+  const Engine engine(ir);
   const ModelSpec& spec = engine.spec();
   if (!spec.has_dropout()) throw Error(o.model.string() + ": bench needs a model trained with dropout");
 
@@ -70,7 +71,7 @@ BenchReport run_bench(const BenchOptions& o) {
     // The chip: its construction (device draws) timed apart from the Monte Carlo run.
     std::unique_ptr<Chip> chip;
     const HardwareConfig hw = HardwareConfig::load(o.hardware);
-    r.cim_setup_seconds = seconds_of([&] { chip = std::make_unique<Chip>(load_model_ir(ensure_model_ir(o.model)), hw, 1); });
+    r.cim_setup_seconds = seconds_of([&] { chip = std::make_unique<Chip>(ir, hw, 1); });
     Ledger ledger;
     const double cim_s = best_seconds(2, [&] { chip->predict(images, o.samples, o.seed, true, &ledger); });
     const LayerEvents total = ledger.total();
@@ -84,7 +85,7 @@ BenchReport run_bench(const BenchOptions& o) {
       // IR drop's own cost: the same chip without wires.
       HardwareConfig wireless = hw;
       wireless.crossbar.wire_resistance_ohm = 0.0;
-      const Chip plain(load_model_ir(ensure_model_ir(o.model)), wireless, 1);
+      const Chip plain(ir, wireless, 1);
       const double plain_s = best_seconds(2, [&] { plain.predict(images, o.samples, o.seed, true); });
       r.cim_without_wires_samples_per_s = work / plain_s;
       r.ir_drop_time_factor = cim_s / plain_s;

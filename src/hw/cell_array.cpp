@@ -159,6 +159,7 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
     const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
     const int ct = j / tile_cols;
     const float* ref = reference.data() + static_cast<std::size_t>(ct) * padded_rows_;
+    const float* err = reference_error_ ? ref_error.data() + static_cast<std::size_t>(ct) * padded_rows_ : nullptr;
     for (int r = 0; r < rows_; ++r) {
       const auto rk = static_cast<std::uint64_t>(r);
       const bool plus = weights.get(j, r);
@@ -201,6 +202,12 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
         ideal[bit0] = static_cast<std::int8_t>(value_of(state[1]));
         ideal[bit1] = static_cast<std::int8_t>(value_of(state[0]));
       }
+      if (err != nullptr) {
+        // The reference's error, part of the value's systematic part (the wires' part below is
+        // added to it: both sides of its difference read through the same reference).
+        part[bit0] -= err[r];
+        part[bit1] -= err[r];
+      }
     }
   }
   if (ir_drop_) {
@@ -235,21 +242,11 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
                                       (1.0 + e) * reads.ref[static_cast<std::size_t>(r) * 2 + one]) / readout.g_half);
               // The cell as read without wires, its device deviation and reference included.
               const float plain = value[at];
-              part[at] = wired - plain;
+              part[at] += wired - plain;
               value[at] = wired;
             }
           }
         }
-      }
-    }
-  }
-  if (reference_error_) {
-    // The reference's error is part of every value's systematic part (the wires' above do not
-    // hold it: both sides of their difference read through the same reference).
-    for (int j = 0; j < cols_; ++j) {
-      const float* err = ref_error.data() + static_cast<std::size_t>(j / tile_cols) * padded_rows_;
-      for (int r = 0; r < rows_; ++r) {
-        for (const bool one : {false, true}) part[static_cast<std::size_t>(j) * column_bytes() + value_index(r, one)] -= err[r];
       }
     }
   }

@@ -108,7 +108,7 @@ DerivedQuantities derived_quantities(const HardwareConfig& hw, double p) {
                         "leave an AP module in AP (Butler et al. 2012)"
                       : "exp(-reset_pulse_ns / tau): resets that leave an AP module in AP"});
     if (hw.dropout_module.reset_errors == ResetErrors::applied) {
-      out.quantities.push_back({"p_shift_by_reset_errors", p * (1.0 - p) * wer / (p + (1.0 - p) * (1.0 - wer)), "probability",
+      out.quantities.push_back({"p_shift_by_reset_errors", steady_drop_probability(p, wer) - p, "probability",
                                 "p / (1 - (1 - p) reset_error_rate) - p: what a failed reset, which carries AP into the "
                                 "next pass, adds to the nominal module's drop probability (reset_errors = applied)"});
     }

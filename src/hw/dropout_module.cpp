@@ -76,11 +76,9 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
       }
     }
     // At the nominal device and temperature the calibration inverts exactly: pm = p, bit for bit.
-    // A reset fails (leaves an AP module in AP) with the module's own error rate, so its state
-    // after a pass's write is AP with q' = q + (1 - q) WER q' (AP before and not reset, or reset
-    // and switched): q' = q / (1 - (1 - q) WER), the chain's steady state, computed as
-    // q / (q + (1 - q)(1 - WER)) (no cancellation when q is tiny and WER is 1). Its passes are
-    // then correlated by (1 - q) WER, which the masks (independent per pass) leave out.
+    // A reset fails (leaves an AP module in AP) with the module's own error rate: it drops with
+    // the chain's steady state (mtj.h). Its passes are then correlated by (1 - q) WER, which the
+    // masks (independent per pass) leave out.
     const double wer = reset_errors ? write_error_rate(device, circuit.reset_current_ua, circuit.reset_pulse_ns,
                                                        mtj.precession_time_ns)
                                     : 0.0;
@@ -88,10 +86,7 @@ DropoutBank::DropoutBank(const HardwareConfig& hw, double p, int modules, std::u
     const bool stuck_p = u < faults.module_stuck_p, stuck_ap = !stuck_p && u < faults.module_stuck_p + faults.module_stuck_ap;
     double mean = 0.0;
     for (int l = 0; l < levels_; ++l) {
-      const double written = pm[static_cast<std::size_t>(l)];
-      const double steady =
-          written > 0.0 && wer > 0.0 ? std::min(1.0, written / (written + (1.0 - written) * (1.0 - wer))) : written;
-      const double q = stuck_p ? 0.0 : stuck_ap ? 1.0 : steady;
+      const double q = stuck_p ? 0.0 : stuck_ap ? 1.0 : steady_drop_probability(pm[static_cast<std::size_t>(l)], wer);
       mean += (levels_ == 1 ? 1.0 : supply_level_probability(l)) * q;
       bound_[static_cast<std::size_t>(l) * n + static_cast<std::size_t>(m)] = DropoutDraws::bound_for(q);
     }

@@ -101,6 +101,11 @@ double write_error_rate(const MtjSwitching& d, double current_ua, double pulse_n
   return -std::expm1(-d.delta * quarter_pi2 * std::exp(-2.0 * (i - 1.0) * pulse_ns / tau_d_ns));
 }
 
+double steady_drop_probability(double p, double wer) {
+  if (!(p > 0.0) || !(wer > 0.0)) return p;
+  return std::min(1.0, p / (p + (1.0 - p) * (1.0 - wer)));
+}
+
 double noisy_switching_probability(const MtjSwitching& d, double current_ua, double pulse_ns, double sigma) {
   if (sigma == 0.0) return switching_probability(d, current_ua, pulse_ns);
   // Simpson's rule on [-8, 8] with 320 intervals: the normal tail beyond 8 sigma is 1e-15, and

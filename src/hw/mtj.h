@@ -50,6 +50,11 @@ double write_current_for(const MtjSwitching& device, double p, double pulse_ns);
 // Below Ic0 both come from thermal activation: WER = exp(-t / tau), time tau.
 double precessional_switching_time_ns(const MtjSwitching& device, double current_ua, double tau_d_ns);
 double write_error_rate(const MtjSwitching& device, double current_ua, double pulse_ns, double tau_d_ns);
+// A module written with probability p to AP whose reset back to P fails with probability `wer`
+// carries AP into the next pass: after a pass's write it is AP with q = p + (1 - p) wer q, the
+// chain's steady state q = p / (1 - (1 - p) wer), computed as p / (p + (1 - p)(1 - wer)) so that
+// it cannot cancel (p tiny, wer 1 gives 1).
+double steady_drop_probability(double p, double wer);
 
 // First-order (delta-method) standard deviation of P_sw across devices whose Delta and Ic0 have
 // relative spreads sigma_delta and sigma_ic0 with correlation rho, written with a fixed current I:
