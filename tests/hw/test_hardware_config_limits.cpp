@@ -58,3 +58,19 @@ TEST(HardwareConfigLimits, WiresThinnerThanAMicroOhmAreRefusedAndZeroIsNone) {
   hw.crossbar.wire_resistance_ohm = 1e-6;
   hw.validate("hw.json");
 }
+
+TEST(HardwareConfigLimits, ReferenceErrorAndResetErrorsAreValidatedLikeTheOthers) {
+  HardwareConfig hw = HardwareConfig::defaults();
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"reference_error_relative":0.21}})"), "hw.json"); },
+               {"hw.json: crossbar.reference_error_relative = 0.21 is out of range [0, 0.2] relative"});
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"reference_error_relative":"0.01"}})"), "hw.json"); },
+               {"hw.json", "crossbar.reference_error_relative", "number"});
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"dropout_module":{"reset_errors":"Applied"}})"), "hw.json"); },
+               {"hw.json: dropout_module.reset_errors = 'Applied' is not one of: applied, none"});
+  expect_error([&] { hw.table().apply(nlohmann::json::parse(R"({"dropout_module":{"reset_pulse_ns":0}})"), "hw.json"); },
+               {"hw.json", "dropout_module.reset_pulse_ns", "out of range"});
+  hw.table().apply(nlohmann::json::parse(R"({"crossbar":{"reference_error_relative":0.2},"dropout_module":{"reset_errors":"none"}})"),
+                   "hw.json");
+  EXPECT_EQ(hw.crossbar.reference_error_relative, 0.2);
+  EXPECT_EQ(hw.dropout_module.reset_errors, ResetErrors::none);
+}
