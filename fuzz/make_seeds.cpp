@@ -305,6 +305,7 @@ void npy_seeds(const fs::path& dir) {
   const double values[2] = {0.25, -1.0};
   v2.append(reinterpret_cast<const char*>(values), sizeof values);
   write(dir / "float64-v2", v2);
+  write(dir / "empty", npy_bytes({0}, {}));  // no values: the writer must not copy from a null pointer
 }
 
 void fault_list_seeds(const fs::path& dir) {

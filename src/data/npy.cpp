@@ -207,7 +207,8 @@ std::string npy_bytes(const std::vector<std::int64_t>& shape, const std::vector<
   out += header;
   const std::size_t at = out.size();
   out.resize(at + values.size() * 4);
-  std::memcpy(out.data() + at, values.data(), values.size() * 4);
+  // An empty array's data() may be null, which memcpy may not be given even for 0 bytes.
+  if (!values.empty()) std::memcpy(out.data() + at, values.data(), values.size() * 4);
   return out;
 }
 
