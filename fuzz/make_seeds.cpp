@@ -180,6 +180,7 @@ void technology_seeds(const fs::path& dir) {
   write(dir / "unknown-key", "{\"dram\": {\"read_pj\": 20}}");
   write(dir / "wrong-type", "{\"digital\": {\"mac_lanes\": 64.5}}");
   write(dir / "empty-object", "{}");  // found by fuzzing: flattens to the root pointer ""
+  write(dir / "flat-read", "{\"module\": {\"read_current_ua\": 30, \"read_ap_fj\": 0}}");  // one state given
   write(dir / "supply-conditional", "{\"supply\": {\"vdd_v\": 1.0}, \"module\": {\"reset\": \"conditional\", "
                                     "\"trim_dac_bits\": 4}, \"wire\": {\"gate_ff\": 0.2}}");
 }

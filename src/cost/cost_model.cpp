@@ -84,6 +84,9 @@ EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, doub
       break;
     case DropoutKind::none: break;
   }
+  // Each write leaves its module in AP with odds p, and every read finds what the write left.
+  e.module_writes_ap = p * e.module_writes;
+  e.module_reads_ap = p * e.module_reads;
   return e;
 }
 
@@ -92,8 +95,9 @@ EnergyBreakdown price_events(const EventCounts& e, const Technology& t, double f
   EnergyBreakdown b;
   b.peripherals_pj = (e.module_writes * t.module.trim_dac_fj + e.wordline_drives * t.decoder.fj +
                       e.module_reads * fanout_fj_per_read) * fj;
+  // A read draws the current of the state it finds: module.read_ap_fj for AP, read_p_fj for P.
   b.modules_pj = e.module_resets * t.module.reset_pj + e.module_writes * t.module.write_pj +
-                 e.module_reads * t.module.read_fj * fj;
+                 ((e.module_reads - e.module_reads_ap) * t.module.read_p_fj + e.module_reads_ap * t.module.read_ap_fj) * fj;
   b.crossbar_pj = e.wordline_drives * t.crossbar.wordline_fj * fj + e.cell_reads * t.crossbar.cell_read_fj * fj;
   b.sense_adc_pj = e.sense_decisions * t.sense.decision_fj * fj + e.adc_conversions * t.adc.conversion_pj;
   b.digital_pj = e.digital_accumulates * t.digital.accumulate_pj + e.digital_macs * t.digital.mac_pj;
@@ -119,9 +123,13 @@ double fanout_fj_per_read(const LayerMapping& m, DropoutKind scheme, const Techn
   return fanout_capacitance_ff(m, scheme, t) * t.supply.vdd_v * t.supply.vdd_v;  // fF V^2 = fJ
 }
 
-EventCounts conditional_reset_events(EventCounts e, double p) {
+EventCounts conditional_reset_events(EventCounts e) {
+  // Each reset becomes a read of what the last write left; only the modules it finds in AP are
+  // reset (module_writes_ap of them: p of the writes expected, or as a simulated run's fell).
+  const double ap_share = e.module_writes > 0 ? e.module_writes_ap / e.module_writes : 0.0;
   e.module_reads += e.module_resets;
-  e.module_resets *= p;
+  e.module_reads_ap += e.module_resets * ap_share;
+  e.module_resets *= ap_share;
   return e;
 }
 
@@ -193,7 +201,7 @@ PricedLedger price_ledger(const Ledger& ledger, const Technology& tech) {
   priced.samples = ledger.samples;
   for (const LayerEvents& events : ledger.layers) {
     EventCounts counts = EventCounts::from(events);
-    if (tech.module.reset == ResetPolicy::conditional) counts = conditional_reset_events(counts, tech.p);
+    if (tech.module.reset == ResetPolicy::conditional) counts = conditional_reset_events(counts);
     priced.layers.push_back(price_events(counts, tech));
     priced.total += priced.layers.back();
   }
@@ -383,7 +391,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
       // At the site's rate: --p (or the model's), or the layer's own from a network file.
       const double site_p = m.dropout ? m.p : r.p;
       const EventCounts always = expected_pass_events(m, s, site_p, hw.dropout_module.element_masks);
-      const EventCounts conditional = conditional_reset_events(always, site_p);
+      const EventCounts conditional = conditional_reset_events(always);
       l.pass = tech.module.reset == ResetPolicy::conditional ? conditional : always;
       const int runs = m.per_sample ? c.runs : 1;
       if (s == DropoutKind::element) {

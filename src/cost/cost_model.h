@@ -85,8 +85,9 @@ double fanout_capacitance_ff(const LayerMapping& m, DropoutKind scheme, const Te
 double fanout_fj_per_read(const LayerMapping& m, DropoutKind scheme, const Technology& tech);
 
 // Conditional reset: each write cycle reads its module first (one read per reset the counts
-// hold) and resets only the modules left in AP by the last write, a fraction p of them.
-EventCounts conditional_reset_events(EventCounts events, double p);
+// hold) and resets only the modules left in AP by the last write: module_writes_ap of them (p of
+// the writes in the analytic counts, as the modules fell in a simulated run's).
+EventCounts conditional_reset_events(EventCounts events);
 
 // Latency of one pass of a layer. Windows run one after another; all tiles of a layer work in
 // parallel within a window; each window drives its word lines, lets the column currents settle and
@@ -117,8 +118,9 @@ struct PricedLedger {
   int samples = 0;
   EnergyBreakdown per_image() const;
 };
-// Under module.reset = conditional, the ledger's resets are priced as conditional_reset_events at
-// the drop probability the technology was derived at. Fan-out wires need the mapping: not priced.
+// Reads are priced by the state they found (module_reads_ap) and, under module.reset =
+// conditional, resets as conditional_reset_events of the run's own module_writes_ap: the modules'
+// realized states, not the technology's p. Fan-out wires need the mapping: not priced.
 PricedLedger price_ledger(const Ledger& ledger, const Technology& tech);
 
 struct LayerCost {

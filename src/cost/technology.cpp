@@ -56,6 +56,8 @@ DeviceEnergies device_energies(const HardwareConfig& hw, double p, double read_v
   const double rap_cell = cell_resistance_ohm(mtj, MtjState::antiparallel, read_v, ra);
   d.r_ap_read_ohm = rap_cell - ra;
   const double ip = read_v / rp_cell, iap = read_v / rap_cell;  // A
+  d.read_p_current_ua = ip * 1e6;
+  d.read_ap_current_ua = iap * 1e6;
   d.read_current_ua = ((1.0 - p) * ip + p * iap) * 1e6;
   d.read_mtj_fj = ((1.0 - p) * ip * ip * d.r_p_ohm + p * iap * iap * d.r_ap_read_ohm) * read_ns * 1e-9 * 1e15;
   d.cell_conductance_s = 0.5 * (1.0 / rp_cell + 1.0 / rap_cell);
@@ -85,7 +87,10 @@ void derive(Technology& t, const HardwareConfig& hw, double p, const std::set<st
   const DeviceEnergies d = device_energies(hw, p, v_read, t.module.read_ns);
   set("module.write_current_ua", t.module.write_current_ua, d.write_current_ua);
   set("module.reset_current_ua", t.module.reset_current_ua, d.reset_current_ua);
-  set("module.read_current_ua", t.module.read_current_ua, d.read_current_ua);
+  set("module.read_p_current_ua", t.module.read_p_current_ua, d.read_p_current_ua);
+  set("module.read_ap_current_ua", t.module.read_ap_current_ua, d.read_ap_current_ua);
+  set("module.read_current_ua", t.module.read_current_ua,
+      (1.0 - p) * t.module.read_p_current_ua + p * t.module.read_ap_current_ua);
   set("module.write_mtj_fj", t.module.write_mtj_fj, d.write_mtj_fj);
   set("module.reset_mtj_fj", t.module.reset_mtj_fj, d.reset_mtj_fj);
   set("module.read_mtj_fj", t.module.read_mtj_fj, d.read_mtj_fj);
@@ -93,7 +98,19 @@ void derive(Technology& t, const HardwareConfig& hw, double p, const std::set<st
   // V_DD [V] x I [uA] x t [ns] = fJ; pJ = 1e-3 fJ.
   set("module.write_pj", t.module.write_pj, vdd * t.module.write_current_ua * t.module.write_ns * 1e-3);
   set("module.reset_pj", t.module.reset_pj, vdd * t.module.reset_current_ua * t.module.reset_ns * 1e-3);
-  set("module.read_fj", t.module.read_fj, vdd * t.module.read_current_ua * t.module.read_ns + t.sense.decision_fj);
+  // A file that prices the read (its energy or current) but neither state prices every read alike.
+  const bool by_state = given.count("module.read_p_fj") + given.count("module.read_ap_fj") +
+                            given.count("module.read_p_current_ua") + given.count("module.read_ap_current_ua") > 0 ||
+                        given.count("module.read_fj") + given.count("module.read_current_ua") == 0;
+  if (by_state) {
+    set("module.read_p_fj", t.module.read_p_fj, vdd * t.module.read_p_current_ua * t.module.read_ns + t.sense.decision_fj);
+    set("module.read_ap_fj", t.module.read_ap_fj,
+        vdd * t.module.read_ap_current_ua * t.module.read_ns + t.sense.decision_fj);
+    set("module.read_fj", t.module.read_fj, (1.0 - p) * t.module.read_p_fj + p * t.module.read_ap_fj);
+  } else {
+    set("module.read_fj", t.module.read_fj, vdd * t.module.read_current_ua * t.module.read_ns + t.sense.decision_fj);
+    t.module.read_p_fj = t.module.read_ap_fj = t.module.read_fj;
+  }
   set("module.trim_dac_fj", t.module.trim_dac_fj,
       t.module.trim_dac_bits > 0
           ? vdd * t.module.trim_dac_bias_fraction * t.module.write_current_ua * t.module.write_ns
@@ -146,7 +163,13 @@ ConfigTable Technology::table() {
   t.number("module.write_pj", module.write_pj, 0, e_max, "pJ per stochastic write",
            "supply-referred: V_DD x module.write_current_ua x module.write_ns");
   t.number("module.read_fj", module.read_fj, 0, e_max, "fJ per read, sense amplifier included",
-           "supply-referred: V_DD x module.read_current_ua x module.read_ns + sense.decision_fj");
+           "supply-referred, the mean read at p: (1 - p) module.read_p_fj + p module.read_ap_fj = V_DD x "
+           "module.read_current_ua x module.read_ns + sense.decision_fj");
+  t.number("module.read_p_fj", module.read_p_fj, 0, e_max, "fJ per read of a module in P",
+           "V_DD x module.read_p_current_ua x module.read_ns + sense.decision_fj (reads are priced by the state "
+           "they find; a file that sets module.read_fj or read_current_ua and neither state prices both at read_fj)");
+  t.number("module.read_ap_fj", module.read_ap_fj, 0, e_max, "fJ per read of a module in AP",
+           "V_DD x module.read_ap_current_ua x module.read_ns + sense.decision_fj");
   t.number("module.reset_mtj_fj", module.reset_mtj_fj, 0, e_max, "fJ per reset",
            "the MTJ's part of a reset: I^2 ((1 - p) R_P + p R_AP(V)) t, R_AP at the reset's bias V = I R_AP(V) "
            "(a part of module.reset_pj, not added to it)");
@@ -159,8 +182,12 @@ ConfigTable Technology::table() {
            "the nominal module's write current for p in dropout_module.pulse_width_ns (hw's write_current_ua)");
   t.number("module.reset_current_ua", module.reset_current_ua, 0, 1e4, "uA", "dropout_module.reset_current_ua");
   t.number("module.read_current_ua", module.read_current_ua, 0, 1e4, "uA",
-           "crossbar.read_voltage_v / R_cell with R_cell = R_P + R_access for 1 - p of the modules and R_AP(V) + "
-           "R_access for p");
+           "the mean read current at p: (1 - p) module.read_p_current_ua + p module.read_ap_current_ua");
+  t.number("module.read_p_current_ua", module.read_p_current_ua, 0, 1e4, "uA",
+           "a module read in P: crossbar.read_voltage_v / (R_P + R_access)");
+  t.number("module.read_ap_current_ua", module.read_ap_current_ua, 0, 1e4, "uA",
+           "a module read in AP: crossbar.read_voltage_v / (R_AP(V) + R_access), R_AP at the MTJ's share of the read "
+           "voltage");
   t.number("module.reset_ns", module.reset_ns, 0, t_max, "ns",
            "the reset pulse: dropout_module.reset_pulse_ns of the hardware config (hw prints its regime, switching "
            "time and error rate)");

@@ -34,10 +34,14 @@ struct SupplyTech {
 struct ModuleTech {  // a dropout module: 1T-1MTJ, its reset/write drivers, trim DAC and sense amplifier
   // Supply-referred per event (derived): V_DD I t, a read's sense decision included.
   double reset_pj = 0.162, write_pj = 0.185, read_fj = 26.0;
+  // A read of a module in P and in AP (derived; read_fj is their mean at p). Reads are priced by
+  // the state they find: the cost model's counts expect p of them in AP, a simulated run counts.
+  double read_p_fj = 27.0, read_ap_fj = 17.0;
   // The MTJ's own dissipation in the same events (derived; a part of the above, not added to it).
   double reset_mtj_fj = 65.0, write_mtj_fj = 33.7, read_mtj_fj = 2.4;
   // Device quantities the energies follow from (derived from the hardware config).
   double write_current_ua = 41.14, reset_current_ua = 90.0, read_current_ua = 23.7;
+  double read_p_current_ua = 25.0, read_ap_current_ua = 12.0;
   double reset_ns = 2.0, write_ns = 5.0, read_ns = 1.0;
   // always: every module reset before its write; conditional: read first and reset only the
   // modules in AP (the extra read priced, resets at the drop probability).
@@ -123,6 +127,7 @@ double mean_cell_conductance_s(const HardwareConfig& hw);
 // module written at drop probability p and read at read_v.
 struct DeviceEnergies {
   double write_current_ua = 0, reset_current_ua = 0, read_current_ua = 0;  // module read: state-weighted
+  double read_p_current_ua = 0, read_ap_current_ua = 0;                     // module read in P, in AP
   double r_p_ohm = 0, r_ap_read_ohm = 0, r_ap_reset_ohm = 0;  // R_AP at the read's and the reset's bias
   double write_mtj_fj = 0, reset_mtj_fj = 0, read_mtj_fj = 0;  // I^2 R t, V^2 G t
   double cell_conductance_s = 0;  // mean driven crossbar cell

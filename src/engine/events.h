@@ -14,6 +14,11 @@
 //                       pass and read at every window; element modules (per_window) are reset,
 //                       written and read at every window; per_element modules once per input
 //                       element and read at each tap inside the map; linear layers once per input.
+//   module_writes_ap    the writes that left their module in AP (dropped): the resets a conditional
+//                       reset performs before the next write (a part of module_writes)
+//   module_reads_ap     the reads that found their module in AP (a part of module_reads; an AP
+//                       module draws less read current than a P one)
+// The simulator counts the last two as its modules fell; the cost model expects p of each.
 #include <array>
 #include <cstdint>
 #include <utility>
@@ -26,16 +31,19 @@ namespace spinbayes {
 template <typename T>
 struct EventTally {
   T module_resets{}, module_writes{}, module_reads{};
+  T module_writes_ap{}, module_reads_ap{};
   T wordline_drives{}, cell_reads{};
   T sense_decisions{}, adc_conversions{}, digital_accumulates{}, digital_macs{};
   // The simulator's own work, not the hardware's (not priced, not in kinds()): hidden-layer
   // decisions taken, and those the screen sent through the analog sum.
   T simulated_decisions{}, analog_decisions{};
 
-  static constexpr std::array<std::pair<const char*, T EventTally::*>, 9> kinds() {
+  static constexpr std::array<std::pair<const char*, T EventTally::*>, 11> kinds() {
     return {{{"module_resets", &EventTally::module_resets},
              {"module_writes", &EventTally::module_writes},
              {"module_reads", &EventTally::module_reads},
+             {"module_writes_ap", &EventTally::module_writes_ap},
+             {"module_reads_ap", &EventTally::module_reads_ap},
              {"wordline_drives", &EventTally::wordline_drives},
              {"cell_reads", &EventTally::cell_reads},
              {"sense_decisions", &EventTally::sense_decisions},

@@ -387,10 +387,13 @@ std::string report_table(const EvalReport& r) {
                      r.mean_mutual_information, r.mean_variance);
   if (!r.mapping.empty()) {
     const LayerEvents t = r.ledger.total();
-    out += fmt::format("chip      {} (seed {}): {} module writes, {} module reads, {} word-line drives, "
-                       "{} sense decisions, {} ADC conversions\n",
-                       r.hardware, r.chip_seed, t.module_writes, t.module_reads, t.wordline_drives, t.sense_decisions,
-                       t.adc_conversions);
+    const double left_ap = t.module_writes > 0 ? 100.0 * static_cast<double>(t.module_writes_ap) /
+                                                     static_cast<double>(t.module_writes)
+                                               : 0.0;
+    out += fmt::format("chip      {} (seed {}): {} module writes ({:.2f} % left in AP), {} module reads, {} word-line "
+                       "drives, {} sense decisions, {} ADC conversions\n",
+                       r.hardware, r.chip_seed, t.module_writes, left_ap, t.module_reads, t.wordline_drives,
+                       t.sense_decisions, t.adc_conversions);
     if (r.split) {
       const UncertaintySplit& u = *r.split;
       const auto share = [](double part, double total) { return total > 0 ? 100.0 * part / total : 0.0; };

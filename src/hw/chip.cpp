@@ -70,9 +70,14 @@ void ChipMasks::channel_keep(const MaskKey& key, std::vector<BitWord>& keep, Lay
                                                            std::min(kBitsPerWord, channels - first), bounds + first);
   }
   const auto c = static_cast<std::uint64_t>(channels);
+  std::uint64_t kept = 0;
+  for (const BitWord w : keep) kept += static_cast<std::uint64_t>(std::popcount(w));
+  const auto windows = static_cast<std::uint64_t>(mapping_[static_cast<std::size_t>(key.layer)].windows);
   events.module_resets += c;
   events.module_writes += c;
-  events.module_reads += c * static_cast<std::uint64_t>(mapping_[static_cast<std::size_t>(key.layer)].windows);
+  events.module_reads += c * windows;
+  events.module_writes_ap += c - kept;  // a dropped channel's module stays in AP through the pass
+  events.module_reads_ap += (c - kept) * windows;
 }
 
 void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events) const {
@@ -115,6 +120,32 @@ void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events
   events.module_resets += modules;
   events.module_writes += modules;
   events.module_reads += s == ModuleLayout::linear ? modules : static_cast<std::uint64_t>(mapping.in_map_rows);
+  // The modules left in AP, and the reads that find them there: a linear layer reads each module
+  // once; a convolution reads element (c, y, x) at every tap that lands on it, taps_y[y] x taps_x[x].
+  const EngineLayer& layer = model_->layer(index);
+  const auto taps = [&layer](int out_size, int in_size) {
+    std::vector<std::uint64_t> n(static_cast<std::size_t>(in_size), 0);
+    for (int o = 0; o < out_size; ++o) {
+      for (int k = 0; k < layer.kernel; ++k) {
+        const int at = o * layer.stride - layer.padding + k;
+        if (at >= 0 && at < in_size) ++n[static_cast<std::size_t>(at)];
+      }
+    }
+    return n;
+  };
+  const bool linear = s == ModuleLayout::linear;
+  const std::vector<std::uint64_t> taps_y = linear ? std::vector<std::uint64_t>{} : taps(layer.shape.out_h, map.height);
+  const std::vector<std::uint64_t> taps_x = linear ? std::vector<std::uint64_t>{} : taps(layer.shape.out_w, map.width);
+  for (int pix = 0; pix < map.height * map.width; ++pix) {
+    const BitWord* row = map.keep.row(pix);
+    std::uint64_t kept = 0;
+    for (int word = 0; word < map.keep.words; ++word) kept += static_cast<std::uint64_t>(std::popcount(row[word]));
+    const std::uint64_t dropped = static_cast<std::uint64_t>(map.channels) - kept;
+    events.module_writes_ap += dropped;
+    events.module_reads_ap += linear ? dropped
+                                     : dropped * taps_y[static_cast<std::size_t>(pix / map.width)] *
+                                           taps_x[static_cast<std::size_t>(pix % map.width)];
+  }
 }
 
 void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, LayerEvents& events) const {
@@ -152,6 +183,10 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
           }
         }
         keep[word] &= bits;
+        // Each module is read once, right after its write: what it holds then is what it left.
+        const auto dropped = static_cast<std::uint64_t>(count - std::popcount(bits));
+        events.module_writes_ap += dropped;
+        events.module_reads_ap += dropped;
       }
     }
     const auto n = static_cast<std::uint64_t>(windows) * static_cast<std::uint64_t>(rows);
@@ -192,6 +227,13 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
     events.module_resets += c;
     events.module_writes += c;
     events.module_reads += c * static_cast<std::uint64_t>(windows);
+    // A dropped module read in AP until the read that flips it (which senses P); one never
+    // flipped is still in AP for the next reset.
+    for (const std::int64_t f : flips_at) {
+      if (f < 0) continue;
+      events.module_reads_ap += static_cast<std::uint64_t>(f);
+      if (f >= windows) ++events.module_writes_ap;
+    }
   }
   for (int m = 0; m < windows; ++m) {
     const BitWord* keep = patches.keep.row(row + m);

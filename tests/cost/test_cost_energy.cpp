@@ -154,8 +154,8 @@ TEST(CostEnergy, AccountingRatiosFollowTheirEnergiesAndTheCounts) {
   int conditional_seen = 0;
   for (const ModuleAccounting& a : r.accountings) {
     SCOPED_TRACE(a.name);
-    const EventCounts e = a.conditional_reset ? conditional_reset_events(el, p) : el;
-    const EventCounts s = a.conditional_reset ? conditional_reset_events(sp, p) : sp;
+    const EventCounts e = a.conditional_reset ? conditional_reset_events(el) : el;
+    const EventCounts s = a.conditional_reset ? conditional_reset_events(sp) : sp;
     EXPECT_DOUBLE_EQ(a.element.module_resets, e.module_resets);
     EXPECT_DOUBLE_EQ(a.element.module_reads, e.module_reads);
     EXPECT_DOUBLE_EQ(a.spatial.module_reads, s.module_reads);

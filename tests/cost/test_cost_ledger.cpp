@@ -3,6 +3,7 @@
 // of the dropout masks around their expectation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -85,13 +86,84 @@ TEST(CostLedger, AnalyticCountsAgreeWithTheChipLedger) {
       if (m.dropout) {
         EXPECT_NE(static_cast<double>(got.cell_reads), want.cell_reads);  // the masks were random
       }
+      // The modules the writes left in AP, and the reads that found them there: p of each
+      // expected, within six standard deviations of the writes' Bernoulli sum (a write's state is
+      // read up to `reads_per_write` times; an element module at most K^2 times).
+      EXPECT_LE(got.module_writes_ap, got.module_writes);
+      EXPECT_LE(got.module_reads_ap, got.module_reads);
+      const double sigma_writes = std::sqrt(want.module_writes * m.p * (1 - m.p));
+      const double reads_per_write =
+          want.module_writes > 0 ? std::max(want.module_reads / want.module_writes, double(m.kernel * m.kernel)) : 0.0;
+      EXPECT_NEAR(static_cast<double>(got.module_writes_ap), want.module_writes_ap, 6 * sigma_writes + 1e-9);
+      EXPECT_NEAR(static_cast<double>(got.module_reads_ap), want.module_reads_ap,
+                  6 * sigma_writes * reads_per_write + 1e-9);
+      if (m.dropout) {
+        EXPECT_GT(got.module_writes_ap, 0u);
+        EXPECT_NE(static_cast<double>(got.module_reads_ap), want.module_reads_ap);  // as they fell
+        // A spatial module is read at every window in the state its write left.
+        if (m.dropout_kind == DropoutKind::spatial && !m.linear) {
+          EXPECT_EQ(got.module_reads_ap, got.module_writes_ap * static_cast<std::uint64_t>(m.windows));
+        }
+      } else {
+        EXPECT_EQ(got.module_writes_ap + got.module_reads_ap, 0u);
+      }
     }
-    // Priced, the two bills agree to the spread of the masks.
+    // Priced, the two bills agree to the spread of the masks; the modules' part exactly where the
+    // reads are priced by the state they found: the AP reads the run counted against p of them.
     const Technology tech = Technology::defaults(hw);
+    ASSERT_LT(tech.module.read_ap_fj, tech.module.read_p_fj);  // an AP module draws less current
     EnergyBreakdown analytic;
-    for (const EventCounts& e : expected) analytic += price_events(e, tech);
+    double ap_reads_off = 0;  // AP reads counted less those expected
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      analytic += price_events(expected[i], tech);
+      ap_reads_off += static_cast<double>(ledger.layers[i].module_reads_ap) - expected[i].module_reads_ap;
+    }
     const PricedLedger priced = price_ledger(ledger, tech);
-    EXPECT_NEAR(priced.total.modules_pj, analytic.modules_pj, 1e-9 * analytic.modules_pj);
+    const double state_pj = ap_reads_off * (tech.module.read_ap_fj - tech.module.read_p_fj) * 1e-3;
+    EXPECT_NEAR(priced.total.modules_pj, analytic.modules_pj + state_pj, 1e-9 * analytic.modules_pj);
     EXPECT_NEAR(priced.total.crossbar_pj, analytic.crossbar_pj, 0.02 * analytic.crossbar_pj);
   }
+}
+
+// Conditional reset on a simulated run resets the modules its writes left in AP, as they fell:
+// at 340 K the default modules drop about half the time, not the p they were trimmed for, and
+// the bill follows the run, not the technology's p.
+TEST(CostLedger, ConditionalResetsAndReadsFollowTheModulesRealizedStates) {
+  ModelSpec spec;
+  spec.architecture = "vgg-small";
+  spec.width = 8;
+  spec.dropout = DropoutKind::spatial;
+  spec.p = 0.1;
+  HardwareConfig hw = HardwareConfig::defaults();
+  hw.mtj.temperature_k = 340.0;
+  const Chip chip(spread_model_ir(spec, 3), hw, 5);
+  Ledger ledger;
+  chip.predict(noise_images(4, 2), 6, 9, true, &ledger);
+  const LayerEvents total = ledger.total();
+  ASSERT_GT(total.module_writes, 0u);
+  const double realized = static_cast<double>(total.module_writes_ap) / static_cast<double>(total.module_writes);
+  EXPECT_GT(realized, 0.3);  // far above the p = 0.1 of the trim (hw prints the shift)
+  Technology always = Technology::defaults(hw, spec.p), conditional = always;
+  conditional.module.reset = ResetPolicy::conditional;
+  const PricedLedger a = price_ledger(ledger, always), c = price_ledger(ledger, conditional);
+  for (std::size_t i = 0; i < ledger.layers.size(); ++i) {
+    const LayerEvents& e = ledger.layers[i];
+    const auto n = [](std::uint64_t x) { return static_cast<double>(x); };
+    // Always: every write reset; reads at the price of the state found.
+    const double reads_pj =
+        ((n(e.module_reads) - n(e.module_reads_ap)) * always.module.read_p_fj + n(e.module_reads_ap) * always.module.read_ap_fj) * 1e-3;
+    EXPECT_NEAR(a.layers[i].modules_pj,
+                n(e.module_resets) * always.module.reset_pj + n(e.module_writes) * always.module.write_pj + reads_pj,
+                1e-9 * (1 + a.layers[i].modules_pj));
+    // Conditional: a read before each write (finding the AP modules the last write left) and a
+    // reset of those only.
+    const double check_pj = ((n(e.module_writes) - n(e.module_writes_ap)) * always.module.read_p_fj +
+                             n(e.module_writes_ap) * always.module.read_ap_fj) * 1e-3;
+    EXPECT_NEAR(c.layers[i].modules_pj,
+                n(e.module_writes_ap) * always.module.reset_pj + n(e.module_writes) * always.module.write_pj + reads_pj +
+                    check_pj,
+                1e-9 * (1 + c.layers[i].modules_pj));
+  }
+  // Priced at the technology's p the conditional resets would be about p / realized of these.
+  EXPECT_GT(static_cast<double>(total.module_writes_ap), 3.0 * spec.p * static_cast<double>(total.module_writes));
 }

@@ -33,7 +33,7 @@ Technology round_technology() {
   Technology t;
   t.module.reset_pj = 1.0;
   t.module.write_pj = 2.0;
-  t.module.read_fj = 10.0;
+  t.module.read_fj = t.module.read_p_fj = t.module.read_ap_fj = 10.0;  // every read alike
   t.module.reset_ns = 3.0;
   t.module.write_ns = 7.0;
   t.module.read_ns = 0.5;
@@ -297,7 +297,7 @@ TEST(CostRatios, DropoutEnergyRatioFollowsCountsAndPerEventEnergies) {
   const HardwareConfig hw = HardwareConfig::defaults();
   for (const double read_fj : {5.0, 20.0, 200.0}) {
     Technology t = Technology::defaults(hw);
-    t.module.read_fj = read_fj;
+    t.module.read_fj = t.module.read_p_fj = t.module.read_ap_fj = read_fj;
     const CostReport r = cost_report(spec_of("vgg-small", 32), hw, t, 10);
     const double writes = t.module.reset_pj + t.module.write_pj, read = read_fj * 1e-3;
     double conv_el = 0, conv_sp = 0;
@@ -316,8 +316,8 @@ TEST(CostRatios, DropoutEnergyRatioFollowsCountsAndPerEventEnergies) {
   }
   // Cheaper reads widen the gap.
   Technology cheap = Technology::defaults(hw), dear = cheap;
-  cheap.module.read_fj = 2.0;
-  dear.module.read_fj = 50.0;
+  cheap.module.read_fj = cheap.module.read_p_fj = cheap.module.read_ap_fj = 2.0;
+  dear.module.read_fj = dear.module.read_p_fj = dear.module.read_ap_fj = 50.0;
   EXPECT_GT(cost_report(spec_of("vgg-small", 32), hw, cheap, 10).dropout_energy_element_over_spatial(),
             cost_report(spec_of("vgg-small", 32), hw, dear, 10).dropout_energy_element_over_spatial());
 }
@@ -460,6 +460,36 @@ TEST(CostTechnology, DefaultsDerivedFromTheHardware) {
   EXPECT_GT(Technology::defaults(hw).crossbar.cell_read_fj, 2.0 * t.crossbar.cell_read_fj);
 }
 
+// A module read is priced by the state it finds: derived from the P and AP read currents, with
+// read_fj their mean at p; a file that prices the read without its states prices both alike.
+TEST(CostTechnology, ReadsArePricedByTheStateTheyFind) {
+  const double p = 0.1;
+  const Technology t = Technology::defaults(HardwareConfig::defaults(), p);
+  const ModuleTech& m = t.module;
+  const double vdd = t.supply.vdd_v, sense = t.sense.decision_fj;
+  expect_near_rel(m.read_p_fj, vdd * m.read_p_current_ua * m.read_ns + sense, "P read");
+  expect_near_rel(m.read_ap_fj, vdd * m.read_ap_current_ua * m.read_ns + sense, "AP read");
+  expect_near_rel(m.read_fj, (1 - p) * m.read_p_fj + p * m.read_ap_fj, "the mean read");
+  expect_near_rel(m.read_current_ua, (1 - p) * m.read_p_current_ua + p * m.read_ap_current_ua, "the mean current");
+  EXPECT_GT(m.read_p_current_ua, 2.0 * m.read_ap_current_ua);  // TMR 1.5 at the read bias, 2 kOhm access
+  const auto dir = fresh_dir("read-states");
+  write_file(dir / "flat.json", "{\"module\": {\"read_fj\": 40}}");
+  const Technology flat = Technology::load((dir / "flat.json").string());
+  EXPECT_EQ(flat.module.read_p_fj, 40.0);
+  EXPECT_EQ(flat.module.read_ap_fj, 40.0);
+  write_file(dir / "current.json", "{\"module\": {\"read_current_ua\": 30}}");
+  const Technology current = Technology::load((dir / "current.json").string());
+  expect_near_rel(current.module.read_fj, vdd * 30 * m.read_ns + sense, "from the given current");
+  EXPECT_EQ(current.module.read_p_fj, current.module.read_fj);
+  EXPECT_EQ(current.module.read_ap_fj, current.module.read_fj);
+  write_file(dir / "ap.json", "{\"module\": {\"read_ap_current_ua\": 5}}");
+  const Technology ap = Technology::load((dir / "ap.json").string());
+  expect_near_rel(ap.module.read_ap_fj, vdd * 5 * m.read_ns + sense, "AP read from its current");
+  EXPECT_EQ(ap.module.read_p_fj, m.read_p_fj);
+  expect_near_rel(ap.module.read_fj, (1 - p) * m.read_p_fj + p * ap.module.read_ap_fj, "the mean of the states");
+  fs::remove_all(dir);
+}
+
 TEST(CostTechnology, CommentedDefaultReadsBackToTheSameValues) {
   const auto dir = fresh_dir("roundtrip");
   Technology t = Technology::defaults();
@@ -495,6 +525,9 @@ TEST(CostTechnology, BadFilesNameTheKey) {
       {"wrong-type", R"({"adc": {"conversion_pj": "cheap"}})", "adc.conversion_pj"},
       {"wrong-integer", R"({"adc": {"columns_per_adc": 2.5}})", "adc.columns_per_adc"},
       {"zero-lanes", R"({"digital": {"mac_lanes": 0}})", "digital.mac_lanes"},
+      {"negative-ap-read", R"({"module": {"read_ap_fj": -1}})", "module.read_ap_fj"},
+      {"p-read-current-text", R"({"module": {"read_p_current_ua": "a"}})", "module.read_p_current_ua"},
+      {"huge-p-read", R"({"module": {"read_p_fj": 1e300}})", "module.read_p_fj"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
