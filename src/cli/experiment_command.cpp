@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -99,7 +100,7 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   return c;
 }
 
-void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
+void restart_with_passive_openmp(char** argv) {
   // LibTorch's OpenMP threads spin while they wait (libgomp's default policy). On the 2-core
   // machine shared with one other busy process, a training epoch then took 10x longer (64.6 s
   // against 6.5 s with passive waiting, same weights). libgomp reads the policy when it loads, so
@@ -108,6 +109,9 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
     ::setenv("OMP_WAIT_POLICY", "passive", 1);
     ::execv("/proc/self/exe", argv);
   }
+}
+
+void run_experiment_command(ExperimentCommand& c, int argc, char** argv, const Ranks& ranks) {
   ExperimentOptions& o = c.options;
   o.t_values.clear();
   for (const auto& t : split_list(c.t_values)) {
@@ -159,10 +163,26 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv) {
   o.validate();  // before the lock creates the directory
   if (o.out.empty()) throw Error("--out: must not be empty");
   probe_experiment_data(o);  // the data and OOD sets, before the lock creates the directory
-  // Held for the whole run: a second experiment into the same directory stops here.
-  const DirectoryLock lock(o.out, "--out", "experiment");
+  if (ranks.size() > 1 && o.seeds < 2) {
+    throw Error(fmt::format("--seeds: mpirun spreads the seeds over its {} ranks; one seed runs as one process",
+                            ranks.size()));
+  }
+  // Held by rank 0 for the whole run: a second experiment into the same directory stops here
+  // (every rank, so that none waits for work that will not come).
+  std::unique_ptr<DirectoryLock> lock;
+  std::string lock_error;
+  if (ranks.root()) {
+    try {
+      lock = std::make_unique<DirectoryLock>(o.out, "--out", "experiment");
+    } catch (const Error& e) {
+      lock_error = e.what();
+    }
+  }
+  if (ranks.size() > 1 && !ranks.broadcast(lock_error).empty() && !ranks.root()) throw FailedElsewhere{};
+  if (!lock_error.empty()) throw Error(lock_error);
   if (o.seeds > 1) {
-    const MultiSeedResult r = run_multi_seed_experiment(o);
+    const MultiSeedResult r = run_multi_seed_experiment(o, ranks);
+    if (!ranks.root()) return;
     std::printf("wrote %s, %s and %s/figures over %d seeds, each in %s/seed-<s> (%d stages run, %d cached, %.1f s)\n",
                 (o.out / "report.md").c_str(), (o.out / "results.json").c_str(), o.out.c_str(), o.seeds, o.out.c_str(),
                 r.stages_run, r.stages_cached, r.seconds);

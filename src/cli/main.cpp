@@ -359,12 +359,14 @@ int main(int argc, char** argv) {
   }
 
   try {
-    // chips, sweep and test-chip spread over mpirun's ranks; the other commands are one process's work.
+    if (*experiment->app) restart_with_passive_openmp(argv);  // before MPI starts
+    // chips, sweep, test-chip and experiment's seeds spread over mpirun's ranks; the other commands
+    // are one process's work.
     std::unique_ptr<Ranks> ranks;
-    if (*chips->app || *sweep_cmd || *test_chip->app) {
+    if (*chips->app || *sweep_cmd || *test_chip->app || *experiment->app) {
       ranks = std::make_unique<Ranks>(Ranks::FromLauncher{});
     } else if (launched_ranks() > 1) {
-      throw Error(fmt::format("mpirun: {} runs as one process, not on {} ranks (chips, sweep and test-chip use ranks)",
+      throw Error(fmt::format("mpirun: {} runs as one process, not on {} ranks (chips, sweep, test-chip and experiment use ranks)",
                               app.get_subcommands().front()->get_name(), launched_ranks()));
     }
     // An option given with an empty path would silently mean "not given".
@@ -512,7 +514,7 @@ int main(int argc, char** argv) {
       if (!cost_plot_path.empty()) files.emplace_back(cost_plot_path, cost_plot_png(report));
       write_files_atomic(files);
     } else if (*experiment->app) {
-      run_experiment_command(*experiment, argc, argv);
+      run_experiment_command(*experiment, argc, argv, *ranks);
     } else if (*chips->app) {
       run_chips_command(*chips, *ranks);
     } else if (*import_cmd->app) {

@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -580,13 +583,83 @@ std::vector<std::string> seed_command(const ExperimentOptions& seed_options) {
 
 }  // namespace
 
-MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& o) {
+namespace {
+
+// One seed's whole experiment as one work item of distribute(): under mpirun the seeds run on
+// whichever ranks ask (each into its own OUT/seed-<s>, which the ranks must share: one host or a
+// shared file system), and rank 0 gathers their results. A result computed in this process is
+// kept as it is; one from another rank arrives as its JSON (doubles written to round trip).
+class SeedExperiments : public WorkItems {
+ public:
+  SeedExperiments(const std::vector<ExperimentOptions>& seeds, bool quiet) : seeds_(seeds), quiet_(quiet) {
+    done_.resize(seeds.size());
+  }
+  std::vector<std::size_t> plan() override {
+    std::vector<std::size_t> items(seeds_.size());
+    for (std::size_t k = 0; k < items.size(); ++k) items[k] = k;
+    return items;
+  }
+  void prepare() override {}
+  std::string compute(std::size_t k) override {
+    const ExperimentOptions& s = seeds_.at(k);
+    if (!quiet_) {
+      std::fprintf(stderr, "experiment: seed %llu of %zu seeds, into %s\n", static_cast<unsigned long long>(s.seed),
+                   seeds_.size(), s.out.c_str());
+    }
+    const DirectoryLock lock(s.out, "--out", "experiment");
+    ExperimentResult r = run_experiment(s);
+    const std::string bytes = json{{"results", r.results},
+                                   {"reused_models", r.reused_models},
+                                   {"stages_run", r.stages_run},
+                                   {"stages_cached", r.stages_cached},
+                                   {"seconds", r.seconds}}
+                                  .dump();
+    const std::lock_guard<std::mutex> guard(mutex_);
+    local_[k] = std::move(r);
+    return bytes;
+  }
+  bool store(std::size_t k, const std::string& bytes) override {
+    {
+      const std::lock_guard<std::mutex> guard(mutex_);
+      const auto it = local_.find(k);
+      if (it != local_.end()) {
+        done_.at(k) = std::move(it->second);
+        local_.erase(it);
+        return true;
+      }
+    }
+    try {
+      const json j = json::parse(bytes);
+      ExperimentResult r;
+      r.results = j.at("results").get<ExperimentResults>();
+      r.reused_models = j.at("reused_models").get<std::vector<std::string>>();
+      r.stages_run = j.at("stages_run").get<int>();
+      r.stages_cached = j.at("stages_cached").get<int>();
+      r.seconds = j.at("seconds").get<double>();
+      done_.at(k) = std::move(r);
+    } catch (const json::exception& e) {
+      throw Error(fmt::format("experiment: seed {}'s results from another rank do not parse: {}", seeds_.at(k).seed,
+                              printable_head(e.what())));
+    }
+    return true;
+  }
+  std::vector<std::optional<ExperimentResult>>& done() { return done_; }
+
+ private:
+  const std::vector<ExperimentOptions>& seeds_;
+  bool quiet_;
+  std::mutex mutex_;
+  std::map<std::size_t, ExperimentResult> local_;
+  std::vector<std::optional<ExperimentResult>> done_;
+};
+
+}  // namespace
+
+MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& o, const Ranks& ranks) {
   o.validate();
   const auto start = std::chrono::steady_clock::now();
-  std::vector<std::uint64_t> seeds;
-  std::vector<ExperimentResults> per_seed;
-  MultiSeedResult result;
-  std::vector<SeedRun> runs;
+  std::vector<ExperimentOptions> seed_options;
+  std::vector<std::vector<std::string>> commands;
   for (int k = 0; k < o.seeds; ++k) {
     ExperimentOptions s = o;
     s.seeds = 1;
@@ -599,12 +672,23 @@ MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& o) {
     std::vector<std::string> command = seed_command(s);
     if (o.quick) command.insert(command.begin() + 1, "--quick");
     s.command = shell_line(command);
-    if (!o.quiet) std::fprintf(stderr, "experiment: seed %llu of %d seeds, into %s\n", static_cast<unsigned long long>(s.seed), o.seeds, s.out.c_str());
-    const DirectoryLock lock(s.out, "--out", "experiment");
-    const ExperimentResult r = run_experiment(s);
+    seed_options.push_back(std::move(s));
+    commands.push_back(std::move(command));
+  }
+  SeedExperiments work(seed_options, o.quiet);
+  distribute(ranks, work);
+  MultiSeedResult result;
+  if (!ranks.root()) return result;  // rank 0 writes the whole
+  std::vector<std::uint64_t> seeds;
+  std::vector<ExperimentResults> per_seed;
+  std::vector<SeedRun> runs;
+  for (std::size_t k = 0; k < seed_options.size(); ++k) {
+    const ExperimentOptions& s = seed_options[k];
+    if (!work.done()[k]) throw Error(fmt::format("experiment: seed {} gave no results", s.seed));
+    const ExperimentResult& r = *work.done()[k];
     seeds.push_back(s.seed);
     per_seed.push_back(r.results);
-    runs.push_back({s.seed, s.out.filename().string(), command, r.seconds, r.stages_run, r.stages_cached, r.reused_models});
+    runs.push_back({s.seed, s.out.filename().string(), commands[k], r.seconds, r.stages_run, r.stages_cached, r.reused_models});
     result.stages_run += r.stages_run;
     result.stages_cached += r.stages_cached;
   }

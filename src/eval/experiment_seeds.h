@@ -15,6 +15,7 @@
 
 #include "eval/experiment.h"
 #include "eval/experiment_results.h"
+#include "population/ranks.h"
 #include "population/statistics.h"
 
 namespace spinbayes {
@@ -109,6 +110,9 @@ struct MultiSeedResult {
 
 // Runs the experiment once per seed (options.seed, options.seed + 1, ...; options.seeds of them)
 // into DIR/seed-<s>/, then writes DIR/results.json, DIR/report.md and DIR/figures/seeds_*.png.
-MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& options);
+// Under mpirun the seeds are spread over the ranks (each rank one seed at a time, rank 0 too);
+// rank 0 writes the whole and returns it, the other ranks return an empty result. Every figure
+// is the same as one process's: a seed's run depends on its seed alone.
+MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& options, const Ranks& ranks = Ranks());
 
 }  // namespace spinbayes

@@ -564,6 +564,39 @@ TEST_F(Experiment, SeedsAreWholeExperimentsAndTheirAggregateIsRecomputedFromThem
     EXPECT_GT(fs::file_size(multi / figure), 10000u) << figure;
   }
   EXPECT_TRUE(temporaries_in(multi).empty());
+
+  // Under mpirun the seeds are spread over the ranks (the models trained above reused, so both
+  // seeds' evaluations run at once): every figure the same as one process's.
+  const fs::path ranked = scratch_ / "seeds-ranked";
+  std::vector<std::string> ranked_args = tiny_args(scratch_ / "data", ranked);
+  ranked_args.back() = "2";
+  ranked_args.insert(ranked_args.end(), {"--models", models.string()});
+  const spinbayes::CliResult r = spinbayes::run_shell("mpirun --allow-run-as-root --oversubscribe -np 2 " SPINBAYES_CLI_PATH " " +
+                                joined(ranked_args) + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto same_as_one_process = [&](const fs::path& one, const fs::path& two) {
+    json a = stable_results(one), b = stable_results(two);
+    a.erase("runs");  // which stages each found cached, and their commands' --out
+    b.erase("runs");
+    std::string one_text = a.dump(1);
+    for (std::size_t at = one_text.find(multi.string()); at != std::string::npos;
+         at = one_text.find(multi.string(), at + ranked.string().size())) {
+      one_text.replace(at, multi.string().size(), ranked.string());
+    }
+    EXPECT_EQ(one_text, b.dump(1)) << one << " and " << two;
+  };
+  same_as_one_process(multi, ranked);
+  same_as_one_process(multi / "seed-1", ranked / "seed-1");
+  same_as_one_process(multi / "seed-2", ranked / "seed-2");
+  EXPECT_TRUE(fs::exists(ranked / "report.md"));
+  EXPECT_TRUE(temporaries_in(ranked).empty());
+  // One seed is one process's work.
+  const spinbayes::CliResult one = spinbayes::run_shell("mpirun --allow-run-as-root --oversubscribe -np 2 " SPINBAYES_CLI_PATH " " +
+                                  joined(tiny_args(scratch_ / "data", scratch_ / "one-seed-ranked")) + " 2>&1");
+  EXPECT_NE(one.exit_code, 0);
+  EXPECT_NE(one.output.find("spinbayes: error: --seeds: mpirun spreads the seeds over its 2 ranks"), std::string::npos)
+      << one.output;
+  EXPECT_EQ(one.output.find("spinbayes: error"), one.output.rfind("spinbayes: error")) << one.output;
 }
 
 TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
