@@ -106,10 +106,13 @@ void derive(Technology& t, const HardwareConfig& hw, double p, const std::set<st
     set("module.read_p_fj", t.module.read_p_fj, vdd * t.module.read_p_current_ua * t.module.read_ns + t.sense.decision_fj);
     set("module.read_ap_fj", t.module.read_ap_fj,
         vdd * t.module.read_ap_current_ua * t.module.read_ns + t.sense.decision_fj);
-    set("module.read_fj", t.module.read_fj, (1.0 - p) * t.module.read_p_fj + p * t.module.read_ap_fj);
+    // Always their mean, even where the file gives read_fj too: one read price, never two.
+    // (1 - p) read_p + p read_ap, written so that equal states give exactly their value.
+    t.module.read_fj = t.module.read_p_fj + p * (t.module.read_ap_fj - t.module.read_p_fj);
   } else {
     set("module.read_fj", t.module.read_fj, vdd * t.module.read_current_ua * t.module.read_ns + t.sense.decision_fj);
     t.module.read_p_fj = t.module.read_ap_fj = t.module.read_fj;
+    t.module.read_p_current_ua = t.module.read_ap_current_ua = t.module.read_current_ua;
   }
   set("module.trim_dac_fj", t.module.trim_dac_fj,
       t.module.trim_dac_bits > 0
@@ -164,7 +167,8 @@ ConfigTable Technology::table() {
            "supply-referred: V_DD x module.write_current_ua x module.write_ns");
   t.number("module.read_fj", module.read_fj, 0, e_max, "fJ per read, sense amplifier included",
            "supply-referred, the mean read at p: (1 - p) module.read_p_fj + p module.read_ap_fj = V_DD x "
-           "module.read_current_ua x module.read_ns + sense.decision_fj");
+           "module.read_current_ua x module.read_ns + sense.decision_fj (recomputed from the states whenever the file "
+           "gives either state: edit read_p_fj and read_ap_fj)");
   t.number("module.read_p_fj", module.read_p_fj, 0, e_max, "fJ per read of a module in P",
            "V_DD x module.read_p_current_ua x module.read_ns + sense.decision_fj (reads are priced by the state "
            "they find; a file that sets module.read_fj or read_current_ua and neither state prices both at read_fj)");

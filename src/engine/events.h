@@ -14,8 +14,9 @@
 //                       pass and read at every window; element modules (per_window) are reset,
 //                       written and read at every window; per_element modules once per input
 //                       element and read at each tap inside the map; linear layers once per input.
-//   module_writes_ap    the writes that left their module in AP (dropped): the resets a conditional
-//                       reset performs before the next write (a part of module_writes)
+//   module_writes_ap    the writes whose module is still in AP (dropped) when its pass ends: the
+//                       resets a conditional reset performs before the next write (a part of
+//                       module_writes; a module read disturb flipped back to P needs none)
 //   module_reads_ap     the reads that found their module in AP (a part of module_reads; an AP
 //                       module draws less read current than a P one)
 // The simulator counts the last two as its modules fell; the cost model expects p of each.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "core/dir_lock.h"
 #include "core/error.h"
 #include "core/plot.h"
+#include "eval/experiment_plan.h"
 #include "eval/experiment_report.h"
 
 namespace spinbayes {
@@ -606,8 +608,7 @@ class SeedExperiments : public WorkItems {
       std::fprintf(stderr, "experiment: seed %llu of %zu seeds, into %s\n", static_cast<unsigned long long>(s.seed),
                    seeds_.size(), s.out.c_str());
     }
-    const DirectoryLock lock(s.out, "--out", "experiment");
-    ExperimentResult r = run_experiment(s);
+    ExperimentResult r = run_experiment(s);  // its directory locked by rank 0
     const std::string bytes = json{{"results", r.results},
                                    {"reused_models", r.reused_models},
                                    {"stages_run", r.stages_run},
@@ -675,6 +676,32 @@ MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& o, const Rank
     seed_options.push_back(std::move(s));
     commands.push_back(std::move(command));
   }
+  // Rank 0 holds every seed directory's lock for the whole run and checks that no other run holds
+  // a model directory the seeds train into, before any work: a conflict is one line at once, not
+  // when some rank reaches it (under mpirun, after the seed rank 0 computes meanwhile).
+  std::vector<std::unique_ptr<DirectoryLock>> seed_locks;
+  std::string conflict;
+  if (ranks.root()) {
+    try {
+      for (const ExperimentOptions& s : seed_options) {
+        seed_locks.push_back(std::make_unique<DirectoryLock>(s.out, "--out", "experiment"));
+        const ExperimentPlan plan = plan_experiment(s);
+        std::vector<fs::path> dirs;
+        for (const PlannedModel& m : plan.models) dirs.push_back(m.dir);
+        if (plan.shared) dirs.push_back(plan.shared->dir);
+        std::error_code ec;
+        for (const fs::path& dir : dirs) {
+          if (fs::is_directory(dir, ec)) {
+            const DirectoryLock probe(dir, "--models", "training run");
+          }
+        }
+      }
+    } catch (const Error& e) {
+      conflict = e.what();
+    }
+  }
+  if (ranks.size() > 1 && !ranks.broadcast(conflict).empty() && !ranks.root()) throw FailedElsewhere{};
+  if (!conflict.empty()) throw Error(conflict);
   SeedExperiments work(seed_options, o.quiet);
   distribute(ranks, work);
   MultiSeedResult result;

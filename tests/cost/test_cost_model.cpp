@@ -474,7 +474,7 @@ TEST(CostTechnology, ReadsArePricedByTheStateTheyFind) {
   EXPECT_GT(m.read_p_current_ua, 2.0 * m.read_ap_current_ua);  // TMR 1.5 at the read bias, 2 kOhm access
   const auto dir = fresh_dir("read-states");
   write_file(dir / "flat.json", "{\"module\": {\"read_fj\": 40}}");
-  const Technology flat = Technology::load((dir / "flat.json").string());
+  Technology flat = Technology::load((dir / "flat.json").string());
   EXPECT_EQ(flat.module.read_p_fj, 40.0);
   EXPECT_EQ(flat.module.read_ap_fj, 40.0);
   write_file(dir / "current.json", "{\"module\": {\"read_current_ua\": 30}}");
@@ -487,6 +487,25 @@ TEST(CostTechnology, ReadsArePricedByTheStateTheyFind) {
   expect_near_rel(ap.module.read_ap_fj, vdd * 5 * m.read_ns + sense, "AP read from its current");
   EXPECT_EQ(ap.module.read_p_fj, m.read_p_fj);
   expect_near_rel(ap.module.read_fj, (1 - p) * m.read_p_fj + p * ap.module.read_ap_fj, "the mean of the states");
+  // With a state given, a read_fj given too follows the states (one read price, never two), and
+  // the whole commented template, edited in one state, reads back consistent.
+  write_file(dir / "both.json", "{\"module\": {\"read_fj\": 10, \"read_p_fj\": 20}}");
+  const Technology both = Technology::load((dir / "both.json").string());
+  expect_near_rel(both.module.read_fj, (1 - p) * 20 + p * m.read_ap_fj, "read_fj from the states");
+  Technology edited = Technology::defaults();
+  edited.module.read_ap_fj = 500;
+  write_file(dir / "template.json", edited.table().to_commented_json());
+  const Technology reloaded = Technology::load((dir / "template.json").string());
+  expect_near_rel(reloaded.module.read_fj, (1 - p) * m.read_p_fj + p * 500, "the template's read_fj");
+  const CostReport r = cost_report(spec_of("vgg-small", 16, "all", DropoutKind::spatial, p), HardwareConfig::defaults(),
+                                   reloaded, 20);
+  expect_near_rel(r.accountings.front().ratio(), r.dropout_energy_element_over_spatial(), "one ratio");
+  // A flat read (no state given) writes and reads back to the same prices.
+  write_file(dir / "flat-template.json", flat.table().to_commented_json());
+  const Technology flat_back = Technology::load((dir / "flat-template.json").string());
+  EXPECT_EQ(flat_back.module.read_fj, 40.0);
+  EXPECT_EQ(flat_back.module.read_p_fj, 40.0);
+  EXPECT_EQ(flat_back.module.read_ap_fj, 40.0);
   fs::remove_all(dir);
 }
 
