@@ -36,10 +36,13 @@ DeviceEnergies device_energies(const HardwareConfig& hw, double p, double read_v
   DeviceEnergies d;
   d.r_p_ohm = mtj.rp_ohm();
   // The write: the nominal module's current for p (as hw prints it); past the thermal-activation
-  // regime the current is Ic0's, the most a sub-critical write can draw.
+  // regime the current is Ic0's, the most a sub-critical write can draw. A p below what the device
+  // does with no current at all has no write to price (hw says so too).
+  const MtjSwitching nominal = nominal_switching(hw.mtj, true);
   try {
-    d.write_current_ua = write_current_for(nominal_switching(hw.mtj, true), p, dm.pulse_width_ns);
+    d.write_current_ua = write_current_for(nominal, p, dm.pulse_width_ns);
   } catch (const Error&) {
+    if (p < switching_probability(nominal, 0.0, dm.pulse_width_ns)) throw;
     d.write_current_ua = hw.mtj.ic0_ua;
   }
   d.write_mtj_fj = std::pow(d.write_current_ua * 1e-6, 2) * d.r_p_ohm * dm.pulse_width_ns * 1e-9 * 1e15;

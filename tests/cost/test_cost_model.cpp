@@ -509,6 +509,21 @@ TEST(CostTechnology, ReadsArePricedByTheStateTheyFind) {
   fs::remove_all(dir);
 }
 
+// A p below what the device does with no write current has no write to price: refused as hw
+// refuses it, not priced at a fallback current; a p that needs I >= Ic0 is priced at Ic0.
+TEST(CostTechnology, APBelowTheZeroCurrentFloorIsRefused) {
+  const HardwareConfig hw = HardwareConfig::defaults();
+  try {
+    Technology::defaults(hw, 1e-20);
+    ADD_FAILURE() << "priced p = 1e-20";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("below what the device does with no write current"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(Technology::defaults(hw, 1e-18).module.write_current_ua, 5.0);
+  EXPECT_EQ(Technology::defaults(hw, 0.9999).module.write_current_ua, hw.mtj.ic0_ua);
+}
+
 TEST(CostTechnology, CommentedDefaultReadsBackToTheSameValues) {
   const auto dir = fresh_dir("roundtrip");
   Technology t = Technology::defaults();
