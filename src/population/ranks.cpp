@@ -277,7 +277,7 @@ Distribution distribute_root(const Ranks& ranks, WorkItems& work) {
       activity.finished_at = seconds_since(start);
       store(static_cast<std::size_t>(value_at<std::uint64_t>(bytes, 0)), bytes.substr(16));
     } else if (tag == kFailed) {
-      fail("rank " + std::to_string(source) + ": " + bytes);
+      fail(bytes + " (on rank " + std::to_string(source) + ")");  // the field first, as every error line
     }
     // The reply: the next item, or stop.
     std::size_t item = 0;

@@ -75,7 +75,7 @@ struct Distribution {
 struct FailedElsewhere {};
 
 // Runs `work` over the ranks; with one rank, plan, prepare, compute and store in turn on this
-// thread. Throws on rank 0 when any rank failed (the first error, "rank R: " prefixed for a rank
+// thread. Throws on rank 0 when any rank failed (the first error, " (on rank R)" appended for a rank
 // other than 0), FailedElsewhere on the other ranks.
 Distribution distribute(const Ranks& ranks, WorkItems& work);
 
