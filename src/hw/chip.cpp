@@ -123,28 +123,22 @@ void ChipMasks::mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events
   // The modules left in AP, and the reads that find them there: a linear layer reads each module
   // once; a convolution reads element (c, y, x) at every tap that lands on it, taps_y[y] x taps_x[x].
   const EngineLayer& layer = model_->layer(index);
-  const auto taps = [&layer](int out_size, int in_size) {
-    std::vector<std::uint64_t> n(static_cast<std::size_t>(in_size), 0);
-    for (int o = 0; o < out_size; ++o) {
-      for (int k = 0; k < layer.kernel; ++k) {
-        const int at = o * layer.stride - layer.padding + k;
-        if (at >= 0 && at < in_size) ++n[static_cast<std::size_t>(at)];
-      }
-    }
-    return n;
-  };
   const bool linear = s == ModuleLayout::linear;
-  const std::vector<std::uint64_t> taps_y = linear ? std::vector<std::uint64_t>{} : taps(layer.shape.out_h, map.height);
-  const std::vector<std::uint64_t> taps_x = linear ? std::vector<std::uint64_t>{} : taps(layer.shape.out_w, map.width);
+  std::vector<std::int64_t> taps_y, taps_x;
+  if (!linear) {
+    taps_y = taps_landing(layer.shape.out_h, map.height, layer.kernel, layer.stride, layer.padding);
+    taps_x = taps_landing(layer.shape.out_w, map.width, layer.kernel, layer.stride, layer.padding);
+  }
   for (int pix = 0; pix < map.height * map.width; ++pix) {
     const BitWord* row = map.keep.row(pix);
     std::uint64_t kept = 0;
     for (int word = 0; word < map.keep.words; ++word) kept += static_cast<std::uint64_t>(std::popcount(row[word]));
     const std::uint64_t dropped = static_cast<std::uint64_t>(map.channels) - kept;
     events.module_writes_ap += dropped;
-    events.module_reads_ap += linear ? dropped
-                                     : dropped * taps_y[static_cast<std::size_t>(pix / map.width)] *
-                                           taps_x[static_cast<std::size_t>(pix % map.width)];
+    events.module_reads_ap +=
+        linear ? dropped
+               : dropped * static_cast<std::uint64_t>(taps_y[static_cast<std::size_t>(pix / map.width)] *
+                                                      taps_x[static_cast<std::size_t>(pix % map.width)]);
   }
 }
 

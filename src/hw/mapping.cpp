@@ -1,6 +1,7 @@
 #include "hw/mapping.h"
 
 #include <algorithm>
+#include <numeric>
 
 namespace spinbayes {
 
@@ -38,17 +39,11 @@ std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams
     m.col_tiles = (m.cols + crossbar.tile_cols - 1) / crossbar.tile_cols;
     m.windows = static_cast<std::int64_t>(l.out_h) * l.out_w;
     m.macs = l.macs();
-    // Taps inside the map, summed over windows: per axis, count (output position, kernel offset)
-    // pairs whose input coordinate o * stride - pad + k lies in [0, size).
+    // Taps inside the map, summed over windows: per axis, the (output position, kernel offset)
+    // pairs that land inside it.
     auto inside = [&](int out_size, int in_size) {
-      std::int64_t n = 0;
-      for (int o = 0; o < out_size; ++o) {
-        for (int k = 0; k < l.kernel; ++k) {
-          const int x = o * l.stride - l.padding + k;
-          n += (x >= 0 && x < in_size) ? 1 : 0;
-        }
-      }
-      return n;
+      const std::vector<std::int64_t> n = taps_landing(out_size, in_size, l.kernel, l.stride, l.padding);
+      return std::accumulate(n.begin(), n.end(), std::int64_t{0});
     };
     m.in_map_rows = m.linear ? m.rows : inside(l.out_h, l.in_h) * inside(l.out_w, l.in_w) * l.in_channels;
     if (l.dropout_before) {
@@ -58,6 +53,17 @@ std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams
     out.push_back(m);
   }
   return out;
+}
+
+std::vector<std::int64_t> taps_landing(int out_size, int in_size, int kernel, int stride, int padding) {
+  std::vector<std::int64_t> n(static_cast<std::size_t>(std::max(in_size, 0)), 0);
+  for (int o = 0; o < out_size; ++o) {
+    for (int k = 0; k < kernel; ++k) {
+      const int x = o * stride - padding + k;
+      if (x >= 0 && x < in_size) ++n[static_cast<std::size_t>(x)];
+    }
+  }
+  return n;
 }
 
 }  // namespace spinbayes

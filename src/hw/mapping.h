@@ -37,4 +37,9 @@ struct LayerMapping {
 
 std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams& crossbar);
 
+// Along one axis of a convolution: how many (output position o, kernel offset k) pairs land on
+// each input coordinate x = o * stride - padding + k in [0, in_size). Their sum is the axis's
+// taps inside the map; a per-element dropout module at x is read that many times.
+std::vector<std::int64_t> taps_landing(int out_size, int in_size, int kernel, int stride, int padding);
+
 }  // namespace spinbayes

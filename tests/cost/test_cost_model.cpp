@@ -279,6 +279,15 @@ TEST(CostHandNetwork, CountsEnergiesLatencyAndAreaByHand) {
 
 // Per_element element masks (the `ideal` preset): one module per input element, written once
 // per pass, read at every tap inside the map.
+// The taps landing on each input coordinate, by hand: a padded 3-tap kernel over 4 positions
+// reads the borders twice and the inside three times; stride 2 without padding reads 0 1 2 3 4 as
+// 1 1 2 1 1 (outputs at 0 and 2); the sums are the axis's taps inside the map.
+TEST(CostHandNetwork, TapsLandingOnEachInputCoordinate) {
+  EXPECT_EQ(taps_landing(4, 4, 3, 1, 1), (std::vector<std::int64_t>{2, 3, 3, 2}));
+  EXPECT_EQ(taps_landing(2, 5, 3, 2, 0), (std::vector<std::int64_t>{1, 1, 2, 1, 1}));
+  EXPECT_EQ(taps_landing(1, 3, 3, 1, 0), (std::vector<std::int64_t>{1, 1, 1}));
+}
+
 TEST(CostHandNetwork, PerElementMasksCountOneModulePerInputElement) {
   HardwareConfig hw = HardwareConfig::defaults();
   hw.dropout_module.element_masks = ElementMasks::per_element;
