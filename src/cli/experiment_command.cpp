@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -167,20 +166,9 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv, const R
     throw Error(fmt::format("--seeds: mpirun spreads the seeds over its {} ranks; one seed runs as one process",
                             ranks.size()));
   }
-  // Held by rank 0 for the whole run: a second experiment into the same directory stops here
-  // (every rank, so that none waits for work that will not come).
-  std::unique_ptr<DirectoryLock> lock;
-  std::string lock_error;
-  if (ranks.root()) {
-    try {
-      lock = std::make_unique<DirectoryLock>(o.out, "--out", "experiment");
-    } catch (const Error& e) {
-      lock_error = e.what();
-    }
-  }
-  if (ranks.size() > 1 && !ranks.broadcast(lock_error).empty() && !ranks.root()) throw FailedElsewhere{};
-  if (!lock_error.empty()) throw Error(lock_error);
   if (o.seeds > 1) {
+    // Rank 0 locks OUT and the seeds' directories before any work (a second experiment into the
+    // same directory stops there, on every rank).
     const MultiSeedResult r = run_multi_seed_experiment(o, ranks);
     if (!ranks.root()) return;
     std::printf("wrote %s, %s and %s/figures over %d seeds, each in %s/seed-<s> (%d stages run, %d cached, %.1f s)\n",
@@ -188,6 +176,8 @@ void run_experiment_command(ExperimentCommand& c, int argc, char** argv, const R
                 r.stages_run, r.stages_cached, r.seconds);
     return;
   }
+  // Held for the whole run: a second experiment into the same directory stops here.
+  const DirectoryLock lock(o.out, "--out", "experiment");
   const ExperimentResult r = run_experiment(o);
   std::printf("wrote %s, %s and %s/figures (%d stages run, %d cached, %.1f s)\n", (o.out / "report.md").c_str(),
               (o.out / "results.json").c_str(), o.out.c_str(), r.stages_run, r.stages_cached, r.seconds);

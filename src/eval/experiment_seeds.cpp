@@ -4,9 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -589,14 +587,29 @@ namespace {
 
 // One seed's whole experiment as one work item of distribute(): under mpirun the seeds run on
 // whichever ranks ask (each into its own OUT/seed-<s>, which the ranks must share: one host or a
-// shared file system), and rank 0 gathers their results. A result computed in this process is
-// kept as it is; one from another rank arrives as its JSON (doubles written to round trip).
+// shared file system), and rank 0 gathers their results as JSON (doubles written to round trip).
 class SeedExperiments : public WorkItems {
  public:
-  SeedExperiments(const std::vector<ExperimentOptions>& seeds, bool quiet) : seeds_(seeds), quiet_(quiet) {
-    done_.resize(seeds.size());
-  }
+  SeedExperiments(const ExperimentOptions& whole, const std::vector<ExperimentOptions>& seeds)
+      : whole_(whole), seeds_(seeds), done_(seeds.size()) {}
+  // Rank 0, before any work: OUT's and every seed directory's locks, held for the whole run, and
+  // no other run writing a model directory the seeds train into. A conflict stops every rank at
+  // once (distribute's failure path), not when some rank reaches it.
   std::vector<std::size_t> plan() override {
+    locks_.push_back(std::make_unique<DirectoryLock>(whole_.out, "--out", "experiment"));
+    for (const ExperimentOptions& s : seeds_) {
+      locks_.push_back(std::make_unique<DirectoryLock>(s.out, "--out", "experiment"));
+      const ExperimentPlan plan = plan_experiment(s);
+      std::vector<fs::path> dirs;
+      for (const PlannedModel& m : plan.models) dirs.push_back(m.dir);
+      if (plan.shared) dirs.push_back(plan.shared->dir);
+      std::error_code ec;
+      for (const fs::path& dir : dirs) {
+        if (fs::is_directory(dir, ec)) {
+          const DirectoryLock probe(dir, "--models", "training run");
+        }
+      }
+    }
     std::vector<std::size_t> items(seeds_.size());
     for (std::size_t k = 0; k < items.size(); ++k) items[k] = k;
     return items;
@@ -604,31 +617,19 @@ class SeedExperiments : public WorkItems {
   void prepare() override {}
   std::string compute(std::size_t k) override {
     const ExperimentOptions& s = seeds_.at(k);
-    if (!quiet_) {
+    if (!whole_.quiet) {
       std::fprintf(stderr, "experiment: seed %llu of %zu seeds, into %s\n", static_cast<unsigned long long>(s.seed),
                    seeds_.size(), s.out.c_str());
     }
-    ExperimentResult r = run_experiment(s);  // its directory locked by rank 0
-    const std::string bytes = json{{"results", r.results},
-                                   {"reused_models", r.reused_models},
-                                   {"stages_run", r.stages_run},
-                                   {"stages_cached", r.stages_cached},
-                                   {"seconds", r.seconds}}
-                                  .dump();
-    const std::lock_guard<std::mutex> guard(mutex_);
-    local_[k] = std::move(r);
-    return bytes;
+    const ExperimentResult r = run_experiment(s);  // its directory locked by rank 0
+    return json{{"results", r.results},
+                {"reused_models", r.reused_models},
+                {"stages_run", r.stages_run},
+                {"stages_cached", r.stages_cached},
+                {"seconds", r.seconds}}
+        .dump();
   }
   bool store(std::size_t k, const std::string& bytes) override {
-    {
-      const std::lock_guard<std::mutex> guard(mutex_);
-      const auto it = local_.find(k);
-      if (it != local_.end()) {
-        done_.at(k) = std::move(it->second);
-        local_.erase(it);
-        return true;
-      }
-    }
     try {
       const json j = json::parse(bytes);
       ExperimentResult r;
@@ -639,18 +640,17 @@ class SeedExperiments : public WorkItems {
       r.seconds = j.at("seconds").get<double>();
       done_.at(k) = std::move(r);
     } catch (const json::exception& e) {
-      throw Error(fmt::format("experiment: seed {}'s results from another rank do not parse: {}", seeds_.at(k).seed,
+      throw Error(fmt::format("experiment: seed {}'s results do not parse: {}", seeds_.at(k).seed,
                               printable_head(e.what())));
     }
     return true;
   }
-  std::vector<std::optional<ExperimentResult>>& done() { return done_; }
+  const std::vector<std::optional<ExperimentResult>>& done() const { return done_; }
 
  private:
+  const ExperimentOptions& whole_;
   const std::vector<ExperimentOptions>& seeds_;
-  bool quiet_;
-  std::mutex mutex_;
-  std::map<std::size_t, ExperimentResult> local_;
+  std::vector<std::unique_ptr<DirectoryLock>> locks_;
   std::vector<std::optional<ExperimentResult>> done_;
 };
 
@@ -676,33 +676,7 @@ MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& o, const Rank
     seed_options.push_back(std::move(s));
     commands.push_back(std::move(command));
   }
-  // Rank 0 holds every seed directory's lock for the whole run and checks that no other run holds
-  // a model directory the seeds train into, before any work: a conflict is one line at once, not
-  // when some rank reaches it (under mpirun, after the seed rank 0 computes meanwhile).
-  std::vector<std::unique_ptr<DirectoryLock>> seed_locks;
-  std::string conflict;
-  if (ranks.root()) {
-    try {
-      for (const ExperimentOptions& s : seed_options) {
-        seed_locks.push_back(std::make_unique<DirectoryLock>(s.out, "--out", "experiment"));
-        const ExperimentPlan plan = plan_experiment(s);
-        std::vector<fs::path> dirs;
-        for (const PlannedModel& m : plan.models) dirs.push_back(m.dir);
-        if (plan.shared) dirs.push_back(plan.shared->dir);
-        std::error_code ec;
-        for (const fs::path& dir : dirs) {
-          if (fs::is_directory(dir, ec)) {
-            const DirectoryLock probe(dir, "--models", "training run");
-          }
-        }
-      }
-    } catch (const Error& e) {
-      conflict = e.what();
-    }
-  }
-  if (ranks.size() > 1 && !ranks.broadcast(conflict).empty() && !ranks.root()) throw FailedElsewhere{};
-  if (!conflict.empty()) throw Error(conflict);
-  SeedExperiments work(seed_options, o.quiet);
+  SeedExperiments work(o, seed_options);
   distribute(ranks, work);
   MultiSeedResult result;
   if (!ranks.root()) return result;  // rank 0 writes the whole

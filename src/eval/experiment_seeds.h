@@ -110,7 +110,10 @@ struct MultiSeedResult {
 
 // Runs the experiment once per seed (options.seed, options.seed + 1, ...; options.seeds of them)
 // into DIR/seed-<s>/, then writes DIR/results.json, DIR/report.md and DIR/figures/seeds_*.png.
-// Under mpirun the seeds are spread over the ranks (each rank one seed at a time, rank 0 too);
+// Rank 0 locks DIR and every DIR/seed-<s> for the whole run, and checks that no other run writes a
+// model directory the seeds train into, before any work (a conflict is an Error on rank 0 and
+// FailedElsewhere on the others). Under mpirun the seeds are spread over the ranks (each rank one
+// seed at a time, rank 0 too);
 // rank 0 writes the whole and returns it, the other ranks return an empty result. Every figure
 // is the same as one process's: a seed's run depends on its seed alone.
 MultiSeedResult run_multi_seed_experiment(const ExperimentOptions& options, const Ranks& ranks = Ranks());
