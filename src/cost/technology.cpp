@@ -42,7 +42,7 @@ DeviceEnergies device_energies(const HardwareConfig& hw, double p, double read_v
   try {
     d.write_current_ua = write_current_for(nominal, p, dm.pulse_width_ns);
   } catch (const Error&) {
-    if (p < switching_probability(nominal, 0.0, dm.pulse_width_ns)) throw;
+    if (p <= switching_probability(nominal, 0.0, dm.pulse_width_ns)) throw;  // write_current_for's floor
     d.write_current_ua = hw.mtj.ic0_ua;
   }
   d.write_mtj_fj = std::pow(d.write_current_ua * 1e-6, 2) * d.r_p_ohm * dm.pulse_width_ns * 1e-9 * 1e15;
