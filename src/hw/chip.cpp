@@ -50,7 +50,7 @@ MaskGrain ChipMasks::grain(int layer) const {
   switch (layout(layer)) {
     case ModuleLayout::spatial: return read_disturb_ > 0.0 ? MaskGrain::window : MaskGrain::channel;
     case ModuleLayout::element_per_window: return MaskGrain::window;
-    case ModuleLayout::element_per_element:
+    case ModuleLayout::element_per_element: return read_disturb_ > 0.0 ? MaskGrain::window : MaskGrain::element;
     case ModuleLayout::linear: return MaskGrain::element;
   }
   return MaskGrain::element;
@@ -187,6 +187,8 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
     events.module_resets += n;
     events.module_writes += n;
     events.module_reads += n;
+  } else if (layout(index) == ModuleLayout::element_per_element) {
+    element_modules_disturbed(key, patches, row, events);
   } else {
     // Spatial modules under read disturb: a dropped module is read at every window, in raster
     // order, and each read flips it to P with probability q; the first flipping read is
@@ -229,12 +231,71 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
       if (f >= windows) ++events.module_writes_ap;
     }
   }
+  count_kept(patches, row, windows);
+}
+
+void ChipMasks::count_kept(Patches& patches, int row, int windows) {
+  const int words = patches.keep.words;
   for (int m = 0; m < windows; ++m) {
     const BitWord* keep = patches.keep.row(row + m);
     int kept = 0;
     for (int word = 0; word < words; ++word) kept += std::popcount(keep[word]);
     patches.kept[static_cast<std::size_t>(row + m)] = kept;
   }
+}
+
+void ChipMasks::element_modules_disturbed(const MaskKey& key, Patches& patches, int row, LayerEvents& events) const {
+  // One module per input element under read disturb: module (c, y, x), unit (c H + y) W + x as in
+  // mask_map, is read at every window whose taps land on it, taps_y[y] x taps_x[x] reads in the
+  // windows' raster order (a window reads an element at most once). A dropped module flips to P
+  // at its first disturbing read, floor(ln(1 - u) / ln(1 - q)) as the spatial modules', and every
+  // later read finds it kept.
+  const int index = key.layer;
+  const EngineLayer& layer = model_->layer(index);
+  const DropoutBank& bank = banks_[static_cast<std::size_t>(index)];
+  const DropoutDraws draws(key.seed, key.image, key.sample, index, layer.shape.dropout_p);
+  const std::uint64_t* bounds = bank.pass_bounds(key.seed, key.image, key.sample);
+  const std::uint64_t disturb_seed = stream_seed(key.seed, streams::kReadDisturb);
+  const int channels = layer.in_c, height = layer.in_h, width = layer.in_w, kernel = layer.kernel;
+  const std::vector<std::int64_t> taps_y = taps_landing(patches.out_h, height, kernel, layer.stride, layer.padding);
+  const std::vector<std::int64_t> taps_x = taps_landing(patches.out_w, width, kernel, layer.stride, layer.padding);
+  const auto units = static_cast<std::size_t>(channels) * static_cast<std::size_t>(height * width);
+  // Per module: the read that flips it (its reads when none does), -1 while kept; and its reads so far.
+  std::vector<std::int64_t> flips_at(units, -1), reads(units, 0);
+  for (std::size_t unit = 0; unit < units; ++unit) {
+    if (draws.draw53(unit) >= bounds[unit]) continue;
+    const auto pix = static_cast<int>(unit % static_cast<std::size_t>(height * width));
+    const std::int64_t landing = taps_y[static_cast<std::size_t>(pix / width)] * taps_x[static_cast<std::size_t>(pix % width)];
+    const double u = uniform_at(disturb_seed, key.image, key.sample, index, unit);
+    const double first = std::floor(std::log1p(-u) / std::log1p(-read_disturb_));
+    flips_at[unit] = first < static_cast<double>(landing) ? static_cast<std::int64_t>(first) : landing;
+    events.module_reads_ap += static_cast<std::uint64_t>(flips_at[unit]);
+    if (flips_at[unit] >= landing) ++events.module_writes_ap;  // never flipped: in AP for the next reset
+  }
+  for (int oy = 0; oy < patches.out_h; ++oy) {
+    for (int ox = 0; ox < patches.out_w; ++ox) {
+      BitWord* keep = patches.keep.row(row + oy * patches.out_w + ox);
+      for (int ky = 0; ky < kernel; ++ky) {
+        const int y = oy * layer.stride - layer.padding + ky;
+        if (y < 0 || y >= height) continue;
+        for (int kx = 0; kx < kernel; ++kx) {
+          const int x = ox * layer.stride - layer.padding + kx;
+          if (x < 0 || x >= width) continue;
+          for (int c = 0; c < channels; ++c) {
+            const auto unit = (static_cast<std::size_t>(c) * height + y) * width + x;
+            const std::int64_t f = flips_at[unit];
+            if (f < 0 || reads[unit]++ >= f) continue;  // kept, or flipped by an earlier read
+            const int bit = (ky * kernel + kx) * channels + c;  // the patch's (ky, kx, c) order
+            keep[bit / kBitsPerWord] &= ~(BitWord{1} << (bit % kBitsPerWord));
+          }
+        }
+      }
+    }
+  }
+  const auto modules = static_cast<std::uint64_t>(units);
+  events.module_resets += modules;
+  events.module_writes += modules;
+  events.module_reads += static_cast<std::uint64_t>(mapping_[static_cast<std::size_t>(index)].in_map_rows);
 }
 
 // ---- ChipArrays: the crossbars -------------------------------------------------------------------

@@ -14,6 +14,7 @@
 //     windows may be kept in one and dropped in the other, where training drops it in both.
 //   element, per_element: one bit per input element, held for every window that reads it: what
 //     training did (the `ideal` preset uses it, so that the chip reproduces the engine exactly).
+//     A disturbing read turns the element's "drop" into "keep" for the later windows reading it.
 //   linear layers: one module per input, one read per pass, under both schemes.
 // Modules draw their bits from the same counter-based uniform as the software masks, compared
 // with their own switching probability, so with p_m = p the chip's masks are the engine's.
@@ -49,14 +50,20 @@ class ChipMasks final : public MaskSource {
   const DropoutBank& bank(int layer) const { return banks_[static_cast<std::size_t>(layer)]; }
   ModuleLayout layout(int layer) const;
 
-  // Spatial modules: channel, or window under read disturb (a module's bit may change between
-  // windows); per_window modules: window; the rest: element.
+  // Spatial and per_element modules: channel or element, or window under read disturb (a
+  // module's bit may change between windows); per_window modules: window; linear: element.
   MaskGrain grain(int layer) const override;
   void channel_keep(const MaskKey& key, std::vector<BitWord>& keep, LayerEvents& events) const override;
   void mask_map(const MaskKey& key, BinaryMap& map, LayerEvents& events) const override;
   void mask_patches(const MaskKey& key, Patches& patches, int row, LayerEvents& events) const override;
 
  private:
+  // Per-element modules of a convolution under read disturb: each window's keep bits as its
+  // reads found the modules (mask_patches).
+  void element_modules_disturbed(const MaskKey& key, Patches& patches, int row, LayerEvents& events) const;
+  // patches.kept of the windows [row, row + windows) from their keep bits.
+  static void count_kept(Patches& patches, int row, int windows);
+
   std::shared_ptr<const CompiledModel> model_;
   double read_disturb_ = 0.0;
   ElementMasks element_masks_;

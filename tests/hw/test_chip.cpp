@@ -176,3 +176,80 @@ TEST(Chip, ModuleVariationShiftsTheDropRate) {
   EXPECT_EQ(events.module_writes, 400u * 16u);
 }
 
+
+// Per-element modules of a convolution under read disturb: element (c, y, x) is read by every
+// window whose taps land on it, in raster order, and a dropped one flips to P at its first
+// disturbing read. Each element's keep bits over the windows that read it are then some drops
+// followed by keeps only; its k-th read finds it dropped with probability p (1 - q)^(k + 1); the
+// ledger's AP reads are exactly the drops the windows saw.
+TEST(Chip, ReadDisturbReleasesPerElementModulesForTheLaterWindows) {
+  ModelSpec spec = spec_of("vgg-small", 8, DropoutKind::element);
+  spec.p = 0.5;
+  const ModelIR ir = spread_model_ir(spec, 4);
+  HardwareConfig hw = HardwareConfig::ideal();
+  hw.dropout_module.element_masks = ElementMasks::per_element;
+  const double q = 0.3;
+  hw.faults.read_disturb = q;
+  const Chip chip(ir, hw, 2);
+  const CompiledModel model(ir);
+  int layer = -1;
+  for (int i = 1; i < static_cast<int>(model.layers().size()) && layer < 0; ++i) {
+    if (model.layer(i).shape.dropout_before && chip.masks().layout(i) == ModuleLayout::element_per_element) layer = i;
+  }
+  ASSERT_GE(layer, 1);
+  ASSERT_EQ(chip.masks().grain(layer), MaskGrain::window);
+  const EngineLayer& l = model.layer(layer);
+  ASSERT_EQ(l.kernel, 3);
+  BinaryMap map{l.in_c, l.in_h, l.in_w, BitMatrix(l.in_h * l.in_w, l.in_c), BitMatrix()};
+  Patches unmasked;
+  im2col_bits(map, l.kernel, l.stride, l.padding, unmasked);
+  const int windows = unmasked.out_h * unmasked.out_w;
+  std::vector<double> found_dropped(9, 0.0), reads_at(9, 0.0);
+  const int passes = 300;
+  for (int s = 0; s < passes; ++s) {
+    Patches patches;
+    im2col_bits(map, l.kernel, l.stride, l.padding, patches);
+    LayerEvents events;
+    chip.masks().mask_patches(MaskKey{7, 0, static_cast<std::uint64_t>(s), layer}, patches, 0, events);
+    std::uint64_t dropped_reads = 0;
+    // Per element, its reads in raster order: how many so far, and whether one found it kept.
+    std::vector<int> reads(static_cast<std::size_t>(l.in_c * l.in_h * l.in_w), 0);
+    std::vector<bool> released(reads.size(), false);
+    for (int m = 0; m < windows; ++m) {
+      const int oy = m / unmasked.out_w, ox = m % unmasked.out_w;
+      int kept = 0;
+      for (int ky = 0; ky < 3; ++ky) {
+        for (int kx = 0; kx < 3; ++kx) {
+          const int y = oy * l.stride - l.padding + ky, x = ox * l.stride - l.padding + kx;
+          for (int c = 0; c < l.in_c; ++c) {
+            const int bit = (ky * 3 + kx) * l.in_c + c;
+            const bool valid = unmasked.keep.get(m, bit), keep = patches.keep.get(m, bit);
+            ASSERT_TRUE(valid || !keep);  // only in-map taps are driven
+            kept += keep ? 1 : 0;
+            if (!valid) continue;
+            const auto unit = static_cast<std::size_t>((c * l.in_h + y) * l.in_w + x);
+            const int k = reads[unit]++;
+            ASSERT_TRUE(!released[unit] || keep) << "a released module read dropped again";
+            released[unit] = released[unit] || keep;
+            found_dropped[static_cast<std::size_t>(k)] += keep ? 0.0 : 1.0;
+            reads_at[static_cast<std::size_t>(k)] += 1.0;
+            dropped_reads += keep ? 0 : 1;
+          }
+        }
+      }
+      EXPECT_EQ(patches.kept[static_cast<std::size_t>(m)], kept);
+    }
+    EXPECT_EQ(events.module_reads_ap, dropped_reads);
+    EXPECT_EQ(events.module_writes, reads.size());
+    EXPECT_EQ(events.module_reads,
+              static_cast<std::uint64_t>(std::accumulate(unmasked.kept.begin(), unmasked.kept.end(), std::int64_t{0})));
+    EXPECT_LE(events.module_writes_ap, events.module_writes);
+  }
+  // The k-th read of an element finds its module dropped with probability p (1 - q)^(k + 1).
+  for (int k = 0; k < 9; ++k) {
+    const double n = reads_at[static_cast<std::size_t>(k)];
+    ASSERT_GT(n, 1000.0) << k;
+    const double want = spec.p * std::pow(1.0 - q, k + 1);
+    EXPECT_NEAR(found_dropped[static_cast<std::size_t>(k)] / n, want, 6.0 * std::sqrt(want * (1 - want) / n) + 1e-3) << k;
+  }
+}
