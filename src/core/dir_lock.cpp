@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,29 +12,74 @@
 
 namespace spinbayes {
 
-DirectoryLock::DirectoryLock(const std::filesystem::path& dir, const std::string& option, const std::string& what) {
+namespace {
+
+// Whether `dir` holds nothing but directories that hold nothing (at any depth), and at its top a
+// file named `lock_file`.
+bool holds_nothing(const std::filesystem::path& dir, const char* lock_file) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::filesystem::file_status status = it->symlink_status(ec);
+    if (ec) return false;
+    if (lock_file != nullptr && it->path().filename() == lock_file && std::filesystem::is_regular_file(status)) continue;
+    if (!std::filesystem::is_directory(status) || !holds_nothing(it->path(), nullptr)) return false;
+  }
+  return !ec;
+}
+
+}  // namespace
+
+DirectoryLock::DirectoryLock(const std::filesystem::path& dir, const std::string& option, const std::string& what)
+    : dir_(dir) {
   if (dir.empty()) throw Error(option + ": must not be empty");
   const std::string name = option + ": " + printable(dir.string());
-  std::error_code ec;
-  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec)) {
-    throw Error(option + ": '" + printable(dir.string()) + "' exists and is not a directory");
-  }
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error(name + ": cannot create the directory: " + ec.message());
   const auto path = dir / kFileName;
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd_ < 0) throw Error(name + ": cannot create its lock file: " + std::strerror(errno));
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int error = errno;
+  // A holder that releases an empty directory removes it with its lock file: a process that
+  // opened the file before then locks a file no longer there, and opens the path again.
+  for (int attempt = 0;; ++attempt) {
+    std::error_code ec;
+    if (std::filesystem::exists(dir, ec) && !std::filesystem::is_directory(dir, ec)) {
+      throw Error(option + ": '" + printable(dir.string()) + "' exists and is not a directory");
+    }
+    created_.clear();
+    for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+      created_.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+    std::filesystem::create_directories(dir, ec);
+    if (ec) throw Error(name + ": cannot create the directory: " + ec.message());
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd_ < 0) throw Error(name + ": cannot create its lock file: " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(fd_);
+      fd_ = -1;
+      if (error == EWOULDBLOCK) throw Error(name + ": another " + what + " is writing into this directory");
+      throw Error(name + ": cannot lock: " + std::strerror(error));
+    }
+    struct stat locked {}, named {};
+    if (::fstat(fd_, &locked) == 0 && ::stat(path.c_str(), &named) == 0 && locked.st_dev == named.st_dev &&
+        locked.st_ino == named.st_ino) {
+      return;
+    }
     ::close(fd_);
     fd_ = -1;
-    if (error == EWOULDBLOCK) throw Error(name + ": another " + what + " is writing into this directory");
-    throw Error(name + ": cannot lock: " + std::strerror(error));
+    if (attempt == 100) throw Error(name + ": cannot lock: its lock file keeps being removed");
   }
 }
 
 DirectoryLock::~DirectoryLock() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ < 0) return;
+  // Still holding the lock: remove what this lock created if the run wrote nothing into it.
+  std::error_code ec;
+  if (!created_.empty() && holds_nothing(dir_, kFileName)) {
+    std::filesystem::remove_all(dir_, ec);
+    for (std::size_t i = 1; i < created_.size() && !ec; ++i) {
+      if (!std::filesystem::is_empty(created_[i], ec) || ec) break;
+      std::filesystem::remove(created_[i], ec);
+    }
+  }
+  ::close(fd_);
 }
 
 }  // namespace spinbayes

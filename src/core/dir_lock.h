@@ -3,8 +3,12 @@
 // that a second process given the same directory stops at once with a one-line error instead of
 // mixing its files with the first one's. The lock is flock(2) on DIR/.spinbayes.lock: the kernel
 // drops it when the process ends, however it ends (kill -9 included), so it never goes stale.
+// A directory the lock created is removed again when it is released holding nothing but the lock
+// file and empty directories (a run that failed before writing anything), with the parents it
+// created that are left empty: a failed run leaves no empty directory behind.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace spinbayes {
 
@@ -20,6 +24,9 @@ class DirectoryLock {
   static constexpr const char* kFileName = ".spinbayes.lock";
 
  private:
+  // The directory locked and those create_directories made for it, innermost first.
+  std::filesystem::path dir_;
+  std::vector<std::filesystem::path> created_;
   int fd_ = -1;
 };
 

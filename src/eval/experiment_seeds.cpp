@@ -592,6 +592,11 @@ class SeedExperiments : public WorkItems {
  public:
   SeedExperiments(const ExperimentOptions& whole, const std::vector<ExperimentOptions>& seeds)
       : whole_(whole), seeds_(seeds), done_(seeds.size()) {}
+  // The seeds' locks before OUT's, so that OUT, if this run created it and the seeds wrote
+  // nothing, is left empty and removed with its own (DirectoryLock).
+  ~SeedExperiments() override {
+    while (!locks_.empty()) locks_.pop_back();
+  }
   // Rank 0, before any work: OUT's and every seed directory's locks, held for the whole run, and
   // no other run writing a model directory the seeds train into. A conflict stops every rank at
   // once (distribute's failure path), not when some rank reaches it.

@@ -170,28 +170,10 @@ namespace {
 
 TrainResult train_into(const TrainOptions& input_options);
 
-// Removes `dir` when it holds nothing but a run's lock file: what a run that failed before writing
-// anything leaves.
-void remove_if_only_lock(const std::filesystem::path& dir) {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    if (entry.path().filename() != DirectoryLock::kFileName) return;
-  }
-  if (!ec) std::filesystem::remove_all(dir, ec);
-}
-
 }  // namespace
 
-TrainResult train_model(const TrainOptions& options) {
-  std::error_code ec;
-  const bool fresh = !options.out.empty() && !std::filesystem::exists(options.out, ec) && !ec;
-  try {
-    return train_into(options);
-  } catch (...) {
-    if (fresh) remove_if_only_lock(options.out);  // a failed run leaves no empty directory behind
-    throw;
-  }
-}
+// A failed run leaves no empty directory behind: its DirectoryLock removes the one it created.
+TrainResult train_model(const TrainOptions& options) { return train_into(options); }
 
 namespace {
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -172,6 +173,46 @@ TEST_F(Hardening, ADirectoryLockExcludesASecondHolderUntilReleased) {
   EXPECT_NO_THROW(DirectoryLock again(run, "--out", "training run"));
   std::ofstream(dir_ / "plain") << "x";
   expect_error([&] { DirectoryLock lock(dir_ / "plain", "--out", "experiment"); }, {"not a directory"});
+}
+
+// A run that fails before writing anything leaves no directory behind: the lock removes what it
+// created (with the parents it created) when only empty directories and its lock file are there,
+// and keeps a directory with any file in it, or one it did not create.
+TEST_F(Hardening, ADirectoryLockRemovesTheEmptyDirectoriesItCreated) {
+  const fs::path parent = dir_ / "new", run = parent / "deeper" / "run";
+  { const DirectoryLock lock(run, "--out", "experiment"); }
+  EXPECT_FALSE(fs::exists(parent));
+  {
+    const DirectoryLock lock(run, "--out", "experiment");
+    fs::create_directories(run / "stages" / "empty");
+    fs::create_directories(run / "figures");
+  }
+  EXPECT_FALSE(fs::exists(parent));  // empty subdirectories are nothing written
+  {
+    const DirectoryLock lock(run, "--out", "experiment");
+    fs::create_directories(run / "stages");
+    std::ofstream(run / "stages" / "one.json") << "{}";
+  }
+  EXPECT_TRUE(fs::exists(run / "stages" / "one.json"));
+  EXPECT_TRUE(fs::exists(run / DirectoryLock::kFileName));
+  fs::remove_all(run / "stages");
+  { const DirectoryLock lock(run, "--out", "experiment"); }
+  EXPECT_TRUE(fs::is_directory(run));  // there before the lock: left as it was
+  // A parent that something else wrote into while the lock was held stays, with what it holds.
+  const fs::path other = dir_ / "other", inner = other / "run";
+  {
+    const DirectoryLock lock(inner, "--out", "experiment");
+    std::ofstream(other / "note") << "x";
+  }
+  EXPECT_FALSE(fs::exists(inner));
+  EXPECT_TRUE(fs::exists(other / "note"));
+  // After a release that removed the directory, the next lock makes it again and excludes others.
+  {
+    std::optional<DirectoryLock> first(std::in_place, run / "x", "--out", "experiment");
+    first.reset();
+    const DirectoryLock second(run / "x", "--out", "experiment");
+    expect_error([&] { DirectoryLock third(run / "x", "--out", "experiment"); }, {"another experiment"});
+  }
 }
 
 // ---- IDX files announcing more than is read ------------------------------------------------------
