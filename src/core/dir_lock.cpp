@@ -42,9 +42,11 @@ DirectoryLock::DirectoryLock(const std::filesystem::path& dir, const std::string
       throw Error(option + ": '" + printable(dir.string()) + "' exists and is not a directory");
     }
     created_.clear();
+    // Only names that are directories of their own: the walk stops at '.' and '..', so that
+    // what is removed later is never a directory reached another way.
     for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+      if (p.filename() == "." || p.filename() == ".." || p == p.parent_path()) break;
       created_.push_back(p);
-      if (p == p.parent_path()) break;
     }
     std::filesystem::create_directories(dir, ec);
     if (ec) throw Error(name + ": cannot create the directory: " + ec.message());
