@@ -182,6 +182,8 @@ TEST_F(Hardening, ADirectoryLockRemovesTheEmptyDirectoriesItCreated) {
   const fs::path parent = dir_ / "new", run = parent / "deeper" / "run";
   { const DirectoryLock lock(run, "--out", "experiment"); }
   EXPECT_FALSE(fs::exists(parent));
+  { const DirectoryLock lock(run.string() + "/", "--out", "experiment"); }  // "run/" names the same
+  EXPECT_FALSE(fs::exists(parent));
   {
     const DirectoryLock lock(run, "--out", "experiment");
     fs::create_directories(run / "stages" / "empty");
