@@ -294,10 +294,14 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
   calibrated_ = hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
   calibration_.assign(2 * static_cast<std::size_t>(cols_) * row_tiles_, 0.0);
   systematic_.assign(static_cast<std::size_t>(cols_), 0.0);
+  centre_.assign(3 * static_cast<std::size_t>(cols_), 0.0);
   const double scale = cell_scale_;
+  std::vector<double> q(column_bytes(), 0.0);  // per row and input bit: the systematic deviation
   for (int j = 0; j < cols_; ++j) {
     const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
     const std::int8_t* v = column_values(j);
+    double constant = 0.0, device_bound = 0.0, sum_p = 0.0, sum_ap = 0.0;
+    int reads_p = 0, reads_ap = 0;
     for (int t = 0; t < row_tiles_; ++t) {
       const int r0 = t * tile_rows_, r1 = std::min(rows_, r0 + tile_rows_);
       double gain = 1.0, offset = 0.0;
@@ -318,23 +322,35 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
       }
       calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t)] = gain;
       calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1] = offset;
-      // What (v - offset) / gain departs from the ideal sum by, besides the devices' random part
-      // (delta = value - ideal - part, which the screen's variance covers at gain 1): per row
-      // the larger over the input bit of |ideal (1/gain - 1) + part / gain|, the devices' part
-      // scaled by |1/gain - 1|, and the offset.
-      double bound = std::fabs(offset) / gain;
+      constant -= offset / gain;
       for (int r = r0; r < r1; ++r) {
-        double worst = 0.0, device = 0.0;
+        double device = 0.0;
         for (int one = 0; one < 2; ++one) {
-          const std::size_t at = base + value_index(r, one != 0);
-          const double w = part.empty() ? 0.0 : part[at];
-          worst = std::max(worst, std::fabs(ideal[at] * (1.0 / gain - 1.0) + w / gain));
-          device = std::max(device, std::fabs(static_cast<double>(value[at]) - ideal[at] - w));
+          const std::size_t at = value_index(r, one != 0);
+          const double w = part.empty() ? 0.0 : part[base + at];
+          q[at] = ideal[base + at] * (1.0 / gain - 1.0) + w / gain;
+          (ideal[base + at] > 0 ? sum_p : sum_ap) += q[at];
+          ++(ideal[base + at] > 0 ? reads_p : reads_ap);
+          device = std::max(device, std::fabs(static_cast<double>(value[base + at]) - ideal[base + at] - w));
         }
-        bound += worst + std::fabs(1.0 / gain - 1.0) * device;
+        device_bound += std::fabs(1.0 / gain - 1.0) * device;
       }
-      systematic_[static_cast<std::size_t>(j)] += bound;
     }
+    // The centre and what it leaves (cell_array.h).
+    const double mean_p = reads_p > 0 ? sum_p / reads_p : 0.0, mean_ap = reads_ap > 0 ? sum_ap / reads_ap : 0.0;
+    double bound = device_bound;
+    for (int r = 0; r < rows_; ++r) {
+      double worst = 0.0;
+      for (int one = 0; one < 2; ++one) {
+        const std::size_t at = value_index(r, one != 0);
+        worst = std::max(worst, std::fabs(q[at] - (ideal[base + at] > 0 ? mean_p : mean_ap)));
+      }
+      bound += worst;
+    }
+    systematic_[static_cast<std::size_t>(j)] = bound;
+    centre_[3 * static_cast<std::size_t>(j)] = constant;
+    centre_[3 * static_cast<std::size_t>(j) + 1] = 0.5 * (mean_p + mean_ap);
+    centre_[3 * static_cast<std::size_t>(j) + 2] = 0.5 * (mean_p - mean_ap);
   }
 }
 

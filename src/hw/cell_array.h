@@ -75,11 +75,21 @@ class CellArray {
   double calibration_gain(int j, int t) const { return calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t)]; }
   double calibration_offset(int j, int t) const { return calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1]; }
   // Whether a column's read-out departs from the dot by more than the devices' random spread
-  // (IR drop, reference error, calibration), and a bound on that part over any window, in dot
-  // units: the sum over its rows of the largest |systematic deviation| (calibrated: of what the
-  // correction leaves of it and of the ideal value) plus |offset| / gain per tile. The screen
-  // widens by it.
+  // (IR drop, reference error, calibration). Per row and input bit that systematic deviation is
+  // q = ideal (1/gain - 1) + part / gain (part: what the wires and the reference's error change of
+  // the value; gain, offset: the row's tile's calibration, else 1 and 0), and each tile adds
+  // -offset / gain. Of a window's k driven rows with exact dot d, (k + d) / 2 read a P MTJ and
+  // (k - d) / 2 an AP one, so with qP, qA the column's mean q over P and over AP reads the
+  // deviation is expected at
+  //   centre = sum_t (-offset_t / gain_t) + (k + d) / 2 qP + (k - d) / 2 qA,
+  // and what is left, sum over driven rows of (q - the mean of its kind), is bounded over any
+  // window by the sum over rows of the larger |q - mean| of its two reads, plus |1/gain - 1| x
+  // the devices' deviation (dot units). The screen centres on the first and widens by the second.
   bool systematic() const { return ir_drop_ || reference_error_ || calibrated_; }
+  // centre = systematic_constant + k systematic_per_row + d systematic_per_dot (0 without).
+  double systematic_constant(int j) const { return centre_.empty() ? 0.0 : centre_[3 * static_cast<std::size_t>(j)]; }
+  double systematic_per_row(int j) const { return centre_.empty() ? 0.0 : centre_[3 * static_cast<std::size_t>(j) + 1]; }
+  double systematic_per_dot(int j) const { return centre_.empty() ? 0.0 : centre_[3 * static_cast<std::size_t>(j) + 2]; }
   bool reference_error() const { return reference_error_; }
   // IR drop: what window m's undriven rows give back (ir_drop.h's BitLineRelief), added to the
   // listed columns' tile sums at tile_sum_index (1 / cell_scale units, rounded); and a bound on its
@@ -144,6 +154,7 @@ class CellArray {
   bool ir_drop_ = false, reference_error_ = false, calibrated_ = false;
   std::vector<double> calibration_;  // per column and row tile: gain, offset
   std::vector<double> systematic_;   // per column (empty: none)
+  std::vector<double> centre_;       // per column: constant, per row, per dot (empty: none)
   int col_tiles_ = 1, tile_cols_ = 1;
   std::vector<BitLineRelief> relief_;  // per row tile and column tile (row-major)
   std::vector<char> dead_tile_;        // the same: a dead tile (empty: none)

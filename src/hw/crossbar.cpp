@@ -255,7 +255,7 @@ int CrossbarLayer::sense_row_reference(const PatchRows& patches, int m, const st
     const std::int32_t dot = dots[j] + (cells_.stuck(j).empty() ? 0 : stuck_correction_reference(patches, m, j, 0, cells_.rows()));
     // The comparison sign * value >= bound - 1/2 (halfway between integer dots), as a margin
     // about the value expected.
-    const double margin = sign[j] * (dot + (st.a * st.s0[j] + st.b * st.se[j])) - bound[j] + 0.5 + screen_offset[jj];
+    const double margin = sign[j] * (dot + st.centre(j, dot)) - bound[j] + 0.5 + screen_offset[jj];
     const bool within = screen_.within(margin, (st.base + st.slope * dot) + screen_.column_variance()[jj]);
     bool fire;
     if (!within) {

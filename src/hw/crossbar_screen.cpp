@@ -30,9 +30,16 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
     const double step = adc->step() / adc->gain();
     for (double& v : column_variance_) v += cells.row_tiles() * step * step / 12.0;
   }
-  // IR drop and calibration move a column off its dot by up to its systematic bound, in any
-  // window: (bound / sigmas)^2 of variance keeps every column within that bound of its threshold
-  // analog.
+  // IR drop and calibration move a column off its dot by their centre, known from the window's
+  // counts, and by up to the systematic bound about it in any window (cell_array.h): (bound /
+  // sigmas)^2 of variance keeps every column within that bound of its threshold analog.
+  if (cells.systematic()) {
+    for (int j = 0; j < cols_; ++j) {
+      systematic_c_.push_back(cells.systematic_constant(j));
+      systematic_per_row_.push_back(cells.systematic_per_row(j));
+      systematic_per_dot_.push_back(cells.systematic_per_dot(j));
+    }
+  }
   if (cells.systematic() && sigmas > 0.0) {
     for (int j = 0; j < cols_; ++j) {
       const double b = cells.systematic_bound(j) / sigmas;
@@ -172,6 +179,12 @@ CrossbarScreen::Terms CrossbarScreen::terms(const PatchRows& patches, int m) con
   // (k - dot) / 2 do not (AP), and each adds its reference cells and fixed-point rounding.
   Terms st;
   st.s0 = st.se = no_sums_.data();
+  st.kept = k;
+  if (!systematic_c_.empty()) {
+    st.c = systematic_c_.data();
+    st.per_row = systematic_per_row_.data();
+    st.per_dot = systematic_per_dot_.data();
+  }
   st.base = (0.5 * (variances_.match + variances_.mismatch) + variances_.reference + variances_.rounding) * k;
   st.slope = 0.5 * (variances_.match - variances_.mismatch);
   if (!conditioned_ || k == 0) return st;
@@ -238,8 +251,8 @@ bool CrossbarScreen::within(double margin, double variance) const {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
-// One window's screen, eight columns at a time: the margin sign * (dot + a s0 + b se) - bound +
-// 1/2 + offset (the comparison halfway between integer dots, about the expected value), whether
+// One window's screen, eight columns at a time: the margin sign * (dot + centre) - bound + 1/2 +
+// offset (Terms::centre) (the comparison halfway between integer dots, about the expected value), whether
 // the column fires on it, and whether it lies within base + slope dot + column_variance of it
 // (CrossbarScreen::within) and so needs the analog sum.
 __attribute__((target("avx512f,avx512vl"))) void screen_avx512(const std::int32_t* dots, const std::int32_t* sign,
@@ -251,13 +264,19 @@ __attribute__((target("avx512f,avx512vl"))) void screen_avx512(const std::int32_
   const __m512d a = _mm512_set1_pd(terms.a), b = _mm512_set1_pd(terms.b);
   const __m512d base = _mm512_set1_pd(terms.base), slope = _mm512_set1_pd(terms.slope);
   const __m512d sigmas2 = _mm512_set1_pd(sigmas * sigmas);
+  const __m512d kept = _mm512_set1_pd(terms.kept);
   for (int j = 0; j < n; j += 8) {
     const auto lanes = static_cast<__mmask8>(n - j >= 8 ? 0xff : (1u << (n - j)) - 1);
     const __m512d d = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, dots + j));
     const __m512d s = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, sign + j));
     const __m512d bd = _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, bound + j));
-    const __m512d mu = _mm512_add_pd(_mm512_mul_pd(a, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.s0 + j))),
-                                     _mm512_mul_pd(b, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.se + j))));
+    __m512d mu = _mm512_add_pd(_mm512_mul_pd(a, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.s0 + j))),
+                               _mm512_mul_pd(b, _mm512_cvtepi32_pd(_mm256_maskz_loadu_epi32(lanes, terms.se + j))));
+    if (terms.c != nullptr) {  // the systematic centre, in Terms::centre's order of operations
+      const __m512d per_row = _mm512_mul_pd(kept, _mm512_maskz_loadu_pd(lanes, terms.per_row + j));
+      const __m512d per_dot = _mm512_mul_pd(d, _mm512_maskz_loadu_pd(lanes, terms.per_dot + j));
+      mu = _mm512_add_pd(mu, _mm512_add_pd(_mm512_maskz_loadu_pd(lanes, terms.c + j), _mm512_add_pd(per_row, per_dot)));
+    }
     const __m512d margin = _mm512_add_pd(_mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(s, _mm512_add_pd(d, mu)), bd), half),
                                          _mm512_maskz_loadu_pd(lanes, offset + j));
     const __m512d variance =

@@ -38,14 +38,28 @@ class CrossbarScreen {
   CrossbarScreen(const CellArray& cells, const LayerMapping& mapping, const Adc* adc, double sigmas);
 
   // What the screen knows of window m before any analog sum: column j's value is expected at
-  // dot_j + a * s0[j] + b * se[j] (dot units), with variance base + slope * dot_j + its own
-  // (column_variance: stuck cells, ADC rounding). Conditioned: the chip's sums over the window's
-  // taps (s0: delta0, se: e, in 1 / cell_scale); otherwise a = b = 0 and the ensemble variance.
+  // dot_j + a * s0[j] + b * se[j] + the systematic centre (dot units), with variance base + slope
+  // * dot_j + its own (column_variance: stuck cells, ADC rounding, the systematic bound).
+  // Conditioned: the chip's sums over the window's taps (s0: delta0, se: e, in 1 / cell_scale);
+  // otherwise a = b = 0 and the ensemble variance. Systematic (IR drop, reference error,
+  // calibration; cell_array.h): the centre c[j] + kept * per_row[j] + dot_j * per_dot[j] of the
+  // window's `kept` driven rows; otherwise the pointers are null.
   struct Terms {
     bool conditioned = false;
     double a = 0, b = 0, base = 0, slope = 0;
     const std::int32_t* s0 = nullptr;
     const std::int32_t* se = nullptr;
+    int kept = 0;
+    const double* c = nullptr;
+    const double* per_row = nullptr;
+    const double* per_dot = nullptr;
+    // Column j's expected departure from its dot.
+    double centre(int j, std::int32_t dot) const {
+      const auto jj = static_cast<std::size_t>(j);
+      double mu = a * s0[jj] + b * se[jj];
+      if (c != nullptr) mu += c[jj] + (kept * per_row[jj] + dot * per_dot[jj]);
+      return mu;
+    }
   };
   Terms terms(const PatchRows& patches, int m) const;
 
@@ -55,7 +69,7 @@ class CrossbarScreen {
   // `margin`, at sigmas() standard deviations.
   bool within(double margin, double variance) const;
   // The screen of n columns at once (AVX-512): bit j of `fire` is the decision on the margin
-  // sign * (dot + a s0 + b se) - bound + 1/2 + offset, bit j of `near` whether within() holds for it.
+  // sign * (dot + terms.centre) - bound + 1/2 + offset, bit j of `near` whether within() holds for it.
   // Both ORed into (the caller zeroes them). False where this build has no AVX-512 kernel.
   bool screen(const std::int32_t* dots, const std::int32_t* sign, const std::int32_t* bound, const double* offset,
               const Terms& terms, int n, BitWord* fire, BitWord* near) const;
@@ -79,6 +93,8 @@ class CrossbarScreen {
   bool popcnt_ = false;  // the CPU's POPCNT instruction
   int kernel_ = 1, tap_rows_ = 0;
   std::vector<std::int32_t> rect_s0_, rect_se_, no_sums_;  // no_sums_: cols_ zeros (the ensemble centre)
+  // The systematic centre's terms per column (empty: none).
+  std::vector<double> systematic_c_, systematic_per_row_, systematic_per_dot_;
 };
 
 }  // namespace spinbayes

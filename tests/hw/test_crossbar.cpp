@@ -625,6 +625,10 @@ TEST(Chip, IrDropScreenLeavesAnalogEveryDecisionTheWiresCanMove) {
       const double skipped = expect_screen_leaves_analog_what_it_must(ir, hw, what.c_str());
       if (wire < 0.1) {
         EXPECT_GT(skipped, 0.0);  // small wires: the screen still skips
+      } else {
+        // Centred on the wires' expected part, the screen still skips a fifth (measured: 24 % and
+        // 31 %; 13-14 % when it was centred on the dot and bounded the whole part).
+        EXPECT_GT(skipped, 0.2);
       }
     }
   }
