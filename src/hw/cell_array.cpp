@@ -7,8 +7,10 @@
 #include <memory>
 #include <unordered_map>
 
+#include "core/aligned.h"
 #include "core/counter_rng.h"
 #include "core/cpu_features.h"
+#include "core/error.h"
 #include "core/streams.h"
 #include "hw/ir_drop.h"
 #include "hw/mtj.h"
@@ -354,6 +356,21 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
   }
 }
 
+// A window's relief in every tile: per column tile, each row's beta (1 / cell_scale units) as a
+// byte (beta is a difference of two bit-line voltages, each between ground and about the read
+// voltage, in read-voltage units: |beta| x cell_scale <= 64 or a little more), 0 in tiles every
+// row of which is driven and in dead tiles (add_relief skips those); per
+// row tile and column tile, the part every column shares (base); the bound relief_bound gives,
+// per row tile the largest over its column tiles of |shared| + sum over driven rows of |beta|.
+struct CellArray::WindowRelief {
+  std::uint64_t serial = 0;  // the first tile's BitLineRelief's: the cell array it is of
+  std::vector<BitWord> keep;
+  AlignedVector<std::int8_t> beta;  // column tiles x padded rows
+  std::vector<std::int32_t> base;   // row tiles x column tiles
+  double bound = 0.0;
+  bool any = false;  // some tile has undriven rows
+};
+
 void CellArray::tile_sums_reference(const PatchRows& patches, int m, int j, std::int32_t* sums) const {
   const std::int8_t* v = column_values(j);
   for (int t = 0; t < row_tiles_; ++t) {
@@ -367,10 +384,25 @@ void CellArray::tile_sums_reference(const PatchRows& patches, int m, int j, std:
 }
 
 void CellArray::tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const {
-  if (vnni_ && tile_sums_vnni(patches.sign_row(m), patches.keep_row(m), value_.data(), column_bytes(), columns, count,
-                              padded_rows_ / kBitsPerWord, tile_rows_ / kBitsPerWord, row_tiles_, sums)) {
-    if (ir_drop_) add_relief(patches, m, columns, count, sums);
-    return;
+  if (vnni_) {
+    // IR drop's relief in the same pass over the rows.
+    const WindowRelief* relief = ir_drop_ ? &window_relief(patches.keep_row(m)) : nullptr;
+    const bool fused = relief != nullptr && relief->any;
+    ReliefBytes bytes;
+    if (fused) {
+      bytes.beta = relief->beta.data();
+      bytes.tile_stride = static_cast<std::size_t>(padded_rows_);
+      bytes.tile_cols = tile_cols_;
+      bytes.weights = weights_.row(0);
+      bytes.weight_stride = static_cast<std::size_t>(weights_.words);
+      bytes.base = relief->base.data();
+      bytes.col_tiles = col_tiles_;
+    }
+    if (tile_sums_vnni(patches.sign_row(m), patches.keep_row(m), value_.data(), column_bytes(), columns, count,
+                       padded_rows_ / kBitsPerWord, tile_rows_ / kBitsPerWord, row_tiles_, sums,
+                       fused ? &bytes : nullptr)) {
+      return;
+    }
   }
   std::int32_t tile[kMaxTiles];
   for (int i = 0; i < count; ++i) {
@@ -472,19 +504,51 @@ void CellArray::add_relief(const PatchRows& patches, int m, const int* columns, 
 
 double CellArray::relief_bound(const PatchRows& patches, int m) const {
   if (!ir_drop_) return 0.0;
-  // Per row tile, the largest over its column tiles of |shared| + sum over driven rows of |beta|.
-  double bound = 0.0;
+  return window_relief(patches.keep_row(m)).bound;
+}
+
+
+const CellArray::WindowRelief& CellArray::window_relief(const BitWord* keep) const {
+  // Windows under spatial masks drive one of a few patterns per pass (the interior's and the
+  // borders'), met in turn: the last kWindows are kept.
+  constexpr int kWindows = 16;
+  thread_local std::array<WindowRelief, kWindows> kept;
+  thread_local int next = 0;
+  const std::uint64_t serial = relief_.front().serial;
+  const int words = padded_rows_ / kBitsPerWord;
+  for (const WindowRelief& w : kept) {
+    if (w.serial == serial && std::equal(keep, keep + words, w.keep.begin())) return w;
+  }
+  WindowRelief& w = kept[static_cast<std::size_t>(next)];
+  next = (next + 1) % kWindows;
+  w.serial = serial;
+  w.keep.assign(keep, keep + words);
+  w.beta.assign(static_cast<std::size_t>(col_tiles_) * padded_rows_, 0);
+  w.base.assign(static_cast<std::size_t>(row_tiles_) * col_tiles_, 0);
+  w.bound = 0.0;
+  w.any = false;
   for (int t = 0; t < row_tiles_; ++t) {
-    const int r0 = t * tile_rows_, n = std::min(tile_rows_, rows_ - r0), words = words_for_bits(n);
-    const BitWord* keep = patches.keep_row(m) + r0 / kBitsPerWord;
-    if (all_driven(keep, n)) continue;
+    const int r0 = t * tile_rows_, n = std::min(tile_rows_, rows_ - r0), tile_words = words_for_bits(n);
+    const BitWord* tile_keep = keep + r0 / kBitsPerWord;
+    if (all_driven(tile_keep, n)) continue;
+    w.any = true;
     double worst = 0.0;
     for (int ct = 0; ct < col_tiles_; ++ct) {
-      worst = std::max(worst, relief_pattern(relief_[static_cast<std::size_t>(t) * col_tiles_ + ct], keep, words, n, cell_scale_).bound);
+      const std::size_t tile = static_cast<std::size_t>(t) * col_tiles_ + ct;
+      const ReliefPattern& p = relief_pattern(relief_[tile], tile_keep, tile_words, n, cell_scale_);
+      worst = std::max(worst, p.bound);
+      if (!dead_tile_.empty() && dead_tile_[tile]) continue;
+      w.base[tile] = p.base;
+      std::int8_t* beta = w.beta.data() + static_cast<std::size_t>(ct) * padded_rows_ + r0;
+      for (int r = 0; r < n; ++r) {
+        const std::int32_t b = p.beta_q[static_cast<std::size_t>(r)];
+        if (b < -128 || b > 127) throw Error("IR drop: a row's relief of " + std::to_string(b) + " / " + std::to_string(cell_scale_) + " dot units exceeds a byte");
+        beta[r] = static_cast<std::int8_t>(b);
+      }
     }
-    bound += worst;
+    w.bound += worst;
   }
-  return bound;
+  return w;
 }
 
 }  // namespace spinbayes

@@ -148,6 +148,10 @@ class CellArray {
   // systematic part of each (wires, reference error) and its ideal +-1 (value_index layout).
   void calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
                  const std::vector<float>& part, const std::vector<std::int8_t>& ideal);
+  // IR drop: what a window's undriven rows give back, for every tile at once, as the SIMD sums take
+  // it (cell_array.cpp); found again for the windows of a driven pattern met before on this thread.
+  struct WindowRelief;
+  const WindowRelief& window_relief(const BitWord* keep) const;
 
   int rows_ = 0, cols_ = 0, padded_rows_ = 0, tile_rows_ = 0, row_tiles_ = 1;
   bool variation_ = false, faults_ = false, any_stuck_ = false, vnni_ = false;

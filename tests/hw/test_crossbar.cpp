@@ -757,6 +757,47 @@ TEST(Chip, ReferenceErrorShiftsEachTileByItsDrivenRows) {
   EXPECT_LT(sq[1], sq[0]);
 }
 
+// IR drop's relief taken in the SIMD pass over the rows (its betas as bytes, the tile's base in a
+// lane) gives the plain loop's integers: every column of a window at once and every other one
+// (groups of fewer than four), several row and column tiles, random and spatial keep bits, dead
+// tiles, and wires from thin to far thicker than any chip's (where the betas are largest).
+TEST(Chip, IrDropReliefInTheSimdSumsMatchesThePlainLoop) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
+  for (const double wire : {0.1, 1.75, 20.0}) {
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.crossbar.tile_rows = 64;
+    hw.crossbar.tile_cols = 8;
+    hw.crossbar.wire_resistance_ohm = wire;
+    hw.faults.dead_tiles = 6;
+    const Chip chip(ir, hw, 5);
+    const CrossbarLayer& array = chip.array(1);
+    const CellArray& cells = array.cells();
+    ASSERT_TRUE(cells.ir_drop());
+    const int cols = cells.cols(), tiles = cells.row_tiles();
+    ASSERT_GT(tiles, 1);
+    ASSERT_GT(cols, hw.crossbar.tile_cols);
+    for (const bool spatial : {false, true}) {
+      const Patches patches = spatial ? spatial_patches(chip, 2, 7) : driven_patches(chip, 2, 7);
+      for (int m = 0; m < patches.signs.rows; m += 3) {
+        for (const int step : {1, 2}) {
+          std::vector<int> columns;
+          for (int j = 0; j < cols; j += step) columns.push_back(j);
+          const int count = static_cast<int>(columns.size());
+          std::vector<std::int32_t> fast(static_cast<std::size_t>(count) * tiles), plain(static_cast<std::size_t>(tiles));
+          cells.tile_sums(patches, m, columns.data(), count, fast.data());
+          for (int i = 0; i < count; ++i) {
+            cells.tile_sums_reference(patches, m, columns[static_cast<std::size_t>(i)], plain.data());
+            for (int t = 0; t < tiles; ++t) {
+              ASSERT_EQ(fast[tile_sum_index(i, t, count, tiles)], plain[static_cast<std::size_t>(t)])
+                  << wire << " Ohm, window " << m << ", column " << columns[static_cast<std::size_t>(i)] << ", tile " << t;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Chip, ReliefMatchedSumSimdMatchesThePlainLoop) {
   std::mt19937_64 gen(17);
   for (const int words : {1, 2, 3, 18}) {
