@@ -246,6 +246,31 @@ void bit_ladder(int rows, double gw, double g, const std::vector<double>& line, 
   }
 }
 
+// The three ladders of a relief (the mean column and the two reference columns: shunts g[k] to
+// lines line[k]) for one driven pattern, interleaved row by row so that their division chains
+// overlap; each is bit_ladder's arithmetic to the last bit.
+void bit_ladders(int rows, double gw, const double* g, const std::vector<double>* const* line, const char* driven,
+                 double* const* v) {
+  thread_local std::vector<double> cp, dp;
+  cp.resize(3 * static_cast<std::size_t>(rows));
+  dp.resize(3 * static_cast<std::size_t>(rows));
+  for (int r = 0; r < rows; ++r) {
+    const auto i = static_cast<std::size_t>(r);
+    const double lower = r > 0 ? -gw : 0.0, upper = r + 1 < rows ? -gw : 0.0;
+    for (int k = 0; k < 3; ++k) {
+      const double shunt = driven[r] ? g[k] : 0.0;
+      const double diag = (r > 0 ? gw : 0.0) + gw + shunt;
+      const double denom = diag - (r > 0 ? lower * cp[3 * (i - 1) + k] : 0.0);
+      cp[3 * i + k] = upper / denom;
+      dp[3 * i + k] = (shunt * (*line[k])[i] - (r > 0 ? lower * dp[3 * (i - 1) + k] : 0.0)) / denom;
+    }
+  }
+  for (int r = rows - 1; r >= 0; --r) {
+    const auto i = static_cast<std::size_t>(r);
+    for (int k = 0; k < 3; ++k) v[k][r] = dp[3 * i + k] - (r + 1 < rows ? cp[3 * i + k] * v[k][r + 1] : 0.0);
+  }
+}
+
 }  // namespace
 
 BitLineRelief bit_line_relief(const IrDropMap& map) {
@@ -280,9 +305,10 @@ BitLineRelief bit_line_relief(const IrDropMap& map) {
 
 double BitLineRelief::betas(const char* driven, double* beta, double* beta_p, double* beta_ap) const {
   const double gw = 1.0 / wire_ohm;
-  bit_ladder(rows, gw, g_mid, line, driven, beta);
-  bit_ladder(rows, gw, g_p, line_p, driven, beta_p);
-  bit_ladder(rows, gw, g_ap, line_ap, driven, beta_ap);
+  const double g[3] = {g_mid, g_p, g_ap};
+  const std::vector<double>* lines[3] = {&line, &line_p, &line_ap};
+  double* v[3] = {beta, beta_p, beta_ap};
+  bit_ladders(rows, gw, g, lines, driven, v);
   double shared = 0.0;
   for (int r = 0; r < rows; ++r) {
     const auto i = static_cast<std::size_t>(r);
