@@ -138,15 +138,24 @@ std::int32_t CrossbarLayer::tile_dot(const PatchRows& patches, int m, int j, int
 void CrossbarLayer::column_values(const int* columns, std::int32_t* sums, int count, double* values) const {
   const int tiles = cells_.row_tiles();
   if (cells_.calibrated()) {
-    // Each tile's value, corrected by its calibration: the plain path column by column.
-    thread_local std::vector<std::int32_t> one;
-    one.resize(static_cast<std::size_t>(tiles));
+    if (!uses_adc()) {  // a sense amplifier: column_value's arithmetic
+      for (int i = 0; i < count; ++i) values[i] = column_value(columns[i], sums + i);
+      return;
+    }
+    // Each tile's ADC code (SIMD, the scalar's rounding), then column_value's correction and sum
+    // in its order: (code step - offset) / gain, tile after tile.
+    adc_.codes(sums, count * tiles, sums);
+    const double step = adc_.step();
     for (int first = 0; first < count; first += kColumnGroup) {
       const int n = std::min(kColumnGroup, count - first);
       const std::int32_t* group = sums + static_cast<std::size_t>(first) * tiles;
       for (int q = 0; q < n; ++q) {
-        for (int t = 0; t < tiles; ++t) one[static_cast<std::size_t>(t)] = group[t * n + q];
-        values[first + q] = column_value(columns[first + q], one.data());
+        const int j = columns[first + q];
+        double value = 0.0;
+        for (int t = 0; t < tiles; ++t) {
+          value += (static_cast<double>(group[t * n + q]) * step - cells_.calibration_offset(j, t)) / cells_.calibration_gain(j, t);
+        }
+        values[first + q] = value;
       }
     }
     return;
