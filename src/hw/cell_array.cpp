@@ -215,6 +215,7 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   if (ir_drop_) {
     // Each tile's reads through its wires (ir_drop.h's fast model); the wires' part of a value
     // is what they change of it.
+    std::shared_ptr<const IrDropMap> previous_map;
     for (int rt = 0; rt < row_tiles_; ++rt) {
       const int r0 = rt * tile_rows_, n = std::min(tile_rows_, rows_ - r0);
       for (int ct = 0; ct < col_tiles; ++ct) {
@@ -233,7 +234,14 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
           }
         }
         const TileReads reads = fast_tile_reads(*map, g, ref_p, ref_ap);
-        relief_.push_back(bit_line_relief(*map));
+        // The relief depends on the tile's shape alone: a row tile's column tiles of one shape
+        // share one (its serial too, so that a driven pattern is solved once for all of them).
+        if (ct > 0 && map == previous_map) {
+          relief_.push_back(relief_.back());
+        } else {
+          relief_.push_back(bit_line_relief(*map));
+        }
+        previous_map = map;
         const double e = error_of(r0, ct);  // the reference's error acts on its current as read
         for (int r = 0; r < n; ++r) {
           for (int c = 0; c < m; ++c) {
@@ -533,15 +541,19 @@ const CellArray::WindowRelief& CellArray::window_relief(const BitWord* keep) con
     if (all_driven(tile_keep, n)) continue;
     w.any = true;
     double worst = 0.0;
+    const ReliefPattern* p = nullptr;
     for (int ct = 0; ct < col_tiles_; ++ct) {
       const std::size_t tile = static_cast<std::size_t>(t) * col_tiles_ + ct;
-      const ReliefPattern& p = relief_pattern(relief_[tile], tile_keep, tile_words, n, cell_scale_);
-      worst = std::max(worst, p.bound);
+      // Column tiles sharing the last one's relief share its pattern.
+      if (p == nullptr || relief_[tile].serial != relief_[tile - 1].serial) {
+        p = &relief_pattern(relief_[tile], tile_keep, tile_words, n, cell_scale_);
+      }
+      worst = std::max(worst, p->bound);
       if (!dead_tile_.empty() && dead_tile_[tile]) continue;
-      w.base[tile] = p.base;
+      w.base[tile] = p->base;
       std::int8_t* beta = w.beta.data() + static_cast<std::size_t>(ct) * padded_rows_ + r0;
       for (int r = 0; r < n; ++r) {
-        const std::int32_t b = p.beta_q[static_cast<std::size_t>(r)];
+        const std::int32_t b = p->beta_q[static_cast<std::size_t>(r)];
         if (b < -128 || b > 127) throw Error("IR drop: a row's relief of " + std::to_string(b) + " / " + std::to_string(cell_scale_) + " dot units exceeds a byte");
         beta[r] = static_cast<std::int8_t>(b);
       }
