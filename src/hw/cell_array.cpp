@@ -521,12 +521,21 @@ const CellArray::WindowRelief& CellArray::window_relief(const BitWord* keep) con
   // borders'), met in turn: the last kWindows are kept.
   constexpr int kWindows = 16;
   thread_local std::array<WindowRelief, kWindows> kept;
-  thread_local int next = 0;
+  thread_local int next = 0, last = 0;  // the slot to fill next, the one found last
   const std::uint64_t serial = relief_.front().serial;
   const int words = padded_rows_ / kBitsPerWord;
-  for (const WindowRelief& w : kept) {
-    if (w.serial == serial && std::equal(keep, keep + words, w.keep.begin())) return w;
+  const auto matches = [&](const WindowRelief& w) {
+    return w.serial == serial && std::equal(keep, keep + words, w.keep.begin());
+  };
+  // Consecutive windows mostly drive the same rows: the last one found first.
+  if (matches(kept[static_cast<std::size_t>(last)])) return kept[static_cast<std::size_t>(last)];
+  for (int i = 0; i < kWindows; ++i) {
+    if (matches(kept[static_cast<std::size_t>(i)])) {
+      last = i;
+      return kept[static_cast<std::size_t>(i)];
+    }
   }
+  last = next;
   WindowRelief& w = kept[static_cast<std::size_t>(next)];
   next = (next + 1) % kWindows;
   w.serial = serial;
