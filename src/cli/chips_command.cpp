@@ -28,7 +28,7 @@ std::unique_ptr<ChipsCommand> add_chips_command(CLI::App& app) {
   cmd->add_option("--first-seed", o.first_seed, "Chip seed of the first chip (the rest follow)")
       ->check(seed_value())
       ->capture_default_str();
-  cmd->add_option("--hw", o.eval.hardware, "Hardware: default, ideal or a config file")->capture_default_str();
+  cmd->add_option("--hw", o.eval.hardware, "Hardware: default, ideal, wired or a config file")->capture_default_str();
   cmd->add_option("--samples", o.eval.samples, "Monte Carlo samples T")->capture_default_str();
   cmd->add_option("--seed", o.eval.seed, "Seed of the dropout masks and noise OOD sets")
       ->check(seed_value())
@@ -71,7 +71,7 @@ void run_chips_command(ChipsCommand& c, const Ranks& ranks) {
   o.checks = [&] {
     std::vector<std::filesystem::path> inputs = run_files(o.eval.model);
     if (!o.eval.calibration_file.empty()) inputs.push_back(o.eval.calibration_file);
-    if (o.eval.hardware != "default" && o.eval.hardware != "ideal") inputs.push_back(o.eval.hardware);
+    if (!HardwareConfig::is_preset(o.eval.hardware)) inputs.push_back(o.eval.hardware);
     for (const auto& path : {csv, json_path, png}) {
       check_output_path(path, "--out");
       check_not_an_input(path, inputs, "--out");

@@ -31,7 +31,7 @@ std::unique_ptr<TestChipCommand> add_test_chip_command(CLI::App& app) {
       "mpirun too)");
   c->app = cmd;
   cmd->add_option("--model", o.model, "Training run directory")->required();
-  cmd->add_option("--hw", o.hardware, "Hardware of every chip: default, ideal or a config file")->capture_default_str();
+  cmd->add_option("--hw", o.hardware, "Hardware of every chip: default, ideal, wired or a config file")->capture_default_str();
   cmd->add_option("--vectors", o.vectors, "Test vectors: a count K or a share of the training images (P%)")
       ->capture_default_str();
   cmd->add_option("--candidates", o.candidates, "Training images ranked for the vectors (0 = 10 K)")->capture_default_str();
@@ -70,7 +70,7 @@ void run_test_chip_command(TestChipCommand& c, const Ranks& ranks) {
       throw Error("--out: " + o.out.string() + ": not a directory");
     }
     std::vector<std::filesystem::path> inputs = run_files(o.model);
-    if (o.hardware != "default" && o.hardware != "ideal") inputs.push_back(o.hardware);
+    if (!HardwareConfig::is_preset(o.hardware)) inputs.push_back(o.hardware);
     check_gnuplot("--out");  // the figure is drawn at the end: fail now, not after the chips
     lock = std::make_unique<DirectoryLock>(o.out, "--out", "chip test");
     for (const auto& path : {json_path, csv, vectors, png}) {

@@ -44,6 +44,30 @@ const char* name_of(ResetErrors r) { return kResetErrors[static_cast<std::size_t
 
 HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
 
+HardwareConfig HardwareConfig::wired() {
+  HardwareConfig hw;
+  // R_on of a minimum-width NMOS, ~1-3 kOhm at 28-65 nm (crossbar.access_resistance_ohm's source).
+  hw.crossbar.access_resistance_ohm = 2000.0;
+  // Read and bit lines in an intermediate metal of the cell's 0.36 um pitch, 0.18 um wide and
+  // 0.36 um thick: rho pitch / (w t) = 2.5e-8 Ohm m x 0.36 um / (0.18 um x 0.36 um) = 0.139 Ohm
+  // per cell pitch, for Cu of 2.5 uOhm cm (bulk 1.7 raised by surface and grain-boundary
+  // scattering below 0.2 um width, Steinhoegl et al., J. Appl. Phys. 97, 023706, 2005). The
+  // default's 60 x 120 nm local line (1.75 Ohm) leaves no tile of this simulator within reach.
+  hw.crossbar.wire_resistance_ohm = 0.14;
+  // The shortest bit lines the simulator's 64-row words allow, and read lines of 32 columns.
+  hw.crossbar.tile_rows = 64;
+  hw.crossbar.tile_cols = 32;
+  // Each column's gain and offset measured at test with its own weights and corrected.
+  hw.crossbar.column_calibration = ColumnCalibration::gain_offset;
+  // 4-8 bit trim DACs in MRAM write drivers (dropout_module.trim_dac_bits' source).
+  hw.dropout_module.trim_dac_bits = 6;
+  return hw;
+}
+
+bool HardwareConfig::is_preset(const std::string& name) {
+  return name == "default" || name == "ideal" || name == "wired";
+}
+
 HardwareConfig HardwareConfig::ideal() {
   HardwareConfig hw;
   hw.mtj.sigma_rp = hw.mtj.sigma_tmr = hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
@@ -104,8 +128,10 @@ ConfigTable HardwareConfig::table() {
            "of a module's Delta and Ic0 deviations: a macrospin's Ic0 ~ (alpha / eta) E_b (Khvalkovskiy et al., J. "
            "Phys. D 46, 074001, 2013), so volume and anisotropy variation move both; 0 = independent");
   t.integer("crossbar.tile_rows", crossbar.tile_rows, 64, 65536, "rows, multiple of 64",
-            "128 x 128 subarrays, as NeuroSim's default (Peng et al., IEDM 2019)");
-  t.integer("crossbar.tile_cols", crossbar.tile_cols, 1, 65536, "columns", "128 x 128 subarrays (NeuroSim)");
+            "128 x 128 subarrays, as NeuroSim's default (Peng et al., IEDM 2019); 64 in the wired preset, the "
+            "shortest bit lines the simulator's 64-row words allow");
+  t.integer("crossbar.tile_cols", crossbar.tile_cols, 1, 65536, "columns",
+            "128 x 128 subarrays (NeuroSim); 32 in the wired preset, read lines short enough for its wires");
   t.number("crossbar.read_voltage_v", crossbar.read_voltage_v, 0.01, 1.0, "V",
            "0.1 V read bias keeps read current far below Ic0");
   t.number("crossbar.sense_offset_sigma_ua", crossbar.sense_offset_sigma_ua, 0, 100, "uA",
@@ -121,7 +147,8 @@ ConfigTable HardwareConfig::table() {
            "wire resistance between neighbouring cells on the read lines and bit lines (IR drop, solved per tile): "
            "rho pitch / (w t) = 1.75 Ohm for Cu of rho = 3.5 uOhm cm at 60 nm width (size effects: Steinhoegl et "
            "al., J. Appl. Phys. 97, 023706, 2005), a 60 x 120 nm line and a 0.36 um pitch (the square root of "
-           "the 0.128 um^2 2T-2MTJ cell); 0 = off");
+           "the 0.128 um^2 2T-2MTJ cell); 0.14 Ohm in the wired preset: Cu of 2.5 uOhm cm (the same size effects "
+           "at 0.18 um) in a 0.18 x 0.36 um intermediate-metal line on that pitch; 0 = off");
   t.number("crossbar.reference_error_relative", crossbar.reference_error_relative, 0, 0.2, "relative",
            "sigma of each tile's reference current as its read-outs receive it, one error per tile shared by its "
            "columns (the reference column's read bias and the mirror that copies its current to every column): a "
@@ -237,8 +264,9 @@ void HardwareConfig::validate(const std::string& origin) {
 HardwareConfig HardwareConfig::load(const std::string& source) {
   if (source == "default" || source.empty()) return defaults();
   if (source == "ideal") return ideal();
+  if (source == "wired") return wired();
   if (!std::filesystem::exists(source)) {
-    throw Error("--hw: '" + source + "' is neither a preset (default, ideal) nor an existing file");
+    throw Error("--hw: '" + source + "' is neither a preset (default, ideal, wired) nor an existing file");
   }
   HardwareConfig hw = defaults();
   hw.table().apply_file(source);

@@ -141,7 +141,12 @@ struct HardwareConfig {
 
   static HardwareConfig defaults();
   static HardwareConfig ideal();
-  // "default", "ideal" or the path of a JSON file applied over the default. Throws Error naming
+  // The default with every circuit effect the default leaves off turned on at sourced values:
+  // access transistors, IR drop on upper-metal lines, 64 x 32 tiles calibrated at test, a 6-bit
+  // trim DAC (hardware_config.cpp gives each value's source).
+  static HardwareConfig wired();
+  static bool is_preset(const std::string& name);  // default, ideal, wired
+  // A preset's name or the path of a JSON file applied over the default. Throws Error naming
   // the file and key.
   static HardwareConfig load(const std::string& source);
 

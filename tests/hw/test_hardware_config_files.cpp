@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <sstream>
 #include <string>
 
 #include "core/config.h"
@@ -141,6 +142,39 @@ TEST_F(ConfigFile, MissingFileOrPreset) {
     EXPECT_NE(std::string(e.what()).find("nowhere.json"), std::string::npos) << e.what();
   }
   EXPECT_EQ(HardwareConfig::load("ideal").crossbar.adc_bits, HardwareConfig::ideal().crossbar.adc_bits);
+}
+
+// The wired preset is the default with the circuit effects it leaves off turned on, and nothing
+// else changed: every line of its commented JSON but those keys' equals the default's.
+TEST(HardwareConfigFile, WiredPresetIsTheDefaultWithItsCircuitEffectsOn) {
+  HardwareConfig wired = HardwareConfig::load("wired");
+  wired.validate("wired");
+  EXPECT_TRUE(HardwareConfig::is_preset("wired"));
+  EXPECT_FALSE(HardwareConfig::is_preset("wired.json"));
+  EXPECT_EQ(wired.crossbar.wire_resistance_ohm, 0.14);
+  EXPECT_EQ(wired.crossbar.access_resistance_ohm, 2000.0);
+  EXPECT_EQ(wired.crossbar.tile_rows, 64);
+  EXPECT_EQ(wired.crossbar.tile_cols, 32);
+  EXPECT_EQ(wired.crossbar.column_calibration, ColumnCalibration::gain_offset);
+  EXPECT_EQ(wired.dropout_module.trim_dac_bits, 6);
+  HardwareConfig defaults = HardwareConfig::defaults();
+  const auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  };
+  const std::vector<std::string> a = lines(wired.table().to_commented_json()), b = lines(defaults.table().to_commented_json());
+  ASSERT_EQ(a.size(), b.size());
+  std::vector<std::string> changed;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == b[i]) continue;
+    const auto quote = a[i].find('"'), end = a[i].find('"', quote + 1);
+    ASSERT_NE(end, std::string::npos) << a[i];
+    changed.push_back(a[i].substr(quote + 1, end - quote - 1));
+  }
+  EXPECT_EQ(changed, (std::vector<std::string>{"tile_rows", "tile_cols", "access_resistance_ohm", "wire_resistance_ohm",
+                                               "column_calibration", "trim_dac_bits"}));
 }
 
 TEST(HardwareConfigFile, DefaultRoundTripsThroughItsCommentedJson) {
