@@ -358,6 +358,8 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
       bound += worst;
     }
     systematic_[static_cast<std::size_t>(j)] = bound;
+    // The relief is added to the tile sums before the calibration divides them by the gain.
+    for (int t = 0; t < row_tiles_; ++t) relief_scale_ = std::max(relief_scale_, 1.0 / calibration_gain(j, t));
     centre_[3 * static_cast<std::size_t>(j)] = constant;
     centre_[3 * static_cast<std::size_t>(j) + 1] = 0.5 * (mean_p + mean_ap);
     centre_[3 * static_cast<std::size_t>(j) + 2] = 0.5 * (mean_p - mean_ap);
@@ -512,7 +514,7 @@ void CellArray::add_relief(const PatchRows& patches, int m, const int* columns, 
 
 double CellArray::relief_bound(const PatchRows& patches, int m) const {
   if (!ir_drop_) return 0.0;
-  return window_relief(patches.keep_row(m)).bound;
+  return window_relief(patches.keep_row(m)).bound * relief_scale_;
 }
 
 

@@ -93,7 +93,8 @@ class CellArray {
   bool reference_error() const { return reference_error_; }
   // IR drop: what window m's undriven rows give back (ir_drop.h's BitLineRelief), added to the
   // listed columns' tile sums at tile_sum_index (1 / cell_scale units, rounded); and a bound on its
-  // size for any column in that window, in dot units (the screen widens by it).
+  // size for any column in that window, in dot units, after the calibration's division by the
+  // gain (the screen widens by it).
   void add_relief(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
   double relief_bound(const PatchRows& patches, int m) const;
   double systematic_bound(int j) const { return systematic_.empty() ? 0.0 : systematic_[static_cast<std::size_t>(j)]; }
@@ -159,6 +160,7 @@ class CellArray {
   std::vector<double> calibration_;  // per column and row tile: gain, offset
   std::vector<double> systematic_;   // per column (empty: none)
   std::vector<double> centre_;       // per column: constant, per row, per dot (empty: none)
+  double relief_scale_ = 1.0;        // what the calibration scales the relief by at most: 1 / min gain
   int col_tiles_ = 1, tile_cols_ = 1;
   std::vector<BitLineRelief> relief_;  // per row tile and column tile (row-major)
   std::vector<char> dead_tile_;        // the same: a dead tile (empty: none)
