@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -173,7 +174,13 @@ NpyArray parse_npy(const std::string& bytes, const std::string& origin) {
       } else {
         std::memcpy(&v, bytes.data() + data + i * 8, 8);
       }
-      if (!std::isfinite(v) || std::fabs(v) > 3.4e38) throw Error("value " + std::to_string(i) + " is not a finite float");
+      if (!std::isfinite(v) || std::fabs(v) > 3.4e38) {
+        // i: the element's flat index, in C order.
+        char what[32];
+        std::snprintf(what, sizeof what, "%.9g", v);
+        throw Error("element " + std::to_string(i) + " is " + (std::isnan(v) ? std::string("NaN") : std::string(what)) +
+                    ", not a finite float");
+      }
       a.values[i] = static_cast<float>(v);
     }
     return a;

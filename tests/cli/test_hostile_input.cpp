@@ -263,6 +263,10 @@ TEST(HardeningCli, CommandLineErrorsAreOneLineWithExitOne) {
   // Seeds are unsigned 64-bit: -1 is not wrapped to 2^64 - 1, nor 2^64 saturated.
   expect_one_line_error(run_cli("train --model mlp --out /tmp/x --seed -1"), {"--seed", "'-1' is not a whole number"});
   expect_one_line_error(run_cli("eval --model x --chip-seed 18446744073709551616"), {"--chip-seed", "not a whole number"});
+  // The chip's options with another backend are an error, not ignored.
+  expect_one_line_error(run_cli("eval --model x --hw wired"), {"--hw", "only with --backend cim"});
+  expect_one_line_error(run_cli("eval --model x --backend torch --chip-seed 2"), {"--chip-seed", "only with --backend cim"});
+  expect_one_line_error(run_cli("eval --model x --chips 1"), {"--chips", "only with --backend cim"});
   const auto help = run_cli("train --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("--epochs"), std::string::npos);

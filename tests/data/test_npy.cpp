@@ -67,6 +67,18 @@ TEST(Npy, Float64NarrowsToFloat) {
   EXPECT_EQ(a.values, (std::vector<float>{0.25f, -1.5f}));
 }
 
+// A non-finite value is named by its flat index and what it is.
+TEST(Npy, NonFiniteValuesAreNamedByIndexAndValue) {
+  const float v[3] = {0.5f, 0.0f, INFINITY};
+  const std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }";
+  EXPECT_EQ(npy_error(npy_with(header, std::string(reinterpret_cast<const char*>(v), 12))),
+            "a.npy: element 2 is inf, not a finite float");
+  const double big[2] = {1e39, 0.0};
+  EXPECT_EQ(npy_error(npy_with("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
+                               std::string(reinterpret_cast<const char*>(big), 16))),
+            "a.npy: element 0 is 1e+39, not a finite float");
+}
+
 TEST(Npy, MalformedBytesAreOneLineErrorsNamingTheOrigin) {
   const std::string four_floats(16, '\0');
   const std::vector<std::string> bad{
