@@ -11,6 +11,18 @@
 
 namespace spinbayes {
 
+namespace {
+
+// Of a dropped module read `reads` times, each read flipping it to P with probability q, the read
+// that flips it (0-based; `reads` when none does), from its uniform u: the first success of a
+// geometric law, floor(ln(1 - u) / ln(1 - q)).
+std::int64_t first_disturbing_read(double u, double q, std::int64_t reads) {
+  const double first = std::floor(std::log1p(-u) / std::log1p(-q));
+  return first < static_cast<double>(reads) ? static_cast<std::int64_t>(first) : reads;
+}
+
+}  // namespace
+
 // ---- ChipMasks: the dropout modules --------------------------------------------------------------
 
 ChipMasks::ChipMasks(std::shared_ptr<const CompiledModel> model, const HardwareConfig& hw,
@@ -200,10 +212,8 @@ void ChipMasks::mask_patches(const MaskKey& key, Patches& patches, int row, Laye
     for (int c = 0; c < channels; ++c) {
       const auto unit = static_cast<std::uint64_t>(c);
       if (draws.draw53(unit) >= bounds[c]) continue;
-      const double u = uniform_at(disturb_seed, image, sample, index, unit);
-      const double first = std::floor(std::log1p(-u) / std::log1p(-disturb));
       flips_at[static_cast<std::size_t>(c)] =
-          first < static_cast<double>(windows) ? static_cast<std::int64_t>(first) : std::int64_t{windows};
+          first_disturbing_read(uniform_at(disturb_seed, image, sample, index, unit), disturb, windows);
     }
     std::vector<BitWord> pattern(static_cast<std::size_t>(words));
     for (int m = 0; m < windows; ++m) {
@@ -266,9 +276,8 @@ void ChipMasks::element_modules_disturbed(const MaskKey& key, Patches& patches, 
     if (draws.draw53(unit) >= bounds[unit]) continue;
     const auto pix = static_cast<int>(unit % static_cast<std::size_t>(height * width));
     const std::int64_t landing = taps_y[static_cast<std::size_t>(pix / width)] * taps_x[static_cast<std::size_t>(pix % width)];
-    const double u = uniform_at(disturb_seed, key.image, key.sample, index, unit);
-    const double first = std::floor(std::log1p(-u) / std::log1p(-read_disturb_));
-    flips_at[unit] = first < static_cast<double>(landing) ? static_cast<std::int64_t>(first) : landing;
+    flips_at[unit] =
+        first_disturbing_read(uniform_at(disturb_seed, key.image, key.sample, index, unit), read_disturb_, landing);
     events.module_reads_ap += static_cast<std::uint64_t>(flips_at[unit]);
     if (flips_at[unit] >= landing) ++events.module_writes_ap;  // never flipped: in AP for the next reset
   }
