@@ -166,18 +166,8 @@ int load_checkpoint(const std::filesystem::path& path, BinaryNet& net, torch::op
 
 }  // namespace
 
-namespace {
-
-TrainResult train_into(const TrainOptions& input_options);
-
-}  // namespace
-
 // A failed run leaves no empty directory behind: its DirectoryLock removes the one it created.
-TrainResult train_model(const TrainOptions& options) { return train_into(options); }
-
-namespace {
-
-TrainResult train_into(const TrainOptions& input_options) {
+TrainResult train_model(const TrainOptions& input_options) {
   if (!input_options.imported.empty()) {
     throw Error(input_options.out.string() + ": holds a network imported from " + input_options.imported +
                 "; it has no training to resume (train into another --out)");
@@ -353,7 +343,5 @@ TrainResult train_into(const TrainOptions& input_options) {
   result.validation_accuracy = history.empty() ? 0.0 : history.back()["validation_accuracy"].get<double>();
   return result;
 }
-
-}  // namespace
 
 }  // namespace spinbayes
