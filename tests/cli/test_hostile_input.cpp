@@ -266,7 +266,6 @@ TEST(HardeningCli, CommandLineErrorsAreOneLineWithExitOne) {
   // The chip's options with another backend are an error, not ignored.
   expect_one_line_error(run_cli("eval --model x --hw wired"), {"--hw", "only with --backend cim"});
   expect_one_line_error(run_cli("eval --model x --backend torch --chip-seed 2"), {"--chip-seed", "only with --backend cim"});
-  expect_one_line_error(run_cli("eval --model x --chips 1"), {"--chips", "only with --backend cim"});
   const auto help = run_cli("train --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.output.find("--epochs"), std::string::npos);
