@@ -224,31 +224,11 @@ TileReads fast_tile_reads(const IrDropMap& map, const std::vector<double>& g, co
 
 namespace {
 
-// The bit-line ladder of one column in read-voltage units: rows nodes, a segment of conductance
-// gw between neighbours and below the last row to the amplifier's ground, row r's cell g[r] to its
-// read line at line[r] where driven. Thomas algorithm.
-void bit_ladder(int rows, double gw, double g, const std::vector<double>& line, const char* driven, double* v) {
-  thread_local std::vector<double> cp, dp;
-  cp.resize(static_cast<std::size_t>(rows));
-  dp.resize(static_cast<std::size_t>(rows));
-  for (int r = 0; r < rows; ++r) {
-    const auto i = static_cast<std::size_t>(r);
-    const double shunt = driven[r] ? g : 0.0;
-    const double diag = (r > 0 ? gw : 0.0) + gw + shunt;  // the segment below the last row goes to ground
-    const double lower = r > 0 ? -gw : 0.0, upper = r + 1 < rows ? -gw : 0.0;
-    const double denom = diag - (r > 0 ? lower * cp[i - 1] : 0.0);
-    cp[i] = upper / denom;
-    dp[i] = (shunt * line[i] - (r > 0 ? lower * dp[i - 1] : 0.0)) / denom;
-  }
-  for (int r = rows - 1; r >= 0; --r) {
-    const auto i = static_cast<std::size_t>(r);
-    v[r] = dp[i] - (r + 1 < rows ? cp[i] * v[r + 1] : 0.0);
-  }
-}
-
-// The three ladders of a relief (the mean column and the two reference columns: shunts g[k] to
-// lines line[k]) for one driven pattern, interleaved row by row so that their division chains
-// overlap; each is bit_ladder's arithmetic to the last bit.
+// The bit-line ladders of a relief's three columns (the mean column and the two reference
+// columns) in read-voltage units: rows nodes, a segment of conductance gw between neighbours and
+// below the last row to the amplifier's ground, row r's cell g[k] to its read line at line[k][r]
+// where driven. Thomas algorithm, the three interleaved row by row so that their division chains
+// overlap.
 void bit_ladders(int rows, double gw, const double* g, const std::vector<double>* const* line, const char* driven,
                  double* const* v) {
   thread_local std::vector<double> cp, dp;
@@ -293,13 +273,13 @@ BitLineRelief bit_line_relief(const IrDropMap& map) {
     relief.line_ap[i] = map.at(r, map.cols + 1) + map.bit_at(r, map.cols + 1);
   }
   const std::vector<char> all(static_cast<std::size_t>(rows), 1);
-  const double gw = 1.0 / map.wire_ohm;
   relief.full.resize(static_cast<std::size_t>(rows));
   relief.full_p.resize(static_cast<std::size_t>(rows));
   relief.full_ap.resize(static_cast<std::size_t>(rows));
-  bit_ladder(rows, gw, relief.g_mid, relief.line, all.data(), relief.full.data());
-  bit_ladder(rows, gw, relief.g_p, relief.line_p, all.data(), relief.full_p.data());
-  bit_ladder(rows, gw, relief.g_ap, relief.line_ap, all.data(), relief.full_ap.data());
+  const double g[3] = {relief.g_mid, relief.g_p, relief.g_ap};
+  const std::vector<double>* lines[3] = {&relief.line, &relief.line_p, &relief.line_ap};
+  double* full[3] = {relief.full.data(), relief.full_p.data(), relief.full_ap.data()};
+  bit_ladders(rows, 1.0 / map.wire_ohm, g, lines, all.data(), full);
   return relief;
 }
 
