@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,13 @@
 #include "core/text.h"
 
 namespace spinbayes {
+
+// The simulated chip's options given to a command that runs another backend: an error, not ignored.
+inline void refuse_without_chip(const CLI::App& app, bool chip, std::initializer_list<const char*> options) {
+  for (const char* option : options) {
+    if (!chip && app.count(option) > 0) throw Error(std::string(option) + ": only with --backend cim");
+  }
+}
 
 // For options stored in a std::uint64_t (the seeds): CLI11 would wrap "-1" to 2^64 - 1 and
 // saturate what is past 2^64 - 1; this refuses both, and anything but decimal digits.

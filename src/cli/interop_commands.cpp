@@ -139,9 +139,7 @@ void run_predict_command(const PredictCommand& c) {
   const Backend backend = parse_backend(c.backend);
   if (backend == Backend::torch) throw Error("--backend: predict runs on engine or cim");
   if (c.hardware.empty()) throw Error("--hw: empty (default, ideal, wired or a config file)");
-  for (const char* option : {"--hw", "--chip-seed"}) {
-    if (backend == Backend::engine && c.app->count(option) > 0) throw Error(std::string(option) + ": only with --backend cim");
-  }
+  refuse_without_chip(*c.app, backend == Backend::cim, {"--hw", "--chip-seed"});
   if (c.samples < 1 || c.samples > 100000) throw Error(fmt::format("--samples: must be in 1..100000, got {}", c.samples));
   if (c.threads < 1 || c.threads > 1024) throw Error(fmt::format("--threads: must be in 1..1024, got {}", c.threads));
   check_output_path(c.out, "--out");

@@ -413,11 +413,7 @@ int main(int argc, char** argv) {
       eval.ood = ood_list == "none" ? std::vector<std::string>{} : split_list(ood_list);
       eval.score = parse_ood_score(score);
       eval.backend = parse_backend(backend);
-      for (const char* option : {"--hw", "--chip-seed"}) {  // --chips > 1: evaluate() says why
-        if (eval.backend != Backend::cim && eval_cmd->count(option) > 0) {
-          throw Error(std::string(option) + ": only with --backend cim");
-        }
-      }
+      refuse_without_chip(*eval_cmd, eval.backend == Backend::cim, {"--hw", "--chip-seed"});  // --chips > 1: evaluate() says why
       if (!calibration_mode.empty()) eval.calibration = parse_calibration_mode(calibration_mode);
       if (!eval_json.empty()) {
         check_output_path(eval_json, "--json");
