@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "hw/dropout_module.h"
 #include "model/model_ir.h"
 
 namespace spinbayes {
@@ -47,46 +48,101 @@ int dropout_modules(const LayerMapping& m, DropoutKind scheme, ElementMasks elem
   return 0;
 }
 
-EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, double p, ElementMasks element_masks) {
+ModuleRates module_rates(const HardwareConfig& hw, double p) {
+  ModuleRates rates;
+  rates.p = p;
+  rates.read_disturb = hw.faults.read_disturb;
+  if (!(p > 0.0)) return rates;
+  const DropoutBank bank(hw, p, kRateModules, /*chip_seed=*/0, /*site=*/0);
+  double sum = 0.0;
+  bool same = true;
+  for (int m = 0; m < bank.size(); ++m) {
+    sum += bank.probability(m);
+    same = same && bank.probability(m) == bank.probability(0);
+  }
+  rates.p = same ? bank.probability(0) : sum / bank.size();
+  return rates;
+}
+
+EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, const ModuleRates& rates,
+                                 ElementMasks element_masks) {
   EventCounts e;
   if (!m.on_crossbar) {
     e.digital_macs = static_cast<double>(m.macs);
     return e;
   }
   const bool dropped = scheme != DropoutKind::none && m.dropout;
-  const double keep = dropped ? 1.0 - p : 1.0;
   const double windows = static_cast<double>(m.windows);
-  const double driven_rows = static_cast<double>(m.in_map_rows) * keep;  // summed over windows
-  e.wordline_drives = driven_rows * m.col_tiles;
-  e.cell_reads = driven_rows * m.cols;
   if (uses_adc(m)) {
     e.adc_conversions = windows * m.cols * m.row_tiles;
     e.digital_accumulates = e.adc_conversions;
   } else {
     e.sense_decisions = windows * m.cols;
   }
-  if (!dropped) return e;
-  const double modules = dropout_modules(m, scheme, element_masks);
-  switch (scheme) {
-    case DropoutKind::element:
-      if (element_masks == ElementMasks::per_element) {
-        // One bit per input element, read by every tap that lands inside the map.
-        e.module_resets = e.module_writes = modules;
-        e.module_reads = static_cast<double>(m.in_map_rows);
-      } else {
-        e.module_resets = e.module_writes = e.module_reads = modules * windows;
-      }
-      break;
-    case DropoutKind::spatial:
-    case DropoutKind::layer:
-      e.module_resets = e.module_writes = modules;
-      e.module_reads = modules * windows;
-      break;
-    case DropoutKind::none: break;
+  const double in_map = static_cast<double>(m.in_map_rows);  // summed over windows
+  auto drive = [&](double driven_rows) {
+    e.wordline_drives = driven_rows * m.col_tiles;
+    e.cell_reads = driven_rows * m.cols;
+  };
+  if (!dropped) {
+    drive(in_map);
+    return e;
   }
-  // Each write leaves its module in AP with odds p, and every read finds what the write left.
-  e.module_writes_ap = p * e.module_writes;
-  e.module_reads_ap = p * e.module_reads;
+  // Of a module left in AP (odds p) and read L times: its reads in AP and whether it is still AP.
+  const double p = rates.p, q = rates.read_disturb;
+  auto ap_reads = [q](double reads) { return q > 0.0 ? (1.0 - q) * -std::expm1(reads * std::log1p(-q)) / q : reads; };
+  auto still_ap = [q](double reads) { return q > 0.0 ? std::exp(reads * std::log1p(-q)) : 1.0; };
+  const double modules = dropout_modules(m, scheme, element_masks);
+  const bool per_element = scheme == DropoutKind::element && element_masks == ElementMasks::per_element && !m.linear;
+  const bool per_window = scheme == DropoutKind::element && !per_element && !m.linear;
+  if (m.linear || per_window) {
+    // Read once, right after the write: a module per input (linear) or per row and window.
+    const double writes = per_window ? modules * windows : modules;
+    e.module_resets = e.module_writes = e.module_reads = writes;
+    e.module_reads_ap = p * ap_reads(1.0) * writes;
+    e.module_writes_ap = p * still_ap(1.0) * writes;
+    drive(in_map * (1.0 - p * ap_reads(1.0)));
+    return e;
+  }
+  e.module_resets = e.module_writes = modules;
+  if (per_element) {
+    // One bit per input element (c, y, x), read by each of the L = taps_y[y] taps_x[x] taps that
+    // land on it; each of its reads in AP is a row not driven.
+    const std::vector<std::int64_t> ly = taps_landing(m.out_h, m.in_h, m.kernel, m.stride, m.padding);
+    const std::vector<std::int64_t> lx = taps_landing(m.out_w, m.in_w, m.kernel, m.stride, m.padding);
+    double reads_ap = 0.0, left_ap = 0.0;
+    for (const std::int64_t y : ly) {
+      for (const std::int64_t x : lx) {
+        reads_ap += ap_reads(static_cast<double>(y * x));
+        left_ap += still_ap(static_cast<double>(y * x));
+      }
+    }
+    e.module_reads = in_map;
+    e.module_reads_ap = p * reads_ap * m.in_channels;
+    e.module_writes_ap = p * left_ap * m.in_channels;
+    drive(in_map - e.module_reads_ap);
+    return e;
+  }
+  // Spatial (a module per input channel) and layer (one for the whole input): read at every
+  // window in raster order; window w finds a module dropped while it has not flipped, odds
+  // p (1 - q)^(w + 1), and then leaves its in-map rows undriven.
+  e.module_reads = modules * windows;
+  e.module_reads_ap = p * ap_reads(windows) * modules;
+  e.module_writes_ap = p * still_ap(windows) * modules;
+  if (q == 0.0) {
+    drive(in_map * (1.0 - p));
+    return e;
+  }
+  const std::vector<std::int64_t> ty = taps_inside(m.out_h, m.in_h, m.kernel, m.stride, m.padding);
+  const std::vector<std::int64_t> tx = taps_inside(m.out_w, m.in_w, m.kernel, m.stride, m.padding);
+  double undriven = 0.0;
+  std::size_t w = 0;
+  for (const std::int64_t y : ty) {
+    for (const std::int64_t x : tx) {
+      undriven += static_cast<double>(y * x) * m.in_channels * still_ap(static_cast<double>(++w));
+    }
+  }
+  drive(in_map - p * undriven);
   return e;
 }
 
@@ -185,7 +241,7 @@ std::vector<EventCounts> expected_ledger(const ModelSpec& spec, const HardwareCo
   for (const LayerMapping& m : map_layers(spec, hw.crossbar)) {
     // Each site with its own kind and rate (a network file may give a layer its own).
     const DropoutKind scheme = stochastic && m.dropout ? m.dropout_kind : DropoutKind::none;
-    const EventCounts pass = expected_pass_events(m, scheme, m.p, hw.dropout_module.element_masks);
+    const EventCounts pass = expected_pass_events(m, scheme, module_rates(hw, m.p), hw.dropout_module.element_masks);
     out.push_back(pass.scaled(static_cast<double>(images) * (m.per_sample && stochastic ? samples : 1)));
   }
   return out;
@@ -302,12 +358,17 @@ std::vector<ModuleAccounting> module_accountings(const CostReport& r, const Even
         supply_v * d.write_current_ua * mod.write_ns * 1e-3, supply_v * d.read_current_ua * mod.read_ns + sense_fj,
         conditional);
   };
+  // The technology's own: its reads at the share of AP reads the modules give (module_rates),
+  // as the schemes' bill prices them by state.
+  const double ap = r.rates.p;
   add(fmt::format("this technology (V_DD = {:g} V, reset {})", vdd, name_of(mod.reset)),
-      fmt::format("the technology's module.reset_pj, write_pj, read_fj: V_DD x I x t from the hardware config, the "
-                  "read with its sense decision ({:g} fJ){}",
-                  t.sense.decision_fj,
+      fmt::format("the technology's module.reset_pj, write_pj, and (1 - p) read_p_fj + p read_ap_fj at the modules' "
+                  "p = {:.9g} (module_rates): V_DD x I x t from the hardware config, the read with its sense decision "
+                  "({:g} fJ){}",
+                  ap, t.sense.decision_fj,
                   mod.reset == ResetPolicy::conditional ? "; conditional: N_rst -> p N_rst, N_rd -> N_rd + N_rst" : ""),
-      vdd, v_read, mod.reset_pj, mod.write_pj, mod.read_fj, mod.reset == ResetPolicy::conditional);
+      vdd, v_read, mod.reset_pj, mod.write_pj, (1.0 - ap) * mod.read_p_fj + ap * mod.read_ap_fj,
+      mod.reset == ResetPolicy::conditional);
   supply_referred("supply-referred at 0.8 V", 0.8, v_read, false);
   supply_referred("supply-referred at 1.0 V", 1.0, v_read, false);
   add("MTJ dissipation only",
@@ -364,6 +425,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
   CostReport r;
   r.spec = spec;
   r.p = priced_p(spec, p);
+  r.rates = module_rates(hw, r.p);
   r.samples = samples;
   r.hw = hw;
   r.tech = tech;
@@ -390,7 +452,8 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
       l.modules = dropout_modules(m, s, hw.dropout_module.element_masks);
       // At the site's rate: --p (or the model's), or the layer's own from a network file.
       const double site_p = m.dropout ? m.p : r.p;
-      const EventCounts always = expected_pass_events(m, s, site_p, hw.dropout_module.element_masks);
+      const EventCounts always = expected_pass_events(m, s, site_p == r.p ? r.rates : module_rates(hw, site_p),
+                                                      hw.dropout_module.element_masks);
       const EventCounts conditional = conditional_reset_events(always);
       l.pass = tech.module.reset == ResetPolicy::conditional ? conditional : always;
       const int runs = m.per_sample ? c.runs : 1;
@@ -683,6 +746,14 @@ nlohmann::json cost_json(const CostReport& r) {
           {"accountings", accountings},
           {"paper_element_over_spatial", kPaperElementOverSpatial},
           {"p", r.p},
+          {"module_rates",
+           {{"drop_probability", r.rates.p},
+            {"read_disturb", r.rates.read_disturb},
+            {"source",
+             fmt::format("drop_probability: the mean over {} modules (chip seed 0) of what a write at p leaves in AP "
+                         "under hw (trim, DAC step, temperature, noise, failed resets, stuck modules); a module read "
+                         "L times after it is in AP for sum_(j=1..L) (1 - read_disturb)^j of them",
+                         kRateModules)}}},
           {"samples", r.samples},
           {"hw", r.hw_source},
           {"tech", r.tech_source},

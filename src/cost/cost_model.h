@@ -64,9 +64,26 @@ bool uses_adc(const LayerMapping& m);
 int dropout_modules(const LayerMapping& m, DropoutKind scheme,
                     ElementMasks element_masks = ElementMasks::per_window);
 
+// What the dropout modules do on average under a hardware config, for a target drop probability
+// p: `p` here is the chance a write leaves a module in AP, the mean over the module population of
+// what the chip's modules give (DropoutBank::probability: each module's own Delta and Ic0 at the
+// operating temperature after its trim, the DAC step, write and supply noise, failed resets,
+// stuck modules), averaged over kRateModules modules of chip seed 0, or p itself where every
+// module gives p; `read_disturb` the chance that a read flips an AP module to P
+// (faults.read_disturb).
+struct ModuleRates {
+  double p = 0.0;
+  double read_disturb = 0.0;
+};
+constexpr int kRateModules = 4096;
+ModuleRates module_rates(const HardwareConfig& hw, double p);
+
 // Expected events of one pass of a layer. `element_masks` is the hardware config's
-// dropout_module.element_masks.
-EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, double p, ElementMasks element_masks);
+// dropout_module.element_masks. A module read L times after a write that left it in AP is read in
+// AP until the read that flips it (which senses P): sum_{j=1..L} (1 - q)^j reads in AP, still AP at
+// the next reset with (1 - q)^L, and the windows it gates after the flip are driven.
+EventCounts expected_pass_events(const LayerMapping& m, DropoutKind scheme, const ModuleRates& rates,
+                                 ElementMasks element_masks);
 
 // Prices events as counted. Peripherals: a trim-DAC bias per write, a decoder stage per word-line
 // drive, and `fanout_fj_per_read` per module read (the wire that carries the read bit to the
@@ -164,6 +181,7 @@ struct CostReport {
   ModelSpec spec;  // as trained
   bool untrained = false;  // priced from a topology without weights
   double p = 0.1;  // drop probability the schemes are priced at
+  ModuleRates rates;  // what the modules do at p under hw (module_rates)
   int samples = 20;
   std::string hw_source = "default", tech_source = "default";
   HardwareConfig hw;

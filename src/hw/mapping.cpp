@@ -33,6 +33,10 @@ std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams
     m.in_h = l.in_h;
     m.in_w = l.in_w;
     m.out_channels = l.out_channels;
+    m.stride = l.stride;
+    m.padding = l.padding;
+    m.out_h = l.out_h;
+    m.out_w = l.out_w;
     m.rows = l.in_channels * l.kernel * l.kernel;
     m.cols = l.out_channels;
     m.row_tiles = (m.rows + crossbar.tile_rows - 1) / crossbar.tile_rows;
@@ -61,6 +65,17 @@ std::vector<std::int64_t> taps_landing(int out_size, int in_size, int kernel, in
     for (int k = 0; k < kernel; ++k) {
       const int x = o * stride - padding + k;
       if (x >= 0 && x < in_size) ++n[static_cast<std::size_t>(x)];
+    }
+  }
+  return n;
+}
+
+std::vector<std::int64_t> taps_inside(int out_size, int in_size, int kernel, int stride, int padding) {
+  std::vector<std::int64_t> n(static_cast<std::size_t>(std::max(out_size, 0)), 0);
+  for (int o = 0; o < out_size; ++o) {
+    for (int k = 0; k < kernel; ++k) {
+      const int x = o * stride - padding + k;
+      if (x >= 0 && x < in_size) ++n[static_cast<std::size_t>(o)];
     }
   }
   return n;

@@ -24,6 +24,7 @@ struct LayerMapping {
   bool linear = false;
   bool residual = false;     // a residual block's last convolution: two references per column
   int kernel = 1, in_channels = 0, in_h = 1, in_w = 1, out_channels = 0;
+  int stride = 1, padding = 0, out_h = 1, out_w = 1;
   int rows = 0, cols = 0;            // K*K*C_in (fan-in) and C_out
   int row_tiles = 0, col_tiles = 0;  // tiles the layer occupies along each axis
   std::int64_t windows = 0;          // output positions: out_h * out_w (1 for linear layers)
@@ -41,5 +42,7 @@ std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams
 // each input coordinate x = o * stride - padding + k in [0, in_size). Their sum is the axis's
 // taps inside the map; a per-element dropout module at x is read that many times.
 std::vector<std::int64_t> taps_landing(int out_size, int in_size, int kernel, int stride, int padding);
+// Along one axis: how many kernel offsets of each output position o land inside [0, in_size).
+std::vector<std::int64_t> taps_inside(int out_size, int in_size, int kernel, int stride, int padding);
 
 }  // namespace spinbayes

@@ -118,19 +118,23 @@ TEST(CostEnergy, ConditionalResetReadsFirstAndResetsTheApModules) {
   conditional.module.reset = ResetPolicy::conditional;
   const ModelSpec spec = spec_of("vgg-small", 8, "all", DropoutKind::spatial, p);
   const CostReport a = cost_report(spec, hw, always, 5), c = cost_report(spec, hw, conditional, 5);
+  const double ap = a.rates.p;  // p and what failed resets add (module_rates)
+  EXPECT_NEAR(ap, p, 1e-5);
   for (const DropoutKind s : {DropoutKind::element, DropoutKind::spatial}) {
     SCOPED_TRACE(to_string(s));
     for (std::size_t i = 0; i < a.mapping.size(); ++i) {
       const EventCounts& ea = a.scheme(s).layers[i].pass;
       const EventCounts& ec = c.scheme(s).layers[i].pass;
-      EXPECT_DOUBLE_EQ(ec.module_resets, p * ea.module_resets);
+      EXPECT_DOUBLE_EQ(ec.module_resets, ap * ea.module_resets);
       EXPECT_DOUBLE_EQ(ec.module_writes, ea.module_writes);
       EXPECT_DOUBLE_EQ(ec.module_reads, ea.module_reads + ea.module_resets);
     }
     const EventCounts& n = a.scheme(s).total.inference;
+    // Reads priced by the state they find: an AP fraction ap of them.
+    const double read_fj = (1 - ap) * always.module.read_p_fj + ap * always.module.read_ap_fj;
     expect_near_rel(c.scheme(s).total.energy.modules_pj,
-                    p * n.module_resets * always.module.reset_pj + n.module_writes * always.module.write_pj +
-                        (n.module_reads + n.module_resets) * always.module.read_fj * 1e-3,
+                    ap * n.module_resets * always.module.reset_pj + n.module_writes * always.module.write_pj +
+                        (n.module_reads + n.module_resets) * read_fj * 1e-3,
                     "module energy");
     // Each write round reads first.
     EXPECT_GT(c.scheme(s).total.latency_ns, a.scheme(s).total.latency_ns);

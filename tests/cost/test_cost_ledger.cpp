@@ -167,3 +167,74 @@ TEST(CostLedger, ConditionalResetsAndReadsFollowTheModulesRealizedStates) {
   // Priced at the technology's p the conditional resets would be about p / realized of these.
   EXPECT_GT(static_cast<double>(total.module_writes_ap), 3.0 * spec.p * static_cast<double>(total.module_writes));
 }
+
+// Under a temperature above the trim's, a DAC trim, failed resets and read disturb, the analytic
+// counts follow what the modules do: with the chip's own modules' mean drop probability and the
+// read disturb, every layer's AP writes, AP reads and driven rows match the ledger within the
+// spread of the masks; and module_rates, the mean over a population of modules, agrees with the
+// chip's modules within their spread, far from the p they were trimmed for.
+TEST(CostLedger, AnalyticCountsFollowTheModulesUnderTemperatureAndReadDisturb) {
+  const int samples = 8, images = 6;
+  for (const Case& c : {Case{"spatial", "vgg-small", DropoutKind::spatial, ElementMasks::per_window},
+                        Case{"element-per-window", "vgg-small", DropoutKind::element, ElementMasks::per_window},
+                        Case{"element-per-element", "lenet", DropoutKind::element, ElementMasks::per_element}}) {
+    SCOPED_TRACE(c.name);
+    ModelSpec spec;
+    spec.architecture = c.architecture;
+    spec.width = 8;
+    spec.dropout = c.kind;
+    spec.p = 0.2;
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.dropout_module.element_masks = c.element_masks;
+    hw.dropout_module.trim_dac_bits = 6;
+    hw.mtj.temperature_k = 330.0;
+    hw.faults.read_disturb = 0.02;
+    const double q = hw.faults.read_disturb;
+    const Chip chip(spread_model_ir(spec, 3), hw, 11);
+    Ledger ledger;
+    chip.predict(noise_images(images, 5), samples, 17, true, &ledger);
+    const ModuleRates population = module_rates(hw, spec.p);
+    EXPECT_GT(population.p, 1.3 * spec.p);  // the modules drop far more often than trimmed for
+    EXPECT_EQ(population.read_disturb, q);
+    const std::vector<LayerMapping> mapping = map_layers(spec, hw.crossbar);
+    int checked = 0, disturbed = 0;
+    for (std::size_t i = 0; i < mapping.size(); ++i) {
+      const LayerMapping& m = mapping[i];
+      if (!m.dropout || !m.on_crossbar) continue;
+      SCOPED_TRACE(m.name);
+      const DropoutBank& bank = chip.bank(static_cast<int>(i));
+      ASSERT_GT(bank.size(), 0);
+      double sum = 0.0, sum2 = 0.0;
+      for (int k = 0; k < bank.size(); ++k) sum += bank.probability(k), sum2 += bank.probability(k) * bank.probability(k);
+      const double own = sum / bank.size(), spread = std::sqrt(std::max(0.0, sum2 / bank.size() - own * own));
+      EXPECT_NEAR(population.p, own, 6.0 * spread / std::sqrt(bank.size()) + 1e-3);
+      const double passes = static_cast<double>(images) * (m.per_sample ? samples : 1);
+      const EventCounts want = expected_pass_events(m, c.kind, ModuleRates{own, q}, c.element_masks).scaled(passes);
+      const LayerEvents& got = ledger.layers[i];
+      EXPECT_EQ(static_cast<double>(got.module_writes), want.module_writes);
+      EXPECT_EQ(static_cast<double>(got.module_reads), want.module_reads);
+      // A module's AP reads: min(F, L) with F geometric, L its reads; its variance below p E[F^2]
+      // = p (1 - q)(2 - q) / q^2, or p L^2; each AP read leaves `gated` rows undriven.
+      const double reads_per_write = want.module_reads / want.module_writes;
+      const double second = std::min(reads_per_write * reads_per_write, (1 - q) * (2 - q) / (q * q));
+      const double gated = c.kind == DropoutKind::spatial && !m.linear ? m.kernel * m.kernel : 1.0;
+      const double sigma_reads = std::sqrt(want.module_writes * own * second);
+      EXPECT_NEAR(static_cast<double>(got.module_writes_ap), want.module_writes_ap,
+                  6 * std::sqrt(want.module_writes * own) + 1e-9);
+      EXPECT_NEAR(static_cast<double>(got.module_reads_ap), want.module_reads_ap, 6 * sigma_reads + 1e-9);
+      EXPECT_NEAR(static_cast<double>(got.wordline_drives), want.wordline_drives, 6 * sigma_reads * gated * m.col_tiles + 1e-9);
+      // Read disturb matters where a module is read many times: without it the counts would be far off.
+      if (reads_per_write >= 9) {
+        const EventCounts undisturbed = expected_pass_events(m, c.kind, ModuleRates{own, 0.0}, c.element_masks).scaled(passes);
+        EXPECT_GT(std::fabs(undisturbed.module_reads_ap - want.module_reads_ap), 6 * sigma_reads);
+        ++disturbed;
+      }
+      ++checked;
+    }
+    EXPECT_GT(checked, 0);
+    const bool read_once = c.kind == DropoutKind::element && c.element_masks == ElementMasks::per_window;
+    if (!read_once) {
+      EXPECT_GT(disturbed, 0);
+    }
+  }
+}
