@@ -38,7 +38,7 @@ using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>
 // A hardware config: a preset name or file path, or JSON text (a dict from Python) applied over
 // the defaults, validated as the CLI validates a file.
 HardwareConfig hardware(const std::string& source, const std::string& json_text) {
-  if (json_text.empty()) return HardwareConfig::load(source.empty() ? "default" : source);
+  if (json_text.empty()) return HardwareConfig::load(source.empty() ? "default" : source, "hw");
   HardwareConfig hw = HardwareConfig::defaults();
   nlohmann::json doc;
   try {

@@ -127,6 +127,7 @@ def test_errors_are_spinbayes_errors_with_the_clis_message(imported, tmp_path):
         (lambda: model.predict(images[:2], samples=float("nan")), "samples: expected an integer"),
         (lambda: model.predict(images[:2], hw={"mtj": {"sigma_rp": 0.1}}), "hw: only with backend 'cim'"),
         (lambda: model.predict(images[:2], backend="cim", hw=""), "hw: empty"),
+        (lambda: spinbayes.hardware(str(tmp_path / "no-such.json")), r"^hw: '.*no-such.json' is neither a preset"),
         (lambda: model.predict(images[:2], backend="cim", hw={"mtj": object()}), "hw: not a config"),
         (lambda: spinbayes.load(d / "run", dropout="spatial", p=0.1), "is a run directory"),
         (lambda: spinbayes.load(d / "model.onnx", p=0.5), "p: given without dropout"),

@@ -261,12 +261,12 @@ void HardwareConfig::validate(const std::string& origin) {
   }
 }
 
-HardwareConfig HardwareConfig::load(const std::string& source) {
+HardwareConfig HardwareConfig::load(const std::string& source, const std::string& option) {
   if (source == "default" || source.empty()) return defaults();
   if (source == "ideal") return ideal();
   if (source == "wired") return wired();
   if (!std::filesystem::exists(source)) {
-    throw Error("--hw: '" + source + "' is neither a preset (default, ideal, wired) nor an existing file");
+    throw Error(option + ": '" + source + "' is neither a preset (default, ideal, wired) nor an existing file");
   }
   HardwareConfig hw = defaults();
   hw.table().apply_file(source);

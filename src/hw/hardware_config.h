@@ -148,7 +148,8 @@ struct HardwareConfig {
   static bool is_preset(const std::string& name);  // default, ideal, wired
   // A preset's name or the path of a JSON file applied over the default. Throws Error naming
   // the file and key.
-  static HardwareConfig load(const std::string& source);
+  // `option` names the source in a message ("--hw" on the command line, "hw" in Python).
+  static HardwareConfig load(const std::string& source, const std::string& option = "--hw");
 
   ConfigTable table();  // binds every parameter (with range, unit, source) to this object
   // What makes valid settings compute figures near chance, for a warning (empty: nothing): an ADC
