@@ -296,21 +296,27 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   }
   variances_.rounding = variation_ || ir_drop_ || reference_error_ ? 1.0 / (12.0 * cell_scale_ * cell_scale_) : 0.0;
   vnni_ = cpu_features().avx512_vnni;
-  if (systematic) calibrate(hw, weights, value, part, ideal);
+  if (systematic) calibrate(hw, mapping, weights, part, ideal);
 }
 
-void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
+void CellArray::calibrate(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
                           const std::vector<float>& part, const std::vector<std::int8_t>& ideal) {
   calibrated_ = hw.crossbar.column_calibration == ColumnCalibration::gain_offset;
   calibration_.assign(2 * static_cast<std::size_t>(cols_) * row_tiles_, 0.0);
   systematic_.assign(static_cast<std::size_t>(cols_), 0.0);
   centre_.assign(3 * static_cast<std::size_t>(cols_), 0.0);
+  // The devices' sums per kernel tap where the rows are a convolution's taps (crossbar_screen.h).
+  const int tap_rows = mapping.in_channels;
+  if (mapping.kernel >= 1 && mapping.kernel <= 5 && tap_rows > 0 && tap_rows * mapping.kernel * mapping.kernel == rows_) {
+    taps_ = mapping.kernel * mapping.kernel;
+    tap_deviation_.assign(2 * static_cast<std::size_t>(cols_) * taps_, 0.0);
+  }
   const double scale = cell_scale_;
   std::vector<double> q(column_bytes(), 0.0);  // per row and input bit: the systematic deviation
   for (int j = 0; j < cols_; ++j) {
     const std::size_t base = static_cast<std::size_t>(j) * column_bytes();
     const std::int8_t* v = column_values(j);
-    double constant = 0.0, device_bound = 0.0, sum_p = 0.0, sum_ap = 0.0;
+    double constant = 0.0, sum_p = 0.0, sum_ap = 0.0;
     int reads_p = 0, reads_ap = 0;
     for (int t = 0; t < row_tiles_; ++t) {
       const int r0 = t * tile_rows_, r1 = std::min(rows_, r0 + tile_rows_);
@@ -334,21 +340,26 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
       calibration_[2 * (static_cast<std::size_t>(j) * row_tiles_ + t) + 1] = offset;
       constant -= offset / gain;
       for (int r = r0; r < r1; ++r) {
-        double device = 0.0;
+        double device[2];
         for (int one = 0; one < 2; ++one) {
           const std::size_t at = value_index(r, one != 0);
           const double w = part.empty() ? 0.0 : part[base + at];
           q[at] = ideal[base + at] * (1.0 / gain - 1.0) + w / gain;
           (ideal[base + at] > 0 ? sum_p : sum_ap) += q[at];
           ++(ideal[base + at] > 0 ? reads_p : reads_ap);
-          device = std::max(device, std::fabs(static_cast<double>(value[base + at]) - ideal[base + at] - w));
+          // What is left of the value as stored (rounded): the devices', through the gain.
+          device[one] = (v[at] / scale - ideal[base + at] - w) / gain;
         }
-        device_bound += std::fabs(1.0 / gain - 1.0) * device;
+        if (taps_ > 0) {
+          double* sums = tap_deviation_.data() + 2 * (static_cast<std::size_t>(j) * taps_ + r / tap_rows);
+          sums[0] += device[0];
+          sums[1] += device[1] - device[0];
+        }
       }
     }
     // The centre and what it leaves (cell_array.h).
     const double mean_p = reads_p > 0 ? sum_p / reads_p : 0.0, mean_ap = reads_ap > 0 ? sum_ap / reads_ap : 0.0;
-    double bound = device_bound;
+    double bound = 0.0;
     for (int r = 0; r < rows_; ++r) {
       double worst = 0.0;
       for (int one = 0; one < 2; ++one) {
@@ -359,7 +370,7 @@ void CellArray::calibrate(const HardwareConfig& hw, const BitMatrix& weights, co
     }
     systematic_[static_cast<std::size_t>(j)] = bound;
     // The relief is added to the tile sums before the calibration divides them by the gain.
-    for (int t = 0; t < row_tiles_; ++t) relief_scale_ = std::max(relief_scale_, 1.0 / calibration_gain(j, t));
+    for (int t = 0; t < row_tiles_; ++t) largest_inverse_gain_ = std::max(largest_inverse_gain_, 1.0 / calibration_gain(j, t));
     centre_[3 * static_cast<std::size_t>(j)] = constant;
     centre_[3 * static_cast<std::size_t>(j) + 1] = 0.5 * (mean_p + mean_ap);
     centre_[3 * static_cast<std::size_t>(j) + 2] = 0.5 * (mean_p - mean_ap);
@@ -514,7 +525,7 @@ void CellArray::add_relief(const PatchRows& patches, int m, const int* columns, 
 
 double CellArray::relief_bound(const PatchRows& patches, int m) const {
   if (!ir_drop_) return 0.0;
-  return window_relief(patches.keep_row(m)).bound * relief_scale_;
+  return window_relief(patches.keep_row(m)).bound * largest_inverse_gain_;
 }
 
 

@@ -83,8 +83,10 @@ class CellArray {
   // deviation is expected at
   //   centre = sum_t (-offset_t / gain_t) + (k + d) / 2 qP + (k - d) / 2 qA,
   // and what is left, sum over driven rows of (q - the mean of its kind), is bounded over any
-  // window by the sum over rows of the larger |q - mean| of its two reads, plus |1/gain - 1| x
-  // the devices' deviation (dot units). The screen centres on the first and widens by the second.
+  // window by the sum over rows of the larger |q - mean| of its two reads (dot units). The
+  // screen centres on the first and widens by the second. The devices' own deviation reaches the
+  // read-out divided by its tile's gain: the screen scales their variances by
+  // largest_inverse_gain()^2, and conditions on their sums per kernel tap (tap_deviation).
   bool systematic() const { return ir_drop_ || reference_error_ || calibrated_; }
   // centre = systematic_constant + k systematic_per_row + d systematic_per_dot (0 without).
   double systematic_constant(int j) const { return centre_.empty() ? 0.0 : centre_[3 * static_cast<std::size_t>(j)]; }
@@ -98,6 +100,16 @@ class CellArray {
   void add_relief(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
   double relief_bound(const PatchRows& patches, int m) const;
   double systematic_bound(int j) const { return systematic_.empty() ? 0.0 : systematic_[static_cast<std::size_t>(j)]; }
+  // The largest 1 / gain of the calibration over the layer's tiles, at least 1 (1 uncalibrated).
+  double largest_inverse_gain() const { return largest_inverse_gain_; }
+  // Under IR drop, reference error or calibration, where the rows are a convolution's kernel taps
+  // of `in_channels` rows each (mapping.h): per column, for each tap, the sums over its rows of the
+  // devices' deviation d0 of the bit-0 read and of e = d1 - d0, as the read-out sees them,
+  // d = (stored value - ideal - systematic part) / gain (dot units; 2 per tap, tap-major).
+  // nullptr otherwise.
+  const double* tap_deviation(int j) const {
+    return tap_deviation_.empty() ? nullptr : tap_deviation_.data() + 2 * static_cast<std::size_t>(j) * taps_;
+  }
   bool faults() const { return faults_; }
   double gain() const { return gain_; }  // G_half' / G_half of the drifted devices (1: no drift)
   // Whether column j has a dead row tile: its analog value differs from the dot by what those rows hold.
@@ -145,9 +157,9 @@ class CellArray {
   void tile_sums(const PatchRows& patches, int m, const int* columns, int count, std::int32_t* sums) const;
 
  private:
-  // calibration_ and systematic_ from the stored values, `value` (before fixed point), the
-  // systematic part of each (wires, reference error) and its ideal +-1 (value_index layout).
-  void calibrate(const HardwareConfig& hw, const BitMatrix& weights, const std::vector<float>& value,
+  // calibration_, systematic_, centre_ and tap_deviation_ from the stored values, the systematic
+  // part of each (wires, reference error) and its ideal +-1 (value_index layout).
+  void calibrate(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
                  const std::vector<float>& part, const std::vector<std::int8_t>& ideal);
   // IR drop: what a window's undriven rows give back, for every tile at once, as the SIMD sums take
   // it (cell_array.cpp); found again for the windows of a driven pattern met before on this thread.
@@ -160,7 +172,9 @@ class CellArray {
   std::vector<double> calibration_;  // per column and row tile: gain, offset
   std::vector<double> systematic_;   // per column (empty: none)
   std::vector<double> centre_;       // per column: constant, per row, per dot (empty: none)
-  double relief_scale_ = 1.0;        // what the calibration scales the relief by at most: 1 / min gain
+  double largest_inverse_gain_ = 1.0;  // what the calibration scales the relief by at most: 1 / min gain
+  int taps_ = 0;                       // kernel taps whose devices' sums tap_deviation_ holds (0: none)
+  std::vector<double> tap_deviation_;  // per column and tap: sum of d0, sum of e
   int col_tiles_ = 1, tile_cols_ = 1;
   std::vector<BitLineRelief> relief_;  // per row tile and column tile (row-major)
   std::vector<char> dead_tile_;        // the same: a dead tile (empty: none)

@@ -74,14 +74,14 @@ class CrossbarLayer {
   // Column j's value as compared or read out from its tile sums: through the ADCs when the
   // column uses them, else the sense amplifier's input; calibrated, each tile's (v - b) / a.
   double column_value(int j, const std::int32_t* sums) const;
+  // The screen's terms for window m, widened by what IR drop's relief can move a column by.
+  CrossbarScreen::Terms screen_terms(const PatchRows& patches, int m) const;
 
  private:
   // column_value() of the `count` listed columns' tile sums at tile_sum_index (overwritten by
   // their ADC codes).
   void column_values(const int* columns, std::int32_t* sums, int count, double* values) const;
   void count_reads(const PatchRows& patches, int m, LayerEvents& events) const;
-  // The screen's terms for window m, widened by what IR drop's relief can move a column by.
-  CrossbarScreen::Terms screen_terms(const PatchRows& patches, int m) const;
   // The offsets the screen adds to the ungained margin: offset_ itself without a gain.
   const double* screen_offsets(const std::int32_t* bound) const;
 

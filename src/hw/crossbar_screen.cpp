@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <limits>
 
 #include "core/cpu_features.h"
@@ -16,8 +17,15 @@
 namespace spinbayes {
 
 CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mapping, const Adc* adc, double sigmas)
-    : cols_(cells.cols()), cell_scale_(cells.cell_scale()), sigmas_(sigmas), variances_(cells.variances()) {
+    : cols_(cells.cols()), sigmas_(sigmas), variances_(cells.variances()) {
   column_variance_.assign(static_cast<std::size_t>(cols_), 0.0);
+  // Calibrated, a tile's devices and its ADC rounding reach the read-out divided by its gain: their
+  // variances scaled by the largest 1 / gain^2 of the layer.
+  const double inverse_gain2 = cells.largest_inverse_gain() * cells.largest_inverse_gain();
+  variances_.match *= inverse_gain2;
+  variances_.mismatch *= inverse_gain2;
+  variances_.reference *= inverse_gain2;
+  variances_.rounding *= inverse_gain2;
   if (cells.variation()) {
     // A cell whose MTJs hold the same state may read P where the dot counts a mismatch.
     for (int j = 0; j < cols_; ++j) {
@@ -28,7 +36,7 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
   // under a gain g, 1 / g^2 of that about the ungained value the screen centres on.
   if (adc != nullptr && (adc->step() != 1.0 || adc->gain() != 1.0 || cells.variation() || cells.systematic())) {
     const double step = adc->step() / adc->gain();
-    for (double& v : column_variance_) v += cells.row_tiles() * step * step / 12.0;
+    for (double& v : column_variance_) v += cells.row_tiles() * step * step / 12.0 * inverse_gain2;
   }
   // IR drop and calibration move a column off its dot by their centre, known from the window's
   // counts, and by up to the systematic bound about it in any window (cell_array.h): (bound /
@@ -53,9 +61,11 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
   }
   kernel_ = mapping.kernel;
   tap_rows_ = mapping.in_channels;
-  // The conditioned centre holds the cells' deviations as stored; IR drop's and calibration's
-  // part is bounded above instead, about the dot.
-  conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == cells.rows() && !cells.systematic();
+  // The conditioned centre holds the devices' deviations; under IR drop, reference error or
+  // calibration, as the read-out sees them once the systematic part is taken out (the cell
+  // array's sums per tap), that part centred and bounded as above.
+  conditioned_ = kernel_ >= 1 && kernel_ <= 5 && tap_rows_ * kernel_ * kernel_ == cells.rows() &&
+                 (!cells.systematic() || cells.tap_deviation(0) != nullptr);
   if (conditioned_) conditioned_sums(cells);
   popcnt_ = cpu_features().popcnt;
   no_sums_.assign(static_cast<std::size_t>(cols_), 0);
@@ -63,27 +73,50 @@ CrossbarScreen::CrossbarScreen(const CellArray& cells, const LayerMapping& mappi
 
 void CrossbarScreen::conditioned_sums(const CellArray& cells) {
   // delta[x] = stored value - cell_scale x ideal value of the MTJ read for input bit x: MTJ1
-  // holds the (fault-corrected) weight, MTJ2 its complement, or both the stuck value.
+  // holds the (fault-corrected) weight, MTJ2 its complement, or both the stuck value. Under a
+  // systematic part, the cell array's sums per tap (dot units, the gain divided out), held in
+  // finer fixed point.
   const int taps = kernel_ * kernel_;
   const std::size_t rects = static_cast<std::size_t>(taps) * taps;
   rect_s0_.assign(rects * cols_, 0);
   rect_se_.assign(rects * cols_, 0);
   std::vector<std::int32_t> tap_s0(static_cast<std::size_t>(taps)), tap_se(static_cast<std::size_t>(taps));
   const int rows = cells.rows(), cell_scale = cells.cell_scale();
+  const bool systematic = cells.systematic();
+  sum_scale_ = cell_scale;
+  if (systematic) {
+    // As fine as int32 holds every rectangle's sums (at most the sum of |tap sums|) with room.
+    double largest = 0.0;
+    for (int j = 0; j < cols_; ++j) {
+      double s0 = 0.0, se = 0.0;
+      for (int t = 0; t < taps; ++t) s0 += std::fabs(cells.tap_deviation(j)[2 * t]), se += std::fabs(cells.tap_deviation(j)[2 * t + 1]);
+      largest = std::max({largest, s0, se});
+    }
+    sum_scale_ = kSystematicSumScale;
+    while (sum_scale_ > 1 && largest * sum_scale_ > 0x1p30) sum_scale_ /= 2;
+  }
   std::vector<char> stuck(static_cast<std::size_t>(rows));
   for (int j = 0; j < cols_; ++j) {
-    const std::int8_t* v = cells.column_values(j);
-    std::fill(stuck.begin(), stuck.end(), 0);
-    for (const CellArray::StuckCell& c : cells.stuck(j)) stuck[static_cast<std::size_t>(c.row)] = 1;
     std::fill(tap_s0.begin(), tap_s0.end(), 0);
     std::fill(tap_se.begin(), tap_se.end(), 0);
-    for (int r = 0; r < rows; ++r) {
-      const int ideal1 = cells.weights().get(j, r) ? 1 : -1;
-      const int ideal0 = stuck[static_cast<std::size_t>(r)] ? ideal1 : -ideal1;
-      const int delta0 = v[CellArray::value_index(r, false)] - cell_scale * ideal0;
-      const int delta1 = v[CellArray::value_index(r, true)] - cell_scale * ideal1;
-      tap_s0[static_cast<std::size_t>(r / tap_rows_)] += delta0;
-      tap_se[static_cast<std::size_t>(r / tap_rows_)] += delta1 - delta0;
+    if (systematic) {
+      const double* sums = cells.tap_deviation(j);
+      for (int t = 0; t < taps; ++t) {
+        tap_s0[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(std::lround(sums[2 * t] * sum_scale_));
+        tap_se[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(std::lround(sums[2 * t + 1] * sum_scale_));
+      }
+    } else {
+      const std::int8_t* v = cells.column_values(j);
+      std::fill(stuck.begin(), stuck.end(), 0);
+      for (const CellArray::StuckCell& c : cells.stuck(j)) stuck[static_cast<std::size_t>(c.row)] = 1;
+      for (int r = 0; r < rows; ++r) {
+        const int ideal1 = cells.weights().get(j, r) ? 1 : -1;
+        const int ideal0 = stuck[static_cast<std::size_t>(r)] ? ideal1 : -ideal1;
+        const int delta0 = v[CellArray::value_index(r, false)] - cell_scale * ideal0;
+        const int delta1 = v[CellArray::value_index(r, true)] - cell_scale * ideal1;
+        tap_s0[static_cast<std::size_t>(r / tap_rows_)] += delta0;
+        tap_se[static_cast<std::size_t>(r / tap_rows_)] += delta1 - delta0;
+      }
     }
     for (int ky0 = 0; ky0 < kernel_; ++ky0) {
       for (int ky1 = ky0; ky1 < kernel_; ++ky1) {
@@ -202,8 +235,8 @@ CrossbarScreen::Terms CrossbarScreen::terms(const PatchRows& patches, int m) con
   const int kc = p.kc, valid = p.valid, n1 = p.n1;
   const int ky0 = p.ky0, ky1 = p.ky1, kx0 = p.kx0, kx1 = p.kx1;
   const double kappa = static_cast<double>(kc) / tap_rows_, nu = static_cast<double>(n1) / k;
-  st.a = kappa / cell_scale_;
-  st.b = kappa * nu / cell_scale_;
+  st.a = kappa / sum_scale_;
+  st.b = kappa * nu / sum_scale_;
   const std::size_t at = static_cast<std::size_t>(rectangle(ky0, ky1, kx0, kx1)) * cols_;
   st.s0 = rect_s0_.data() + at;
   st.se = rect_se_.data() + at;

@@ -20,7 +20,11 @@
 // and what is left, sum(delta0 * (keep - kappa) + e * (keep and x - kappa nu)), is a sum over
 // rows whose variance the window's counts give (terms()): about 0.4x the ensemble variance at
 // p = 0.1, so about 0.63x the screen's width. Other windows (element masks drawn per window) use
-// the ensemble screen.
+// the ensemble screen. Under IR drop, reference error or calibration (cell_array.h) the column is
+// further off its dot by a systematic part, centred from the window's counts and bounded about
+// that centre; delta is then the devices' deviation as the read-out sees it (the systematic part
+// taken out, divided by the tile's gain), and every device variance is scaled by the layer's
+// largest 1 / gain^2.
 #include <cstdint>
 #include <vector>
 
@@ -81,7 +85,10 @@ class CrossbarScreen {
   // rect_s0_ / rect_se_ (times cols_).
   int rectangle(int ky0, int ky1, int kx0, int kx1) const { return ((ky0 * kernel_ + ky1) * kernel_ + kx0) * kernel_ + kx1; }
 
-  int cols_ = 0, cell_scale_ = 64;
+  // Fixed point of the systematic case's sums per tap: up to 2^14 units per dot unit (rounding
+  // 3e-5 dot units a sum), fewer where a layer's sums would not fit int32 with room.
+  static constexpr int kSystematicSumScale = 1 << 14;
+  int cols_ = 0, sum_scale_ = 64;  // sum_scale_: units of rect_s0_, rect_se_ per dot unit
   double sigmas_ = 0;
   CellArray::Variances variances_;
   // Per column, what every window adds to the screen's variance: its stuck cells (a P read where

@@ -125,6 +125,57 @@ TEST(Chip, ConditionedScreenPredictsTheAnalogSum) {
   EXPECT_FALSE(array.screen().terms(driven_patches(chip, 5, 3), 0).conditioned);
 }
 
+// Under IR drop and calibration (the wired preset's access transistors, wires, 64-row ADC tiles
+// and per-tile gain and offset) the screen conditions on the devices' deviations as the read-out
+// sees them, besides centring the wires' part: on spatial windows every analog value lies within
+// the screen's sigmas of its centre, and the chip's own sums take a good part of what is left
+// after the systematic centre away. Random keep bits are not conditioned.
+TEST(Chip, ConditionedScreenHoldsUnderWiresAndCalibration) {
+  const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
+  HardwareConfig hw = HardwareConfig::wired();
+  hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
+  const Chip chip(ir, hw, 13);
+  const CrossbarLayer& array = chip.array(1);
+  const CellArray& cells = array.cells();
+  ASSERT_TRUE(cells.ir_drop());
+  ASSERT_TRUE(cells.calibrated());
+  ASSERT_GT(cells.row_tiles(), 1);
+  ASSERT_NE(cells.tap_deviation(0), nullptr);
+  const int cols = chip.engine().layers()[1].shape.out_channels;
+  const double sigmas = array.screen().sigmas();
+  ASSERT_GT(sigmas, 0.0);
+  double worst = 0.0, conditioned2 = 0.0, centred2 = 0.0;
+  int n = 0;
+  std::vector<std::int32_t> sums(static_cast<std::size_t>(cells.row_tiles()));
+  for (const unsigned image : {5u, 6u}) {
+    const Patches patches = spatial_patches(chip, image, image + 1);
+    const PatchRows rows(patches);
+    for (int m = 0; m < patches.signs.rows; ++m) {
+      const CrossbarScreen::Terms st = array.screen_terms(rows, m);
+      ASSERT_TRUE(st.conditioned) << m;
+      CrossbarScreen::Terms unconditioned = st;
+      unconditioned.a = unconditioned.b = 0.0;
+      const std::vector<std::int32_t> dots = window_dots(patches, m, array, cols);
+      for (int j = 0; j < cols; ++j) {
+        const std::int32_t dot = dots[static_cast<std::size_t>(j)];
+        cells.tile_sums_reference(rows, m, j, sums.data());
+        const double value = array.column_value(j, sums.data());
+        const double left = value - (dot + st.centre(j, dot));
+        const double variance = st.base + st.slope * dot + array.screen().column_variance()[j];
+        worst = std::max(worst, std::fabs(left) / std::sqrt(variance));
+        conditioned2 += left * left;
+        centred2 += std::pow(value - (dot + unconditioned.centre(j, dot)), 2);
+        ++n;
+      }
+    }
+  }
+  std::printf("wired: largest |value - centre| %.2f screen sigmas; left after conditioning %.2f of the centred\n",
+              worst, conditioned2 / centred2);
+  EXPECT_LT(worst, sigmas);
+  EXPECT_LT(conditioned2, 0.8 * centred2);
+  EXPECT_FALSE(array.screen().terms(PatchRows(driven_patches(chip, 5, 3)), 0).conditioned);
+}
+
 TEST(Chip, SimdTileSumsMatchThePlainLoop) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 4);
   // With variation: the SIMD and plain sums agree exactly. Without, but with stuck cells: each
