@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <numeric>
 
 #include "core/counter_rng.h"
@@ -11,7 +12,63 @@
 #include "engine/threshold.h"
 #include "hw/tile_sums.h"
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SPINBAYES_READOUT_AVX512 1
+#else
+#define SPINBAYES_READOUT_AVX512 0
+#endif
+
 namespace spinbayes {
+
+#if SPINBAYES_READOUT_AVX512
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace {
+// Calibrated read-out of `count` columns' ADC codes (tile_sum_index: groups of kColumnGroup
+// columns, tile after tile, the group's columns side by side), a column a lane: per tile code x
+// scale added in tile order (one fused multiply-add, as column_value() does it), less the
+// column's shift: the same doubles. Eight groups at a time, so that their chains of additions
+// overlap. `scale`: per column and row tile (column-major); `shift`: per column.
+__attribute__((target("avx512f,avx512vl,fma"))) void calibrated_values(const std::int32_t* codes, const int* columns,
+                                                                      int count, int tiles, const double* scale,
+                                                                      const double* shift, double* values) {
+  static_assert(kColumnGroup == 4);
+  constexpr int kGroups = 8;
+  for (int block = 0; block < count; block += kGroups * kColumnGroup) {
+    const int groups = std::min(kGroups, (count - block + kColumnGroup - 1) / kColumnGroup);
+    __m128i column[kGroups], index[kGroups];
+    __m256d value[kGroups];
+    __mmask8 lanes[kGroups];
+    int width[kGroups];
+    const std::int32_t* group_codes[kGroups];
+    for (int g = 0; g < groups; ++g) {
+      const int first = block + g * kColumnGroup, n = std::min(kColumnGroup, count - first);
+      width[g] = n;
+      lanes[g] = static_cast<__mmask8>((1u << n) - 1);
+      alignas(16) std::int32_t at[kColumnGroup];
+      for (int q = 0; q < kColumnGroup; ++q) at[q] = columns[first + (q < n ? q : 0)];
+      column[g] = _mm_load_si128(reinterpret_cast<const __m128i*>(at));
+      index[g] = _mm_mullo_epi32(column[g], _mm_set1_epi32(tiles));
+      value[g] = _mm256_setzero_pd();
+      group_codes[g] = codes + static_cast<std::size_t>(first) * tiles;
+    }
+    for (int t = 0; t < tiles; ++t) {
+      for (int g = 0; g < groups; ++g) {
+        const __m256d code = _mm256_cvtepi32_pd(_mm_maskz_loadu_epi32(lanes[g], group_codes[g] + t * width[g]));
+        value[g] = _mm256_fmadd_pd(code, _mm256_i32gather_pd(scale, _mm_add_epi32(index[g], _mm_set1_epi32(t)), 8), value[g]);
+      }
+    }
+    for (int g = 0; g < groups; ++g) {
+      _mm256_mask_storeu_pd(values + block + g * kColumnGroup, lanes[g],
+                            _mm256_sub_pd(value[g], _mm256_i32gather_pd(shift, column[g], 8)));
+    }
+  }
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
 
 CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mapping, const BitMatrix& weights,
                              std::uint64_t chip_seed, int layer, const std::vector<std::pair<int, int>>& dead_tiles)
@@ -24,6 +81,19 @@ CrossbarLayer::CrossbarLayer(const HardwareConfig& hw, const LayerMapping& mappi
   gain_ = cells_.gain() * (uses_adc() ? 1.0 + hw.faults.adc_gain_error : 1.0);
   adc_ = Adc(hw.crossbar.adc_bits, hw.crossbar.tile_rows, cells_.cell_scale(), gain_);
   screen_ = CrossbarScreen(cells_, mapping, uses_adc() ? &adc_ : nullptr, hw.crossbar.screen_sigmas);
+  if (cells_.calibrated() && uses_adc()) {
+    // The digital correction of each tile's code: a multiplier step / gain per tile and one sum of
+    // offset / gain per column.
+    const int tiles = cells_.row_tiles();
+    readout_scale_.resize(static_cast<std::size_t>(cols_) * tiles);
+    readout_shift_.assign(static_cast<std::size_t>(cols_), 0.0);
+    for (int j = 0; j < cols_; ++j) {
+      for (int t = 0; t < tiles; ++t) {
+        readout_scale_[static_cast<std::size_t>(j) * tiles + t] = adc_.step() / cells_.calibration_gain(j, t);
+        readout_shift_[static_cast<std::size_t>(j)] += cells_.calibration_offset(j, t) / cells_.calibration_gain(j, t);
+      }
+    }
+  }
   // Sense-amplifier offsets, one per column read by a sense amplifier alone: the spread of every
   // chip, and a fault's offset of fixed size and random sign.
   offset_.assign(static_cast<std::size_t>(cols_), 0.0);
@@ -143,19 +213,23 @@ void CrossbarLayer::column_values(const int* columns, std::int32_t* sums, int co
       return;
     }
     // Each tile's ADC code (SIMD, the scalar's rounding), then column_value's correction and sum
-    // in its order: (code step - offset) / gain, tile after tile.
+    // in its order: code x step / gain, tile after tile, less the offsets' sum.
     adc_.codes(sums, count * tiles, sums);
-    const double step = adc_.step();
+#if SPINBAYES_READOUT_AVX512
+    if (vnni_) {
+      calibrated_values(sums, columns, count, tiles, readout_scale_.data(), readout_shift_.data(), values);
+      return;
+    }
+#endif
     for (int first = 0; first < count; first += kColumnGroup) {
       const int n = std::min(kColumnGroup, count - first);
       const std::int32_t* group = sums + static_cast<std::size_t>(first) * tiles;
       for (int q = 0; q < n; ++q) {
         const int j = columns[first + q];
+        const double* scale = readout_scale_.data() + static_cast<std::size_t>(j) * tiles;
         double value = 0.0;
-        for (int t = 0; t < tiles; ++t) {
-          value += (static_cast<double>(group[t * n + q]) * step - cells_.calibration_offset(j, t)) / cells_.calibration_gain(j, t);
-        }
-        values[first + q] = value;
+        for (int t = 0; t < tiles; ++t) value = std::fma(static_cast<double>(group[t * n + q]), scale[t], value);
+        values[first + q] = value - readout_shift_[static_cast<std::size_t>(j)];
       }
     }
     return;
@@ -188,13 +262,14 @@ double CrossbarLayer::column_value(int j, const std::int32_t* sums) const {
     for (int t = 0; t < cells_.row_tiles(); ++t) codes += adc_.code(sums[t]);
     return static_cast<double>(codes) * adc_.step();
   }
-  // Each tile's partial sum corrected digitally after its ADC.
+  // Each tile's partial sum corrected digitally after its ADC: sum over tiles of code x step /
+  // gain, less sum of offset / gain.
+  const int tiles = cells_.row_tiles();
+  const double* scale = readout_scale_.data() + static_cast<std::size_t>(j) * tiles;
   double value = 0.0;
-  for (int t = 0; t < cells_.row_tiles(); ++t) {
-    value += (static_cast<double>(adc_.code(sums[t])) * adc_.step() - cells_.calibration_offset(j, t)) /
-             cells_.calibration_gain(j, t);
-  }
-  return value;
+  // Fused multiply-adds: every path rounds once per tile, whatever the compiler contracts.
+  for (int t = 0; t < tiles; ++t) value = std::fma(static_cast<double>(adc_.code(sums[t])), scale[t], value);
+  return value - readout_shift_[static_cast<std::size_t>(j)];
 }
 
 void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_t* dots, const std::int32_t* sign,

@@ -72,7 +72,9 @@ class CrossbarLayer {
   std::int32_t stuck_correction(const PatchRows& patches, int m, int j, int r0, int r1) const;
   std::int32_t stuck_correction_reference(const PatchRows& patches, int m, int j, int r0, int r1) const;
   // Column j's value as compared or read out from its tile sums: through the ADCs when the
-  // column uses them, else the sense amplifier's input; calibrated, each tile's (v - b) / a.
+  // column uses them, else the sense amplifier's input; calibrated, each tile's (v - b) / a (through
+  // ADCs: the sum over tiles of code x step / a, less the sum of b / a, as a digital unit would
+  // apply stored per-tile multipliers).
   double column_value(int j, const std::int32_t* sums) const;
   // The screen's terms for window m, widened by what IR drop's relief can move a column by.
   CrossbarScreen::Terms screen_terms(const PatchRows& patches, int m) const;
@@ -93,6 +95,9 @@ class CrossbarLayer {
   PackedOperand packed_;
   std::vector<double> offset_;  // sense-amplifier offset per column, dot units
   double gain_ = 1.0;
+  // Calibrated ADC read-out: per column and row tile step / gain, per column the sum of offset /
+  // gain (empty otherwise).
+  std::vector<double> readout_scale_, readout_shift_;
   bool vnni_ = false;           // the CPU's: the SIMD screen and tile sums
   bool vpopcnt_ = false;        // the CPU's: the stuck cells' popcounts
 };
