@@ -34,13 +34,12 @@ struct Readout {
 };
 
 // The conductance of one cell (its MTJ in `state` with its own R_P and TMR, relative deviations
-// nr, nt in standard normal units, in series with the access transistor). The TMR's bias is the
-// nominal AP cell's.
-double conductance(const HardwareConfig& hw, MtjState state, double nr, double nt) {
+// nr, nt in standard normal units, in series with the access transistor). `tmr`: the TMR at the
+// nominal AP cell's bias, cell_tmr_at_read (a fixed point, solved once per array).
+double conductance(const HardwareConfig& hw, MtjState state, double nr, double nt, double tmr) {
   const double ra = hw.crossbar.access_resistance_ohm;
   const double rp = hw.mtj.rp_ohm() * std::max(0.05, 1.0 + hw.mtj.sigma_rp * nr);
   if (state == MtjState::parallel) return 1.0 / (rp + ra);
-  const double tmr = cell_tmr_at_read(hw.mtj, hw.crossbar.read_voltage_v, ra);
   return 1.0 / (rp * (1.0 + tmr * std::max(0.0, 1.0 + hw.mtj.sigma_tmr * nt)) + ra);
 }
 
@@ -124,8 +123,8 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
           const auto state = half == 0 ? MtjState::parallel : MtjState::antiparallel;
           const double cell =
               variation_ ? conductance(hw, state, gaussian_at(chip_seed, streams::kReferenceResistance, lk, ct, key, half),
-                                       gaussian_at(chip_seed, streams::kReferenceTmr, lk, ct, key, half))
-                         : conductance(hw, state, 0.0, 0.0);
+                                       gaussian_at(chip_seed, streams::kReferenceTmr, lk, ct, key, half), tmr_v)
+                         : conductance(hw, state, 0.0, 0.0, tmr_v);
           g += 0.5 * cell;
           if (ir_drop_) ref_g[(static_cast<std::size_t>(ct) * rows_ + r) * 2 + half] = cell;
         }
@@ -191,8 +190,8 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
         for (int mtj = 0; mtj < 2; ++mtj) {
           const double g =
               variation_ ? conductance(hw, state[mtj], gaussian_at(chip_seed, streams::kCellResistance, lk, jk, rk, mtj),
-                                       gaussian_at(chip_seed, streams::kCellTmr, lk, jk, rk, mtj))
-                         : conductance(hw, state[mtj], 0.0, 0.0);
+                                       gaussian_at(chip_seed, streams::kCellTmr, lk, jk, rk, mtj), tmr_v)
+                         : conductance(hw, state[mtj], 0.0, 0.0, tmr_v);
           dev[mtj] = static_cast<float>(readout.units(g) - value_of(state[mtj]));
           // Bit 1 reads MTJ1 (state[0]), bit 0 MTJ2.
           if (ir_drop_) cell_g[(static_cast<std::size_t>(j) * rows_ + r) * 2 + (mtj == 0 ? 1 : 0)] = g;
