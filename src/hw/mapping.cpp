@@ -59,26 +59,27 @@ std::vector<LayerMapping> map_layers(const ModelSpec& spec, const CrossbarParams
   return out;
 }
 
-std::vector<std::int64_t> taps_landing(int out_size, int in_size, int kernel, int stride, int padding) {
-  std::vector<std::int64_t> n(static_cast<std::size_t>(std::max(in_size, 0)), 0);
+namespace {
+// Along one axis, the (output position o, kernel offset k) pairs whose tap x = o stride - padding
+// + k lands inside [0, in_size): counted per o, or per x.
+std::vector<std::int64_t> count_taps(int out_size, int in_size, int kernel, int stride, int padding, bool per_output) {
+  std::vector<std::int64_t> n(static_cast<std::size_t>(std::max(per_output ? out_size : in_size, 0)), 0);
   for (int o = 0; o < out_size; ++o) {
     for (int k = 0; k < kernel; ++k) {
       const int x = o * stride - padding + k;
-      if (x >= 0 && x < in_size) ++n[static_cast<std::size_t>(x)];
+      if (x >= 0 && x < in_size) ++n[static_cast<std::size_t>(per_output ? o : x)];
     }
   }
   return n;
 }
+}  // namespace
+
+std::vector<std::int64_t> taps_landing(int out_size, int in_size, int kernel, int stride, int padding) {
+  return count_taps(out_size, in_size, kernel, stride, padding, false);
+}
 
 std::vector<std::int64_t> taps_inside(int out_size, int in_size, int kernel, int stride, int padding) {
-  std::vector<std::int64_t> n(static_cast<std::size_t>(std::max(out_size, 0)), 0);
-  for (int o = 0; o < out_size; ++o) {
-    for (int k = 0; k < kernel; ++k) {
-      const int x = o * stride - padding + k;
-      if (x >= 0 && x < in_size) ++n[static_cast<std::size_t>(o)];
-    }
-  }
-  return n;
+  return count_taps(out_size, in_size, kernel, stride, padding, true);
 }
 
 }  // namespace spinbayes

@@ -290,6 +290,10 @@ TEST(CostHandNetwork, TapsLandingOnEachInputCoordinate) {
   EXPECT_EQ(taps_landing(4, 4, 3, 1, 1), (std::vector<std::int64_t>{2, 3, 3, 2}));
   EXPECT_EQ(taps_landing(2, 5, 3, 2, 0), (std::vector<std::int64_t>{1, 1, 2, 1, 1}));
   EXPECT_EQ(taps_landing(1, 3, 3, 1, 0), (std::vector<std::int64_t>{1, 1, 1}));
+  // Per output position: the kernel offsets inside the map (the same pairs, so the same total).
+  EXPECT_EQ(taps_inside(4, 4, 3, 1, 1), (std::vector<std::int64_t>{2, 3, 3, 2}));
+  EXPECT_EQ(taps_inside(2, 5, 3, 2, 0), (std::vector<std::int64_t>{3, 3}));
+  EXPECT_EQ(taps_inside(3, 5, 3, 2, 1), (std::vector<std::int64_t>{2, 3, 2}));
 }
 
 TEST(CostHandNetwork, PerElementMasksCountOneModulePerInputElement) {
