@@ -35,10 +35,13 @@ DeviceEnergies device_energies(const HardwareConfig& hw, double p, double read_v
   const DropoutModuleParams& dm = hw.dropout_module;
   DeviceEnergies d;
   d.r_p_ohm = mtj.rp_ohm();
-  // The write: the nominal module's current for p (as hw prints it); past the thermal-activation
-  // regime the current is Ic0's, the most a sub-critical write can draw. A p below what the device
-  // does with no current at all has no write to price (hw says so too).
-  const MtjSwitching nominal = nominal_switching(hw.mtj, true);
+  // The write: the nominal module's current for p (as hw prints it), set at the reference
+  // temperature, or at the operating one under per_temperature compensation (as the modules set
+  // it: DropoutBank); past the thermal-activation regime the current is Ic0's, the most a
+  // sub-critical write can draw. A p below what the device does with no current at all has no
+  // write to price (hw says so too).
+  const bool compensated = dm.temperature_compensation == TemperatureCompensation::per_temperature;
+  const MtjSwitching nominal = nominal_switching(hw.mtj, /*at_reference=*/!compensated);
   try {
     d.write_current_ua = write_current_for(nominal, p, dm.pulse_width_ns);
   } catch (const Error&) {
@@ -186,7 +189,8 @@ ConfigTable Technology::table() {
            "the MTJ's part of a read: V^2 G t with G = 1/R_P for the 1 - p modules in P and 1/R_AP(V) for the p in "
            "AP, V the MTJ's share of crossbar.read_voltage_v (a part of module.read_fj)");
   t.number("module.write_current_ua", module.write_current_ua, 0, 1e4, "uA",
-           "the nominal module's write current for p in dropout_module.pulse_width_ns (hw's write_current_ua)");
+           "the nominal module's write current for p in dropout_module.pulse_width_ns (hw's write_current_ua; "
+           "write_current_at_temperature_ua under per_temperature compensation)");
   t.number("module.reset_current_ua", module.reset_current_ua, 0, 1e4, "uA", "dropout_module.reset_current_ua");
   t.number("module.read_current_ua", module.read_current_ua, 0, 1e4, "uA",
            "the mean read current at p: (1 - p) module.read_p_current_ua + p module.read_ap_current_ua");

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "cost/cost_model.h"
+#include "hw/dropout_module.h"
 #include "cost/technology.h"
 #include "hw/mapping.h"
 #include "model/model_ir.h"
@@ -453,6 +454,25 @@ TEST(CostLedger, PricesEachComponent) {
 
 // The device-derived defaults: a driven cell draws V_read G from the supply for t, G the mean of
 // the P and AP conductances at the read bias; its MTJs dissipate V_read^2 G t of it.
+// The write priced is the current the modules are written with: set at the reference
+// temperature, or at the operating one when the currents are compensated for it.
+TEST(CostTechnology, WriteCurrentIsTheOneTheModulesAreSetTo) {
+  for (const auto compensation : {TemperatureCompensation::none, TemperatureCompensation::per_temperature}) {
+    HardwareConfig hw = HardwareConfig::defaults();
+    hw.mtj.temperature_k = 330.0;
+    hw.dropout_module.temperature_compensation = compensation;
+    const double p = 0.1;
+    const DropoutBank bank(hw, p, 1, 0, 0);
+    EXPECT_DOUBLE_EQ(Technology::defaults(hw, p).module.write_current_ua, bank.write_current_ua());
+  }
+  HardwareConfig hot = HardwareConfig::defaults();
+  hot.mtj.temperature_k = 330.0;
+  HardwareConfig compensated = hot;
+  compensated.dropout_module.temperature_compensation = TemperatureCompensation::per_temperature;
+  // Ic0 and the barrier fall with temperature: the compensated current is lower.
+  EXPECT_LT(Technology::defaults(compensated, 0.1).module.write_current_ua, Technology::defaults(hot, 0.1).module.write_current_ua);
+}
+
 TEST(CostTechnology, DefaultsDerivedFromTheHardware) {
   HardwareConfig hw = HardwareConfig::defaults();
   const double r = hw.mtj.diameter_nm * 1e-3 / 2;
