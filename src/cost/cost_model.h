@@ -5,7 +5,8 @@
 //
 // Analytic counts follow the ledger's conventions (hw/ledger.h) and are expectations over the
 // masks: a dropped input is a word line not driven, so a dropout layer drives
-// in_map_rows * (1 - p) rows per pass on each column tile (exact where there is no dropout).
+// in_map_rows * (1 - p) rows per pass on each column tile (exact where there is no dropout; p the
+// modules' own, module_rates, and more rows under read disturb: expected_pass_events).
 // Dropout-module events per pass of a layer with dropout on its input:
 //   element (per_window)  K*K*C_in modules, each reset, written and read at every window
 //   element (per_element) C_in*H*W modules, one per input element: reset and written once per
