@@ -707,8 +707,9 @@ TEST(Chip, IrDropScreenLeavesAnalogEveryDecisionTheWiresCanMove) {
       if (wire < 0.1) {
         EXPECT_GT(skipped, 0.0);  // small wires: the screen still skips
       } else {
-        // Centred on the wires' expected part, the screen still skips a fifth (measured: 24 % and
-        // 31 %; 13-14 % when it was centred on the dot and bounded the whole part).
+        // Centred on the wires' expected part, the screen still skips a fifth (measured: 31 %
+        // calibrated and not; 13-14 % when it was centred on the dot and bounded the whole part,
+        // 24 % calibrated before it conditioned on the cells under calibration).
         EXPECT_GT(skipped, 0.2);
       }
     }
