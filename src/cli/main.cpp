@@ -369,11 +369,12 @@ int main(int argc, char** argv) {
       throw Error(fmt::format("mpirun: {} runs as one process, not on {} ranks (chips, sweep, test-chip and experiment use ranks)",
                               app.get_subcommands().front()->get_name(), launched_ranks()));
     }
-    // An option given with an empty path would silently mean "not given".
-    for (const auto& [cmd, option] : {std::pair{train_cmd, "--init"}, std::pair{eval_cmd, "--calibration-file"},
-                                      std::pair{sweep_cmd, "--calibration-file"}, std::pair{calibrate_cmd, "--out"}}) {
-      if (*cmd && cmd->count(option) > 0 && cmd->get_option(option)->as<std::string>().empty()) {
-        throw Error(std::string(option) + ": empty path");
+    // An option given with an empty path would silently mean "not given" (or the current
+    // directory): refused on every command that takes one.
+    for (const CLI::App* cmd : app.get_subcommands()) {
+      for (const char* option : {"--init", "--calibration-file", "--out", "--json", "--plot"}) {
+        const CLI::Option* o = cmd->get_option_no_throw(option);
+        if (o != nullptr && o->count() > 0 && o->as<std::string>().empty()) throw Error(std::string(option) + ": empty path");
       }
     }
     if (*train_cmd) {
@@ -462,6 +463,10 @@ int main(int argc, char** argv) {
       export_run(export_dir);
       std::printf("wrote %s\n", (export_dir / "model.sbir").c_str());
     } else if (*cost_cmd) {
+      // One message for every --p out of range, before any network takes it.
+      if (!(cost.p >= 0.0 && cost.p < 1.0)) {
+        throw Error(fmt::format("--p: dropout probability must be in (0, 1) (0: the model's), got {:g}", cost.p));
+      }
       if (!cost_json_path.empty()) check_output_path(cost_json_path, "--json");
       if (!cost_plot_path.empty()) check_output_path(cost_plot_path, "--plot");
       for (const auto& [path, option] : {std::pair{cost_json_path, "--json"}, std::pair{cost_plot_path, "--plot"}}) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -234,14 +235,33 @@ AreaBreakdown layer_area(const LayerMapping& m, std::int64_t modules, const Tech
   return a;
 }
 
+namespace {
+// module_rates once per distinct p (a network file may give every layer its own; each call
+// simulates a population of modules).
+class RatesByP {
+ public:
+  explicit RatesByP(const HardwareConfig& hw) : hw_(hw) {}
+  const ModuleRates& operator()(double p) {
+    auto it = rates_.find(p);
+    if (it == rates_.end()) it = rates_.emplace(p, module_rates(hw_, p)).first;
+    return it->second;
+  }
+
+ private:
+  const HardwareConfig& hw_;
+  std::map<double, ModuleRates> rates_;
+};
+}  // namespace
+
 std::vector<EventCounts> expected_ledger(const ModelSpec& spec, const HardwareConfig& hw, int samples,
                                          std::uint64_t images, bool dropout) {
   const bool stochastic = dropout && spec.has_dropout();
   std::vector<EventCounts> out;
+  RatesByP rates(hw);
   for (const LayerMapping& m : map_layers(spec, hw.crossbar)) {
     // Each site with its own kind and rate (a network file may give a layer its own).
     const DropoutKind scheme = stochastic && m.dropout ? m.dropout_kind : DropoutKind::none;
-    const EventCounts pass = expected_pass_events(m, scheme, module_rates(hw, m.p), hw.dropout_module.element_masks);
+    const EventCounts pass = expected_pass_events(m, scheme, rates(m.p), hw.dropout_module.element_masks);
     out.push_back(pass.scaled(static_cast<double>(images) * (m.per_sample && stochastic ? samples : 1)));
   }
   return out;
@@ -438,6 +458,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
   ModelSpec without = spec;
   without.dropout = DropoutKind::none;
   const std::vector<LayerMapping> plain = map_layers(without, hw.crossbar);
+  RatesByP rates(hw);
 
   // Module events per inference of element and spatial, with every module reset and with
   // conditional resets: the accountings' counts.
@@ -452,7 +473,7 @@ CostReport cost_report(const ModelSpec& spec, const HardwareConfig& hw, const Te
       l.modules = dropout_modules(m, s, hw.dropout_module.element_masks);
       // At the site's rate: --p (or the model's), or the layer's own from a network file.
       const double site_p = m.dropout ? m.p : r.p;
-      const EventCounts always = expected_pass_events(m, s, site_p == r.p ? r.rates : module_rates(hw, site_p),
+      const EventCounts always = expected_pass_events(m, s, site_p == r.p ? r.rates : rates(site_p),
                                                       hw.dropout_module.element_masks);
       const EventCounts conditional = conditional_reset_events(always);
       l.pass = tech.module.reset == ResetPolicy::conditional ? conditional : always;

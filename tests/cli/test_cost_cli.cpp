@@ -141,6 +141,13 @@ TEST(CostCli, ZooNetworkWithoutWeightsCostsAsARunOfItsTopology) {
   expect_cli_error(run_cli("cost --model vgg-small --classes 1"), {"classes in 2..10000"});
   expect_cli_error(run_cli("cost --model " + run.string() + " --width 4"), {"--width: only for a zoo network"});
   expect_cli_error(run_cli("cost --model resnet7"), {"resnet7"});
+  // Every --p out of range in one message; an empty output path is not "no output".
+  for (const char* p : {"1", "inf", "nan", "-0.1"}) {
+    expect_cli_error(run_cli(std::string("cost --model vgg-small --p ") + p),
+                     {"--p: dropout probability must be in (0, 1) (0: the model's)"});
+  }
+  expect_cli_error(run_cli("cost --model vgg-small --json ''"), {"--json: empty path"});
+  expect_cli_error(run_cli("cost --model vgg-small --plot ''"), {"--plot: empty path"});
   fs::remove_all(dir);
 }
 
