@@ -288,6 +288,7 @@ class ExperimentRun {
     auto priced = [&](int t) {
       CostOptions c;
       c.model_ir = ir;
+      c.hw = o_.hardware;
       c.samples = t;
       return run_cost(c);
     };
@@ -298,7 +299,7 @@ class ExperimentRun {
     for (int t : plan_.priced_t) {
       const SchemeCost& c = priced(t).scheme(own);
       p.energy_vs_t.push_back({t, p.scheme, energy_json(c.total.energy).get<EnergyPj>(), c.total.latency_ns,
-                               cost_command(m, t)});
+                               cost_command(m, t, o_.hardware)});
     }
     p.report = cost_json(priced(plan_.samples)).get<CostSummary>();
     return p;
@@ -336,7 +337,7 @@ ExperimentSettings settings_of_options(const ExperimentOptions& o, const Experim
           .ood = o.ood,
           .eval_seed = o.eval_seed,
           .chip_seed = o.chip_seed,
-          .hardware = "default",
+          .hardware = o.hardware,
           .sweep = {o.sweep_param, o.sweep_values, o.sweep_chips, o.sweep_samples, o.sweep_test_count},
           .runs = {}};
 }
@@ -394,12 +395,13 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   {
     CostOptions c;
     c.model_ir = ensure_model_ir(spatial.dir);
+    c.hw = o.hardware;
     c.samples = o.samples;
     write_cost_plot(run_cost(c), o.out / "figures" / "energy.png");
   }
   results.figures = write_experiment_figures(results, o.out / "figures");
   results.figures.energy.file = "figures/energy.png";
-  results.figures.energy.command = cost_command(spatial, o.samples);
+  results.figures.energy.command = cost_command(spatial, o.samples, o.hardware);
   results.figures.energy.command.insert(results.figures.energy.command.end(), {"--plot", "energy.png"});
 
   result.reused_models = run.reused_models();

@@ -62,6 +62,9 @@ struct ExperimentOptions {
   int ood_count = 0;         // images per OOD set (0 = as many as test images)
   std::vector<std::string> ood = {"mnist", "gaussian", "rotate90"};
   std::uint64_t eval_seed = 1, chip_seed = 1;
+  // The chip of every chip stage, sweep and price: a preset (default, ideal, wired) or a
+  // hardware config file.
+  std::string hardware = "default";
   // The uncertainty split on the chip (the MC models): every test image on this many chips x T
   // passes (eval --backend cim --chips K), the first split_test_count test images.
   int split_chips = 5, split_test_count = 500;

@@ -319,13 +319,13 @@ std::string experiment_report_markdown(const ExperimentResults& results) {
                      run.stages_cached);
   out += fmt::format(
       "Fashion-MNIST; OOD sets: {}. Software: the bit-packed engine. Chip: the simulated spintronic chip, hardware "
-      "`default`, chip seed {}. Evaluation seed {}. All numbers are in `results.json`.\n\n",
-      listed(s.ood, ", ", false), s.chip_seed, s.eval_seed);
+      "`{}`, chip seed {}. Evaluation seed {}. All numbers are in `results.json`.\n\n",
+      listed(s.ood, ", ", false), s.hardware, s.chip_seed, s.eval_seed);
   out += headline_section(results);
   out += models_section(results);
   out += fmt::format("\n## In software (engine), T = {}\n\n", s.samples);
   out += metrics_table(results, false);
-  out += fmt::format("\n## On the simulated chip (`--hw default`), T = {}\n\n", s.samples);
+  out += fmt::format("\n## On the simulated chip (`--hw {}`), T = {}\n\n", s.hardware, s.samples);
   out += metrics_table(results, true);
   out += split_section(results);
   out += "\n## Hardware cost\n\n" + cost_section(results);

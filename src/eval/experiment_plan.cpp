@@ -82,6 +82,7 @@ std::vector<std::string> sweep_command(const SweepOptions& s) {
                                    joined(values), "--chips", std::to_string(s.chips), "--samples",
                                    std::to_string(s.eval.samples), "--test-count", std::to_string(s.eval.test_count),
                                    "--ood", joined(s.eval.ood), "--seed", std::to_string(s.eval.seed)};
+  if (s.eval.hardware != "default") args.insert(args.end(), {"--hw", s.eval.hardware});
   if (!s.eval.calibration_file.empty()) args.insert(args.end(), {"--calibration-file", s.eval.calibration_file.string()});
   return with_data(args, s.eval.paths);
 }
@@ -176,9 +177,9 @@ class Planner {
       ood_key_.push_back(name.rfind("idx:", 0) == 0 ? json{{"name", name}, {"file", file_fingerprint(name.substr(4))}}
                                                     : json(name));
     }
-    // Every value of the default hardware and technology tables: a change to them redoes the chip
+    // Every value of the hardware and technology tables in force: a change to them redoes the chip
     // and cost stages.
-    HardwareConfig hardware = HardwareConfig::load("default");
+    HardwareConfig hardware = HardwareConfig::load(o.hardware);
     Technology technology = Technology::load("default", hardware);
     hardware_key_ = fingerprint(hardware.table().to_commented_json());
     technology_key_ = fingerprint(technology.table().to_commented_json());
@@ -233,9 +234,9 @@ class Planner {
 
     Stage& cost = add(StageKind::cost, "cost-" + m.name, fmt::format("price {} under every dropout scheme", m.name),
                       {Work::engine, 0});
-    cost.inputs = {{"samples", o_.samples}, {"t_values", plan_.priced_t}, {"hw", "default"}, {"tech", "default"},
+    cost.inputs = {{"samples", o_.samples}, {"t_values", plan_.priced_t}, {"hw", o_.hardware}, {"tech", "default"},
                    {"hardware_config", hardware_key_}, {"technology", technology_key_}};
-    cost.command = cost_command(m, o_.samples);
+    cost.command = cost_command(m, o_.samples, o_.hardware);
   }
 
  private:
@@ -304,7 +305,7 @@ class Planner {
     e.test_count = test_count;
     e.ood_count = o_.ood_count;
     e.threads = o_.threads;
-    e.hardware = "default";
+    e.hardware = o_.hardware;
     e.chip_seed = o_.chip_seed;
     e.paths = o_.paths;
     const bool curve = kind == StageKind::curve_point;
@@ -341,7 +342,7 @@ class Planner {
     e.test_count = o_.split_test_count;
     e.validation_count = -1;
     e.threads = o_.threads;
-    e.hardware = "default";
+    e.hardware = o_.hardware;
     e.chip_seed = o_.chip_seed;
     e.chips = o_.split_chips;
     e.paths = o_.paths;
@@ -367,6 +368,7 @@ class Planner {
     const bool has_mnist = std::find(o_.ood.begin(), o_.ood.end(), "mnist") != o_.ood.end();
     w.eval.ood = {has_mnist ? std::string("mnist") : o_.ood.front()};
     w.eval.seed = o_.eval_seed;
+    w.eval.hardware = o_.hardware;
     w.eval.threads = o_.threads;
     w.eval.paths = o_.paths;
     w.param = o_.sweep_param;
@@ -427,8 +429,10 @@ TrainingSettings training_settings(const TrainOptions& t) {
   return s;
 }
 
-std::vector<std::string> cost_command(const PlannedModel& m, int samples) {
-  return {"cost", "--model", m.dir.string(), "--samples", std::to_string(samples)};
+std::vector<std::string> cost_command(const PlannedModel& m, int samples, const std::string& hardware) {
+  std::vector<std::string> args = {"cost", "--model", m.dir.string(), "--samples", std::to_string(samples)};
+  if (hardware != "default") args.insert(args.end(), {"--hw", hardware});
+  return args;
 }
 
 ExperimentPlan plan_experiment(const ExperimentOptions& o) {

@@ -74,6 +74,6 @@ struct ExperimentPlan {
 ExperimentPlan plan_experiment(const ExperimentOptions& options);
 
 TrainingSettings training_settings(const TrainOptions& train);
-std::vector<std::string> cost_command(const PlannedModel& model, int samples);
+std::vector<std::string> cost_command(const PlannedModel& model, int samples, const std::string& hardware);
 
 }  // namespace spinbayes

@@ -280,10 +280,10 @@ std::string headline_section(const MultiSeedResults& r) {
   out += fmt::format("| total energy per inference, element / spatial | - | {} |\n",
                      ratio_cell(r.find("spatial", "cost", "energy_element_over_spatial")));
   out += "| accuracy and uncertainty | comparable | the tables below |\n\n";
-  out += fmt::format("Quality at T = {} over the {} seeds (software: {} test images; chip: {}, default hardware, chip "
+  out += fmt::format("Quality at T = {} over the {} seeds (software: {} test images; chip: {}, hardware `{}`, chip "
                      "seed {}; NLL and ECE after temperature scaling, each seed's model with its own temperature). {}\n\n",
                      r.settings.samples, r.seeds.size(), test_images_text(r.settings.test_count),
-                     test_images_text(r.settings.chip_test_count), r.settings.chip_seed,
+                     test_images_text(r.settings.chip_test_count), r.settings.hardware, r.settings.chip_seed,
                      r.seeds.size() < 4 ? "Each cell: the mean over the seeds [lowest-highest seed]."
                                         : "Each cell: the mean over the seeds +- the standard deviation (n - 1).");
   return out + quality_table(r) + "\n";
@@ -577,8 +577,10 @@ namespace {
 // `spinbayes experiment` of one seed alone: the options that differ from the defaults, and the
 // seed's directory and the common models directory.
 std::vector<std::string> seed_command(const ExperimentOptions& seed_options) {
-  return {"experiment", "--seeds", "1", "--seed", std::to_string(seed_options.seed), "--out",
-          seed_options.out.string(), "--models", seed_options.models.string()};
+  std::vector<std::string> args = {"experiment", "--seeds", "1", "--seed", std::to_string(seed_options.seed), "--out",
+                                   seed_options.out.string(), "--models", seed_options.models.string()};
+  if (seed_options.hardware != "default") args.insert(args.end(), {"--hw", seed_options.hardware});
+  return args;
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cli_runner.h"
+#include "core/error.h"
 #include "cost/cost_model.h"
 #include "cli_child.h"
 #include "onnx_builder.h"
@@ -658,6 +659,59 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
     EXPECT_FALSE(fs::exists(dir / "out")) << "a failed start leaves no output directory";
   }
   fs::remove_all(dir);
+}
+
+// `experiment --hw` reaches every chip evaluation, the uncertainty split, the sweep and the prices,
+// in their options, their commands and the key their stored results are found by; software stages
+// keep their keys (a cached software result serves another chip).
+TEST(ExperimentPlan, HardwareReachesEveryChipStageSweepAndPrice) {
+  using spinbayes::StageKind;
+  auto o = spinbayes::ExperimentOptions::quick_run();
+  const auto plain = spinbayes::plan_experiment(o);
+  o.hardware = "wired";
+  o.validate();
+  const auto wired = spinbayes::plan_experiment(o);
+  ASSERT_EQ(plain.stages.size(), wired.stages.size());
+  int chip_stages = 0, prices = 0, sweeps = 0;
+  const auto has_hw = [](const std::vector<std::string>& c) {
+    for (std::size_t i = 0; i + 1 < c.size(); ++i) {
+      if (c[i] == "--hw") return c[i + 1] == "wired";
+    }
+    return false;
+  };
+  for (std::size_t i = 0; i < wired.stages.size(); ++i) {
+    const auto& a = plain.stages[i];
+    const auto& b = wired.stages[i];
+    ASSERT_EQ(a.name, b.name);
+    const bool chip = b.kind == StageKind::chip_eval || b.kind == StageKind::split;
+    if (chip) {
+      ++chip_stages;
+      EXPECT_EQ(b.eval.hardware, "wired") << b.name;
+      EXPECT_TRUE(has_hw(b.command)) << b.name;
+    }
+    if (b.kind == StageKind::sweep) {
+      ++sweeps;
+      EXPECT_EQ(b.sweep.eval.hardware, "wired") << b.name;
+      EXPECT_TRUE(has_hw(b.command)) << b.name;
+    }
+    if (b.kind == StageKind::cost) {
+      ++prices;
+      EXPECT_TRUE(has_hw(b.command)) << b.name;
+      EXPECT_FALSE(has_hw(a.command)) << a.name << ": the default is not spelled out";
+    }
+    if (chip || b.kind == StageKind::sweep || b.kind == StageKind::cost) {
+      EXPECT_NE(a.inputs, b.inputs) << b.name;
+    } else {
+      EXPECT_EQ(a.inputs, b.inputs) << b.name;
+    }
+  }
+  EXPECT_EQ(chip_stages, 5);  // three chip evaluations and two splits
+  EXPECT_GE(prices, 3);
+  EXPECT_EQ(sweeps, 3);  // one per main model
+  o.hardware = "";
+  EXPECT_THROW(o.validate(), spinbayes::Error);
+  o.hardware = "no-such-file.json";
+  EXPECT_THROW(o.validate(), spinbayes::Error);
 }
 
 // One list of stages, each named once and after its model's training; models found by role; the
