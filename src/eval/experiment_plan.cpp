@@ -82,7 +82,7 @@ std::vector<std::string> sweep_command(const SweepOptions& s) {
                                    joined(values), "--chips", std::to_string(s.chips), "--samples",
                                    std::to_string(s.eval.samples), "--test-count", std::to_string(s.eval.test_count),
                                    "--ood", joined(s.eval.ood), "--seed", std::to_string(s.eval.seed)};
-  if (s.eval.hardware != "default") args.insert(args.end(), {"--hw", s.eval.hardware});
+  args = with_hardware(std::move(args), s.eval.hardware);
   if (!s.eval.calibration_file.empty()) args.insert(args.end(), {"--calibration-file", s.eval.calibration_file.string()});
   return with_data(args, s.eval.paths);
 }
@@ -429,10 +429,13 @@ TrainingSettings training_settings(const TrainOptions& t) {
   return s;
 }
 
-std::vector<std::string> cost_command(const PlannedModel& m, int samples, const std::string& hardware) {
-  std::vector<std::string> args = {"cost", "--model", m.dir.string(), "--samples", std::to_string(samples)};
+std::vector<std::string> with_hardware(std::vector<std::string> args, const std::string& hardware) {
   if (hardware != "default") args.insert(args.end(), {"--hw", hardware});
   return args;
+}
+
+std::vector<std::string> cost_command(const PlannedModel& m, int samples, const std::string& hardware) {
+  return with_hardware({"cost", "--model", m.dir.string(), "--samples", std::to_string(samples)}, hardware);
 }
 
 ExperimentPlan plan_experiment(const ExperimentOptions& o) {

@@ -75,5 +75,7 @@ ExperimentPlan plan_experiment(const ExperimentOptions& options);
 
 TrainingSettings training_settings(const TrainOptions& train);
 std::vector<std::string> cost_command(const PlannedModel& model, int samples, const std::string& hardware);
+// `args` with `--hw hardware` appended, unless it is the default (which the commands take anyway).
+std::vector<std::string> with_hardware(std::vector<std::string> args, const std::string& hardware);
 
 }  // namespace spinbayes

@@ -577,10 +577,9 @@ namespace {
 // `spinbayes experiment` of one seed alone: the options that differ from the defaults, and the
 // seed's directory and the common models directory.
 std::vector<std::string> seed_command(const ExperimentOptions& seed_options) {
-  std::vector<std::string> args = {"experiment", "--seeds", "1", "--seed", std::to_string(seed_options.seed), "--out",
-                                   seed_options.out.string(), "--models", seed_options.models.string()};
-  if (seed_options.hardware != "default") args.insert(args.end(), {"--hw", seed_options.hardware});
-  return args;
+  return with_hardware({"experiment", "--seeds", "1", "--seed", std::to_string(seed_options.seed), "--out",
+                        seed_options.out.string(), "--models", seed_options.models.string()},
+                       seed_options.hardware);
 }
 
 }  // namespace
