@@ -189,6 +189,7 @@ void hardware_config_seeds(const fs::path& dir) {
   write(dir / "default", HardwareConfig::defaults().table().to_commented_json());
   write(dir / "ideal", HardwareConfig::ideal().table().to_commented_json());
   write(dir / "wired", HardwareConfig::wired().table().to_commented_json());
+  write(dir / "unwired", HardwareConfig::unwired().table().to_commented_json());
   write(dir / "partial", "// a few keys over the default\n{\"mtj\": {\"tmr\": 1.2, \"delta\": 60},\n"
                          " /* tiles */ \"crossbar\": {\"tile_rows\": 256, \"adc_bits\": 6},\n"
                          " \"dropout_module\": {\"write_current\": \"per_module\"}}\n");

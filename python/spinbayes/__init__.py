@@ -75,9 +75,9 @@ def _hw_args(hw):
     if isinstance(hw, (str, _os.PathLike)):
         text = _path("hw", hw)
         if not text:
-            raise Error("hw: empty (default, ideal, wired, a config file or a dict)")
+            raise Error("hw: empty (default, wired, unwired, ideal, a config file or a dict)")
         return text, ""
-    raise Error("hw: expected None, a preset name (default, ideal, wired), a path or a dict")
+    raise Error("hw: expected None, a preset name (default, wired, unwired, ideal), a path or a dict")
 
 
 class Model:
@@ -103,8 +103,8 @@ class Model:
         """Monte Carlo class probabilities [T, N, classes] of float32 images [N, C, H, W] (pixels before
         the model's normalization); logits instead with logits=True; one pass (T = 1) with
         dropout=False or a model without dropout. backend "cim" runs the simulated chip of `hw`
-        (None: the default; "ideal"; "wired"; a config file; or a dict applied over the defaults) and
-        `chip_seed`. The same seed, images and settings give what `spinbayes predict` writes."""
+        (None or "default": the chip with its circuit; "wired", the same; "unwired", without it;
+        "ideal"; a config file; or a dict applied over the defaults) and `chip_seed`. The same seed, images and settings give what `spinbayes predict` writes."""
         images = _array("images", images, "f", "float32 or float64 pixels")
         if backend not in ("engine", "cim"):
             raise Error(f"backend: {backend!r} is not one of engine, cim")
@@ -149,8 +149,8 @@ def load(path, dropout="none", p=0.0, dropout_layers="all"):
 
 
 def hardware(hw=None):
-    """A hardware config as a dict, every parameter validated: None or "default", "ideal", "wired", a
-    config file, or a dict of changes applied over the defaults."""
+    """A hardware config as a dict, every parameter validated: None or "default", "wired", "unwired",
+    "ideal", a config file, or a dict of changes applied over the defaults."""
     source, text = _hw_args(hw)
     return _spinbayes.hardware(source, text)
 

@@ -70,9 +70,12 @@ def test_metrics_match_their_definitions(imported):
 def test_hardware_configs_are_dicts_validated_as_files(imported, tmp_path):
     hw = spinbayes.hardware()
     assert hw["mtj"]["sigma_rp"] > 0 and spinbayes.hardware("ideal")["mtj"]["sigma_rp"] == 0
-    wired = spinbayes.hardware("wired")
-    assert wired["crossbar"]["wire_resistance_ohm"] == 0.14 and wired["crossbar"]["column_calibration"] == "gain_offset"
-    assert wired["mtj"] == hw["mtj"]
+    # The default is the chip with its circuit; "wired" names it too; "unwired" is it without.
+    assert hw["crossbar"]["wire_resistance_ohm"] == 0.14 and hw["crossbar"]["column_calibration"] == "gain_offset"
+    assert spinbayes.hardware("wired") == hw
+    unwired = spinbayes.hardware("unwired")
+    assert unwired["crossbar"]["wire_resistance_ohm"] == 0 and unwired["crossbar"]["tile_rows"] == 128
+    assert unwired["mtj"] == hw["mtj"] and unwired["dropout_module"]["trim_dac_bits"] == 0
     changed = spinbayes.hardware({"mtj": {"sigma_rp": 0.07}})
     assert changed["mtj"]["sigma_rp"] == 0.07 and changed["crossbar"] == hw["crossbar"]
     (tmp_path / "hw.json").write_text(json.dumps({"mtj": {"sigma_rp": 0.07}}))

@@ -28,7 +28,7 @@ std::unique_ptr<ChipsCommand> add_chips_command(CLI::App& app) {
   cmd->add_option("--first-seed", o.first_seed, "Chip seed of the first chip (the rest follow)")
       ->check(seed_value())
       ->capture_default_str();
-  cmd->add_option("--hw", o.eval.hardware, "Hardware: default, ideal, wired or a config file")->capture_default_str();
+  cmd->add_option("--hw", o.eval.hardware, "Hardware: default, wired, unwired, ideal or a config file")->capture_default_str();
   cmd->add_option("--samples", o.eval.samples, "Monte Carlo samples T")->capture_default_str();
   cmd->add_option("--seed", o.eval.seed, "Seed of the dropout masks and noise OOD sets")
       ->check(seed_value())

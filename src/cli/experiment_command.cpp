@@ -81,7 +81,7 @@ std::unique_ptr<ExperimentCommand> add_experiment_command(CLI::App& app, int arg
   cmd->add_option("--ood", c->ood, "OOD sets besides mnist, gaussian, rotate90 (e.g. idx:PATH; comma-separated)");
   cmd->add_option("--eval-seed", o.eval_seed, "Seed of the dropout masks and noise sets")->check(seed_value())->capture_default_str();
   cmd->add_option("--chip-seed", o.chip_seed, "Which simulated chip")->check(seed_value())->capture_default_str();
-  cmd->add_option("--hw", o.hardware, "Hardware of the chip stages, sweeps and prices: default, ideal, wired or a "
+  cmd->add_option("--hw", o.hardware, "Hardware of the chip stages, sweeps and prices: default, wired, unwired, ideal or a "
                   "config file")->capture_default_str();
   cmd->add_option("--sweep-param", o.sweep_param, "Hardware parameter of the device-variation chart")
       ->capture_default_str();

@@ -123,7 +123,7 @@ std::unique_ptr<PredictCommand> add_predict_command(CLI::App& app) {
       ->required();
   cmd->add_option("--out", c->out, "Output .npy (float32, T x N x classes)")->required();
   cmd->add_option("--backend", c->backend, "engine (bit-packed XNOR-popcount) | cim (simulated chip)")->capture_default_str();
-  cmd->add_option("--hw", c->hardware, "cim: hardware config file, or a preset: default, ideal, wired")->capture_default_str();
+  cmd->add_option("--hw", c->hardware, "cim: hardware config file, or a preset: default, wired, unwired, ideal")->capture_default_str();
   cmd->add_option("--chip-seed", c->chip_seed, "cim: seed of the simulated chip's device variation")
       ->check(seed_value())
       ->capture_default_str();
@@ -138,7 +138,7 @@ std::unique_ptr<PredictCommand> add_predict_command(CLI::App& app) {
 void run_predict_command(const PredictCommand& c) {
   const Backend backend = parse_backend(c.backend);
   if (backend == Backend::torch) throw Error("--backend: predict runs on engine or cim");
-  if (c.hardware.empty()) throw Error("--hw: empty (default, ideal, wired or a config file)");
+  if (c.hardware.empty()) throw Error("--hw: empty (default, wired, unwired, ideal or a config file)");
   refuse_without_chip(*c.app, backend == Backend::cim, {"--hw", "--chip-seed"});
   if (c.samples < 1 || c.samples > 100000) throw Error(fmt::format("--samples: must be in 1..100000, got {}", c.samples));
   if (c.threads < 1 || c.threads > 1024) throw Error(fmt::format("--threads: must be in 1..1024, got {}", c.threads));

@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--model", eval.model, "Training run directory")->required();
   eval_cmd->add_option("--backend", backend, "torch | engine (bit-packed XNOR-popcount) | cim (simulated chip)")
       ->capture_default_str();
-  eval_cmd->add_option("--hw", eval.hardware, "cim: hardware config file, or a preset: default, ideal, wired")
+  eval_cmd->add_option("--hw", eval.hardware, "cim: hardware config file, or a preset: default, wired, unwired, ideal")
       ->capture_default_str();
   eval_cmd->add_option("--chip-seed", eval.chip_seed, "cim: seed of the simulated chip's device variation")
       ->check(seed_value())
@@ -260,7 +260,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--threads", bench.threads)->capture_default_str();
   bench_cmd->add_option("--seed", bench.seed)->check(seed_value())->capture_default_str();
   bench_cmd->add_option("--json", bench_json_path, "Write the figures as JSON");
-  bench_cmd->add_option("--hw", bench.hardware, "Also time the simulated chip: default, ideal, wired or a config file");
+  bench_cmd->add_option("--hw", bench.hardware, "Also time the simulated chip: default, wired, unwired, ideal or a config file");
   add_data_options(*bench_cmd, bench.paths);
 
   // sweep
@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
       ->required();
   sweep_cmd->add_option("--values", sweep_values, "Comma-separated values")->required();
   sweep_cmd->add_option("--chips", sweep.chips, "Simulated chips (chip seeds 1..K) per value")->capture_default_str();
-  sweep_cmd->add_option("--hw", sweep.eval.hardware, "Base hardware: default, ideal, wired or a config file")
+  sweep_cmd->add_option("--hw", sweep.eval.hardware, "Base hardware: default, wired, unwired, ideal or a config file")
       ->capture_default_str();
   sweep.eval.samples = 10;
   sweep.eval.test_count = 1000;
@@ -295,7 +295,7 @@ int main(int argc, char** argv) {
   // hw
   std::string hw_source = "default";
   auto* hw_cmd = app.add_subcommand("hw", "Print a hardware config (every parameter with its unit and source)");
-  hw_cmd->add_option("--hw", hw_source, "default, ideal, wired or a config file to check and print")->capture_default_str();
+  hw_cmd->add_option("--hw", hw_source, "default, wired, unwired, ideal or a config file to check and print")->capture_default_str();
   double hw_p = 0.1;
   hw_cmd->add_option("--p", hw_p, "Dropout probability the derived write current is for")->capture_default_str();
 
@@ -320,7 +320,7 @@ int main(int argc, char** argv) {
   cost_cmd->add_option("--input", cost_input, "Zoo network: input shape CxHxW")->capture_default_str();
   cost_cmd->add_option("--width", cost_width, "Zoo network: width (0 = the architecture's default)")->capture_default_str();
   cost_cmd->add_option("--classes", cost_classes, "Zoo network: classes")->capture_default_str();
-  cost_cmd->add_option("--hw", cost.hw, "Hardware config: default, ideal, wired or a JSON file")->capture_default_str();
+  cost_cmd->add_option("--hw", cost.hw, "Hardware config: default, wired, unwired, ideal or a JSON file")->capture_default_str();
   cost_cmd->add_option("--tech", cost.tech, "Technology file: default or a JSON file")->capture_default_str();
   cost_cmd->add_option("--samples", cost.samples, "Monte Carlo samples T")->capture_default_str();
   cost_cmd->add_option("--p", cost.p, "Drop probability to price the schemes at (0 = the model's)")

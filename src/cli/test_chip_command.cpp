@@ -31,7 +31,7 @@ std::unique_ptr<TestChipCommand> add_test_chip_command(CLI::App& app) {
       "mpirun too)");
   c->app = cmd;
   cmd->add_option("--model", o.model, "Training run directory")->required();
-  cmd->add_option("--hw", o.hardware, "Hardware of every chip: default, ideal, wired or a config file")->capture_default_str();
+  cmd->add_option("--hw", o.hardware, "Hardware of every chip: default, wired, unwired, ideal or a config file")->capture_default_str();
   cmd->add_option("--vectors", o.vectors, "Test vectors: a count K or a share of the training images (P%)")
       ->capture_default_str();
   cmd->add_option("--candidates", o.candidates, "Training images ranked for the vectors (0 = 10 K)")->capture_default_str();

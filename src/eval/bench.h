@@ -21,7 +21,7 @@ struct BenchOptions {
   std::uint64_t seed = 1;
   std::vector<int> scaling_samples = {1, 10, 50};
   double roof_seconds = 1.0;
-  std::string hardware;  // non-empty: also time the simulated chip ("default", "ideal", "wired" or a file)
+  std::string hardware;  // non-empty: also time the simulated chip ("default", "wired", "unwired", "ideal" or a file)
   DataPaths paths = DataPaths::from_environment();
 };
 

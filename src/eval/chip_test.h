@@ -34,7 +34,7 @@ namespace spinbayes {
 
 struct TestChipOptions {
   std::filesystem::path model;
-  std::string hardware = "default";  // the chips' config: "default", "ideal", "wired" or a file
+  std::string hardware = "default";  // the chips' config: "default", "wired", "unwired", "ideal" or a file
   std::string vectors = "0.2%";      // K, or a percentage of the run's training images
   int candidates = 0;                // images ranked (0: 10 K, at most the training images)
   int ranking_chips = 8;

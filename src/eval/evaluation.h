@@ -44,7 +44,7 @@ struct EvalOptions {
   int test_count = 0;  // evaluate the first N test images (0 = all)
   int ood_count = 0;   // images per OOD set (0 = as many as test images)
   int threads = 2;
-  std::string hardware = "default";  // cim: "default", "ideal", "wired" or a hardware config file
+  std::string hardware = "default";  // cim: "default", "wired", "unwired", "ideal" or a hardware config file
   std::uint64_t chip_seed = 1;       // cim: which simulated chip (device variation and faults)
   // cim: evaluate every input on this many chips (seeds chip_seed, chip_seed + 1, ...) x T passes,
   // pool the passes, and split the uncertainty into masks and chips (uncertainty/uncertainty_split.h).

@@ -62,7 +62,7 @@ struct ExperimentOptions {
   int ood_count = 0;         // images per OOD set (0 = as many as test images)
   std::vector<std::string> ood = {"mnist", "gaussian", "rotate90"};
   std::uint64_t eval_seed = 1, chip_seed = 1;
-  // The chip of every chip stage, sweep and price: a preset (default, ideal, wired) or a
+  // The chip of every chip stage, sweep and price: a preset (default, wired, unwired, ideal) or a
   // hardware config file.
   std::string hardware = "default";
   // The uncertainty split on the chip (the MC models): every test image on this many chips x T

@@ -44,32 +44,25 @@ const char* name_of(ResetErrors r) { return kResetErrors[static_cast<std::size_t
 
 HardwareConfig HardwareConfig::defaults() { return HardwareConfig{}; }
 
-HardwareConfig HardwareConfig::wired() {
+HardwareConfig HardwareConfig::wired() { return defaults(); }
+
+HardwareConfig HardwareConfig::unwired() {
   HardwareConfig hw;
-  // R_on of a minimum-width NMOS, ~1-3 kOhm at 28-65 nm (crossbar.access_resistance_ohm's source).
-  hw.crossbar.access_resistance_ohm = 2000.0;
-  // Read and bit lines in an intermediate metal of the cell's 0.36 um pitch, 0.18 um wide and
-  // 0.36 um thick: rho pitch / (w t) = 2.5e-8 Ohm m x 0.36 um / (0.18 um x 0.36 um) = 0.139 Ohm
-  // per cell pitch, for Cu of 2.5 uOhm cm (bulk 1.7 raised by surface and grain-boundary
-  // scattering below 0.2 um width, Steinhoegl et al., J. Appl. Phys. 97, 023706, 2005). The
-  // default's 60 x 120 nm local line (1.75 Ohm) leaves no tile of this simulator within reach.
-  hw.crossbar.wire_resistance_ohm = 0.14;
-  // The shortest bit lines the simulator's 64-row words allow, and read lines of 32 columns.
-  hw.crossbar.tile_rows = 64;
-  hw.crossbar.tile_cols = 32;
-  // Each column's gain and offset measured at test with its own weights and corrected.
-  hw.crossbar.column_calibration = ColumnCalibration::gain_offset;
-  // 4-8 bit trim DACs in MRAM write drivers (dropout_module.trim_dac_bits' source).
-  hw.dropout_module.trim_dac_bits = 6;
+  hw.crossbar.access_resistance_ohm = 0.0;
+  hw.crossbar.wire_resistance_ohm = 0.0;
+  hw.crossbar.tile_rows = 128;
+  hw.crossbar.tile_cols = 128;
+  hw.crossbar.column_calibration = ColumnCalibration::none;
+  hw.dropout_module.trim_dac_bits = 0;
   return hw;
 }
 
 bool HardwareConfig::is_preset(const std::string& name) {
-  return name == "default" || name == "ideal" || name == "wired";
+  return name == "default" || name == "wired" || name == "unwired" || name == "ideal";
 }
 
 HardwareConfig HardwareConfig::ideal() {
-  HardwareConfig hw;
+  HardwareConfig hw = unwired();
   hw.mtj.sigma_rp = hw.mtj.sigma_tmr = hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
   hw.crossbar.sense_offset_sigma_ua = 0.0;
   hw.crossbar.sense_offset_relative = 0.0;
@@ -128,17 +121,19 @@ ConfigTable HardwareConfig::table() {
            "of a module's Delta and Ic0 deviations: a macrospin's Ic0 ~ (alpha / eta) E_b (Khvalkovskiy et al., J. "
            "Phys. D 46, 074001, 2013), so volume and anisotropy variation move both; 0 = independent");
   t.integer("crossbar.tile_rows", crossbar.tile_rows, 64, 65536, "rows, multiple of 64",
-            "128 x 128 subarrays, as NeuroSim's default (Peng et al., IEDM 2019); 64 in the wired preset, the "
-            "shortest bit lines the simulator's 64-row words allow");
+            "64: the shortest bit lines the simulator's 64-row words allow, against the IR drop of the wires; "
+            "128 in the unwired preset, as NeuroSim's default 128 x 128 subarrays (Peng et al., IEDM 2019)");
   t.integer("crossbar.tile_cols", crossbar.tile_cols, 1, 65536, "columns",
-            "128 x 128 subarrays (NeuroSim); 32 in the wired preset, read lines short enough for its wires");
+            "32: read lines short enough for the default's wires (calibrated 128 x 128 tiles of 4 kOhm MTJs fall "
+            "to chance at 0.14 Ohm per pitch); 128 in the unwired preset (NeuroSim's 128 x 128 subarrays)");
   t.number("crossbar.read_voltage_v", crossbar.read_voltage_v, 0.01, 1.0, "V",
            "0.1 V read bias keeps read current far below Ic0");
   t.number("crossbar.sense_offset_sigma_ua", crossbar.sense_offset_sigma_ua, 0, 100, "uA",
            "input-referred offset of a current sense amplifier, ~0.5 uA (Na et al., TCAS-II 2014)");
   t.number("crossbar.access_resistance_ohm", crossbar.access_resistance_ohm, 0, 100000, "Ohm",
            "on-resistance of the access transistor in series with each crossbar MTJ; R_on = V / I_on of a "
-           "minimum-width NMOS is ~1-3 kOhm at 28-65 nm; lowers the ON/OFF ratio and the dot unit; 0 = off");
+           "minimum-width NMOS is ~1-3 kOhm at 28-65 nm: 2 kOhm; lowers the ON/OFF ratio and the dot unit; 0 = off "
+           "(the unwired preset)");
   t.number("crossbar.sense_offset_relative", crossbar.sense_offset_relative, 0, 0.2, "relative",
            "sigma of the offset's part that scales with the current compared (input-pair mismatch), as a share of "
            "the column's current with every row driven; current mirrors match to 1-2 % (Pelgrom et al., IEEE JSSC "
@@ -147,8 +142,9 @@ ConfigTable HardwareConfig::table() {
            "wire resistance between neighbouring cells on the read lines and bit lines (IR drop, solved per tile): "
            "rho pitch / (w t) = 1.75 Ohm for Cu of rho = 3.5 uOhm cm at 60 nm width (size effects: Steinhoegl et "
            "al., J. Appl. Phys. 97, 023706, 2005), a 60 x 120 nm line and a 0.36 um pitch (the square root of "
-           "the 0.128 um^2 2T-2MTJ cell); 0.14 Ohm in the wired preset: Cu of 2.5 uOhm cm (the same size effects "
-           "at 0.18 um) in a 0.18 x 0.36 um intermediate-metal line on that pitch; 0 = off");
+           "the 0.128 um^2 2T-2MTJ cell), leaves no tile of this simulator within reach; the default 0.14 Ohm is Cu "
+           "of 2.5 uOhm cm (the same size effects at 0.18 um) in a 0.18 x 0.36 um intermediate-metal line on that "
+           "pitch: 2.5e-8 Ohm m x 0.36 um / (0.18 um x 0.36 um) = 0.139 Ohm; 0 = off (the unwired preset)");
   t.number("crossbar.reference_error_relative", crossbar.reference_error_relative, 0, 0.2, "relative",
            "sigma of each tile's reference current as its read-outs receive it, one error per tile shared by its "
            "columns (the reference column's read bias and the mirror that copies its current to every column): a "
@@ -158,7 +154,7 @@ ConfigTable HardwareConfig::table() {
            "none; gain_offset: at test each column's tile is read with two known inputs (every row driven, all "
            "matches and all mismatches) and its gain and offset corrected in the read-out (the sense amplifier's "
            "reference trimmed, or the ADC's partial sum corrected digitally), as chips do for IR drop and "
-           "device spread");
+           "device spread; gain_offset by default, none in the unwired preset");
   // One bit has no level besides zero (codes -K..K with K = (2^bits - 1) / 2 = 0): nothing to divide by.
   t.integer("crossbar.adc_bits", crossbar.adc_bits, 2, 16, "bits", "8-bit ADCs for partial sums (ISAAC, ISCA 2016)");
   t.number("crossbar.screen_sigmas", crossbar.screen_sigmas, 0, 100, "sigmas",
@@ -187,7 +183,8 @@ ConfigTable HardwareConfig::table() {
            "write drivers track temperature this way)");
   t.integer("dropout_module.trim_dac_bits", dropout_module.trim_dac_bits, 0, 16, "bits",
             "per_module trim: a current DAC of 2^bits codes over trim_range_ua, each module written with the code "
-            "nearest its own current; 4-8 bit trim DACs in MRAM write drivers; 0 = a continuous trim");
+            "nearest its own current; 4-8 bit trim DACs in MRAM write drivers: 6; 0 = a continuous trim (the "
+            "unwired preset)");
   t.number("dropout_module.trim_range_ua", dropout_module.trim_range_ua, 0.01, 1000, "uA",
            "span of the trim DAC, centred on the nominal write current; +-8 uA covers +-4 sigma of 3 % Ic0 spread at "
            "41 uA; modules outside saturate at its ends");
@@ -265,8 +262,9 @@ HardwareConfig HardwareConfig::load(const std::string& source, const std::string
   if (source == "default" || source.empty()) return defaults();
   if (source == "ideal") return ideal();
   if (source == "wired") return wired();
+  if (source == "unwired") return unwired();
   if (!std::filesystem::exists(source)) {
-    throw Error(option + ": '" + source + "' is neither a preset (default, ideal, wired) nor an existing file");
+    throw Error(option + ": '" + source + "' is neither a preset (default, wired, unwired, ideal) nor an existing file");
   }
   HardwareConfig hw = defaults();
   hw.table().apply_file(source);

@@ -1,8 +1,9 @@
 #pragma once
 // The simulated spintronic chip's parameters: MTJ devices, crossbar tiles, dropout modules and
-// faults. Loaded from a JSON file (// comments allowed) over a documented default; `ideal` is the
-// preset with no variation, no faults and exact arithmetic, under which the chip computes what
-// the bit-packed engine computes. `spinbayes hw --print` writes the default with every source.
+// faults. Loaded from a JSON file (// comments allowed) over a documented default, the chip with its
+// circuit; `unwired` is that chip without access transistors, wires, calibration or trim steps;
+// `ideal` the preset with no variation, no faults and exact arithmetic, under which the chip
+// computes what the bit-packed engine computes. `spinbayes hw --print` writes the default with every source.
 #include <string>
 
 #include "core/config.h"
@@ -58,20 +59,22 @@ enum class ColumnCalibration { none, gain_offset };
 const char* name_of(ColumnCalibration c);
 
 struct CrossbarParams {
-  int tile_rows = 128, tile_cols = 128;  // rows must be a multiple of 64 (one packed word)
+  // 64 x 32: the shortest bit lines the 64-row packed words allow (rows must be a multiple of 64)
+  // and read lines short enough for the wires below (hardware_config.cpp gives the sources).
+  int tile_rows = 64, tile_cols = 32;
   double read_voltage_v = 0.1;
   double sense_offset_sigma_ua = 0.5;  // input-referred offset of the current sense amplifier
   // Its relative part: the input pair's mismatch offsets a share of the current compared (sigma,
   // relative to the column's current with every row driven).
   double sense_offset_relative = 0.0;
   // On-resistance of the access transistor in series with each crossbar MTJ (0: none).
-  double access_resistance_ohm = 0.0;
+  double access_resistance_ohm = 2000.0;
   // Wire resistance per cell pitch on the read lines and bit lines (IR drop, ir_drop.h; 0: none).
-  double wire_resistance_ohm = 0.0;
+  double wire_resistance_ohm = 0.14;
   // Reference-generator error: sigma of each tile's reference current, relative, as it reaches the
   // tile's read-outs (one draw per tile and chip, shared by its columns; cell_array.h; 0: none).
   double reference_error_relative = 0.0;
-  ColumnCalibration column_calibration = ColumnCalibration::none;
+  ColumnCalibration column_calibration = ColumnCalibration::gain_offset;
   int adc_bits = 8;                    // partial sums of columns that span several tiles
   // Columns whose ideal sum lies more than this many standard deviations of their analog
   // deviation from the sense threshold take the ideal decision; 0 evaluates every column in
@@ -106,7 +109,7 @@ struct DropoutModuleParams {
   TemperatureCompensation temperature_compensation = TemperatureCompensation::none;
   // The per-module trim's DAC: 2^bits codes spanning trim_range_ua centred on the nominal write
   // current, each module written with the code nearest its own current (0 bits: a continuous trim).
-  int trim_dac_bits = 0;
+  int trim_dac_bits = 6;
   double trim_range_ua = 16.0;
   // Per-write driver current noise: each write's current is I (1 + sigma z), z standard normal,
   // independent between writes.
@@ -139,13 +142,17 @@ struct HardwareConfig {
   DropoutModuleParams dropout_module;
   FaultParams faults;
 
+  // The chip as built: access transistors, IR drop on intermediate-metal lines, 64 x 32 tiles
+  // calibrated at test, a 6-bit trim DAC (the table gives each value's source).
   static HardwareConfig defaults();
-  static HardwareConfig ideal();
-  // The default with every circuit effect the default leaves off turned on at sourced values:
-  // access transistors, IR drop on upper-metal lines, 64 x 32 tiles calibrated at test, a 6-bit
-  // trim DAC (hardware_config.cpp gives each value's source).
+  // Another name of the default, for scripts that ask for the circuit by name.
   static HardwareConfig wired();
-  static bool is_preset(const std::string& name);  // default, ideal, wired
+  // The default without its circuit: no access transistors, no wires, 128 x 128 tiles read
+  // uncalibrated, a continuous trim; each device and module effect on its own.
+  static HardwareConfig unwired();
+  // No variation, no faults, exact arithmetic (from unwired): the engine's results.
+  static HardwareConfig ideal();
+  static bool is_preset(const std::string& name);  // default, wired, unwired, ideal
   // A preset's name or the path of a JSON file applied over the default. Throws Error naming
   // the file and key.
   // `option` names the source in a message ("--hw" on the command line, "hw" in Python).

@@ -45,7 +45,7 @@ ClosedForms closed_forms(const HardwareConfig& hw, double p) {
 }  // namespace
 
 TEST(CostEnergy, ModuleEventsAreSupplyTimesCurrentTimesPulse) {
-  const HardwareConfig hw = HardwareConfig::defaults();
+  const HardwareConfig hw = HardwareConfig::unwired();
   ASSERT_EQ(hw.mtj.switching_exponent, 1.0);
   ASSERT_EQ(hw.crossbar.access_resistance_ohm, 0.0);
   for (const double p : {0.05, 0.1, 0.3}) {
@@ -112,7 +112,7 @@ TEST(CostEnergy, SupplyOverrideRepricesWhatTheFileDoesNotSet) {
 }
 
 TEST(CostEnergy, ConditionalResetReadsFirstAndResetsTheApModules) {
-  const HardwareConfig hw = HardwareConfig::defaults();
+  const HardwareConfig hw = HardwareConfig::unwired();
   const double p = 0.2;
   Technology always = Technology::defaults(hw, p), conditional = always;
   conditional.module.reset = ResetPolicy::conditional;
@@ -142,7 +142,7 @@ TEST(CostEnergy, ConditionalResetReadsFirstAndResetsTheApModules) {
 }
 
 TEST(CostEnergy, AccountingRatiosFollowTheirEnergiesAndTheCounts) {
-  const HardwareConfig hw = HardwareConfig::defaults();
+  const HardwareConfig hw = HardwareConfig::unwired();
   const double p = 0.1;
   const Technology t = Technology::defaults(hw, p);
   const CostReport r = cost_report(spec_of("vgg-small", 16, "all", DropoutKind::spatial, p), hw, t, 20);

@@ -84,7 +84,7 @@ std::vector<std::int32_t> window_dots(const Patches& patches, int m, const Cross
 // ideal dot away. Random keep bits are not conditioned.
 TEST(Chip, ConditionedScreenPredictsTheAnalogSum) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.crossbar.tile_rows = 4096;  // one tile: the sense amplifier sees the sum itself
   hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.05;
   const Chip chip(ir, hw, 13);
@@ -211,7 +211,7 @@ TEST(Chip, SimdTileSumsMatchThePlainLoop) {
   // With variation: the SIMD and plain sums agree exactly. Without, but with stuck cells: each
   // tile's sum is cell_scale x its exact dot.
   for (const bool variation : {true, false}) {
-    HardwareConfig hw = HardwareConfig::defaults();
+    HardwareConfig hw = HardwareConfig::unwired();
     hw.crossbar.tile_rows = 64;
     if (!variation) {
       hw.mtj.sigma_rp = hw.mtj.sigma_tmr = 0.0;
@@ -720,7 +720,7 @@ TEST(Chip, ColumnCalibrationBringsColumnsUnderIrDropBackToTheirDots) {
   const ModelIR ir = spread_model_ir(spec_of("vgg-small", 16, DropoutKind::spatial), 6);
   double error[2] = {0, 0};
   for (const bool calibrated : {false, true}) {
-    HardwareConfig hw = HardwareConfig::defaults();
+    HardwareConfig hw = HardwareConfig::unwired();
     hw.crossbar.tile_rows = 64;
     hw.crossbar.wire_resistance_ohm = 0.5;
     if (calibrated) hw.crossbar.column_calibration = ColumnCalibration::gain_offset;

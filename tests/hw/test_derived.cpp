@@ -26,7 +26,7 @@ std::map<std::string, double> by_name(const DerivedQuantities& d) {
 }  // namespace
 
 TEST(Derived, QuantitiesEqualTheirClosedForms) {
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.mtj.diameter_nm = 50.0;
   hw.mtj.ra_ohm_um2 = 8.0;
   hw.mtj.tmr = 1.2;
@@ -119,7 +119,7 @@ TEST(Derived, TrimStepAndWriteNoiseBoundTheNominalModulesP) {
 // device at 2 kOhm: ON/OFF 2.44 -> 1.97 (1.96 with TMR taken at the whole 0.1 V, as the hardware
 // audit did), dot unit 7.4 -> about 4.1 uA.
 TEST(Derived, AccessTransistorInSeriesWithTheMtj) {
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.crossbar.access_resistance_ohm = 2000.0;
   auto q = by_name(derived_quantities(hw, 0.1));
   const double rp = hw.mtj.rp_ohm(), v = hw.crossbar.read_voltage_v, ra = 2000.0;
@@ -134,7 +134,7 @@ TEST(Derived, AccessTransistorInSeriesWithTheMtj) {
   EXPECT_NEAR(q["on_off_ratio"], 1.971, 0.001);
   EXPECT_NEAR(q["dot_unit_ua"], 4.1, 0.05);
   // The read energy of a cell is the supply's: V^2 (G_P + G_AP) / 2 t, transistor included.
-  const Technology with = Technology::defaults(hw), without = Technology::defaults(HardwareConfig::defaults());
+  const Technology with = Technology::defaults(hw), without = Technology::defaults(HardwareConfig::unwired());
   EXPECT_NEAR(with.crossbar.cell_read_fj / without.crossbar.cell_read_fj,
               (1.0 / (rp + ra) + 1.0 / (rap + ra)) /
                   (1.0 / rp + 1.0 / (rp * (1.0 + hw.mtj.tmr / (1.0 + std::pow(v / hw.mtj.tmr_half_bias_v, 2))))),

@@ -144,27 +144,38 @@ TEST_F(ConfigFile, MissingFileOrPreset) {
   EXPECT_EQ(HardwareConfig::load("ideal").crossbar.adc_bits, HardwareConfig::ideal().crossbar.adc_bits);
 }
 
-// The wired preset is the default with the circuit effects it leaves off turned on, and nothing
-// else changed: every line of its commented JSON but those keys' equals the default's.
-TEST(HardwareConfigFile, WiredPresetIsTheDefaultWithItsCircuitEffectsOn) {
-  HardwareConfig wired = HardwareConfig::load("wired");
-  wired.validate("wired");
-  EXPECT_TRUE(HardwareConfig::is_preset("wired"));
-  EXPECT_FALSE(HardwareConfig::is_preset("wired.json"));
-  EXPECT_EQ(wired.crossbar.wire_resistance_ohm, 0.14);
-  EXPECT_EQ(wired.crossbar.access_resistance_ohm, 2000.0);
-  EXPECT_EQ(wired.crossbar.tile_rows, 64);
-  EXPECT_EQ(wired.crossbar.tile_cols, 32);
-  EXPECT_EQ(wired.crossbar.column_calibration, ColumnCalibration::gain_offset);
-  EXPECT_EQ(wired.dropout_module.trim_dac_bits, 6);
-  HardwareConfig defaults = HardwareConfig::defaults();
+// The default is the chip with its circuit, and `wired` names the same config; `unwired` is the
+// default with those circuit effects off and nothing else changed: every line of its commented
+// JSON but those keys' equals the default's.
+TEST(HardwareConfigFile, UnwiredPresetIsTheDefaultWithoutItsCircuit) {
+  HardwareConfig defaults = HardwareConfig::load("default");
+  defaults.validate("default");
+  EXPECT_EQ(defaults.crossbar.wire_resistance_ohm, 0.14);
+  EXPECT_EQ(defaults.crossbar.access_resistance_ohm, 2000.0);
+  EXPECT_EQ(defaults.crossbar.tile_rows, 64);
+  EXPECT_EQ(defaults.crossbar.tile_cols, 32);
+  EXPECT_EQ(defaults.crossbar.column_calibration, ColumnCalibration::gain_offset);
+  EXPECT_EQ(defaults.dropout_module.trim_dac_bits, 6);
+  for (const char* name : {"default", "wired", "unwired", "ideal"}) EXPECT_TRUE(HardwareConfig::is_preset(name)) << name;
+  EXPECT_FALSE(HardwareConfig::is_preset("unwired.json"));
+  EXPECT_EQ(HardwareConfig::load("wired").table().to_commented_json(), defaults.table().to_commented_json());
+
+  HardwareConfig unwired = HardwareConfig::load("unwired");
+  unwired.validate("unwired");
+  EXPECT_EQ(unwired.crossbar.wire_resistance_ohm, 0.0);
+  EXPECT_EQ(unwired.crossbar.access_resistance_ohm, 0.0);
+  EXPECT_EQ(unwired.crossbar.tile_rows, 128);
+  EXPECT_EQ(unwired.crossbar.tile_cols, 128);
+  EXPECT_EQ(unwired.crossbar.column_calibration, ColumnCalibration::none);
+  EXPECT_EQ(unwired.dropout_module.trim_dac_bits, 0);
   const auto lines = [](const std::string& text) {
     std::vector<std::string> out;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) out.push_back(line);
     return out;
   };
-  const std::vector<std::string> a = lines(wired.table().to_commented_json()), b = lines(defaults.table().to_commented_json());
+  const std::vector<std::string> a = lines(unwired.table().to_commented_json()),
+                                 b = lines(defaults.table().to_commented_json());
   ASSERT_EQ(a.size(), b.size());
   std::vector<std::string> changed;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -175,6 +186,11 @@ TEST(HardwareConfigFile, WiredPresetIsTheDefaultWithItsCircuitEffectsOn) {
   }
   EXPECT_EQ(changed, (std::vector<std::string>{"tile_rows", "tile_cols", "access_resistance_ohm", "wire_resistance_ohm",
                                                "column_calibration", "trim_dac_bits"}));
+  // The ideal preset has no circuit either: the chip computes the engine's results.
+  const HardwareConfig ideal = HardwareConfig::ideal();
+  EXPECT_EQ(ideal.crossbar.wire_resistance_ohm, 0.0);
+  EXPECT_EQ(ideal.crossbar.access_resistance_ohm, 0.0);
+  EXPECT_EQ(ideal.dropout_module.trim_dac_bits, 0);
 }
 
 TEST(HardwareConfigFile, DefaultRoundTripsThroughItsCommentedJson) {

@@ -95,7 +95,7 @@ TEST(Mtj, CalibratedCurrentReproducesTargetOverSimulatedWrites) {
 }
 
 TEST(DropoutModules, SpreadOfProbabilityMatchesAnalyticSpread) {
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.dropout_module.write_current = WriteCurrent::per_chip;  // one current for every module: their p spreads
   // Small spreads, where the first-order formula holds (ln tau varies by about 0.09).
@@ -241,7 +241,7 @@ TEST(DropoutModules, WriteNoiseAveragesTheSwitchingProbability) {
   EXPECT_GT(p, 0.12);  // 2 % of 41 uA is 0.82 kT of barrier: the convex P_sw rises on average
   EXPECT_EQ(noisy_switching_probability(device, current, pulse, 0.0), switching_probability(device, current, pulse));
   // Trimmed nominal modules under the noise are all at that mean.
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.dropout_module.write_noise_relative = sigma;
   hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;
@@ -276,7 +276,7 @@ TEST(DropoutModules, CorrelatedDeltaAndIc0Spread) {
 // every trimmed module its p there, as the reference-temperature trim does at 300 K; without it a
 // hot chip's modules drop far more often.
 TEST(DropoutModules, TemperatureCompensationKeepsTrimmedModulesAtP) {
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.dropout_module.reset_errors = ResetErrors::none;  // the write alone
   hw.mtj.temperature_k = 340.0;
   const DropoutBank hot(hw, 0.1, 500, 3, 1);
@@ -299,7 +299,7 @@ TEST(DropoutModules, TemperatureCompensationKeepsTrimmedModulesAtP) {
 // WER; write: P -> AP with p) settles at p / (1 - (1 - p) WER), which the bank applies with each
 // module's own WER; a simulation of the chain agrees. At the default 18 ns reset WER is 6.5e-7.
 TEST(DropoutModules, FailedResetsRaiseTheDropRateToTheChainsSteadyState) {
-  HardwareConfig hw = HardwareConfig::defaults();
+  HardwareConfig hw = HardwareConfig::unwired();
   hw.mtj.sigma_delta = hw.mtj.sigma_ic0 = 0.0;  // nominal modules: each writes exactly p
   hw.dropout_module.reset_pulse_ns = 6.0;
   const double p = 0.1;
@@ -331,7 +331,7 @@ TEST(DropoutModules, FailedResetsRaiseTheDropRateToTheChainsSteadyState) {
 
   // A reset that never works (WER = 1): every module that can switch ends in AP, however small its
   // p (no cancellation in the steady state), and `hw`'s shift stays 1 - p.
-  HardwareConfig never = HardwareConfig::defaults();
+  HardwareConfig never = HardwareConfig::unwired();
   never.dropout_module.reset_pulse_ns = 0.01;
   ASSERT_EQ(write_error_rate(nominal_switching(never.mtj), never.dropout_module.reset_current_ua, 0.01,
                              never.mtj.precession_time_ns),
@@ -347,7 +347,7 @@ TEST(DropoutModules, FailedResetsRaiseTheDropRateToTheChainsSteadyState) {
   }
 
   // The default reset: no module's p moves by as much as 1e-4 of itself (its WER is 1e-6 or so).
-  HardwareConfig defaults = HardwareConfig::defaults();
+  HardwareConfig defaults = HardwareConfig::unwired();
   const double wer_default = write_error_rate(nominal_switching(defaults.mtj), defaults.dropout_module.reset_current_ua,
                                               defaults.dropout_module.reset_pulse_ns, defaults.mtj.precession_time_ns);
   EXPECT_LT(wer_default, 1e-6);
