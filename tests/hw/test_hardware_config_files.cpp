@@ -147,27 +147,36 @@ TEST_F(ConfigFile, MissingFileOrPreset) {
 // The default is the chip with its circuit, and `wired` names the same config; `unwired` is the
 // default with those circuit effects off and nothing else changed: every line of its commented
 // JSON but those keys' equals the default's.
+namespace {
+// The six keys of the circuit: wires, access transistor, tile, calibration, trim DAC.
+struct Circuit {
+  double wire_ohm, access_ohm;
+  int rows, cols;
+  ColumnCalibration calibration;
+  int trim_bits;
+};
+void expect_circuit(const HardwareConfig& hw, const Circuit& c, const char* name) {
+  SCOPED_TRACE(name);
+  EXPECT_EQ(hw.crossbar.wire_resistance_ohm, c.wire_ohm);
+  EXPECT_EQ(hw.crossbar.access_resistance_ohm, c.access_ohm);
+  EXPECT_EQ(hw.crossbar.tile_rows, c.rows);
+  EXPECT_EQ(hw.crossbar.tile_cols, c.cols);
+  EXPECT_EQ(hw.crossbar.column_calibration, c.calibration);
+  EXPECT_EQ(hw.dropout_module.trim_dac_bits, c.trim_bits);
+}
+}  // namespace
+
 TEST(HardwareConfigFile, UnwiredPresetIsTheDefaultWithoutItsCircuit) {
   HardwareConfig defaults = HardwareConfig::load("default");
   defaults.validate("default");
-  EXPECT_EQ(defaults.crossbar.wire_resistance_ohm, 0.14);
-  EXPECT_EQ(defaults.crossbar.access_resistance_ohm, 2000.0);
-  EXPECT_EQ(defaults.crossbar.tile_rows, 64);
-  EXPECT_EQ(defaults.crossbar.tile_cols, 32);
-  EXPECT_EQ(defaults.crossbar.column_calibration, ColumnCalibration::gain_offset);
-  EXPECT_EQ(defaults.dropout_module.trim_dac_bits, 6);
+  expect_circuit(defaults, {0.14, 2000.0, 64, 32, ColumnCalibration::gain_offset, 6}, "default");
   for (const char* name : {"default", "wired", "unwired", "ideal"}) EXPECT_TRUE(HardwareConfig::is_preset(name)) << name;
   EXPECT_FALSE(HardwareConfig::is_preset("unwired.json"));
   EXPECT_EQ(HardwareConfig::load("wired").table().to_commented_json(), defaults.table().to_commented_json());
 
   HardwareConfig unwired = HardwareConfig::load("unwired");
   unwired.validate("unwired");
-  EXPECT_EQ(unwired.crossbar.wire_resistance_ohm, 0.0);
-  EXPECT_EQ(unwired.crossbar.access_resistance_ohm, 0.0);
-  EXPECT_EQ(unwired.crossbar.tile_rows, 128);
-  EXPECT_EQ(unwired.crossbar.tile_cols, 128);
-  EXPECT_EQ(unwired.crossbar.column_calibration, ColumnCalibration::none);
-  EXPECT_EQ(unwired.dropout_module.trim_dac_bits, 0);
+  expect_circuit(unwired, {0.0, 0.0, 128, 128, ColumnCalibration::none, 0}, "unwired");
   const auto lines = [](const std::string& text) {
     std::vector<std::string> out;
     std::istringstream in(text);
