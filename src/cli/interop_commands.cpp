@@ -138,7 +138,7 @@ std::unique_ptr<PredictCommand> add_predict_command(CLI::App& app) {
 void run_predict_command(const PredictCommand& c) {
   const Backend backend = parse_backend(c.backend);
   if (backend == Backend::torch) throw Error("--backend: predict runs on engine or cim");
-  if (c.hardware.empty()) throw Error("--hw: empty (default, wired, unwired, ideal or a config file)");
+  HardwareConfig::require_source(c.hardware);
   refuse_without_chip(*c.app, backend == Backend::cim, {"--hw", "--chip-seed"});
   if (c.samples < 1 || c.samples > 100000) throw Error(fmt::format("--samples: must be in 1..100000, got {}", c.samples));
   if (c.threads < 1 || c.threads > 1024) throw Error(fmt::format("--threads: must be in 1..1024, got {}", c.threads));

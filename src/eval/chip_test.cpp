@@ -19,6 +19,7 @@
 #include "core/streams.h"
 #include "eval/population.h"
 #include "hw/chip.h"
+#include "hw/hardware_config.h"
 #include "model/model_ir.h"
 #include "population/chip_record.h"
 #include "train/export.h"
@@ -32,7 +33,7 @@ using nlohmann::json;
 
 void TestChipOptions::validate() const {
   if (model.empty()) throw Error("--model: empty path");
-  if (hardware.empty()) throw Error("--hw: empty");
+  HardwareConfig::require_source(hardware);
   if (samples < 2 || samples > 10000) throw Error(fmt::format("--samples: must be in 2..10000, got {}", samples));
   if (chips < 2 || chips > kMaxChips) throw Error(fmt::format("--chips: must be in 2..{}, got {}", kMaxChips, chips));
   if (ranking_chips < 2 || ranking_chips > 1000) {

@@ -15,6 +15,7 @@
 #include "train/torch_model.h"
 #include "engine/engine.h"
 #include "hw/chip.h"
+#include "hw/hardware_config.h"
 #include "uncertainty/calibration.h"
 #include "uncertainty/metrics.h"
 
@@ -48,7 +49,7 @@ void EvalOptions::validate() const {
   if (ood_count < 0) throw Error("ood-count: must be >= 0");
   // Generated sets (noise, idx: files) hold this many images in memory, at 3 KiB each for 28x28.
   if (ood_count > kMaxOodImages) throw Error(fmt::format("ood-count: must be <= {}, got {}", kMaxOodImages, ood_count));
-  if (hardware.empty()) throw Error("--hw: empty (give default, wired, unwired, ideal or a hardware config file)");
+  HardwareConfig::require_source(hardware);
   if (chips < 1 || chips > 1000) throw Error(fmt::format("--chips: must be in 1..1000, got {}", chips));
   if (chips > 1 && backend != Backend::cim) throw Error("--chips: several chips need --backend cim");
   if (chip_seed > std::numeric_limits<std::uint64_t>::max() - static_cast<std::uint64_t>(chips - 1)) {

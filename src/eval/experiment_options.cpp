@@ -169,7 +169,7 @@ void ExperimentOptions::validate() const {
   in_range("--sweep-samples", sweep_samples, 1, 10000);
   in_range("--sweep-test-count", sweep_test_count, 0, 10000);
   in_range("--threads", threads, 1, 256);
-  if (hardware.empty()) throw Error("--hw: empty (default, wired, unwired, ideal or a config file)");
+  HardwareConfig::require_source(hardware);
   HardwareConfig probe = HardwareConfig::load(hardware);
   if (probe.table().number_unit(sweep_param) == nullptr) {
     throw Error("--sweep-param: '" + printable(sweep_param) + "' is not a numeric hardware parameter");

@@ -57,6 +57,14 @@ HardwareConfig HardwareConfig::unwired() {
   return hw;
 }
 
+namespace {
+const char* const kPresetNames = "default, wired, unwired, ideal";
+}  // namespace
+
+void HardwareConfig::require_source(const std::string& source, const std::string& option) {
+  if (source.empty()) throw Error(fmt::format("{}: empty ({} or a config file)", option, kPresetNames));
+}
+
 bool HardwareConfig::is_preset(const std::string& name) {
   return name == "default" || name == "wired" || name == "unwired" || name == "ideal";
 }
@@ -264,7 +272,7 @@ HardwareConfig HardwareConfig::load(const std::string& source, const std::string
   if (source == "wired") return wired();
   if (source == "unwired") return unwired();
   if (!std::filesystem::exists(source)) {
-    throw Error(option + ": '" + source + "' is neither a preset (default, wired, unwired, ideal) nor an existing file");
+    throw Error(fmt::format("{}: '{}' is neither a preset ({}) nor an existing file", option, source, kPresetNames));
   }
   HardwareConfig hw = defaults();
   hw.table().apply_file(source);

@@ -629,6 +629,8 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
       {"experiment --p 1" + out, "--p: dropout probability must be in (0, 1), got 1"},
       {"experiment --t-values 1,x" + out, "--t-values: 'x' is not a number"},
       {"experiment --sweep-values 0,0.9" + out, "--sweep-values: mtj.sigma_rp = 0.9 is out of range"},
+      {"experiment --hw ''" + out, "--hw: empty (default, wired, unwired, ideal or a config file)"},
+      {"experiment --hw " + (dir / "no-hw.json").string() + out, "--hw: '" + (dir / "no-hw.json").string() + "' is neither a preset"},
       {"experiment --out " + (dir / "file").string(), "--out: '" + (dir / "file").string() + "' exists and is not a directory"},
       {"experiment --model " + (dir / "missing.json").string() + out,
        "--model: '" + (dir / "missing.json").string() + "' is neither a zoo network"},
