@@ -72,3 +72,14 @@ unwired "$unwired_tiles, \"column_calibration\": \"gain_offset\"" '"trim_dac_bit
 run crossbar.reference_error_relative --values 0,0.005,0.01,0.02,0.05
 "$cli" sweep "${common[@]}" --hw "$calibrated" --out "$out/sweep-crossbar.reference_error_relative-calibrated" \
   --param crossbar.reference_error_relative --values 0,0.005,0.01,0.02,0.05
+# The default chip itself (access transistors, 0.14 Ohm wires on 64 x 32 calibrated tiles, 6-bit
+# trim): how far its wires can grow, and temperature with its calibration and trim from 300 K,
+# as built and with the write currents set again per temperature.
+"$cli" sweep "${common[@]}" --hw default --out "$out/sweep-crossbar.wire_resistance_ohm-default" \
+  --param crossbar.wire_resistance_ohm --values 0,0.07,0.14,0.28,0.5,1,1.75
+"$cli" sweep "${common[@]}" --hw default --out "$out/sweep-mtj.temperature_k-default" \
+  --param mtj.temperature_k --values 280,300,320,340,360
+default_compensated="$out/default-compensated.json"
+printf '{"dropout_module": {"temperature_compensation": "per_temperature"}}\n' > "$default_compensated"
+"$cli" sweep "${common[@]}" --hw "$default_compensated" --out "$out/sweep-mtj.temperature_k-default-compensated" \
+  --param mtj.temperature_k --values 280,300,320,340,360
