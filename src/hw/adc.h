@@ -23,6 +23,11 @@ class Adc {
   std::int32_t code(std::int32_t sum) const;
   // n conversions, eight at a time with AVX-512 where the CPU has it: the same codes.
   void codes(const std::int32_t* sums, int n, std::int32_t* codes) const;
+  // code()'s arithmetic, for kernels that convert as they go: sum x multiplier() / divisor(), the
+  // division a product by the exact reciprocal where divides_by_power_of_two().
+  double multiplier() const { return multiplier_; }
+  double divisor() const { return divisor_; }
+  bool divides_by_power_of_two() const { return divisor_power_of_two_; }
 
  private:
   double step_ = 1.0, gain_ = 1.0;

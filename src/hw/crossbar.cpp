@@ -26,44 +26,85 @@ namespace spinbayes {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
-// Calibrated read-out of `count` columns' ADC codes (tile_sum_index: groups of kColumnGroup
-// columns, tile after tile, the group's columns side by side), a column a lane: per tile code x
-// scale added in tile order (one fused multiply-add, as column_value() does it), less the
-// column's shift: the same doubles. Eight groups at a time, so that their chains of additions
-// overlap. `scale`: per column and row tile (column-major); `shift`: per column.
-__attribute__((target("avx512f,avx512vl,fma"))) void calibrated_values(const std::int32_t* codes, const int* columns,
-                                                                      int count, int tiles, const double* scale,
-                                                                      const double* shift, double* values) {
+// One group of calibrated_readout(): the n columns from `first`, their lanes, the columns, each
+// one's first scale index, and the group's tile sums.
+inline __attribute__((always_inline, target("avx512f,avx512vl,fma"))) int readout_group(
+    const int* columns, const std::int32_t* sums, int count, int tiles, int first, __mmask8& lanes, __m128i& column,
+    __m128i& index, const std::int32_t*& at) {
+  const int n = std::min(kColumnGroup, count - first);
+  lanes = static_cast<__mmask8>((1u << n) - 1);
+  column = _mm_mask_loadu_epi32(_mm_set1_epi32(columns[first]), lanes, columns + first);
+  index = _mm_mullo_epi32(column, _mm_set1_epi32(tiles));
+  at = sums + static_cast<std::size_t>(first) * tiles;
+  return n;
+}
+
+// The ADC's conversion of four tile sums, Adc::code()'s arithmetic lane by lane (as adc.cpp's
+// SIMD codes): the exact product, the correctly rounded quotient, half away from zero, clamped;
+// the codes as doubles.
+struct AdcLanes {
+  __m256d multiplier, divisor, reciprocal, top, bottom;
+  bool power_of_two;
+};
+inline __attribute__((always_inline, target("avx512f,avx512vl,fma"))) __m256d adc_codes4(__m128i sums,
+                                                                                       const AdcLanes& adc) {
+  const __m256d product = _mm256_mul_pd(_mm256_cvtepi32_pd(sums), adc.multiplier);
+  const __m256d x = adc.power_of_two ? _mm256_mul_pd(product, adc.reciprocal) : _mm256_div_pd(product, adc.divisor);
+  const __m256d magnitude = _mm256_roundscale_pd(_mm256_add_pd(_mm256_andnot_pd(_mm256_set1_pd(-0.0), x), _mm256_set1_pd(0.5)),
+                                                 _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __mmask8 negative = _mm256_cmp_pd_mask(x, _mm256_setzero_pd(), _CMP_LT_OQ);
+  const __m256d code = _mm256_mask_sub_pd(magnitude, negative, _mm256_setzero_pd(), magnitude);
+  return _mm256_max_pd(_mm256_min_pd(code, adc.top), adc.bottom);
+}
+
+// Calibrated read-out of `count` columns' tile sums (tile_sum_index: groups of kColumnGroup
+// columns, tile after tile, the group's columns side by side), a column a lane: each tile's ADC
+// code (Adc::code()) times its scale added in tile order (one fused multiply-add, as
+// column_value() does it), less the column's shift: the same doubles. Two groups at a time, so
+// that their chains of additions overlap. `scale`: per column and row tile (column-major);
+// `shift`: per column.
+__attribute__((target("avx512f,avx512vl,fma"))) void calibrated_readout(const std::int32_t* sums, const int* columns,
+                                                                       int count, int tiles, const Adc& converter,
+                                                                       const double* scale, const double* shift,
+                                                                       double* values) {
   static_assert(kColumnGroup == 4);
-  constexpr int kGroups = 8;
-  for (int block = 0; block < count; block += kGroups * kColumnGroup) {
-    const int groups = std::min(kGroups, (count - block + kColumnGroup - 1) / kColumnGroup);
-    __m128i column[kGroups], index[kGroups];
-    __m256d value[kGroups];
-    __mmask8 lanes[kGroups];
-    int width[kGroups];
-    const std::int32_t* group_codes[kGroups];
-    for (int g = 0; g < groups; ++g) {
-      const int first = block + g * kColumnGroup, n = std::min(kColumnGroup, count - first);
-      width[g] = n;
-      lanes[g] = static_cast<__mmask8>((1u << n) - 1);
-      alignas(16) std::int32_t at[kColumnGroup];
-      for (int q = 0; q < kColumnGroup; ++q) at[q] = columns[first + (q < n ? q : 0)];
-      column[g] = _mm_load_si128(reinterpret_cast<const __m128i*>(at));
-      index[g] = _mm_mullo_epi32(column[g], _mm_set1_epi32(tiles));
-      value[g] = _mm256_setzero_pd();
-      group_codes[g] = codes + static_cast<std::size_t>(first) * tiles;
-    }
+  AdcLanes adc;
+  adc.multiplier = _mm256_set1_pd(converter.multiplier());
+  adc.divisor = _mm256_set1_pd(converter.divisor());
+  adc.reciprocal = _mm256_set1_pd(1.0 / converter.divisor());
+  adc.top = _mm256_set1_pd(converter.levels());
+  adc.bottom = _mm256_set1_pd(-converter.levels());
+  adc.power_of_two = converter.divides_by_power_of_two();
+  int first = 0;
+  for (; first + kColumnGroup < count; first += 2 * kColumnGroup) {
+    __mmask8 la, lb;
+    __m128i ca, cb, ia, ib;
+    const std::int32_t *a, *b;
+    readout_group(columns, sums, count, tiles, first, la, ca, ia, a);  // a full group
+    const int nb = readout_group(columns, sums, count, tiles, first + kColumnGroup, lb, cb, ib, b);
+    __m256d va = _mm256_setzero_pd(), vb = _mm256_setzero_pd();
     for (int t = 0; t < tiles; ++t) {
-      for (int g = 0; g < groups; ++g) {
-        const __m256d code = _mm256_cvtepi32_pd(_mm_maskz_loadu_epi32(lanes[g], group_codes[g] + t * width[g]));
-        value[g] = _mm256_fmadd_pd(code, _mm256_i32gather_pd(scale, _mm_add_epi32(index[g], _mm_set1_epi32(t)), 8), value[g]);
-      }
+      const __m256d code_a = adc_codes4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + t * kColumnGroup)), adc);
+      const __m256d code_b = adc_codes4(_mm_maskz_loadu_epi32(lb, b + t * nb), adc);
+      va = _mm256_fmadd_pd(code_a, _mm256_i32gather_pd(scale, ia, 8), va);
+      vb = _mm256_fmadd_pd(code_b, _mm256_i32gather_pd(scale, ib, 8), vb);
+      ia = _mm_add_epi32(ia, _mm_set1_epi32(1));
+      ib = _mm_add_epi32(ib, _mm_set1_epi32(1));
     }
-    for (int g = 0; g < groups; ++g) {
-      _mm256_mask_storeu_pd(values + block + g * kColumnGroup, lanes[g],
-                            _mm256_sub_pd(value[g], _mm256_i32gather_pd(shift, column[g], 8)));
+    _mm256_storeu_pd(values + first, _mm256_sub_pd(va, _mm256_i32gather_pd(shift, ca, 8)));
+    _mm256_mask_storeu_pd(values + first + kColumnGroup, lb, _mm256_sub_pd(vb, _mm256_i32gather_pd(shift, cb, 8)));
+  }
+  if (first < count) {
+    __mmask8 la;
+    __m128i ca, ia;
+    const std::int32_t* a;
+    const int na = readout_group(columns, sums, count, tiles, first, la, ca, ia, a);
+    __m256d va = _mm256_setzero_pd();
+    for (int t = 0; t < tiles; ++t) {
+      va = _mm256_fmadd_pd(adc_codes4(_mm_maskz_loadu_epi32(la, a + t * na), adc), _mm256_i32gather_pd(scale, ia, 8), va);
+      ia = _mm_add_epi32(ia, _mm_set1_epi32(1));
     }
+    _mm256_mask_storeu_pd(values + first, la, _mm256_sub_pd(va, _mm256_i32gather_pd(shift, ca, 8)));
   }
 }
 }  // namespace
@@ -212,15 +253,15 @@ void CrossbarLayer::column_values(const int* columns, std::int32_t* sums, int co
       for (int i = 0; i < count; ++i) values[i] = column_value(columns[i], sums + i);
       return;
     }
-    // Each tile's ADC code (SIMD, the scalar's rounding), then column_value's correction and sum
-    // in its order: code x step / gain, tile after tile, less the offsets' sum.
-    adc_.codes(sums, count * tiles, sums);
+    // Each tile's ADC code (the scalar's rounding), then column_value's correction and sum in its
+    // order: code x step / gain, tile after tile, less the offsets' sum.
 #if SPINBAYES_READOUT_AVX512
     if (vnni_) {
-      calibrated_values(sums, columns, count, tiles, readout_scale_.data(), readout_shift_.data(), values);
+      calibrated_readout(sums, columns, count, tiles, adc_, readout_scale_.data(), readout_shift_.data(), values);
       return;
     }
 #endif
+    adc_.codes(sums, count * tiles, sums);
     for (int first = 0; first < count; first += kColumnGroup) {
       const int n = std::min(kColumnGroup, count - first);
       const std::int32_t* group = sums + static_cast<std::size_t>(first) * tiles;
@@ -302,27 +343,34 @@ void CrossbarLayer::sense_row(const PatchRows& patches, int m, const std::int32_
       if (cols_ % kBitsPerWord != 0) near.back() = (BitWord{1} << (cols_ % kBitsPerWord)) - 1;
     }
     thread_local std::vector<int> columns;
-    columns.clear();
+    columns.resize(static_cast<std::size_t>(cols_));
+    int count = 0;
     for (int word = 0; word < words; ++word) {
       for (BitWord bits = near[static_cast<std::size_t>(word)]; bits != 0; bits &= bits - 1) {
-        columns.push_back(word * kBitsPerWord + std::countr_zero(bits));
+        columns[static_cast<std::size_t>(count++)] = word * kBitsPerWord + std::countr_zero(bits);
       }
     }
-    events.analog_decisions += columns.size();
-    if (columns.empty()) return;
+    events.analog_decisions += static_cast<std::uint64_t>(count);
+    if (count == 0) return;
     thread_local std::vector<std::int32_t> sums;
-    sums.resize(columns.size() * static_cast<std::size_t>(cells_.row_tiles()));
+    sums.resize(static_cast<std::size_t>(count) * static_cast<std::size_t>(cells_.row_tiles()));
     thread_local std::vector<double> values;
-    values.resize(columns.size());
-    cells_.tile_sums(patches, m, columns.data(), static_cast<int>(columns.size()), sums.data());
-    column_values(columns.data(), sums.data(), static_cast<int>(columns.size()), values.data());
-    for (std::size_t i = 0; i < columns.size(); ++i) {
-      const int j = columns[i];
-      const double value = values[i];
-      // Branch-free: the analog decisions are the coin flips of this loop.
-      const BitWord fire = sign[j] * value - bound[j] + 0.5 + offset_[static_cast<std::size_t>(j)] >= 0.0;
-      BitWord& word = out[j / kBitsPerWord];
-      word = (word & ~(BitWord{1} << (j % kBitsPerWord))) | (fire << (j % kBitsPerWord));
+    values.resize(static_cast<std::size_t>(count));
+    cells_.tile_sums(patches, m, columns.data(), count, sums.data());
+    column_values(columns.data(), sums.data(), count, values.data());
+    // The analog decisions replace the screen's in the near columns, a word at a time (the
+    // columns are listed in ascending order): branch-free, they are this loop's coin flips.
+    int i = 0;
+    for (int word = 0; word < words; ++word) {
+      const BitWord listed = near[static_cast<std::size_t>(word)];
+      if (listed == 0) continue;
+      BitWord fired = 0;
+      for (; i < count && columns[static_cast<std::size_t>(i)] / kBitsPerWord == word; ++i) {
+        const int j = columns[static_cast<std::size_t>(i)];
+        const BitWord fire = sign[j] * values[static_cast<std::size_t>(i)] - bound[j] + 0.5 + offset_[static_cast<std::size_t>(j)] >= 0.0;
+        fired |= fire << (j % kBitsPerWord);
+      }
+      out[word] = (out[word] & ~listed) | fired;
     }
     return;
   }
