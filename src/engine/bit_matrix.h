@@ -13,6 +13,13 @@ namespace spinbayes {
 using BitWord = std::uint64_t;
 constexpr int kBitsPerWord = 64;
 constexpr int words_for_bits(int bits) { return (bits + kBitsPerWord - 1) / kBitsPerWord; }
+// Whether the n words at a and b are equal, inline: the rows compared per window are a few words,
+// where a library call costs more than the comparison.
+inline bool same_words(const BitWord* a, const BitWord* b, int n) {
+  BitWord differ = 0;
+  for (int i = 0; i < n; ++i) differ |= a[i] ^ b[i];
+  return differ == 0;
+}
 
 // rows x bits, each row padded to `words` 64-bit words, row-major.
 struct BitMatrix {

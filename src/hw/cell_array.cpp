@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <array>
+#include <map>
 #include <memory>
 #include <unordered_map>
 
@@ -214,7 +215,7 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
   if (ir_drop_) {
     // Each tile's reads through its wires (ir_drop.h's fast model); the wires' part of a value
     // is what they change of it.
-    std::shared_ptr<const IrDropMap> previous_map;
+    std::map<const IrDropMap*, std::size_t> relief_of_map;  // the first tile's relief of each shape
     for (int rt = 0; rt < row_tiles_; ++rt) {
       const int r0 = rt * tile_rows_, n = std::min(tile_rows_, rows_ - r0);
       for (int ct = 0; ct < col_tiles; ++ct) {
@@ -233,14 +234,15 @@ CellArray::CellArray(const HardwareConfig& hw, const LayerMapping& mapping, cons
           }
         }
         const TileReads reads = fast_tile_reads(*map, g, ref_p, ref_ap);
-        // The relief depends on the tile's shape alone: a row tile's column tiles of one shape
-        // share one (its serial too, so that a driven pattern is solved once for all of them).
-        if (ct > 0 && map == previous_map) {
-          relief_.push_back(relief_.back());
+        // The relief depends on the tile's shape alone (its map): every tile of one shape shares
+        // one, its serial too, so that a driven pattern is solved once for all of them (under
+        // spatial masks the row tiles of a window mostly drive one pattern, the mask's).
+        if (const auto same = relief_of_map.find(map.get()); same != relief_of_map.end()) {
+          relief_.push_back(relief_[same->second]);
         } else {
+          relief_of_map.emplace(map.get(), relief_.size());
           relief_.push_back(bit_line_relief(*map));
         }
-        previous_map = map;
         const double e = error_of(r0, ct);  // the reference's error acts on its current as read
         for (int r = 0; r < n; ++r) {
           for (int c = 0; c < m; ++c) {
@@ -439,6 +441,8 @@ struct ReliefPattern {
   std::uint64_t serial = 0;  // the BitLineRelief's (0: empty)
   std::vector<BitWord> driven;
   std::vector<std::int32_t> beta_q;
+  std::vector<std::int8_t> beta_bytes;  // beta_q as the SIMD sums take it, where every one fits a byte
+  bool fits = true;
   std::int32_t base = 0;
   double bound = 0.0;
 };
@@ -456,7 +460,7 @@ const ReliefPattern& relief_pattern(const BitLineRelief& relief, const BitWord* 
   if (last.size() > 4096) last.clear();
   Kept& kept = last[relief.serial];
   for (const ReliefPattern& q : kept.patterns) {
-    if (q.serial == relief.serial && std::equal(keep, keep + words, q.driven.begin())) return q;
+    if (q.serial == relief.serial && static_cast<int>(q.driven.size()) == words && same_words(keep, q.driven.data(), words)) return q;
   }
   ReliefPattern& p = kept.patterns[static_cast<std::size_t>(kept.next)];
   kept.next = (kept.next + 1) % kPatterns;
@@ -473,9 +477,13 @@ const ReliefPattern& relief_pattern(const BitLineRelief& relief, const BitWord* 
   p.beta_q.assign(static_cast<std::size_t>(words) * kBitsPerWord, 0);
   p.base = static_cast<std::int32_t>(std::lround(shared * cell_scale));
   p.bound = std::fabs(shared);
+  p.beta_bytes.assign(static_cast<std::size_t>(n), 0);
+  p.fits = true;
   for (int r = 0; r < n; ++r) {
     const auto i = static_cast<std::size_t>(r);
     p.beta_q[i] = static_cast<std::int32_t>(std::lround(beta[i] * cell_scale));
+    p.fits = p.fits && p.beta_q[i] >= -128 && p.beta_q[i] <= 127;
+    p.beta_bytes[i] = static_cast<std::int8_t>(p.beta_q[i]);
     if (driven[i]) {
       p.base -= p.beta_q[i];
       p.bound += std::fabs(beta[i]);
@@ -537,7 +545,7 @@ const CellArray::WindowRelief& CellArray::window_relief(const BitWord* keep) con
   const std::uint64_t serial = relief_.front().serial;
   const int words = padded_rows_ / kBitsPerWord;
   const auto matches = [&](const WindowRelief& w) {
-    return w.serial == serial && std::equal(keep, keep + words, w.keep.begin());
+    return w.serial == serial && static_cast<int>(w.keep.size()) == words && same_words(keep, w.keep.data(), words);
   };
   // Consecutive windows mostly drive the same rows: the last one found first.
   if (matches(kept[static_cast<std::size_t>(last)])) return kept[static_cast<std::size_t>(last)];
@@ -572,12 +580,11 @@ const CellArray::WindowRelief& CellArray::window_relief(const BitWord* keep) con
       worst = std::max(worst, p->bound);
       if (!dead_tile_.empty() && dead_tile_[tile]) continue;
       w.base[tile] = p->base;
-      std::int8_t* beta = w.beta.data() + static_cast<std::size_t>(ct) * padded_rows_ + r0;
-      for (int r = 0; r < n; ++r) {
-        const std::int32_t b = p->beta_q[static_cast<std::size_t>(r)];
-        if (b < -128 || b > 127) throw Error("IR drop: a row's relief of " + std::to_string(b) + " / " + std::to_string(cell_scale_) + " dot units exceeds a byte");
-        beta[r] = static_cast<std::int8_t>(b);
+      if (!p->fits) {
+        const auto b = *std::find_if(p->beta_q.begin(), p->beta_q.end(), [](std::int32_t v) { return v < -128 || v > 127; });
+        throw Error("IR drop: a row's relief of " + std::to_string(b) + " / " + std::to_string(cell_scale_) + " dot units exceeds a byte");
       }
+      std::copy(p->beta_bytes.begin(), p->beta_bytes.end(), w.beta.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(ct) * padded_rows_ + r0));
     }
     w.bound += worst;
   }

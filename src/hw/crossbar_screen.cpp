@@ -169,7 +169,7 @@ inline __attribute__((always_inline)) TapPattern tap_pattern_body(const BitWord*
   thread_local int last_kernel = 0, last_tap_rows = 0;
   TapPattern p;
   if (kernel == last_kernel && tap_rows == last_tap_rows && static_cast<int>(last_keep.size()) == words &&
-      std::equal(keep, keep + words, last_keep.begin())) {
+      same_words(keep, last_keep.data(), words)) {
     p = last;
   } else {
     p.ky0 = p.kx0 = kernel;
