@@ -26,15 +26,14 @@ namespace spinbayes {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace {
-// One group of calibrated_readout(): the n columns from `first`, their lanes, the columns, each
-// one's first scale index, and the group's tile sums.
+// One group of calibrated_readout(): the n columns from `first`, their lanes, the columns, and
+// the group's tile sums.
 inline __attribute__((always_inline, target("avx512f,avx512vl,fma"))) int readout_group(
     const int* columns, const std::int32_t* sums, int count, int tiles, int first, __mmask8& lanes, __m128i& column,
-    __m128i& index, const std::int32_t*& at) {
+    const std::int32_t*& at) {
   const int n = std::min(kColumnGroup, count - first);
   lanes = static_cast<__mmask8>((1u << n) - 1);
   column = _mm_mask_loadu_epi32(_mm_set1_epi32(columns[first]), lanes, columns + first);
-  index = _mm_mullo_epi32(column, _mm_set1_epi32(tiles));
   at = sums + static_cast<std::size_t>(first) * tiles;
   return n;
 }
@@ -57,6 +56,18 @@ inline __attribute__((always_inline, target("avx512f,avx512vl,fma"))) __m256d ad
   return _mm256_max_pd(_mm256_min_pd(code, adc.top), adc.bottom);
 }
 
+// The scales of a group's columns (per column and row tile, column-major), tile by tile: four
+// loads from the columns' rows (a group of n < 4 repeats its first column in the idle lanes).
+struct ScaleRows {
+  const double* row[kColumnGroup];
+  ScaleRows(const double* scale, const int* columns, int n, int tiles) {
+    for (int q = 0; q < kColumnGroup; ++q) row[q] = scale + static_cast<std::size_t>(columns[q < n ? q : 0]) * tiles;
+  }
+  inline __attribute__((always_inline, target("avx512f,avx512vl,fma"))) __m256d at(int t) const {
+    return _mm256_setr_pd(row[0][t], row[1][t], row[2][t], row[3][t]);
+  }
+};
+
 // Calibrated read-out of `count` columns' tile sums (tile_sum_index: groups of kColumnGroup
 // columns, tile after tile, the group's columns side by side), a column a lane: each tile's ADC
 // code (Adc::code()) times its scale added in tile order (one fused multiply-add, as
@@ -78,31 +89,30 @@ __attribute__((target("avx512f,avx512vl,fma"))) void calibrated_readout(const st
   int first = 0;
   for (; first + kColumnGroup < count; first += 2 * kColumnGroup) {
     __mmask8 la, lb;
-    __m128i ca, cb, ia, ib;
+    __m128i ca, cb;
     const std::int32_t *a, *b;
-    readout_group(columns, sums, count, tiles, first, la, ca, ia, a);  // a full group
-    const int nb = readout_group(columns, sums, count, tiles, first + kColumnGroup, lb, cb, ib, b);
+    readout_group(columns, sums, count, tiles, first, la, ca, a);  // a full group
+    const int nb = readout_group(columns, sums, count, tiles, first + kColumnGroup, lb, cb, b);
+    const ScaleRows sa(scale, columns + first, kColumnGroup, tiles), sb(scale, columns + first + kColumnGroup, nb, tiles);
     __m256d va = _mm256_setzero_pd(), vb = _mm256_setzero_pd();
     for (int t = 0; t < tiles; ++t) {
       const __m256d code_a = adc_codes4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + t * kColumnGroup)), adc);
       const __m256d code_b = adc_codes4(_mm_maskz_loadu_epi32(lb, b + t * nb), adc);
-      va = _mm256_fmadd_pd(code_a, _mm256_i32gather_pd(scale, ia, 8), va);
-      vb = _mm256_fmadd_pd(code_b, _mm256_i32gather_pd(scale, ib, 8), vb);
-      ia = _mm_add_epi32(ia, _mm_set1_epi32(1));
-      ib = _mm_add_epi32(ib, _mm_set1_epi32(1));
+      va = _mm256_fmadd_pd(code_a, sa.at(t), va);
+      vb = _mm256_fmadd_pd(code_b, sb.at(t), vb);
     }
     _mm256_storeu_pd(values + first, _mm256_sub_pd(va, _mm256_i32gather_pd(shift, ca, 8)));
     _mm256_mask_storeu_pd(values + first + kColumnGroup, lb, _mm256_sub_pd(vb, _mm256_i32gather_pd(shift, cb, 8)));
   }
   if (first < count) {
     __mmask8 la;
-    __m128i ca, ia;
+    __m128i ca;
     const std::int32_t* a;
-    const int na = readout_group(columns, sums, count, tiles, first, la, ca, ia, a);
+    const int na = readout_group(columns, sums, count, tiles, first, la, ca, a);
+    const ScaleRows sa(scale, columns + first, na, tiles);
     __m256d va = _mm256_setzero_pd();
     for (int t = 0; t < tiles; ++t) {
-      va = _mm256_fmadd_pd(adc_codes4(_mm_maskz_loadu_epi32(la, a + t * na), adc), _mm256_i32gather_pd(scale, ia, 8), va);
-      ia = _mm_add_epi32(ia, _mm_set1_epi32(1));
+      va = _mm256_fmadd_pd(adc_codes4(_mm_maskz_loadu_epi32(la, a + t * na), adc), sa.at(t), va);
     }
     _mm256_mask_storeu_pd(values + first, la, _mm256_sub_pd(va, _mm256_i32gather_pd(shift, ca, 8)));
   }
