@@ -211,6 +211,8 @@ void hardware_config_seeds(const fs::path& dir) {
   // Found by fuzzing: a number beyond double range, a newline in an unknown key.
   write(dir / "number-overflow", "{\"mtj\": {\"tmr\": 1e400}}");
   write(dir / "newline-in-key", "{\"mtj\": {\"tmr\\nratio\": 1}}");
+  // One key set twice through a dotted and a nested path.
+  write(dir / "dotted-and-nested", "{\"mtj.delta\": 30, \"mtj\": {\"delta\": 40}}");
 }
 
 void calibration_seeds(const fs::path& dir) {

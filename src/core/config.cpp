@@ -115,7 +115,7 @@ void ConfigTable::set(const Entry& e, const nlohmann::json& value, const std::st
       const auto& word = value.get_ref<const std::string&>();
       const auto found = std::find(e.choices.begin(), e.choices.end(), word);
       if (found == e.choices.end()) {
-        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, printable(word), join(e.choices)));
+        throw Error(fmt::format("{}: {} = '{}' is not one of: {}", origin, e.key, printable_head(word), join(e.choices)));
       }
       e.set_choice_index(static_cast<int>(found - e.choices.begin()));
       break;
@@ -124,28 +124,31 @@ void ConfigTable::set(const Entry& e, const nlohmann::json& value, const std::st
   check_entry(e, origin);
 }
 
-void ConfigTable::walk(const nlohmann::json& node, const std::string& prefix, const std::string& origin) {
+void ConfigTable::walk(const nlohmann::json& node, const std::string& prefix, const std::string& origin,
+                       std::set<std::string>& given) {
   for (auto it = node.begin(); it != node.end(); ++it) {
     const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
     if (const Entry* e = find(key)) {
+      if (!given.insert(key).second) throw Error(fmt::format("{}: {} is given twice (once dotted, once nested)", origin, key));
       set(*e, it.value(), origin);
       continue;
     }
     // A section: the prefix of some known key, holding an object.
     bool section = false;
     for (const Entry& entry : entries_) section = section || entry.key.rfind(key + ".", 0) == 0;
-    if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, printable(key)));
+    if (!section) throw Error(fmt::format("{}: unknown key '{}'", origin, printable_head(key)));
     if (!it.value().is_object()) {
-      throw Error(fmt::format("{}: {} is a section: expected an object, got {}", origin, printable(key),
+      throw Error(fmt::format("{}: {} is a section: expected an object, got {}", origin, printable_head(key),
                               it.value().type_name()));
     }
-    walk(it.value(), key, origin);
+    walk(it.value(), key, origin, given);
   }
 }
 
 void ConfigTable::apply(const nlohmann::json& document, const std::string& origin) {
   if (!document.is_object()) throw Error(origin + ": expected a JSON object at the top level");
-  walk(document, "", origin);
+  std::set<std::string> given;
+  walk(document, "", origin, given);
 }
 
 void ConfigTable::apply_file(const std::filesystem::path& path) {
@@ -159,7 +162,8 @@ void ConfigTable::apply_file(const std::filesystem::path& path) {
     if (what.rfind("[json.exception.", 0) == 0 && what.find("] ") != std::string::npos) {
       what = what.substr(what.find("] ") + 2);
     }
-    throw Error(path.string() + ": not valid JSON (" + what.substr(0, what.find('\n')) + ")");
+    // The library quotes the bytes it stopped at, which may not be UTF-8.
+    throw Error(path.string() + ": not valid JSON (" + printable(what.substr(0, what.find('\n')), /*ascii=*/true) + ")");
   } catch (const Error& e) {
     throw Error(path.string() + ": " + e.what());
   }

@@ -6,6 +6,7 @@
 // and the key. to_commented_json() writes the table back out, each value with its unit and source.
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,9 @@ class ConfigTable {
   const Entry* find(const std::string& key) const;
   void set(const Entry& entry, const nlohmann::json& value, const std::string& origin);
   void check_entry(const Entry& entry, const std::string& origin) const;
-  void walk(const nlohmann::json& node, const std::string& prefix, const std::string& origin);
+  // Sets the document's keys under `prefix`; `given`: the full keys set so far, so that one given
+  // both dotted and nested ({"mtj.delta": 30, "mtj": {"delta": 40}}) is refused.
+  void walk(const nlohmann::json& node, const std::string& prefix, const std::string& origin, std::set<std::string>& given);
   std::vector<Entry> entries_;
 };
 

@@ -125,6 +125,10 @@ TEST_F(ConfigFile, NotJson) {
 TEST_F(ConfigFile, DuplicateKeys) {
   expect_rejected(R"({"mtj": {"tmr": 1.5, "tmr": 2.0}})", {"duplicate key 'tmr'"});
   expect_rejected(R"({"mtj": {"tmr": 1.5}, "mtj": {"tmr": 2.0}})", {"duplicate key 'mtj'"});
+  // The same key once dotted and once nested, in either order: not one object's duplicate, but
+  // the same setting twice.
+  expect_rejected(R"({"mtj.delta": 30, "mtj": {"delta": 40}})", {"mtj.delta is given twice"});
+  expect_rejected(R"({"crossbar": {"tile_rows": 128}, "crossbar.tile_rows": 64})", {"crossbar.tile_rows is given twice"});
 }
 
 TEST_F(ConfigFile, MessagesQuotingTheFileStayOnOneLine) {
@@ -132,6 +136,12 @@ TEST_F(ConfigFile, MessagesQuotingTheFileStayOnOneLine) {
   expect_rejected("{\"mtj\": {\"tmr\\nratio\": 1}}", {"unknown key", "mtj.tmr\\nratio"});
   expect_rejected(R"({"dropout_module": {"element_masks": "per\r\nrow"}})",
                   {"dropout_module.element_masks", "per\\r\\nrow"});
+  // A hostile file's huge key or word is quoted by its head; bytes that are not UTF-8 where the
+  // parser stopped, escaped.
+  expect_rejected("{\"mtj\": {\"" + std::string(100000, 'k') + "\": 1}}", {"unknown key", "... (100004 bytes)"});
+  expect_rejected(R"({"crossbar": {"column_calibration": ")" + std::string(100000, 'w') + "\"}}",
+                  {"crossbar.column_calibration", "... (100000 bytes)"});
+  expect_rejected("{\"mtj\": {\"delta\": 30}} \xff\xfe", {"not valid JSON", "\\xff"});
 }
 
 TEST_F(ConfigFile, MissingFileOrPreset) {
