@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iterator>
 #include <new>
 #include <fmt/format.h>
@@ -351,6 +352,12 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return speaks ? app.exit(e) : 0;  // --help
     std::string what = e.what();
     if (what.empty()) what = e.get_name();
+    // The parser's "Could not convert: --epochs = many", as every other message: the field first.
+    constexpr std::string_view kConvert = "Could not convert: ";
+    if (const auto equals = what.find(" = "); what.rfind(kConvert, 0) == 0 && equals != std::string::npos) {
+      what = what.substr(kConvert.size(), equals - kConvert.size()) + ": could not convert '" + what.substr(equals + 3) +
+             "'";
+    }
     if (speaks) std::fprintf(stderr, "spinbayes: error: %s\n", quoted_argument(what).c_str());
     return 1;
   } catch (const spinbayes::Error& e) {
@@ -430,6 +437,8 @@ int main(int argc, char** argv) {
         check_output_path(bench_json_path, "--json");
         check_not_an_input(bench_json_path, run_files(bench.model), "--json");
       }
+      // --hw absent: the engine alone; given, it names a chip.
+      if (bench_cmd->count("--hw") > 0) HardwareConfig::require_source(bench.hardware);
       if (!bench.hardware.empty()) warn_if_degenerate(HardwareConfig::load(bench.hardware), "--hw " + bench.hardware);
       const BenchReport report = run_bench(bench);
       emit_report(bench_json(report), bench_table(report), bench_json_path, "bench");
@@ -457,7 +466,10 @@ int main(int argc, char** argv) {
     } else if (*hw_cmd) {
       HardwareConfig hw = HardwareConfig::load(hw_source);
       if (!(hw_p > 0.0 && hw_p < 1.0)) throw Error(fmt::format("--p: dropout probability must be in (0, 1), got {:g}", hw_p));
-      const std::string derived = derived_comment(derived_quantities(hw, hw_p), hw_p);
+      const auto quantities = derived_quantities(hw, hw_p);
+      // A config the chip cannot be built from fails its check as it fails every command.
+      if (!quantities.unreachable.empty()) throw Error(quantities.unreachable);
+      const std::string derived = derived_comment(quantities, hw_p);
       std::fputs((hw.table().to_commented_json() + derived).c_str(), stdout);
     } else if (*export_cmd) {
       export_run(export_dir);
@@ -540,6 +552,14 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::bad_alloc&) {
     if (speaks) std::fprintf(stderr, "spinbayes: error: out of memory\n");
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the system could not look at (a loop of links, a name too long, no permission):
+    // the path first, then why.
+    const std::string path = !e.path1().empty() ? e.path1().string() : e.path2().string();
+    if (speaks) {
+      std::fprintf(stderr, "spinbayes: error: %s: %s\n", printable_head(path, 240).c_str(), e.code().message().c_str());
+    }
     return 1;
   } catch (const std::exception& e) {
     std::string what = e.what();

@@ -274,10 +274,12 @@ ConfigTable Technology::table() {
 
 Technology Technology::load(const std::string& source, const HardwareConfig& hw, double p) {
   Technology tech = defaults(hw, p);
-  if (source == "default" || source.empty()) return tech;
-  if (!std::filesystem::exists(source)) {
-    throw Error("--tech: '" + source + "' is neither 'default' nor an existing file");
-  }
+  if (source.empty()) throw Error("--tech: empty (default or a technology file)");
+  if (source == "default") return tech;
+  std::error_code error;
+  const bool exists = std::filesystem::exists(source, error);
+  if (error) throw Error("--tech: " + printable_head(source) + ": " + error.message());
+  if (!exists) throw Error("--tech: '" + printable_head(source) + "' is neither 'default' nor an existing file");
   ConfigTable table = tech.table();
   table.apply_file(source);
   derive(tech, hw, p, keys_in(source));

@@ -267,12 +267,17 @@ void HardwareConfig::validate(const std::string& origin) {
 }
 
 HardwareConfig HardwareConfig::load(const std::string& source, const std::string& option) {
-  if (source == "default" || source.empty()) return defaults();
+  require_source(source, option);
+  if (source == "default") return defaults();
   if (source == "ideal") return ideal();
   if (source == "wired") return wired();
   if (source == "unwired") return unwired();
-  if (!std::filesystem::exists(source)) {
-    throw Error(fmt::format("{}: '{}' is neither a preset ({}) nor an existing file", option, source, kPresetNames));
+  std::error_code error;
+  const bool exists = std::filesystem::exists(source, error);
+  if (error) throw Error(fmt::format("{}: {}: {}", option, printable_head(source), error.message()));
+  if (!exists) {
+    throw Error(fmt::format("{}: '{}' is neither a preset ({}) nor an existing file", option, printable_head(source),
+                            kPresetNames));
   }
   HardwareConfig hw = defaults();
   hw.table().apply_file(source);

@@ -253,7 +253,8 @@ TEST(HardeningCli, CommandLineErrorsAreOneLineWithExitOne) {
   expect_one_line_error(run_cli("trian --model x"), {"unknown subcommand 'trian'", "train"});
   expect_one_line_error(run_cli("train --out /tmp/x --frobnicate 3"), {"--frobnicate"});
   expect_one_line_error(run_cli("train --out /tmp/x --epochs 1 --epochs 2"), {"--epochs"});
-  expect_one_line_error(run_cli("train --out /tmp/x --epochs many"), {"--epochs", "many"});
+  expect_one_line_error(run_cli("train --out /tmp/x --epochs many"), {"--epochs: could not convert 'many'"});
+  expect_one_line_error(run_cli("hw --p abc"), {"--p: could not convert 'abc'"});
   expect_one_line_error(run_cli("train --out /tmp/x --model \"$(printf 'a\\nb')\""), {"a\\nb"});
   expect_one_line_error(run_cli("eval --model x --samples \"$(printf '3\\n4')\""), {"--samples"});
   expect_one_line_error(run_cli("sweep --model x --param mtj.sigma_rp --values \"$(printf '0.1,zz\\ny')\""),
@@ -303,6 +304,39 @@ TEST(HardeningCli, ConfigFilesThatAreDirectoriesSaySo) {
   expect_one_line_error(run_cli("experiment --quick --quiet --models " + (dir / "models").string() + " --out " +
                                 (dir / "exp").string()),
                         {"--models", "not a directory"});
+  fs::remove_all(dir);
+}
+
+// A path the system cannot look at (a loop of links, a name too long) and an empty --hw or
+// --tech: one line naming the option, from every command that takes them.
+TEST(HardeningCli, HardwareAndTechnologyPathsTheSystemCannotReadAreOneLine) {
+  const auto dir = fresh_dir("paths");
+  fs::create_symlink(dir / "b", dir / "a");
+  fs::create_symlink(dir / "a", dir / "b");
+  const std::string loop = (dir / "a").string(), long_name = (dir / std::string(300, 'n')).string();
+  for (const std::string& command : {std::string("hw"), std::string("cost --model vgg-small"), std::string("bench --model x")}) {
+    SCOPED_TRACE(command);
+    expect_one_line_error(run_cli(command + " --hw " + loop), {"--hw: " + loop + ": Too many levels of symbolic links"});
+    expect_one_line_error(run_cli(command + " --hw " + long_name), {"--hw: ", "... (", "File name too long"});
+    expect_one_line_error(run_cli(command + " --hw ''"), {"--hw: empty (default, wired, unwired, ideal or a config file)"});
+  }
+  expect_one_line_error(run_cli("cost --model vgg-small --tech " + loop), {"--tech: " + loop + ": Too many levels"});
+  expect_one_line_error(run_cli("cost --model vgg-small --tech ''"), {"--tech: empty"});
+  // Inputs read elsewhere through the file system's own errors: the path first.
+  expect_one_line_error(run_cli("predict --model " + tiny_run().string() + " --images " + loop + " --out " + (dir / "o.npy").string()),
+                        {loop + ": ", "Too many levels of symbolic links"});
+  fs::remove_all(dir);
+}
+
+// `hw` checks a config as the commands that build a chip from it do: one whose modules cannot
+// reach p fails there too, with the same line.
+TEST(HardeningCli, HwRefusesAConfigNoChipCanBeBuiltFrom) {
+  const auto dir = fresh_dir("hw-check");
+  const fs::path file = dir / "short-pulse.json";
+  std::ofstream(file) << R"({"dropout_module": {"pulse_width_ns": 0.01}})";
+  const std::string cause = "dropout_module.pulse_width_ns: p = 0.1 in 0.01 ns needs I >= Ic0";
+  expect_one_line_error(run_cli("hw --hw " + file.string()), {cause});
+  expect_one_line_error(run_cli("cost --model vgg-small --hw " + file.string()), {cause});
   fs::remove_all(dir);
 }
 

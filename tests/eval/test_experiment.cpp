@@ -621,7 +621,7 @@ TEST(ExperimentInput, BadInputIsOneLineNamingTheOption) {
       {"experiment --runs a,b,c --epochs 3" + out, "--epochs: the runs give it; not with --runs"},
       {"experiment --seeds 0" + out, "--seeds: must be in 1..20, got 0"},
       {"experiment --seeds 21" + out, "--seeds: must be in 1..20, got 21"},
-      {"experiment --seeds x" + out, "Could not convert: --seeds = x"},
+      {"experiment --seeds x" + out, "--seeds: could not convert 'x'"},
       {"experiment --seed 18446744073709551615 --seeds 2" + out, "--seed: 18446744073709551615 + 2 seeds overflows 64 bits"},
       {"experiment --runs " + (dir / "none").string() + ",b,c" + out, (dir / "none" / "config.json").string() + ": not found"},
       {"experiment --samples 0" + out, "--samples: must be in 1..10000, got 0"},
