@@ -78,6 +78,14 @@ BenchReport run_bench(const BenchOptions& o) {
     r.cim_analog_share = total.simulated_decisions > 0
                              ? static_cast<double>(total.analog_decisions) / static_cast<double>(total.simulated_decisions)
                              : 0.0;
+    for (int i = 0; i < static_cast<int>(ledger.layers.size()); ++i) {
+      const LayerEvents& e = ledger.layers[static_cast<std::size_t>(i)];
+      if (e.simulated_decisions == 0) continue;
+      // The ledger holds every timed run: per image and sample over all of them.
+      const double passes = static_cast<double>(ledger.images) * ledger.samples;
+      r.cim_layers.push_back({i, static_cast<double>(e.simulated_decisions) / passes,
+                              static_cast<double>(e.analog_decisions) / static_cast<double>(e.simulated_decisions)});
+    }
     r.hardware = o.hardware;
     r.cim_samples_per_s = work / cim_s;
     r.cim_time_over_engine = cim_s / engine_s;
@@ -245,6 +253,10 @@ nlohmann::json bench_json(const BenchReport& r) {
                 {"time_over_engine", r.cim_time_over_engine},
                 {"setup_seconds", r.cim_setup_seconds},
                 {"analog_share", r.cim_analog_share}};
+    j["cim"]["layers"] = nlohmann::json::array();
+    for (const auto& l : r.cim_layers) {
+      j["cim"]["layers"].push_back({{"layer", l.layer}, {"decisions_per_sample", l.decisions}, {"analog_share", l.analog_share}});
+    }
     if (r.ir_drop_time_factor > 0.0) {
       j["cim"]["without_wires_samples_per_s"] = r.cim_without_wires_samples_per_s;
       j["cim"]["ir_drop_time_factor"] = r.ir_drop_time_factor;
@@ -265,6 +277,9 @@ std::string bench_table(const BenchReport& r) {
                        "chip set up in {:.2f} s; {:.1f} % of decisions through the analog sum)\n",
                        r.cim_samples_per_s, r.cim_time_over_engine, r.hardware, r.cim_setup_seconds,
                        100.0 * r.cim_analog_share);
+    std::string shares;
+    for (const auto& l : r.cim_layers) shares += fmt::format("{}layer {}: {:.1f} %", shares.empty() ? "" : ", ", l.layer, 100.0 * l.analog_share);
+    if (!shares.empty()) out += "  cim analog decisions by layer: " + shares + "\n";
     if (r.ir_drop_time_factor > 0.0) {
       out += fmt::format("  no wires  {:10.0f} images x samples / s   (the same chip without IR drop: IR drop takes {:.2f}x "
                          "its time)\n",

@@ -56,6 +56,12 @@ struct BenchReport {
   std::string hardware;
   double cim_samples_per_s = 0, cim_time_over_engine = 0, cim_setup_seconds = 0;
   double cim_analog_share = 0;  // hidden-layer decisions the screen sent through the analog sum
+  // The same share layer by layer (the model's layer index, its decisions per image and sample).
+  struct LayerShare {
+    int layer = 0;
+    double decisions = 0, analog_share = 0;
+  };
+  std::vector<LayerShare> cim_layers;
   // With IR drop on (crossbar.wire_resistance_ohm > 0): the same chip without wires, timed in the
   // same run, and the time IR drop adds as a factor on it.
   double cim_without_wires_samples_per_s = 0, ir_drop_time_factor = 0;

@@ -248,6 +248,27 @@ TEST(Cli, BenchReportsEveryFigure) {
   EXPECT_EQ(points, (std::vector<int>{1, 10, 50}));
   expect_one_line_error(run_cli("bench --model " + run.string() + " --samples 0"), "samples");
 
+  // With a chip: each binary layer's decisions per image and sample from its shape, its share of
+  // analog decisions in [0, 1], and the total share their decision-weighted mean.
+  const auto rc = run_cli("bench --model " + run.string() + " --samples 2 --images 8 --hw default --json " + json.string());
+  ASSERT_EQ(rc.exit_code, 0) << rc.output;
+  EXPECT_NE(rc.output.find("cim analog decisions by layer: layer 1: "), std::string::npos) << rc.output;
+  const nlohmann::json jc = nlohmann::json::parse(read_file(json));
+  const auto& chip_layers = jc["cim"]["layers"];
+  ASSERT_EQ(chip_layers.size(), 5u);
+  EXPECT_EQ(chip_layers[0]["layer"].get<int>(), 1);
+  EXPECT_EQ(chip_layers[0]["decisions_per_sample"].get<double>(), 28.0 * 28 * 8);  // 8 columns, 28 x 28 windows
+  double decisions = 0, analog = 0;
+  for (const auto& l : chip_layers) {
+    const double share = l["analog_share"].get<double>();
+    EXPECT_GE(share, 0.0);
+    EXPECT_LE(share, 1.0);
+    decisions += l["decisions_per_sample"].get<double>();
+    analog += share * l["decisions_per_sample"].get<double>();
+  }
+  EXPECT_GT(analog, 0.0);
+  EXPECT_NEAR(jc["cim"]["analog_share"].get<double>(), analog / decisions, 1e-12);
+
   // resnet20's two shortcut convolutions: each timed whole with its block's layers, its share of
   // the block in (0, 1), its rate from its own time.
   const auto resnet = dir / "resnet";
