@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "engine/bgemm.h"
 #include "engine/engine.h"
+#include "hw/cell_array.h"
 #include "hw/chip.h"
 #include "popcount_roof.h"
 #include "train/export.h"
@@ -83,8 +84,11 @@ BenchReport run_bench(const BenchOptions& o) {
       if (e.simulated_decisions == 0) continue;
       // The ledger holds every timed run: per image and sample over all of them.
       const double passes = static_cast<double>(ledger.images) * ledger.samples;
+      const CellArray& cells = chip->array(i).cells();
+      double bound = 0.0;
+      for (int j = 0; j < cells.cols(); ++j) bound += cells.systematic_bound(j) / cells.cols();
       r.cim_layers.push_back({i, static_cast<double>(e.simulated_decisions) / passes,
-                              static_cast<double>(e.analog_decisions) / static_cast<double>(e.simulated_decisions)});
+                              static_cast<double>(e.analog_decisions) / static_cast<double>(e.simulated_decisions), bound});
     }
     r.hardware = o.hardware;
     r.cim_samples_per_s = work / cim_s;
@@ -255,7 +259,10 @@ nlohmann::json bench_json(const BenchReport& r) {
                 {"analog_share", r.cim_analog_share}};
     j["cim"]["layers"] = nlohmann::json::array();
     for (const auto& l : r.cim_layers) {
-      j["cim"]["layers"].push_back({{"layer", l.layer}, {"decisions_per_sample", l.decisions}, {"analog_share", l.analog_share}});
+      j["cim"]["layers"].push_back({{"layer", l.layer},
+                                    {"decisions_per_sample", l.decisions},
+                                    {"analog_share", l.analog_share},
+                                    {"systematic_bound_mean", l.systematic_bound}});
     }
     if (r.ir_drop_time_factor > 0.0) {
       j["cim"]["without_wires_samples_per_s"] = r.cim_without_wires_samples_per_s;
@@ -278,8 +285,14 @@ std::string bench_table(const BenchReport& r) {
                        r.cim_samples_per_s, r.cim_time_over_engine, r.hardware, r.cim_setup_seconds,
                        100.0 * r.cim_analog_share);
     std::string shares;
-    for (const auto& l : r.cim_layers) shares += fmt::format("{}layer {}: {:.1f} %", shares.empty() ? "" : ", ", l.layer, 100.0 * l.analog_share);
-    if (!shares.empty()) out += "  cim analog decisions by layer: " + shares + "\n";
+    for (const auto& l : r.cim_layers) {
+      shares += fmt::format("{}layer {}: {:.1f} % (bound {:.1f})", shares.empty() ? "" : ", ", l.layer,
+                            100.0 * l.analog_share, l.systematic_bound);
+    }
+    if (!shares.empty()) {
+      out += "  cim analog decisions by layer, with the mean bound on its columns' systematic part in dot units: " +
+             shares + "\n";
+    }
     if (r.ir_drop_time_factor > 0.0) {
       out += fmt::format("  no wires  {:10.0f} images x samples / s   (the same chip without IR drop: IR drop takes {:.2f}x "
                          "its time)\n",

@@ -56,10 +56,12 @@ struct BenchReport {
   std::string hardware;
   double cim_samples_per_s = 0, cim_time_over_engine = 0, cim_setup_seconds = 0;
   double cim_analog_share = 0;  // hidden-layer decisions the screen sent through the analog sum
-  // The same share layer by layer (the model's layer index, its decisions per image and sample).
+  // The same share layer by layer (the model's layer index, its decisions per image and sample),
+  // and the mean over the layer's columns of the bound on the wires' and calibration's part that
+  // widens the screen (CellArray::systematic_bound, dot units; 0 without them).
   struct LayerShare {
     int layer = 0;
-    double decisions = 0, analog_share = 0;
+    double decisions = 0, analog_share = 0, systematic_bound = 0;
   };
   std::vector<LayerShare> cim_layers;
   // With IR drop on (crossbar.wire_resistance_ohm > 0): the same chip without wires, timed in the

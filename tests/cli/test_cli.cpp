@@ -252,7 +252,7 @@ TEST(Cli, BenchReportsEveryFigure) {
   // analog decisions in [0, 1], and the total share their decision-weighted mean.
   const auto rc = run_cli("bench --model " + run.string() + " --samples 2 --images 8 --hw default --json " + json.string());
   ASSERT_EQ(rc.exit_code, 0) << rc.output;
-  EXPECT_NE(rc.output.find("cim analog decisions by layer: layer 1: "), std::string::npos) << rc.output;
+  EXPECT_NE(rc.output.find("cim analog decisions by layer, with the mean bound"), std::string::npos) << rc.output;
   const nlohmann::json jc = nlohmann::json::parse(read_file(json));
   const auto& chip_layers = jc["cim"]["layers"];
   ASSERT_EQ(chip_layers.size(), 5u);
@@ -263,6 +263,7 @@ TEST(Cli, BenchReportsEveryFigure) {
     const double share = l["analog_share"].get<double>();
     EXPECT_GE(share, 0.0);
     EXPECT_LE(share, 1.0);
+    EXPECT_GT(l["systematic_bound_mean"].get<double>(), 0.0);  // the default chip's wires and calibration
     decisions += l["decisions_per_sample"].get<double>();
     analog += share * l["decisions_per_sample"].get<double>();
   }
