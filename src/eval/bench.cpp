@@ -79,11 +79,11 @@ BenchReport run_bench(const BenchOptions& o) {
     r.cim_analog_share = total.simulated_decisions > 0
                              ? static_cast<double>(total.analog_decisions) / static_cast<double>(total.simulated_decisions)
                              : 0.0;
+    // The ledger holds every timed run: per image and sample over all of them.
+    const double passes = static_cast<double>(ledger.images) * ledger.samples;
     for (int i = 0; i < static_cast<int>(ledger.layers.size()); ++i) {
       const LayerEvents& e = ledger.layers[static_cast<std::size_t>(i)];
       if (e.simulated_decisions == 0) continue;
-      // The ledger holds every timed run: per image and sample over all of them.
-      const double passes = static_cast<double>(ledger.images) * ledger.samples;
       const CellArray& cells = chip->array(i).cells();
       double bound = 0.0;
       for (int j = 0; j < cells.cols(); ++j) bound += cells.systematic_bound(j) / cells.cols();

@@ -169,7 +169,6 @@ void ExperimentOptions::validate() const {
   in_range("--sweep-samples", sweep_samples, 1, 10000);
   in_range("--sweep-test-count", sweep_test_count, 0, 10000);
   in_range("--threads", threads, 1, 256);
-  HardwareConfig::require_source(hardware);
   HardwareConfig probe = HardwareConfig::load(hardware);
   if (probe.table().number_unit(sweep_param) == nullptr) {
     throw Error("--sweep-param: '" + printable(sweep_param) + "' is not a numeric hardware parameter");

@@ -441,8 +441,8 @@ struct ReliefPattern {
   std::uint64_t serial = 0;  // the BitLineRelief's (0: empty)
   std::vector<BitWord> driven;
   std::vector<std::int32_t> beta_q;
-  std::vector<std::int8_t> beta_bytes;  // beta_q as the SIMD sums take it, where every one fits a byte
-  bool fits = true;
+  std::vector<std::int8_t> beta_bytes;  // beta_q as the SIMD sums take it
+  std::int32_t overflow = 0;            // the first beta_q that does not fit a byte (0: all fit)
   std::int32_t base = 0;
   double bound = 0.0;
 };
@@ -478,11 +478,11 @@ const ReliefPattern& relief_pattern(const BitLineRelief& relief, const BitWord* 
   p.base = static_cast<std::int32_t>(std::lround(shared * cell_scale));
   p.bound = std::fabs(shared);
   p.beta_bytes.assign(static_cast<std::size_t>(n), 0);
-  p.fits = true;
+  p.overflow = 0;
   for (int r = 0; r < n; ++r) {
     const auto i = static_cast<std::size_t>(r);
     p.beta_q[i] = static_cast<std::int32_t>(std::lround(beta[i] * cell_scale));
-    p.fits = p.fits && p.beta_q[i] >= -128 && p.beta_q[i] <= 127;
+    if (p.overflow == 0 && (p.beta_q[i] < -128 || p.beta_q[i] > 127)) p.overflow = p.beta_q[i];
     p.beta_bytes[i] = static_cast<std::int8_t>(p.beta_q[i]);
     if (driven[i]) {
       p.base -= p.beta_q[i];
@@ -580,9 +580,9 @@ const CellArray::WindowRelief& CellArray::window_relief(const BitWord* keep) con
       worst = std::max(worst, p->bound);
       if (!dead_tile_.empty() && dead_tile_[tile]) continue;
       w.base[tile] = p->base;
-      if (!p->fits) {
-        const auto b = *std::find_if(p->beta_q.begin(), p->beta_q.end(), [](std::int32_t v) { return v < -128 || v > 127; });
-        throw Error("IR drop: a row's relief of " + std::to_string(b) + " / " + std::to_string(cell_scale_) + " dot units exceeds a byte");
+      if (p->overflow != 0) {
+        throw Error("IR drop: a row's relief of " + std::to_string(p->overflow) + " / " + std::to_string(cell_scale_) +
+                    " dot units exceeds a byte");
       }
       std::copy(p->beta_bytes.begin(), p->beta_bytes.end(), w.beta.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(ct) * padded_rows_ + r0));
     }

@@ -153,8 +153,8 @@ struct HardwareConfig {
   // No variation, no faults, exact arithmetic (from unwired): the engine's results.
   static HardwareConfig ideal();
   static bool is_preset(const std::string& name);  // default, wired, unwired, ideal
-  // Refuses an empty source in one line naming `option` and what it takes; load() reads "" as the
-  // default, so options that must not be left empty check here first.
+  // Refuses an empty source in one line naming `option` and what it takes (load() does so too;
+  // option checks call it before anything is loaded).
   static void require_source(const std::string& source, const std::string& option = "--hw");
   // A preset's name or the path of a JSON file applied over the default. Throws Error naming
   // the file and key.
